@@ -1,0 +1,98 @@
+//! Reading a Kafka foreign table's definition from the system catalogs.
+
+use std::ffi::CStr;
+
+use pgrx::pg_sys;
+use pgrx::PgList;
+
+use crate::options::{self, ColumnDef, ColumnSource, ColumnType, ServerOptions, TableOptions};
+use crate::pgerror::OrRaise;
+
+/// A foreign table's options and the source of each of its attributes.
+pub struct ForeignTableDef {
+    pub server_id: pg_sys::Oid,
+    pub server: ServerOptions,
+    pub table: TableOptions,
+    /// Indexed by attribute number - 1.
+    pub columns: Vec<ColumnSource>,
+}
+
+/// `(name, value)` pairs of a `List` of `DefElem`, as catalogs store generic options.
+///
+/// # Safety
+/// `list` must be NIL or a valid `List` of `DefElem` nodes with string values.
+pub unsafe fn def_elems(list: *mut pg_sys::List) -> Vec<(String, String)> {
+    let list = PgList::<pg_sys::DefElem>::from_pg(list);
+    list.iter_ptr()
+        .map(|def| {
+            let name = CStr::from_ptr((*def).defname).to_string_lossy().into_owned();
+            let value = CStr::from_ptr(pg_sys::defGetString(def)).to_string_lossy().into_owned();
+            (name, value)
+        })
+        .collect()
+}
+
+fn column_type(type_oid: pg_sys::Oid) -> ColumnType {
+    match type_oid {
+        pg_sys::INT2OID => ColumnType::SmallInt,
+        pg_sys::INT4OID => ColumnType::Integer,
+        pg_sys::INT8OID => ColumnType::BigInt,
+        _ => ColumnType::Other,
+    }
+}
+
+/// Reads and checks the definition of foreign table `relation`, raising an ERROR when an
+/// option is invalid.
+///
+/// # Safety
+/// `relation` must be an open relation of a foreign table.
+pub unsafe fn foreign_table(relation: pg_sys::Relation) -> ForeignTableDef {
+    let relid = (*relation).rd_id;
+    let foreign_table = pg_sys::GetForeignTable(relid);
+    let server = pg_sys::GetForeignServer((*foreign_table).serverid);
+    let tupdesc = (*relation).rd_att;
+    let natts = (*tupdesc).natts as usize;
+    let attrs = (*tupdesc).attrs.as_slice(natts);
+    let columns: Vec<ColumnDef> = attrs
+        .iter()
+        .map(|attr| {
+            let role = if attr.attisdropped {
+                options::ColumnRole::Data
+            } else {
+                options::parse_column(&def_elems(pg_sys::GetForeignColumnOptions(relid, attr.attnum))).or_raise()
+            };
+            ColumnDef {
+                name: CStr::from_ptr(attr.attname.data.as_ptr()).to_string_lossy().into_owned(),
+                column_type: column_type(attr.atttypid),
+                role,
+                dropped: attr.attisdropped,
+            }
+        })
+        .collect();
+    ForeignTableDef {
+        server_id: (*server).serverid,
+        server: options::parse_server(&def_elems((*server).options)).or_raise(),
+        table: options::parse_table(&def_elems((*foreign_table).options)).or_raise(),
+        columns: options::table_layout(&columns).or_raise(),
+    }
+}
+
+/// Whether `relid` is a foreign table whose wrapper uses this extension's handler,
+/// whatever the wrapper is called.
+///
+/// # Safety
+/// Must run inside a transaction.
+pub unsafe fn is_kafka_table(relid: pg_sys::Oid) -> bool {
+    if pg_sys::get_rel_relkind(relid) != pg_sys::RELKIND_FOREIGN_TABLE as std::ffi::c_char {
+        return false;
+    }
+    let table = pg_sys::GetForeignTable(relid);
+    let server = pg_sys::GetForeignServer((*table).serverid);
+    let handler = (*pg_sys::GetForeignDataWrapper((*server).fdwid)).fdwhandler;
+    if handler == pg_sys::InvalidOid {
+        return false;
+    }
+    let name = CStr::from_ptr(pg_sys::get_func_name(handler));
+    let schema = CStr::from_ptr(pg_sys::get_namespace_name(pg_sys::get_func_namespace(handler)));
+    name.to_bytes() == b"kafka_fdw_handler" && schema.to_bytes() == b"kafka_fdw"
+}

@@ -1,0 +1,215 @@
+//! CSV messages with `COPY … (FORMAT csv)` semantics: one message is one record, an
+//! unquoted field equal to the NULL string (empty by default) is NULL, and a quoted
+//! field is always a value, so `""` is the empty string.
+//!
+//! Parsing is `csv_core`'s state machine; this module adds what COPY needs on top:
+//! quoted/unquoted tracking for NULLs, and the errors `csv_core` deliberately never
+//! reports (an unterminated quote, a second record in one message).
+
+use csv_core::{ReadFieldResult, Reader, ReaderBuilder};
+
+/// COPY's CSV options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CsvOptions {
+    pub delimiter: u8,
+    pub quote: u8,
+    pub escape: u8,
+    pub null: Vec<u8>,
+}
+
+impl Default for CsvOptions {
+    fn default() -> Self {
+        CsvOptions { delimiter: b',', quote: b'"', escape: b'"', null: Vec::new() }
+    }
+}
+
+/// Why a payload is not one CSV record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CsvError {
+    UnterminatedQuote { field: usize },
+    TrailingData,
+}
+
+impl std::fmt::Display for CsvError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CsvError::UnterminatedQuote { field } => write!(f, "unterminated CSV quoted field (field {})", field + 1),
+            CsvError::TrailingData => f.write_str("extra data after the first CSV record"),
+        }
+    }
+}
+
+/// A reusable decoder: the buffers grow to the largest message seen and are then
+/// reused, so decoding allocates nothing per message.
+pub struct CsvDecoder {
+    options: CsvOptions,
+    reader: Reader,
+    output: Vec<u8>,
+    /// End of each field in `output`.
+    ends: Vec<usize>,
+    nulls: Vec<bool>,
+}
+
+/// The fields of one decoded message, borrowed from the decoder.
+pub struct CsvRecord<'a> {
+    output: &'a [u8],
+    ends: &'a [usize],
+    nulls: &'a [bool],
+}
+
+impl CsvRecord<'_> {
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Field `index`, `None` for NULL or for a field the message does not have.
+    pub fn field(&self, index: usize) -> Option<&[u8]> {
+        if index >= self.ends.len() || self.nulls[index] {
+            return None;
+        }
+        let start = if index == 0 { 0 } else { self.ends[index - 1] };
+        Some(&self.output[start..self.ends[index]])
+    }
+}
+
+impl CsvDecoder {
+    pub fn new(options: CsvOptions) -> Self {
+        let reader = ReaderBuilder::new()
+            .delimiter(options.delimiter)
+            .quote(options.quote)
+            .escape((options.escape != options.quote).then_some(options.escape))
+            .double_quote(options.escape == options.quote)
+            .build();
+        CsvDecoder { options, reader, output: Vec::new(), ends: Vec::new(), nulls: Vec::new() }
+    }
+
+    pub fn decode(&mut self, message: &[u8]) -> Result<CsvRecord<'_>, CsvError> {
+        self.reader.reset();
+        self.ends.clear();
+        self.nulls.clear();
+        // Unescaping only ever shrinks a field, so output never outgrows the input.
+        if self.output.len() < message.len() {
+            self.output.resize(message.len(), 0);
+        }
+        let mut input = message;
+        let mut written = 0;
+        // Where the current field starts, in the output and in the message. A field may
+        // take several calls: the last one ends only when the empty input signals EOF.
+        let mut field_start = 0;
+        let mut field_input_start = 0;
+        loop {
+            let (result, nin, nout) = self.reader.read_field(input, &mut self.output[written..]);
+            input = &input[nin..];
+            written += nout;
+            match result {
+                ReadFieldResult::Field { record_end } => {
+                    let consumed = message.len() - input.len();
+                    let raw = &message[field_input_start..consumed];
+                    field_input_start = consumed;
+                    let field = self.ends.len();
+                    let quoted = raw.first() == Some(&self.options.quote);
+                    if quoted && !quote_closed(raw, &self.options) {
+                        return Err(CsvError::UnterminatedQuote { field });
+                    }
+                    let value = &self.output[field_start..written];
+                    self.nulls.push(!quoted && value == self.options.null.as_slice());
+                    self.ends.push(written);
+                    field_start = written;
+                    if record_end {
+                        if input.iter().any(|&b| b != b'\n' && b != b'\r') {
+                            return Err(CsvError::TrailingData);
+                        }
+                        break;
+                    }
+                }
+                ReadFieldResult::InputEmpty => input = &[],
+                ReadFieldResult::End => {
+                    // An empty message is one empty unquoted field, as an empty line is in COPY.
+                    if self.ends.is_empty() {
+                        self.nulls.push(self.options.null.is_empty());
+                        self.ends.push(0);
+                    }
+                    break;
+                }
+                ReadFieldResult::OutputFull => unreachable!("output is sized to the whole message"),
+            }
+        }
+        Ok(CsvRecord { output: &self.output, ends: &self.ends, nulls: &self.nulls })
+    }
+}
+
+/// Whether a field that opened with a quote also closed it. `raw` is the field's input
+/// bytes, possibly followed by its delimiter or terminator.
+fn quote_closed(raw: &[u8], options: &CsvOptions) -> bool {
+    let mut inside = false;
+    let mut bytes = raw.iter();
+    while let Some(&byte) = bytes.next() {
+        if inside && byte == options.escape && options.escape != options.quote {
+            bytes.next();
+        } else if byte == options.quote {
+            inside = !inside;
+        }
+    }
+    !inside
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(decoder: &mut CsvDecoder, message: &str) -> Vec<Option<String>> {
+        let record = decoder.decode(message.as_bytes()).unwrap();
+        (0..record.len()).map(|i| record.field(i).map(|f| String::from_utf8(f.to_vec()).unwrap())).collect()
+    }
+
+    fn s(value: &str) -> Option<String> {
+        Some(value.to_string())
+    }
+
+    #[test]
+    fn unquoted_empty_is_null_and_quoted_empty_is_empty() {
+        let mut decoder = CsvDecoder::new(CsvOptions::default());
+        assert_eq!(fields(&mut decoder, "1,,\"\",x"), vec![s("1"), None, s(""), s("x")]);
+        assert_eq!(fields(&mut decoder, ",\"\""), vec![None, s("")]);
+        assert_eq!(fields(&mut decoder, ""), vec![None]);
+        assert_eq!(fields(&mut decoder, "a,"), vec![s("a"), None]);
+    }
+
+    #[test]
+    fn quotes_delimiters_newlines_and_unicode_inside_fields() {
+        let mut decoder = CsvDecoder::new(CsvOptions::default());
+        assert_eq!(
+            fields(&mut decoder, "\"a,b\",\"say \"\"hi\"\"\",\"two\nlines\",żółw ✓"),
+            vec![s("a,b"), s("say \"hi\""), s("two\nlines"), s("żółw ✓")]
+        );
+        assert_eq!(fields(&mut decoder, "2021-01-02,2021-01-02 03:04:05\n"), vec![s("2021-01-02"), s("2021-01-02 03:04:05")]);
+        assert_eq!(fields(&mut decoder, "x\r\n"), vec![s("x")]);
+    }
+
+    #[test]
+    fn a_null_string_only_matches_unquoted_fields() {
+        let mut decoder = CsvDecoder::new(CsvOptions { null: b"\\N".to_vec(), ..CsvOptions::default() });
+        assert_eq!(fields(&mut decoder, "\\N,\"\\N\","), vec![None, s("\\N"), s("")]);
+    }
+
+    #[test]
+    fn other_delimiter_quote_and_escape() {
+        let mut decoder =
+            CsvDecoder::new(CsvOptions { delimiter: b';', quote: b'\'', escape: b'\\', null: Vec::new() });
+        assert_eq!(fields(&mut decoder, "'a;b';'it\\'s';"), vec![s("a;b"), s("it's"), None]);
+    }
+
+    #[test]
+    fn malformed_records_are_errors() {
+        let mut decoder = CsvDecoder::new(CsvOptions::default());
+        assert_eq!(decoder.decode(b"1,\"abc").err(), Some(CsvError::UnterminatedQuote { field: 1 }));
+        assert_eq!(decoder.decode(b"\"a,b").err(), Some(CsvError::UnterminatedQuote { field: 0 }));
+        assert_eq!(decoder.decode(b"1,2\n3,4").err(), Some(CsvError::TrailingData));
+        // The decoder recovers for the next message.
+        assert_eq!(fields(&mut decoder, "ok"), vec![s("ok")]);
+    }
+}

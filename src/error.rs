@@ -1,0 +1,68 @@
+//! The error type of the pure modules.
+//!
+//! Option parsing, codecs and the Kafka client report problems as [`FdwError`]: a
+//! SQLSTATE class plus message, detail and hint, in PostgreSQL's style. Only the glue
+//! (`pgerror`) turns one into an `ereport`, so the pure modules stay testable without a
+//! server.
+
+use std::fmt;
+
+/// The SQLSTATEs this extension raises, named for what went wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// HV00D: an option name that does not exist at this level.
+    InvalidOptionName,
+    /// HV00J: a required option is missing.
+    OptionNameNotFound,
+    /// 22023: an option value that cannot be used.
+    InvalidParameterValue,
+    /// HV004: a column whose type cannot hold what its option asks for.
+    InvalidDataType,
+    /// HV00N: no broker answered within the bounded wait.
+    UnableToEstablishConnection,
+    /// HV000: any other Kafka-side failure.
+    Kafka,
+    /// 22P04: a message that cannot be decoded into a row.
+    BadMessage,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FdwError {
+    pub kind: ErrorKind,
+    pub message: String,
+    pub detail: Option<String>,
+    pub hint: Option<String>,
+}
+
+impl FdwError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        FdwError { kind, message: message.into(), detail: None, hint: None }
+    }
+
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+impl fmt::Display for FdwError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)?;
+        if let Some(detail) = &self.detail {
+            write!(f, " (DETAIL: {detail})")?;
+        }
+        if let Some(hint) = &self.hint {
+            write!(f, " (HINT: {hint})")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for FdwError {}
+
+pub type FdwResult<T> = Result<T, FdwError>;

@@ -1,0 +1,28 @@
+//! The wrapper's handler: the table of callbacks PostgreSQL calls for Kafka tables.
+
+use pgrx::{pg_guard, pg_sys, PgBox};
+
+use crate::scan;
+
+/// V1 calling-convention record PostgreSQL looks up for `kafka_fdw_handler`.
+#[no_mangle]
+pub extern "C" fn pg_finfo_kafka_fdw_handler() -> &'static pg_sys::Pg_finfo_record {
+    const V1_API: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+    &V1_API
+}
+
+/// `kafka_fdw.kafka_fdw_handler() RETURNS fdw_handler`, declared in the extension script.
+#[pg_guard]
+#[no_mangle]
+pub unsafe extern "C-unwind" fn kafka_fdw_handler(_fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    let mut routine = PgBox::<pg_sys::FdwRoutine>::alloc_node(pg_sys::NodeTag::T_FdwRoutine);
+    routine.GetForeignRelSize = Some(scan::get_foreign_rel_size);
+    routine.GetForeignPaths = Some(scan::get_foreign_paths);
+    routine.GetForeignPlan = Some(scan::get_foreign_plan);
+    routine.BeginForeignScan = Some(scan::begin_foreign_scan);
+    routine.IterateForeignScan = Some(scan::iterate_foreign_scan);
+    routine.ReScanForeignScan = Some(scan::rescan_foreign_scan);
+    routine.EndForeignScan = Some(scan::end_foreign_scan);
+    routine.ExplainForeignScan = Some(scan::explain_foreign_scan);
+    pg_sys::Datum::from(routine.into_pg())
+}

@@ -1,0 +1,418 @@
+//! kafka-tool: puts test data into Kafka and reads it back, independently of kafka_fdw.
+//!
+//! It is also the baseline of the benchmarks: its consume and produce loops are the raw
+//! librdkafka speed that the FDW is measured against, so they do no parsing at all.
+//!
+//! Subcommands: `produce`, `count`, `dump`, `watermarks`, `mock` (host a librdkafka mock
+//! cluster in this process) and `mock-ctl` (send it commands: create topics, take brokers
+//! down and up, inject request errors and latency).
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use rdkafka::client::ClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, DeliveryResult};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+use rdkafka::Message;
+
+const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Parser)]
+#[command(name = "kafka-tool", about = "Test data and raw baselines for kafka_fdw")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Produce one message per input line and wait for every delivery report.
+    Produce {
+        #[arg(long)]
+        brokers: String,
+        #[arg(long)]
+        topic: String,
+        /// Send every line to this partition (default: the partitioner chooses).
+        #[arg(long, conflicts_with = "round_robin")]
+        partition: Option<i32>,
+        /// Send line i to partition i mod (partition count).
+        #[arg(long)]
+        round_robin: bool,
+        /// Read lines from this file instead of standard input.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// none, gzip, snappy, lz4 or zstd.
+        #[arg(long, default_value = "none")]
+        compression: String,
+        /// Produce this many copies of the input (for benchmark loads).
+        #[arg(long, default_value_t = 1)]
+        repeat: u64,
+    },
+    /// Read every partition from its low to its high watermark; print the count and rate.
+    Count {
+        #[arg(long)]
+        brokers: String,
+        #[arg(long)]
+        topic: String,
+    },
+    /// Print every message as `partition<TAB>offset<TAB>payload`, ordered by partition and offset.
+    Dump {
+        #[arg(long)]
+        brokers: String,
+        #[arg(long)]
+        topic: String,
+    },
+    /// Print `partition<TAB>low<TAB>high` per partition.
+    Watermarks {
+        #[arg(long)]
+        brokers: String,
+        #[arg(long)]
+        topic: String,
+    },
+    /// Host a librdkafka mock cluster until killed.
+    Mock {
+        /// Number of brokers in the cluster.
+        #[arg(long, default_value_t = 1)]
+        brokers: i32,
+        /// Written once the cluster is up: `bootstrap=HOST:PORT` and `control=HOST:PORT`.
+        #[arg(long)]
+        address_file: PathBuf,
+        /// Topics to create at start, as NAME:PARTITIONS.
+        #[arg(long = "topic")]
+        topics: Vec<String>,
+    },
+    /// Send one command to a `mock` process: create-topic NAME PARTITIONS, broker-down ID,
+    /// broker-up ID, rtt ID MS, request-errors API_KEY ERR_CODE..., clear-errors API_KEY.
+    MockCtl {
+        /// The mock's control address (the `control=` line of its address file).
+        #[arg(long)]
+        control: String,
+        command: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let result = match Cli::parse().command {
+        Command::Produce { brokers, topic, partition, round_robin, file, compression, repeat } => {
+            produce(&brokers, &topic, partition, round_robin, file, &compression, repeat)
+        }
+        Command::Count { brokers, topic } => count(&brokers, &topic),
+        Command::Dump { brokers, topic } => dump(&brokers, &topic),
+        Command::Watermarks { brokers, topic } => print_watermarks(&brokers, &topic),
+        Command::Mock { brokers, address_file, topics } => host_mock(brokers, &address_file, &topics),
+        Command::MockCtl { control, command } => mock_ctl(&control, &command),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("kafka-tool: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+/// Counts delivery reports; remembers the first failure.
+#[derive(Default)]
+struct DeliveryCounter {
+    delivered: AtomicU64,
+    failed: AtomicU64,
+    first_error: Mutex<Option<String>>,
+}
+
+impl ClientContext for DeliveryCounter {}
+
+impl ProducerContext for DeliveryCounter {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        match result {
+            Ok(_) => {
+                self.delivered.fetch_add(1, Ordering::Relaxed);
+            }
+            Err((error, _)) => {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+                self.first_error.lock().unwrap().get_or_insert_with(|| error.to_string());
+            }
+        }
+    }
+}
+
+fn produce(
+    brokers: &str,
+    topic: &str,
+    partition: Option<i32>,
+    round_robin: bool,
+    file: Option<PathBuf>,
+    compression: &str,
+    repeat: u64,
+) -> Result<()> {
+    let input: Box<dyn BufRead> = match file {
+        Some(path) => Box::new(BufReader::new(File::open(path)?)),
+        None => Box::new(BufReader::new(io::stdin())),
+    };
+    let lines: Vec<Vec<u8>> = input
+        .split(b'\n')
+        .map(|line| line.map(|mut l| {
+            if l.last() == Some(&b'\r') {
+                l.pop();
+            }
+            l
+        }))
+        .collect::<io::Result<_>>()?;
+    let producer: BaseProducer<DeliveryCounter> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("compression.type", compression)
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .create_with_context(DeliveryCounter::default())?;
+    let partitions = if round_robin { partition_count(&producer, topic)? } else { 0 };
+    let started = Instant::now();
+    let mut sent = 0u64;
+    for _ in 0..repeat {
+        for line in &lines {
+            let mut record = BaseRecord::<(), [u8]>::to(topic).payload(line.as_slice());
+            if let Some(p) = partition {
+                record = record.partition(p);
+            } else if round_robin {
+                record = record.partition((sent % partitions as u64) as i32);
+            }
+            let mut pending = record;
+            loop {
+                match producer.send(pending) {
+                    Ok(()) => break,
+                    Err((KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), back)) => {
+                        producer.poll(Duration::from_millis(10));
+                        pending = back;
+                    }
+                    Err((error, _)) => return Err(error.into()),
+                }
+            }
+            sent += 1;
+            if sent % 100_000 == 0 {
+                producer.poll(Duration::ZERO);
+                eprintln!("kafka-tool: {sent} messages queued");
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(120))?;
+    let context = producer.context();
+    let failed = context.failed.load(Ordering::Relaxed);
+    if failed > 0 {
+        return Err(format!(
+            "{failed} of {sent} messages failed; first error: {}",
+            context.first_error.lock().unwrap().clone().unwrap_or_default()
+        )
+        .into());
+    }
+    let delivered = context.delivered.load(Ordering::Relaxed);
+    if delivered != sent {
+        return Err(format!("only {delivered} of {sent} deliveries were reported").into());
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    println!("produced {delivered} messages in {seconds:.3} s ({:.0} msg/s)", delivered as f64 / seconds);
+    Ok(())
+}
+
+fn partition_count<C: ClientContext>(client: &impl Producer<C>, topic: &str) -> Result<i32> {
+    let metadata = client.client().fetch_metadata(Some(topic), METADATA_TIMEOUT)?;
+    let count = metadata.topics().first().map(|t| t.partitions().len()).unwrap_or(0) as i32;
+    if count == 0 {
+        return Err(format!("topic {topic} has no partitions (does it exist?)").into());
+    }
+    Ok(count)
+}
+
+fn consumer(brokers: &str) -> Result<BaseConsumer> {
+    Ok(ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("enable.partition.eof", "true")
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()?)
+}
+
+/// `(partition, low, high)` of every partition of `topic`.
+fn watermarks(consumer: &BaseConsumer, topic: &str) -> Result<Vec<(i32, i64, i64)>> {
+    let metadata = consumer.fetch_metadata(Some(topic), METADATA_TIMEOUT)?;
+    let Some(entry) = metadata.topics().first() else { return Err("no metadata".into()) };
+    if let Some(error) = entry.error() {
+        return Err(format!("topic {topic}: {error:?}").into());
+    }
+    let mut marks = Vec::new();
+    for partition in entry.partitions() {
+        let (low, high) = consumer.fetch_watermarks(topic, partition.id(), METADATA_TIMEOUT)?;
+        marks.push((partition.id(), low, high));
+    }
+    marks.sort_unstable();
+    Ok(marks)
+}
+
+fn print_watermarks(brokers: &str, topic: &str) -> Result<()> {
+    for (partition, low, high) in watermarks(&consumer(brokers)?, topic)? {
+        println!("{partition}\t{low}\t{high}");
+    }
+    Ok(())
+}
+
+/// The raw consume loop: every partition from low to high watermark, calling `each` per
+/// message. Ends on reaching the high watermarks (or partition EOF), never on a timeout.
+fn consume_all(brokers: &str, topic: &str, mut each: impl FnMut(&BorrowedMessage<'_>)) -> Result<u64> {
+    let consumer = consumer(brokers)?;
+    let mut ends: HashMap<i32, i64> = HashMap::new();
+    let mut assignment = TopicPartitionList::new();
+    for (partition, low, high) in watermarks(&consumer, topic)? {
+        if low < high {
+            ends.insert(partition, high);
+            assignment.add_partition_offset(topic, partition, Offset::Offset(low))?;
+        }
+    }
+    consumer.assign(&assignment)?;
+    let mut read = 0u64;
+    let mut idle = Instant::now();
+    while !ends.is_empty() {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(message)) => {
+                idle = Instant::now();
+                let Some(&end) = ends.get(&message.partition()) else { continue };
+                if message.offset() >= end {
+                    ends.remove(&message.partition());
+                    continue;
+                }
+                each(&message);
+                read += 1;
+                if message.offset() + 1 >= end {
+                    ends.remove(&message.partition());
+                }
+            }
+            Some(Err(KafkaError::PartitionEOF(partition))) => {
+                ends.remove(&partition);
+            }
+            Some(Err(error)) => eprintln!("kafka-tool: {error}"),
+            None if idle.elapsed() > METADATA_TIMEOUT => return Err("no progress for 10 s".into()),
+            None => {}
+        }
+    }
+    Ok(read)
+}
+
+fn count(brokers: &str, topic: &str) -> Result<()> {
+    let started = Instant::now();
+    let mut bytes = 0usize;
+    let read = consume_all(brokers, topic, |message| bytes += message.payload_len())?;
+    let seconds = started.elapsed().as_secs_f64();
+    println!("{read} messages, {bytes} bytes in {seconds:.3} s ({:.0} msg/s)", read as f64 / seconds);
+    Ok(())
+}
+
+fn dump(brokers: &str, topic: &str) -> Result<()> {
+    let mut rows: Vec<(i32, i64, Vec<u8>)> = Vec::new();
+    consume_all(brokers, topic, |message| {
+        rows.push((message.partition(), message.offset(), message.payload().unwrap_or_default().to_vec()))
+    })?;
+    rows.sort_unstable_by_key(|(partition, offset, _)| (*partition, *offset));
+    let mut out = BufWriter::new(io::stdout().lock());
+    for (partition, offset, payload) in rows {
+        write!(out, "{partition}\t{offset}\t")?;
+        out.write_all(&payload)?;
+        out.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+fn host_mock(broker_count: i32, address_file: &PathBuf, topics: &[String]) -> Result<()> {
+    let cluster = Arc::new(MockCluster::new(broker_count)?);
+    for spec in topics {
+        let (name, partitions) = spec.split_once(':').ok_or("--topic takes NAME:PARTITIONS")?;
+        cluster.create_topic(name, partitions.parse()?, 1)?;
+    }
+    let control = TcpListener::bind("127.0.0.1:0")?;
+    let contents = format!("bootstrap={}\ncontrol={}\n", cluster.bootstrap_servers(), control.local_addr()?);
+    // Write then rename, so a reader never sees half a file.
+    let partial = address_file.with_extension("partial");
+    std::fs::write(&partial, contents)?;
+    std::fs::rename(&partial, address_file)?;
+    for stream in control.incoming() {
+        let mut stream = stream?;
+        let mut line = String::new();
+        BufReader::new(&stream).read_line(&mut line)?;
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let reply = match mock_command(&cluster, &words) {
+            Ok(()) => "ok\n".to_string(),
+            Err(error) => format!("error: {error}\n"),
+        };
+        stream.write_all(reply.as_bytes())?;
+    }
+    Ok(())
+}
+
+fn mock_command(cluster: &MockCluster<'_, rdkafka::client::DefaultClientContext>, words: &[&str]) -> Result<()> {
+    match words {
+        ["create-topic", name, partitions] => cluster.create_topic(name, partitions.parse()?, 1)?,
+        ["broker-down", id] => cluster.broker_down(id.parse()?)?,
+        ["broker-up", id] => cluster.broker_up(id.parse()?)?,
+        ["rtt", id, ms] => cluster.broker_round_trip_time(id.parse()?, Duration::from_millis(ms.parse()?))?,
+        ["request-errors", api, codes @ ..] => {
+            let errors: Vec<RDKafkaRespErr> = codes.iter().map(|c| response_error(c)).collect::<Result<_>>()?;
+            cluster.request_errors(api_key(api)?, &errors)
+        }
+        ["clear-errors", api] => cluster.clear_request_errors(api_key(api)?),
+        _ => return Err(format!("unknown command: {}", words.join(" ")).into()),
+    }
+    Ok(())
+}
+
+fn api_key(name: &str) -> Result<RDKafkaApiKey> {
+    Ok(match name {
+        "Produce" => RDKafkaApiKey::Produce,
+        "Fetch" => RDKafkaApiKey::Fetch,
+        "ListOffsets" => RDKafkaApiKey::ListOffsets,
+        "Metadata" => RDKafkaApiKey::Metadata,
+        "InitProducerId" => RDKafkaApiKey::InitProducerId,
+        _ => return Err(format!("unsupported API key {name}").into()),
+    })
+}
+
+/// A Kafka protocol error by its protocol number, for the codes fault tests need.
+fn response_error(code: &str) -> Result<RDKafkaRespErr> {
+    use RDKafkaRespErr::*;
+    Ok(match code.parse::<i32>()? {
+        3 => RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART,
+        5 => RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE,
+        6 => RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+        7 => RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+        8 => RD_KAFKA_RESP_ERR_BROKER_NOT_AVAILABLE,
+        10 => RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE,
+        13 => RD_KAFKA_RESP_ERR_NETWORK_EXCEPTION,
+        19 => RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
+        29 => RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
+        87 => RD_KAFKA_RESP_ERR_INVALID_RECORD,
+        other => return Err(format!("unsupported error code {other}").into()),
+    })
+}
+
+fn mock_ctl(control: &str, command: &[String]) -> Result<()> {
+    let mut stream = TcpStream::connect(control)?;
+    stream.write_all(format!("{}\n", command.join(" ")).as_bytes())?;
+    let mut reply = String::new();
+    BufReader::new(&stream).read_line(&mut reply)?;
+    if reply.trim() != "ok" {
+        return Err(reply.trim().to_string().into());
+    }
+    Ok(())
+}
