@@ -26,6 +26,13 @@ use crate::error::{ErrorKind, FdwError, FdwResult};
 /// The longest single blocking call into librdkafka, so interrupts are seen quickly.
 pub const POLL_SLICE: Duration = Duration::from_millis(100);
 
+/// The longest a fetch request may wait on the broker for more data. A scan never waits
+/// for data past its end, but when it ends librdkafka has usually sent the next fetch
+/// already, and a reused client's first fetch queues behind that one, so it must come
+/// back quickly. Zero would make librdkafka re-fetch an exhausted partition in a tight
+/// loop until the scan consumes its last message, so this is a few milliseconds.
+pub const MAX_FETCH_WAIT: Duration = Duration::from_millis(5);
+
 /// Called between poll slices. In a backend this is `CHECK_FOR_INTERRUPTS`.
 pub type Interrupt = fn();
 
@@ -35,7 +42,8 @@ pub struct ClientSettings {
     pub brokers: String,
     /// The longest wait with no progress before a call fails.
     pub timeout: Duration,
-    /// librdkafka's `fetch.wait.max.ms`: the most one fetch request may wait on the broker.
+    /// librdkafka's `fetch.wait.max.ms`: the most one fetch request may wait on the
+    /// broker, capped at [`MAX_FETCH_WAIT`].
     pub fetch_wait: Duration,
     pub interrupt: Interrupt,
 }
@@ -86,7 +94,7 @@ pub fn new_consumer(settings: &ClientSettings) -> FdwResult<BaseConsumer> {
         .set("enable.auto.offset.store", "false")
         // A range whose start fell below the low watermark (retention) reads what is left.
         .set("auto.offset.reset", "earliest")
-        .set("fetch.wait.max.ms", settings.fetch_wait.as_millis().min(300_000).to_string());
+        .set("fetch.wait.max.ms", settings.fetch_wait.min(MAX_FETCH_WAIT).as_millis().to_string());
     with_signals_blocked(|| config.create::<BaseConsumer>()).map_err(|e| {
         FdwError::new(ErrorKind::Kafka, "could not create a Kafka consumer").with_detail(e.to_string())
     })
@@ -239,9 +247,23 @@ impl RangeReader {
         }
         // Replacing the assignment also discards messages prefetched for the old one.
         self.consumer.assign(&assignment).map_err(|e| self.client_error("assign partitions", e))?;
-        // A partition paused when a previous pass closed it must fetch again.
-        self.consumer.resume(&assignment).map_err(|e| self.client_error("resume partitions", e))?;
         Ok(())
+    }
+
+    pub fn consumer(&self) -> &BaseConsumer {
+        &self.consumer
+    }
+
+    pub fn settings(&self) -> &ClientSettings {
+        &self.settings
+    }
+
+    /// Stops fetching and hands the client back for reuse. Unassigning also drops any
+    /// prefetched messages, so the next user starts clean.
+    pub fn into_consumer(self) -> BaseConsumer {
+        // An unassign that fails leaves a fetch running that the next assign replaces.
+        let _ = self.consumer.assign(&TopicPartitionList::new());
+        self.consumer
     }
 
     fn client_error(&self, what: &str, error: KafkaError) -> FdwError {
@@ -318,9 +340,9 @@ fn close(consumer: &BaseConsumer, topic: &str, open_ends: &mut [Option<i64>], op
     *open_count -= 1;
     let mut finished = TopicPartitionList::with_capacity(1);
     finished.add_partition(topic, partition);
-    // Pausing only saves fetch work; a failure to pause changes no result, since
-    // messages of closed partitions are dropped above.
-    let _ = consumer.pause(&finished);
+    // Unassigning only saves fetch work; a failure changes no result, since messages of
+    // closed partitions are dropped above.
+    let _ = consumer.incremental_unassign(&finished);
 }
 
 #[cfg(test)]
@@ -421,6 +443,13 @@ mod tests {
         );
         reader.restart(&first).unwrap();
         assert_eq!(read_all(&mut reader).len(), 21);
+        // A reused client must not sit out a librdkafka backoff (1 s once pause/resume
+        // was involved) or a long broker-side fetch wait before its first fetch.
+        let consumer = reader.into_consumer();
+        let started = Instant::now();
+        let mut reader = RangeReader::new(consumer, settings(&brokers), "again", &second).unwrap();
+        assert_eq!(read_all(&mut reader).len(), 4);
+        assert!(started.elapsed() < Duration::from_millis(500), "took {:?}", started.elapsed());
     }
 
     #[test]

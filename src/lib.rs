@@ -1,7 +1,7 @@
 //! kafka_fdw: Apache Kafka topics as PostgreSQL foreign tables.
 //!
 //! Pure modules (no PostgreSQL): `error`, `options`, `codec`, `kafka`.
-//! Glue (pgrx): `pgerror`, `catalog`, `validator`, `handler`, `scan`, `row`.
+//! Glue (pgrx): `pgerror`, `catalog`, `connection`, `validator`, `handler`, `scan`, `row`.
 
 pub mod codec;
 pub mod error;
@@ -9,6 +9,7 @@ pub mod kafka;
 pub mod options;
 
 mod catalog;
+mod connection;
 mod handler;
 mod pgerror;
 mod row;
@@ -17,11 +18,9 @@ mod validator;
 
 ::pgrx::pg_module_magic!(name, version);
 
-pgrx::extension_sql!(
-    "CREATE SCHEMA kafka_fdw;\n",
-    name = "schema",
-    bootstrap
-);
+/// The extension's SQL objects live in schema `kafka_fdw`.
+#[pgrx::pg_schema]
+mod kafka_fdw {}
 
 pgrx::extension_sql!(
     r#"

@@ -5,6 +5,7 @@ use std::ffi::{c_int, c_void, CString};
 use pgrx::{pg_guard, pg_sys, PgList, PgMemoryContexts};
 
 use crate::catalog;
+use crate::connection::{self, ClientKey, Lease};
 use crate::kafka::{self, ClientSettings, RangeReader, ReadRange};
 use crate::pgerror::OrRaise;
 use crate::row::RowBuilder;
@@ -13,9 +14,27 @@ use crate::row::RowBuilder;
 /// context: if the query fails, deleting that context drops this, and with it the Kafka
 /// client, even though `EndForeignScan` never runs after an ERROR.
 struct ScanState {
+    /// `None` once the client went back to the pool.
     reader: Option<RangeReader>,
+    lease: Lease,
     ranges: Vec<ReadRange>,
     row: RowBuilder,
+}
+
+impl ScanState {
+    /// Hands the client back to the backend's pool for the next query.
+    fn release(&mut self) {
+        if let Some(reader) = self.reader.take() {
+            connection::return_consumer(self.lease, reader.into_consumer());
+        }
+    }
+}
+
+impl Drop for ScanState {
+    /// Runs when the query's memory context goes away, also after an ERROR.
+    fn drop(&mut self) {
+        self.release();
+    }
 }
 
 /// Attribute number that stands for "the whole row" in `fdw_private`.
@@ -129,7 +148,7 @@ pub unsafe extern "C-unwind" fn begin_foreign_scan(node: *mut pg_sys::ForeignSca
     let relation = (*node).ss.ss_currentRelation;
     let definition = catalog::foreign_table(relation);
     // Like postgres_fdw, a scan needs a user mapping (credentials will live there).
-    pg_sys::GetUserMapping(pg_sys::GetUserId(), definition.server_id);
+    let user_mapping = pg_sys::GetUserMapping(pg_sys::GetUserId(), definition.server_id);
 
     let plan = (*node).ss.ps.plan as *mut pg_sys::ForeignScan;
     let tupdesc = (*relation).rd_att;
@@ -143,18 +162,30 @@ pub unsafe extern "C-unwind" fn begin_foreign_scan(node: *mut pg_sys::ForeignSca
         fetch_wait: definition.table.buffer_delay,
         interrupt: check_interrupts,
     };
-    let consumer = kafka::new_consumer(&settings).or_raise();
-    let partitions = kafka::topic_partitions(&consumer, &settings, topic).or_raise();
+    let key = ClientKey {
+        server: definition.server_id,
+        user_mapping: (*user_mapping).umid,
+        fetch_wait: settings.fetch_wait.min(kafka::MAX_FETCH_WAIT),
+    };
+    let (consumer, lease) = connection::borrow_consumer(key, &settings).or_raise();
+    let reader = RangeReader::new(consumer, settings, topic, &[]).or_raise();
+    // From here on the state owns the client, so it goes back to the pool however the
+    // query ends.
+    let state = ScanState { reader: Some(reader), lease, ranges: Vec::new(), row };
+    let state = PgMemoryContexts::CurrentMemoryContext.leak_and_drop_on_delete(state);
+    (*node).fdw_state = state as *mut c_void;
+
+    let reader = (*state).reader.as_mut().expect("just created");
+    let partitions = kafka::topic_partitions(reader.consumer(), reader.settings(), topic).or_raise();
     // The high watermarks taken here are where the scan ends: messages produced while it
     // runs belong to the next one.
-    let ranges: Vec<ReadRange> = kafka::watermarks(&consumer, &settings, topic, &partitions)
+    let ranges: Vec<ReadRange> = kafka::watermarks(reader.consumer(), reader.settings(), topic, &partitions)
         .or_raise()
         .iter()
         .map(|marks| ReadRange { partition: marks.partition, start: marks.low, end: marks.high })
         .collect();
-    let reader = RangeReader::new(consumer, settings, topic, &ranges).or_raise();
-    let state = ScanState { reader: Some(reader), ranges, row };
-    (*node).fdw_state = PgMemoryContexts::CurrentMemoryContext.leak_and_drop_on_delete(state) as *mut c_void;
+    reader.restart(&ranges).or_raise();
+    (*state).ranges = ranges;
 }
 
 #[pg_guard]
@@ -184,8 +215,8 @@ pub unsafe extern "C-unwind" fn rescan_foreign_scan(node: *mut pg_sys::ForeignSc
 pub unsafe extern "C-unwind" fn end_foreign_scan(node: *mut pg_sys::ForeignScanState) {
     let state = (*node).fdw_state as *mut ScanState;
     if !state.is_null() {
-        // Release the client now rather than at the end of the query.
-        (*state).reader = None;
+        // Give the client back now rather than when the query's memory goes away.
+        (*state).release();
     }
 }
 

@@ -14,7 +14,7 @@ use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
@@ -229,7 +229,7 @@ fn produce(
     Ok(())
 }
 
-fn partition_count<C: ClientContext>(client: &impl Producer<C>, topic: &str) -> Result<i32> {
+fn partition_count(client: &BaseProducer<DeliveryCounter>, topic: &str) -> Result<i32> {
     let metadata = client.client().fetch_metadata(Some(topic), METADATA_TIMEOUT)?;
     let count = metadata.topics().first().map(|t| t.partitions().len()).unwrap_or(0) as i32;
     if count == 0 {
@@ -242,6 +242,8 @@ fn consumer(brokers: &str) -> Result<BaseConsumer> {
     Ok(ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("enable.partition.eof", "true")
+        // librdkafka only allows assign() with a group; nothing is committed to it.
+        .set("group.id", "kafka-tool")
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
         .create()?)
@@ -336,7 +338,7 @@ fn dump(brokers: &str, topic: &str) -> Result<()> {
 }
 
 fn host_mock(broker_count: i32, address_file: &PathBuf, topics: &[String]) -> Result<()> {
-    let cluster = Arc::new(MockCluster::new(broker_count)?);
+    let cluster = MockCluster::new(broker_count)?;
     for spec in topics {
         let (name, partitions) = spec.split_once(':').ok_or("--topic takes NAME:PARTITIONS")?;
         cluster.create_topic(name, partitions.parse()?, 1)?;
@@ -361,7 +363,7 @@ fn host_mock(broker_count: i32, address_file: &PathBuf, topics: &[String]) -> Re
     Ok(())
 }
 
-fn mock_command(cluster: &MockCluster<'_, rdkafka::client::DefaultClientContext>, words: &[&str]) -> Result<()> {
+fn mock_command(cluster: &MockCluster<'_, rdkafka::producer::DefaultProducerContext>, words: &[&str]) -> Result<()> {
     match words {
         ["create-topic", name, partitions] => cluster.create_topic(name, partitions.parse()?, 1)?,
         ["broker-down", id] => cluster.broker_down(id.parse()?)?,

@@ -1,0 +1,171 @@
+//! Kafka clients reused across the queries of one backend, as postgres_fdw reuses its
+//! connections: a query borrows an idle client for its server and user mapping and gives
+//! it back when it ends (or fails), so only the first query pays for connection setup.
+//! Altering any server or user mapping retires every client made before the change.
+
+use std::cell::RefCell;
+use std::ffi::c_int;
+
+use pgrx::{pg_guard, pg_sys};
+use rdkafka::consumer::BaseConsumer;
+
+use crate::error::FdwResult;
+use crate::kafka::{self, ClientSettings};
+
+/// What a client's configuration depends on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientKey {
+    pub server: pg_sys::Oid,
+    pub user_mapping: pg_sys::Oid,
+    /// Part of the consumer's configuration (`fetch.wait.max.ms`), set per table.
+    pub fetch_wait: std::time::Duration,
+}
+
+/// Idle clients by key. `generation` moves on each catalog change; a client borrowed
+/// under an older generation is dropped instead of being given back.
+struct Pool<C> {
+    generation: u64,
+    idle: Vec<(ClientKey, C)>,
+}
+
+/// Idle clients kept per backend; more are closed on return.
+const MAX_IDLE: usize = 4;
+
+impl<C> Pool<C> {
+    const fn new() -> Self {
+        Pool { generation: 0, idle: Vec::new() }
+    }
+
+    fn take(&mut self, key: ClientKey) -> Option<C> {
+        let position = self.idle.iter().position(|(k, _)| *k == key)?;
+        Some(self.idle.swap_remove(position).1)
+    }
+
+    /// Keeps `client` for reuse unless it predates a catalog change or the pool is full;
+    /// returns it when it was not kept, so the caller decides where it is dropped.
+    fn give_back(&mut self, lease: Lease, client: C) -> Option<C> {
+        if lease.generation != self.generation || self.idle.len() >= MAX_IDLE {
+            return Some(client);
+        }
+        self.idle.push((lease.key, client));
+        None
+    }
+
+    /// Retires the idle clients whose key matches, and every client borrowed now (a
+    /// borrowed client's key is not tracked, and catalog changes are rare).
+    fn retire(&mut self, matches: impl Fn(&ClientKey) -> bool) -> Vec<(ClientKey, C)> {
+        self.generation += 1;
+        let (retired, kept) = std::mem::take(&mut self.idle).into_iter().partition(|(key, _)| matches(key));
+        self.idle = kept;
+        retired
+    }
+}
+
+/// Proof of where a borrowed client came from.
+#[derive(Debug, Clone, Copy)]
+pub struct Lease {
+    key: ClientKey,
+    generation: u64,
+}
+
+thread_local! {
+    static CONSUMERS: RefCell<Pool<BaseConsumer>> = const { RefCell::new(Pool::new()) };
+    static CALLBACKS_REGISTERED: RefCell<bool> = const { RefCell::new(false) };
+}
+
+/// An idle consumer for `key`, or a new one.
+pub fn borrow_consumer(key: ClientKey, settings: &ClientSettings) -> FdwResult<(BaseConsumer, Lease)> {
+    register_invalidation_callbacks();
+    let (idle, generation) = CONSUMERS.with_borrow_mut(|pool| (pool.take(key), pool.generation));
+    let consumer = match idle {
+        Some(consumer) => consumer,
+        None => kafka::new_consumer(settings)?,
+    };
+    Ok((consumer, Lease { key, generation }))
+}
+
+/// Gives a consumer back for the next query. It must have no assignment left.
+pub fn return_consumer(lease: Lease, consumer: BaseConsumer) {
+    let retired = CONSUMERS.with_borrow_mut(|pool| pool.give_back(lease, consumer));
+    // Closing a client can take a while; do it outside the pool's borrow.
+    drop(retired);
+}
+
+fn register_invalidation_callbacks() {
+    CALLBACKS_REGISTERED.with_borrow_mut(|registered| {
+        if *registered {
+            return;
+        }
+        // SAFETY: registering a syscache callback is allowed any time in a backend; the
+        // callback is a plain function that lives as long as the library.
+        unsafe {
+            for cache in [pg_sys::SysCacheIdentifier::FOREIGNSERVEROID, pg_sys::SysCacheIdentifier::USERMAPPINGOID] {
+                pg_sys::CacheRegisterSyscacheCallback(cache as c_int, Some(catalog_changed), pg_sys::Datum::from(0));
+            }
+        }
+        *registered = true;
+    });
+}
+
+/// A server or user mapping changed (options, owner, drop): clients made from the old
+/// definition must not serve another query. `hash_value` identifies the changed row
+/// (0: possibly all of them).
+#[pg_guard]
+unsafe extern "C-unwind" fn catalog_changed(_arg: pg_sys::Datum, cache_id: c_int, hash_value: u32) {
+    let changed = |oid: pg_sys::Oid| {
+        hash_value == 0 || pg_sys::GetSysCacheHashValue(cache_id, pg_sys::Datum::from(oid), 0.into(), 0.into(), 0.into()) == hash_value
+    };
+    let retired = CONSUMERS.with_borrow_mut(|pool| {
+        pool.retire(|key| {
+            if cache_id == pg_sys::SysCacheIdentifier::FOREIGNSERVEROID as c_int {
+                changed(key.server)
+            } else {
+                changed(key.user_mapping)
+            }
+        })
+    });
+    drop(retired);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(server: u32) -> ClientKey {
+        ClientKey { server: pg_sys::Oid::from(server), user_mapping: pg_sys::Oid::from(1), fetch_wait: std::time::Duration::from_millis(10) }
+    }
+
+    #[test]
+    fn clients_are_reused_per_key() {
+        let mut pool = Pool::<&str>::new();
+        assert_eq!(pool.take(key(1)), None);
+        let lease = Lease { key: key(1), generation: pool.generation };
+        assert_eq!(pool.give_back(lease, "a"), None);
+        assert_eq!(pool.take(key(2)), None);
+        assert_eq!(pool.take(key(1)), Some("a"));
+        assert_eq!(pool.take(key(1)), None);
+    }
+
+    #[test]
+    fn a_catalog_change_retires_matching_idle_and_all_borrowed_clients() {
+        let mut pool = Pool::<&str>::new();
+        let old = Lease { key: key(1), generation: pool.generation };
+        pool.give_back(old, "idle");
+        let borrowed = Lease { key: key(1), generation: pool.generation };
+        pool.give_back(Lease { key: key(2), generation: pool.generation }, "other");
+        assert_eq!(pool.retire(|k| *k == key(1)), vec![(key(1), "idle")]);
+        assert_eq!(pool.give_back(borrowed, "borrowed"), Some("borrowed"));
+        assert_eq!(pool.take(key(1)), None);
+        assert_eq!(pool.take(key(2)), Some("other"));
+    }
+
+    #[test]
+    fn the_pool_is_bounded() {
+        let mut pool = Pool::<usize>::new();
+        for client in 0..MAX_IDLE + 2 {
+            let lease = Lease { key: key(1), generation: pool.generation };
+            let kept = pool.give_back(lease, client).is_none();
+            assert_eq!(kept, client < MAX_IDLE);
+        }
+    }
+}
