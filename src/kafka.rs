@@ -353,7 +353,7 @@ mod tests {
 
     fn no_interrupt() {}
 
-    fn settings(brokers: &str) -> ClientSettings {
+    fn test_settings(brokers: &str) -> ClientSettings {
         ClientSettings {
             brokers: brokers.to_string(),
             timeout: Duration::from_secs(5),
@@ -387,7 +387,7 @@ mod tests {
         let lines: Vec<String> = (0..50).map(|i| format!("m{i}")).collect();
         produce(&brokers, "t", 0, &lines);
         produce(&brokers, "t", 2, &lines[..7]);
-        let settings = settings(&brokers);
+        let settings = test_settings(&brokers);
         let consumer = new_consumer(&settings).unwrap();
 
         assert_eq!(topic_partitions(&consumer, &settings, "t").unwrap(), vec![0, 1, 2]);
@@ -425,7 +425,7 @@ mod tests {
         let lines: Vec<String> = (0..20).map(|i| format!("m{i}")).collect();
         produce(&brokers, "again", 0, &lines);
         produce(&brokers, "again", 1, &lines);
-        let settings = settings(&brokers);
+        let settings = test_settings(&brokers);
         let consumer = new_consumer(&settings).unwrap();
         let first = [ReadRange { partition: 0, start: 0, end: 20 }, ReadRange { partition: 1, start: 5, end: 6 }];
         let mut reader = RangeReader::new(consumer, settings, "again", &first).unwrap();
@@ -447,7 +447,7 @@ mod tests {
         // was involved) or a long broker-side fetch wait before its first fetch.
         let consumer = reader.into_consumer();
         let started = Instant::now();
-        let mut reader = RangeReader::new(consumer, settings(&brokers), "again", &second).unwrap();
+        let mut reader = RangeReader::new(consumer, test_settings(&brokers), "again", &second).unwrap();
         assert_eq!(read_all(&mut reader).len(), 4);
         assert!(started.elapsed() < Duration::from_millis(500), "took {:?}", started.elapsed());
     }
@@ -456,7 +456,7 @@ mod tests {
     fn empty_ranges_end_at_once() {
         let cluster = MockCluster::new(1).unwrap();
         cluster.create_topic("empty", 4, 1).unwrap();
-        let settings = settings(&cluster.bootstrap_servers());
+        let settings = test_settings(&cluster.bootstrap_servers());
         let consumer = new_consumer(&settings).unwrap();
         let partitions = topic_partitions(&consumer, &settings, "empty").unwrap();
         let ranges: Vec<ReadRange> = watermarks(&consumer, &settings, "empty", &partitions)
@@ -473,7 +473,7 @@ mod tests {
     #[test]
     fn a_missing_topic_is_a_clear_error() {
         let cluster = MockCluster::new(1).unwrap();
-        let settings = settings(&cluster.bootstrap_servers());
+        let settings = test_settings(&cluster.bootstrap_servers());
         let consumer = new_consumer(&settings).unwrap();
         let error = topic_partitions(&consumer, &settings, "nope").unwrap_err();
         assert_eq!(error.message, "Kafka topic \"nope\" does not exist");
@@ -485,7 +485,7 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let brokers = listener.local_addr().unwrap().to_string();
         drop(listener);
-        let mut settings = settings(&brokers);
+        let mut settings = test_settings(&brokers);
         settings.timeout = Duration::from_millis(700);
         let consumer = new_consumer(&settings).unwrap();
         let started = Instant::now();
@@ -501,7 +501,7 @@ mod tests {
         cluster.create_topic("short", 1, 1).unwrap();
         let brokers = cluster.bootstrap_servers();
         produce(&brokers, "short", 0, &["a".to_string(), "b".to_string()]);
-        let settings = settings(&brokers);
+        let settings = test_settings(&brokers);
         let consumer = new_consumer(&settings).unwrap();
         let mut reader =
             RangeReader::new(consumer, settings, "short", &[ReadRange { partition: 0, start: 0, end: 5 }]).unwrap();
