@@ -55,6 +55,11 @@ CREATE EVENT TRIGGER kafka_fdw_check_foreign_tables ON ddl_command_end
     requires = [validator::kafka_fdw_validator, validator::check_foreign_table],
 );
 
+/// Only `cargo pgrx test` (feature `pg_test`) builds these: they need a backend.
+#[cfg(feature = "pg_test")]
+mod in_db_tests;
+
+/// Required by `cargo pgrx test`.
 #[cfg(test)]
 pub mod pg_test {
     pub fn setup(_options: Vec<&str>) {}

@@ -1,0 +1,155 @@
+# Shared by scripts/setup.sh, scripts/demo.sh, tests/run.sh and bench/: installing what
+# is missing, building, and starting/stopping throwaway services on loopback.
+# Source it; it defines functions and variables, and runs nothing by itself.
+
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PG_CONFIG=/usr/bin/pg_config
+PG_BIN=/usr/lib/postgresql/15/bin
+PG_REGRESS=/usr/lib/postgresql/15/lib/pgxs/src/test/regress/pg_regress
+KAFKA_TOOL="$REPO_ROOT/target/release/kafka-tool"
+APT_PACKAGES=(postgresql-15 postgresql-server-dev-15 libclang-dev clang sudo libssl-dev pkg-config python3)
+export PATH="$HOME/.cargo/bin:$PATH"
+
+log() { printf '\n==> %s\n' "$*" >&2; }
+
+# A TCP port nothing listens on right now.
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+install_apt_packages() {
+    local missing=()
+    for package in "${APT_PACKAGES[@]}"; do
+        dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+    done
+    if ((${#missing[@]})); then
+        log "Installing Debian packages: ${missing[*]}"
+        apt-get update -q
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+    fi
+}
+
+# cargo-pgrx and tansu are slow to build (about 7 and 11 minutes), so they build side by
+# side and their binaries stay in ~/.cargo/bin for the next run.
+install_cargo_tools() {
+    local pids=() logs_dir
+    logs_dir="$(mktemp -d)"
+    if ! cargo pgrx --version 2>/dev/null | grep -q ' 0\.18\.0'; then
+        log "Building cargo-pgrx 0.18.0 (about 7 minutes)"
+        cargo install cargo-pgrx --version 0.18.0 --locked >"$logs_dir/cargo-pgrx.log" 2>&1 &
+        pids+=($!)
+    fi
+    if ! tansu --version 2>/dev/null | grep -q '0\.6\.0'; then
+        log "Building the tansu 0.6.0 broker with SQLite storage (about 11 minutes)"
+        cargo install tansu --version 0.6.0 --locked --features libsql >"$logs_dir/tansu.log" 2>&1 &
+        pids+=($!)
+    fi
+    local failed=0
+    for pid in "${pids[@]}"; do
+        wait "$pid" || failed=1
+    done
+    if ((failed)); then
+        tail -n 40 "$logs_dir"/*.log >&2
+        return 1
+    fi
+    if ! grep -qs '^pg15' "$HOME/.pgrx/config.toml"; then
+        cargo pgrx init --pg15 "$PG_CONFIG"
+    fi
+}
+
+setup_machine() {
+    install_apt_packages
+    install_cargo_tools
+}
+
+build_tool() {
+    log "Building kafka-tool"
+    (cd "$REPO_ROOT" && cargo build --release --locked -p kafka-tool)
+}
+
+install_extension() {
+    log "Building and installing the kafka_fdw extension"
+    (cd "$REPO_ROOT" && cargo pgrx install --release --pg-config "$PG_CONFIG")
+}
+
+# Everything started here is stopped by stop_services, which callers put in an EXIT trap.
+SERVICE_DIR=""
+SERVICE_PIDS=()
+PG_DATA=""
+
+make_service_dir() {
+    if [[ -z "$SERVICE_DIR" ]]; then
+        SERVICE_DIR="$(mktemp -d /tmp/kafka_fdw.XXXXXX)"
+        chmod 755 "$SERVICE_DIR"
+    fi
+}
+
+stop_services() {
+    if [[ -n "$PG_DATA" && -f "$PG_DATA/postmaster.pid" ]]; then
+        sudo -u postgres "$PG_BIN/pg_ctl" -D "$PG_DATA" -m immediate stop >/dev/null 2>&1 || true
+    fi
+    for pid in "${SERVICE_PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${SERVICE_PIDS[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    SERVICE_PIDS=()
+}
+
+# Starts tansu with SQLite storage in a fresh directory; sets TANSU_BROKERS.
+start_tansu() {
+    make_service_dir
+    local dir="$SERVICE_DIR/tansu" port
+    mkdir -p "$dir"
+    port="$(free_port)"
+    # tansu reads a .env file from its working directory: start it in an empty one.
+    (cd "$dir" && exec tansu broker \
+        --listener-url "tcp://127.0.0.1:$port" \
+        --advertised-listener-url "tcp://127.0.0.1:$port" \
+        --storage-engine sqlite://tansu.db >"$dir/tansu.log" 2>&1) &
+    SERVICE_PIDS+=($!)
+    TANSU_BROKERS="127.0.0.1:$port"
+    for _ in $(seq 100); do
+        grep -q 'ready in' "$dir/tansu.log" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    cat "$dir/tansu.log" >&2
+    echo "tansu did not start" >&2
+    return 1
+}
+
+# Creates a topic on tansu: create_topic NAME PARTITIONS
+create_topic() {
+    tansu topic create "$1" --partitions "$2" --broker "tcp://$TANSU_BROKERS" >/dev/null
+}
+
+# Hosts a librdkafka mock cluster in kafka-tool; sets MOCK_BROKERS and MOCK_CONTROL.
+start_mock() {
+    make_service_dir
+    local address_file="$SERVICE_DIR/mock.address"
+    "$KAFKA_TOOL" mock --address-file "$address_file" "$@" >"$SERVICE_DIR/mock.log" 2>&1 &
+    SERVICE_PIDS+=($!)
+    for _ in $(seq 100); do
+        [[ -f "$address_file" ]] && break
+        sleep 0.1
+    done
+    MOCK_BROKERS="$(sed -n 's/^bootstrap=//p' "$address_file")"
+    MOCK_CONTROL="$(sed -n 's/^control=//p' "$address_file")"
+    [[ -n "$MOCK_BROKERS" ]]
+}
+
+# Starts a throwaway PostgreSQL 15 cluster as user postgres, listening only on a Unix
+# socket in the service directory; sets PGHOST, PGPORT, PGUSER for psql.
+start_postgres() {
+    make_service_dir
+    PG_DATA="$SERVICE_DIR/pgdata"
+    chown postgres "$SERVICE_DIR"
+    sudo -u postgres "$PG_BIN/initdb" -D "$PG_DATA" -A trust -U postgres --no-sync -E UTF8 --locale=C.UTF-8 >"$SERVICE_DIR/initdb.log"
+    export PGPORT PGHOST="$SERVICE_DIR" PGUSER=postgres
+    PGPORT="$(free_port)"
+    sudo -u postgres "$PG_BIN/pg_ctl" -D "$PG_DATA" -w -l "$SERVICE_DIR/postgres.log" \
+        -o "-p $PGPORT -k $SERVICE_DIR -c listen_addresses='' -c fsync=off" start >/dev/null
+}

@@ -1,0 +1,24 @@
+# Creates and fills the topics the SQL regression tests read. Sourced by tests/run.sh
+# after the broker is up (needs create_topic, KAFKA_TOOL, TANSU_BROKERS, SERVICE_DIR).
+# Test data goes in through kafka-tool, never through the FDW under test.
+
+REGRESS_DIR="$REPO_ROOT/tests/regress"
+# The server reads COPY files as user postgres: give it copies it can read.
+KAFKA_FDW_REGRESS_DATA="$SERVICE_DIR/regress-data"
+mkdir -p "$KAFKA_FDW_REGRESS_DATA"
+cp "$REGRESS_DIR"/data/*.csv "$KAFKA_FDW_REGRESS_DATA/"
+# 5000 known rows for counting: i, "row i", a date and a timestamp.
+seq 1 5000 | awk '{ printf "%d,row %d,2020-01-%02d,2020-01-01 00:%02d:%02d\n", $1, $1, $1 % 28 + 1, $1 % 60, $1 % 60 }' \
+    >"$KAFKA_FDW_REGRESS_DATA/numbers.csv"
+chmod -R a+rX "$KAFKA_FDW_REGRESS_DATA"
+export KAFKA_FDW_REGRESS_DATA
+
+produce() { # produce TOPIC FILE: line i goes to partition i mod (partition count)
+    "$KAFKA_TOOL" produce --brokers "$TANSU_BROKERS" --topic "$1" --round-robin --file "$2" >/dev/null
+}
+
+create_topic contrib_regress_csv 4
+produce contrib_regress_csv "$KAFKA_FDW_REGRESS_DATA/numbers.csv"
+create_topic regress_values 4
+produce regress_values "$KAFKA_FDW_REGRESS_DATA/values.csv"
+create_topic regress_empty 4

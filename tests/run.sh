@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The whole test suite, unattended on a fresh machine:
+#   1. cargo test         pure Rust (options, codecs, pools; Kafka code against an
+#                         in-process librdkafka mock cluster)
+#   2. cargo pgrx test    Rust tests inside a PostgreSQL 15 backend
+#   3. pg_regress         SQL regression files against a real broker (tansu) and a
+#                         throwaway PostgreSQL 15 cluster
+# Installs what is missing first (Debian packages, cargo-pgrx 0.18.0, tansu 0.6.0).
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
+trap stop_services EXIT
+
+setup_machine
+make_service_dir
+
+log "Layer 1: cargo test"
+(cd "$REPO_ROOT" && cargo test --locked --workspace)
+
+log "Layer 2: cargo pgrx test"
+mkdir -p "$SERVICE_DIR/pgrx-data"
+chown postgres "$SERVICE_DIR" "$SERVICE_DIR/pgrx-data"
+(cd "$REPO_ROOT" && cargo pgrx test pg15 --runas postgres --pgdata "$SERVICE_DIR/pgrx-data")
+
+log "Layer 3: SQL regression tests"
+# Installed after layer 2, which installs its own test build of the extension.
+build_tool
+install_extension
+start_tansu
+start_postgres
+source "$REPO_ROOT/tests/regress/load.sh"
+export KAFKA_BROKERS="$TANSU_BROKERS"
+if ! "$PG_REGRESS" --host="$PGHOST" --port="$PGPORT" --user=postgres \
+    --inputdir="$REPO_ROOT/tests/regress" --outputdir="$SERVICE_DIR/regress" \
+    --dbname=kafka_fdw_regress --schedule="$REPO_ROOT/tests/regress/schedule"; then
+    cat "$SERVICE_DIR/regress/regression.diffs" >&2 || true
+    exit 1
+fi
+log "All tests passed"
