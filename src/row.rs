@@ -137,7 +137,7 @@ impl RowBuilder {
             raise_with(
                 PgSqlErrorCode::ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
                 format!("invalid UTF-8 in Kafka message at {}", position.describe()),
-                Some(format!("{error}; message starts with: {}", excerpt(payload))),
+                Some(format!("{}. Message: {}", capitalized(&error.to_string()), excerpt(payload))),
                 None,
             );
         }
@@ -146,7 +146,7 @@ impl RowBuilder {
             Err(error) => raise_with(
                 PgSqlErrorCode::ERRCODE_BAD_COPY_FILE_FORMAT,
                 format!("malformed CSV in Kafka message at {}", position.describe()),
-                Some(format!("{error}; message: {}", excerpt(payload))),
+                Some(format!("{}. Message: {}", capitalized(&error.to_string()), excerpt(payload))),
                 None,
             ),
         };
@@ -157,14 +157,14 @@ impl RowBuilder {
                 raise_with(
                     PgSqlErrorCode::ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
                     format!("invalid byte 0x00 in Kafka message at {}", position.describe()),
-                    Some(format!("column \"{}\"", input.name)),
+                    Some(format!("Column \"{}\".", input.name)),
                     None,
                 );
             }
             self.cstring.clear();
             self.cstring.extend_from_slice(text);
             self.cstring.push(0);
-            values[i] = convert(input, &self.cstring, &position);
+            values[i] = convert(input, &self.cstring, payload, &position);
             nulls[i] = false;
         }
     }
@@ -172,7 +172,7 @@ impl RowBuilder {
 
 /// Runs the column type's input function on `cstring`, re-raising a failure with the
 /// message's position and the column in the error.
-unsafe fn convert(input: &FieldInput, cstring: &[u8], position: &MessagePosition<'_>) -> pg_sys::Datum {
+unsafe fn convert(input: &FieldInput, cstring: &[u8], payload: &[u8], position: &MessagePosition<'_>) -> pg_sys::Datum {
     let function = &*input.function as *const pg_sys::FmgrInfo as *mut pg_sys::FmgrInfo;
     PgTryBuilder::new(|| unsafe {
         pg_sys::InputFunctionCall(function, cstring.as_ptr() as *mut c_char, input.io_param, input.typmod)
@@ -184,15 +184,23 @@ unsafe fn convert(input: &FieldInput, cstring: &[u8], position: &MessagePosition
             }
             CaughtError::RustPanic { .. } => caught.rethrow(),
         };
-        let text = &cstring[..cstring.len() - 1];
         raise_with(
             code,
             format!("invalid value in Kafka message at {}", position.describe()),
-            Some(format!("column \"{}\": {cause}; value: {}", input.name, excerpt(text))),
+            Some(format!("Column \"{}\": {cause}. Message: {}", input.name, excerpt(payload))),
             None,
         )
     })
     .execute()
+}
+
+/// PostgreSQL's style: a DETAIL is a sentence.
+fn capitalized(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
 }
 
 /// The start of a payload, lossily decoded, for error details.

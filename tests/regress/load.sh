@@ -22,3 +22,5 @@ produce contrib_regress_csv "$KAFKA_FDW_REGRESS_DATA/numbers.csv"
 create_topic regress_values 4
 produce regress_values "$KAFKA_FDW_REGRESS_DATA/values.csv"
 create_topic regress_empty 4
+create_topic regress_mistyped 1
+produce regress_mistyped "$KAFKA_FDW_REGRESS_DATA/mistyped.csv"

@@ -1,0 +1,55 @@
+-- The reference page's walkthrough on plain PostgreSQL 15 against a real broker.
+-- Run by scripts/demo.sh, which starts tansu and PostgreSQL, and loads 4 partitions of
+-- topic contrib_regress_csv with kafka-tool.
+\set ON_ERROR_STOP on
+\pset pager off
+\getenv brokers KAFKA_BROKERS
+
+CREATE EXTENSION kafka_fdw;
+
+CREATE SERVER kafka_server
+FOREIGN DATA WRAPPER kafka_fdw
+OPTIONS (mpp_execute 'all segments', brokers :'brokers');
+
+CREATE USER MAPPING FOR PUBLIC SERVER kafka_server;
+
+CREATE FOREIGN TABLE kafka_test (
+    part int OPTIONS (partition 'true'),
+    offs bigint OPTIONS (offset 'true'),
+    some_int int,
+    some_text text,
+    some_date date,
+    some_time timestamp
+)
+SERVER kafka_server OPTIONS
+    (format 'csv', topic 'contrib_regress_csv', batch_size '1000', buffer_delay '1000');
+
+-- What is in the topic.
+SELECT part, count(*), min(offs), max(offs) FROM kafka_test GROUP BY part ORDER BY part;
+
+-- Query: partition and offset conditions.
+SELECT * FROM kafka_test WHERE part = 0 AND offs > 1000 LIMIT 60;
+
+-- Multiple conditions (the full result is long: its size per partition, then the first rows).
+SELECT part, count(*) FROM (
+    SELECT * FROM kafka_test WHERE (part = 0 AND offs > 100) OR (part = 1 AND offs > 300) OR (part = 3 AND offs > 700)
+) q GROUP BY part ORDER BY part;
+\getenv output DEMO_OUTPUT
+\o :output
+SELECT * FROM kafka_test WHERE (part = 0 AND offs > 100) OR (part = 1 AND offs > 300) OR (part = 3 AND offs > 700);
+\o
+\! head -n 12 "$DEMO_OUTPUT"; echo '   ...'; tail -n 6 "$DEMO_OUTPUT"
+
+-- Data import with the reference page's function, verbatim.
+\i demo/import_kafka_data.sql
+CREATE TABLE dest_table_fdw (some_int int, some_text text, some_date date, some_time timestamp);
+SELECT import_kafka_data('kafka_test', 'dest_table_fdw', ARRAY['some_int', 'some_text', 'some_date', 'some_time']);
+SELECT * FROM kafka_test_import_progress ORDER BY part;
+SELECT count(*) AS imported, count(DISTINCT some_int) AS distinct_rows FROM dest_table_fdw;
+
+-- More messages arrive (produced by kafka-tool); the next import takes only those.
+\! "$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic contrib_regress_csv --round-robin --file "$DEMO_MORE_ROWS"
+SELECT import_kafka_data('kafka_test', 'dest_table_fdw', ARRAY['some_int', 'some_text', 'some_date', 'some_time']);
+SELECT * FROM kafka_test_import_progress ORDER BY part;
+SELECT count(*) AS imported, count(DISTINCT some_int) AS distinct_rows FROM dest_table_fdw;
+SELECT count(*) AS in_topic FROM kafka_test;
