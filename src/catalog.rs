@@ -77,6 +77,17 @@ pub unsafe fn foreign_table(relation: pg_sys::Relation) -> ForeignTableDef {
     }
 }
 
+/// [`foreign_table`] by relation id, for the planner (which already holds a lock).
+///
+/// # Safety
+/// `relid` must be a foreign table the current query has locked.
+pub unsafe fn foreign_table_by_id(relid: pg_sys::Oid) -> ForeignTableDef {
+    let relation = pg_sys::RelationIdGetRelation(relid);
+    let definition = foreign_table(relation);
+    pg_sys::RelationClose(relation);
+    definition
+}
+
 /// Whether `relid` is a foreign table whose wrapper uses this extension's handler,
 /// whatever the wrapper is called.
 ///

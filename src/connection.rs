@@ -3,6 +3,7 @@
 //! it back when it ends (or fails), so only the first query pays for connection setup.
 //! Altering any server or user mapping retires every client made before the change.
 
+use std::borrow::Borrow;
 use std::cell::RefCell;
 use std::ffi::c_int;
 
@@ -61,9 +62,9 @@ impl<C> Pool<C> {
     }
 }
 
-/// Proof of where a borrowed client came from.
+/// Where a borrowed client came from.
 #[derive(Debug, Clone, Copy)]
-pub struct Lease {
+struct Lease {
     key: ClientKey,
     generation: u64,
 }
@@ -73,22 +74,44 @@ thread_local! {
     static CALLBACKS_REGISTERED: RefCell<bool> = const { RefCell::new(false) };
 }
 
-/// An idle consumer for `key`, or a new one.
-pub fn borrow_consumer(key: ClientKey, settings: &ClientSettings) -> FdwResult<(BaseConsumer, Lease)> {
-    register_invalidation_callbacks();
-    let (idle, generation) = CONSUMERS.with_borrow_mut(|pool| (pool.take(key), pool.generation));
-    let consumer = match idle {
-        Some(consumer) => consumer,
-        None => kafka::new_consumer(settings)?,
-    };
-    Ok((consumer, Lease { key, generation }))
+/// A consumer lent by the pool; dropping it gives it back, however the borrower ends
+/// (also when a query's memory goes away after an ERROR).
+pub struct PooledConsumer {
+    consumer: Option<BaseConsumer>,
+    lease: Lease,
 }
 
-/// Gives a consumer back for the next query. It must have no assignment left.
-pub fn return_consumer(lease: Lease, consumer: BaseConsumer) {
-    let retired = CONSUMERS.with_borrow_mut(|pool| pool.give_back(lease, consumer));
-    // Closing a client can take a while; do it outside the pool's borrow.
-    drop(retired);
+impl PooledConsumer {
+    /// An idle consumer for `key`, or a new one.
+    pub fn get(key: ClientKey, settings: &ClientSettings) -> FdwResult<PooledConsumer> {
+        register_invalidation_callbacks();
+        let (idle, generation) = CONSUMERS.with_borrow_mut(|pool| (pool.take(key), pool.generation));
+        let consumer = match idle {
+            Some(consumer) => consumer,
+            None => kafka::new_consumer(settings)?,
+        };
+        Ok(PooledConsumer { consumer: Some(consumer), lease: Lease { key, generation } })
+    }
+
+    pub fn consumer(&self) -> &BaseConsumer {
+        self.borrow()
+    }
+}
+
+impl Borrow<BaseConsumer> for PooledConsumer {
+    fn borrow(&self) -> &BaseConsumer {
+        self.consumer.as_ref().expect("present until dropped")
+    }
+}
+
+impl Drop for PooledConsumer {
+    fn drop(&mut self) {
+        let Some(consumer) = self.consumer.take() else { return };
+        kafka::clear_assignment(&consumer);
+        let retired = CONSUMERS.with_borrow_mut(|pool| pool.give_back(self.lease, consumer));
+        // Closing a client can take a while; do it outside the pool's borrow.
+        drop(retired);
+    }
 }
 
 fn register_invalidation_callbacks() {

@@ -11,6 +11,8 @@
 //! (PostgreSQL's `CHECK_FOR_INTERRUPTS`, which may unwind), and a wait with no progress
 //! for the configured timeout fails with an error instead of hanging.
 
+use std::borrow::Borrow;
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
@@ -202,68 +204,118 @@ pub fn watermarks(
         .collect()
 }
 
-/// Reads a fixed set of offset ranges of one topic, then ends.
-pub struct RangeReader {
-    consumer: BaseConsumer,
-    settings: ClientSettings,
-    topic: String,
-    /// End offset (exclusive) per partition id; `None` once the partition is finished.
-    open_ends: Vec<Option<i64>>,
-    open_count: usize,
-    last_client_error: Option<KafkaError>,
-    /// Messages handed out so far.
-    pub messages_read: u64,
+/// The ranges still to read in one partition, in offset order; bookkeeping only.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct PartitionRanges(VecDeque<(i64, i64)>);
+
+/// What the fetcher of a partition must do after a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    /// Go on reading where it is.
+    Continue,
+    /// Jump to this offset: the next range starts there.
+    Seek(i64),
+    /// Nothing more to read in this partition.
+    Close,
 }
 
-impl RangeReader {
+impl PartitionRanges {
+    /// Decides about a message at `offset`: whether it is inside a range (and so handed
+    /// out), and what the fetcher does next. Messages arrive in offset order, but offsets
+    /// may be missing (compaction, transaction markers), so a message can skip past the
+    /// end of a range or several.
+    fn on_message(&mut self, offset: i64) -> (bool, Next) {
+        let mut skipped_a_range = false;
+        while self.0.front().is_some_and(|&(_, end)| offset >= end) {
+            self.0.pop_front();
+            skipped_a_range = true;
+        }
+        let Some(&(start, end)) = self.0.front() else {
+            return (false, Next::Close);
+        };
+        if offset < start {
+            return (false, if skipped_a_range { Next::Seek(start) } else { Next::Continue });
+        }
+        if offset + 1 < end {
+            return (true, Next::Continue);
+        }
+        self.0.pop_front();
+        match self.0.front() {
+            Some(&(next_start, _)) => (true, Next::Seek(next_start)),
+            None => (true, Next::Close),
+        }
+    }
+}
+
+/// Stops all fetching of a consumer and drops what it prefetched, so that its next
+/// user starts clean.
+pub fn clear_assignment(consumer: &BaseConsumer) {
+    // An unassign that fails leaves a fetch running that the next assign replaces.
+    let _ = consumer.assign(&TopicPartitionList::new());
+}
+
+/// Reads a fixed set of offset ranges of one topic, then ends. `C` is the consumer or
+/// something that lends one (a pooled client).
+pub struct RangeReader<C: Borrow<BaseConsumer>> {
+    consumer: C,
+    settings: ClientSettings,
+    topic: String,
+    /// Ranges left per partition id; empty once the partition is finished.
+    partitions: Vec<PartitionRanges>,
+    open_count: usize,
+    last_client_error: Option<KafkaError>,
+    /// Messages received from the client since the last (re)start, inside the ranges or not.
+    pub messages_fetched: u64,
+}
+
+impl<C: Borrow<BaseConsumer>> RangeReader<C> {
     /// Assigns the non-empty `ranges` to `consumer`. Empty ranges are never fetched, so a
     /// scan of empty or caught-up partitions returns at once.
-    pub fn new(consumer: BaseConsumer, settings: ClientSettings, topic: &str, ranges: &[ReadRange]) -> FdwResult<Self> {
+    pub fn new(consumer: C, settings: ClientSettings, topic: &str, ranges: &[ReadRange]) -> FdwResult<Self> {
         let mut reader = RangeReader {
             consumer,
             settings,
             topic: topic.to_string(),
-            open_ends: Vec::new(),
+            partitions: Vec::new(),
             open_count: 0,
             last_client_error: None,
-            messages_read: 0,
+            messages_fetched: 0,
         };
         reader.restart(ranges)?;
         Ok(reader)
     }
 
-    /// Starts over on `ranges`, reusing the client (a rescan).
+    /// Starts over on `ranges` (any order, several per partition allowed, not
+    /// overlapping), reusing the client: a rescan.
     pub fn restart(&mut self, ranges: &[ReadRange]) -> FdwResult<()> {
-        let wanted: Vec<&ReadRange> = ranges.iter().filter(|r| r.start < r.end).collect();
+        let mut wanted: Vec<&ReadRange> = ranges.iter().filter(|r| r.start < r.end).collect();
+        wanted.sort_by_key(|r| (r.partition, r.start));
         let slots = wanted.iter().map(|r| r.partition as usize + 1).max().unwrap_or(0);
-        self.open_ends = vec![None; slots];
-        self.open_count = wanted.len();
-        let mut assignment = TopicPartitionList::with_capacity(wanted.len());
+        self.partitions = vec![PartitionRanges::default(); slots];
         for range in &wanted {
-            self.open_ends[range.partition as usize] = Some(range.end);
-            assignment
-                .add_partition_offset(&self.topic, range.partition, Offset::Offset(range.start))
-                .map_err(|e| self.client_error("build the partition assignment", e))?;
+            self.partitions[range.partition as usize].0.push_back((range.start, range.end));
+        }
+        self.open_count = self.partitions.iter().filter(|p| !p.0.is_empty()).count();
+        self.messages_fetched = 0;
+        let mut assignment = TopicPartitionList::with_capacity(self.open_count);
+        for (partition, ranges) in self.partitions.iter().enumerate() {
+            if let Some(&(start, _)) = ranges.0.front() {
+                assignment
+                    .add_partition_offset(&self.topic, partition as i32, Offset::Offset(start))
+                    .map_err(|e| self.client_error("build the partition assignment", e))?;
+            }
         }
         // Replacing the assignment also discards messages prefetched for the old one.
-        self.consumer.assign(&assignment).map_err(|e| self.client_error("assign partitions", e))?;
+        self.consumer().assign(&assignment).map_err(|e| self.client_error("assign partitions", e))?;
         Ok(())
     }
 
     pub fn consumer(&self) -> &BaseConsumer {
-        &self.consumer
+        self.consumer.borrow()
     }
 
     pub fn settings(&self) -> &ClientSettings {
         &self.settings
-    }
-
-    /// Stops fetching and hands the client back for reuse. Unassigning also drops any
-    /// prefetched messages, so the next user starts clean.
-    pub fn into_consumer(self) -> BaseConsumer {
-        // An unassign that fails leaves a fetch running that the next assign replaces.
-        let _ = self.consumer.assign(&TopicPartitionList::new());
-        self.consumer
     }
 
     fn client_error(&self, what: &str, error: KafkaError) -> FdwError {
@@ -274,25 +326,35 @@ impl RangeReader {
     pub fn next_message(&mut self) -> FdwResult<Option<BorrowedMessage<'_>>> {
         let mut idle_since = Instant::now();
         while self.open_count > 0 {
-            match self.consumer.poll(POLL_SLICE) {
+            match self.consumer.borrow().poll(POLL_SLICE) {
                 Some(Ok(message)) => {
+                    self.messages_fetched += 1;
                     let partition = message.partition();
-                    let offset = message.offset();
-                    let Some(end) = self.open_ends.get(partition as usize).copied().flatten() else {
-                        continue; // prefetched after its range was closed
+                    let Some(ranges) = self.partitions.get_mut(partition as usize).filter(|r| !r.0.is_empty()) else {
+                        continue; // prefetched after the partition was closed
                     };
-                    if offset + 1 >= end {
-                        close(&self.consumer, &self.topic, &mut self.open_ends, &mut self.open_count, partition);
+                    let (inside, next) = ranges.on_message(message.offset());
+                    match next {
+                        Next::Continue => {}
+                        // Seeking bumps librdkafka's fetch version, so messages fetched
+                        // before it never reach this loop.
+                        Next::Seek(offset) => self
+                            .consumer
+                            .borrow()
+                            .seek(&self.topic, partition, Offset::Offset(offset), Duration::ZERO)
+                            .map_err(|e| self.client_error("seek", e))?,
+                        Next::Close => close(self.consumer.borrow(), &self.topic, &mut self.open_count, partition),
                     }
-                    if offset >= end {
-                        continue;
+                    if inside {
+                        return Ok(Some(message));
                     }
-                    self.messages_read += 1;
-                    return Ok(Some(message));
                 }
                 Some(Err(KafkaError::PartitionEOF(partition))) => {
-                    if self.open_ends.get(partition as usize).copied().flatten().is_some() {
-                        close(&self.consumer, &self.topic, &mut self.open_ends, &mut self.open_count, partition);
+                    // The partition has nothing past this point; later ranges lie beyond
+                    // the high watermark taken at scan start, so they are empty too.
+                    if let Some(ranges) = self.partitions.get_mut(partition as usize).filter(|r| !r.0.is_empty()) {
+                        ranges.0.clear();
+                        close(self.consumer.borrow(), &self.topic, &mut self.open_count, partition);
                     }
                     idle_since = Instant::now();
                 }
@@ -316,10 +378,10 @@ impl RangeReader {
 
     fn stalled(&self) -> FdwError {
         let waiting: Vec<String> = self
-            .open_ends
+            .partitions
             .iter()
             .enumerate()
-            .filter(|(_, end)| end.is_some())
+            .filter(|(_, ranges)| !ranges.0.is_empty())
             .map(|(partition, _)| partition.to_string())
             .collect();
         let last = match &self.last_client_error {
@@ -334,9 +396,8 @@ impl RangeReader {
     }
 }
 
-/// Marks a partition finished and stops fetching it.
-fn close(consumer: &BaseConsumer, topic: &str, open_ends: &mut [Option<i64>], open_count: &mut usize, partition: i32) {
-    open_ends[partition as usize] = None;
+/// Stops fetching a finished partition.
+fn close(consumer: &BaseConsumer, topic: &str, open_count: &mut usize, partition: i32) {
     *open_count -= 1;
     let mut finished = TopicPartitionList::with_capacity(1);
     finished.add_partition(topic, partition);
@@ -370,7 +431,7 @@ mod tests {
         producer.flush(Duration::from_secs(10)).unwrap();
     }
 
-    fn read_all(reader: &mut RangeReader) -> Vec<(i32, i64, String)> {
+    fn read_all<C: Borrow<BaseConsumer>>(reader: &mut RangeReader<C>) -> Vec<(i32, i64, String)> {
         let mut rows = Vec::new();
         while let Some(message) = reader.next_message().unwrap() {
             let payload = String::from_utf8(message.payload().unwrap().to_vec()).unwrap();
@@ -414,7 +475,57 @@ mod tests {
         let mut expected: Vec<(i32, i64, String)> = (10..13).map(|o| (0, o, format!("m{o}"))).collect();
         expected.extend((0..7).map(|o| (2, o, format!("m{o}"))));
         assert_eq!(rows, expected);
-        assert_eq!(reader.messages_read, 10);
+        assert_eq!(reader.messages_fetched, 10);
+    }
+
+    fn ranges(spans: &[(i64, i64)]) -> PartitionRanges {
+        PartitionRanges(spans.iter().copied().collect())
+    }
+
+    #[test]
+    fn bookkeeping_delivers_inside_and_seeks_between_ranges() {
+        let mut partition = ranges(&[(0, 2), (10, 12)]);
+        assert_eq!(partition.on_message(0), (true, Next::Continue));
+        assert_eq!(partition.on_message(1), (true, Next::Seek(10)));
+        assert_eq!(partition.on_message(10), (true, Next::Continue));
+        assert_eq!(partition.on_message(11), (true, Next::Close));
+        assert_eq!(partition, ranges(&[]));
+    }
+
+    #[test]
+    fn bookkeeping_survives_missing_offsets() {
+        // Offset 1 is gone: 2 passes the first range, and the fetcher must jump to 10.
+        let mut partition = ranges(&[(0, 2), (10, 12), (20, 22)]);
+        assert_eq!(partition.on_message(0), (true, Next::Continue));
+        assert_eq!(partition.on_message(2), (false, Next::Seek(10)));
+        // Everything up to 20 is gone: the message at 21 is inside the last range.
+        assert_eq!(partition.on_message(21), (true, Next::Close));
+        // Past every range at once.
+        let mut partition = ranges(&[(0, 2), (10, 12)]);
+        assert_eq!(partition.on_message(50), (false, Next::Close));
+    }
+
+    #[test]
+    fn reads_several_ranges_of_one_partition() {
+        let cluster = MockCluster::new(1).unwrap();
+        cluster.create_topic("gaps", 1, 1).unwrap();
+        let brokers = cluster.bootstrap_servers();
+        let lines: Vec<String> = (0..5000).map(|i| format!("m{i}")).collect();
+        produce(&brokers, "gaps", 0, &lines);
+        let consumer = new_consumer(&test_settings(&brokers)).unwrap();
+        let wanted = [
+            ReadRange { partition: 0, start: 4990, end: 5000 },
+            ReadRange { partition: 0, start: 3, end: 5 },
+            ReadRange { partition: 0, start: 2000, end: 2001 },
+        ];
+        let mut reader = RangeReader::new(consumer, test_settings(&brokers), "gaps", &wanted).unwrap();
+        let offsets: Vec<i64> = read_all(&mut reader).iter().map(|(_, offset, _)| *offset).collect();
+        let mut expected = vec![3, 4, 2000];
+        expected.extend(4990..5000);
+        assert_eq!(offsets, expected);
+        // Seeking means the messages between the ranges were never delivered by the
+        // client (a batch may still bring a few neighbours along).
+        assert!(reader.messages_fetched < 1000, "fetched {}", reader.messages_fetched);
     }
 
     #[test]
@@ -445,7 +556,8 @@ mod tests {
         assert_eq!(read_all(&mut reader).len(), 21);
         // A reused client must not sit out a librdkafka backoff (1 s once pause/resume
         // was involved) or a long broker-side fetch wait before its first fetch.
-        let consumer = reader.into_consumer();
+        let consumer = reader.consumer;
+        clear_assignment(&consumer);
         let started = Instant::now();
         let mut reader = RangeReader::new(consumer, test_settings(&brokers), "again", &second).unwrap();
         assert_eq!(read_all(&mut reader).len(), 4);

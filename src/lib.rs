@@ -1,17 +1,19 @@
 //! kafka_fdw: Apache Kafka topics as PostgreSQL foreign tables.
 //!
-//! Pure modules (no PostgreSQL): `error`, `options`, `codec`, `kafka`.
-//! Glue (pgrx): `pgerror`, `catalog`, `connection`, `validator`, `handler`, `scan`, `row`.
+//! Pure modules (no PostgreSQL): `error`, `options`, `plan`, `codec`, `kafka`.
+//! Glue (pgrx): `pgerror`, `catalog`, `connection`, `pushdown`, `validator`, `handler`, `scan`, `row`.
 
 pub mod codec;
 pub mod error;
 pub mod kafka;
 pub mod options;
+pub mod plan;
 
 mod catalog;
 mod connection;
 mod handler;
 mod pgerror;
+mod pushdown;
 mod row;
 mod scan;
 mod validator;

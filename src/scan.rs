@@ -1,78 +1,174 @@
 //! Planner and executor callbacks of a foreign scan.
+//!
+//! Planning turns the partition/offset clauses into a template (`plan::Condition`) whose
+//! values are expressions (`fdw_exprs`); estimates come from the topic's watermarks.
+//! Execution evaluates the values when the scan starts or restarts, takes the high
+//! watermarks once per scan, and reads exactly the resulting offset ranges.
 
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::{c_int, c_void, CString};
+use std::time::{Duration, Instant};
 
 use pgrx::{pg_guard, pg_sys, PgList, PgMemoryContexts};
 
-use crate::catalog;
-use crate::connection::{self, ClientKey, Lease};
-use crate::kafka::{self, ClientSettings, RangeReader, ReadRange};
+use crate::catalog::{self, ForeignTableDef};
+use crate::connection::{ClientKey, PooledConsumer};
+use crate::error::FdwResult;
+use crate::kafka::{self, ClientSettings, RangeReader, ReadRange, Watermarks};
 use crate::pgerror::OrRaise;
+use crate::plan::{self, Condition, Value};
+use crate::pushdown::{self, Extractor, MetaColumns, SlotValue};
 use crate::row::RowBuilder;
 
-/// What a running scan keeps between calls. Owned by the executor's query memory
-/// context: if the query fails, deleting that context drops this, and with it the Kafka
-/// client, even though `EndForeignScan` never runs after an ERROR.
-struct ScanState {
-    /// `None` once the client went back to the pool.
-    reader: Option<RangeReader>,
-    lease: Lease,
-    ranges: Vec<ReadRange>,
-    row: RowBuilder,
-}
-
-impl ScanState {
-    /// Hands the client back to the backend's pool for the next query.
-    fn release(&mut self) {
-        if let Some(reader) = self.reader.take() {
-            connection::return_consumer(self.lease, reader.into_consumer());
-        }
-    }
-}
-
-impl Drop for ScanState {
-    /// Runs when the query's memory context goes away, also after an ERROR.
-    fn drop(&mut self) {
-        self.release();
-    }
-}
-
-/// Attribute number that stands for "the whole row" in `fdw_private`.
+/// Attribute number that stands for "the whole row" in the used-attributes list.
 const WHOLE_ROW: i32 = 0;
+/// Per-row cost on top of PostgreSQL's tuple cost: fetching and decoding a message.
+const MESSAGE_COST: f64 = 0.02;
+/// Cost of starting a scan with a pooled client: metadata and watermark round trips.
+const STARTUP_COST: f64 = 25.0;
 
 fn check_interrupts() {
     pgrx::check_for_interrupts!();
 }
 
+fn client_settings(definition: &ForeignTableDef) -> ClientSettings {
+    ClientSettings {
+        brokers: definition.server.brokers.clone(),
+        timeout: definition.server.timeout,
+        fetch_wait: definition.table.buffer_delay,
+        interrupt: check_interrupts,
+    }
+}
+
+/// A pooled consumer for the current user's mapping of the table's server. Like
+/// postgres_fdw, a scan needs a user mapping (credentials will live there).
+unsafe fn pooled_consumer(definition: &ForeignTableDef, settings: &ClientSettings) -> PooledConsumer {
+    let user_mapping = pg_sys::GetUserMapping(pg_sys::GetUserId(), definition.server_id);
+    let key = ClientKey {
+        server: definition.server_id,
+        user_mapping: (*user_mapping).umid,
+        fetch_wait: settings.fetch_wait.min(kafka::MAX_FETCH_WAIT),
+    };
+    PooledConsumer::get(key, settings).or_raise()
+}
+
 #[pg_guard]
 pub unsafe extern "C-unwind" fn get_foreign_rel_size(
-    _root: *mut pg_sys::PlannerInfo,
+    root: *mut pg_sys::PlannerInfo,
     baserel: *mut pg_sys::RelOptInfo,
-    _foreigntableid: pg_sys::Oid,
+    foreigntableid: pg_sys::Oid,
 ) {
-    // Until estimates come from the watermarks, assume a mid-sized topic.
-    (*baserel).rows = 1000.0;
+    let definition = catalog::foreign_table_by_id(foreigntableid);
+    let mut extractor = Extractor::new(root, (*baserel).relid, MetaColumns::new(&definition.columns));
+    let template = extractor.restrictions((*baserel).baserestrictinfo);
+    let condition = template.bind_known(&mut |slot| pushdown::estimated_value(root, extractor.values[slot]));
+
+    // Estimates come from the watermarks, so joins with Kafka tables plan sensibly.
+    let all_marks = estimate_watermarks(&definition);
+    let messages: i64 = all_marks.iter().map(|w| w.high - w.low).sum();
+    let to_read: i64 = plan::read_ranges(&condition, &all_marks).iter().map(|r| r.end - r.start).sum();
+
+    // Clauses the ranges don't cover still filter what is read.
+    let mut unpushed = PgList::<pg_sys::RestrictInfo>::new();
+    for rinfo in PgList::<pg_sys::RestrictInfo>::from_pg((*baserel).baserestrictinfo).iter_ptr() {
+        if !extractor.is_usable((*rinfo).clause as *mut pg_sys::Node) {
+            unpushed.push(rinfo);
+        }
+    }
+    let selectivity = pg_sys::clauselist_selectivity(
+        root,
+        unpushed.as_ptr(),
+        (*baserel).relid as c_int,
+        pg_sys::JoinType::JOIN_INNER,
+        std::ptr::null_mut(),
+    );
+    (*baserel).tuples = messages as f64;
+    (*baserel).rows = pg_sys::clamp_row_est(to_read as f64 * selectivity);
+}
+
+/// How long planning reuses a topic's watermarks for estimates. Execution always takes
+/// fresh ones; estimates need only the topic's rough size.
+const ESTIMATE_MAX_AGE: Duration = Duration::from_secs(10);
+
+thread_local! {
+    /// Watermarks for estimates by (server, topic), with the time they were taken.
+    static ESTIMATE_WATERMARKS: RefCell<HashMap<(pg_sys::Oid, String), (Instant, Vec<Watermarks>)>> =
+        RefCell::new(HashMap::new());
+}
+
+/// Watermarks of every partition of the table's topic, at most [`ESTIMATE_MAX_AGE`] old.
+unsafe fn estimate_watermarks(definition: &ForeignTableDef) -> Vec<Watermarks> {
+    let key = (definition.server_id, definition.table.topic.clone());
+    let cached = ESTIMATE_WATERMARKS.with_borrow(|cache| {
+        cache.get(&key).filter(|(taken, _)| taken.elapsed() < ESTIMATE_MAX_AGE).map(|(_, marks)| marks.clone())
+    });
+    if let Some(marks) = cached {
+        return marks;
+    }
+    let settings = client_settings(definition);
+    let consumer = pooled_consumer(definition, &settings);
+    let topic = definition.table.topic.as_str();
+    let partitions = kafka::topic_partitions(consumer.consumer(), &settings, topic).or_raise();
+    let marks = kafka::watermarks(consumer.consumer(), &settings, topic, &partitions).or_raise();
+    ESTIMATE_WATERMARKS.with_borrow_mut(|cache| cache.insert(key, (Instant::now(), marks.clone())));
+    marks
 }
 
 #[pg_guard]
 pub unsafe extern "C-unwind" fn get_foreign_paths(
     root: *mut pg_sys::PlannerInfo,
     baserel: *mut pg_sys::RelOptInfo,
-    _foreigntableid: pg_sys::Oid,
+    foreigntableid: pg_sys::Oid,
 ) {
-    let rows = (*baserel).rows;
-    // Startup pays for metadata and watermark round trips; each row for a message.
-    let startup_cost = 25.0;
-    let total_cost = startup_cost + rows * (pg_sys::cpu_tuple_cost * 2.0);
+    add_scan_path(root, baserel, std::ptr::null_mut(), (*baserel).rows);
+
+    // Join clauses on the meta columns (`k.part = v.p`) make parameterized paths: each
+    // loop of a nested loop then reads only the partition or offsets asked for.
+    let definition = catalog::foreign_table_by_id(foreigntableid);
+    let mut columns = MetaColumns::new(&definition.columns);
+    let mut extractor = Extractor::new(root, (*baserel).relid, columns);
+    let mut clauses: Vec<*mut pg_sys::RestrictInfo> = PgList::<pg_sys::RestrictInfo>::from_pg((*baserel).joininfo)
+        .iter_ptr()
+        .filter(|&rinfo| pg_sys::join_clause_is_movable_to(rinfo, baserel))
+        .collect();
+    let implied = pg_sys::generate_implied_equalities_for_column(
+        root,
+        baserel,
+        Some(pushdown::is_meta_column_member),
+        &mut columns as *mut MetaColumns as *mut c_void,
+        (*baserel).lateral_referencers,
+    );
+    clauses.extend(PgList::<pg_sys::RestrictInfo>::from_pg(implied).iter_ptr());
+    let mut seen_outer: Vec<pg_sys::Relids> = Vec::new();
+    for rinfo in clauses {
+        if !extractor.is_usable((*rinfo).clause as *mut pg_sys::Node) {
+            continue;
+        }
+        let required_outer = pg_sys::bms_union(
+            pg_sys::bms_difference((*rinfo).clause_relids, (*baserel).relids),
+            (*baserel).lateral_relids,
+        );
+        if pg_sys::bms_is_empty(required_outer) || seen_outer.iter().any(|&s| pg_sys::bms_equal(s, required_outer)) {
+            continue;
+        }
+        seen_outer.push(required_outer);
+        let param_info = pg_sys::get_baserel_parampathinfo(root, baserel, required_outer);
+        add_scan_path(root, baserel, required_outer, (*param_info).ppi_rows);
+    }
+}
+
+unsafe fn add_scan_path(root: *mut pg_sys::PlannerInfo, baserel: *mut pg_sys::RelOptInfo, required_outer: pg_sys::Relids, rows: f64) {
+    let total_cost = STARTUP_COST + rows * (pg_sys::cpu_tuple_cost + MESSAGE_COST);
     let path = pg_sys::create_foreignscan_path(
         root,
         baserel,
         std::ptr::null_mut(),
         rows,
-        startup_cost,
+        STARTUP_COST,
         total_cost,
         std::ptr::null_mut(),
-        std::ptr::null_mut(),
+        required_outer,
         std::ptr::null_mut(),
         std::ptr::null_mut(),
     );
@@ -81,22 +177,36 @@ pub unsafe extern "C-unwind" fn get_foreign_paths(
 
 #[pg_guard]
 pub unsafe extern "C-unwind" fn get_foreign_plan(
-    _root: *mut pg_sys::PlannerInfo,
+    root: *mut pg_sys::PlannerInfo,
     baserel: *mut pg_sys::RelOptInfo,
-    _foreigntableid: pg_sys::Oid,
+    foreigntableid: pg_sys::Oid,
     _best_path: *mut pg_sys::ForeignPath,
     tlist: *mut pg_sys::List,
     scan_clauses: *mut pg_sys::List,
     outer_plan: *mut pg_sys::Plan,
 ) -> *mut pg_sys::ForeignScan {
-    // Every qual stays a local filter for now; only the columns are narrowed.
-    let clauses = pg_sys::extract_actual_clauses(scan_clauses, false);
+    // scan_clauses holds the restrictions and, for a parameterized path, its join
+    // clauses. Every clause also stays a filter, so rows are always re-checked.
+    let definition = catalog::foreign_table_by_id(foreigntableid);
+    let mut extractor = Extractor::new(root, (*baserel).relid, MetaColumns::new(&definition.columns));
+    let template = extractor.restrictions(scan_clauses);
+    let mut encoded: *mut pg_sys::List = std::ptr::null_mut();
+    for code in plan::encode(&template) {
+        encoded = pg_sys::lappend_int(encoded, code);
+    }
+    let mut values = PgList::<pg_sys::Expr>::new();
+    for value in &extractor.values {
+        values.push(*value);
+    }
+    let mut private = PgList::<pg_sys::List>::new();
+    private.push(encoded);
+    private.push(used_attributes(baserel));
     pg_sys::make_foreignscan(
         tlist,
-        clauses,
+        pg_sys::extract_actual_clauses(scan_clauses, false),
         (*baserel).relid,
-        std::ptr::null_mut(),
-        used_attributes(baserel),
+        values.into_pg(),
+        private.into_pg(),
         std::ptr::null_mut(),
         std::ptr::null_mut(),
         outer_plan,
@@ -127,10 +237,9 @@ unsafe fn used_attributes(baserel: *mut pg_sys::RelOptInfo) -> *mut pg_sys::List
 }
 
 /// `needed[i]`: whether attribute `i + 1` is read, from the plan's integer list.
-unsafe fn needed_attributes(fdw_private: *mut pg_sys::List, natts: usize) -> Vec<bool> {
-    let used = PgList::<c_void>::from_pg(fdw_private);
+unsafe fn needed_attributes(used: *mut pg_sys::List, natts: usize) -> Vec<bool> {
     let mut needed = vec![false; natts];
-    for attno in used.iter_int() {
+    for attno in PgList::<c_void>::from_pg(used).iter_int() {
         if attno == WHOLE_ROW {
             needed.fill(true);
         } else {
@@ -140,62 +249,105 @@ unsafe fn needed_attributes(fdw_private: *mut pg_sys::List, natts: usize) -> Vec
     needed
 }
 
-#[pg_guard]
-pub unsafe extern "C-unwind" fn begin_foreign_scan(node: *mut pg_sys::ForeignScanState, eflags: c_int) {
-    if eflags & pg_sys::EXEC_FLAG_EXPLAIN_ONLY as c_int != 0 {
-        return;
+/// What a running scan keeps between calls. Owned by the executor's query memory
+/// context: if the query fails, deleting that context drops this, and the pooled client
+/// goes back to the pool, even though `EndForeignScan` never runs after an ERROR.
+struct ScanState {
+    /// `None` once the client went back to the pool.
+    reader: Option<RangeReader<PooledConsumer>>,
+    topic: String,
+    template: Condition<usize>,
+    slots: Vec<SlotValue>,
+    /// The topic's partitions and the watermarks taken when this scan first needed
+    /// them: the end of every pass of this scan, rescans included.
+    partitions: Option<Vec<i32>>,
+    watermarks: BTreeMap<i32, Watermarks>,
+    /// The ranges of the current pass; `None` until the pass is planned.
+    ranges: Option<Vec<ReadRange>>,
+    /// Messages fetched by earlier passes.
+    earlier_messages: u64,
+    row: RowBuilder,
+}
+
+impl ScanState {
+    /// Plans the current pass from the slot values and starts reading it.
+    fn start_pass(&mut self, values: Vec<Value>) -> FdwResult<()> {
+        let condition = self.template.bind(&mut |slot: &usize| values[*slot].clone());
+        let reader = self.reader.as_mut().expect("planned only while the reader is held");
+        let partitions = match &self.partitions {
+            Some(partitions) => partitions,
+            None => self.partitions.insert(kafka::topic_partitions(reader.consumer(), reader.settings(), &self.topic)?),
+        };
+        let missing: Vec<i32> = plan::selected_partitions(&condition, partitions)
+            .into_iter()
+            .filter(|p| !self.watermarks.contains_key(p))
+            .collect();
+        for marks in kafka::watermarks(reader.consumer(), reader.settings(), &self.topic, &missing)? {
+            self.watermarks.insert(marks.partition, marks);
+        }
+        let marks: Vec<Watermarks> = self.watermarks.values().copied().collect();
+        let ranges = plan::read_ranges(&condition, &marks);
+        self.earlier_messages += reader.messages_fetched;
+        reader.restart(&ranges)?;
+        self.ranges = Some(ranges);
+        Ok(())
     }
+
+    fn messages_fetched(&self) -> u64 {
+        self.earlier_messages + self.reader.as_ref().map_or(0, |r| r.messages_fetched)
+    }
+}
+
+#[pg_guard]
+pub unsafe extern "C-unwind" fn begin_foreign_scan(node: *mut pg_sys::ForeignScanState, _eflags: c_int) {
     let relation = (*node).ss.ss_currentRelation;
     let definition = catalog::foreign_table(relation);
-    // Like postgres_fdw, a scan needs a user mapping (credentials will live there).
-    let user_mapping = pg_sys::GetUserMapping(pg_sys::GetUserId(), definition.server_id);
-
     let plan = (*node).ss.ps.plan as *mut pg_sys::ForeignScan;
+    let private = PgList::<pg_sys::List>::from_pg((*plan).fdw_private);
+    let encoded: Vec<i32> = PgList::<c_void>::from_pg(private.get_ptr(0).unwrap_or(std::ptr::null_mut())).iter_int().collect();
     let tupdesc = (*relation).rd_att;
-    let needed = needed_attributes((*plan).fdw_private, (*tupdesc).natts as usize);
-    let topic = definition.table.topic.as_str();
-    let row = RowBuilder::new(tupdesc, &definition.columns, &needed, topic);
-
-    let settings = ClientSettings {
-        brokers: definition.server.brokers.clone(),
-        timeout: definition.server.timeout,
-        fetch_wait: definition.table.buffer_delay,
-        interrupt: check_interrupts,
+    let needed = needed_attributes(private.get_ptr(1).unwrap_or(std::ptr::null_mut()), (*tupdesc).natts as usize);
+    let topic = definition.table.topic.clone();
+    let settings = client_settings(&definition);
+    // Plain EXPLAIN may still plan the ranges (see explain_foreign_scan), so it gets a
+    // client too; nothing is fetched until rows are asked for.
+    let consumer = pooled_consumer(&definition, &settings);
+    let state = ScanState {
+        reader: Some(RangeReader::new(consumer, settings, &topic, &[]).or_raise()),
+        row: RowBuilder::new(tupdesc, &definition.columns, &needed, &topic),
+        topic,
+        template: plan::decode(&encoded),
+        slots: pushdown::init_slots((*plan).fdw_exprs, node as *mut pg_sys::PlanState),
+        partitions: None,
+        watermarks: BTreeMap::new(),
+        ranges: None,
+        earlier_messages: 0,
     };
-    let key = ClientKey {
-        server: definition.server_id,
-        user_mapping: (*user_mapping).umid,
-        fetch_wait: settings.fetch_wait.min(kafka::MAX_FETCH_WAIT),
-    };
-    let (consumer, lease) = connection::borrow_consumer(key, &settings).or_raise();
-    let reader = RangeReader::new(consumer, settings, topic, &[]).or_raise();
-    // From here on the state owns the client, so it goes back to the pool however the
-    // query ends.
-    let state = ScanState { reader: Some(reader), lease, ranges: Vec::new(), row };
-    let state = PgMemoryContexts::CurrentMemoryContext.leak_and_drop_on_delete(state);
-    (*node).fdw_state = state as *mut c_void;
+    (*node).fdw_state = PgMemoryContexts::CurrentMemoryContext.leak_and_drop_on_delete(state) as *mut c_void;
+}
 
-    let reader = (*state).reader.as_mut().expect("just created");
-    let partitions = kafka::topic_partitions(reader.consumer(), reader.settings(), topic).or_raise();
-    // The high watermarks taken here are where the scan ends: messages produced while it
-    // runs belong to the next one.
-    let ranges: Vec<ReadRange> = kafka::watermarks(reader.consumer(), reader.settings(), topic, &partitions)
-        .or_raise()
-        .iter()
-        .map(|marks| ReadRange { partition: marks.partition, start: marks.low, end: marks.high })
-        .collect();
-    reader.restart(&ranges).or_raise();
-    (*state).ranges = ranges;
+unsafe fn scan_state<'a>(node: *mut pg_sys::ForeignScanState) -> &'a mut ScanState {
+    &mut *((*node).fdw_state as *mut ScanState)
+}
+
+/// Plans the pass if this is its first row: parameters are known only now.
+unsafe fn ensure_pass(node: *mut pg_sys::ForeignScanState, state: &mut ScanState) {
+    if state.ranges.is_none() {
+        let values = pushdown::evaluate(&state.slots, (*node).ss.ps.ps_ExprContext);
+        state.start_pass(values).or_raise();
+    }
 }
 
 #[pg_guard]
 pub unsafe extern "C-unwind" fn iterate_foreign_scan(node: *mut pg_sys::ForeignScanState) -> *mut pg_sys::TupleTableSlot {
     let slot = (*node).ss.ss_ScanTupleSlot;
     pg_sys::ExecClearTuple(slot);
-    let state = &mut *((*node).fdw_state as *mut ScanState);
-    let Some(reader) = state.reader.as_mut() else {
+    let state = scan_state(node);
+    if state.reader.is_none() {
         return slot;
-    };
+    }
+    ensure_pass(node, state);
+    let reader = state.reader.as_mut().expect("checked above");
     if let Some(message) = reader.next_message().or_raise() {
         state.row.fill(slot, &message);
         pg_sys::ExecStoreVirtualTuple(slot);
@@ -205,10 +357,8 @@ pub unsafe extern "C-unwind" fn iterate_foreign_scan(node: *mut pg_sys::ForeignS
 
 #[pg_guard]
 pub unsafe extern "C-unwind" fn rescan_foreign_scan(node: *mut pg_sys::ForeignScanState) {
-    let state = &mut *((*node).fdw_state as *mut ScanState);
-    if let Some(reader) = state.reader.as_mut() {
-        reader.restart(&state.ranges).or_raise();
-    }
+    // Parameter values may have changed: the next row plans the pass again.
+    scan_state(node).ranges = None;
 }
 
 #[pg_guard]
@@ -216,13 +366,45 @@ pub unsafe extern "C-unwind" fn end_foreign_scan(node: *mut pg_sys::ForeignScanS
     let state = (*node).fdw_state as *mut ScanState;
     if !state.is_null() {
         // Give the client back now rather than when the query's memory goes away.
-        (*state).release();
+        (*state).reader = None;
     }
 }
 
 #[pg_guard]
 pub unsafe extern "C-unwind" fn explain_foreign_scan(node: *mut pg_sys::ForeignScanState, es: *mut pg_sys::ExplainState) {
-    let definition = catalog::foreign_table((*node).ss.ss_currentRelation);
-    let topic = CString::new(definition.table.topic).unwrap_or_default();
-    pg_sys::ExplainPropertyText(c"Kafka topic".as_ptr(), topic.as_ptr(), es);
+    let state = scan_state(node);
+    explain_text("Kafka Topic", &state.topic, es);
+    let ranges = match &state.ranges {
+        Some(ranges) => describe_ranges(ranges),
+        None if (*es).analyze => "none (not executed)".to_string(),
+        None if state.reader.is_some() && pushdown::known_before_execution(&state.slots) => {
+            // Plain EXPLAIN: plan the first pass now, as execution would.
+            ensure_pass(node, state);
+            describe_ranges(state.ranges.as_deref().unwrap_or_default())
+        }
+        None => "chosen when the scan starts (depends on parameters)".to_string(),
+    };
+    explain_text("Kafka Ranges", &ranges, es);
+    if (*es).analyze {
+        pg_sys::ExplainPropertyInteger(
+            c"Kafka Messages Fetched".as_ptr(),
+            std::ptr::null(),
+            state.messages_fetched() as i64,
+            es,
+        );
+    }
+}
+
+unsafe fn explain_text(label: &str, value: &str, es: *mut pg_sys::ExplainState) {
+    let label = CString::new(label).expect("no NUL in labels");
+    let value = CString::new(value).unwrap_or_default();
+    pg_sys::ExplainPropertyText(label.as_ptr(), value.as_ptr(), es);
+}
+
+/// `0:[1001,1250) 3:[701,1250)`: per partition, the half-open offset ranges read.
+fn describe_ranges(ranges: &[ReadRange]) -> String {
+    if ranges.is_empty() {
+        return "none".to_string();
+    }
+    ranges.iter().map(|r| format!("{}:[{},{})", r.partition, r.start, r.end)).collect::<Vec<_>>().join(" ")
 }

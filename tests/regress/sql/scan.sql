@@ -76,18 +76,6 @@ CREATE FOREIGN TABLE kafka_wide (a int, b text, c date, d timestamp, e text, f i
 SERVER kafka_server OPTIONS (topic 'regress_values');
 SELECT count(*), count(e), count(f) FROM kafka_wide;
 
--- A rescanned scan (the inner side of a nested loop) reads its topic again each time.
-SET enable_hashjoin = off;
-SET enable_mergejoin = off;
-SET enable_material = off;
-EXPLAIN (COSTS OFF)
-SELECT v.p, count(k.*) FROM (VALUES (0), (1), (2), (3)) v(p) JOIN kafka_values k ON k.part = v.p GROUP BY v.p;
-SELECT v.p, count(k.*) FROM (VALUES (0), (1), (2), (3)) v(p) JOIN kafka_values k ON k.part = v.p
-GROUP BY v.p ORDER BY v.p;
-RESET enable_hashjoin;
-RESET enable_mergejoin;
-RESET enable_material;
-
 -- An empty topic gives no rows at once, even with a long buffer_delay: the end of a
 -- scan is the high watermark, never a timeout.
 CREATE FOREIGN TABLE kafka_empty (part int OPTIONS (partition 'true'), x text)
