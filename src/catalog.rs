@@ -37,6 +37,10 @@ fn column_type(type_oid: pg_sys::Oid) -> ColumnType {
         pg_sys::INT2OID => ColumnType::SmallInt,
         pg_sys::INT4OID => ColumnType::Integer,
         pg_sys::INT8OID => ColumnType::BigInt,
+        pg_sys::TEXTOID => ColumnType::Text,
+        pg_sys::BYTEAOID => ColumnType::Bytea,
+        pg_sys::TIMESTAMPTZOID => ColumnType::TimestampTz,
+        pg_sys::JSONBOID => ColumnType::Jsonb,
         _ => ColumnType::Other,
     }
 }

@@ -7,7 +7,7 @@ mod tests {
     use pgrx::prelude::*;
 
     use crate::catalog;
-    use crate::options::{ColumnSource, Format};
+    use crate::options::{ColumnSource, ColumnType, Format, MetaColumn};
 
     fn create_table() -> pg_sys::Oid {
         Spi::run("CREATE SERVER s FOREIGN DATA WRAPPER kafka_fdw OPTIONS (brokers 'b:1', timeout_ms '1234')").unwrap();
@@ -44,9 +44,9 @@ mod tests {
             definition.columns,
             vec![
                 ColumnSource::Field(0),
-                ColumnSource::Partition,
+                ColumnSource::Meta(MetaColumn::Partition, ColumnType::SmallInt),
                 ColumnSource::Dropped,
-                ColumnSource::Offset,
+                ColumnSource::Meta(MetaColumn::Offset, ColumnType::BigInt),
                 ColumnSource::Field(1)
             ]
         );

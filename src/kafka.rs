@@ -247,6 +247,38 @@ impl PartitionRanges {
     }
 }
 
+/// For each of `partitions`, the first offset whose timestamp is at or after `unix_ms`,
+/// or `None` when no message is (Kafka's time index lookup).
+pub fn offsets_for_time(
+    consumer: &BaseConsumer,
+    settings: &ClientSettings,
+    topic: &str,
+    partitions: &[i32],
+    unix_ms: i64,
+) -> FdwResult<Vec<(i32, Option<i64>)>> {
+    let what = format!("look up offsets by time in topic \"{topic}\"");
+    let mut query = TopicPartitionList::with_capacity(partitions.len());
+    for &partition in partitions {
+        // Negative times are Kafka's codes for "latest" and "earliest": no message is
+        // older than 1970, so ask for 0 instead.
+        query
+            .add_partition_offset(topic, partition, Offset::Offset(unix_ms.max(0)))
+            .map_err(|e| FdwError::new(ErrorKind::Kafka, format!("could not {what}")).with_detail(e.to_string()))?;
+    }
+    let answer = retry_sliced(settings, &what, |slice| consumer.offsets_for_times(query.clone(), slice))?;
+    answer
+        .elements()
+        .iter()
+        .map(|element| {
+            element.error().map_err(|e| {
+                FdwError::new(ErrorKind::Kafka, format!("could not {what}, partition {}", element.partition()))
+                    .with_detail(e.to_string())
+            })?;
+            Ok((element.partition(), element.offset().to_raw().filter(|&offset| offset >= 0)))
+        })
+        .collect()
+}
+
 /// Stops all fetching of a consumer and drops what it prefetched, so that its next
 /// user starts clean.
 pub fn clear_assignment(consumer: &BaseConsumer) {

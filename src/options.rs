@@ -25,8 +25,8 @@ impl OptionLevel {
         match self {
             OptionLevel::Wrapper | OptionLevel::UserMapping => &[],
             OptionLevel::Server => &["brokers", "mpp_execute", "timeout_ms"],
-            OptionLevel::Table => &["topic", "format", "batch_size", "buffer_delay"],
-            OptionLevel::Column => &["partition", "offset"],
+            OptionLevel::Table => &["topic", "format", "batch_size", "buffer_delay", "timestamps_ordered"],
+            OptionLevel::Column => &["partition", "offset", "key", "timestamp", "headers", "topic"],
         }
     }
 }
@@ -64,6 +64,49 @@ pub struct TableOptions {
     pub batch_size: usize,
     /// The most a single fetch request may wait on the broker.
     pub buffer_delay: Duration,
+    /// Whether message timestamps never decrease within a partition, so that an upper
+    /// bound on the timestamp column can end a read early.
+    pub timestamps_ordered: bool,
+}
+
+/// A message property a column can hold instead of payload data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetaColumn {
+    Partition,
+    Offset,
+    Key,
+    Timestamp,
+    Headers,
+    Topic,
+}
+
+impl MetaColumn {
+    const ALL: [MetaColumn; 6] =
+        [MetaColumn::Partition, MetaColumn::Offset, MetaColumn::Key, MetaColumn::Timestamp, MetaColumn::Headers, MetaColumn::Topic];
+
+    /// The column option that declares it.
+    pub fn option_name(self) -> &'static str {
+        match self {
+            MetaColumn::Partition => "partition",
+            MetaColumn::Offset => "offset",
+            MetaColumn::Key => "key",
+            MetaColumn::Timestamp => "timestamp",
+            MetaColumn::Headers => "headers",
+            MetaColumn::Topic => "topic",
+        }
+    }
+
+    fn allowed_types(self) -> (&'static [ColumnType], &'static str) {
+        use ColumnType::*;
+        match self {
+            MetaColumn::Partition => (&[SmallInt, Integer, BigInt], "smallint, integer or bigint"),
+            MetaColumn::Offset => (&[BigInt], "bigint"),
+            MetaColumn::Key => (&[Text, Bytea], "text or bytea"),
+            MetaColumn::Timestamp => (&[TimestampTz], "timestamp with time zone"),
+            MetaColumn::Headers => (&[Jsonb], "jsonb"),
+            MetaColumn::Topic => (&[Text], "text"),
+        }
+    }
 }
 
 /// What a column of a Kafka foreign table holds.
@@ -71,10 +114,7 @@ pub struct TableOptions {
 pub enum ColumnRole {
     /// Part of the message payload.
     Data,
-    /// The message's partition.
-    Partition,
-    /// The message's offset within its partition.
-    Offset,
+    Meta(MetaColumn),
 }
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -140,10 +180,14 @@ pub fn parse_table(options: &[(String, String)]) -> FdwResult<TableOptions> {
         None => DEFAULT_BUFFER_DELAY,
         Some(value) => Duration::from_millis(non_negative_integer("buffer_delay", value)?),
     };
-    Ok(TableOptions { topic: topic.to_string(), format, batch_size, buffer_delay })
+    let timestamps_ordered = match lookup(options, "timestamps_ordered") {
+        None => false,
+        Some(value) => boolean("timestamps_ordered", value)?,
+    };
+    Ok(TableOptions { topic: topic.to_string(), format, batch_size, buffer_delay, timestamps_ordered })
 }
 
-/// A column's role. Declaring both `partition` and `offset` true on one column is an error.
+/// A column's role: data, or the one meta column its options declare.
 pub fn parse_column(options: &[(String, String)]) -> FdwResult<ColumnRole> {
     check_names(OptionLevel::Column, options)?;
     let mut role = ColumnRole::Data;
@@ -151,27 +195,28 @@ pub fn parse_column(options: &[(String, String)]) -> FdwResult<ColumnRole> {
         if !boolean(name, value)? {
             continue;
         }
-        let this = match name.as_str() {
-            "partition" => ColumnRole::Partition,
-            _ => ColumnRole::Offset,
-        };
-        if role != ColumnRole::Data {
+        let meta = MetaColumn::ALL.into_iter().find(|m| m.option_name() == name).expect("names were checked");
+        if let ColumnRole::Meta(first) = role {
             return Err(FdwError::new(
                 ErrorKind::InvalidParameterValue,
-                "a column cannot be both the partition and the offset column",
+                format!("a column cannot have both options \"{}\" and \"{}\"", first.option_name(), name),
             ));
         }
-        role = this;
+        role = ColumnRole::Meta(meta);
     }
     Ok(role)
 }
 
-/// The type family a meta column must have; the glue classifies PostgreSQL types.
+/// The PostgreSQL types meta columns can have; the glue classifies a column's type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ColumnType {
     SmallInt,
     Integer,
     BigInt,
+    Text,
+    Bytea,
+    TimestampTz,
+    Jsonb,
     Other,
 }
 
@@ -187,20 +232,19 @@ pub struct ColumnDef {
 /// What the scan fills into each attribute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ColumnSource {
-    Partition,
-    Offset,
+    /// A message property, and the column's type.
+    Meta(MetaColumn, ColumnType),
     /// The n-th field of the payload (0-based, counting data columns only).
     Field(usize),
     /// A dropped attribute: always NULL.
     Dropped,
 }
 
-/// Checks the table-wide column rules (at most one partition and one offset column, of
-/// integer and bigint type) and returns where each attribute's value comes from.
+/// Checks the table-wide column rules (at most one column per meta property, of a type
+/// that can hold it) and returns where each attribute's value comes from.
 pub fn table_layout(columns: &[ColumnDef]) -> FdwResult<Vec<ColumnSource>> {
     let mut layout = Vec::with_capacity(columns.len());
-    let mut partition_column: Option<&str> = None;
-    let mut offset_column: Option<&str> = None;
+    let mut declared: Vec<(MetaColumn, &str)> = Vec::new();
     let mut fields = 0;
     for column in columns {
         if column.dropped {
@@ -212,43 +256,32 @@ pub fn table_layout(columns: &[ColumnDef]) -> FdwResult<Vec<ColumnSource>> {
                 fields += 1;
                 ColumnSource::Field(fields - 1)
             }
-            ColumnRole::Partition => {
-                only_one("partition", &mut partition_column, &column.name)?;
-                if column.column_type == ColumnType::Other {
-                    return Err(wrong_type(&column.name, "partition", "smallint, integer or bigint"));
+            ColumnRole::Meta(meta) => {
+                if let Some((_, first)) = declared.iter().find(|(m, _)| *m == meta) {
+                    return Err(FdwError::new(
+                        ErrorKind::InvalidParameterValue,
+                        format!("only one column may have option \"{}\"", meta.option_name()),
+                    )
+                    .with_detail(format!("Columns \"{first}\" and \"{}\" both have it.", column.name)));
                 }
-                ColumnSource::Partition
-            }
-            ColumnRole::Offset => {
-                only_one("offset", &mut offset_column, &column.name)?;
-                if column.column_type != ColumnType::BigInt {
-                    return Err(wrong_type(&column.name, "offset", "bigint"));
+                declared.push((meta, &column.name));
+                let (allowed, description) = meta.allowed_types();
+                if !allowed.contains(&column.column_type) {
+                    return Err(FdwError::new(
+                        ErrorKind::InvalidDataType,
+                        format!(
+                            "column \"{}\" with option \"{}\" must be of type {description}",
+                            column.name,
+                            meta.option_name()
+                        ),
+                    ));
                 }
-                ColumnSource::Offset
+                ColumnSource::Meta(meta, column.column_type)
             }
         };
         layout.push(source);
     }
     Ok(layout)
-}
-
-fn only_one<'a>(option: &str, seen: &mut Option<&'a str>, column: &'a str) -> FdwResult<()> {
-    if let Some(first) = seen {
-        return Err(FdwError::new(
-            ErrorKind::InvalidParameterValue,
-            format!("only one column may have option \"{option}\""),
-        )
-        .with_detail(format!("Columns \"{first}\" and \"{column}\" both have it.")));
-    }
-    *seen = Some(column);
-    Ok(())
-}
-
-fn wrong_type(column: &str, option: &str, expected: &str) -> FdwError {
-    FdwError::new(
-        ErrorKind::InvalidDataType,
-        format!("column \"{column}\" with option \"{option}\" must be of type {expected}"),
-    )
 }
 
 fn check_names(level: OptionLevel, options: &[(String, String)]) -> FdwResult<()> {
@@ -370,6 +403,8 @@ mod tests {
         assert_eq!(defaults.buffer_delay, DEFAULT_BUFFER_DELAY);
         assert_eq!(parse_table(&opts(&[("topic", "t"), ("format", "JSON")])).unwrap().format, Format::Json);
         assert_eq!(parse_table(&opts(&[("topic", "t"), ("buffer_delay", "0")])).unwrap().buffer_delay, Duration::ZERO);
+        assert!(!defaults.timestamps_ordered);
+        assert!(parse_table(&opts(&[("topic", "t"), ("timestamps_ordered", "on")])).unwrap().timestamps_ordered);
 
         assert_eq!(parse_table(&opts(&[("format", "csv")])).unwrap_err().kind, ErrorKind::OptionNameNotFound);
         for (name, value) in [("batch_size", "0"), ("batch_size", "-1"), ("batch_size", "x"), ("buffer_delay", "-1"), ("format", "xml")] {
@@ -381,12 +416,14 @@ mod tests {
     #[test]
     fn column_options() {
         assert_eq!(parse_column(&opts(&[])).unwrap(), ColumnRole::Data);
-        assert_eq!(parse_column(&opts(&[("partition", "true")])).unwrap(), ColumnRole::Partition);
-        assert_eq!(parse_column(&opts(&[("offset", "on")])).unwrap(), ColumnRole::Offset);
+        assert_eq!(parse_column(&opts(&[("partition", "true")])).unwrap(), ColumnRole::Meta(MetaColumn::Partition));
+        assert_eq!(parse_column(&opts(&[("offset", "on")])).unwrap(), ColumnRole::Meta(MetaColumn::Offset));
+        assert_eq!(parse_column(&opts(&[("headers", "yes")])).unwrap(), ColumnRole::Meta(MetaColumn::Headers));
         assert_eq!(parse_column(&opts(&[("offset", "false")])).unwrap(), ColumnRole::Data);
         assert!(parse_column(&opts(&[("offset", "maybe")])).is_err());
-        assert!(parse_column(&opts(&[("offset", "true"), ("partition", "true")])).is_err());
-        assert_eq!(parse_column(&opts(&[("key", "true")])).unwrap_err().kind, ErrorKind::InvalidOptionName);
+        let err = parse_column(&opts(&[("offset", "true"), ("key", "true")])).unwrap_err();
+        assert_eq!(err.message, "a column cannot have both options \"offset\" and \"key\"");
+        assert_eq!(parse_column(&opts(&[("json", "true")])).unwrap_err().kind, ErrorKind::InvalidOptionName);
     }
 
     #[test]
@@ -395,6 +432,9 @@ mod tests {
         let err = validate(OptionLevel::Wrapper, &opts(&[("x", "1")])).unwrap_err();
         assert_eq!(err.hint.as_deref(), Some("There are no valid options in this context."));
     }
+
+    const PARTITION: ColumnRole = ColumnRole::Meta(MetaColumn::Partition);
+    const OFFSET: ColumnRole = ColumnRole::Meta(MetaColumn::Offset);
 
     fn col(name: &str, column_type: ColumnType, role: ColumnRole) -> ColumnDef {
         ColumnDef { name: name.into(), column_type, role, dropped: false }
@@ -405,37 +445,38 @@ mod tests {
         let mut dropped = col("gone", ColumnType::Other, ColumnRole::Data);
         dropped.dropped = true;
         let layout = table_layout(&[
-            col("part", ColumnType::Integer, ColumnRole::Partition),
+            col("part", ColumnType::Integer, PARTITION),
             col("a", ColumnType::Other, ColumnRole::Data),
             dropped,
-            col("offs", ColumnType::BigInt, ColumnRole::Offset),
+            col("offs", ColumnType::BigInt, OFFSET),
             col("b", ColumnType::Integer, ColumnRole::Data),
+            col("k", ColumnType::Bytea, ColumnRole::Meta(MetaColumn::Key)),
         ])
         .unwrap();
         assert_eq!(
             layout,
             vec![
-                ColumnSource::Partition,
+                ColumnSource::Meta(MetaColumn::Partition, ColumnType::Integer),
                 ColumnSource::Field(0),
                 ColumnSource::Dropped,
-                ColumnSource::Offset,
-                ColumnSource::Field(1)
+                ColumnSource::Meta(MetaColumn::Offset, ColumnType::BigInt),
+                ColumnSource::Field(1),
+                ColumnSource::Meta(MetaColumn::Key, ColumnType::Bytea),
             ]
         );
     }
 
     #[test]
     fn layout_rejects_duplicate_and_mistyped_meta_columns() {
-        let err = table_layout(&[
-            col("p1", ColumnType::Integer, ColumnRole::Partition),
-            col("p2", ColumnType::Integer, ColumnRole::Partition),
-        ])
-        .unwrap_err();
+        let err = table_layout(&[col("p1", ColumnType::Integer, PARTITION), col("p2", ColumnType::Integer, PARTITION)])
+            .unwrap_err();
         assert_eq!(err.message, "only one column may have option \"partition\"");
-        let err = table_layout(&[col("p", ColumnType::Other, ColumnRole::Partition)]).unwrap_err();
+        let err = table_layout(&[col("p", ColumnType::Other, PARTITION)]).unwrap_err();
         assert_eq!(err.kind, ErrorKind::InvalidDataType);
-        let err = table_layout(&[col("o", ColumnType::Integer, ColumnRole::Offset)]).unwrap_err();
+        let err = table_layout(&[col("o", ColumnType::Integer, OFFSET)]).unwrap_err();
         assert_eq!(err.message, "column \"o\" with option \"offset\" must be of type bigint");
-        table_layout(&[col("p", ColumnType::SmallInt, ColumnRole::Partition)]).unwrap();
+        let err = table_layout(&[col("t", ColumnType::Text, ColumnRole::Meta(MetaColumn::Timestamp))]).unwrap_err();
+        assert_eq!(err.message, "column \"t\" with option \"timestamp\" must be of type timestamp with time zone");
+        table_layout(&[col("p", ColumnType::SmallInt, PARTITION)]).unwrap();
     }
 }

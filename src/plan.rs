@@ -63,6 +63,61 @@ impl Cmp {
 pub enum Column {
     Partition,
     Offset,
+    /// The message timestamp; values are PostgreSQL timestamptz (microseconds since
+    /// 2000-01-01 UTC), Kafka's are milliseconds since 1970.
+    Timestamp,
+}
+
+/// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01).
+pub const POSTGRES_EPOCH_UNIX_MICROS: i64 = 946_684_800_000_000;
+
+/// How timestamp conditions become offsets.
+#[derive(Clone, Copy)]
+pub enum Timestamps<'a> {
+    /// No lookups (plan-time estimates, partition selection): timestamp conditions
+    /// restrict nothing.
+    Unknown,
+    /// The broker's time index, as already looked up for every threshold the condition
+    /// needs (see [`timestamp_thresholds`]).
+    Indexed {
+        /// Whether timestamps never decrease within a partition. Only then does an upper
+        /// bound end a read: otherwise a later message may still be older.
+        ordered: bool,
+        /// The first offset of a partition whose timestamp is at or after a Unix time
+        /// in milliseconds; `None` when there is no such message.
+        first_at_or_after: &'a dyn Fn(i32, i64) -> Option<i64>,
+    },
+}
+
+/// Kafka millisecond bounds of a timestamptz value: (floor, ceiling).
+fn millisecond_bounds(postgres_micros: i64) -> (i64, i64) {
+    let unix = postgres_micros.saturating_add(POSTGRES_EPOCH_UNIX_MICROS);
+    let floor = unix.div_euclid(1000);
+    (floor, if unix.rem_euclid(1000) == 0 { floor } else { floor + 1 })
+}
+
+/// The Unix millisecond thresholds whose first offsets the condition's timestamp
+/// comparisons need.
+pub fn timestamp_thresholds(condition: &Condition<Value>) -> Vec<i64> {
+    fn collect(condition: &Condition<Value>, out: &mut Vec<i64>) {
+        match condition {
+            Condition::Compare(Column::Timestamp, cmp, Value::Scalar(Some(value))) => {
+                let (floor, ceiling) = millisecond_bounds(*value);
+                match cmp {
+                    Cmp::Ge | Cmp::Lt => out.push(ceiling),
+                    Cmp::Gt | Cmp::Le => out.push(floor.saturating_add(1)),
+                    Cmp::Eq => out.extend([floor, floor.saturating_add(1)]),
+                }
+            }
+            Condition::All(parts) | Condition::Any(parts) => parts.iter().for_each(|p| collect(p, out)),
+            _ => {}
+        }
+    }
+    let mut thresholds = Vec::new();
+    collect(condition, &mut thresholds);
+    thresholds.sort_unstable();
+    thresholds.dedup();
+    thresholds
 }
 
 /// A restriction on the partition and offset columns. `V` is a value slot in a plan
@@ -150,7 +205,7 @@ impl Condition<usize> {
 /// The partitions (of `partitions`) in which `condition` may select anything, so only
 /// their watermarks need fetching.
 pub fn selected_partitions(condition: &Condition<Value>, partitions: &[i32]) -> Vec<i32> {
-    partitions.iter().copied().filter(|&p| !offsets_of(condition, p as i64).0.is_empty()).collect()
+    partitions.iter().copied().filter(|&p| !offsets_of(condition, p, Timestamps::Unknown).0.is_empty()).collect()
 }
 
 /// A half-open span `[start, end)` of i64 values.
@@ -214,45 +269,78 @@ impl SpanSet {
 }
 
 /// The offsets of `partition` that `condition` may select.
-fn offsets_of(condition: &Condition<Value>, partition: i64) -> SpanSet {
+fn offsets_of(condition: &Condition<Value>, partition: i32, timestamps: Timestamps<'_>) -> SpanSet {
     match condition {
         Condition::Unrestricted => SpanSet::everything(),
+        Condition::Compare(Column::Timestamp, cmp, value) => {
+            let Value::Scalar(Some(value)) = value else { return SpanSet::empty() };
+            timestamp_offsets(*cmp, *value, partition, timestamps)
+        }
         Condition::Compare(column, cmp, value) => {
             let Value::Scalar(Some(value)) = value else { return SpanSet::empty() };
-            let values = SpanSet(vec![cmp.range(*value)]);
-            restrict(*column, values, partition)
+            restrict(*column, SpanSet(vec![cmp.range(*value)]), partition)
         }
         Condition::AnyOf(column, value) => {
-            let values = match value {
-                Value::List(list) => SpanSet::from_spans(list.iter().map(|&v| Cmp::Eq.range(v)).collect()),
-                Value::Scalar(Some(v)) => SpanSet(vec![Cmp::Eq.range(*v)]),
-                Value::Scalar(None) => SpanSet::empty(),
+            let values: Vec<i64> = match value {
+                Value::List(list) => list.clone(),
+                Value::Scalar(v) => v.iter().copied().collect(),
             };
-            restrict(*column, values, partition)
+            if *column == Column::Timestamp {
+                let each = values.iter().map(|&v| timestamp_offsets(Cmp::Eq, v, partition, timestamps));
+                return each.fold(SpanSet::empty(), |acc, spans| acc.union(&spans));
+            }
+            let spans = SpanSet::from_spans(values.iter().map(|&v| Cmp::Eq.range(v)).collect());
+            restrict(*column, spans, partition)
         }
-        Condition::All(parts) => {
-            parts.iter().fold(SpanSet::everything(), |acc, part| acc.intersection(&offsets_of(part, partition)))
+        Condition::All(parts) => parts
+            .iter()
+            .fold(SpanSet::everything(), |acc, part| acc.intersection(&offsets_of(part, partition, timestamps))),
+        Condition::Any(parts) => {
+            parts.iter().fold(SpanSet::empty(), |acc, part| acc.union(&offsets_of(part, partition, timestamps)))
         }
-        Condition::Any(parts) => parts.iter().fold(SpanSet::empty(), |acc, part| acc.union(&offsets_of(part, partition))),
     }
 }
 
-/// Offsets allowed by a condition on `column` whose true values are `values`.
-fn restrict(column: Column, values: SpanSet, partition: i64) -> SpanSet {
+/// Offsets allowed by a condition on the partition or offset column whose true values
+/// are `values`.
+fn restrict(column: Column, values: SpanSet, partition: i32) -> SpanSet {
     match column {
         Column::Offset => values,
-        Column::Partition if values.contains(partition) => SpanSet::everything(),
-        Column::Partition => SpanSet::empty(),
+        Column::Partition if values.contains(partition as i64) => SpanSet::everything(),
+        Column::Partition | Column::Timestamp => SpanSet::empty(),
     }
+}
+
+/// Offsets of `partition` whose timestamp may satisfy `timestamp <cmp> value`.
+fn timestamp_offsets(cmp: Cmp, value: i64, partition: i32, timestamps: Timestamps<'_>) -> SpanSet {
+    let Timestamps::Indexed { ordered, first_at_or_after } = timestamps else {
+        return SpanSet::everything();
+    };
+    let first = |ms: i64| first_at_or_after(partition, ms).unwrap_or(i64::MAX);
+    // Every message from the first one at or after `ms` on; with no such message, none.
+    let from = |ms: i64| SpanSet(vec![Span { start: first(ms), end: i64::MAX }]);
+    // Every message before the first one at or after `ms`: exact only when ordered.
+    let before = |ms: i64| if ordered { SpanSet(vec![Span { start: i64::MIN, end: first(ms) }]) } else { SpanSet::everything() };
+    let (floor, ceiling) = millisecond_bounds(value);
+    let spans = match cmp {
+        Cmp::Ge => from(ceiling),
+        Cmp::Gt => from(floor.saturating_add(1)),
+        Cmp::Lt => before(ceiling),
+        Cmp::Le => before(floor.saturating_add(1)),
+        // Kafka timestamps are whole milliseconds: a value between two equals none.
+        Cmp::Eq if floor != ceiling => SpanSet::empty(),
+        Cmp::Eq => from(floor).intersection(&before(floor.saturating_add(1))),
+    };
+    SpanSet::from_spans(spans.0)
 }
 
 /// The ranges to read: what `condition` allows of each partition, inside its watermarks
 /// `[low, high)`. Partitions with nothing to read are left out.
-pub fn read_ranges(condition: &Condition<Value>, watermarks: &[Watermarks]) -> Vec<ReadRange> {
+pub fn read_ranges(condition: &Condition<Value>, watermarks: &[Watermarks], timestamps: Timestamps<'_>) -> Vec<ReadRange> {
     let mut ranges = Vec::new();
     for marks in watermarks {
         let present = SpanSet(vec![Span { start: marks.low, end: marks.high }]);
-        let wanted = offsets_of(condition, marks.partition as i64).intersection(&present);
+        let wanted = offsets_of(condition, marks.partition, timestamps).intersection(&present);
         ranges.extend(wanted.0.iter().map(|span| ReadRange {
             partition: marks.partition,
             start: span.start,
@@ -279,6 +367,7 @@ fn column_code(column: Column) -> i32 {
     match column {
         Column::Partition => 0,
         Column::Offset => 1,
+        Column::Timestamp => 2,
     }
 }
 
@@ -323,7 +412,7 @@ fn decode_from(rest: &mut &[i32]) -> Condition<usize> {
         *rest = tail;
         *first
     };
-    let column = |code: i32| if code == 0 { Column::Partition } else { Column::Offset };
+    let column = |code: i32| [Column::Partition, Column::Offset, Column::Timestamp][code as usize];
     match next() {
         TAG_UNRESTRICTED => Condition::Unrestricted,
         TAG_COMPARE => {
@@ -353,6 +442,10 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    fn plan_of(condition: &Condition<Value>, topic: &[Watermarks]) -> Vec<ReadRange> {
+        read_ranges(condition, topic, Timestamps::Unknown)
+    }
+
     fn marks(partitions: &[(i32, i64, i64)]) -> Vec<Watermarks> {
         partitions.iter().map(|&(partition, low, high)| Watermarks { partition, low, high }).collect()
     }
@@ -370,27 +463,27 @@ mod tests {
         let topic = marks(&[(0, 0, 1250), (1, 0, 1250), (2, 0, 1250), (3, 0, 1250)]);
         // part = 0 AND offs > 1000
         let q1 = Condition::all(vec![cmp(Column::Partition, Cmp::Eq, 0), cmp(Column::Offset, Cmp::Gt, 1000)]);
-        assert_eq!(read_ranges(&q1, &topic), vec![range(0, 1001, 1250)]);
+        assert_eq!(plan_of(&q1, &topic), vec![range(0, 1001, 1250)]);
         // (part = 0 AND offs > 100) OR (part = 1 AND offs > 300) OR (part = 3 AND offs > 700)
         let q2 = Condition::any(vec![
             Condition::all(vec![cmp(Column::Partition, Cmp::Eq, 0), cmp(Column::Offset, Cmp::Gt, 100)]),
             Condition::all(vec![cmp(Column::Partition, Cmp::Eq, 1), cmp(Column::Offset, Cmp::Gt, 300)]),
             Condition::all(vec![cmp(Column::Partition, Cmp::Eq, 3), cmp(Column::Offset, Cmp::Gt, 700)]),
         ]);
-        assert_eq!(read_ranges(&q2, &topic), vec![range(0, 101, 1250), range(1, 301, 1250), range(3, 701, 1250)]);
+        assert_eq!(plan_of(&q2, &topic), vec![range(0, 101, 1250), range(1, 301, 1250), range(3, 701, 1250)]);
     }
 
     #[test]
     fn contradictions_missing_partitions_and_offsets_past_the_end_read_nothing() {
         let topic = marks(&[(0, 0, 10), (1, 5, 10)]);
         let contradiction = Condition::all(vec![cmp(Column::Partition, Cmp::Eq, 0), cmp(Column::Partition, Cmp::Eq, 1)]);
-        assert!(read_ranges(&contradiction, &topic).is_empty());
-        assert!(read_ranges(&cmp(Column::Partition, Cmp::Eq, 7), &topic).is_empty());
-        assert!(read_ranges(&cmp(Column::Offset, Cmp::Ge, 10), &topic).is_empty());
+        assert!(plan_of(&contradiction, &topic).is_empty());
+        assert!(plan_of(&cmp(Column::Partition, Cmp::Eq, 7), &topic).is_empty());
+        assert!(plan_of(&cmp(Column::Offset, Cmp::Ge, 10), &topic).is_empty());
         // Below the low watermark there is nothing either.
-        assert_eq!(read_ranges(&cmp(Column::Offset, Cmp::Lt, 6), &topic), vec![range(0, 0, 6), range(1, 5, 6)]);
+        assert_eq!(plan_of(&cmp(Column::Offset, Cmp::Lt, 6), &topic), vec![range(0, 0, 6), range(1, 5, 6)]);
         let null = Condition::Compare(Column::Offset, Cmp::Eq, Value::Scalar(None));
-        assert!(read_ranges(&null, &topic).is_empty());
+        assert!(plan_of(&null, &topic).is_empty());
     }
 
     #[test]
@@ -400,7 +493,7 @@ mod tests {
             Condition::all(vec![cmp(Column::Partition, Cmp::Eq, 0), cmp(Column::Offset, Cmp::Gt, 5)]),
             Condition::Unrestricted,
         ]);
-        assert_eq!(read_ranges(&condition, &topic), vec![range(0, 0, 10), range(1, 0, 10)]);
+        assert_eq!(plan_of(&condition, &topic), vec![range(0, 0, 10), range(1, 0, 10)]);
     }
 
     #[test]
@@ -414,10 +507,10 @@ mod tests {
             ]),
         ]);
         assert_eq!(
-            read_ranges(&condition, &topic),
+            plan_of(&condition, &topic),
             vec![range(0, 3, 6), range(0, 50, 51), range(0, 98, 100), range(2, 3, 6), range(2, 50, 51), range(2, 98, 100)]
         );
-        assert!(read_ranges(&Condition::AnyOf(Column::Partition, Value::List(vec![])), &topic).is_empty());
+        assert!(plan_of(&Condition::AnyOf(Column::Partition, Value::List(vec![])), &topic).is_empty());
     }
 
     #[test]
@@ -438,17 +531,50 @@ mod tests {
     }
 
     #[test]
+    fn timestamp_bounds_use_the_time_index() {
+        let topic = marks(&[(0, 0, 100)]);
+        // Message o of partition 0 has timestamp 1_000_000 + 10 o ms.
+        let index = |_: i32, ms: i64| (0..100).find(|&o| timestamp_ms(0, o) >= ms);
+        let at = |ms: i64| ms * 1000 - POSTGRES_EPOCH_UNIX_MICROS;
+        let lower = cmp(Column::Timestamp, Cmp::Ge, at(1_000_200));
+        let upper = cmp(Column::Timestamp, Cmp::Lt, at(1_000_500));
+        let both = Condition::all(vec![lower.clone(), upper.clone()]);
+        let ordered = Timestamps::Indexed { ordered: true, first_at_or_after: &index };
+        let unordered = Timestamps::Indexed { ordered: false, first_at_or_after: &index };
+        assert_eq!(read_ranges(&both, &topic, ordered), vec![range(0, 20, 50)]);
+        // Without order, a later message may be older: only the lower bound narrows.
+        assert_eq!(read_ranges(&both, &topic, unordered), vec![range(0, 20, 100)]);
+        assert_eq!(read_ranges(&both, &topic, Timestamps::Unknown), vec![range(0, 0, 100)]);
+        // Past the newest message: nothing; a bound between milliseconds rounds inward.
+        assert!(read_ranges(&cmp(Column::Timestamp, Cmp::Gt, at(2_000_000)), &topic, ordered).is_empty());
+        assert_eq!(read_ranges(&cmp(Column::Timestamp, Cmp::Gt, at(1_000_200) + 1), &topic, ordered), vec![range(0, 21, 100)]);
+        assert!(read_ranges(&cmp(Column::Timestamp, Cmp::Eq, at(1_000_200) + 1), &topic, ordered).is_empty());
+        assert_eq!(read_ranges(&cmp(Column::Timestamp, Cmp::Eq, at(1_000_200)), &topic, ordered), vec![range(0, 20, 21)]);
+        assert_eq!(timestamp_thresholds(&both), vec![1_000_200, 1_000_500]);
+    }
+
+    #[test]
     fn extreme_values_do_not_overflow() {
         let topic = marks(&[(0, 0, 10)]);
-        assert!(read_ranges(&cmp(Column::Offset, Cmp::Gt, i64::MAX), &topic).is_empty());
-        assert_eq!(read_ranges(&cmp(Column::Offset, Cmp::Le, i64::MAX), &topic), vec![range(0, 0, 10)]);
-        assert!(read_ranges(&cmp(Column::Offset, Cmp::Lt, i64::MIN), &topic).is_empty());
-        assert_eq!(read_ranges(&cmp(Column::Partition, Cmp::Gt, i64::MIN), &topic), vec![range(0, 0, 10)]);
+        assert!(plan_of(&cmp(Column::Offset, Cmp::Gt, i64::MAX), &topic).is_empty());
+        assert_eq!(plan_of(&cmp(Column::Offset, Cmp::Le, i64::MAX), &topic), vec![range(0, 0, 10)]);
+        assert!(plan_of(&cmp(Column::Offset, Cmp::Lt, i64::MIN), &topic).is_empty());
+        assert_eq!(plan_of(&cmp(Column::Partition, Cmp::Gt, i64::MIN), &topic), vec![range(0, 0, 10)]);
+    }
+
+    /// The synthetic topic's message timestamps: increasing within each partition.
+    fn timestamp_ms(partition: i32, offset: i64) -> i64 {
+        1_000_000 + 1000 * partition as i64 + 10 * offset
     }
 
     fn truth(condition: &Condition<Value>, partition: i64, offset: i64) -> bool {
         let holds = |column: &Column, op: &Cmp, value: i64| {
-            let x = if *column == Column::Partition { partition } else { offset };
+            let x = match column {
+                Column::Partition => partition,
+                Column::Offset => offset,
+                // Compare in PostgreSQL microseconds, as the database does.
+                Column::Timestamp => timestamp_ms(partition as i32, offset) * 1000 - POSTGRES_EPOCH_UNIX_MICROS,
+            };
             match op {
                 Cmp::Eq => x == value,
                 Cmp::Lt => x < value,
@@ -480,10 +606,14 @@ mod tests {
     fn arbitrary_condition() -> impl Strategy<Value = Condition<Value>> {
         let column = prop_oneof![Just(Column::Partition), Just(Column::Offset)];
         let op = prop_oneof![Just(Cmp::Eq), Just(Cmp::Lt), Just(Cmp::Le), Just(Cmp::Gt), Just(Cmp::Ge)];
+        // Timestamps near the synthetic topic's, sometimes between two milliseconds.
+        let timestamp = (999_980i64..1_003_200, prop_oneof![3 => Just(0i64), 1 => 1i64..1000])
+            .prop_map(|(ms, micros)| ms * 1000 + micros - POSTGRES_EPOCH_UNIX_MICROS);
         let leaf = prop_oneof![
             1 => Just(Condition::Unrestricted),
-            6 => (column.clone(), op, prop::option::weighted(0.95, -2i64..14))
+            6 => (column.clone(), op.clone(), prop::option::weighted(0.95, -2i64..14))
                 .prop_map(|(c, o, v)| Condition::Compare(c, o, Value::Scalar(v))),
+            3 => (op, timestamp).prop_map(|(o, v)| Condition::Compare(Column::Timestamp, o, Value::Scalar(Some(v)))),
             2 => (column, prop::collection::vec(-2i64..14, 0..4)).prop_map(|(c, l)| Condition::AnyOf(c, Value::List(l))),
         ];
         leaf.prop_recursive(4, 32, 4, |inner| {
@@ -498,10 +628,17 @@ mod tests {
         /// The plan reads every (partition, offset) the condition selects, and, when every
         /// clause was usable, nothing else; offsets are never read twice.
         #[test]
-        fn plans_match_full_scan_then_filter(condition in arbitrary_condition()) {
+        fn plans_match_full_scan_then_filter(condition in arbitrary_condition(), ordered in any::<bool>()) {
             let topic = marks(&[(0, 0, 10), (1, 3, 12), (2, 0, 0), (3, 5, 6)]);
-            let ranges = read_ranges(&condition, &topic);
-            let exact = !has_unrestricted(&condition);
+            // The broker's time index: the first offset at or after a time, if any.
+            let index = |partition: i32, ms: i64| {
+                let w = topic.iter().find(|w| w.partition == partition).unwrap();
+                (w.low..w.high).find(|&o| timestamp_ms(partition, o) >= ms)
+            };
+            let ranges = read_ranges(&condition, &topic, Timestamps::Indexed { ordered, first_at_or_after: &index });
+            // Unordered timestamps make upper bounds unusable: then the plan need only
+            // cover the answer.
+            let exact = !has_unrestricted(&condition) && ordered;
             for w in &topic {
                 for offset in w.low..w.high {
                     let reads = ranges.iter().filter(|r| r.partition == w.partition && r.start <= offset && offset < r.end).count();

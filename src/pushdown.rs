@@ -5,22 +5,30 @@ use std::ffi::{c_void, CStr};
 
 use pgrx::{pg_guard, pg_sys, FromDatum, PgList};
 
-use crate::options::ColumnSource;
+use crate::options::{ColumnSource, MetaColumn};
 use crate::plan::{Cmp, Column, Condition, Value};
 
-/// Attribute numbers of the partition and offset columns.
+/// Attribute numbers of the columns conditions can be pushed on.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct MetaColumns {
     partition: Option<pg_sys::AttrNumber>,
     offset: Option<pg_sys::AttrNumber>,
+    timestamp: Option<pg_sys::AttrNumber>,
 }
 
 impl MetaColumns {
     pub fn new(layout: &[ColumnSource]) -> Self {
-        let attno = |wanted: ColumnSource| {
-            layout.iter().position(|&source| source == wanted).map(|i| i as pg_sys::AttrNumber + 1)
+        let attno = |wanted: MetaColumn| {
+            layout
+                .iter()
+                .position(|source| matches!(source, ColumnSource::Meta(meta, _) if *meta == wanted))
+                .map(|i| i as pg_sys::AttrNumber + 1)
         };
-        MetaColumns { partition: attno(ColumnSource::Partition), offset: attno(ColumnSource::Offset) }
+        MetaColumns {
+            partition: attno(MetaColumn::Partition),
+            offset: attno(MetaColumn::Offset),
+            timestamp: attno(MetaColumn::Timestamp),
+        }
     }
 
     /// The meta column `node` is, if it is a plain Var of relation `relid`.
@@ -35,6 +43,7 @@ impl MetaColumns {
         match Some((*var).varattno) {
             attno if attno == self.partition => Some(Column::Partition),
             attno if attno == self.offset => Some(Column::Offset),
+            attno if attno == self.timestamp => Some(Column::Timestamp),
             _ => None,
         }
     }
@@ -42,6 +51,15 @@ impl MetaColumns {
 
 fn is_integer_type(type_oid: pg_sys::Oid) -> bool {
     matches!(type_oid, pg_sys::INT2OID | pg_sys::INT4OID | pg_sys::INT8OID)
+}
+
+/// Whether a comparison of `column` with a value of `type_oid` is one the range
+/// arithmetic understands: integers with integers, timestamptz with timestamptz.
+fn comparable(column: Column, type_oid: pg_sys::Oid) -> bool {
+    match column {
+        Column::Partition | Column::Offset => is_integer_type(type_oid),
+        Column::Timestamp => type_oid == pg_sys::TIMESTAMPTZOID,
+    }
 }
 
 fn is_integer_array_type(type_oid: pg_sys::Oid) -> bool {
@@ -112,14 +130,14 @@ impl Extractor {
             return Condition::Unrestricted;
         };
         let Some(cmp) = operator(expr) else { return Condition::Unrestricted };
-        if !is_integer_type(pg_sys::exprType(left)) || !is_integer_type(pg_sys::exprType(right)) {
-            return Condition::Unrestricted;
-        }
         let (column, value, cmp) = match (self.columns.column_of(left, self.relid), self.columns.column_of(right, self.relid)) {
             (Some(column), None) => (column, right, cmp),
             (None, Some(column)) => (column, left, cmp.commuted()),
             _ => return Condition::Unrestricted,
         };
+        if !comparable(column, pg_sys::exprType(value)) {
+            return Condition::Unrestricted;
+        }
         match self.slot(value) {
             Some(slot) => Condition::Compare(column, cmp, slot),
             None => Condition::Unrestricted,
@@ -136,10 +154,10 @@ impl Extractor {
         if !(*expr).useOr || name.is_null() || CStr::from_ptr(name).to_bytes() != b"=" {
             return Condition::Unrestricted;
         }
-        if !is_integer_type(pg_sys::exprType(left)) || !is_integer_array_type(pg_sys::exprType(right)) {
+        let Some(column) = self.columns.column_of(left, self.relid) else { return Condition::Unrestricted };
+        if column == Column::Timestamp || !is_integer_array_type(pg_sys::exprType(right)) {
             return Condition::Unrestricted;
         }
-        let Some(column) = self.columns.column_of(left, self.relid) else { return Condition::Unrestricted };
         match self.slot(right) {
             Some(slot) => Condition::AnyOf(column, slot),
             None => Condition::Unrestricted,
@@ -185,7 +203,7 @@ pub unsafe fn estimated_value(root: *mut pg_sys::PlannerInfo, expr: *mut pg_sys:
 /// The value of an evaluated slot expression of type `type_oid`.
 ///
 /// # Safety
-/// `datum` must be a value of `type_oid`, an integer or integer-array type.
+/// `datum` must be a value of `type_oid`: an integer, integer-array or timestamptz type.
 pub unsafe fn to_value(datum: pg_sys::Datum, is_null: bool, type_oid: pg_sys::Oid) -> Value {
     fn list<T: Into<i64>>(values: Option<Vec<Option<T>>>) -> Value {
         Value::List(values.unwrap_or_default().into_iter().flatten().map(Into::into).collect())
@@ -194,10 +212,12 @@ pub unsafe fn to_value(datum: pg_sys::Datum, is_null: bool, type_oid: pg_sys::Oi
         pg_sys::INT2OID => Value::Scalar(i16::from_datum(datum, is_null).map(i64::from)),
         pg_sys::INT4OID => Value::Scalar(i32::from_datum(datum, is_null).map(i64::from)),
         pg_sys::INT8OID => Value::Scalar(i64::from_datum(datum, is_null)),
+        // timestamptz is microseconds since 2000-01-01, passed by value.
+        pg_sys::TIMESTAMPTZOID => Value::Scalar((!is_null).then(|| datum.value() as i64)),
         pg_sys::INT2ARRAYOID => list(Vec::<Option<i16>>::from_datum(datum, is_null)),
         pg_sys::INT4ARRAYOID => list(Vec::<Option<i32>>::from_datum(datum, is_null)),
         pg_sys::INT8ARRAYOID => list(Vec::<Option<i64>>::from_datum(datum, is_null)),
-        _ => unreachable!("slot expressions are integer or integer-array typed"),
+        _ => unreachable!("slot expressions are integer, integer-array or timestamptz typed"),
     }
 }
 

@@ -8,20 +8,21 @@ use std::ffi::c_char;
 
 use pgrx::pg_sys;
 use pgrx::pg_sys::panic::CaughtError;
-use pgrx::{IntoDatum, PgSqlErrorCode, PgTryBuilder};
-use rdkafka::message::BorrowedMessage;
+use pgrx::{IntoDatum, JsonB, PgSqlErrorCode, PgTryBuilder};
+use rdkafka::message::{BorrowedHeaders, BorrowedMessage, Headers};
 use rdkafka::Message;
 
 use crate::codec::csv::{CsvDecoder, CsvOptions};
-use crate::options::{ColumnSource, ColumnType};
+use crate::options::{ColumnSource, ColumnType, MetaColumn};
+use crate::plan;
 use crate::pgerror::raise_with;
 
 /// How one attribute of the tuple gets its value.
 enum Fill {
     /// Not needed by the query, or dropped: NULL.
     Null,
-    Partition(ColumnType),
-    Offset,
+    /// A message property, into a column of that type.
+    Meta(MetaColumn, ColumnType),
     Field(FieldInput),
 }
 
@@ -70,12 +71,7 @@ impl RowBuilder {
             .map(|((source, attr), &needed)| match source {
                 _ if !needed => Fill::Null,
                 ColumnSource::Dropped => Fill::Null,
-                ColumnSource::Partition => Fill::Partition(match attr.atttypid {
-                    pg_sys::INT2OID => ColumnType::SmallInt,
-                    pg_sys::INT4OID => ColumnType::Integer,
-                    _ => ColumnType::BigInt,
-                }),
-                ColumnSource::Offset => Fill::Offset,
+                ColumnSource::Meta(meta, column_type) => Fill::Meta(*meta, *column_type),
                 ColumnSource::Field(index) => {
                     let mut input_function = pg_sys::Oid::INVALID;
                     let mut io_param = pg_sys::Oid::INVALID;
@@ -115,16 +111,11 @@ impl RowBuilder {
         nulls.fill(true);
         let position = MessagePosition { topic: &self.topic, partition: message.partition(), offset: message.offset() };
         for (i, fill) in self.fills.iter().enumerate() {
-            let value = match fill {
-                Fill::Partition(ColumnType::SmallInt) => (position.partition as i16).into_datum(),
-                Fill::Partition(ColumnType::Integer) => position.partition.into_datum(),
-                Fill::Partition(_) => (position.partition as i64).into_datum(),
-                Fill::Offset => position.offset.into_datum(),
-                Fill::Null | Fill::Field(_) => None,
-            };
-            if let Some(value) = value {
-                values[i] = value;
-                nulls[i] = false;
+            if let Fill::Meta(meta, column_type) = fill {
+                if let Some(value) = meta_value(*meta, *column_type, message, &position) {
+                    values[i] = value;
+                    nulls[i] = false;
+                }
             }
         }
         if !self.decodes_payload {
@@ -168,6 +159,66 @@ impl RowBuilder {
             nulls[i] = false;
         }
     }
+}
+
+/// The value of a meta column for `message`; `None` for NULL (no key, no timestamp, no
+/// headers).
+fn meta_value(
+    meta: MetaColumn,
+    column_type: ColumnType,
+    message: &BorrowedMessage<'_>,
+    position: &MessagePosition<'_>,
+) -> Option<pg_sys::Datum> {
+    match (meta, column_type) {
+        (MetaColumn::Partition, ColumnType::SmallInt) => (position.partition as i16).into_datum(),
+        (MetaColumn::Partition, ColumnType::Integer) => position.partition.into_datum(),
+        (MetaColumn::Partition, _) => (position.partition as i64).into_datum(),
+        (MetaColumn::Offset, _) => position.offset.into_datum(),
+        (MetaColumn::Topic, _) => position.topic.into_datum(),
+        (MetaColumn::Key, ColumnType::Bytea) => message.key()?.into_datum(),
+        (MetaColumn::Key, _) => text(message.key()?, "key", position).into_datum(),
+        (MetaColumn::Timestamp, _) => {
+            let unix_ms = message.timestamp().to_millis()?;
+            let postgres_micros = unix_ms.checked_mul(1000)?.checked_sub(plan::POSTGRES_EPOCH_UNIX_MICROS)?;
+            // timestamptz is an i64 of microseconds since 2000-01-01, passed by value.
+            Some(pg_sys::Datum::from(postgres_micros))
+        }
+        (MetaColumn::Headers, _) => JsonB(headers_json(message.headers()?)).into_datum(),
+    }
+}
+
+/// Headers as a JSON object of key to value. Values that are UTF-8 become strings,
+/// others bytea's hex text (`\x…`), absent ones null; with a repeated key the last wins,
+/// as in any jsonb object.
+fn headers_json(headers: &BorrowedHeaders) -> serde_json::Value {
+    let mut object = serde_json::Map::with_capacity(headers.count());
+    for header in headers.iter() {
+        let value = match header.value {
+            None => serde_json::Value::Null,
+            Some(bytes) => match std::str::from_utf8(bytes) {
+                Ok(text) => serde_json::Value::String(text.to_string()),
+                Err(_) => serde_json::Value::String(format!("\\x{}", hex(bytes))),
+            },
+        };
+        object.insert(header.key.to_string(), value);
+    }
+    serde_json::Value::Object(object)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `bytes` as text, or an ERROR naming the message when they are not UTF-8.
+fn text<'a>(bytes: &'a [u8], what: &str, position: &MessagePosition<'_>) -> &'a str {
+    std::str::from_utf8(bytes).unwrap_or_else(|error| {
+        raise_with(
+            PgSqlErrorCode::ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
+            format!("invalid UTF-8 in the {what} of Kafka message at {}", position.describe()),
+            Some(format!("{}. Declare the column bytea to read any bytes.", capitalized(&error.to_string()))),
+            None,
+        )
+    })
 }
 
 /// Runs the column type's input function on `cstring`, re-raising a failure with the

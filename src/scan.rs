@@ -17,7 +17,7 @@ use crate::connection::{ClientKey, PooledConsumer};
 use crate::error::FdwResult;
 use crate::kafka::{self, ClientSettings, RangeReader, ReadRange, Watermarks};
 use crate::pgerror::OrRaise;
-use crate::plan::{self, Condition, Value};
+use crate::plan::{self, Condition, Timestamps, Value};
 use crate::pushdown::{self, Extractor, MetaColumns, SlotValue};
 use crate::row::RowBuilder;
 
@@ -67,7 +67,8 @@ pub unsafe extern "C-unwind" fn get_foreign_rel_size(
     // Estimates come from the watermarks, so joins with Kafka tables plan sensibly.
     let all_marks = estimate_watermarks(&definition);
     let messages: i64 = all_marks.iter().map(|w| w.high - w.low).sum();
-    let to_read: i64 = plan::read_ranges(&condition, &all_marks).iter().map(|r| r.end - r.start).sum();
+    let to_read: i64 =
+        plan::read_ranges(&condition, &all_marks, Timestamps::Unknown).iter().map(|r| r.end - r.start).sum();
 
     // Clauses the ranges don't cover still filter what is read.
     let mut unpushed = PgList::<pg_sys::RestrictInfo>::new();
@@ -258,6 +259,7 @@ struct ScanState {
     topic: String,
     template: Condition<usize>,
     slots: Vec<SlotValue>,
+    timestamps_ordered: bool,
     /// The topic's partitions and the watermarks taken when this scan first needed
     /// them: the end of every pass of this scan, rescans included.
     partitions: Option<Vec<i32>>,
@@ -286,7 +288,17 @@ impl ScanState {
             self.watermarks.insert(marks.partition, marks);
         }
         let marks: Vec<Watermarks> = self.watermarks.values().copied().collect();
-        let ranges = plan::read_ranges(&condition, &marks);
+        // Timestamp bounds become offsets through the broker's time index.
+        let mut time_index: HashMap<(i32, i64), Option<i64>> = HashMap::new();
+        let selected: Vec<i32> = marks.iter().map(|w| w.partition).collect();
+        for unix_ms in plan::timestamp_thresholds(&condition) {
+            for (partition, offset) in kafka::offsets_for_time(reader.consumer(), reader.settings(), &self.topic, &selected, unix_ms)? {
+                time_index.insert((partition, unix_ms), offset);
+            }
+        }
+        let first_at_or_after = |partition: i32, unix_ms: i64| time_index.get(&(partition, unix_ms)).copied().flatten();
+        let timestamps = Timestamps::Indexed { ordered: self.timestamps_ordered, first_at_or_after: &first_at_or_after };
+        let ranges = plan::read_ranges(&condition, &marks, timestamps);
         self.earlier_messages += reader.messages_fetched;
         reader.restart(&ranges)?;
         self.ranges = Some(ranges);
@@ -317,6 +329,7 @@ pub unsafe extern "C-unwind" fn begin_foreign_scan(node: *mut pg_sys::ForeignSca
         row: RowBuilder::new(tupdesc, &definition.columns, &needed, &topic),
         topic,
         template: plan::decode(&encoded),
+        timestamps_ordered: definition.table.timestamps_ordered,
         slots: pushdown::init_slots((*plan).fdw_exprs, node as *mut pg_sys::PlanState),
         partitions: None,
         watermarks: BTreeMap::new(),

@@ -24,3 +24,24 @@ produce regress_values "$KAFKA_FDW_REGRESS_DATA/values.csv"
 create_topic regress_empty 4
 create_topic regress_mistyped 1
 produce regress_mistyped "$KAFKA_FDW_REGRESS_DATA/mistyped.csv"
+
+# Keys, headers and timestamps: message i has key "key-i" and timestamp
+# 2023-11-14 22:13:20 UTC + i seconds; two more messages have neither key nor headers.
+seq 0 9 | awk '{ printf "key-%d|name %d,%d\n", $1, $1, $1 }' >"$KAFKA_FDW_REGRESS_DATA/keyed.txt"
+create_topic regress_meta 2
+"$KAFKA_TOOL" produce --brokers "$TANSU_BROKERS" --topic regress_meta --round-robin \
+    --file "$KAFKA_FDW_REGRESS_DATA/keyed.txt" --key-delimiter '|' \
+    --header source=kafka-tool --header trace=abc \
+    --timestamp-start 1700000000000 --timestamp-step 1000 >/dev/null
+printf 'plain 1,101\nplain 2,102\n' | "$KAFKA_TOOL" produce --brokers "$TANSU_BROKERS" --topic regress_meta \
+    --partition 0 --timestamp-start 1700000100000 >/dev/null
+
+# Compressed batches: tansu serves gzip, lz4 and zstd; snappy is read from the mock
+# cluster (tansu cannot serve it).
+for codec in gzip lz4 zstd; do
+    create_topic "regress_$codec" 2
+    "$KAFKA_TOOL" produce --brokers "$TANSU_BROKERS" --topic "regress_$codec" --round-robin \
+        --compression "$codec" --file "$KAFKA_FDW_REGRESS_DATA/numbers.csv" >/dev/null
+done
+"$KAFKA_TOOL" produce --brokers "$MOCK_BROKERS" --topic regress_snappy --round-robin \
+    --compression snappy --file "$KAFKA_FDW_REGRESS_DATA/numbers.csv" >/dev/null

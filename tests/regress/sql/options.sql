@@ -46,7 +46,7 @@ SELECT ftoptions FROM pg_foreign_table WHERE ftrelid = 't_ref'::regclass;
 
 -- Columns: partition and offset are Booleans, at most one of each, of integer type.
 CREATE FOREIGN TABLE t_bad (p int OPTIONS (partition 'yes please')) SERVER s_ref OPTIONS (topic 't');
-CREATE FOREIGN TABLE t_bad (p int OPTIONS (key 'true')) SERVER s_ref OPTIONS (topic 't');
+CREATE FOREIGN TABLE t_bad (p int OPTIONS (kafka_key 'true')) SERVER s_ref OPTIONS (topic 't');
 CREATE FOREIGN TABLE t_bad (p int OPTIONS (partition 'true', offset 'true')) SERVER s_ref OPTIONS (topic 't');
 CREATE FOREIGN TABLE t_bad (
     p1 int OPTIONS (partition 'true'),

@@ -17,12 +17,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{BorrowedMessage, DeliveryResult};
+use rdkafka::message::{BorrowedMessage, DeliveryResult, Header, OwnedHeaders};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
@@ -38,30 +38,45 @@ struct Cli {
     command: Command,
 }
 
+#[derive(Args)]
+struct ProduceArgs {
+    #[arg(long)]
+    brokers: String,
+    #[arg(long)]
+    topic: String,
+    /// Send every line to this partition (default: the partitioner chooses).
+    #[arg(long, conflicts_with = "round_robin")]
+    partition: Option<i32>,
+    /// Send line i to partition i mod (partition count).
+    #[arg(long)]
+    round_robin: bool,
+    /// Read lines from this file instead of standard input.
+    #[arg(long)]
+    file: Option<PathBuf>,
+    /// none, gzip, snappy, lz4 or zstd.
+    #[arg(long, default_value = "none")]
+    compression: String,
+    /// Produce this many copies of the input (for benchmark loads).
+    #[arg(long, default_value_t = 1)]
+    repeat: u64,
+    /// Split each line at the first occurrence of this character: key before, payload after.
+    #[arg(long)]
+    key_delimiter: Option<char>,
+    /// A header NAME=VALUE added to every message (repeatable).
+    #[arg(long = "header")]
+    headers: Vec<String>,
+    /// Message timestamp of the first message, in ms since 1970 (default: now).
+    #[arg(long)]
+    timestamp_start: Option<i64>,
+    /// Added to the timestamp for each next message, in ms.
+    #[arg(long, default_value_t = 0)]
+    timestamp_step: i64,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Produce one message per input line and wait for every delivery report.
-    Produce {
-        #[arg(long)]
-        brokers: String,
-        #[arg(long)]
-        topic: String,
-        /// Send every line to this partition (default: the partitioner chooses).
-        #[arg(long, conflicts_with = "round_robin")]
-        partition: Option<i32>,
-        /// Send line i to partition i mod (partition count).
-        #[arg(long)]
-        round_robin: bool,
-        /// Read lines from this file instead of standard input.
-        #[arg(long)]
-        file: Option<PathBuf>,
-        /// none, gzip, snappy, lz4 or zstd.
-        #[arg(long, default_value = "none")]
-        compression: String,
-        /// Produce this many copies of the input (for benchmark loads).
-        #[arg(long, default_value_t = 1)]
-        repeat: u64,
-    },
+    Produce(ProduceArgs),
     /// Read every partition from its low to its high watermark; print the count and rate.
     Count {
         #[arg(long)]
@@ -82,6 +97,16 @@ enum Command {
         brokers: String,
         #[arg(long)]
         topic: String,
+    },
+    /// Print `partition<TAB>offset` of the first message at or after a time (-1: none).
+    OffsetsForTime {
+        #[arg(long)]
+        brokers: String,
+        #[arg(long)]
+        topic: String,
+        /// Milliseconds since 1970.
+        #[arg(long)]
+        ms: i64,
     },
     /// Host a librdkafka mock cluster until killed.
     Mock {
@@ -107,12 +132,11 @@ enum Command {
 
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
-        Command::Produce { brokers, topic, partition, round_robin, file, compression, repeat } => {
-            produce(&brokers, &topic, partition, round_robin, file, &compression, repeat)
-        }
+        Command::Produce(args) => produce(&args),
         Command::Count { brokers, topic } => count(&brokers, &topic),
         Command::Dump { brokers, topic } => dump(&brokers, &topic),
         Command::Watermarks { brokers, topic } => print_watermarks(&brokers, &topic),
+        Command::OffsetsForTime { brokers, topic, ms } => offsets_for_time(&brokers, &topic, ms),
         Command::Mock { brokers, address_file, topics } => host_mock(brokers, &address_file, &topics),
         Command::MockCtl { control, command } => mock_ctl(&control, &command),
     };
@@ -153,43 +177,58 @@ impl ProducerContext for DeliveryCounter {
     }
 }
 
-fn produce(
-    brokers: &str,
-    topic: &str,
-    partition: Option<i32>,
-    round_robin: bool,
-    file: Option<PathBuf>,
-    compression: &str,
-    repeat: u64,
-) -> Result<()> {
-    let input: Box<dyn BufRead> = match file {
+fn produce(args: &ProduceArgs) -> Result<()> {
+    let input: Box<dyn BufRead> = match &args.file {
         Some(path) => Box::new(BufReader::new(File::open(path)?)),
         None => Box::new(BufReader::new(io::stdin())),
     };
     let lines: Vec<Vec<u8>> = input
         .split(b'\n')
-        .map(|line| line.map(|mut l| {
-            if l.last() == Some(&b'\r') {
-                l.pop();
-            }
-            l
-        }))
+        .map(|line| {
+            line.map(|mut l| {
+                if l.last() == Some(&b'\r') {
+                    l.pop();
+                }
+                l
+            })
+        })
         .collect::<io::Result<_>>()?;
+    let mut headers = OwnedHeaders::new();
+    for header in &args.headers {
+        let (name, value) = header.split_once('=').ok_or("--header takes NAME=VALUE")?;
+        headers = headers.insert(Header { key: name, value: Some(value) });
+    }
     let producer: BaseProducer<DeliveryCounter> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("compression.type", compression)
+        .set("bootstrap.servers", &args.brokers)
+        .set("compression.type", &args.compression)
         .set("enable.idempotence", "true")
         .set("linger.ms", "5")
         .create_with_context(DeliveryCounter::default())?;
-    let partitions = if round_robin { partition_count(&producer, topic)? } else { 0 };
+    let partitions = if args.round_robin { partition_count(&producer, &args.topic)? } else { 0 };
     let started = Instant::now();
     let mut sent = 0u64;
-    for _ in 0..repeat {
+    for _ in 0..args.repeat {
         for line in &lines {
-            let mut record = BaseRecord::<(), [u8]>::to(topic).payload(line.as_slice());
-            if let Some(p) = partition {
+            let (key, payload) = match args.key_delimiter.map(|d| d as u8) {
+                Some(delimiter) => match line.iter().position(|&b| b == delimiter) {
+                    Some(at) => (Some(&line[..at]), &line[at + 1..]),
+                    None => (None, line.as_slice()),
+                },
+                None => (None, line.as_slice()),
+            };
+            let mut record = BaseRecord::<[u8], [u8]>::to(&args.topic).payload(payload);
+            if let Some(key) = key {
+                record = record.key(key);
+            }
+            if !args.headers.is_empty() {
+                record = record.headers(headers.clone());
+            }
+            if let Some(start) = args.timestamp_start {
+                record = record.timestamp(start + args.timestamp_step * sent as i64);
+            }
+            if let Some(p) = args.partition {
                 record = record.partition(p);
-            } else if round_robin {
+            } else if args.round_robin {
                 record = record.partition((sent % partitions as u64) as i32);
             }
             let mut pending = record;
@@ -263,6 +302,18 @@ fn watermarks(consumer: &BaseConsumer, topic: &str) -> Result<Vec<(i32, i64, i64
     }
     marks.sort_unstable();
     Ok(marks)
+}
+
+fn offsets_for_time(brokers: &str, topic: &str, ms: i64) -> Result<()> {
+    let consumer = consumer(brokers)?;
+    let mut query = TopicPartitionList::new();
+    for (partition, _, _) in watermarks(&consumer, topic)? {
+        query.add_partition_offset(topic, partition, Offset::Offset(ms))?;
+    }
+    for element in consumer.offsets_for_times(query, METADATA_TIMEOUT)?.elements() {
+        println!("{}\t{}", element.partition(), element.offset().to_raw().unwrap_or(-1));
+    }
+    Ok(())
 }
 
 fn print_watermarks(brokers: &str, topic: &str) -> Result<()> {
