@@ -24,5 +24,11 @@ pub unsafe extern "C-unwind" fn kafka_fdw_handler(_fcinfo: pg_sys::FunctionCallI
     routine.ReScanForeignScan = Some(scan::rescan_foreign_scan);
     routine.EndForeignScan = Some(scan::end_foreign_scan);
     routine.ExplainForeignScan = Some(scan::explain_foreign_scan);
+    routine.IsForeignScanParallelSafe = Some(scan::is_foreign_scan_parallel_safe);
+    routine.EstimateDSMForeignScan = Some(scan::estimate_dsm_foreign_scan);
+    routine.InitializeDSMForeignScan = Some(scan::initialize_dsm_foreign_scan);
+    routine.ReInitializeDSMForeignScan = Some(scan::reinitialize_dsm_foreign_scan);
+    routine.InitializeWorkerForeignScan = Some(scan::initialize_worker_foreign_scan);
+    routine.ShutdownForeignScan = Some(scan::shutdown_foreign_scan);
     pg_sys::Datum::from(routine.into_pg())
 }

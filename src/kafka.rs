@@ -50,8 +50,10 @@ pub struct ClientSettings {
     pub interrupt: Interrupt,
 }
 
-/// Offsets `[start, end)` of one partition.
+/// Offsets `[start, end)` of one partition. `repr(C)`: parallel scans share them in
+/// dynamic shared memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(C)]
 pub struct ReadRange {
     pub partition: i32,
     pub start: i64,
@@ -344,6 +346,11 @@ impl<C: Borrow<BaseConsumer>> RangeReader<C> {
 
     pub fn consumer(&self) -> &BaseConsumer {
         self.consumer.borrow()
+    }
+
+    /// Whether every range has been read.
+    pub fn is_finished(&self) -> bool {
+        self.open_count == 0
     }
 
     pub fn settings(&self) -> &ClientSettings {

@@ -1,12 +1,13 @@
 //! kafka_fdw: Apache Kafka topics as PostgreSQL foreign tables.
 //!
-//! Pure modules (no PostgreSQL): `error`, `options`, `plan`, `codec`, `kafka`.
+//! Pure modules (no PostgreSQL): `error`, `options`, `plan`, `parallel`, `codec`, `kafka`.
 //! Glue (pgrx): `pgerror`, `catalog`, `connection`, `pushdown`, `validator`, `handler`, `scan`, `row`.
 
 pub mod codec;
 pub mod error;
 pub mod kafka;
 pub mod options;
+pub mod parallel;
 pub mod plan;
 
 mod catalog;

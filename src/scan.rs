@@ -16,6 +16,8 @@ use crate::catalog::{self, ForeignTableDef};
 use crate::connection::{ClientKey, PooledConsumer};
 use crate::error::FdwResult;
 use crate::kafka::{self, ClientSettings, RangeReader, ReadRange, Watermarks};
+use crate::options::MppExecute;
+use crate::parallel::{self, WorkQueue};
 use crate::pgerror::OrRaise;
 use crate::plan::{self, Condition, Timestamps, Value};
 use crate::pushdown::{self, Extractor, MetaColumns, SlotValue};
@@ -27,6 +29,9 @@ const WHOLE_ROW: i32 = 0;
 const MESSAGE_COST: f64 = 0.02;
 /// Cost of starting a scan with a pooled client: metadata and watermark round trips.
 const STARTUP_COST: f64 = 25.0;
+/// The smallest unit of a parallel scan, in messages: smaller ones cost more seeks than
+/// they save.
+const MIN_UNIT_MESSAGES: i64 = 10_000;
 
 fn check_interrupts() {
     pgrx::check_for_interrupts!();
@@ -123,10 +128,13 @@ pub unsafe extern "C-unwind" fn get_foreign_paths(
     foreigntableid: pg_sys::Oid,
 ) {
     add_scan_path(root, baserel, std::ptr::null_mut(), (*baserel).rows);
+    let definition = catalog::foreign_table_by_id(foreigntableid);
+    if (*baserel).consider_parallel {
+        add_partial_scan_path(root, baserel, &definition);
+    }
 
     // Join clauses on the meta columns (`k.part = v.p`) make parameterized paths: each
     // loop of a nested loop then reads only the partition or offsets asked for.
-    let definition = catalog::foreign_table_by_id(foreigntableid);
     let mut columns = MetaColumns::new(&definition.columns);
     let mut extractor = Extractor::new(root, (*baserel).relid, columns);
     let mut clauses: Vec<*mut pg_sys::RestrictInfo> = PgList::<pg_sys::RestrictInfo>::from_pg((*baserel).joininfo)
@@ -159,9 +167,37 @@ pub unsafe extern "C-unwind" fn get_foreign_paths(
     }
 }
 
+/// A parallel path: workers share the partitions' ranges, up to one worker per
+/// partition that has messages.
+unsafe fn add_partial_scan_path(root: *mut pg_sys::PlannerInfo, baserel: *mut pg_sys::RelOptInfo, definition: &ForeignTableDef) {
+    let partitions_with_data = estimate_watermarks(definition).iter().filter(|w| w.high > w.low).count();
+    let workers = (pg_sys::max_parallel_workers_per_gather as usize).min(partitions_with_data);
+    if workers == 0 {
+        return;
+    }
+    // PostgreSQL's own share of work for the leader (see get_parallel_divisor).
+    let leader_share = if pg_sys::parallel_leader_participation { (1.0 - 0.3 * workers as f64).max(0.0) } else { 0.0 };
+    let rows = pg_sys::clamp_row_est((*baserel).rows / (workers as f64 + leader_share));
+    let path = new_scan_path(root, baserel, std::ptr::null_mut(), rows);
+    (*path).path.parallel_aware = true;
+    (*path).path.parallel_safe = true;
+    (*path).path.parallel_workers = workers as c_int;
+    pg_sys::add_partial_path(baserel, path as *mut pg_sys::Path);
+}
+
 unsafe fn add_scan_path(root: *mut pg_sys::PlannerInfo, baserel: *mut pg_sys::RelOptInfo, required_outer: pg_sys::Relids, rows: f64) {
+    let path = new_scan_path(root, baserel, required_outer, rows);
+    pg_sys::add_path(baserel, path as *mut pg_sys::Path);
+}
+
+unsafe fn new_scan_path(
+    root: *mut pg_sys::PlannerInfo,
+    baserel: *mut pg_sys::RelOptInfo,
+    required_outer: pg_sys::Relids,
+    rows: f64,
+) -> *mut pg_sys::ForeignPath {
     let total_cost = STARTUP_COST + rows * (pg_sys::cpu_tuple_cost + MESSAGE_COST);
-    let path = pg_sys::create_foreignscan_path(
+    pg_sys::create_foreignscan_path(
         root,
         baserel,
         std::ptr::null_mut(),
@@ -172,8 +208,7 @@ unsafe fn add_scan_path(root: *mut pg_sys::PlannerInfo, baserel: *mut pg_sys::Re
         required_outer,
         std::ptr::null_mut(),
         std::ptr::null_mut(),
-    );
-    pg_sys::add_path(baserel, path as *mut pg_sys::Path);
+    )
 }
 
 #[pg_guard]
@@ -268,14 +303,19 @@ struct ScanState {
     ranges: Option<Vec<ReadRange>>,
     /// Messages fetched by earlier passes.
     earlier_messages: u64,
+    /// In a parallel scan, the units shared by all participants, in dynamic shared
+    /// memory; `None` again once the scan is shut down and that memory is gone.
+    queue: Option<*const WorkQueue>,
+    /// How many units the parallel scan shared, kept for EXPLAIN after shutdown.
+    parallel_units: Option<usize>,
     row: RowBuilder,
 }
 
 impl ScanState {
-    /// Plans the current pass from the slot values and starts reading it.
-    fn start_pass(&mut self, values: Vec<Value>) -> FdwResult<()> {
+    /// The ranges the slot values select, inside the watermarks of this scan.
+    fn plan_ranges(&mut self, values: Vec<Value>) -> FdwResult<Vec<ReadRange>> {
         let condition = self.template.bind(&mut |slot: &usize| values[*slot].clone());
-        let reader = self.reader.as_mut().expect("planned only while the reader is held");
+        let reader = self.reader.as_ref().expect("planned only while the reader is held");
         let partitions = match &self.partitions {
             Some(partitions) => partitions,
             None => self.partitions.insert(kafka::topic_partitions(reader.consumer(), reader.settings(), &self.topic)?),
@@ -298,7 +338,13 @@ impl ScanState {
         }
         let first_at_or_after = |partition: i32, unix_ms: i64| time_index.get(&(partition, unix_ms)).copied().flatten();
         let timestamps = Timestamps::Indexed { ordered: self.timestamps_ordered, first_at_or_after: &first_at_or_after };
-        let ranges = plan::read_ranges(&condition, &marks, timestamps);
+        Ok(plan::read_ranges(&condition, &marks, timestamps))
+    }
+
+    /// Plans the current pass of a serial scan from the slot values and starts reading.
+    fn start_pass(&mut self, values: Vec<Value>) -> FdwResult<()> {
+        let ranges = self.plan_ranges(values)?;
+        let reader = self.reader.as_mut().expect("planned only while the reader is held");
         self.earlier_messages += reader.messages_fetched;
         reader.restart(&ranges)?;
         self.ranges = Some(ranges);
@@ -335,6 +381,8 @@ pub unsafe extern "C-unwind" fn begin_foreign_scan(node: *mut pg_sys::ForeignSca
         watermarks: BTreeMap::new(),
         ranges: None,
         earlier_messages: 0,
+        queue: None,
+        parallel_units: None,
     };
     (*node).fdw_state = PgMemoryContexts::CurrentMemoryContext.leak_and_drop_on_delete(state) as *mut c_void;
 }
@@ -359,19 +407,97 @@ pub unsafe extern "C-unwind" fn iterate_foreign_scan(node: *mut pg_sys::ForeignS
     if state.reader.is_none() {
         return slot;
     }
-    ensure_pass(node, state);
-    let reader = state.reader.as_mut().expect("checked above");
-    if let Some(message) = reader.next_message().or_raise() {
-        state.row.fill(slot, &message);
-        pg_sys::ExecStoreVirtualTuple(slot);
+    if state.queue.is_none() {
+        ensure_pass(node, state);
     }
-    slot
+    let reader = state.reader.as_mut().expect("checked above");
+    loop {
+        if reader.is_finished() {
+            // A parallel participant takes the next unit nobody has claimed yet.
+            let Some(unit) = state.queue.and_then(|queue| (*queue).claim()) else { return slot };
+            reader.restart(&[unit]).or_raise();
+        }
+        if let Some(message) = reader.next_message().or_raise() {
+            state.row.fill(slot, &message);
+            pg_sys::ExecStoreVirtualTuple(slot);
+            return slot;
+        }
+    }
 }
 
 #[pg_guard]
 pub unsafe extern "C-unwind" fn rescan_foreign_scan(node: *mut pg_sys::ForeignScanState) {
-    // Parameter values may have changed: the next row plans the pass again.
-    scan_state(node).ranges = None;
+    let state = scan_state(node);
+    match (state.queue, state.reader.as_mut()) {
+        // The leader of a parallel scan: the queue is refilled by ReInitializeDSM.
+        (Some(_), Some(reader)) => reader.restart(&[]).or_raise(),
+        // Parameter values may have changed: the next row plans the pass again.
+        _ => state.ranges = None,
+    }
+}
+
+/// A parallel scan only where the server says every worker reads: Greenplum's
+/// `mpp_execute 'all segments'`.
+#[pg_guard]
+pub unsafe extern "C-unwind" fn is_foreign_scan_parallel_safe(
+    _root: *mut pg_sys::PlannerInfo,
+    _rel: *mut pg_sys::RelOptInfo,
+    rte: *mut pg_sys::RangeTblEntry,
+) -> bool {
+    catalog::foreign_table_by_id((*rte).relid).server.mpp_execute == MppExecute::AllSegments
+}
+
+#[pg_guard]
+pub unsafe extern "C-unwind" fn estimate_dsm_foreign_scan(
+    _node: *mut pg_sys::ForeignScanState,
+    _pcxt: *mut pg_sys::ParallelContext,
+) -> pg_sys::Size {
+    WorkQueue::size_for(parallel::QUEUE_CAPACITY)
+}
+
+/// The leader plans the whole scan once and shares its units.
+#[pg_guard]
+pub unsafe extern "C-unwind" fn initialize_dsm_foreign_scan(
+    node: *mut pg_sys::ForeignScanState,
+    pcxt: *mut pg_sys::ParallelContext,
+    coordinate: *mut c_void,
+) {
+    let state = scan_state(node);
+    let values = pushdown::evaluate(&state.slots, (*node).ss.ps.ps_ExprContext);
+    let ranges = state.plan_ranges(values).or_raise();
+    let participants = (*pcxt).nworkers as usize + usize::from(pg_sys::parallel_leader_participation);
+    let units = parallel::plan_units(&ranges, participants, MIN_UNIT_MESSAGES, parallel::QUEUE_CAPACITY);
+    state.queue = Some(WorkQueue::init(coordinate as *mut u8, parallel::QUEUE_CAPACITY, &units));
+    state.parallel_units = Some(units.len());
+    state.ranges = Some(ranges);
+}
+
+/// A rescan of the Gather above: plan again, since parameters may have changed.
+#[pg_guard]
+pub unsafe extern "C-unwind" fn reinitialize_dsm_foreign_scan(
+    node: *mut pg_sys::ForeignScanState,
+    pcxt: *mut pg_sys::ParallelContext,
+    coordinate: *mut c_void,
+) {
+    initialize_dsm_foreign_scan(node, pcxt, coordinate);
+}
+
+/// The shared memory is about to go away (before EXPLAIN prints, for one).
+#[pg_guard]
+pub unsafe extern "C-unwind" fn shutdown_foreign_scan(node: *mut pg_sys::ForeignScanState) {
+    let state = (*node).fdw_state as *mut ScanState;
+    if !state.is_null() {
+        (*state).queue = None;
+    }
+}
+
+#[pg_guard]
+pub unsafe extern "C-unwind" fn initialize_worker_foreign_scan(
+    node: *mut pg_sys::ForeignScanState,
+    _toc: *mut pg_sys::shm_toc,
+    coordinate: *mut c_void,
+) {
+    scan_state(node).queue = Some(WorkQueue::attach(coordinate as *mut u8));
 }
 
 #[pg_guard]
@@ -398,7 +524,10 @@ pub unsafe extern "C-unwind" fn explain_foreign_scan(node: *mut pg_sys::ForeignS
         None => "chosen when the scan starts (depends on parameters)".to_string(),
     };
     explain_text("Kafka Ranges", &ranges, es);
-    if (*es).analyze {
+    if let Some(units) = state.parallel_units {
+        // Each participant counts only its own messages, so none is shown here.
+        pg_sys::ExplainPropertyInteger(c"Kafka Parallel Units".as_ptr(), std::ptr::null(), units as i64, es);
+    } else if (*es).analyze {
         pg_sys::ExplainPropertyInteger(
             c"Kafka Messages Fetched".as_ptr(),
             std::ptr::null(),

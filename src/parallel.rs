@@ -1,0 +1,189 @@
+//! Sharing a scan's offset ranges among PostgreSQL parallel workers.
+//!
+//! The leader plans the scan once (so every participant reads up to the same high
+//! watermarks), cuts the ranges into units, and puts them in a queue in dynamic shared
+//! memory. Each participant, leader included, claims the next unit with one atomic
+//! increment and reads it with its own Kafka client, until none is left. Claiming
+//! instead of a fixed assignment keeps every unit read exactly once even when fewer
+//! workers start than were planned, and balances uneven partitions.
+//!
+//! MPP databases (Greenplum, Cloudberry) run one scan per segment with no shared memory;
+//! there, [`segment_units`] is the ownership rule: the coordinator plans, and segment `s`
+//! of `n` reads units `s, s + n, s + 2n, …` of the same unit list.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::kafka::ReadRange;
+
+/// How many units the shared queue holds; a plan with more is coarsened.
+pub const QUEUE_CAPACITY: usize = 8192;
+
+/// The queue as laid out in shared memory: a header, then `capacity` units.
+#[repr(C)]
+pub struct WorkQueue {
+    next: AtomicUsize,
+    len: usize,
+    capacity: usize,
+    units: [ReadRange; 0],
+}
+
+impl WorkQueue {
+    /// Bytes of shared memory for a queue of `capacity` units.
+    pub fn size_for(capacity: usize) -> usize {
+        std::mem::size_of::<WorkQueue>() + capacity * std::mem::size_of::<ReadRange>()
+    }
+
+    /// Lays out a queue holding `units` in `memory`.
+    ///
+    /// # Safety
+    /// `memory` must point to at least `size_for(capacity)` writable bytes, suitably
+    /// aligned, that no participant reads yet; `units.len() <= capacity`.
+    pub unsafe fn init<'a>(memory: *mut u8, capacity: usize, units: &[ReadRange]) -> &'a WorkQueue {
+        assert!(units.len() <= capacity, "more units than the queue holds");
+        let queue = memory as *mut WorkQueue;
+        queue.write(WorkQueue { next: AtomicUsize::new(0), len: units.len(), capacity, units: [] });
+        let slots = std::ptr::addr_of_mut!((*queue).units) as *mut ReadRange;
+        std::ptr::copy_nonoverlapping(units.as_ptr(), slots, units.len());
+        &*queue
+    }
+
+    /// The queue another participant laid out in `memory`.
+    ///
+    /// # Safety
+    /// `memory` must hold a queue made by [`WorkQueue::init`].
+    pub unsafe fn attach<'a>(memory: *mut u8) -> &'a WorkQueue {
+        &*(memory as *const WorkQueue)
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    pub fn units(&self) -> &[ReadRange] {
+        // SAFETY: `init` wrote `len` units right after the header.
+        unsafe { std::slice::from_raw_parts(self.units.as_ptr(), self.len) }
+    }
+
+    /// The next unclaimed unit, each handed out once across all participants.
+    pub fn claim(&self) -> Option<ReadRange> {
+        let index = self.next.fetch_add(1, Ordering::Relaxed);
+        self.units().get(index).copied()
+    }
+}
+
+/// Cuts ranges into units of at most `unit_size` offsets, so that participants share a
+/// few large partitions evenly.
+pub fn units(ranges: &[ReadRange], unit_size: i64) -> Vec<ReadRange> {
+    let unit_size = unit_size.max(1);
+    let mut units = Vec::new();
+    for range in ranges {
+        let mut start = range.start;
+        while start < range.end {
+            let end = range.end.min(start.saturating_add(unit_size));
+            units.push(ReadRange { partition: range.partition, start, end });
+            start = end;
+        }
+    }
+    units
+}
+
+/// Units for `participants` readers: about four per participant, at least
+/// `min_unit_size` offsets each, and never more than `capacity` (then a partition's
+/// ranges are merged into one covering range: more is read, and PostgreSQL's filter,
+/// which re-checks every pushed clause, drops the extra rows).
+pub fn plan_units(ranges: &[ReadRange], participants: usize, min_unit_size: i64, capacity: usize) -> Vec<ReadRange> {
+    let total: i64 = ranges.iter().map(|r| r.end - r.start).sum();
+    let wanted_units = (participants.max(1) * 4) as i64;
+    let unit_size = ((total + wanted_units - 1) / wanted_units).max(min_unit_size);
+    let cut = units(ranges, unit_size);
+    if cut.len() <= capacity {
+        return cut;
+    }
+    let mut merged: Vec<ReadRange> = Vec::new();
+    for range in ranges {
+        match merged.last_mut() {
+            Some(last) if last.partition == range.partition => last.end = last.end.max(range.end),
+            _ => merged.push(*range),
+        }
+    }
+    assert!(merged.len() <= capacity, "a topic with more than {capacity} partitions cannot be scanned in parallel");
+    let cut = units(&merged, ((total + capacity as i64 - 1) / capacity as i64).max(unit_size));
+    if cut.len() <= capacity {
+        cut
+    } else {
+        merged
+    }
+}
+
+/// The units segment `segment` of `segments` reads in an MPP database.
+pub fn segment_units(units: &[ReadRange], segment: usize, segments: usize) -> Vec<ReadRange> {
+    units.iter().skip(segment).step_by(segments.max(1)).copied().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn range(partition: i32, start: i64, end: i64) -> ReadRange {
+        ReadRange { partition, start, end }
+    }
+
+    #[test]
+    fn every_unit_is_claimed_once_across_threads() {
+        let units: Vec<ReadRange> = (0..1000).map(|i| range(i % 7, i as i64 * 10, i as i64 * 10 + 10)).collect();
+        let mut memory = vec![0u64; WorkQueue::size_for(QUEUE_CAPACITY) / 8 + 1];
+        // SAFETY: the buffer is large enough and 8-byte aligned.
+        let queue = unsafe { WorkQueue::init(memory.as_mut_ptr() as *mut u8, QUEUE_CAPACITY, &units) };
+        let claimed: Vec<Vec<ReadRange>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..4)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut mine = Vec::new();
+                        while let Some(unit) = queue.claim() {
+                            mine.push(unit);
+                        }
+                        mine
+                    })
+                })
+                .collect();
+            workers.into_iter().map(|w| w.join().unwrap()).collect()
+        });
+        let mut all: Vec<ReadRange> = claimed.into_iter().flatten().collect();
+        all.sort_by_key(|r| r.start);
+        assert_eq!(all, units);
+        assert_eq!(queue.claim(), None);
+    }
+
+    #[test]
+    fn units_split_large_ranges_and_cover_them_exactly() {
+        let ranges = [range(0, 0, 10), range(1, 5, 6), range(2, 100, 125)];
+        assert_eq!(
+            units(&ranges, 10),
+            vec![range(0, 0, 10), range(1, 5, 6), range(2, 100, 110), range(2, 110, 120), range(2, 120, 125)]
+        );
+        // Four partitions, three participants: about four units each.
+        let planned = plan_units(&[range(0, 0, 1200), range(1, 0, 1200), range(2, 0, 1200), range(3, 0, 1200)], 3, 1, 100);
+        assert_eq!(planned.len(), 12);
+        assert_eq!(planned.iter().map(|r| r.end - r.start).sum::<i64>(), 4800);
+    }
+
+    #[test]
+    fn too_many_units_are_merged_per_partition() {
+        let ranges: Vec<ReadRange> = (0..50).map(|i| range(i % 2, i as i64 * 10, i as i64 * 10 + 1)).collect();
+        let mut sorted = ranges.clone();
+        sorted.sort_by_key(|r| (r.partition, r.start));
+        let planned = plan_units(&sorted, 2, 1, 8);
+        assert!(planned.len() <= 8);
+        // Every wanted offset is still covered.
+        for wanted in &ranges {
+            assert!(planned.iter().any(|u| u.partition == wanted.partition && u.start <= wanted.start && wanted.end <= u.end));
+        }
+    }
+
+    #[test]
+    fn segments_share_units_round_robin() {
+        let units: Vec<ReadRange> = (0..5).map(|i| range(i, 0, 1)).collect();
+        assert_eq!(segment_units(&units, 0, 2), vec![units[0], units[2], units[4]]);
+        assert_eq!(segment_units(&units, 1, 2), vec![units[1], units[3]]);
+    }
+}
