@@ -1,0 +1,266 @@
+"""kafka_fdw benchmarks: each pair measures kafka_fdw and its baseline in the same run,
+on the same broker and data, and reports the median of several runs and their ratio.
+
+Run through bench/run.sh, which starts the brokers and PostgreSQL and sets:
+  MOCK_BROKERS, MOCK_CONTROL  librdkafka mock cluster hosted by kafka-tool (main broker)
+  TANSU_BROKERS               tansu, for the broker-bound run of pair 1
+  PGHOST, PGPORT, PGUSER      the throwaway cluster
+  KAFKA_TOOL                  the kafka-tool binary (raw consume/produce loops)
+  BENCH_DIR                   scratch directory for data files
+Sizes: BENCH_MESSAGES (default 1000000), BENCH_RSS_MESSAGES (default 10000000),
+BENCH_RUNS (default 5).
+"""
+
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+
+import psycopg
+
+MESSAGES = int(os.environ.get("BENCH_MESSAGES", "1000000"))
+RSS_MESSAGES = int(os.environ.get("BENCH_RSS_MESSAGES", "10000000"))
+RUNS = int(os.environ.get("BENCH_RUNS", "5"))
+PARTITIONS = 32
+TOOL = os.environ["KAFKA_TOOL"]
+MOCK = os.environ["MOCK_BROKERS"]
+MOCK_CONTROL = os.environ["MOCK_CONTROL"]
+TANSU = os.environ["TANSU_BROKERS"]
+WORK = os.environ["BENCH_DIR"]
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+rows_out = []
+
+
+def log(message):
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def csv_line(i):
+    """About 100 bytes: an int, a text, a date and a timestamp."""
+    return f"{i},payload text number {i:09d} with some padding to reach about one hundred bytes,2024-{i % 12 + 1:02d}-{i % 28 + 1:02d},2024-01-01 {i % 24:02d}:{i % 60:02d}:{(i * 7) % 60:02d}"
+
+
+def write_lines(path, count, line):
+    if os.path.exists(path):
+        return path
+    log(f"writing {count} lines to {path}")
+    with open(path + ".partial", "w") as out:
+        for i in range(count):
+            out.write(line(i))
+            out.write("\n")
+    os.rename(path + ".partial", path)
+    return path
+
+
+def tool(*args):
+    return subprocess.run([TOOL, *args], check=True, capture_output=True, text=True).stdout
+
+
+def mock_topic(name, partitions):
+    tool("mock-ctl", "--control", MOCK_CONTROL, "create-topic", name, str(partitions))
+
+
+def produce(brokers, topic, path, *extra):
+    log(f"loading {topic} from {os.path.basename(path)}")
+    return tool("produce", "--brokers", brokers, "--topic", topic, "--round-robin", "--file", path, *extra)
+
+
+def timed_tool(*args):
+    """(seconds, CPU seconds, stdout) of one kafka-tool run."""
+    before = os.times()
+    started = time.perf_counter()
+    output = tool(*args)
+    elapsed = time.perf_counter() - started
+    after = os.times()
+    cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
+    return elapsed, cpu, output
+
+
+def backend_cpu(pid):
+    """User + system CPU seconds of a backend process, all its threads included."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def backend_rss_mb(pid):
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class Session:
+    def __init__(self):
+        self.conn = psycopg.connect(dbname="bench", autocommit=True)
+        self.pid = self.conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+
+    def run(self, sql):
+        """(seconds, backend CPU seconds, first row) of one statement."""
+        cpu_before = backend_cpu(self.pid)
+        started = time.perf_counter()
+        cursor = self.conn.execute(sql)
+        row = cursor.fetchone() if cursor.description else None
+        elapsed = time.perf_counter() - started
+        return elapsed, backend_cpu(self.pid) - cpu_before, row
+
+    def execute(self, sql):
+        self.conn.execute(sql)
+
+
+def median_of(measure):
+    """Runs `measure` RUNS times (after one warm-up); medians of each returned number."""
+    measure()
+    samples = [measure() for _ in range(RUNS)]
+    return [statistics.median(column) for column in zip(*samples)]
+
+
+def report(pair, ours_label, ours_seconds, base_label, base_seconds, messages, goal, extra=""):
+    ratio = base_seconds / ours_seconds if ours_seconds else float("inf")
+    rows_out.append(
+        f"| {pair} | {ours_label} | {ours_seconds * 1000:.1f} ms | {messages / ours_seconds:,.0f}/s "
+        f"| {base_label} | {base_seconds * 1000:.1f} ms | {messages / base_seconds:,.0f}/s | {ratio:.2f}x | {goal} | {extra} |"
+    )
+    log(rows_out[-1])
+
+
+def setup_database(session):
+    session.execute("DROP EXTENSION IF EXISTS kafka_fdw CASCADE")
+    session.execute("CREATE EXTENSION kafka_fdw")
+    session.execute(f"CREATE SERVER mock FOREIGN DATA WRAPPER kafka_fdw OPTIONS (brokers '{MOCK}', mpp_execute 'all segments', timeout_ms '60000')")
+    session.execute(f"CREATE SERVER tansu FOREIGN DATA WRAPPER kafka_fdw OPTIONS (brokers '{TANSU}', timeout_ms '60000')")
+    for server in ("mock", "tansu"):
+        session.execute(f"CREATE USER MAPPING FOR PUBLIC SERVER {server}")
+    columns = "part int OPTIONS (partition 'true'), offs bigint OPTIONS (offset 'true'), some_int int, some_text text, some_date date, some_time timestamp"
+    for table, server, topic in [
+        ("csv_mock", "mock", "bench_csv"),
+        ("csv_tansu", "tansu", "bench_csv"),
+        ("point_1k", "mock", "bench_1k"),
+        ("caught_up", "mock", "bench_empty"),
+        ("rss_mock", "mock", "bench_rss"),
+    ]:
+        options = "buffer_delay '5000'" if table == "caught_up" else "buffer_delay '100'"
+        session.execute(f"CREATE FOREIGN TABLE {table} ({columns}) SERVER {server} OPTIONS (topic '{topic}', {options})")
+    session.execute("CREATE TABLE csv_heap (some_int int, some_text text, some_date date, some_time timestamp)")
+
+
+def pair_full_scan(session, csv_path):
+    """Pair 1: count(*) full scan versus the raw consume loop, and CPU per row."""
+    seconds, _, (count,) = session.run("SELECT count(*) FROM csv_mock")
+    assert count == MESSAGES, f"scan counted {count} of {MESSAGES}"
+    ours, ours_cpu = median_of(lambda: session.run("SELECT count(*) FROM csv_mock")[:2])
+    raw, raw_cpu = median_of(lambda: timed_tool("count", "--brokers", MOCK, "--topic", "bench_csv")[:2])
+    report("1 full scan, count(*), CSV (mock)", "SELECT count(*)", ours, "kafka-tool count", raw, MESSAGES, ">= 0.8x")
+
+    # Every column decoded: the whole-row reference makes the scan convert every field.
+    decoded, decoded_cpu = median_of(lambda: session.run("SELECT count(*) FROM csv_mock t WHERE t IS NOT NULL")[:2])
+    copy_sql = f"TRUNCATE csv_heap; COPY csv_heap FROM '{csv_path}' (FORMAT csv)"
+    copy, copy_cpu = median_of(lambda: session.run(copy_sql)[:2])
+    per_row = decoded_cpu / MESSAGES * 1e6
+    baseline = (raw_cpu + copy_cpu) / MESSAGES * 1e6
+    rows_out.append(
+        f"| 1 CPU per row, all columns decoded (mock) | backend CPU | {per_row:.2f} µs | | raw consume CPU + COPY FROM CPU "
+        f"| {baseline:.2f} µs | | {per_row / baseline:.2f}x (ours/baseline) | <= 1.2x | scan {decoded * 1000:.0f} ms, COPY {copy * 1000:.0f} ms |"
+    )
+    log(rows_out[-1])
+
+
+def pair_full_scan_tansu(session):
+    """Pair 1 on tansu, once: broker-bound."""
+    started = time.perf_counter()
+    _, _, (count,) = session.run("SELECT count(*) FROM csv_tansu")
+    ours = time.perf_counter() - started
+    raw, _, _ = timed_tool("count", "--brokers", TANSU, "--topic", "bench_csv")
+    report("1 full scan, count(*), CSV (tansu, broker-bound, 1 run)", "SELECT count(*)", ours, "kafka-tool count", raw, count, ">= 0.8x")
+
+
+def pair_point_read(session):
+    """Pair 2: a point read on a 1M-message topic versus a 1k-message topic."""
+    big_offset = MESSAGES // PARTITIONS // 2
+    small_offset = 1000 // PARTITIONS // 2
+    big, _ = median_of(lambda: session.run(f"SELECT * FROM csv_mock WHERE part = 0 AND offs = {big_offset}")[:2])
+    small, _ = median_of(lambda: session.run(f"SELECT * FROM point_1k WHERE part = 0 AND offs = {small_offset}")[:2])
+    plan = session.conn.execute(f"EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) SELECT * FROM csv_mock WHERE part = 0 AND offs = {big_offset}").fetchall()
+    fetched = next(line for (line,) in plan if "Messages Fetched" in line).split(":")[1].strip()
+    ratio = big / small
+    rows_out.append(
+        f"| 2 point read part = 0 AND offs = X (mock) | {MESSAGES:,}-message topic | {big * 1000:.2f} ms | | 1,000-message topic "
+        f"| {small * 1000:.2f} ms | | {ratio:.2f}x (big/small) | <= 1.5x | messages fetched: {fetched} |"
+    )
+    log(rows_out[-1])
+
+
+def pair_caught_up(session):
+    """Pair 3: a caught-up (empty) topic with buffer_delay 5000 returns at once."""
+    seconds, _ = median_of(lambda: session.run("SELECT count(*) FROM caught_up")[:2])
+    rows_out.append(f"| 3 caught-up topic, buffer_delay 5000 (mock) | SELECT count(*) | {seconds * 1000:.2f} ms | | | | | | < 100 ms | |")
+    log(rows_out[-1])
+
+
+def pair_parallel(session):
+    """Pair 6: parallel (2 workers) versus serial full scan with every column decoded."""
+    query = "SELECT count(*) FROM csv_mock t WHERE t IS NOT NULL"
+    session.execute("SET max_parallel_workers_per_gather = 0")
+    serial, _ = median_of(lambda: session.run(query)[:2])
+    session.execute("SET max_parallel_workers_per_gather = 2")
+    session.execute("SET parallel_setup_cost = 0")
+    session.execute("SET parallel_tuple_cost = 0")
+    plan = "\n".join(line for (line,) in session.conn.execute(f"EXPLAIN {query}").fetchall())
+    assert "Parallel Foreign Scan" in plan, plan
+    parallel, _ = median_of(lambda: session.run(query)[:2])
+    report("6 parallel (2 workers) vs serial scan, all columns (mock)", "parallel", parallel, "serial", serial, MESSAGES, ">= 1.6x")
+    session.execute("RESET max_parallel_workers_per_gather")
+
+
+def pair_rss(session):
+    """Pair 7: backend RSS before and after a scan of RSS_MESSAGES messages."""
+    before = backend_rss_mb(session.pid)
+    seconds, _, (count,) = session.run("SELECT count(*) FROM rss_mock t WHERE t IS NOT NULL")
+    after = backend_rss_mb(session.pid)
+    rows_out.append(
+        f"| 7 backend RSS around a {count:,}-message scan (mock) | RSS after | {after:.0f} MB | {count / seconds:,.0f}/s "
+        f"| RSS before | {before:.0f} MB | | +{after - before:.0f} MB | growth < 100 MB | |"
+    )
+    log(rows_out[-1])
+
+
+def main():
+    csv_path = write_lines(os.path.join(WORK, f"csv_{MESSAGES}.csv"), MESSAGES, csv_line)
+    os.chmod(csv_path, 0o644)
+    for name, partitions in [("bench_csv", PARTITIONS), ("bench_1k", PARTITIONS), ("bench_empty", PARTITIONS)]:
+        mock_topic(name, partitions)
+    produce(MOCK, "bench_csv", csv_path)
+    produce(MOCK, "bench_1k", write_lines(os.path.join(WORK, "csv_1000.csv"), 1000, csv_line))
+    subprocess.run(["tansu", "topic", "create", "bench_csv", "--partitions", "4", "--broker", f"tcp://{TANSU}"], check=True, capture_output=True)
+    produce(TANSU, "bench_csv", csv_path)
+
+    session = Session()
+    setup_database(session)
+    pair_full_scan(session, csv_path)
+    pair_full_scan_tansu(session)
+    pair_point_read(session)
+    pair_caught_up(session)
+    pair_parallel(session)
+
+    # The RSS topic: RSS_MESSAGES over enough partitions to stay under the mock
+    # cluster's ~5 MB per partition.
+    rss_partitions = max(PARTITIONS, RSS_MESSAGES * 110 // 4_000_000 + 1)
+    mock_topic("bench_rss", rss_partitions)
+    produce(MOCK, "bench_rss", csv_path, "--repeat", str(max(1, RSS_MESSAGES // MESSAGES)))
+    pair_rss(session)
+
+    print()
+    print(f"Benchmarks, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores; {MESSAGES:,} messages of ~100 bytes over {PARTITIONS} partitions; median of {RUNS} runs.")
+    print()
+    print("| pair | ours | time | rate | baseline | time | rate | ratio | goal | notes |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for row in rows_out:
+        print(row)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs every benchmark pair on this machine: kafka_fdw against the raw kafka-tool loops
+# (same librdkafka, same broker) and COPY, and prints a table of medians and ratios.
+# The main broker is librdkafka's mock cluster hosted by kafka-tool (in memory, so the
+# table shows our overhead rather than the broker's); pair 1 also runs once on tansu.
+# Sizes: BENCH_MESSAGES (1000000), BENCH_RSS_MESSAGES (10000000), BENCH_RUNS (5).
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
+trap stop_services EXIT
+
+setup_machine
+python3 -c 'import psycopg' 2>/dev/null || pip install --quiet 'psycopg[binary]'
+build_tool
+install_extension
+start_mock
+start_tansu
+start_postgres
+createdb bench
+export KAFKA_TOOL MOCK_BROKERS MOCK_CONTROL TANSU_BROKERS BENCH_DIR="$SERVICE_DIR"
+python3 "$REPO_ROOT/bench/bench.py"
