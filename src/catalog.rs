@@ -5,7 +5,7 @@ use std::ffi::CStr;
 use pgrx::pg_sys;
 use pgrx::PgList;
 
-use crate::options::{self, ColumnDef, ColumnSource, ColumnType, ServerOptions, TableOptions};
+use crate::options::{self, ColumnDef, ColumnOptions, ColumnRole, ColumnType, ServerOptions, TableLayout, TableOptions};
 use crate::pgerror::OrRaise;
 
 /// A foreign table's options and the source of each of its attributes.
@@ -13,8 +13,7 @@ pub struct ForeignTableDef {
     pub server_id: pg_sys::Oid,
     pub server: ServerOptions,
     pub table: TableOptions,
-    /// Indexed by attribute number - 1.
-    pub columns: Vec<ColumnSource>,
+    pub layout: TableLayout,
 }
 
 /// `(name, value)` pairs of a `List` of `DefElem`, as catalogs store generic options.
@@ -40,6 +39,7 @@ fn column_type(type_oid: pg_sys::Oid) -> ColumnType {
         pg_sys::TEXTOID => ColumnType::Text,
         pg_sys::BYTEAOID => ColumnType::Bytea,
         pg_sys::TIMESTAMPTZOID => ColumnType::TimestampTz,
+        pg_sys::JSONOID => ColumnType::Json,
         pg_sys::JSONBOID => ColumnType::Jsonb,
         _ => ColumnType::Other,
     }
@@ -60,24 +60,25 @@ pub unsafe fn foreign_table(relation: pg_sys::Relation) -> ForeignTableDef {
     let columns: Vec<ColumnDef> = attrs
         .iter()
         .map(|attr| {
-            let role = if attr.attisdropped {
-                options::ColumnRole::Data
+            let options = if attr.attisdropped {
+                ColumnOptions { role: ColumnRole::Data, json: None }
             } else {
                 options::parse_column(&def_elems(pg_sys::GetForeignColumnOptions(relid, attr.attnum))).or_raise()
             };
             ColumnDef {
                 name: CStr::from_ptr(attr.attname.data.as_ptr()).to_string_lossy().into_owned(),
                 column_type: column_type(attr.atttypid),
-                role,
+                options,
                 dropped: attr.attisdropped,
             }
         })
         .collect();
+    let table = options::parse_table(&def_elems((*foreign_table).options)).or_raise();
     ForeignTableDef {
         server_id: (*server).serverid,
         server: options::parse_server(&def_elems((*server).options)).or_raise(),
-        table: options::parse_table(&def_elems((*foreign_table).options)).or_raise(),
-        columns: options::table_layout(&columns).or_raise(),
+        layout: options::table_layout(&columns, &table).or_raise(),
+        table,
     }
 }
 

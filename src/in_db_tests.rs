@@ -41,7 +41,7 @@ mod tests {
         assert_eq!(definition.table.format, Format::Json);
         assert_eq!(definition.table.batch_size, 7);
         assert_eq!(
-            definition.columns,
+            definition.layout.columns,
             vec![
                 ColumnSource::Field(0),
                 ColumnSource::Meta(MetaColumn::Partition, ColumnType::SmallInt),

@@ -7,6 +7,8 @@
 
 use std::time::Duration;
 
+use crate::codec::csv::CsvOptions;
+use crate::codec::json::JsonPath;
 use crate::error::{ErrorKind, FdwError, FdwResult};
 
 /// The catalog an option list belongs to, as PostgreSQL's validator is told.
@@ -25,8 +27,21 @@ impl OptionLevel {
         match self {
             OptionLevel::Wrapper | OptionLevel::UserMapping => &[],
             OptionLevel::Server => &["brokers", "mpp_execute", "timeout_ms"],
-            OptionLevel::Table => &["topic", "format", "batch_size", "buffer_delay", "timestamps_ordered"],
-            OptionLevel::Column => &["partition", "offset", "key", "timestamp", "headers", "topic"],
+            OptionLevel::Table => &[
+                "topic",
+                "format",
+                "batch_size",
+                "buffer_delay",
+                "timestamps_ordered",
+                "delimiter",
+                "quote",
+                "escape",
+                "null",
+                "strict",
+                "ignore_junk",
+                "on_error",
+            ],
+            OptionLevel::Column => &["partition", "offset", "key", "timestamp", "headers", "topic", "junk", "junk_error", "json"],
         }
     }
 }
@@ -52,8 +67,24 @@ pub struct ServerOptions {
 /// How a message's payload maps onto the data columns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
+    /// One CSV record per message, fields by position.
     Csv,
+    /// One JSON object per message, columns by key.
     Json,
+    /// The whole message in the table's one data column (text or bytea).
+    Raw,
+}
+
+/// What happens to a message that cannot be decoded or converted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnError {
+    /// The query fails with an ERROR naming the message (the default).
+    Error,
+    /// `ignore_junk 'true'`: unconvertible fields, or all data columns of an unparsable
+    /// message, become NULL.
+    Null,
+    /// `on_error 'skip'`: the message gives no row.
+    Skip,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +98,11 @@ pub struct TableOptions {
     /// Whether message timestamps never decrease within a partition, so that an upper
     /// bound on the timestamp column can end a read early.
     pub timestamps_ordered: bool,
+    pub csv: CsvOptions,
+    /// CSV: a field count other than the data columns', JSON: a key no column maps,
+    /// is a bad message.
+    pub strict: bool,
+    pub on_error: OnError,
 }
 
 /// A message property a column can hold instead of payload data.
@@ -78,11 +114,23 @@ pub enum MetaColumn {
     Timestamp,
     Headers,
     Topic,
+    /// The raw payload of a message that had a problem (adjust/kafka_fdw's `junk`).
+    Junk,
+    /// The problems of such a message, one per line (adjust/kafka_fdw's `junk_error`).
+    JunkError,
 }
 
 impl MetaColumn {
-    const ALL: [MetaColumn; 6] =
-        [MetaColumn::Partition, MetaColumn::Offset, MetaColumn::Key, MetaColumn::Timestamp, MetaColumn::Headers, MetaColumn::Topic];
+    const ALL: [MetaColumn; 8] = [
+        MetaColumn::Partition,
+        MetaColumn::Offset,
+        MetaColumn::Key,
+        MetaColumn::Timestamp,
+        MetaColumn::Headers,
+        MetaColumn::Topic,
+        MetaColumn::Junk,
+        MetaColumn::JunkError,
+    ];
 
     /// The column option that declares it.
     pub fn option_name(self) -> &'static str {
@@ -93,6 +141,8 @@ impl MetaColumn {
             MetaColumn::Timestamp => "timestamp",
             MetaColumn::Headers => "headers",
             MetaColumn::Topic => "topic",
+            MetaColumn::Junk => "junk",
+            MetaColumn::JunkError => "junk_error",
         }
     }
 
@@ -104,7 +154,7 @@ impl MetaColumn {
             MetaColumn::Key => (&[Text, Bytea], "text or bytea"),
             MetaColumn::Timestamp => (&[TimestampTz], "timestamp with time zone"),
             MetaColumn::Headers => (&[Jsonb], "jsonb"),
-            MetaColumn::Topic => (&[Text], "text"),
+            MetaColumn::Topic | MetaColumn::Junk | MetaColumn::JunkError => (&[Text], "text"),
         }
     }
 }
@@ -169,7 +219,10 @@ pub fn parse_table(options: &[(String, String)]) -> FdwResult<TableOptions> {
         Some(value) => match value.to_ascii_lowercase().as_str() {
             "csv" => Format::Csv,
             "json" => Format::Json,
-            _ => return Err(invalid_value("format", value).with_hint("Valid formats are \"csv\" and \"json\".")),
+            "raw" => Format::Raw,
+            _ => {
+                return Err(invalid_value("format", value).with_hint("Valid formats are \"csv\", \"json\" and \"raw\"."))
+            }
         },
     };
     let batch_size = match lookup(options, "batch_size") {
@@ -180,31 +233,93 @@ pub fn parse_table(options: &[(String, String)]) -> FdwResult<TableOptions> {
         None => DEFAULT_BUFFER_DELAY,
         Some(value) => Duration::from_millis(non_negative_integer("buffer_delay", value)?),
     };
-    let timestamps_ordered = match lookup(options, "timestamps_ordered") {
-        None => false,
-        Some(value) => boolean("timestamps_ordered", value)?,
+    let flag = |name: &str| lookup(options, name).map_or(Ok(false), |value| boolean(name, value));
+    let timestamps_ordered = flag("timestamps_ordered")?;
+    let strict = flag("strict")?;
+    let on_error = match (flag("ignore_junk")?, lookup(options, "on_error")) {
+        (false, None) => OnError::Error,
+        (true, None) => OnError::Null,
+        (ignore_junk, Some(value)) => match (ignore_junk, value.to_ascii_lowercase().as_str()) {
+            (false, "error") => OnError::Error,
+            (_, "null") => OnError::Null,
+            (false, "skip") => OnError::Skip,
+            (true, "error" | "skip") => {
+                return Err(FdwError::new(ErrorKind::InvalidParameterValue, "\"ignore_junk\" conflicts with \"on_error\"")
+                    .with_hint("ignore_junk 'true' is on_error 'null'; give one of them."))
+            }
+            _ => {
+                return Err(invalid_value("on_error", value)
+                    .with_hint("Valid values are \"error\", \"null\" (as ignore_junk) and \"skip\"."))
+            }
+        },
     };
-    Ok(TableOptions { topic: topic.to_string(), format, batch_size, buffer_delay, timestamps_ordered })
+    let defaults = CsvOptions::default();
+    let delimiter = csv_character(options, "delimiter", defaults.delimiter)?;
+    let quote = csv_character(options, "quote", defaults.quote)?;
+    let csv = CsvOptions {
+        delimiter,
+        quote,
+        escape: csv_character(options, "escape", quote)?,
+        null: lookup(options, "null").map_or(defaults.null, |null| null.as_bytes().to_vec()),
+    };
+    if csv.delimiter == csv.quote {
+        return Err(FdwError::new(ErrorKind::InvalidParameterValue, "CSV delimiter and quote must be different"));
+    }
+    if csv.null.iter().any(|&b| b == csv.delimiter || b == b'\n' || b == b'\r') {
+        return Err(FdwError::new(
+            ErrorKind::InvalidParameterValue,
+            "the NULL string cannot contain the delimiter or a line break",
+        ));
+    }
+    Ok(TableOptions { topic: topic.to_string(), format, batch_size, buffer_delay, timestamps_ordered, csv, strict, on_error })
 }
 
-/// A column's role: data, or the one meta column its options declare.
-pub fn parse_column(options: &[(String, String)]) -> FdwResult<ColumnRole> {
+/// A CSV option that must be one single-byte character, as in COPY.
+fn csv_character(options: &[(String, String)], name: &str, default: u8) -> FdwResult<u8> {
+    match lookup(options, name) {
+        None => Ok(default),
+        Some(value) if value.len() == 1 && value != "\n" && value != "\r" => Ok(value.as_bytes()[0]),
+        Some(_) => Err(FdwError::new(
+            ErrorKind::InvalidParameterValue,
+            format!("CSV {name} must be a single one-byte character other than a line break"),
+        )),
+    }
+}
+
+/// A column's options: its role, and for JSON where its value sits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnOptions {
+    pub role: ColumnRole,
+    /// The `json` option: a key, a dotted path or a JSON Pointer.
+    pub json: Option<String>,
+}
+
+/// A column's options: data, or the one meta column its Boolean options declare.
+pub fn parse_column(options: &[(String, String)]) -> FdwResult<ColumnOptions> {
     check_names(OptionLevel::Column, options)?;
-    let mut role = ColumnRole::Data;
+    let mut parsed = ColumnOptions { role: ColumnRole::Data, json: None };
     for (name, value) in options {
+        if name == "json" {
+            JsonPath::parse(value).map_err(|error| invalid_value("json", value).with_detail(error))?;
+            parsed.json = Some(value.clone());
+            continue;
+        }
         if !boolean(name, value)? {
             continue;
         }
         let meta = MetaColumn::ALL.into_iter().find(|m| m.option_name() == name).expect("names were checked");
-        if let ColumnRole::Meta(first) = role {
+        if let ColumnRole::Meta(first) = parsed.role {
             return Err(FdwError::new(
                 ErrorKind::InvalidParameterValue,
                 format!("a column cannot have both options \"{}\" and \"{}\"", first.option_name(), name),
             ));
         }
-        role = ColumnRole::Meta(meta);
+        parsed.role = ColumnRole::Meta(meta);
     }
-    Ok(role)
+    if parsed.json.is_some() && parsed.role != ColumnRole::Data {
+        return Err(FdwError::new(ErrorKind::InvalidParameterValue, "option \"json\" applies to data columns only"));
+    }
+    Ok(parsed)
 }
 
 /// The PostgreSQL types meta columns can have; the glue classifies a column's type.
@@ -216,6 +331,7 @@ pub enum ColumnType {
     Text,
     Bytea,
     TimestampTz,
+    Json,
     Jsonb,
     Other,
 }
@@ -225,7 +341,7 @@ pub enum ColumnType {
 pub struct ColumnDef {
     pub name: String,
     pub column_type: ColumnType,
-    pub role: ColumnRole,
+    pub options: ColumnOptions,
     pub dropped: bool,
 }
 
@@ -240,21 +356,57 @@ pub enum ColumnSource {
     Dropped,
 }
 
+/// A data column: its name, type and, for JSON, where its value sits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldDef {
+    pub name: String,
+    pub column_type: ColumnType,
+    pub json_path: JsonPath,
+}
+
+/// Where every attribute's value comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableLayout {
+    /// Indexed by attribute number - 1.
+    pub columns: Vec<ColumnSource>,
+    /// Indexed by `ColumnSource::Field`'s number.
+    pub fields: Vec<FieldDef>,
+}
+
+impl TableLayout {
+    /// Whether a `junk` or `junk_error` column collects bad messages.
+    pub fn has_junk_columns(&self) -> bool {
+        self.columns
+            .iter()
+            .any(|c| matches!(c, ColumnSource::Meta(MetaColumn::Junk | MetaColumn::JunkError, _)))
+    }
+}
+
 /// Checks the table-wide column rules (at most one column per meta property, of a type
-/// that can hold it) and returns where each attribute's value comes from.
-pub fn table_layout(columns: &[ColumnDef]) -> FdwResult<Vec<ColumnSource>> {
-    let mut layout = Vec::with_capacity(columns.len());
+/// that can hold it; what the format needs of the data columns) and returns where each
+/// attribute's value comes from.
+pub fn table_layout(columns: &[ColumnDef], table: &TableOptions) -> FdwResult<TableLayout> {
+    let mut layout = TableLayout { columns: Vec::with_capacity(columns.len()), fields: Vec::new() };
     let mut declared: Vec<(MetaColumn, &str)> = Vec::new();
-    let mut fields = 0;
     for column in columns {
         if column.dropped {
-            layout.push(ColumnSource::Dropped);
+            layout.columns.push(ColumnSource::Dropped);
             continue;
         }
-        let source = match column.role {
+        let source = match column.options.role {
             ColumnRole::Data => {
-                fields += 1;
-                ColumnSource::Field(fields - 1)
+                if column.options.json.is_some() && table.format != Format::Json {
+                    return Err(FdwError::new(
+                        ErrorKind::InvalidParameterValue,
+                        format!("column \"{}\" has option \"json\", but the table's format is not json", column.name),
+                    ));
+                }
+                let json_path = match &column.options.json {
+                    Some(path) => JsonPath::parse(path).map_err(|e| invalid_value("json", path).with_detail(e))?,
+                    None => JsonPath::Keys(vec![column.name.clone()]),
+                };
+                layout.fields.push(FieldDef { name: column.name.clone(), column_type: column.column_type, json_path });
+                ColumnSource::Field(layout.fields.len() - 1)
             }
             ColumnRole::Meta(meta) => {
                 if let Some((_, first)) = declared.iter().find(|(m, _)| *m == meta) {
@@ -279,7 +431,31 @@ pub fn table_layout(columns: &[ColumnDef]) -> FdwResult<Vec<ColumnSource>> {
                 ColumnSource::Meta(meta, column.column_type)
             }
         };
-        layout.push(source);
+        layout.columns.push(source);
+    }
+    // A JSON table whose one data column is json or jsonb, with no `json` option, gets
+    // the whole message.
+    let whole_message = columns.iter().filter(|c| !c.dropped && c.options.role == ColumnRole::Data).count() == 1
+        && columns.iter().any(|c| !c.dropped && c.options.role == ColumnRole::Data && c.options.json.is_none());
+    if let [field] = layout.fields.as_mut_slice() {
+        if table.format == Format::Json && whole_message && matches!(field.column_type, ColumnType::Json | ColumnType::Jsonb) {
+            field.json_path = JsonPath::Whole;
+        }
+    }
+    if table.format == Format::Raw
+        && !matches!(layout.fields.as_slice(), [field] if matches!(field.column_type, ColumnType::Text | ColumnType::Bytea))
+    {
+        return Err(FdwError::new(
+            ErrorKind::InvalidDataType,
+            "a table with format \"raw\" must have exactly one data column, of type text or bytea",
+        ));
+    }
+    if table.on_error == OnError::Skip && layout.has_junk_columns() {
+        return Err(FdwError::new(
+            ErrorKind::InvalidParameterValue,
+            "on_error 'skip' drops bad messages, so a junk or junk_error column would stay empty",
+        )
+        .with_hint("Use junk columns or on_error 'skip', not both."));
     }
     Ok(layout)
 }
@@ -415,15 +591,41 @@ mod tests {
 
     #[test]
     fn column_options() {
-        assert_eq!(parse_column(&opts(&[])).unwrap(), ColumnRole::Data);
-        assert_eq!(parse_column(&opts(&[("partition", "true")])).unwrap(), ColumnRole::Meta(MetaColumn::Partition));
-        assert_eq!(parse_column(&opts(&[("offset", "on")])).unwrap(), ColumnRole::Meta(MetaColumn::Offset));
-        assert_eq!(parse_column(&opts(&[("headers", "yes")])).unwrap(), ColumnRole::Meta(MetaColumn::Headers));
-        assert_eq!(parse_column(&opts(&[("offset", "false")])).unwrap(), ColumnRole::Data);
-        assert!(parse_column(&opts(&[("offset", "maybe")])).is_err());
-        let err = parse_column(&opts(&[("offset", "true"), ("key", "true")])).unwrap_err();
+        let role = |pairs: &[(&str, &str)]| parse_column(&opts(pairs)).map(|c| c.role);
+        assert_eq!(role(&[]).unwrap(), ColumnRole::Data);
+        assert_eq!(role(&[("partition", "true")]).unwrap(), ColumnRole::Meta(MetaColumn::Partition));
+        assert_eq!(role(&[("offset", "on")]).unwrap(), ColumnRole::Meta(MetaColumn::Offset));
+        assert_eq!(role(&[("headers", "yes")]).unwrap(), ColumnRole::Meta(MetaColumn::Headers));
+        assert_eq!(role(&[("junk_error", "1")]).unwrap(), ColumnRole::Meta(MetaColumn::JunkError));
+        assert_eq!(role(&[("offset", "false")]).unwrap(), ColumnRole::Data);
+        assert!(role(&[("offset", "maybe")]).is_err());
+        let err = role(&[("offset", "true"), ("key", "true")]).unwrap_err();
         assert_eq!(err.message, "a column cannot have both options \"offset\" and \"key\"");
-        assert_eq!(parse_column(&opts(&[("json", "true")])).unwrap_err().kind, ErrorKind::InvalidOptionName);
+        assert_eq!(parse_column(&opts(&[("json", "a.b")])).unwrap().json.as_deref(), Some("a.b"));
+        assert!(parse_column(&opts(&[("json", "a..b")])).is_err());
+        assert!(parse_column(&opts(&[("json", "k"), ("key", "true")])).is_err());
+        assert_eq!(role(&[("jsn", "true")]).unwrap_err().kind, ErrorKind::InvalidOptionName);
+    }
+
+    #[test]
+    fn bad_message_and_csv_options() {
+        let table = |pairs: &[(&str, &str)]| {
+            let mut all = vec![("topic", "t")];
+            all.extend_from_slice(pairs);
+            parse_table(&opts(&all))
+        };
+        assert_eq!(table(&[]).unwrap().on_error, OnError::Error);
+        assert_eq!(table(&[("ignore_junk", "true")]).unwrap().on_error, OnError::Null);
+        assert_eq!(table(&[("on_error", "skip")]).unwrap().on_error, OnError::Skip);
+        assert!(table(&[("on_error", "skip"), ("ignore_junk", "true")]).is_err());
+        assert!(table(&[("on_error", "retry")]).is_err());
+        assert!(table(&[("strict", "true")]).unwrap().strict);
+        let csv = table(&[("delimiter", ";"), ("quote", "'"), ("null", "\\N")]).unwrap().csv;
+        assert_eq!(csv, CsvOptions { delimiter: b';', quote: b'\'', escape: b'\'', null: b"\\N".to_vec() });
+        assert!(table(&[("delimiter", ";;")]).is_err());
+        assert!(table(&[("delimiter", "\"")]).is_err());
+        assert!(table(&[("null", "a,b")]).is_err());
+        assert_eq!(table(&[("format", "raw")]).unwrap().format, Format::Raw);
     }
 
     #[test]
@@ -437,24 +639,37 @@ mod tests {
     const OFFSET: ColumnRole = ColumnRole::Meta(MetaColumn::Offset);
 
     fn col(name: &str, column_type: ColumnType, role: ColumnRole) -> ColumnDef {
-        ColumnDef { name: name.into(), column_type, role, dropped: false }
+        ColumnDef { name: name.into(), column_type, options: ColumnOptions { role, json: None }, dropped: false }
+    }
+
+    fn table_with(pairs: &[(&str, &str)]) -> TableOptions {
+        let mut all = vec![("topic", "t")];
+        all.extend_from_slice(pairs);
+        parse_table(&opts(&all)).unwrap()
+    }
+
+    fn layout(columns: &[ColumnDef]) -> FdwResult<Vec<ColumnSource>> {
+        table_layout(columns, &table_with(&[])).map(|l| l.columns)
     }
 
     #[test]
     fn layout_maps_data_columns_positionally() {
         let mut dropped = col("gone", ColumnType::Other, ColumnRole::Data);
         dropped.dropped = true;
-        let layout = table_layout(&[
-            col("part", ColumnType::Integer, PARTITION),
-            col("a", ColumnType::Other, ColumnRole::Data),
-            dropped,
-            col("offs", ColumnType::BigInt, OFFSET),
-            col("b", ColumnType::Integer, ColumnRole::Data),
-            col("k", ColumnType::Bytea, ColumnRole::Meta(MetaColumn::Key)),
-        ])
+        let table = table_layout(
+            &[
+                col("part", ColumnType::Integer, PARTITION),
+                col("a", ColumnType::Other, ColumnRole::Data),
+                dropped,
+                col("offs", ColumnType::BigInt, OFFSET),
+                col("b", ColumnType::Integer, ColumnRole::Data),
+                col("k", ColumnType::Bytea, ColumnRole::Meta(MetaColumn::Key)),
+            ],
+            &table_with(&[]),
+        )
         .unwrap();
         assert_eq!(
-            layout,
+            table.columns,
             vec![
                 ColumnSource::Meta(MetaColumn::Partition, ColumnType::Integer),
                 ColumnSource::Field(0),
@@ -464,19 +679,42 @@ mod tests {
                 ColumnSource::Meta(MetaColumn::Key, ColumnType::Bytea),
             ]
         );
+        assert_eq!(table.fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), vec!["a", "b"]);
+        assert!(!table.has_junk_columns());
     }
 
     #[test]
     fn layout_rejects_duplicate_and_mistyped_meta_columns() {
-        let err = table_layout(&[col("p1", ColumnType::Integer, PARTITION), col("p2", ColumnType::Integer, PARTITION)])
-            .unwrap_err();
+        let err = layout(&[col("p1", ColumnType::Integer, PARTITION), col("p2", ColumnType::Integer, PARTITION)]).unwrap_err();
         assert_eq!(err.message, "only one column may have option \"partition\"");
-        let err = table_layout(&[col("p", ColumnType::Other, PARTITION)]).unwrap_err();
+        let err = layout(&[col("p", ColumnType::Other, PARTITION)]).unwrap_err();
         assert_eq!(err.kind, ErrorKind::InvalidDataType);
-        let err = table_layout(&[col("o", ColumnType::Integer, OFFSET)]).unwrap_err();
+        let err = layout(&[col("o", ColumnType::Integer, OFFSET)]).unwrap_err();
         assert_eq!(err.message, "column \"o\" with option \"offset\" must be of type bigint");
-        let err = table_layout(&[col("t", ColumnType::Text, ColumnRole::Meta(MetaColumn::Timestamp))]).unwrap_err();
+        let err = layout(&[col("t", ColumnType::Text, ColumnRole::Meta(MetaColumn::Timestamp))]).unwrap_err();
         assert_eq!(err.message, "column \"t\" with option \"timestamp\" must be of type timestamp with time zone");
-        table_layout(&[col("p", ColumnType::SmallInt, PARTITION)]).unwrap();
+        layout(&[col("p", ColumnType::SmallInt, PARTITION)]).unwrap();
+    }
+
+    #[test]
+    fn layout_rules_of_formats() {
+        let json = table_with(&[("format", "json")]);
+        let mut keyed = col("a", ColumnType::Integer, ColumnRole::Data);
+        keyed.options.json = Some("x.y".into());
+        let fields = table_layout(&[keyed.clone(), col("b", ColumnType::Text, ColumnRole::Data)], &json).unwrap().fields;
+        assert_eq!(fields[0].json_path, JsonPath::Keys(vec!["x".into(), "y".into()]));
+        assert_eq!(fields[1].json_path, JsonPath::Keys(vec!["b".into()]));
+        // A lone jsonb data column takes the whole message.
+        let whole = table_layout(&[col("doc", ColumnType::Jsonb, ColumnRole::Data), col("p", ColumnType::Integer, PARTITION)], &json);
+        assert_eq!(whole.unwrap().fields[0].json_path, JsonPath::Whole);
+        // json applies to JSON tables only.
+        assert!(table_layout(&[keyed], &table_with(&[])).is_err());
+        let raw = table_with(&[("format", "raw")]);
+        table_layout(&[col("payload", ColumnType::Bytea, ColumnRole::Data)], &raw).unwrap();
+        assert!(table_layout(&[col("a", ColumnType::Text, ColumnRole::Data), col("b", ColumnType::Text, ColumnRole::Data)], &raw).is_err());
+        assert!(table_layout(&[col("n", ColumnType::Integer, ColumnRole::Data)], &raw).is_err());
+        let junk = col("j", ColumnType::Text, ColumnRole::Meta(MetaColumn::Junk));
+        assert!(table_layout(&[junk.clone()], &table_with(&[])).unwrap().has_junk_columns());
+        assert!(table_layout(&[junk], &table_with(&[("on_error", "skip")])).is_err());
     }
 }

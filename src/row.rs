@@ -2,7 +2,9 @@
 //!
 //! Each data column's text goes through the column type's input function, as `COPY`
 //! does, so every type PostgreSQL can read from text works. Only the columns the query
-//! uses are decoded: `count(*)` parses nothing.
+//! uses are decoded (`count(*)` parses nothing), except where bad messages are skipped
+//! or collected in junk columns: then every data column is checked, so whether a message
+//! is bad never depends on the query.
 
 use std::ffi::c_char;
 
@@ -12,10 +14,10 @@ use pgrx::{IntoDatum, JsonB, PgSqlErrorCode, PgTryBuilder};
 use rdkafka::message::{BorrowedHeaders, BorrowedMessage, Headers};
 use rdkafka::Message;
 
-use crate::codec::csv::{CsvDecoder, CsvOptions};
-use crate::options::{ColumnSource, ColumnType, MetaColumn};
-use crate::plan;
+use crate::codec::PayloadDecoder;
+use crate::options::{ColumnSource, ColumnType, FieldDef, Format, MetaColumn, OnError, TableLayout, TableOptions};
 use crate::pgerror::raise_with;
+use crate::plan;
 
 /// How one attribute of the tuple gets its value.
 enum Fill {
@@ -29,20 +31,39 @@ enum Fill {
 /// A data column and its type's input function.
 struct FieldInput {
     index: usize,
-    name: String,
+    field: FieldDef,
+    /// Raw bytes straight into a bytea column (format raw), not through byteain.
+    raw_bytes: bool,
     /// Boxed so the address PostgreSQL may cache in `fn_extra` stays put.
     function: Box<pg_sys::FmgrInfo>,
     io_param: pg_sys::Oid,
     typmod: i32,
 }
 
+/// What became of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The slot holds its row.
+    Row,
+    /// A bad message dropped under `on_error 'skip'`.
+    Skipped,
+}
+
 pub struct RowBuilder {
     fills: Vec<Fill>,
-    decoder: CsvDecoder,
+    decoder: PayloadDecoder,
     decodes_payload: bool,
+    on_error: OnError,
+    strict: bool,
+    /// junk/junk_error columns collect bad messages instead of raising.
+    collects_junk: bool,
+    all_fields: Vec<FieldDef>,
     /// NUL-terminated copy of the field being converted, reused across rows.
     cstring: Vec<u8>,
+    problems: Vec<String>,
     topic: String,
+    /// Messages with a problem that did not raise (NULLed, skipped or collected).
+    pub bad_messages: u64,
 }
 
 /// Where a message came from, for error messages.
@@ -60,50 +81,76 @@ impl MessagePosition<'_> {
 
 impl RowBuilder {
     /// # Safety
-    /// `tupdesc` must describe the relation whose `columns` layout is given, and
-    /// `needed[i]` says whether attribute `i + 1` is used by the query.
-    pub unsafe fn new(tupdesc: pg_sys::TupleDesc, columns: &[ColumnSource], needed: &[bool], topic: &str) -> Self {
+    /// `tupdesc` must describe the relation whose `layout` is given, and `needed[i]`
+    /// says whether attribute `i + 1` is used by the query.
+    pub unsafe fn new(tupdesc: pg_sys::TupleDesc, layout: &TableLayout, table: &TableOptions, needed: &[bool]) -> Self {
         let attrs = (*tupdesc).attrs.as_slice((*tupdesc).natts as usize);
-        let fills = columns
+        let collects_junk = layout.has_junk_columns();
+        // Skipping or collecting bad messages checks every data column, needed or not.
+        let checks_all = collects_junk || table.on_error == OnError::Skip;
+        let fills = layout
+            .columns
             .iter()
             .zip(attrs)
             .zip(needed)
             .map(|((source, attr), &needed)| match source {
-                _ if !needed => Fill::Null,
                 ColumnSource::Dropped => Fill::Null,
-                ColumnSource::Meta(meta, column_type) => Fill::Meta(*meta, *column_type),
-                ColumnSource::Field(index) => {
+                ColumnSource::Field(index) if needed || checks_all => {
                     let mut input_function = pg_sys::Oid::INVALID;
                     let mut io_param = pg_sys::Oid::INVALID;
                     pg_sys::getTypeInputInfo(attr.atttypid, &mut input_function, &mut io_param);
                     let mut function = Box::new(std::mem::zeroed::<pg_sys::FmgrInfo>());
                     pg_sys::fmgr_info(input_function, function.as_mut());
+                    let field = layout.fields[*index].clone();
                     Fill::Field(FieldInput {
                         index: *index,
-                        name: std::ffi::CStr::from_ptr(attr.attname.data.as_ptr()).to_string_lossy().into_owned(),
+                        raw_bytes: table.format == Format::Raw && field.column_type == ColumnType::Bytea,
+                        field,
                         function,
                         io_param,
                         typmod: attr.atttypmod,
                     })
                 }
+                _ if !needed => Fill::Null,
+                ColumnSource::Meta(meta, column_type) => Fill::Meta(*meta, *column_type),
+                ColumnSource::Field(_) => Fill::Null,
             })
             .collect::<Vec<_>>();
         let decodes_payload = fills.iter().any(|fill| matches!(fill, Fill::Field(_)));
         RowBuilder {
             fills,
-            decoder: CsvDecoder::new(CsvOptions::default()),
+            decoder: PayloadDecoder::new(table.format, &table.csv),
             decodes_payload,
+            on_error: if collects_junk { OnError::Null } else { table.on_error },
+            strict: table.strict,
+            collects_junk,
+            all_fields: layout.fields.clone(),
             cstring: Vec::new(),
-            topic: topic.to_string(),
+            problems: Vec::new(),
+            topic: table.topic.clone(),
+            bad_messages: 0,
         }
     }
 
-    /// Fills `slot`'s values and nulls from `message` (the caller stores the tuple).
+    /// What a scan reports about its bad messages, once, at its end (if anything).
+    pub fn bad_message_summary(&self) -> Option<String> {
+        if self.bad_messages == 0 || self.collects_junk {
+            return None;
+        }
+        let what = match self.on_error {
+            OnError::Skip => "were skipped (on_error 'skip')",
+            _ => "had fields that could not be read set to NULL (ignore_junk)",
+        };
+        Some(format!("{} bad messages of Kafka topic \"{}\" {what}", self.bad_messages, self.topic))
+    }
+
+    /// Fills `slot`'s values and nulls from `message` (the caller stores the tuple unless
+    /// the message was skipped).
     ///
     /// # Safety
     /// `slot` must be a cleared slot of the relation this builder was made for, and the
     /// current memory context must be the per-tuple one.
-    pub unsafe fn fill(&mut self, slot: *mut pg_sys::TupleTableSlot, message: &BorrowedMessage<'_>) {
+    pub unsafe fn fill(&mut self, slot: *mut pg_sys::TupleTableSlot, message: &BorrowedMessage<'_>) -> Outcome {
         let natts = self.fills.len();
         let values = std::slice::from_raw_parts_mut((*slot).tts_values, natts);
         let nulls = std::slice::from_raw_parts_mut((*slot).tts_isnull, natts);
@@ -118,46 +165,74 @@ impl RowBuilder {
                 }
             }
         }
-        if !self.decodes_payload {
-            return;
-        }
-        let Some(payload) = message.payload() else {
-            return; // a tombstone: every data column is NULL
+        let Some(payload) = message.payload().filter(|_| self.decodes_payload) else {
+            return Outcome::Row; // nothing to decode, or a tombstone: data columns are NULL
         };
-        if let Err(error) = std::str::from_utf8(payload) {
-            raise_with(
-                PgSqlErrorCode::ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
-                format!("invalid UTF-8 in Kafka message at {}", position.describe()),
-                Some(format!("{}. Message: {}", capitalized(&error.to_string()), excerpt(payload))),
-                None,
-            );
-        }
-        let record = match self.decoder.decode(payload) {
-            Ok(record) => record,
-            Err(error) => raise_with(
-                PgSqlErrorCode::ERRCODE_BAD_COPY_FILE_FORMAT,
-                format!("malformed CSV in Kafka message at {}", position.describe()),
-                Some(format!("{}. Message: {}", capitalized(&error.to_string()), excerpt(payload))),
-                None,
-            ),
-        };
-        for (i, fill) in self.fills.iter().enumerate() {
-            let Fill::Field(input) = fill else { continue };
-            let Some(text) = record.field(input.index) else { continue };
-            if text.contains(&0) {
-                raise_with(
-                    PgSqlErrorCode::ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
-                    format!("invalid byte 0x00 in Kafka message at {}", position.describe()),
-                    Some(format!("Column \"{}\".", input.name)),
-                    None,
-                );
+        let RowBuilder { fills, decoder, on_error, strict, collects_junk, all_fields, cstring, problems, .. } = self;
+        problems.clear();
+        match decoder.decode(payload) {
+            Err(error) => {
+                if *on_error == OnError::Error {
+                    raise_with(
+                        PgSqlErrorCode::ERRCODE_BAD_COPY_FILE_FORMAT,
+                        format!("malformed Kafka message at {}", position.describe()),
+                        Some(format!("{}. Message: {}", capitalized(&error), excerpt(payload))),
+                        None,
+                    );
+                }
+                problems.push(error);
             }
-            self.cstring.clear();
-            self.cstring.extend_from_slice(text);
-            self.cstring.push(0);
-            values[i] = convert(input, &self.cstring, payload, &position);
-            nulls[i] = false;
+            Ok(decoded) => {
+                for mismatch in decoded.mismatches(all_fields) {
+                    let counts = *strict || (*collects_junk && matches!(mismatch, crate::codec::Mismatch::Extra(_)));
+                    if !counts {
+                        continue;
+                    }
+                    if *on_error == OnError::Error {
+                        raise_with(
+                            PgSqlErrorCode::ERRCODE_BAD_COPY_FILE_FORMAT,
+                            format!("Kafka message at {} does not match the table", position.describe()),
+                            Some(format!("{}. Message: {}", capitalized(mismatch.text()), excerpt(payload))),
+                            Some("Without the table option strict, extra fields are ignored and missing ones are NULL.".into()),
+                        );
+                    }
+                    problems.push(mismatch.text().to_string());
+                }
+                for (i, fill) in fills.iter().enumerate() {
+                    let Fill::Field(input) = fill else { continue };
+                    let Some(text) = decoded.field(input.index, &input.field) else { continue };
+                    match convert(input, &text, cstring, *on_error, payload, &position) {
+                        Ok(value) => {
+                            values[i] = value;
+                            nulls[i] = false;
+                        }
+                        Err(problem) => problems.push(problem),
+                    }
+                }
+            }
         }
+        if problems.is_empty() {
+            return Outcome::Row;
+        }
+        self.bad_messages += 1;
+        if self.on_error == OnError::Skip {
+            return Outcome::Skipped;
+        }
+        if self.collects_junk {
+            // The data columns keep what did convert; the junk columns say what did not.
+            let junk_text = String::from_utf8_lossy(payload);
+            let errors = self.problems.join("\n");
+            for (i, fill) in self.fills.iter().enumerate() {
+                let value = match fill {
+                    Fill::Meta(MetaColumn::Junk, _) => junk_text.as_ref().into_datum(),
+                    Fill::Meta(MetaColumn::JunkError, _) => errors.as_str().into_datum(),
+                    _ => continue,
+                };
+                values[i] = value.expect("text is never NULL");
+                nulls[i] = false;
+            }
+        }
+        Outcome::Row
     }
 }
 
@@ -184,6 +259,8 @@ fn meta_value(
             Some(pg_sys::Datum::from(postgres_micros))
         }
         (MetaColumn::Headers, _) => JsonB(headers_json(message.headers()?)).into_datum(),
+        // Filled after decoding, and only for messages with a problem.
+        (MetaColumn::Junk | MetaColumn::JunkError, _) => None,
     }
 }
 
@@ -221,28 +298,53 @@ fn text<'a>(bytes: &'a [u8], what: &str, position: &MessagePosition<'_>) -> &'a 
     })
 }
 
-/// Runs the column type's input function on `cstring`, re-raising a failure with the
-/// message's position and the column in the error.
-unsafe fn convert(input: &FieldInput, cstring: &[u8], payload: &[u8], position: &MessagePosition<'_>) -> pg_sys::Datum {
-    let function = &*input.function as *const pg_sys::FmgrInfo as *mut pg_sys::FmgrInfo;
-    PgTryBuilder::new(|| unsafe {
-        pg_sys::InputFunctionCall(function, cstring.as_ptr() as *mut c_char, input.io_param, input.typmod)
-    })
-    .catch_others(|caught| {
-        let (code, cause) = match &caught {
-            CaughtError::PostgresError(report) | CaughtError::ErrorReport(report) => {
-                (report.sql_error_code(), report.message().to_string())
-            }
-            CaughtError::RustPanic { .. } => caught.rethrow(),
-        };
+/// The datum of a data column from its text: the column type's input function, or the
+/// bytes themselves for a raw bytea column. A failure raises under `on_error 'error'`
+/// (naming the message and the column) and is returned as a problem otherwise.
+unsafe fn convert(
+    input: &FieldInput,
+    text: &[u8],
+    cstring: &mut Vec<u8>,
+    on_error: OnError,
+    payload: &[u8],
+    position: &MessagePosition<'_>,
+) -> Result<pg_sys::Datum, String> {
+    if input.raw_bytes {
+        return Ok(text.into_datum().expect("bytes are never NULL"));
+    }
+    let fail = |code: PgSqlErrorCode, cause: String| -> Result<pg_sys::Datum, String> {
+        if on_error != OnError::Error {
+            return Err(cause);
+        }
         raise_with(
             code,
             format!("invalid value in Kafka message at {}", position.describe()),
-            Some(format!("Column \"{}\": {cause}. Message: {}", input.name, excerpt(payload))),
+            Some(format!("Column \"{}\": {cause}. Message: {}", input.field.name, excerpt(payload))),
             None,
         )
+    };
+    if let Err(error) = std::str::from_utf8(text) {
+        return fail(PgSqlErrorCode::ERRCODE_CHARACTER_NOT_IN_REPERTOIRE, format!("invalid UTF-8: {error}"));
+    }
+    if text.contains(&0) {
+        return fail(PgSqlErrorCode::ERRCODE_CHARACTER_NOT_IN_REPERTOIRE, "invalid byte 0x00".to_string());
+    }
+    cstring.clear();
+    cstring.extend_from_slice(text);
+    cstring.push(0);
+    let function = &*input.function as *const pg_sys::FmgrInfo as *mut pg_sys::FmgrInfo;
+    let cstring = &*cstring;
+    let converted = PgTryBuilder::new(|| unsafe {
+        Ok(pg_sys::InputFunctionCall(function, cstring.as_ptr() as *mut c_char, input.io_param, input.typmod))
     })
-    .execute()
+    .catch_others(|caught| match &caught {
+        CaughtError::PostgresError(report) | CaughtError::ErrorReport(report) => {
+            Err((report.sql_error_code(), report.message().to_string()))
+        }
+        CaughtError::RustPanic { .. } => caught.rethrow(),
+    })
+    .execute();
+    converted.or_else(|(code, cause)| fail(code, cause))
 }
 
 /// PostgreSQL's style: a DETAIL is a sentence.

@@ -21,7 +21,7 @@ use crate::parallel::{self, WorkQueue};
 use crate::pgerror::OrRaise;
 use crate::plan::{self, Condition, Timestamps, Value};
 use crate::pushdown::{self, Extractor, MetaColumns, SlotValue};
-use crate::row::RowBuilder;
+use crate::row::{Outcome, RowBuilder};
 
 /// Attribute number that stands for "the whole row" in the used-attributes list.
 const WHOLE_ROW: i32 = 0;
@@ -65,7 +65,7 @@ pub unsafe extern "C-unwind" fn get_foreign_rel_size(
     foreigntableid: pg_sys::Oid,
 ) {
     let definition = catalog::foreign_table_by_id(foreigntableid);
-    let mut extractor = Extractor::new(root, (*baserel).relid, MetaColumns::new(&definition.columns));
+    let mut extractor = Extractor::new(root, (*baserel).relid, MetaColumns::new(&definition.layout.columns));
     let template = extractor.restrictions((*baserel).baserestrictinfo);
     let condition = template.bind_known(&mut |slot| pushdown::estimated_value(root, extractor.values[slot]));
 
@@ -135,7 +135,7 @@ pub unsafe extern "C-unwind" fn get_foreign_paths(
 
     // Join clauses on the meta columns (`k.part = v.p`) make parameterized paths: each
     // loop of a nested loop then reads only the partition or offsets asked for.
-    let mut columns = MetaColumns::new(&definition.columns);
+    let mut columns = MetaColumns::new(&definition.layout.columns);
     let mut extractor = Extractor::new(root, (*baserel).relid, columns);
     let mut clauses: Vec<*mut pg_sys::RestrictInfo> = PgList::<pg_sys::RestrictInfo>::from_pg((*baserel).joininfo)
         .iter_ptr()
@@ -224,7 +224,7 @@ pub unsafe extern "C-unwind" fn get_foreign_plan(
     // scan_clauses holds the restrictions and, for a parameterized path, its join
     // clauses. Every clause also stays a filter, so rows are always re-checked.
     let definition = catalog::foreign_table_by_id(foreigntableid);
-    let mut extractor = Extractor::new(root, (*baserel).relid, MetaColumns::new(&definition.columns));
+    let mut extractor = Extractor::new(root, (*baserel).relid, MetaColumns::new(&definition.layout.columns));
     let template = extractor.restrictions(scan_clauses);
     let mut encoded: *mut pg_sys::List = std::ptr::null_mut();
     for code in plan::encode(&template) {
@@ -372,7 +372,7 @@ pub unsafe extern "C-unwind" fn begin_foreign_scan(node: *mut pg_sys::ForeignSca
     let consumer = pooled_consumer(&definition, &settings);
     let state = ScanState {
         reader: Some(RangeReader::new(consumer, settings, &topic, &[]).or_raise()),
-        row: RowBuilder::new(tupdesc, &definition.columns, &needed, &topic),
+        row: RowBuilder::new(tupdesc, &definition.layout, &definition.table, &needed),
         topic,
         template: plan::decode(&encoded),
         timestamps_ordered: definition.table.timestamps_ordered,
@@ -418,9 +418,10 @@ pub unsafe extern "C-unwind" fn iterate_foreign_scan(node: *mut pg_sys::ForeignS
             reader.restart(&[unit]).or_raise();
         }
         if let Some(message) = reader.next_message().or_raise() {
-            state.row.fill(slot, &message);
-            pg_sys::ExecStoreVirtualTuple(slot);
-            return slot;
+            if state.row.fill(slot, &message) == Outcome::Row {
+                pg_sys::ExecStoreVirtualTuple(slot);
+                return slot;
+            }
         }
     }
 }
@@ -506,6 +507,9 @@ pub unsafe extern "C-unwind" fn end_foreign_scan(node: *mut pg_sys::ForeignScanS
     if !state.is_null() {
         // Give the client back now rather than when the query's memory goes away.
         (*state).reader = None;
+        if let Some(summary) = (*state).row.bad_message_summary() {
+            pgrx::warning!("{summary}");
+        }
     }
 }
 

@@ -4,3 +4,123 @@
 //! the other reads back unchanged.
 
 pub mod csv;
+pub mod json;
+
+use std::borrow::Cow;
+
+use crate::options::{FieldDef, Format};
+use csv::{CsvDecoder, CsvOptions, CsvRecord};
+use json::JsonMessage;
+
+/// Decodes payloads of one format, reusing its buffers from message to message.
+pub enum PayloadDecoder {
+    Csv(CsvDecoder),
+    Json,
+    Raw,
+}
+
+/// One decoded message.
+pub enum Decoded<'a> {
+    Csv(CsvRecord<'a>),
+    Json(JsonMessage<'a>),
+    Raw(&'a [u8]),
+}
+
+/// How a message's fields fail to match the table's data columns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mismatch {
+    /// Fields or keys no column takes.
+    Extra(String),
+    /// A column the message has no field for (CSV).
+    Missing(String),
+}
+
+impl Mismatch {
+    pub fn text(&self) -> &str {
+        match self {
+            Mismatch::Extra(text) | Mismatch::Missing(text) => text,
+        }
+    }
+}
+
+impl PayloadDecoder {
+    pub fn new(format: Format, csv: &CsvOptions) -> Self {
+        match format {
+            Format::Csv => PayloadDecoder::Csv(CsvDecoder::new(csv.clone())),
+            Format::Json => PayloadDecoder::Json,
+            Format::Raw => PayloadDecoder::Raw,
+        }
+    }
+
+    /// Parses a payload; the error says why it is not a message of this format.
+    pub fn decode<'a>(&'a mut self, payload: &'a [u8]) -> Result<Decoded<'a>, String> {
+        match self {
+            PayloadDecoder::Csv(decoder) => decoder.decode(payload).map(Decoded::Csv).map_err(|e| e.to_string()),
+            PayloadDecoder::Json => json::decode(payload).map(Decoded::Json).map_err(|e| e.to_string()),
+            PayloadDecoder::Raw => Ok(Decoded::Raw(payload)),
+        }
+    }
+}
+
+impl Decoded<'_> {
+    /// The text of data column `index` (described by `field`), `None` for NULL.
+    pub fn field(&self, index: usize, field: &FieldDef) -> Option<Cow<'_, [u8]>> {
+        match self {
+            Decoded::Csv(record) => record.field(index).map(Cow::Borrowed),
+            Decoded::Json(message) => message.field(&field.json_path),
+            Decoded::Raw(payload) => Some(Cow::Borrowed(payload)),
+        }
+    }
+
+    /// Fields the columns don't take, and columns the message has no field for.
+    pub fn mismatches(&self, fields: &[FieldDef]) -> Vec<Mismatch> {
+        match self {
+            Decoded::Csv(record) if record.len() > fields.len() => {
+                vec![Mismatch::Extra("extra data after last expected column".to_string())]
+            }
+            Decoded::Csv(record) => fields[record.len()..]
+                .iter()
+                .take(1)
+                .map(|field| Mismatch::Missing(format!("missing data for column \"{}\"", field.name)))
+                .collect(),
+            Decoded::Json(message) => message
+                .unmapped_keys(fields.iter().map(|f| &f.json_path))
+                .into_iter()
+                .map(|key| Mismatch::Extra(format!("key \"{key}\" maps to no column")))
+                .collect(),
+            Decoded::Raw(_) => Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::options::ColumnType;
+    use json::JsonPath;
+
+    fn field(name: &str) -> FieldDef {
+        FieldDef { name: name.into(), column_type: ColumnType::Text, json_path: JsonPath::Keys(vec![name.into()]) }
+    }
+
+    #[test]
+    fn mismatches_of_csv_and_json() {
+        let fields = [field("a"), field("b")];
+        let mut csv = PayloadDecoder::new(Format::Csv, &CsvOptions::default());
+        assert_eq!(csv.decode(b"1,2").unwrap().mismatches(&fields), vec![]);
+        assert_eq!(
+            csv.decode(b"1,2,3").unwrap().mismatches(&fields),
+            vec![Mismatch::Extra("extra data after last expected column".into())]
+        );
+        assert_eq!(csv.decode(b"1").unwrap().mismatches(&fields), vec![Mismatch::Missing("missing data for column \"b\"".into())]);
+        let mut json = PayloadDecoder::new(Format::Json, &CsvOptions::default());
+        assert_eq!(
+            json.decode(br#"{"a": 1, "c": 2}"#).unwrap().mismatches(&fields),
+            vec![Mismatch::Extra("key \"c\" maps to no column".into())]
+        );
+        assert!(json.decode(b"[]").is_err());
+        let mut raw = PayloadDecoder::new(Format::Raw, &CsvOptions::default());
+        let decoded = raw.decode(b"\xff\x00anything").unwrap();
+        assert_eq!(decoded.field(0, &field("a")).unwrap().as_ref(), b"\xff\x00anything");
+    }
+}

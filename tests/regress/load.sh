@@ -45,3 +45,41 @@ for codec in gzip lz4 zstd; do
 done
 "$KAFKA_TOOL" produce --brokers "$MOCK_BROKERS" --topic regress_snappy --round-robin \
     --compression snappy --file "$KAFKA_FDW_REGRESS_DATA/numbers.csv" >/dev/null
+
+# Bad messages among good ones (one partition, so offsets are line numbers - 1).
+{
+    echo '91,correct line,2015-01-01,2015-01-01 01:31:00'
+    echo '131,additional data,2015-01-01,2015-01-01 02:11:00,extra field'
+    echo '301,missing fields'
+    echo '371,invalid date,2015-13-45,2015-01-01 06:11:00'
+    echo '401,"unterminated quote,2015-01-01,2015-01-01 06:41:00'
+    echo '999999999999999,out of range integer,2015-01-01,2015-01-01 07:11:00'
+    printf '521,invalid UTF-8 \xff\xfe here,2015-01-01,2015-01-01 08:41:00\n'
+    echo '601,"quoted, fine",2015-01-01,2015-01-01 10:01:00'
+} >"$KAFKA_FDW_REGRESS_DATA/junk.csv"
+create_topic regress_junk 1
+produce regress_junk "$KAFKA_FDW_REGRESS_DATA/junk.csv"
+{
+    echo '{"int_val": 1, "text_val": "correct", "date_val": "2015-01-12", "nested": {"deep": {"n": 7}}, "list": [1, "two", null]}'
+    echo '{"int_val": 2, "text_val": "extra key", "date_val": "2015-01-12", "more_val": "too much"}'
+    echo '{"int_val": 3, "text_val": "invalid date", "date_val": "2015-13-13"}'
+    echo '{"int_val": 4, "text_val": "malformed json", "date_val": "2015-01-12"'
+    echo '["an", "array", "not", "an", "object"]'
+    echo '{"int_val": 99999999999, "text_val": "out of range", "date_val": "2015-01-12"}'
+    printf '{"int_val": 7, "text_val": "invalid UTF-8 \xff", "date_val": "2015-01-12"}\n'
+    echo '{"int_val": 8, "text_val": null, "date_val": null, "nested": {"deep": {"n": "8"}}}'
+} >"$KAFKA_FDW_REGRESS_DATA/junk.json"
+create_topic regress_json 1
+produce regress_json "$KAFKA_FDW_REGRESS_DATA/junk.json"
+# Garbage, the same every run: 1000 lines of base64 text and 1000 of random bytes.
+python3 - "$KAFKA_FDW_REGRESS_DATA/garbage.txt" <<'PY'
+import base64, random, sys
+rng = random.Random(20261125)
+with open(sys.argv[1], "wb") as out:
+    for _ in range(1000):
+        out.write(base64.b64encode(rng.randbytes(75)) + b"\n")
+    for _ in range(1000):
+        out.write(rng.randbytes(100).replace(b"\n", b" ").replace(b"\r", b" ") + b"\n")
+PY
+create_topic regress_garbage 1
+produce regress_garbage "$KAFKA_FDW_REGRESS_DATA/garbage.txt"
