@@ -6,12 +6,14 @@
 use std::borrow::Borrow;
 use std::cell::RefCell;
 use std::ffi::c_int;
+use std::thread::LocalKey;
 
 use pgrx::{pg_guard, pg_sys};
 use rdkafka::consumer::BaseConsumer;
+use rdkafka::producer::Producer;
 
 use crate::error::FdwResult;
-use crate::kafka::{self, ClientSettings};
+use crate::kafka::{self, ClientSettings, KafkaProducer};
 
 /// What a client's configuration depends on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,7 +26,7 @@ pub struct ClientKey {
 
 /// Idle clients by key. `generation` moves on each catalog change; a client borrowed
 /// under an older generation is dropped instead of being given back.
-struct Pool<C> {
+pub struct Pool<C> {
     generation: u64,
     idle: Vec<(ClientKey, C)>,
 }
@@ -71,44 +73,90 @@ struct Lease {
 
 thread_local! {
     static CONSUMERS: RefCell<Pool<BaseConsumer>> = const { RefCell::new(Pool::new()) };
+    static PRODUCERS: RefCell<Pool<KafkaProducer>> = const { RefCell::new(Pool::new()) };
     static CALLBACKS_REGISTERED: RefCell<bool> = const { RefCell::new(false) };
 }
 
-/// A consumer lent by the pool; dropping it gives it back, however the borrower ends
+/// A kind of client the backend keeps for reuse.
+pub trait PoolableClient: Sized + 'static {
+    fn create(settings: &ClientSettings) -> FdwResult<Self>;
+    /// Makes a returned client fit for its next borrower; `false` when it cannot be,
+    /// and it is closed instead.
+    fn reset(&self) -> bool;
+    fn pool() -> &'static LocalKey<RefCell<Pool<Self>>>;
+}
+
+impl PoolableClient for BaseConsumer {
+    fn create(settings: &ClientSettings) -> FdwResult<Self> {
+        kafka::new_consumer(settings)
+    }
+
+    fn reset(&self) -> bool {
+        kafka::clear_assignment(self);
+        true
+    }
+
+    fn pool() -> &'static LocalKey<RefCell<Pool<Self>>> {
+        &CONSUMERS
+    }
+}
+
+impl PoolableClient for KafkaProducer {
+    fn create(settings: &ClientSettings) -> FdwResult<Self> {
+        kafka::new_producer(settings)
+    }
+
+    /// A producer with messages still queued or in flight (a statement that failed)
+    /// would report them to the next statement; one that saw a failure may keep it.
+    fn reset(&self) -> bool {
+        self.in_flight_count() == 0 && !self.context().has_failed()
+    }
+
+    fn pool() -> &'static LocalKey<RefCell<Pool<Self>>> {
+        &PRODUCERS
+    }
+}
+
+/// A client lent by the pool; dropping it gives it back, however the borrower ends
 /// (also when a query's memory goes away after an ERROR).
-pub struct PooledConsumer {
-    consumer: Option<BaseConsumer>,
+pub struct Pooled<C: PoolableClient> {
+    client: Option<C>,
     lease: Lease,
 }
 
-impl PooledConsumer {
-    /// An idle consumer for `key`, or a new one.
-    pub fn get(key: ClientKey, settings: &ClientSettings) -> FdwResult<PooledConsumer> {
+pub type PooledConsumer = Pooled<BaseConsumer>;
+pub type PooledProducer = Pooled<KafkaProducer>;
+
+impl<C: PoolableClient> Pooled<C> {
+    /// An idle client for `key`, or a new one.
+    pub fn get(key: ClientKey, settings: &ClientSettings) -> FdwResult<Self> {
         register_invalidation_callbacks();
-        let (idle, generation) = CONSUMERS.with_borrow_mut(|pool| (pool.take(key), pool.generation));
-        let consumer = match idle {
-            Some(consumer) => consumer,
-            None => kafka::new_consumer(settings)?,
+        let (idle, generation) = C::pool().with_borrow_mut(|pool| (pool.take(key), pool.generation));
+        let client = match idle {
+            Some(client) => client,
+            None => C::create(settings)?,
         };
-        Ok(PooledConsumer { consumer: Some(consumer), lease: Lease { key, generation } })
+        Ok(Pooled { client: Some(client), lease: Lease { key, generation } })
     }
 
-    pub fn consumer(&self) -> &BaseConsumer {
+    pub fn client(&self) -> &C {
         self.borrow()
     }
 }
 
-impl Borrow<BaseConsumer> for PooledConsumer {
-    fn borrow(&self) -> &BaseConsumer {
-        self.consumer.as_ref().expect("present until dropped")
+impl<C: PoolableClient> Borrow<C> for Pooled<C> {
+    fn borrow(&self) -> &C {
+        self.client.as_ref().expect("present until dropped")
     }
 }
 
-impl Drop for PooledConsumer {
+impl<C: PoolableClient> Drop for Pooled<C> {
     fn drop(&mut self) {
-        let Some(consumer) = self.consumer.take() else { return };
-        kafka::clear_assignment(&consumer);
-        let retired = CONSUMERS.with_borrow_mut(|pool| pool.give_back(self.lease, consumer));
+        let Some(client) = self.client.take() else { return };
+        if !client.reset() {
+            return;
+        }
+        let retired = C::pool().with_borrow_mut(|pool| pool.give_back(self.lease, client));
         // Closing a client can take a while; do it outside the pool's borrow.
         drop(retired);
     }
@@ -138,16 +186,16 @@ unsafe extern "C-unwind" fn catalog_changed(_arg: pg_sys::Datum, cache_id: c_int
     let changed = |oid: pg_sys::Oid| {
         hash_value == 0 || pg_sys::GetSysCacheHashValue(cache_id, pg_sys::Datum::from(oid), 0.into(), 0.into(), 0.into()) == hash_value
     };
-    let retired = CONSUMERS.with_borrow_mut(|pool| {
-        pool.retire(|key| {
-            if cache_id == pg_sys::SysCacheIdentifier::FOREIGNSERVEROID as c_int {
-                changed(key.server)
-            } else {
-                changed(key.user_mapping)
-            }
-        })
-    });
-    drop(retired);
+    let matches = |key: &ClientKey| {
+        if cache_id == pg_sys::SysCacheIdentifier::FOREIGNSERVEROID as c_int {
+            changed(key.server)
+        } else {
+            changed(key.user_mapping)
+        }
+    };
+    let retired_consumers = CONSUMERS.with_borrow_mut(|pool| pool.retire(matches));
+    let retired_producers = PRODUCERS.with_borrow_mut(|pool| pool.retire(matches));
+    drop((retired_consumers, retired_producers));
 }
 
 #[cfg(test)]

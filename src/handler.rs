@@ -2,7 +2,7 @@
 
 use pgrx::{pg_guard, pg_sys, PgBox};
 
-use crate::scan;
+use crate::{modify, scan};
 
 /// V1 calling-convention record PostgreSQL looks up for `kafka_fdw_handler`.
 #[no_mangle]
@@ -30,5 +30,12 @@ pub unsafe extern "C-unwind" fn kafka_fdw_handler(_fcinfo: pg_sys::FunctionCallI
     routine.ReInitializeDSMForeignScan = Some(scan::reinitialize_dsm_foreign_scan);
     routine.InitializeWorkerForeignScan = Some(scan::initialize_worker_foreign_scan);
     routine.ShutdownForeignScan = Some(scan::shutdown_foreign_scan);
+    routine.IsForeignRelUpdatable = Some(modify::is_foreign_rel_updatable);
+    routine.BeginForeignModify = Some(modify::begin_foreign_modify);
+    routine.ExecForeignInsert = Some(modify::exec_foreign_insert);
+    routine.EndForeignModify = Some(modify::end_foreign_modify);
+    routine.BeginForeignInsert = Some(modify::begin_foreign_insert);
+    routine.EndForeignInsert = Some(modify::end_foreign_insert);
+    routine.ExplainForeignModify = Some(modify::explain_foreign_modify);
     pg_sys::Datum::from(routine.into_pg())
 }

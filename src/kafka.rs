@@ -13,13 +13,17 @@
 
 use std::borrow::Borrow;
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::BorrowedMessage;
+use rdkafka::message::{BorrowedMessage, DeliveryResult, OwnedHeaders};
 use rdkafka::metadata::Metadata;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::Message;
 
@@ -281,6 +285,207 @@ pub fn offsets_for_time(
         .collect()
 }
 
+/// Counts delivery reports of a producer. Reports arrive on the thread that polls the
+/// producer (the backend's own), but librdkafka requires the context to be shareable.
+#[derive(Default)]
+pub struct DeliveryTracker {
+    delivered: AtomicU64,
+    failed: AtomicU64,
+    first_error: Mutex<Option<String>>,
+}
+
+impl DeliveryTracker {
+    /// Whether any message of this producer ever failed. librdkafka keeps some errors
+    /// (a topic's authorization failure, say) in its metadata for minutes, so such a
+    /// producer is not reused.
+    pub fn has_failed(&self) -> bool {
+        self.failed.load(Ordering::Relaxed) > 0
+    }
+}
+
+impl ClientContext for DeliveryTracker {}
+
+impl ProducerContext for DeliveryTracker {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        match result {
+            Ok(_) => {
+                self.delivered.fetch_add(1, Ordering::Relaxed);
+            }
+            Err((error, message)) => {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+                let mut first = self.first_error.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                first.get_or_insert_with(|| format!("{error} (partition {})", message.partition()));
+            }
+        }
+    }
+}
+
+pub type KafkaProducer = BaseProducer<DeliveryTracker>;
+
+/// An idempotent producer whose messages fail after `settings.timeout` if Kafka does
+/// not acknowledge them (librdkafka's default would wait five minutes). A NULL
+/// partition goes through murmur2_random, the partitioner of Java clients.
+pub fn new_producer(settings: &ClientSettings) -> FdwResult<KafkaProducer> {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &settings.brokers)
+        .set("client.id", "kafka_fdw")
+        .set("enable.idempotence", "true")
+        .set("partitioner", "murmur2_random")
+        .set("message.timeout.ms", settings.timeout.as_millis().max(1).to_string())
+        .set("linger.ms", "5")
+        // Bounded memory for big INSERTs: sending waits while this much is queued.
+        .set("queue.buffering.max.kbytes", "65536");
+    with_signals_blocked(|| config.create_with_context::<_, KafkaProducer>(DeliveryTracker::default())).map_err(|e| {
+        FdwError::new(ErrorKind::Kafka, "could not create a Kafka producer").with_detail(e.to_string())
+    })
+}
+
+/// One message to produce. A `None` partition lets the partitioner choose.
+#[derive(Debug, Clone, Default)]
+pub struct Outgoing<'a> {
+    pub partition: Option<i32>,
+    pub key: Option<&'a [u8]>,
+    pub payload: Option<&'a [u8]>,
+    /// Milliseconds since 1970; `None` for the time of sending.
+    pub timestamp: Option<i64>,
+    pub headers: Option<OwnedHeaders>,
+}
+
+/// Sends messages to one topic and, at the end, waits until Kafka acknowledged every
+/// one of them. `P` is the producer or something that lends one (a pooled client).
+pub struct Sender<P: Borrow<KafkaProducer>> {
+    producer: P,
+    settings: ClientSettings,
+    topic: String,
+    sent: u64,
+    /// The tracker's counts when this sender started (a pooled producer is reused).
+    delivered_before: u64,
+    failed_before: u64,
+}
+
+/// Serve delivery reports every this many messages, so they never pile up.
+const POLL_EVERY: u64 = 1024;
+
+/// rdkafka's `BaseProducer::poll` always waits out its whole timeout, even once a report
+/// arrived, so waits on a producer poll in slices this short.
+const PRODUCER_POLL_SLICE: Duration = Duration::from_millis(1);
+
+/// librdkafka fails timed-out messages on a scan about once a second, so a delivery
+/// report may come this long after `message.timeout.ms`.
+const DELIVERY_REPORT_GRACE: Duration = Duration::from_secs(2);
+
+impl<P: Borrow<KafkaProducer>> Sender<P> {
+    pub fn new(producer: P, settings: ClientSettings, topic: &str) -> Self {
+        let tracker = producer.borrow().context();
+        *tracker.first_error.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
+        Sender {
+            delivered_before: tracker.delivered.load(Ordering::Relaxed),
+            failed_before: tracker.failed.load(Ordering::Relaxed),
+            producer,
+            settings,
+            topic: topic.to_string(),
+            sent: 0,
+        }
+    }
+
+    fn tracker(&self) -> &DeliveryTracker {
+        self.producer.borrow().context()
+    }
+
+    /// Queues one message; while librdkafka's queue is full, serves delivery reports
+    /// (in short slices, checking for interrupts) until there is room.
+    pub fn send(&mut self, message: Outgoing<'_>) -> FdwResult<()> {
+        let producer = self.producer.borrow();
+        let mut record = BaseRecord::<[u8], [u8]>::to(&self.topic);
+        record.partition = message.partition;
+        record.key = message.key;
+        record.payload = message.payload;
+        record.timestamp = message.timestamp;
+        record.headers = message.headers;
+        let started = Instant::now();
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
+                    record = returned;
+                    producer.poll(PRODUCER_POLL_SLICE);
+                    (self.settings.interrupt)();
+                    if started.elapsed() >= self.settings.timeout {
+                        return Err(unreachable_brokers(&self.settings, &format!("produce to topic \"{}\"", self.topic), "queue full"));
+                    }
+                }
+                Err((error, returned)) => {
+                    let partition = returned.partition.map(|p| format!(" partition {p}")).unwrap_or_default();
+                    return Err(FdwError::new(
+                        ErrorKind::Kafka,
+                        format!("could not produce to topic \"{}\"{partition}", self.topic),
+                    )
+                    .with_detail(error.to_string()));
+                }
+            }
+        }
+        self.sent += 1;
+        if self.sent % POLL_EVERY == 0 {
+            producer.poll(Duration::ZERO);
+        }
+        Ok(())
+    }
+
+    /// Whether every message sent has been acknowledged or has failed. A producer with
+    /// messages still pending must not serve another statement: their reports would
+    /// count as that statement's.
+    pub fn is_settled(&self) -> bool {
+        self.pending() == 0
+    }
+
+    /// Messages sent that Kafka has neither acknowledged nor failed yet.
+    fn pending(&self) -> u64 {
+        let tracker = self.tracker();
+        let settled = tracker.delivered.load(Ordering::Relaxed) - self.delivered_before
+            + tracker.failed.load(Ordering::Relaxed)
+            - self.failed_before;
+        self.sent.saturating_sub(settled)
+    }
+
+    /// Waits for every delivery report; the number of messages Kafka acknowledged, or an
+    /// error saying how many failed and why the first one did. A failed message is
+    /// never reported as produced.
+    pub fn finish(&mut self) -> FdwResult<u64> {
+        let producer = self.producer.borrow();
+        let mut last_progress = Instant::now();
+        let mut pending = self.pending();
+        while pending > 0 {
+            producer.poll(PRODUCER_POLL_SLICE);
+            (self.settings.interrupt)();
+            let now_pending = self.pending();
+            if now_pending < pending {
+                last_progress = Instant::now();
+            } else if last_progress.elapsed() >= self.settings.timeout + DELIVERY_REPORT_GRACE {
+                // message.timeout.ms fails every message after the timeout, so this is
+                // only reached if librdkafka itself stalls.
+                return Err(unreachable_brokers(&self.settings, &format!("produce to topic \"{}\"", self.topic), "no delivery reports"));
+            }
+            pending = now_pending;
+        }
+        let tracker = self.tracker();
+        let failed = tracker.failed.load(Ordering::Relaxed) - self.failed_before;
+        let delivered = tracker.delivered.load(Ordering::Relaxed) - self.delivered_before;
+        if failed > 0 {
+            let first = tracker.first_error.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone().unwrap_or_default();
+            return Err(FdwError::new(
+                ErrorKind::Kafka,
+                format!("{failed} of {} messages to Kafka topic \"{}\" were not delivered", self.sent, self.topic),
+            )
+            .with_detail(format!("First error: {first}. {delivered} messages were delivered."))
+            .with_hint("Messages already delivered stay in Kafka whether or not the transaction commits."));
+        }
+        Ok(delivered)
+    }
+}
+
 /// Stops all fetching of a consumer and drops what it prefetched, so that its next
 /// user starts clean.
 pub fn clear_assignment(consumer: &BaseConsumer) {
@@ -449,7 +654,7 @@ fn close(consumer: &BaseConsumer, topic: &str, open_count: &mut usize, partition
 mod tests {
     use super::*;
     use rdkafka::mocking::MockCluster;
-    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    use rdkafka::producer::BaseProducer;
 
     fn no_interrupt() {}
 
@@ -601,6 +806,65 @@ mod tests {
         let mut reader = RangeReader::new(consumer, test_settings(&brokers), "again", &second).unwrap();
         assert_eq!(read_all(&mut reader).len(), 4);
         assert!(started.elapsed() < Duration::from_millis(500), "took {:?}", started.elapsed());
+    }
+
+    #[test]
+    fn sends_are_acknowledged_before_finish_returns() {
+        let cluster = MockCluster::new(1).unwrap();
+        cluster.create_topic("out", 4, 1).unwrap();
+        let brokers = cluster.bootstrap_servers();
+        let settings = test_settings(&brokers);
+        let producer = new_producer(&settings).unwrap();
+        let mut sender = Sender::new(&producer, settings.clone(), "out");
+        for i in 0..5000 {
+            let payload = format!("m{i}");
+            let partition = if i % 2 == 0 { Some(i % 4) } else { None };
+            sender.send(Outgoing { partition, payload: Some(payload.as_bytes()), ..Outgoing::default() }).unwrap();
+        }
+        assert_eq!(sender.finish().unwrap(), 5000);
+        let consumer = new_consumer(&settings).unwrap();
+        let marks = watermarks(&consumer, &settings, "out", &[0, 1, 2, 3]).unwrap();
+        assert_eq!(marks.iter().map(|w| w.high).sum::<i64>(), 5000);
+        // The same (pooled) producer counts afresh for the next statement.
+        let mut again = Sender::new(&producer, settings, "out");
+        again.send(Outgoing { partition: Some(0), payload: Some(b"x"), ..Outgoing::default() }).unwrap();
+        assert_eq!(again.finish().unwrap(), 1);
+    }
+
+    #[test]
+    fn failed_deliveries_make_finish_fail() {
+        let cluster = MockCluster::new(1).unwrap();
+        cluster.create_topic("out", 1, 1).unwrap();
+        let mut settings = test_settings(&cluster.bootstrap_servers());
+        settings.timeout = Duration::from_millis(1500);
+        let producer = new_producer(&settings).unwrap();
+        // A produce error that retries cannot fix.
+        cluster.request_errors(
+            rdkafka::types::RDKafkaApiKey::Produce,
+            &[rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED; 50],
+        );
+        let mut sender = Sender::new(&producer, settings, "out");
+        for _ in 0..3 {
+            sender.send(Outgoing { partition: Some(0), payload: Some(b"lost"), ..Outgoing::default() }).unwrap();
+        }
+        let error = sender.finish().unwrap_err();
+        assert_eq!(error.message, "3 of 3 messages to Kafka topic \"out\" were not delivered");
+    }
+
+    #[test]
+    fn a_dead_broker_fails_the_sends_within_the_timeout() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let brokers = listener.local_addr().unwrap().to_string();
+        drop(listener);
+        let mut settings = test_settings(&brokers);
+        settings.timeout = Duration::from_millis(800);
+        let producer = new_producer(&settings).unwrap();
+        let mut sender = Sender::new(&producer, settings, "t");
+        sender.send(Outgoing { partition: Some(0), payload: Some(b"x"), ..Outgoing::default() }).unwrap();
+        let started = Instant::now();
+        let error = sender.finish().unwrap_err();
+        assert_eq!(error.message, "1 of 1 messages to Kafka topic \"t\" were not delivered");
+        assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! kafka_fdw: Apache Kafka topics as PostgreSQL foreign tables.
 //!
 //! Pure modules (no PostgreSQL): `error`, `options`, `plan`, `parallel`, `codec`, `kafka`.
-//! Glue (pgrx): `pgerror`, `catalog`, `connection`, `pushdown`, `validator`, `handler`, `scan`, `row`.
+//! Glue (pgrx): `pgerror`, `catalog`, `connection`, `pushdown`, `validator`, `handler`, `scan`, `row`, `modify`.
 
 pub mod codec;
 pub mod error;
@@ -13,6 +13,7 @@ pub mod plan;
 mod catalog;
 mod connection;
 mod handler;
+mod modify;
 mod pgerror;
 mod pushdown;
 mod row;

@@ -37,7 +37,7 @@ fn check_interrupts() {
     pgrx::check_for_interrupts!();
 }
 
-fn client_settings(definition: &ForeignTableDef) -> ClientSettings {
+pub(crate) fn client_settings(definition: &ForeignTableDef) -> ClientSettings {
     ClientSettings {
         brokers: definition.server.brokers.clone(),
         timeout: definition.server.timeout,
@@ -115,8 +115,8 @@ unsafe fn estimate_watermarks(definition: &ForeignTableDef) -> Vec<Watermarks> {
     let settings = client_settings(definition);
     let consumer = pooled_consumer(definition, &settings);
     let topic = definition.table.topic.as_str();
-    let partitions = kafka::topic_partitions(consumer.consumer(), &settings, topic).or_raise();
-    let marks = kafka::watermarks(consumer.consumer(), &settings, topic, &partitions).or_raise();
+    let partitions = kafka::topic_partitions(consumer.client(), &settings, topic).or_raise();
+    let marks = kafka::watermarks(consumer.client(), &settings, topic, &partitions).or_raise();
     ESTIMATE_WATERMARKS.with_borrow_mut(|cache| cache.insert(key, (Instant::now(), marks.clone())));
     marks
 }

@@ -37,7 +37,7 @@ start_tansu
 start_mock --topic regress_snappy:2
 start_postgres
 source "$REPO_ROOT/tests/regress/load.sh"
-export KAFKA_BROKERS="$TANSU_BROKERS" KAFKA_MOCK_BROKERS="$MOCK_BROKERS"
+export KAFKA_BROKERS="$TANSU_BROKERS" KAFKA_MOCK_BROKERS="$MOCK_BROKERS" KAFKA_MOCK_CONTROL="$MOCK_CONTROL" KAFKA_TOOL
 if ! "$PG_REGRESS" --host="$PGHOST" --port="$PGPORT" --user=postgres \
     --inputdir="$REPO_ROOT/tests/regress" --outputdir="$SERVICE_DIR/regress" \
     --dbname=kafka_fdw_regress --schedule="$REPO_ROOT/tests/regress/schedule"; then

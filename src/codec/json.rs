@@ -67,8 +67,10 @@ pub fn decode(payload: &[u8]) -> Result<JsonMessage<'_>, JsonError> {
 }
 
 impl JsonMessage<'_> {
-    /// The text of the value at `path`, `None` for null or a missing key.
-    pub fn field(&self, path: &JsonPath) -> Option<Cow<'_, [u8]>> {
+    /// The text of the value at `path`, `None` for null or a missing key. A string gives
+    /// its content, unless `as_json` (a json or jsonb column), which gets every value as
+    /// JSON text.
+    pub fn field(&self, path: &JsonPath, as_json: bool) -> Option<Cow<'_, [u8]>> {
         let keys = match path {
             JsonPath::Whole => return Some(Cow::Borrowed(self.payload)),
             JsonPath::Keys(keys) => keys,
@@ -80,7 +82,7 @@ impl JsonMessage<'_> {
         }
         match value {
             Value::Null => None,
-            Value::String(text) => Some(Cow::Borrowed(text.as_bytes())),
+            Value::String(text) if !as_json => Some(Cow::Borrowed(text.as_bytes())),
             Value::Bool(true) => Some(Cow::Borrowed(b"true")),
             Value::Bool(false) => Some(Cow::Borrowed(b"false")),
             other => Some(Cow::Owned(other.to_string().into_bytes())),
@@ -155,7 +157,7 @@ mod tests {
     }
 
     fn text(message: &JsonMessage<'_>, path: &JsonPath) -> Option<String> {
-        message.field(path).map(|bytes| String::from_utf8(bytes.into_owned()).unwrap())
+        message.field(path, false).map(|bytes| String::from_utf8(bytes.into_owned()).unwrap())
     }
 
     #[test]
@@ -173,7 +175,9 @@ mod tests {
         assert_eq!(text(&message, &key("nested.missing.x")), None);
         assert_eq!(text(&message, &key("list")).as_deref(), Some(r#"[1,"two"]"#));
         assert_eq!(text(&message, &key("/a.b")).as_deref(), Some("dotted"));
-        assert_eq!(message.field(&JsonPath::Whole).unwrap().as_ref(), payload);
+        assert_eq!(message.field(&JsonPath::Whole, true).unwrap().as_ref(), payload);
+        assert_eq!(message.field(&key("text_val"), true).unwrap().as_ref(), br#""a \"b\"""#);
+        assert_eq!(message.field(&key("int_val"), true).unwrap().as_ref(), b"3");
         let paths = [key("int_val"), key("nested.inner.x")];
         let mut unmapped = message.unmapped_keys(paths.iter());
         unmapped.sort();
@@ -249,8 +253,8 @@ mod tests {
             ])
         {
             if let Ok(message) = decode(&bytes) {
-                let _ = message.field(&key("a.b"));
-                let _ = message.field(&JsonPath::Whole);
+                let _ = message.field(&key("a.b"), false);
+                let _ = message.field(&JsonPath::Whole, true);
             }
         }
     }

@@ -8,7 +8,7 @@ pub mod json;
 
 use std::borrow::Cow;
 
-use crate::options::{FieldDef, Format};
+use crate::options::{ColumnType, FieldDef, Format};
 use csv::{CsvDecoder, CsvOptions, CsvRecord};
 use json::JsonMessage;
 
@@ -67,7 +67,9 @@ impl Decoded<'_> {
     pub fn field(&self, index: usize, field: &FieldDef) -> Option<Cow<'_, [u8]>> {
         match self {
             Decoded::Csv(record) => record.field(index).map(Cow::Borrowed),
-            Decoded::Json(message) => message.field(&field.json_path),
+            Decoded::Json(message) => {
+                message.field(&field.json_path, matches!(field.column_type, ColumnType::Json | ColumnType::Jsonb))
+            }
             Decoded::Raw(payload) => Some(Cow::Borrowed(payload)),
         }
     }
@@ -96,7 +98,6 @@ impl Decoded<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::options::ColumnType;
     use json::JsonPath;
 
     fn field(name: &str) -> FieldDef {

@@ -83,3 +83,12 @@ with open(sys.argv[1], "wb") as out:
 PY
 create_topic regress_garbage 1
 produce regress_garbage "$KAFKA_FDW_REGRESS_DATA/garbage.txt"
+
+# Empty topics the producer tests write to (INSERT and COPY go through the FDW here,
+# and are read back through it and through kafka-tool).
+create_topic regress_insert 4
+create_topic regress_insert_json 2
+create_topic regress_insert_meta 1
+create_topic regress_copy 2
+create_topic regress_copy_in 1
+"$KAFKA_TOOL" mock-ctl --control "$MOCK_CONTROL" create-topic regress_faults 1

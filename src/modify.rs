@@ -1,0 +1,339 @@
+//! INSERT and COPY FROM: every row becomes one Kafka message, and the statement ends
+//! only once Kafka acknowledged all of them.
+//!
+//! Meta columns route the message (partition, key, timestamp, headers); data columns
+//! are encoded with the table's format, the codec the scan decodes with. Messages are
+//! sent asynchronously as rows come; `EndForeignModify`/`EndForeignInsert` wait for the
+//! delivery reports and raise an ERROR if any message was not delivered.
+
+use std::ffi::{c_int, c_void, CStr, CString};
+
+use pgrx::{pg_guard, pg_sys, FromDatum, JsonB, PgMemoryContexts, PgSqlErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+
+use crate::catalog::{self, ForeignTableDef};
+use crate::codec::csv;
+use crate::codec::json::{self, JsonField, JsonPath};
+use crate::connection::{ClientKey, PooledProducer};
+use crate::kafka::{Outgoing, Sender};
+use crate::options::{ColumnSource, ColumnType, Format, MetaColumn, TableOptions};
+use crate::pgerror::{raise_with, OrRaise};
+use crate::plan::POSTGRES_EPOCH_UNIX_MICROS;
+use crate::scan;
+
+/// How one data column is written.
+struct FieldOutput {
+    attribute: usize,
+    /// Boxed so the address PostgreSQL may cache in `fn_extra` stays put.
+    function: Box<pg_sys::FmgrInfo>,
+    json_path: JsonPath,
+    json_kind: JsonKind,
+    /// A bytea column of a raw table: its bytes are the payload.
+    raw_bytes: bool,
+}
+
+/// How a column's text goes into a JSON message.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum JsonKind {
+    String,
+    /// Numbers, written bare when their text is a JSON number (not NaN or Infinity).
+    Number,
+    /// PostgreSQL's `t` and `f`, written as true and false.
+    Boolean,
+    /// json and jsonb, embedded.
+    Json,
+}
+
+/// What an INSERT or COPY keeps between rows. Owned by the query's memory context, so
+/// the producer goes back to the pool (or is closed, with messages pending) on ERROR.
+struct ModifyState {
+    sender: Sender<PooledProducer>,
+    table: TableOptions,
+    /// Attribute numbers - 1 of the meta columns.
+    partition: Option<(usize, ColumnType)>,
+    offset: Option<usize>,
+    key: Option<(usize, ColumnType)>,
+    timestamp: Option<usize>,
+    headers: Option<usize>,
+    topic_column: Option<usize>,
+    fields: Vec<FieldOutput>,
+    /// Reset after every row: output functions allocate there. A child of the query's
+    /// context, which deletes it (so it is never deleted here).
+    row_context: pg_sys::MemoryContext,
+    payload: Vec<u8>,
+}
+
+#[pg_guard]
+pub unsafe extern "C-unwind" fn is_foreign_rel_updatable(_rel: pg_sys::Relation) -> c_int {
+    1 << pg_sys::CmdType::CMD_INSERT as c_int
+}
+
+unsafe fn begin(rinfo: *mut pg_sys::ResultRelInfo) {
+    let relation = (*rinfo).ri_RelationDesc;
+    let definition = catalog::foreign_table(relation);
+    let tupdesc = (*relation).rd_att;
+    let attrs = (*tupdesc).attrs.as_slice((*tupdesc).natts as usize);
+    let mut state_fields = Vec::new();
+    let (mut partition, mut offset, mut key, mut timestamp, mut headers, mut topic_column) = (None, None, None, None, None, None);
+    for (attribute, (source, attr)) in definition.layout.columns.iter().zip(attrs).enumerate() {
+        match *source {
+            ColumnSource::Field(index) => {
+                let field = &definition.layout.fields[index];
+                let mut output_function = pg_sys::Oid::INVALID;
+                let mut is_varlena = false;
+                pg_sys::getTypeOutputInfo(attr.atttypid, &mut output_function, &mut is_varlena);
+                let mut function = Box::new(std::mem::zeroed::<pg_sys::FmgrInfo>());
+                pg_sys::fmgr_info(output_function, function.as_mut());
+                state_fields.push(FieldOutput {
+                    attribute,
+                    function,
+                    json_path: field.json_path.clone(),
+                    json_kind: json_kind(attr.atttypid),
+                    raw_bytes: definition.table.format == Format::Raw && field.column_type == ColumnType::Bytea,
+                });
+            }
+            ColumnSource::Meta(MetaColumn::Partition, column_type) => partition = Some((attribute, column_type)),
+            ColumnSource::Meta(MetaColumn::Offset, _) => offset = Some(attribute),
+            ColumnSource::Meta(MetaColumn::Key, column_type) => key = Some((attribute, column_type)),
+            ColumnSource::Meta(MetaColumn::Timestamp, _) => timestamp = Some(attribute),
+            ColumnSource::Meta(MetaColumn::Headers, _) => headers = Some(attribute),
+            ColumnSource::Meta(MetaColumn::Topic, _) => topic_column = Some(attribute),
+            // Junk columns describe messages that were read; an INSERT ignores them.
+            ColumnSource::Meta(MetaColumn::Junk | MetaColumn::JunkError, _) | ColumnSource::Dropped => {}
+        }
+    }
+    let settings = scan::client_settings(&definition);
+    let producer = PooledProducer::get(producer_key(&definition), &settings).or_raise();
+    let state = ModifyState {
+        sender: Sender::new(producer, settings, &definition.table.topic),
+        table: definition.table,
+        partition,
+        offset,
+        key,
+        timestamp,
+        headers,
+        topic_column,
+        fields: state_fields,
+        row_context: pg_sys::AllocSetContextCreateInternal(
+            pg_sys::CurrentMemoryContext,
+            c"kafka_fdw row".as_ptr(),
+            pg_sys::ALLOCSET_DEFAULT_MINSIZE as usize,
+            pg_sys::ALLOCSET_DEFAULT_INITSIZE as usize,
+            pg_sys::ALLOCSET_DEFAULT_MAXSIZE as usize,
+        ),
+        payload: Vec::new(),
+    };
+    (*rinfo).ri_FdwState = PgMemoryContexts::CurrentMemoryContext.leak_and_drop_on_delete(state) as *mut c_void;
+}
+
+/// Producers are shared by every table of a server and user mapping.
+unsafe fn producer_key(definition: &ForeignTableDef) -> ClientKey {
+    let user_mapping = pg_sys::GetUserMapping(pg_sys::GetUserId(), definition.server_id);
+    ClientKey { server: definition.server_id, user_mapping: (*user_mapping).umid, fetch_wait: std::time::Duration::ZERO }
+}
+
+fn json_kind(type_oid: pg_sys::Oid) -> JsonKind {
+    match type_oid {
+        pg_sys::INT2OID | pg_sys::INT4OID | pg_sys::INT8OID | pg_sys::FLOAT4OID | pg_sys::FLOAT8OID | pg_sys::NUMERICOID => {
+            JsonKind::Number
+        }
+        pg_sys::BOOLOID => JsonKind::Boolean,
+        pg_sys::JSONOID | pg_sys::JSONBOID => JsonKind::Json,
+        _ => JsonKind::String,
+    }
+}
+
+#[pg_guard]
+pub unsafe extern "C-unwind" fn begin_foreign_modify(
+    _mtstate: *mut pg_sys::ModifyTableState,
+    rinfo: *mut pg_sys::ResultRelInfo,
+    _fdw_private: *mut pg_sys::List,
+    _subplan_index: c_int,
+    eflags: c_int,
+) {
+    if eflags & pg_sys::EXEC_FLAG_EXPLAIN_ONLY as c_int == 0 {
+        begin(rinfo);
+    }
+}
+
+/// COPY FROM into a Kafka table (and tuple routing) starts here instead.
+#[pg_guard]
+pub unsafe extern "C-unwind" fn begin_foreign_insert(_mtstate: *mut pg_sys::ModifyTableState, rinfo: *mut pg_sys::ResultRelInfo) {
+    begin(rinfo);
+}
+
+#[pg_guard]
+pub unsafe extern "C-unwind" fn exec_foreign_insert(
+    _estate: *mut pg_sys::EState,
+    rinfo: *mut pg_sys::ResultRelInfo,
+    slot: *mut pg_sys::TupleTableSlot,
+    _plan_slot: *mut pg_sys::TupleTableSlot,
+) -> *mut pg_sys::TupleTableSlot {
+    let state = &mut *((*rinfo).ri_FdwState as *mut ModifyState);
+    pg_sys::slot_getallattrs(slot);
+    let natts = (*(*slot).tts_tupleDescriptor).natts as usize;
+    let values = std::slice::from_raw_parts((*slot).tts_values, natts);
+    let nulls = std::slice::from_raw_parts((*slot).tts_isnull, natts);
+    let row_context = state.row_context;
+    PgMemoryContexts::For(row_context).switch_to(|_| send_row(state, values, nulls));
+    pg_sys::MemoryContextReset(row_context);
+    slot
+}
+
+/// Routes and encodes one row and hands it to the producer.
+unsafe fn send_row(state: &mut ModifyState, values: &[pg_sys::Datum], nulls: &[bool]) {
+    let value = |attribute: usize| (!nulls[attribute]).then(|| values[attribute]);
+    if state.offset.and_then(value).is_some() {
+        raise_with(
+            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            "cannot choose the offset of a produced Kafka message".to_string(),
+            None,
+            Some("Kafka assigns offsets; leave the offset column out of the INSERT, or NULL.".to_string()),
+        );
+    }
+    if let Some(topic) = state.topic_column.and_then(value).and_then(|d| String::from_datum(d, false)) {
+        if topic != state.table.topic {
+            raise_with(
+                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                format!("cannot produce to topic \"{topic}\" through a table of topic \"{}\"", state.table.topic),
+                None,
+                Some("Leave the topic column out of the INSERT, or NULL.".to_string()),
+            );
+        }
+    }
+    let partition = state.partition.and_then(|(attribute, column_type)| {
+        let datum = value(attribute)?;
+        let number = match column_type {
+            ColumnType::SmallInt => i16::from_datum(datum, false).map(i64::from),
+            ColumnType::Integer => i32::from_datum(datum, false).map(i64::from),
+            _ => i64::from_datum(datum, false),
+        }?;
+        Some(i32::try_from(number).unwrap_or_else(|_| {
+            raise_with(PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE, format!("partition {number} is out of range"), None, None)
+        }))
+    });
+    let key: Option<Vec<u8>> = state.key.and_then(|(attribute, column_type)| {
+        let datum = value(attribute)?;
+        match column_type {
+            ColumnType::Bytea => Vec::<u8>::from_datum(datum, false),
+            _ => String::from_datum(datum, false).map(String::into_bytes),
+        }
+    });
+    // timestamptz: microseconds since 2000-01-01; Kafka: milliseconds since 1970.
+    let timestamp = state
+        .timestamp
+        .and_then(value)
+        .map(|datum| (datum.value() as i64).saturating_add(POSTGRES_EPOCH_UNIX_MICROS).div_euclid(1000));
+    let headers = state.headers.and_then(value).and_then(|d| JsonB::from_datum(d, false)).map(|JsonB(json)| headers_of(&json));
+
+    let payload = encode_payload(state, values, nulls);
+    let message = Outgoing { partition, key: key.as_deref(), payload: payload.as_deref(), timestamp, headers };
+    state.sender.send(message).or_raise();
+}
+
+/// Kafka headers from a jsonb object: strings as their text, null as no value, other
+/// values as their JSON text.
+fn headers_of(json: &serde_json::Value) -> OwnedHeaders {
+    let serde_json::Value::Object(object) = json else {
+        raise_with(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "the headers column must hold a JSON object".to_string(),
+            Some(format!("Got {json}.")),
+            None,
+        )
+    };
+    let mut headers = OwnedHeaders::new_with_capacity(object.len());
+    for (name, value) in object {
+        let text = match value {
+            serde_json::Value::Null => None,
+            serde_json::Value::String(text) => Some(text.clone()),
+            other => Some(other.to_string()),
+        };
+        headers = headers.insert(Header { key: name, value: text.as_deref() });
+    }
+    headers
+}
+
+/// The payload of a row in the table's format; `None` (a tombstone) for a raw table's
+/// NULL.
+unsafe fn encode_payload(state: &mut ModifyState, values: &[pg_sys::Datum], nulls: &[bool]) -> Option<Vec<u8>> {
+    let texts: Vec<Option<&[u8]>> = state
+        .fields
+        .iter()
+        .map(|field| {
+            if nulls[field.attribute] {
+                return None;
+            }
+            let datum = values[field.attribute];
+            if field.raw_bytes {
+                return <&[u8]>::from_datum(datum, false);
+            }
+            let text = pg_sys::OutputFunctionCall(field.function.as_ref() as *const _ as *mut _, datum);
+            Some(CStr::from_ptr(text).to_bytes())
+        })
+        .collect();
+    state.payload.clear();
+    match state.table.format {
+        Format::Csv => csv::encode(&texts, &state.table.csv, &mut state.payload),
+        Format::Raw => return texts[0].map(<[u8]>::to_vec),
+        Format::Json => {
+            let fields: Vec<(&JsonPath, JsonField<'_>)> = state
+                .fields
+                .iter()
+                .zip(&texts)
+                .map(|(field, text)| {
+                    // Output functions give UTF-8 in a UTF-8 database.
+                    let text = text.map(|bytes| std::str::from_utf8(bytes).unwrap_or_default());
+                    (&field.json_path, json_field(field.json_kind, text))
+                })
+                .collect();
+            state.payload = json::encode(&fields).unwrap_or_else(|error| {
+                raise_with(PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION, format!("could not encode a JSON message: {error}"), None, None)
+            });
+        }
+    }
+    Some(state.payload.clone())
+}
+
+fn json_field(kind: JsonKind, text: Option<&str>) -> JsonField<'_> {
+    match (kind, text) {
+        (_, None) => JsonField::Null,
+        // NaN and Infinity are numbers to PostgreSQL but not JSON literals.
+        (JsonKind::Number, Some(text)) if serde_json::from_str::<serde_json::Number>(text).is_ok() => JsonField::Literal(text),
+        (JsonKind::Boolean, Some("t")) => JsonField::Literal("true"),
+        (JsonKind::Boolean, Some("f")) => JsonField::Literal("false"),
+        (JsonKind::Json, Some(text)) => JsonField::Json(text),
+        (_, Some(text)) => JsonField::Text(text),
+    }
+}
+
+/// Waits until Kafka acknowledged every message of the statement, or raises.
+unsafe fn finish(rinfo: *mut pg_sys::ResultRelInfo) {
+    let state = (*rinfo).ri_FdwState as *mut ModifyState;
+    if !state.is_null() {
+        (*state).sender.finish().or_raise();
+    }
+}
+
+#[pg_guard]
+pub unsafe extern "C-unwind" fn end_foreign_modify(_estate: *mut pg_sys::EState, rinfo: *mut pg_sys::ResultRelInfo) {
+    finish(rinfo);
+}
+
+#[pg_guard]
+pub unsafe extern "C-unwind" fn end_foreign_insert(_estate: *mut pg_sys::EState, rinfo: *mut pg_sys::ResultRelInfo) {
+    finish(rinfo);
+}
+
+#[pg_guard]
+pub unsafe extern "C-unwind" fn explain_foreign_modify(
+    _mtstate: *mut pg_sys::ModifyTableState,
+    rinfo: *mut pg_sys::ResultRelInfo,
+    _fdw_private: *mut pg_sys::List,
+    _subplan_index: c_int,
+    es: *mut pg_sys::ExplainState,
+) {
+    let definition = catalog::foreign_table((*rinfo).ri_RelationDesc);
+    let topic = CString::new(definition.table.topic).unwrap_or_default();
+    pg_sys::ExplainPropertyText(c"Kafka Topic".as_ptr(), topic.as_ptr(), es);
+}
