@@ -124,4 +124,27 @@ mod tests {
         let decoded = raw.decode(b"\xff\x00anything").unwrap();
         assert_eq!(decoded.field(0, &field("a")).unwrap().as_ref(), b"\xff\x00anything");
     }
+
+    /// A benchmark, not a test (bench/run.sh runs it): decode rate of a typical row.
+    #[test]
+    #[ignore]
+    fn codec_throughput() {
+        let fields = [field("some_int"), field("some_text"), field("some_date"), field("some_time")];
+        let csv_row = b"123456,payload text number 000123456 with some padding to reach about one hundred bytes,2024-05-17,2024-01-01 12:34:56";
+        let json_row = br#"{"some_int": 123456, "some_text": "payload text number 000123456 with some padding", "some_date": "2024-05-17", "some_time": "2024-01-01 12:34:56"}"#;
+        for (name, format, row) in [("csv", Format::Csv, &csv_row[..]), ("json", Format::Json, &json_row[..])] {
+            let mut decoder = PayloadDecoder::new(format, &CsvOptions::default());
+            let messages = 1_000_000;
+            let started = std::time::Instant::now();
+            let mut bytes = 0;
+            for _ in 0..messages {
+                let decoded = decoder.decode(std::hint::black_box(row)).unwrap();
+                for (i, f) in fields.iter().enumerate() {
+                    bytes += decoded.field(i, f).map_or(0, |text| text.len());
+                }
+            }
+            assert!(bytes > 0);
+            println!("codec {name}: {} messages/s", (messages as f64 / started.elapsed().as_secs_f64()) as u64);
+        }
+    }
 }

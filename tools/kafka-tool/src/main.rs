@@ -285,6 +285,8 @@ fn consumer(brokers: &str) -> Result<BaseConsumer> {
         .set("group.id", "kafka-tool")
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
+        // The settings kafka_fdw's scans use, so the raw loop is a like-for-like baseline.
+        .set("fetch.wait.max.ms", "5")
         .create()?)
 }
 
