@@ -102,7 +102,12 @@ pub fn new_consumer(settings: &ClientSettings) -> FdwResult<BaseConsumer> {
         .set("enable.auto.offset.store", "false")
         // A range whose start fell below the low watermark (retention) reads what is left.
         .set("auto.offset.reset", "earliest")
-        .set("fetch.wait.max.ms", settings.fetch_wait.min(MAX_FETCH_WAIT).as_millis().to_string());
+        .set("fetch.wait.max.ms", settings.fetch_wait.min(MAX_FETCH_WAIT).as_millis().to_string())
+        // When the prefetch queue is full, librdkafka pauses fetching for this long
+        // (default: a whole second, a stall every few hundred thousand messages).
+        .set("fetch.queue.backoff.ms", "10")
+        // Prefetch at most this much per client: bounds a scan's memory.
+        .set("queued.max.messages.kbytes", "16384");
     with_signals_blocked(|| config.create::<BaseConsumer>()).map_err(|e| {
         FdwError::new(ErrorKind::Kafka, "could not create a Kafka consumer").with_detail(e.to_string())
     })

@@ -83,6 +83,10 @@ enum Command {
         brokers: String,
         #[arg(long)]
         topic: String,
+        /// Read the topic this many times with the same client (after the first, the
+        /// connection is warm, as a pooled client's is); one line per pass.
+        #[arg(long, default_value_t = 1)]
+        passes: u32,
     },
     /// Print every message as `partition<TAB>offset<TAB>payload`, ordered by partition and offset.
     Dump {
@@ -133,7 +137,7 @@ enum Command {
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Produce(args) => produce(&args),
-        Command::Count { brokers, topic } => count(&brokers, &topic),
+        Command::Count { brokers, topic, passes } => count(&brokers, &topic, passes),
         Command::Dump { brokers, topic } => dump(&brokers, &topic),
         Command::Watermarks { brokers, topic } => print_watermarks(&brokers, &topic),
         Command::OffsetsForTime { brokers, topic, ms } => offsets_for_time(&brokers, &topic, ms),
@@ -282,11 +286,13 @@ fn consumer(brokers: &str) -> Result<BaseConsumer> {
         .set("bootstrap.servers", brokers)
         .set("enable.partition.eof", "true")
         // librdkafka only allows assign() with a group; nothing is committed to it.
-        .set("group.id", "kafka-tool")
+        .set("group.id", format!("kafka-tool-{}", std::process::id()))
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
         // The settings kafka_fdw's scans use, so the raw loop is a like-for-like baseline.
         .set("fetch.wait.max.ms", "5")
+        .set("fetch.queue.backoff.ms", "10")
+        .set("queued.max.messages.kbytes", "16384")
         .create()?)
 }
 
@@ -327,11 +333,10 @@ fn print_watermarks(brokers: &str, topic: &str) -> Result<()> {
 
 /// The raw consume loop: every partition from low to high watermark, calling `each` per
 /// message. Ends on reaching the high watermarks (or partition EOF), never on a timeout.
-fn consume_all(brokers: &str, topic: &str, mut each: impl FnMut(&BorrowedMessage<'_>)) -> Result<u64> {
-    let consumer = consumer(brokers)?;
+fn consume_all(consumer: &BaseConsumer, topic: &str, mut each: impl FnMut(&BorrowedMessage<'_>)) -> Result<u64> {
     let mut ends: HashMap<i32, i64> = HashMap::new();
     let mut assignment = TopicPartitionList::new();
-    for (partition, low, high) in watermarks(&consumer, topic)? {
+    for (partition, low, high) in watermarks(consumer, topic)? {
         if low < high {
             ends.insert(partition, high);
             assignment.add_partition_offset(topic, partition, Offset::Offset(low))?;
@@ -340,23 +345,32 @@ fn consume_all(brokers: &str, topic: &str, mut each: impl FnMut(&BorrowedMessage
     consumer.assign(&assignment)?;
     let mut read = 0u64;
     let mut idle = Instant::now();
+    // Stop fetching a partition once its end is reached, as kafka_fdw's scans do.
+    let finish = |ends: &mut HashMap<i32, i64>, partition: i32| {
+        ends.remove(&partition);
+        let mut done = TopicPartitionList::new();
+        done.add_partition(topic, partition);
+        let _ = consumer.incremental_unassign(&done);
+    };
     while !ends.is_empty() {
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(message)) => {
                 idle = Instant::now();
                 let Some(&end) = ends.get(&message.partition()) else { continue };
                 if message.offset() >= end {
-                    ends.remove(&message.partition());
+                    finish(&mut ends, message.partition());
                     continue;
                 }
                 each(&message);
                 read += 1;
                 if message.offset() + 1 >= end {
-                    ends.remove(&message.partition());
+                    finish(&mut ends, message.partition());
                 }
             }
             Some(Err(KafkaError::PartitionEOF(partition))) => {
-                ends.remove(&partition);
+                if ends.contains_key(&partition) {
+                    finish(&mut ends, partition);
+                }
             }
             Some(Err(error)) => eprintln!("kafka-tool: {error}"),
             None if idle.elapsed() > METADATA_TIMEOUT => return Err("no progress for 10 s".into()),
@@ -366,18 +380,23 @@ fn consume_all(brokers: &str, topic: &str, mut each: impl FnMut(&BorrowedMessage
     Ok(read)
 }
 
-fn count(brokers: &str, topic: &str) -> Result<()> {
-    let started = Instant::now();
-    let mut bytes = 0usize;
-    let read = consume_all(brokers, topic, |message| bytes += message.payload_len())?;
-    let seconds = started.elapsed().as_secs_f64();
-    println!("{read} messages, {bytes} bytes in {seconds:.3} s ({:.0} msg/s)", read as f64 / seconds);
+fn count(brokers: &str, topic: &str, passes: u32) -> Result<()> {
+    let mut started = Instant::now();
+    let consumer = consumer(brokers)?;
+    for _ in 0..passes {
+        let mut bytes = 0usize;
+        let read = consume_all(&consumer, topic, |message| bytes += message.payload_len())?;
+        let seconds = started.elapsed().as_secs_f64();
+        println!("{read} messages, {bytes} bytes in {seconds:.3} s ({:.0} msg/s)", read as f64 / seconds);
+        started = Instant::now();
+        consumer.assign(&TopicPartitionList::new())?;
+    }
     Ok(())
 }
 
 fn dump(brokers: &str, topic: &str) -> Result<()> {
     let mut rows: Vec<(i32, i64, Vec<u8>)> = Vec::new();
-    consume_all(brokers, topic, |message| {
+    consume_all(&consumer(brokers)?, topic, |message| {
         rows.push((message.partition(), message.offset(), message.payload().unwrap_or_default().to_vec()))
     })?;
     rows.sort_unstable_by_key(|(partition, offset, _)| (*partition, *offset));
