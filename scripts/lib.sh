@@ -150,6 +150,17 @@ start_postgres() {
     sudo -u postgres "$PG_BIN/initdb" -D "$PG_DATA" -A trust -U postgres --no-sync -E UTF8 --locale=C.UTF-8 >"$SERVICE_DIR/initdb.log"
     export PGPORT PGHOST="$SERVICE_DIR" PGUSER=postgres
     PGPORT="$(free_port)"
+    pg_start
+}
+
+# Starts (again) the cluster made by start_postgres. The import scheduler works in
+# database kafka_fdw_scheduler.
+pg_start() {
     sudo -u postgres "$PG_BIN/pg_ctl" -D "$PG_DATA" -w -l "$SERVICE_DIR/postgres.log" \
-        -o "-p $PGPORT -k $SERVICE_DIR -c listen_addresses='' -c fsync=off" start >/dev/null
+        -o "-p $PGPORT -k $SERVICE_DIR -c listen_addresses='' -c fsync=off -c shared_preload_libraries=kafka_fdw -c kafka_fdw.scheduler_database=kafka_fdw_scheduler" \
+        start >/dev/null
+}
+
+pg_stop() {
+    sudo -u postgres "$PG_BIN/pg_ctl" -D "$PG_DATA" -w -m fast stop >/dev/null
 }

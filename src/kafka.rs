@@ -193,6 +193,23 @@ pub fn topic_partitions(consumer: &BaseConsumer, settings: &ClientSettings, topi
     Ok(partitions)
 }
 
+/// Every topic of the cluster with its partition ids, by name.
+pub fn all_topics(consumer: &BaseConsumer, settings: &ClientSettings) -> FdwResult<Vec<(String, Vec<i32>)>> {
+    let metadata = retry_sliced(settings, "read the cluster's metadata", |slice| consumer.fetch_metadata(None, slice))?;
+    let mut topics: Vec<(String, Vec<i32>)> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.error().is_none())
+        .map(|t| {
+            let mut partitions: Vec<i32> = t.partitions().iter().map(|p| p.id()).collect();
+            partitions.sort_unstable();
+            (t.name().to_string(), partitions)
+        })
+        .collect();
+    topics.sort();
+    Ok(topics)
+}
+
 fn no_such_topic(topic: &str) -> FdwError {
     FdwError::new(ErrorKind::Kafka, format!("Kafka topic \"{topic}\" does not exist"))
         .with_hint("Create the topic first, or check the table's \"topic\" option.")
@@ -888,6 +905,17 @@ mod tests {
         let mut reader = RangeReader::new(consumer, settings, "empty", &ranges).unwrap();
         assert!(read_all(&mut reader).is_empty());
         assert!(started.elapsed() < Duration::from_millis(50));
+    }
+
+    #[test]
+    fn all_topics_lists_every_topic_with_its_partitions() {
+        let cluster = MockCluster::new(1).unwrap();
+        cluster.create_topic("a", 2, 1).unwrap();
+        cluster.create_topic("b", 3, 1).unwrap();
+        let settings = test_settings(&cluster.bootstrap_servers());
+        let consumer = new_consumer(&settings).unwrap();
+        let topics = all_topics(&consumer, &settings).unwrap();
+        assert_eq!(topics, vec![("a".to_string(), vec![0, 1]), ("b".to_string(), vec![0, 1, 2])]);
     }
 
     #[test]

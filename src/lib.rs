@@ -1,7 +1,8 @@
 //! kafka_fdw: Apache Kafka topics as PostgreSQL foreign tables.
 //!
 //! Pure modules (no PostgreSQL): `error`, `options`, `plan`, `parallel`, `codec`, `kafka`.
-//! Glue (pgrx): `pgerror`, `catalog`, `connection`, `pushdown`, `validator`, `handler`, `scan`, `row`, `modify`.
+//! Glue (pgrx): `pgerror`, `catalog`, `connection`, `pushdown`, `validator`, `handler`, `scan`, `row`, `modify`,
+//! `functions`, `scheduler`.
 
 pub mod codec;
 pub mod error;
@@ -12,12 +13,14 @@ pub mod plan;
 
 mod catalog;
 mod connection;
+mod functions;
 mod handler;
 mod modify;
 mod pgerror;
 mod pushdown;
 mod row;
 mod scan;
+mod scheduler;
 mod validator;
 
 ::pgrx::pg_module_magic!(name, version);
@@ -31,6 +34,21 @@ pgrx::extension_sql_file!(
     name = "wrapper",
     requires = [validator::kafka_fdw_validator, validator::check_foreign_table],
 );
+
+pgrx::extension_sql_file!(
+    "../sql/import.sql",
+    name = "import",
+    requires = ["wrapper", functions::watermarks, functions::meta_columns],
+);
+
+/// Registers the import scheduler when the library is preloaded.
+#[pgrx::pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    // SAFETY: reading a flag PostgreSQL sets while it loads preloaded libraries.
+    if unsafe { pgrx::pg_sys::process_shared_preload_libraries_in_progress } {
+        scheduler::register();
+    }
+}
 
 /// Only `cargo pgrx test` (feature `pg_test`) builds these: they need a backend.
 #[cfg(feature = "pg_test")]

@@ -33,7 +33,7 @@ const STARTUP_COST: f64 = 25.0;
 /// they save.
 const MIN_UNIT_MESSAGES: i64 = 10_000;
 
-fn check_interrupts() {
+pub(crate) fn check_interrupts() {
     pgrx::check_for_interrupts!();
 }
 

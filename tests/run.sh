@@ -38,10 +38,12 @@ start_mock --topic regress_snappy:2
 start_postgres
 source "$REPO_ROOT/tests/regress/load.sh"
 export KAFKA_BROKERS="$TANSU_BROKERS" KAFKA_MOCK_BROKERS="$MOCK_BROKERS" KAFKA_MOCK_CONTROL="$MOCK_CONTROL" KAFKA_TOOL
+export KAFKA_FDW_REPO="$REPO_ROOT"
 if ! "$PG_REGRESS" --host="$PGHOST" --port="$PGPORT" --user=postgres \
     --inputdir="$REPO_ROOT/tests/regress" --outputdir="$SERVICE_DIR/regress" \
     --dbname=kafka_fdw_regress --schedule="$REPO_ROOT/tests/regress/schedule"; then
     cat "$SERVICE_DIR/regress/regression.diffs" >&2 || true
     exit 1
 fi
+source "$REPO_ROOT/tests/scenarios.sh"
 log "All tests passed"

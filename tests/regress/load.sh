@@ -10,6 +10,9 @@ cp "$REGRESS_DIR"/data/*.csv "$KAFKA_FDW_REGRESS_DATA/"
 # 5000 known rows for counting: i, "row i", a date and a timestamp.
 seq 1 5000 | awk '{ printf "%d,row %d,2020-01-%02d,2020-01-01 00:%02d:%02d\n", $1, $1, $1 % 28 + 1, $1 % 60, $1 % 60 }' \
     >"$KAFKA_FDW_REGRESS_DATA/numbers.csv"
+seq 1 1000 | awk '{ printf "%d,first %d\n", $1, $1 }' >"$KAFKA_FDW_REGRESS_DATA/import_first.csv"
+seq 1001 1500 | awk '{ printf "%d,second %d\n", $1, $1 }' >"$KAFKA_FDW_REGRESS_DATA/import_second.csv"
+seq 1501 1800 | awk '{ printf "%d,third %d\n", $1, $1 }' >"$KAFKA_FDW_REGRESS_DATA/import_third.csv"
 chmod -R a+rX "$KAFKA_FDW_REGRESS_DATA"
 export KAFKA_FDW_REGRESS_DATA
 
@@ -92,3 +95,7 @@ create_topic regress_insert_meta 1
 create_topic regress_copy 2
 create_topic regress_copy_in 1
 "$KAFKA_TOOL" mock-ctl --control "$MOCK_CONTROL" create-topic regress_faults 1
+
+# Imports: 1000 rows now; more are produced during the test.
+create_topic regress_import 4
+produce regress_import "$KAFKA_FDW_REGRESS_DATA/import_first.csv"

@@ -1,0 +1,123 @@
+//! SQL functions that ask Kafka about a table's topic or a server's topics.
+
+use pgrx::prelude::*;
+use pgrx::datetime::TimestampWithTimeZone;
+use pgrx::PgRelation;
+
+use crate::catalog::{self, ForeignTableDef};
+use crate::connection::{ClientKey, PooledConsumer};
+use crate::kafka;
+use crate::options::{self, ColumnSource, MetaColumn};
+use crate::pgerror::{raise, OrRaise};
+use crate::plan::POSTGRES_EPOCH_UNIX_MICROS;
+use crate::scan;
+
+/// The definition of a Kafka foreign table, or an ERROR saying it is not one.
+fn kafka_table(source: &PgRelation) -> ForeignTableDef {
+    // SAFETY: the relation is open (PgRelation holds a lock on it).
+    unsafe {
+        if !catalog::is_kafka_table(source.oid()) {
+            raise(crate::error::FdwError::new(
+                crate::error::ErrorKind::InvalidParameterValue,
+                format!("\"{}\" is not a kafka_fdw foreign table", source.name()),
+            ));
+        }
+        catalog::foreign_table(source.as_ptr())
+    }
+}
+
+/// A pooled consumer for the current user's mapping of `server`.
+fn consumer_for(server: pg_sys::Oid, settings: &kafka::ClientSettings) -> PooledConsumer {
+    // SAFETY: catalog lookups inside a transaction.
+    let user_mapping = unsafe { (*pg_sys::GetUserMapping(pg_sys::GetUserId(), server)).umid };
+    let key = ClientKey { server, user_mapping, fetch_wait: settings.fetch_wait.min(kafka::MAX_FETCH_WAIT) };
+    PooledConsumer::get(key, settings).or_raise()
+}
+
+/// Low and high watermarks of every partition of a foreign table's topic.
+#[pg_extern(schema = "kafka_fdw")]
+fn watermarks(
+    source: PgRelation,
+) -> TableIterator<'static, (name!(partition, i32), name!(low, i64), name!(high, i64))> {
+    let definition = kafka_table(&source);
+    let settings = scan::client_settings(&definition);
+    let consumer = consumer_for(definition.server_id, &settings);
+    let topic = &definition.table.topic;
+    let partitions = kafka::topic_partitions(consumer.client(), &settings, topic).or_raise();
+    let marks = kafka::watermarks(consumer.client(), &settings, topic, &partitions).or_raise();
+    TableIterator::new(marks.into_iter().map(|w| (w.partition, w.low, w.high)))
+}
+
+/// Per partition, the offset of the first message at or after `at` (NULL: none yet).
+#[pg_extern(schema = "kafka_fdw")]
+fn offsets_for_time(
+    source: PgRelation,
+    at: TimestampWithTimeZone,
+) -> TableIterator<'static, (name!(partition, i32), name!(offset, Option<i64>))> {
+    let definition = kafka_table(&source);
+    let settings = scan::client_settings(&definition);
+    let consumer = consumer_for(definition.server_id, &settings);
+    let topic = &definition.table.topic;
+    let micros: i64 = at.into_inner();
+    let unix_ms = micros.saturating_add(POSTGRES_EPOCH_UNIX_MICROS).div_euclid(1000);
+    let partitions = kafka::topic_partitions(consumer.client(), &settings, topic).or_raise();
+    let offsets = kafka::offsets_for_time(consumer.client(), &settings, topic, &partitions, unix_ms).or_raise();
+    TableIterator::new(offsets)
+}
+
+/// The topics of a server, with their partition and message counts. Internal topics
+/// (names starting with `__`) only when asked for.
+#[pg_extern(schema = "kafka_fdw")]
+fn topics(
+    server: &str,
+    include_internal: default!(bool, false),
+) -> TableIterator<'static, (name!(topic, String), name!(partitions, i32), name!(messages, i64))> {
+    let server_name = std::ffi::CString::new(server).unwrap_or_default();
+    // SAFETY: catalog lookups inside a transaction; GetForeignServerByName raises on a
+    // missing server when missing_ok is false.
+    let (server_id, server_options) = unsafe {
+        let server = pg_sys::GetForeignServerByName(server_name.as_ptr(), false);
+        (
+            (*server).serverid,
+            options::parse_server(&catalog::def_elems((*server).options)).or_raise(),
+        )
+    };
+    let settings = kafka::ClientSettings {
+        brokers: server_options.brokers,
+        timeout: server_options.timeout,
+        fetch_wait: kafka::MAX_FETCH_WAIT,
+        interrupt: scan::check_interrupts,
+    };
+    let consumer = consumer_for(server_id, &settings);
+    let listed = kafka::all_topics(consumer.client(), &settings).or_raise();
+    let mut rows = Vec::new();
+    for (topic, partitions) in listed {
+        if topic.starts_with("__") && !include_internal {
+            continue;
+        }
+        let marks = kafka::watermarks(consumer.client(), &settings, &topic, &partitions).or_raise();
+        let messages = marks.iter().map(|w| w.high - w.low).sum();
+        rows.push((topic, partitions.len() as i32, messages));
+    }
+    rows.sort();
+    TableIterator::new(rows)
+}
+
+/// The names of a foreign table's partition and offset columns (NULL where it has none),
+/// for SQL that builds queries on them (kafka_fdw.import).
+#[pg_extern(schema = "kafka_fdw")]
+fn meta_columns(
+    source: PgRelation,
+) -> TableIterator<'static, (name!(partition_column, Option<String>), name!(offset_column, Option<String>))> {
+    let definition = kafka_table(&source);
+    let tupdesc = source.tuple_desc();
+    let column = |wanted: MetaColumn| {
+        definition
+            .layout
+            .columns
+            .iter()
+            .position(|c| matches!(c, ColumnSource::Meta(meta, _) if *meta == wanted))
+            .and_then(|i| tupdesc.get(i).map(|attr| attr.name().to_string()))
+    };
+    TableIterator::once((column(MetaColumn::Partition), column(MetaColumn::Offset)))
+}
