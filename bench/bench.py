@@ -214,6 +214,26 @@ def pair_insert(session):
     report("4 INSERT ... SELECT, CSV (mock)", "INSERT ... SELECT", ours, "kafka-tool produce", raw, MESSAGES, ">= 0.7x")
 
 
+def pair_import(session):
+    """Pair 5: the built-in import of every message versus COPY FROM of the same lines
+    into the same table."""
+    session.execute("CREATE TABLE IF NOT EXISTS import_target (some_int int, some_text text, some_date date, some_time timestamp)")
+
+    def import_once():
+        session.execute("TRUNCATE import_target; DELETE FROM kafka_fdw.import_progress")
+        return session.run("SELECT kafka_fdw.import('csv_mock', 'import_target')")[:2]
+
+    def copy_once():
+        session.execute("TRUNCATE import_target")
+        return session.run(f"COPY import_target FROM '{CSV_PATH[0]}' (FORMAT csv)")[:2]
+
+    ours, _ = median_of(import_once)
+    (count,) = session.conn.execute("SELECT count(*) FROM import_target").fetchone()
+    assert count == MESSAGES, f"imported {count} of {MESSAGES}"
+    copy, _ = median_of(copy_once)
+    report("5 built-in import vs COPY FROM, CSV (mock)", "kafka_fdw.import", ours, "COPY FROM file", copy, MESSAGES, ">= 0.5x")
+
+
 def pair_codecs():
     """Codec throughput on a typical row, in plain Rust (release build)."""
     output = subprocess.run(
@@ -307,6 +327,7 @@ def main():
     pair_json_scan(session)
     pair_full_scan_tansu(session)
     pair_insert(session)
+    pair_import(session)
     pair_point_read(session)
     pair_caught_up(session)
     pair_parallel(session)

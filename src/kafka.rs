@@ -525,7 +525,7 @@ pub struct RangeReader<C: Borrow<BaseConsumer>> {
     partitions: Vec<PartitionRanges>,
     open_count: usize,
     last_client_error: Option<KafkaError>,
-    /// Messages received from the client since the last (re)start, inside the ranges or not.
+    /// Messages received from the client over every pass, inside the ranges or not.
     pub messages_fetched: u64,
 }
 
@@ -557,7 +557,6 @@ impl<C: Borrow<BaseConsumer>> RangeReader<C> {
             self.partitions[range.partition as usize].0.push_back((range.start, range.end));
         }
         self.open_count = self.partitions.iter().filter(|p| !p.0.is_empty()).count();
-        self.messages_fetched = 0;
         let mut assignment = TopicPartitionList::with_capacity(self.open_count);
         for (partition, ranges) in self.partitions.iter().enumerate() {
             if let Some(&(start, _)) = ranges.0.front() {

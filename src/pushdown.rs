@@ -269,6 +269,14 @@ pub unsafe fn evaluate(slots: &[SlotValue], econtext: *mut pg_sys::ExprContext) 
         .collect()
 }
 
+/// Whether `node` is the given meta column of relation `relid`.
+///
+/// # Safety
+/// `node` must be a valid expression node (or null).
+pub unsafe fn is_meta_column(columns: &MetaColumns, node: *mut pg_sys::Node, relid: pg_sys::Index, column: Column) -> bool {
+    columns.column_of(node, relid) == Some(column)
+}
+
 /// Equivalence-class members that are our meta columns: `k.part = v.p` joins become
 /// parameterized scans that read only the partition (or offset) asked for.
 #[pg_guard]

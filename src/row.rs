@@ -11,7 +11,7 @@ use std::ffi::c_char;
 use pgrx::pg_sys;
 use pgrx::pg_sys::panic::CaughtError;
 use pgrx::{IntoDatum, JsonB, PgSqlErrorCode, PgTryBuilder};
-use rdkafka::message::{BorrowedHeaders, BorrowedMessage, Headers};
+use rdkafka::message::Headers;
 use rdkafka::Message;
 
 use crate::codec::PayloadDecoder;
@@ -150,7 +150,7 @@ impl RowBuilder {
     /// # Safety
     /// `slot` must be a cleared slot of the relation this builder was made for, and the
     /// current memory context must be the per-tuple one.
-    pub unsafe fn fill(&mut self, slot: *mut pg_sys::TupleTableSlot, message: &BorrowedMessage<'_>) -> Outcome {
+    pub unsafe fn fill<M: Message>(&mut self, slot: *mut pg_sys::TupleTableSlot, message: &M) -> Outcome {
         let natts = self.fills.len();
         let values = std::slice::from_raw_parts_mut((*slot).tts_values, natts);
         let nulls = std::slice::from_raw_parts_mut((*slot).tts_isnull, natts);
@@ -238,10 +238,10 @@ impl RowBuilder {
 
 /// The value of a meta column for `message`; `None` for NULL (no key, no timestamp, no
 /// headers).
-fn meta_value(
+fn meta_value<M: Message>(
     meta: MetaColumn,
     column_type: ColumnType,
-    message: &BorrowedMessage<'_>,
+    message: &M,
     position: &MessagePosition<'_>,
 ) -> Option<pg_sys::Datum> {
     match (meta, column_type) {
@@ -267,7 +267,7 @@ fn meta_value(
 /// Headers as a JSON object of key to value. Values that are UTF-8 become strings,
 /// others bytea's hex text (`\x…`), absent ones null; with a repeated key the last wins,
 /// as in any jsonb object.
-fn headers_json(headers: &BorrowedHeaders) -> serde_json::Value {
+fn headers_json(headers: &impl Headers) -> serde_json::Value {
     let mut object = serde_json::Map::with_capacity(headers.count());
     for header in headers.iter() {
         let value = match header.value {

@@ -11,6 +11,7 @@ use std::ffi::{c_int, c_void, CString};
 use std::time::{Duration, Instant};
 
 use pgrx::{pg_guard, pg_sys, PgList, PgMemoryContexts};
+use rdkafka::message::OwnedMessage;
 
 use crate::catalog::{self, ForeignTableDef};
 use crate::connection::{ClientKey, PooledConsumer};
@@ -19,7 +20,7 @@ use crate::kafka::{self, ClientSettings, RangeReader, ReadRange, Watermarks};
 use crate::options::MppExecute;
 use crate::parallel::{self, WorkQueue};
 use crate::pgerror::OrRaise;
-use crate::plan::{self, Condition, Timestamps, Value};
+use crate::plan::{self, Column, Condition, Timestamps, Value};
 use crate::pushdown::{self, Extractor, MetaColumns, SlotValue};
 use crate::row::{Outcome, RowBuilder};
 
@@ -132,6 +133,7 @@ pub unsafe extern "C-unwind" fn get_foreign_paths(
     if (*baserel).consider_parallel {
         add_partial_scan_path(root, baserel, &definition);
     }
+    add_offset_ordered_path(root, baserel, &definition);
 
     // Join clauses on the meta columns (`k.part = v.p`) make parameterized paths: each
     // loop of a nested loop then reads only the partition or offsets asked for.
@@ -165,6 +167,35 @@ pub unsafe extern "C-unwind" fn get_foreign_paths(
         let param_info = pg_sys::get_baserel_parampathinfo(root, baserel, required_outer);
         add_scan_path(root, baserel, required_outer, (*param_info).ppi_rows);
     }
+}
+
+/// A scan of one partition can return its messages in offset order, either way: then
+/// `ORDER BY offs [DESC] LIMIT n`, and `max(offs)`/`min(offs)` (which PostgreSQL plans as
+/// such a LIMIT 1), read only the messages they return. Offered when the query wants
+/// that order and its constant conditions select a single partition.
+unsafe fn add_offset_ordered_path(root: *mut pg_sys::PlannerInfo, baserel: *mut pg_sys::RelOptInfo, definition: &ForeignTableDef) {
+    let wanted = PgList::<pg_sys::PathKey>::from_pg((*root).query_pathkeys);
+    let (Some(pathkey), 1) = (wanted.get_ptr(0), wanted.len()) else { return };
+    let columns = MetaColumns::new(&definition.layout.columns);
+    let members = PgList::<pg_sys::EquivalenceMember>::from_pg((*(*pathkey).pk_eclass).ec_members);
+    let on_offset = members.iter_ptr().any(|member| {
+        pushdown::is_meta_column(&columns, (*member).em_expr as *mut pg_sys::Node, (*baserel).relid, Column::Offset)
+    });
+    if !on_offset {
+        return;
+    }
+    let descending = (*pathkey).pk_strategy == pg_sys::BTGreaterStrategyNumber as c_int;
+    let mut extractor = Extractor::new(root, (*baserel).relid, columns);
+    let template = extractor.restrictions((*baserel).baserestrictinfo);
+    let condition = template.bind_known(&mut |slot| pushdown::estimated_value(root, extractor.values[slot]));
+    let partitions: Vec<i32> = estimate_watermarks(definition).iter().map(|w| w.partition).collect();
+    if plan::selected_partitions(&condition, &partitions).len() > 1 {
+        return;
+    }
+    let path = new_scan_path(root, baserel, std::ptr::null_mut(), (*baserel).rows);
+    (*path).path.pathkeys = (*root).query_pathkeys;
+    (*path).fdw_private = pg_sys::lappend_int(std::ptr::null_mut(), i32::from(descending));
+    pg_sys::add_path(baserel, path as *mut pg_sys::Path);
 }
 
 /// A parallel path: workers share the partitions' ranges, up to one worker per
@@ -216,7 +247,7 @@ pub unsafe extern "C-unwind" fn get_foreign_plan(
     root: *mut pg_sys::PlannerInfo,
     baserel: *mut pg_sys::RelOptInfo,
     foreigntableid: pg_sys::Oid,
-    _best_path: *mut pg_sys::ForeignPath,
+    best_path: *mut pg_sys::ForeignPath,
     tlist: *mut pg_sys::List,
     scan_clauses: *mut pg_sys::List,
     outer_plan: *mut pg_sys::Plan,
@@ -237,6 +268,8 @@ pub unsafe extern "C-unwind" fn get_foreign_plan(
     let mut private = PgList::<pg_sys::List>::new();
     private.push(encoded);
     private.push(used_attributes(baserel));
+    // The order the path promised: [1] for descending offsets, [0] ascending, [] none.
+    private.push((*best_path).fdw_private);
     pg_sys::make_foreignscan(
         tlist,
         pg_sys::extract_actual_clauses(scan_clauses, false),
@@ -285,6 +318,48 @@ unsafe fn needed_attributes(used: *mut pg_sys::List, natts: usize) -> Vec<bool> 
     needed
 }
 
+/// Reads ranges of one partition backwards: chunks from the end, each read forwards
+/// and returned in reverse. Chunks grow from one message, so `LIMIT 1` (and `max()`)
+/// fetch a single message.
+#[derive(Default)]
+struct Backwards {
+    /// Not yet read, ascending; taken from the back.
+    ranges: Vec<ReadRange>,
+    /// The current chunk, ascending; returned from the back.
+    chunk: Vec<OwnedMessage>,
+    chunk_size: i64,
+}
+
+/// The largest chunk a backwards read fetches at once.
+const MAX_BACKWARDS_CHUNK: i64 = 10_000;
+
+impl Backwards {
+    fn start(&mut self, ranges: &[ReadRange]) {
+        self.ranges = ranges.to_vec();
+        self.chunk.clear();
+        self.chunk_size = 1;
+    }
+
+    fn next(&mut self, reader: &mut RangeReader<PooledConsumer>) -> FdwResult<Option<OwnedMessage>> {
+        loop {
+            if let Some(message) = self.chunk.pop() {
+                return Ok(Some(message));
+            }
+            let Some(last) = self.ranges.last_mut() else { return Ok(None) };
+            let start = last.start.max(last.end - self.chunk_size);
+            reader.restart(&[ReadRange { partition: last.partition, start, end: last.end }])?;
+            while let Some(message) = reader.next_message()? {
+                self.chunk.push(message.detach());
+            }
+            last.end = start;
+            if last.start >= last.end {
+                self.ranges.pop();
+            }
+            self.chunk_size = (self.chunk_size * 4).min(MAX_BACKWARDS_CHUNK);
+        }
+    }
+}
+
 /// What a running scan keeps between calls. Owned by the executor's query memory
 /// context: if the query fails, deleting that context drops this, and the pooled client
 /// goes back to the pool, even though `EndForeignScan` never runs after an ERROR.
@@ -301,13 +376,13 @@ struct ScanState {
     watermarks: BTreeMap<i32, Watermarks>,
     /// The ranges of the current pass; `None` until the pass is planned.
     ranges: Option<Vec<ReadRange>>,
-    /// Messages fetched by earlier passes.
-    earlier_messages: u64,
     /// In a parallel scan, the units shared by all participants, in dynamic shared
     /// memory; `None` again once the scan is shut down and that memory is gone.
     queue: Option<*const WorkQueue>,
     /// How many units the parallel scan shared, kept for EXPLAIN after shutdown.
     parallel_units: Option<usize>,
+    /// Returning one partition's messages by descending offset.
+    backwards: Option<Backwards>,
     row: RowBuilder,
 }
 
@@ -345,14 +420,17 @@ impl ScanState {
     fn start_pass(&mut self, values: Vec<Value>) -> FdwResult<()> {
         let ranges = self.plan_ranges(values)?;
         let reader = self.reader.as_mut().expect("planned only while the reader is held");
-        self.earlier_messages += reader.messages_fetched;
-        reader.restart(&ranges)?;
+        match self.backwards.as_mut() {
+            // Read later, a chunk at a time from the end.
+            Some(backwards) => backwards.start(&ranges),
+            None => reader.restart(&ranges)?,
+        }
         self.ranges = Some(ranges);
         Ok(())
     }
 
     fn messages_fetched(&self) -> u64 {
-        self.earlier_messages + self.reader.as_ref().map_or(0, |r| r.messages_fetched)
+        self.reader.as_ref().map_or(0, |r| r.messages_fetched)
     }
 }
 
@@ -365,6 +443,7 @@ pub unsafe extern "C-unwind" fn begin_foreign_scan(node: *mut pg_sys::ForeignSca
     let encoded: Vec<i32> = PgList::<c_void>::from_pg(private.get_ptr(0).unwrap_or(std::ptr::null_mut())).iter_int().collect();
     let tupdesc = (*relation).rd_att;
     let needed = needed_attributes(private.get_ptr(1).unwrap_or(std::ptr::null_mut()), (*tupdesc).natts as usize);
+    let order = PgList::<c_void>::from_pg(private.get_ptr(2).unwrap_or(std::ptr::null_mut())).get_int(0);
     let topic = definition.table.topic.clone();
     let settings = client_settings(&definition);
     // Plain EXPLAIN may still plan the ranges (see explain_foreign_scan), so it gets a
@@ -380,9 +459,9 @@ pub unsafe extern "C-unwind" fn begin_foreign_scan(node: *mut pg_sys::ForeignSca
         partitions: None,
         watermarks: BTreeMap::new(),
         ranges: None,
-        earlier_messages: 0,
         queue: None,
         parallel_units: None,
+        backwards: (order == Some(1)).then(Backwards::default),
     };
     (*node).fdw_state = PgMemoryContexts::CurrentMemoryContext.leak_and_drop_on_delete(state) as *mut c_void;
 }
@@ -409,6 +488,16 @@ pub unsafe extern "C-unwind" fn iterate_foreign_scan(node: *mut pg_sys::ForeignS
     }
     if state.queue.is_none() {
         ensure_pass(node, state);
+    }
+    if let Some(backwards) = state.backwards.as_mut() {
+        let reader = state.reader.as_mut().expect("checked above");
+        while let Some(message) = backwards.next(reader).or_raise() {
+            if state.row.fill(slot, &message) == Outcome::Row {
+                pg_sys::ExecStoreVirtualTuple(slot);
+                return slot;
+            }
+        }
+        return slot;
     }
     let reader = state.reader.as_mut().expect("checked above");
     loop {
@@ -528,6 +617,9 @@ pub unsafe extern "C-unwind" fn explain_foreign_scan(node: *mut pg_sys::ForeignS
         None => "chosen when the scan starts (depends on parameters)".to_string(),
     };
     explain_text("Kafka Ranges", &ranges, es);
+    if state.backwards.is_some() {
+        explain_text("Kafka Order", "offset descending", es);
+    }
     if let Some(units) = state.parallel_units {
         // Each participant counts only its own messages, so none is shown here.
         pg_sys::ExplainPropertyInteger(c"Kafka Parallel Units".as_ptr(), std::ptr::null(), units as i64, es);

@@ -90,6 +90,18 @@ EXECUTE parts(ARRAY[1, 3]);
 EXECUTE parts(ARRAY[]::int[]);
 RESET plan_cache_mode;
 
+-- One partition's messages come in offset order either way, so max(), min() and
+-- ORDER BY offs [DESC] LIMIT read only the messages they return.
+EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT max(offs) FROM kt WHERE part = 1;
+SELECT max(offs), min(offs) FROM kt WHERE part = 1;
+SELECT max(offs), min(offs) FROM kt_copy WHERE part = 1;
+EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT offs, some_int FROM kt WHERE part = 3 ORDER BY offs DESC LIMIT 5;
+SELECT offs, some_int FROM kt WHERE part = 3 AND offs BETWEEN 100 AND 1000 ORDER BY offs DESC LIMIT 5;
+SELECT offs, some_int FROM kt_copy WHERE part = 3 AND offs BETWEEN 100 AND 1000 ORDER BY offs DESC LIMIT 5;
+SELECT count(*) AS differences FROM (
+    SELECT offs, row_number() OVER () FROM (SELECT offs FROM kt WHERE part = 0 ORDER BY offs DESC) a
+    EXCEPT SELECT offs, row_number() OVER () FROM (SELECT offs FROM kt_copy WHERE part = 0 ORDER BY offs DESC) b) d;
+
 -- A correlated subquery over partitions: each loop reads only its partition.
 EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF)
 SELECT p, (SELECT count(*) FROM kt WHERE kt.part = p AND kt.offs < 5) FROM generate_series(0, 4) p;
