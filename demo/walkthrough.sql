@@ -53,3 +53,27 @@ SELECT import_kafka_data('kafka_test', 'dest_table_fdw', ARRAY['some_int', 'some
 SELECT * FROM kafka_test_import_progress ORDER BY part;
 SELECT count(*) AS imported, count(DISTINCT some_int) AS distinct_rows FROM dest_table_fdw;
 SELECT count(*) AS in_topic FROM kafka_test;
+
+-- Message producer: INSERT produces one message per row, acknowledged by Kafka before
+-- the statement completes.
+INSERT INTO kafka_test(part, some_int, some_text)
+VALUES
+    (0, 5464565, 'some text goes into partition 0'),
+    (1, 5464565, 'some text goes into partition 1'),
+    (0, 5464565, 'some text goes into partition 0'),
+    (3, 5464565, 'some text goes into partition 3'),
+    (NULL, 5464565, 'some text goes into partition selected by kafka');
+SELECT part, offs, some_int, some_text FROM kafka_test WHERE some_int = 5464565 ORDER BY part, offs;
+
+-- Scheduled import every second (the reference's CREATE TASK … schedule '1 seconds'):
+-- the extension's scheduler runs the built-in exactly-once import.
+CREATE TABLE dest_table_task (part int, offs bigint, some_int int, some_text text, some_date date, some_time timestamp);
+SELECT kafka_fdw.start_import('kafka_test', 'dest_table_task', run_every => '1 second');
+SELECT pg_sleep(2);
+SELECT count(*) AS imported, (SELECT count(*) FROM kafka_test) AS in_topic FROM dest_table_task;
+\! "$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic contrib_regress_csv --round-robin --file "$DEMO_LAST_ROWS"
+SELECT pg_sleep(2);
+SELECT count(*) AS imported, count(DISTINCT (part, offs)) AS distinct_messages, (SELECT count(*) FROM kafka_test) AS in_topic
+FROM dest_table_task;
+SELECT job_id, source, target, state, last_error, lag FROM kafka_fdw.import_jobs_status;
+SELECT * FROM kafka_fdw.import_status ORDER BY partition;

@@ -8,6 +8,8 @@ setup_machine
 build_tool
 install_extension
 start_tansu
+# The demo database is the one the import scheduler works in.
+SCHEDULER_DATABASE=demo
 start_postgres
 
 log "Loading topic contrib_regress_csv: 4 partitions, 4400 rows"
@@ -18,9 +20,10 @@ rows() { # rows FIRST LAST: CSV lines some_int,some_text,some_date,some_time
 rows 1 4400 >"$SERVICE_DIR/rows.csv"
 "$KAFKA_TOOL" produce --brokers "$TANSU_BROKERS" --topic contrib_regress_csv --round-robin --file "$SERVICE_DIR/rows.csv"
 rows 4401 4500 >"$SERVICE_DIR/more_rows.csv"
+rows 4501 4600 >"$SERVICE_DIR/last_rows.csv"
 
 log "The reference walkthrough"
 export KAFKA_BROKERS="$TANSU_BROKERS" KAFKA_TOOL DEMO_MORE_ROWS="$SERVICE_DIR/more_rows.csv"
-export DEMO_OUTPUT="$SERVICE_DIR/long_result.txt"
+export DEMO_OUTPUT="$SERVICE_DIR/long_result.txt" DEMO_LAST_ROWS="$SERVICE_DIR/last_rows.csv"
 createdb demo
 cd "$REPO_ROOT" && psql -X --echo-queries -d demo -f demo/walkthrough.sql

@@ -154,10 +154,11 @@ start_postgres() {
 }
 
 # Starts (again) the cluster made by start_postgres. The import scheduler works in
-# database kafka_fdw_scheduler.
+# database $SCHEDULER_DATABASE.
+SCHEDULER_DATABASE=kafka_fdw_scheduler
 pg_start() {
     sudo -u postgres "$PG_BIN/pg_ctl" -D "$PG_DATA" -w -l "$SERVICE_DIR/postgres.log" \
-        -o "-p $PGPORT -k $SERVICE_DIR -c listen_addresses='' -c fsync=off -c shared_preload_libraries=kafka_fdw -c kafka_fdw.scheduler_database=kafka_fdw_scheduler" \
+        -o "-p $PGPORT -k $SERVICE_DIR -c listen_addresses='' -c fsync=off -c shared_preload_libraries=kafka_fdw -c kafka_fdw.scheduler_database=$SCHEDULER_DATABASE" \
         start >/dev/null
 }
 

@@ -30,13 +30,23 @@ DECLARE
     column_list text;
     start_offset bigint;
     end_offset bigint;
-    chunk_start bigint;
-    chunk_end bigint;
+    piece_end bigint;
+    batch text[] := '{}';
+    -- The plan, per partition: where to start and where to end (exclusive).
+    plan_partitions int[] := '{}';
+    plan_starts bigint[] := '{}';
+    plan_ends bigint[] := '{}';
+    i int;
+    batch_messages bigint := 0;
+    done bigint := 0;
+    wanted bigint := 0;
     inserted bigint;
     total bigint := 0;
     budget bigint := max_messages;
-    -- Long imports report their progress every this many messages.
-    chunk_size constant bigint := 100000;
+    -- One INSERT reads at most about this many messages, over as many partitions as it
+    -- takes (partitions read together keep librdkafka's fetches busy); long imports
+    -- report progress after each.
+    batch_size constant bigint := 100000;
 BEGIN
     -- One import per source and target at a time: a second one waits for the first and
     -- then starts from the offsets it stored.
@@ -74,31 +84,48 @@ BEGIN
         end_offset := marks.high;
         IF budget IS NOT NULL THEN
             end_offset := least(end_offset, start_offset + greatest(budget, 0));
-        END IF;
-        chunk_start := start_offset;
-        WHILE chunk_start < end_offset LOOP
-            chunk_end := least(end_offset, chunk_start + chunk_size);
-            EXECUTE format('INSERT INTO %s (%s) SELECT %s FROM %s WHERE %I = $1 AND %I >= $2 AND %I < $3',
-                           target, column_list, column_list, source,
-                           meta.partition_column, meta.offset_column, meta.offset_column)
-                USING marks.partition, chunk_start, chunk_end;
-            GET DIAGNOSTICS inserted = ROW_COUNT;
-            total := total + inserted;
-            IF end_offset - start_offset > chunk_size THEN
-                RAISE NOTICE 'kafka_fdw.import: partition % of "%": % of % messages', marks.partition, source,
-                    chunk_end - start_offset, end_offset - start_offset;
-            END IF;
-            chunk_start := chunk_end;
-        END LOOP;
-        IF budget IS NOT NULL THEN
             budget := budget - (end_offset - start_offset);
         END IF;
-        INSERT INTO kafka_fdw.import_progress AS p (source, target, partition, next_offset, imported_at)
-        VALUES (import.source, import.target, marks.partition, end_offset, now())
-        ON CONFLICT ON CONSTRAINT import_progress_pkey DO UPDATE
-            SET next_offset = excluded.next_offset,
-                imported_at = CASE WHEN excluded.next_offset <> p.next_offset THEN excluded.imported_at ELSE p.imported_at END;
+        plan_partitions := plan_partitions || marks.partition;
+        plan_starts := plan_starts || start_offset;
+        plan_ends := plan_ends || end_offset;
+        wanted := wanted + (end_offset - start_offset);
     END LOOP;
+
+    -- Read the ranges in batches of about batch_size messages.
+    FOR i IN 1 .. coalesce(array_length(plan_partitions, 1), 0) LOOP
+        start_offset := plan_starts[i];
+        WHILE start_offset < plan_ends[i] LOOP
+            piece_end := least(plan_ends[i], start_offset + (batch_size - batch_messages));
+            batch := batch || format('(%I = %s AND %I >= %s AND %I < %s)', meta.partition_column, plan_partitions[i],
+                                     meta.offset_column, start_offset, meta.offset_column, piece_end);
+            batch_messages := batch_messages + (piece_end - start_offset);
+            start_offset := piece_end;
+            IF batch_messages >= batch_size THEN
+                EXECUTE format('INSERT INTO %s (%s) SELECT %s FROM %s WHERE %s', target, column_list, column_list,
+                               source, array_to_string(batch, ' OR '));
+                GET DIAGNOSTICS inserted = ROW_COUNT;
+                total := total + inserted;
+                done := done + batch_messages;
+                RAISE NOTICE 'kafka_fdw.import: % of % messages of "%"', done, wanted, source;
+                batch := '{}';
+                batch_messages := 0;
+            END IF;
+        END LOOP;
+    END LOOP;
+    IF batch_messages > 0 THEN
+        EXECUTE format('INSERT INTO %s (%s) SELECT %s FROM %s WHERE %s', target, column_list, column_list,
+                       source, array_to_string(batch, ' OR '));
+        GET DIAGNOSTICS inserted = ROW_COUNT;
+        total := total + inserted;
+    END IF;
+
+    INSERT INTO kafka_fdw.import_progress AS p (source, target, partition, next_offset, imported_at)
+    SELECT import.source, import.target, planned.partition, planned.next_offset, now()
+    FROM unnest(plan_partitions, plan_ends) AS planned(partition, next_offset)
+    ON CONFLICT ON CONSTRAINT import_progress_pkey DO UPDATE
+        SET next_offset = excluded.next_offset,
+            imported_at = CASE WHEN excluded.next_offset <> p.next_offset THEN excluded.imported_at ELSE p.imported_at END;
     RETURN total;
 END
 $$;

@@ -47,7 +47,9 @@ SELECT source, target, partition, next_offset, low, high, lag, imported_at IS NO
 FROM kafka_fdw.import_status ORDER BY partition;
 -- An error rolls back rows and offsets together.
 CREATE TABLE picky (some_int int CHECK (some_int < 1700), part int, offs bigint);
+\set VERBOSITY terse
 SELECT kafka_fdw.import('kafka_import', 'picky', ARRAY['some_int', 'part', 'offs']);
+\set VERBOSITY default
 SELECT count(*) AS rows, (SELECT count(*) FROM kafka_fdw.import_progress WHERE target = 'picky'::regclass) AS offsets FROM picky;
 -- Tables without the columns the import needs.
 CREATE FOREIGN TABLE no_meta (some_int int) SERVER import_server OPTIONS (topic 'regress_import');
