@@ -589,7 +589,9 @@ impl<C: Borrow<BaseConsumer>> RangeReader<C> {
 
     /// The next message inside the ranges, or `None` once all of them are read.
     pub fn next_message(&mut self) -> FdwResult<Option<BorrowedMessage<'_>>> {
-        let mut idle_since = Instant::now();
+        // Started at the first empty poll: reading the clock per message would cost more
+        // than the rest of this loop.
+        let mut idle_since: Option<Instant> = None;
         while self.open_count > 0 {
             match self.consumer.borrow().poll(POLL_SLICE) {
                 Some(Ok(message)) => {
@@ -621,7 +623,7 @@ impl<C: Borrow<BaseConsumer>> RangeReader<C> {
                         ranges.0.clear();
                         close(self.consumer.borrow(), &self.topic, &mut self.open_count, partition);
                     }
-                    idle_since = Instant::now();
+                    idle_since = None;
                 }
                 Some(Err(error)) => {
                     if matches!(error, KafkaError::MessageConsumptionFatal(_)) || !is_transient(&error) {
@@ -632,7 +634,7 @@ impl<C: Borrow<BaseConsumer>> RangeReader<C> {
                 }
                 None => {
                     (self.settings.interrupt)();
-                    if idle_since.elapsed() >= self.settings.timeout {
+                    if idle_since.get_or_insert_with(Instant::now).elapsed() >= self.settings.timeout {
                         return Err(self.stalled());
                     }
                 }
