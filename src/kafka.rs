@@ -546,6 +546,12 @@ impl<C: Borrow<BaseConsumer>> RangeReader<C> {
         Ok(reader)
     }
 
+    /// Starts over on `ranges` of another topic.
+    pub fn retarget(&mut self, topic: &str, ranges: &[ReadRange]) -> FdwResult<()> {
+        self.topic = topic.to_string();
+        self.restart(ranges)
+    }
+
     /// Starts over on `ranges` (any order, several per partition allowed, not
     /// overlapping), reusing the client: a rescan.
     pub fn restart(&mut self, ranges: &[ReadRange]) -> FdwResult<()> {

@@ -1,11 +1,12 @@
 //! kafka_fdw: Apache Kafka topics as PostgreSQL foreign tables.
 //!
-//! Pure modules (no PostgreSQL): `error`, `options`, `plan`, `parallel`, `codec`, `kafka`.
+//! Pure modules (no PostgreSQL): `error`, `options`, `plan`, `parallel`, `codec`, `infer`, `kafka`.
 //! Glue (pgrx): `pgerror`, `catalog`, `connection`, `pushdown`, `validator`, `handler`, `scan`, `row`, `modify`,
-//! `functions`, `scheduler`.
+//! `functions`, `scheduler`, `schema`.
 
 pub mod codec;
 pub mod error;
+pub mod infer;
 pub mod kafka;
 pub mod options;
 pub mod parallel;
@@ -20,6 +21,7 @@ mod pgerror;
 mod pushdown;
 mod row;
 mod scan;
+mod schema;
 mod scheduler;
 mod validator;
 

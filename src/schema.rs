@@ -1,0 +1,174 @@
+//! IMPORT FOREIGN SCHEMA: one foreign table per topic, with the meta columns partition,
+//! offset, key and timestamp, and value columns inferred from a sample of each topic's
+//! newest messages.
+
+use std::ffi::{CStr, CString};
+
+use pgrx::{pg_guard, pg_sys, PgList};
+
+use crate::catalog;
+use crate::connection::{ClientKey, PooledConsumer};
+use crate::error::{ErrorKind, FdwError};
+use crate::infer::{self, InferredType};
+use crate::kafka::{self, ClientSettings, RangeReader, ReadRange};
+use crate::options::{self, Format};
+use crate::pgerror::{raise, OrRaise};
+use crate::scan;
+
+/// Messages sampled per topic unless the option `sample_size` says otherwise.
+const DEFAULT_SAMPLE_SIZE: i64 = 100;
+
+/// Names of the meta columns every imported table has.
+const META_COLUMNS: [&str; 4] = ["partition", "offset", "key", "timestamp"];
+
+/// A sampled message: its key and payload.
+struct Sample {
+    key: Option<Vec<u8>>,
+    payload: Vec<u8>,
+}
+
+#[pg_guard]
+pub unsafe extern "C-unwind" fn import_foreign_schema(
+    stmt: *mut pg_sys::ImportForeignSchemaStmt,
+    server_oid: pg_sys::Oid,
+) -> *mut pg_sys::List {
+    let server = pg_sys::GetForeignServer(server_oid);
+    let server_options = options::parse_server(&catalog::def_elems((*server).options)).or_raise();
+    let server_name = CStr::from_ptr((*server).servername).to_string_lossy().into_owned();
+
+    // The import's own options; any other table option is copied to every table.
+    let mut sample_size = DEFAULT_SAMPLE_SIZE;
+    let mut table_options: Vec<(String, String)> = Vec::new();
+    for (name, value) in catalog::def_elems((*stmt).options) {
+        match name.as_str() {
+            "sample_size" => {
+                sample_size = value.parse().ok().filter(|n| *n >= 0).unwrap_or_else(|| {
+                    raise(FdwError::new(ErrorKind::InvalidParameterValue, "\"sample_size\" requires a non-negative integer value"))
+                })
+            }
+            "topic" => raise(FdwError::new(ErrorKind::InvalidOptionName, "option \"topic\" is set per table by IMPORT FOREIGN SCHEMA")),
+            _ => table_options.push((name, value)),
+        }
+    }
+    let mut with_topic = table_options.clone();
+    with_topic.push(("topic".into(), "checked".into()));
+    let parsed = options::parse_table(&with_topic).or_raise();
+
+    let listed: Vec<String> = PgList::<pg_sys::RangeVar>::from_pg((*stmt).table_list)
+        .iter_ptr()
+        .map(|range_var| CStr::from_ptr((*range_var).relname).to_string_lossy().into_owned())
+        .collect();
+    let wanted = |topic: &str| match (*stmt).list_type {
+        pg_sys::ImportForeignSchemaType::FDW_IMPORT_SCHEMA_LIMIT_TO => listed.iter().any(|name| name == topic),
+        pg_sys::ImportForeignSchemaType::FDW_IMPORT_SCHEMA_EXCEPT => !listed.iter().any(|name| name == topic),
+        _ => true,
+    };
+
+    let settings = ClientSettings {
+        brokers: server_options.brokers,
+        timeout: server_options.timeout,
+        fetch_wait: kafka::MAX_FETCH_WAIT,
+        interrupt: scan::check_interrupts,
+    };
+    let user_mapping = (*pg_sys::GetUserMapping(pg_sys::GetUserId(), server_oid)).umid;
+    let key = ClientKey { server: server_oid, user_mapping, fetch_wait: kafka::MAX_FETCH_WAIT };
+    let consumer = PooledConsumer::get(key, &settings).or_raise();
+    let topics = kafka::all_topics(consumer.client(), &settings).or_raise();
+    let mut reader = RangeReader::new(consumer, settings, "", &[]).or_raise();
+
+    let mut commands = PgList::<std::ffi::c_char>::new();
+    for (topic, partitions) in topics {
+        if topic.starts_with("__") || !wanted(&topic) {
+            continue;
+        }
+        let samples = sample(&mut reader, &topic, &partitions, sample_size);
+        let columns = columns_for(parsed.format, &samples, &parsed.csv);
+        let mut options_sql = vec![format!("topic {}", literal(&topic))];
+        options_sql.extend(table_options.iter().map(|(name, value)| format!("{} {}", identifier(name), literal(value))));
+        let command = format!(
+            "CREATE FOREIGN TABLE {} ({}) SERVER {} OPTIONS ({})",
+            identifier(&topic),
+            columns.join(", "),
+            identifier(&server_name),
+            options_sql.join(", ")
+        );
+        let command = CString::new(command).expect("no NUL in SQL");
+        commands.push(pg_sys::pstrdup(command.as_ptr()));
+    }
+    commands.into_pg()
+}
+
+/// About `size` of the newest messages of a topic, spread over its partitions.
+fn sample(reader: &mut RangeReader<PooledConsumer>, topic: &str, partitions: &[i32], size: i64) -> Vec<Sample> {
+    let marks = kafka::watermarks(reader.consumer(), reader.settings(), topic, partitions).or_raise();
+    let filled = marks.iter().filter(|w| w.high > w.low).count().max(1) as i64;
+    let per_partition = (size + filled - 1) / filled;
+    let ranges: Vec<ReadRange> = marks
+        .iter()
+        .map(|w| ReadRange { partition: w.partition, start: w.low.max(w.high - per_partition), end: w.high })
+        .collect();
+    reader.retarget(topic, &ranges).or_raise();
+    let mut samples = Vec::new();
+    while let Some(message) = reader.next_message().or_raise() {
+        use rdkafka::Message;
+        samples.push(Sample {
+            key: message.key().map(<[u8]>::to_vec),
+            payload: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+        });
+    }
+    samples
+}
+
+/// Column definitions: the meta columns, then the value columns of the format.
+fn columns_for(format: Format, samples: &[Sample], csv: &crate::codec::csv::CsvOptions) -> Vec<String> {
+    let binary_keys = samples.iter().any(|s| s.key.as_deref().is_some_and(|k| std::str::from_utf8(k).is_err()));
+    let mut columns = vec![
+        "partition integer OPTIONS (partition 'true')".to_string(),
+        "\"offset\" bigint OPTIONS (\"offset\" 'true')".to_string(),
+        format!("key {} OPTIONS (key 'true')", if binary_keys { "bytea" } else { "text" }),
+        "\"timestamp\" timestamp with time zone OPTIONS (\"timestamp\" 'true')".to_string(),
+    ];
+    let payloads: Vec<Vec<u8>> = samples.iter().map(|s| s.payload.clone()).collect();
+    match format {
+        Format::Json => {
+            let inferred = infer::json_columns(&payloads);
+            if inferred.is_empty() {
+                columns.push("value jsonb".to_string());
+            }
+            for (key, inferred_type) in inferred {
+                columns.push(json_column(&key, inferred_type));
+            }
+        }
+        Format::Csv => {
+            let count = infer::csv_field_count(&payloads, csv);
+            columns.extend((1..=count).map(|n| format!("field_{n} text")));
+        }
+        Format::Raw => {
+            let binary = payloads.iter().any(|p| std::str::from_utf8(p).is_err());
+            columns.push(format!("value {}", if binary { "bytea" } else { "text" }));
+        }
+    }
+    columns
+}
+
+/// A JSON value column: named after its key, unless a meta column has that name.
+fn json_column(key: &str, inferred: InferredType) -> String {
+    if !META_COLUMNS.contains(&key) {
+        return format!("{} {}", identifier(key), inferred.sql());
+    }
+    // JSON Pointer, so that keys with dots stay one key.
+    let pointer = format!("/{}", key.replace('~', "~0").replace('/', "~1"));
+    format!("{} {} OPTIONS (json {})", identifier(&format!("value_{key}")), inferred.sql(), literal(&pointer))
+}
+
+fn identifier(name: &str) -> String {
+    let name = CString::new(name).unwrap_or_default();
+    // SAFETY: quote_identifier returns its argument or a palloc'd quoted copy.
+    unsafe { CStr::from_ptr(pg_sys::quote_identifier(name.as_ptr())).to_string_lossy().into_owned() }
+}
+
+fn literal(value: &str) -> String {
+    let value = CString::new(value).unwrap_or_default();
+    // SAFETY: quote_literal_cstr returns a palloc'd string.
+    unsafe { CStr::from_ptr(pg_sys::quote_literal_cstr(value.as_ptr())).to_string_lossy().into_owned() }
+}
