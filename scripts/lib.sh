@@ -9,7 +9,7 @@ PG_CONFIG=/usr/bin/pg_config
 PG_BIN=/usr/lib/postgresql/15/bin
 PG_REGRESS=/usr/lib/postgresql/15/lib/pgxs/src/test/regress/pg_regress
 KAFKA_TOOL="$REPO_ROOT/target/release/kafka-tool"
-APT_PACKAGES=(postgresql-15 postgresql-server-dev-15 libclang-dev clang sudo libssl-dev pkg-config python3)
+APT_PACKAGES=(postgresql-15 postgresql-server-dev-15 libclang-dev clang sudo libssl-dev pkg-config python3 stunnel4 openssl)
 export PATH="$HOME/.cargo/bin:$PATH"
 
 log() { printf '\n==> %s\n' "$*" >&2; }
@@ -102,16 +102,25 @@ stop_services() {
 # Starts tansu with SQLite storage in a fresh directory; sets TANSU_BROKERS.
 start_tansu() {
     make_service_dir
-    local dir="$SERVICE_DIR/tansu" port
-    mkdir -p "$dir"
+    local port
     port="$(free_port)"
+    run_tansu "$SERVICE_DIR/tansu" "$port" "$port"
+    TANSU_BROKERS="127.0.0.1:$port"
+}
+
+# run_tansu DIR LISTEN_PORT ADVERTISED_PORT [tansu broker options…]: starts tansu on the
+# sqlite file in DIR and waits until it is ready; sets TANSU_PID.
+run_tansu() {
+    local dir="$1" port="$2" advertised="$3"
+    shift 3
+    mkdir -p "$dir"
     # tansu reads a .env file from its working directory: start it in an empty one.
     (cd "$dir" && exec tansu broker \
         --listener-url "tcp://127.0.0.1:$port" \
-        --advertised-listener-url "tcp://127.0.0.1:$port" \
-        --storage-engine sqlite://tansu.db >"$dir/tansu.log" 2>&1) &
-    SERVICE_PIDS+=($!)
-    TANSU_BROKERS="127.0.0.1:$port"
+        --advertised-listener-url "tcp://127.0.0.1:$advertised" \
+        --storage-engine sqlite://tansu.db "$@" >"$dir/tansu.log" 2>&1) &
+    TANSU_PID=$!
+    SERVICE_PIDS+=("$TANSU_PID")
     for _ in $(seq 100); do
         grep -q 'ready in' "$dir/tansu.log" 2>/dev/null && return 0
         sleep 0.1
@@ -119,6 +128,51 @@ start_tansu() {
     cat "$dir/tansu.log" >&2
     echo "tansu did not start" >&2
     return 1
+}
+
+# A second tansu that only speaks SASL/SCRAM-SHA-512 over TLS, which stunnel terminates
+# in front of it (tansu 0.6.0 cannot do TLS itself). Users are created, and topic
+# TOPIC filled from FILE (round robin over 2 partitions), before authentication is on:
+#   start_secure_tansu USER PASSWORD TOPIC FILE
+# Sets SECURE_BROKERS (the TLS port), SECURE_CA (PEM of the broker's self-signed
+# certificate) and UNTRUSTED_CA (PEM of an unrelated one).
+start_secure_tansu() {
+    local dir="$SERVICE_DIR/secure-tansu" plain tls
+    plain="$(free_port)"
+    tls="$(free_port)"
+    mkdir -p "$dir"
+    run_tansu "$dir" "$plain" "$plain"
+    tansu user create "$1" "$2" --broker "tcp://127.0.0.1:$plain" >/dev/null
+    tansu topic create "$3" --partitions 2 --broker "tcp://127.0.0.1:$plain" >/dev/null
+    "$KAFKA_TOOL" produce --brokers "127.0.0.1:$plain" --topic "$3" --round-robin --file "$4" >/dev/null
+    kill "$TANSU_PID"
+    wait "$TANSU_PID" 2>/dev/null || true
+    rm -f "$dir/tansu.log"
+    run_tansu "$dir" "$plain" "$tls" --authentication
+
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
+        -addext subjectAltName=IP:127.0.0.1 -keyout "$dir/key.pem" -out "$dir/cert.pem" 2>/dev/null
+    cat >"$dir/stunnel.conf" <<CONF
+foreground = yes
+pid =
+[kafka]
+accept = 127.0.0.1:$tls
+connect = 127.0.0.1:$plain
+cert = $dir/cert.pem
+key = $dir/key.pem
+CONF
+    stunnel4 "$dir/stunnel.conf" >"$dir/stunnel.log" 2>&1 &
+    SERVICE_PIDS+=($!)
+    for _ in $(seq 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$tls") 2>/dev/null && break
+        sleep 0.1
+    done
+    SECURE_BROKERS="127.0.0.1:$tls"
+    SECURE_CA="$dir/cert.pem"
+    # A certificate authority the broker's certificate is not from, for failing tests.
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=untrusted \
+        -keyout "$dir/untrusted-key.pem" -out "$dir/untrusted.pem" 2>/dev/null
+    UNTRUSTED_CA="$dir/untrusted.pem"
 }
 
 # Creates a topic on tansu: create_topic NAME PARTITIONS

@@ -82,6 +82,16 @@ pub unsafe fn foreign_table(relation: pg_sys::Relation) -> ForeignTableDef {
     }
 }
 
+/// The librdkafka properties of the current user's mapping of `server_id`, which
+/// override the server's. Raises, as postgres_fdw does, when the user has no mapping.
+///
+/// # Safety
+/// Must run inside a transaction.
+pub unsafe fn user_mapping_properties(server_id: pg_sys::Oid) -> Vec<(String, String)> {
+    let user_mapping = pg_sys::GetUserMapping(pg_sys::GetUserId(), server_id);
+    options::parse_user_mapping(&def_elems((*user_mapping).options)).or_raise()
+}
+
 /// [`foreign_table`] by relation id, for the planner (which already holds a lock).
 ///
 /// # Safety

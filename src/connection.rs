@@ -9,11 +9,10 @@ use std::ffi::c_int;
 use std::thread::LocalKey;
 
 use pgrx::{pg_guard, pg_sys};
-use rdkafka::consumer::BaseConsumer;
 use rdkafka::producer::Producer;
 
 use crate::error::FdwResult;
-use crate::kafka::{self, ClientSettings, KafkaProducer};
+use crate::kafka::{self, ClientSettings, KafkaConsumer, KafkaProducer};
 
 /// What a client's configuration depends on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,7 +71,7 @@ struct Lease {
 }
 
 thread_local! {
-    static CONSUMERS: RefCell<Pool<BaseConsumer>> = const { RefCell::new(Pool::new()) };
+    static CONSUMERS: RefCell<Pool<KafkaConsumer>> = const { RefCell::new(Pool::new()) };
     static PRODUCERS: RefCell<Pool<KafkaProducer>> = const { RefCell::new(Pool::new()) };
     static CALLBACKS_REGISTERED: RefCell<bool> = const { RefCell::new(false) };
 }
@@ -86,7 +85,7 @@ pub trait PoolableClient: Sized + 'static {
     fn pool() -> &'static LocalKey<RefCell<Pool<Self>>>;
 }
 
-impl PoolableClient for BaseConsumer {
+impl PoolableClient for KafkaConsumer {
     fn create(settings: &ClientSettings) -> FdwResult<Self> {
         kafka::new_consumer(settings)
     }
@@ -124,7 +123,7 @@ pub struct Pooled<C: PoolableClient> {
     lease: Lease,
 }
 
-pub type PooledConsumer = Pooled<BaseConsumer>;
+pub type PooledConsumer = Pooled<KafkaConsumer>;
 pub type PooledProducer = Pooled<KafkaProducer>;
 
 impl<C: PoolableClient> Pooled<C> {

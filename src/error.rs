@@ -24,6 +24,8 @@ pub enum ErrorKind {
     Kafka,
     /// 22P04: a message that cannot be decoded into a row.
     BadMessage,
+    /// 42501: a superuser-only option set by another role.
+    InsufficientPrivilege,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -82,12 +82,7 @@ fn topics(
             options::parse_server(&catalog::def_elems((*server).options)).or_raise(),
         )
     };
-    let settings = kafka::ClientSettings {
-        brokers: server_options.brokers,
-        timeout: server_options.timeout,
-        fetch_wait: kafka::MAX_FETCH_WAIT,
-        interrupt: scan::check_interrupts,
-    };
+    let settings = scan::server_client_settings(server_id, &server_options, kafka::MAX_FETCH_WAIT);
     let consumer = consumer_for(server_id, &settings);
     let listed = kafka::all_topics(consumer.client(), &settings).or_raise();
     let mut rows = Vec::new();

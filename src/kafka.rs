@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, DeliveryResult, OwnedHeaders};
 use rdkafka::metadata::Metadata;
@@ -42,10 +42,91 @@ pub const MAX_FETCH_WAIT: Duration = Duration::from_millis(5);
 /// Called between poll slices. In a backend this is `CHECK_FOR_INTERRUPTS`.
 pub type Interrupt = fn();
 
+/// Whether librdkafka knows a configuration property (global or topic, aliases
+/// included; hidden test properties are not). Only looks the name up, in librdkafka's
+/// own property listing: setting some properties has effects (`plugin.library.paths`
+/// loads a library at once), and reading back an unset one reports it unknown.
+pub fn is_known_property(name: &str) -> bool {
+    static KNOWN: std::sync::OnceLock<std::collections::HashSet<String>> = std::sync::OnceLock::new();
+    KNOWN.get_or_init(property_names).contains(name)
+}
+
+/// The first column of `rd_kafka_conf_properties_show`'s tables.
+fn property_names() -> std::collections::HashSet<String> {
+    let mut buffer: *mut libc::c_char = std::ptr::null_mut();
+    let mut size: libc::size_t = 0;
+    // SAFETY: open_memstream allocates `buffer`, which holds `size` bytes of text once the
+    // stream is closed; librdkafka only writes to the stream. The buffer is freed here.
+    let listing = unsafe {
+        let stream = libc::open_memstream(&mut buffer, &mut size);
+        if stream.is_null() {
+            return Default::default();
+        }
+        rdkafka::bindings::rd_kafka_conf_properties_show(stream.cast());
+        libc::fclose(stream);
+        let text = String::from_utf8_lossy(std::slice::from_raw_parts(buffer as *const u8, size)).into_owned();
+        libc::free(buffer.cast());
+        text
+    };
+    listing
+        .lines()
+        .filter_map(|line| line.split_once(" | ").map(|(name, _)| name.trim()))
+        .filter(|name| !name.is_empty() && *name != "Property" && !name.contains(' '))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The last error librdkafka reported on its own, outside any call: failed
+/// authentication, a TLS handshake, a broker going down. These otherwise only reach a
+/// log, and the call that then times out could not say why.
+#[derive(Default)]
+pub struct ClientErrors {
+    last: Mutex<Option<String>>,
+}
+
+impl ClientErrors {
+    fn record(&self, error: KafkaError, reason: &str) {
+        let mut last = self.last.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        // "All brokers are down" follows every failure: keep the failure's own reason
+        // (an authentication or TLS error, say).
+        if last.is_some() && error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
+            return;
+        }
+        *last = Some(if reason.is_empty() { error.to_string() } else { without_timing(reason).to_string() });
+    }
+
+    fn take(&self) -> Option<String> {
+        self.last.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take()
+    }
+}
+
+/// A broker error's reason without librdkafka's trailer "(after 15ms in state
+/// AUTH_REQ, 1 identical error(s) suppressed)", which varies from one failure to the next.
+fn without_timing(reason: &str) -> &str {
+    match reason.rfind(" (after ") {
+        Some(start) if reason.ends_with(')') => &reason[..start],
+        _ => reason,
+    }
+}
+
+impl ClientContext for ClientErrors {
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.record(error, reason);
+    }
+}
+
+impl ConsumerContext for ClientErrors {}
+
+/// Consumers remember their client errors.
+pub type KafkaConsumer = BaseConsumer<ClientErrors>;
+
 /// How to reach the cluster and how long to wait for it.
 #[derive(Debug, Clone)]
 pub struct ClientSettings {
     pub brokers: String,
+    /// librdkafka properties of the server and user mapping (credentials, TLS, tuning),
+    /// applied over kafka_fdw's defaults.
+    pub properties: Vec<(String, String)>,
     /// The longest wait with no progress before a call fails.
     pub timeout: Duration,
     /// librdkafka's `fetch.wait.max.ms`: the most one fetch request may wait on the
@@ -90,7 +171,7 @@ fn with_signals_blocked<T>(create: impl FnOnce() -> T) -> T {
 }
 
 /// A consumer with no group: it reads the ranges it is assigned and commits nothing.
-pub fn new_consumer(settings: &ClientSettings) -> FdwResult<BaseConsumer> {
+pub fn new_consumer(settings: &ClientSettings) -> FdwResult<KafkaConsumer> {
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", &settings.brokers)
@@ -108,19 +189,29 @@ pub fn new_consumer(settings: &ClientSettings) -> FdwResult<BaseConsumer> {
         .set("fetch.queue.backoff.ms", "10")
         // Prefetch at most this much per client: bounds a scan's memory.
         .set("queued.max.messages.kbytes", "16384");
-    with_signals_blocked(|| config.create::<BaseConsumer>()).map_err(|e| {
+    apply_properties(&mut config, settings);
+    with_signals_blocked(|| config.create_with_context::<_, KafkaConsumer>(ClientErrors::default())).map_err(|e| {
         FdwError::new(ErrorKind::Kafka, "could not create a Kafka consumer").with_detail(e.to_string())
     })
+}
+
+fn apply_properties(config: &mut ClientConfig, settings: &ClientSettings) {
+    for (name, value) in &settings.properties {
+        config.set(name, value);
+    }
 }
 
 /// Retries `call` in slices of at most [`POLL_SLICE`] until it succeeds, fails for good,
 /// or `settings.timeout` has passed.
 fn retry_sliced<T>(
+    consumer: &KafkaConsumer,
     settings: &ClientSettings,
     what: &str,
     mut call: impl FnMut(Duration) -> KafkaResult<T>,
 ) -> FdwResult<T> {
     let started = Instant::now();
+    // Only errors reported during this call explain its failure.
+    consumer.context().take();
     loop {
         let slice = POLL_SLICE.min(settings.timeout.saturating_sub(started.elapsed())).max(Duration::from_millis(1));
         let error = match call(slice) {
@@ -132,12 +223,28 @@ fn retry_sliced<T>(
         };
         (settings.interrupt)();
         if started.elapsed() >= settings.timeout {
-            return Err(unreachable_brokers(settings, what, &error.to_string()));
+            let last_error = reported_errors(consumer).unwrap_or_else(|| error.to_string());
+            return Err(unreachable_brokers(settings, what, &last_error));
         }
     }
 }
 
 type KafkaResult<T> = Result<T, KafkaError>;
+
+/// Events served while looking for the reason of a failure. A poll serves at most one,
+/// and does not tell an empty queue from a served log event.
+const EVENTS_SERVED: usize = 1000;
+
+/// The last error librdkafka reported since the last call. Its error events wait in the
+/// consumer's queue until polled, which metadata and offset requests do not do, so this
+/// serves the queue: only on the way to failing, since it may also consume messages of a
+/// partition being read, which the failed query no longer needs.
+fn reported_errors(consumer: &KafkaConsumer) -> Option<String> {
+    for _ in 0..EVENTS_SERVED {
+        consumer.poll(Duration::ZERO);
+    }
+    consumer.context().take()
+}
 
 /// Errors that mean "no answer yet" rather than "the answer is no".
 fn is_transient(error: &KafkaError) -> bool {
@@ -161,13 +268,13 @@ fn unreachable_brokers(settings: &ClientSettings, what: &str, last_error: &str) 
         format!("could not {what}: no answer from Kafka brokers \"{}\" within {} ms", settings.brokers, settings.timeout.as_millis()),
     )
     .with_detail(format!("Last client error: {last_error}"))
-    .with_hint("Check that the brokers are running and reachable, or raise the server option \"timeout_ms\".")
+    .with_hint("Check that the brokers are running and reachable, and the credentials and TLS properties of the server and user mapping; or raise the server option \"timeout_ms\".")
 }
 
 /// The partition ids of `topic`, in ascending order.
-pub fn topic_partitions(consumer: &BaseConsumer, settings: &ClientSettings, topic: &str) -> FdwResult<Vec<i32>> {
+pub fn topic_partitions(consumer: &KafkaConsumer, settings: &ClientSettings, topic: &str) -> FdwResult<Vec<i32>> {
     let what = format!("read metadata of topic \"{topic}\"");
-    let metadata: Metadata = retry_sliced(settings, &what, |slice| {
+    let metadata: Metadata = retry_sliced(consumer, settings, &what, |slice| {
         let metadata = consumer.fetch_metadata(Some(topic), slice)?;
         // While the cluster is still starting, a topic can briefly report a transient error.
         if let Some(code) = metadata.topics().first().and_then(|t| t.error()) {
@@ -194,8 +301,8 @@ pub fn topic_partitions(consumer: &BaseConsumer, settings: &ClientSettings, topi
 }
 
 /// Every topic of the cluster with its partition ids, by name.
-pub fn all_topics(consumer: &BaseConsumer, settings: &ClientSettings) -> FdwResult<Vec<(String, Vec<i32>)>> {
-    let metadata = retry_sliced(settings, "read the cluster's metadata", |slice| consumer.fetch_metadata(None, slice))?;
+pub fn all_topics(consumer: &KafkaConsumer, settings: &ClientSettings) -> FdwResult<Vec<(String, Vec<i32>)>> {
+    let metadata = retry_sliced(consumer, settings, "read the cluster's metadata", |slice| consumer.fetch_metadata(None, slice))?;
     let mut topics: Vec<(String, Vec<i32>)> = metadata
         .topics()
         .iter()
@@ -217,7 +324,7 @@ fn no_such_topic(topic: &str) -> FdwError {
 
 /// Low and high watermarks of the given partitions.
 pub fn watermarks(
-    consumer: &BaseConsumer,
+    consumer: &KafkaConsumer,
     settings: &ClientSettings,
     topic: &str,
     partitions: &[i32],
@@ -226,7 +333,7 @@ pub fn watermarks(
         .iter()
         .map(|&partition| {
             let what = format!("read the watermarks of topic \"{topic}\" partition {partition}");
-            let (low, high) = retry_sliced(settings, &what, |slice| consumer.fetch_watermarks(topic, partition, slice))?;
+            let (low, high) = retry_sliced(consumer, settings, &what, |slice| consumer.fetch_watermarks(topic, partition, slice))?;
             Ok(Watermarks { partition, low, high })
         })
         .collect()
@@ -278,7 +385,7 @@ impl PartitionRanges {
 /// For each of `partitions`, the first offset whose timestamp is at or after `unix_ms`,
 /// or `None` when no message is (Kafka's time index lookup).
 pub fn offsets_for_time(
-    consumer: &BaseConsumer,
+    consumer: &KafkaConsumer,
     settings: &ClientSettings,
     topic: &str,
     partitions: &[i32],
@@ -293,7 +400,7 @@ pub fn offsets_for_time(
             .add_partition_offset(topic, partition, Offset::Offset(unix_ms.max(0)))
             .map_err(|e| FdwError::new(ErrorKind::Kafka, format!("could not {what}")).with_detail(e.to_string()))?;
     }
-    let answer = retry_sliced(settings, &what, |slice| consumer.offsets_for_times(query.clone(), slice))?;
+    let answer = retry_sliced(consumer, settings, &what, |slice| consumer.offsets_for_times(query.clone(), slice))?;
     answer
         .elements()
         .iter()
@@ -314,6 +421,7 @@ pub struct DeliveryTracker {
     delivered: AtomicU64,
     failed: AtomicU64,
     first_error: Mutex<Option<String>>,
+    client_errors: ClientErrors,
 }
 
 impl DeliveryTracker {
@@ -325,7 +433,11 @@ impl DeliveryTracker {
     }
 }
 
-impl ClientContext for DeliveryTracker {}
+impl ClientContext for DeliveryTracker {
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.client_errors.record(error, reason);
+    }
+}
 
 impl ProducerContext for DeliveryTracker {
     type DeliveryOpaque = ();
@@ -360,6 +472,7 @@ pub fn new_producer(settings: &ClientSettings) -> FdwResult<KafkaProducer> {
         .set("linger.ms", "5")
         // Bounded memory for big INSERTs: sending waits while this much is queued.
         .set("queue.buffering.max.kbytes", "65536");
+    apply_properties(&mut config, settings);
     with_signals_blocked(|| config.create_with_context::<_, KafkaProducer>(DeliveryTracker::default())).map_err(|e| {
         FdwError::new(ErrorKind::Kafka, "could not create a Kafka producer").with_detail(e.to_string())
     })
@@ -403,6 +516,7 @@ impl<P: Borrow<KafkaProducer>> Sender<P> {
     pub fn new(producer: P, settings: ClientSettings, topic: &str) -> Self {
         let tracker = producer.borrow().context();
         *tracker.first_error.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
+        tracker.client_errors.take();
         Sender {
             delivered_before: tracker.delivered.load(Ordering::Relaxed),
             failed_before: tracker.failed.load(Ordering::Relaxed),
@@ -501,7 +615,10 @@ impl<P: Borrow<KafkaProducer>> Sender<P> {
                 ErrorKind::Kafka,
                 format!("{failed} of {} messages to Kafka topic \"{}\" were not delivered", self.sent, self.topic),
             )
-            .with_detail(format!("First error: {first}. {delivered} messages were delivered."))
+            .with_detail(match tracker.client_errors.take() {
+                Some(client_error) => format!("First error: {first}. {delivered} messages were delivered. Last client error: {client_error}"),
+                None => format!("First error: {first}. {delivered} messages were delivered."),
+            })
             .with_hint("Messages already delivered stay in Kafka whether or not the transaction commits."));
         }
         Ok(delivered)
@@ -510,14 +627,14 @@ impl<P: Borrow<KafkaProducer>> Sender<P> {
 
 /// Stops all fetching of a consumer and drops what it prefetched, so that its next
 /// user starts clean.
-pub fn clear_assignment(consumer: &BaseConsumer) {
+pub fn clear_assignment(consumer: &KafkaConsumer) {
     // An unassign that fails leaves a fetch running that the next assign replaces.
     let _ = consumer.assign(&TopicPartitionList::new());
 }
 
 /// Reads a fixed set of offset ranges of one topic, then ends. `C` is the consumer or
 /// something that lends one (a pooled client).
-pub struct RangeReader<C: Borrow<BaseConsumer>> {
+pub struct RangeReader<C: Borrow<KafkaConsumer>> {
     consumer: C,
     settings: ClientSettings,
     topic: String,
@@ -529,7 +646,7 @@ pub struct RangeReader<C: Borrow<BaseConsumer>> {
     pub messages_fetched: u64,
 }
 
-impl<C: Borrow<BaseConsumer>> RangeReader<C> {
+impl<C: Borrow<KafkaConsumer>> RangeReader<C> {
     /// Assigns the non-empty `ranges` to `consumer`. Empty ranges are never fetched, so a
     /// scan of empty or caught-up partitions returns at once.
     pub fn new(consumer: C, settings: ClientSettings, topic: &str, ranges: &[ReadRange]) -> FdwResult<Self> {
@@ -576,7 +693,7 @@ impl<C: Borrow<BaseConsumer>> RangeReader<C> {
         Ok(())
     }
 
-    pub fn consumer(&self) -> &BaseConsumer {
+    pub fn consumer(&self) -> &KafkaConsumer {
         self.consumer.borrow()
     }
 
@@ -659,7 +776,7 @@ impl<C: Borrow<BaseConsumer>> RangeReader<C> {
             .collect();
         let last = match &self.last_client_error {
             Some(error) => error.to_string(),
-            None => "none".to_string(),
+            None => self.consumer.borrow().context().take().unwrap_or_else(|| "none".to_string()),
         };
         unreachable_brokers(
             &self.settings,
@@ -670,7 +787,7 @@ impl<C: Borrow<BaseConsumer>> RangeReader<C> {
 }
 
 /// Stops fetching a finished partition.
-fn close(consumer: &BaseConsumer, topic: &str, open_count: &mut usize, partition: i32) {
+fn close(consumer: &KafkaConsumer, topic: &str, open_count: &mut usize, partition: i32) {
     *open_count -= 1;
     let mut finished = TopicPartitionList::with_capacity(1);
     finished.add_partition(topic, partition);
@@ -690,6 +807,7 @@ mod tests {
     fn test_settings(brokers: &str) -> ClientSettings {
         ClientSettings {
             brokers: brokers.to_string(),
+            properties: Vec::new(),
             timeout: Duration::from_secs(5),
             fetch_wait: Duration::from_millis(100),
             interrupt: no_interrupt,
@@ -704,7 +822,7 @@ mod tests {
         producer.flush(Duration::from_secs(10)).unwrap();
     }
 
-    fn read_all<C: Borrow<BaseConsumer>>(reader: &mut RangeReader<C>) -> Vec<(i32, i64, String)> {
+    fn read_all<C: Borrow<KafkaConsumer>>(reader: &mut RangeReader<C>) -> Vec<(i32, i64, String)> {
         let mut rows = Vec::new();
         while let Some(message) = reader.next_message().unwrap() {
             let payload = String::from_utf8(message.payload().unwrap().to_vec()).unwrap();
@@ -923,6 +1041,39 @@ mod tests {
         let consumer = new_consumer(&settings).unwrap();
         let topics = all_topics(&consumer, &settings).unwrap();
         assert_eq!(topics, vec![("a".to_string(), vec![0, 1]), ("b".to_string(), vec![0, 1, 2])]);
+    }
+
+    #[test]
+    fn client_errors_keep_the_reason_without_timings() {
+        let errors = ClientErrors::default();
+        let failure = "sasl_ssl://h:1/bootstrap: SASL authentication error: invalid-proof (after 5ms in state AUTH_REQ, 1 identical error(s) suppressed)";
+        errors.record(KafkaError::Global(RDKafkaErrorCode::Authentication), failure);
+        errors.record(KafkaError::Global(RDKafkaErrorCode::AllBrokersDown), "1/1 brokers are down");
+        assert_eq!(errors.take().as_deref(), Some("sasl_ssl://h:1/bootstrap: SASL authentication error: invalid-proof"));
+        errors.record(KafkaError::Global(RDKafkaErrorCode::AllBrokersDown), "1/1 brokers are down");
+        assert_eq!(errors.take().as_deref(), Some("1/1 brokers are down"));
+        assert_eq!(errors.take(), None);
+    }
+
+    #[test]
+    fn known_properties_are_looked_up_without_being_set() {
+        assert!(is_known_property("sasl.username"));
+        assert!(is_known_property("acks"));
+        assert!(is_known_property("plugin.library.paths"));
+        assert!(is_known_property("sasl.mechanisms"), "an alias");
+        assert!(is_known_property("message.timeout.ms"), "a topic property");
+        assert!(!is_known_property("test.mock.num.brokers"), "hidden");
+        assert!(!is_known_property("no.such.property"));
+        assert!(!is_known_property("brokers"));
+    }
+
+    #[test]
+    fn properties_reach_the_client() {
+        let cluster = MockCluster::new(1).unwrap();
+        let mut settings = test_settings(&cluster.bootstrap_servers());
+        settings.properties = vec![("security.protocol".into(), "nonsense".into())];
+        let error = new_consumer(&settings).err().expect("an invalid value fails client creation");
+        assert!(error.detail.unwrap().contains("security.protocol"));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! kafka_fdw: Apache Kafka topics as PostgreSQL foreign tables.
 //!
-//! Pure modules (no PostgreSQL): `error`, `options`, `plan`, `parallel`, `codec`, `infer`, `kafka`.
+//! Pure modules (no PostgreSQL): `error`, `options`, `plan`, `parallel`, `properties`, `codec`, `infer`,
+//! `kafka`.
 //! Glue (pgrx): `pgerror`, `catalog`, `connection`, `pushdown`, `validator`, `handler`, `scan`, `row`, `modify`,
 //! `functions`, `scheduler`, `schema`.
 
@@ -11,6 +12,7 @@ pub mod kafka;
 pub mod options;
 pub mod parallel;
 pub mod plan;
+pub mod properties;
 
 mod catalog;
 mod connection;

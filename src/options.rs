@@ -10,6 +10,8 @@ use std::time::Duration;
 use crate::codec::csv::CsvOptions;
 use crate::codec::json::JsonPath;
 use crate::error::{ErrorKind, FdwError, FdwResult};
+use crate::kafka;
+use crate::properties::{self, Access};
 
 /// The catalog an option list belongs to, as PostgreSQL's validator is told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +61,8 @@ pub enum MppExecute {
 pub struct ServerOptions {
     /// librdkafka's `bootstrap.servers`.
     pub brokers: String,
+    /// librdkafka properties (all other options).
+    pub properties: Vec<(String, String)>,
     pub mpp_execute: MppExecute,
     /// The longest any single wait on Kafka may take before the query fails.
     pub timeout: Duration,
@@ -173,17 +177,68 @@ pub const DEFAULT_BUFFER_DELAY: Duration = Duration::from_millis(100);
 
 /// Parses any level's options, for the validator: the typed result is dropped, only the
 /// verdict matters.
-pub fn validate(level: OptionLevel, options: &[(String, String)]) -> FdwResult<()> {
+///
+/// `superuser` is whether the role running the command is one: other roles may set only
+/// harmless librdkafka properties.
+pub fn validate(level: OptionLevel, options: &[(String, String)], superuser: bool) -> FdwResult<()> {
     match level {
-        OptionLevel::Wrapper | OptionLevel::UserMapping => check_names(level, options),
+        OptionLevel::Wrapper => check_names(level, options),
+        OptionLevel::UserMapping => parse_user_mapping(options).map(drop),
         OptionLevel::Server => parse_server(options).map(drop),
         OptionLevel::Table => parse_table(options).map(drop),
         OptionLevel::Column => parse_column(options).map(drop),
+    }?;
+    if superuser {
+        return Ok(());
+    }
+    let ours = level.valid_names();
+    let properties = options.iter().map(|(name, _)| name.as_str()).filter(|name| !ours.contains(name));
+    match properties.into_iter().find(|name| properties::access(name) == Access::Superuser) {
+        None => Ok(()),
+        Some(name) => Err(FdwError::new(
+            ErrorKind::InsufficientPrivilege,
+            format!("only superusers may set librdkafka property \"{name}\""),
+        )
+        .with_hint(
+            "Properties that load code, run commands, reach other services, or read or write the database server's files are superuser-only.",
+        )),
     }
 }
 
+/// A user mapping's options: librdkafka properties only (per-role credentials, say),
+/// which override the server's.
+pub fn parse_user_mapping(options: &[(String, String)]) -> FdwResult<Vec<(String, String)>> {
+    split_properties(OptionLevel::UserMapping, options).map(|(_, properties)| properties)
+}
+
+/// Separates kafka_fdw's own options from librdkafka properties, which must exist and
+/// not be ones kafka_fdw manages.
+fn split_properties(level: OptionLevel, options: &[(String, String)]) -> FdwResult<(Vec<(String, String)>, Vec<(String, String)>)> {
+    let ours = level.valid_names();
+    let (own, properties): (Vec<_>, Vec<_>) = options.iter().cloned().partition(|(name, _)| ours.contains(&name.as_str()));
+    for (name, _) in &properties {
+        if !kafka::is_known_property(name) {
+            let hint = if ours.is_empty() {
+                "Only librdkafka configuration properties are valid in this context.".to_string()
+            } else {
+                format!("Valid options in this context are: {}, or librdkafka configuration properties.", ours.join(", "))
+            };
+            return Err(FdwError::new(ErrorKind::InvalidOptionName, format!("invalid option \"{name}\"")).with_hint(hint));
+        }
+        if let Access::Reserved(instead) = properties::access(name) {
+            return Err(FdwError::new(
+                ErrorKind::InvalidOptionName,
+                format!("librdkafka property \"{name}\" is set by kafka_fdw"),
+            )
+            .with_hint(instead));
+        }
+    }
+    Ok((own, properties))
+}
+
 pub fn parse_server(options: &[(String, String)]) -> FdwResult<ServerOptions> {
-    check_names(OptionLevel::Server, options)?;
+    let (options, properties) = split_properties(OptionLevel::Server, options)?;
+    let options = options.as_slice();
     let brokers = required(OptionLevel::Server, options, "brokers")?;
     if brokers.trim().is_empty() {
         return Err(invalid_value("brokers", brokers)
@@ -205,7 +260,7 @@ pub fn parse_server(options: &[(String, String)]) -> FdwResult<ServerOptions> {
         None => DEFAULT_TIMEOUT,
         Some(value) => Duration::from_millis(positive_integer("timeout_ms", value)?),
     };
-    Ok(ServerOptions { brokers: brokers.to_string(), mpp_execute, timeout })
+    Ok(ServerOptions { brokers: brokers.to_string(), properties, mpp_execute, timeout })
 }
 
 pub fn parse_table(options: &[(String, String)]) -> FdwResult<TableOptions> {
@@ -547,7 +602,14 @@ mod tests {
         let err = parse_server(&opts(&[("brokers", "b:1"), ("host", "x")])).unwrap_err();
         assert_eq!(err.kind, ErrorKind::InvalidOptionName);
         assert_eq!(err.message, "invalid option \"host\"");
-        assert_eq!(err.hint.as_deref(), Some("Valid options in this context are: brokers, mpp_execute, timeout_ms"));
+        assert_eq!(
+            err.hint.as_deref(),
+            Some("Valid options in this context are: brokers, mpp_execute, timeout_ms, or librdkafka configuration properties.")
+        );
+        let err = parse_server(&opts(&[("brokers", "b:1"), ("group.id", "g")])).unwrap_err();
+        assert_eq!(err.message, "librdkafka property \"group.id\" is set by kafka_fdw");
+        let server = parse_server(&opts(&[("brokers", "b:1"), ("client.id", "me"), ("acks", "1")])).unwrap();
+        assert_eq!(server.properties, opts(&[("client.id", "me"), ("acks", "1")]));
         let err = parse_server(&opts(&[("mpp_execute", "all")])).unwrap_err();
         assert_eq!(err.kind, ErrorKind::OptionNameNotFound);
         let err = parse_server(&opts(&[("brokers", "b:1"), ("mpp_execute", "some segments")])).unwrap_err();
@@ -629,9 +691,26 @@ mod tests {
     }
 
     #[test]
-    fn user_mapping_and_wrapper_accept_no_options_yet() {
-        validate(OptionLevel::UserMapping, &[]).unwrap();
-        let err = validate(OptionLevel::Wrapper, &opts(&[("x", "1")])).unwrap_err();
+    fn superuser_only_properties_are_refused_to_others() {
+        let server = opts(&[("brokers", "b:1"), ("timeout_ms", "10"), ("sasl.kerberos.kinit.cmd", "x")]);
+        validate(OptionLevel::Server, &server, true).unwrap();
+        let err = validate(OptionLevel::Server, &server, false).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InsufficientPrivilege);
+        assert_eq!(err.message, "only superusers may set librdkafka property \"sasl.kerberos.kinit.cmd\"");
+        validate(OptionLevel::Server, &opts(&[("brokers", "b:1"), ("client.id", "x")]), false).unwrap();
+        let mapping = opts(&[("sasl.password", "p"), ("ssl.key.location", "/k")]);
+        assert_eq!(validate(OptionLevel::UserMapping, &mapping, false).unwrap_err().kind, ErrorKind::InsufficientPrivilege);
+    }
+
+    #[test]
+    fn user_mappings_take_properties_and_wrappers_nothing() {
+        validate(OptionLevel::UserMapping, &[], false).unwrap();
+        assert_eq!(
+            parse_user_mapping(&opts(&[("sasl.username", "u"), ("sasl.password", "p")])).unwrap(),
+            opts(&[("sasl.username", "u"), ("sasl.password", "p")])
+        );
+        assert!(parse_user_mapping(&opts(&[("password", "p")])).is_err());
+        let err = validate(OptionLevel::Wrapper, &opts(&[("x", "1")]), true).unwrap_err();
         assert_eq!(err.hint.as_deref(), Some("There are no valid options in this context."));
     }
 

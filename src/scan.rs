@@ -17,7 +17,7 @@ use crate::catalog::{self, ForeignTableDef};
 use crate::connection::{ClientKey, PooledConsumer};
 use crate::error::FdwResult;
 use crate::kafka::{self, ClientSettings, RangeReader, ReadRange, Watermarks};
-use crate::options::MppExecute;
+use crate::options::{MppExecute, ServerOptions};
 use crate::parallel::{self, WorkQueue};
 use crate::pgerror::OrRaise;
 use crate::plan::{self, Column, Condition, Timestamps, Value};
@@ -39,10 +39,20 @@ pub(crate) fn check_interrupts() {
 }
 
 pub(crate) fn client_settings(definition: &ForeignTableDef) -> ClientSettings {
+    server_client_settings(definition.server_id, &definition.server, definition.table.buffer_delay)
+}
+
+/// Settings of a client of `server` for the current user: the server's librdkafka
+/// properties, then the user mapping's (applied later, so they win).
+pub(crate) fn server_client_settings(server_id: pg_sys::Oid, server: &ServerOptions, fetch_wait: Duration) -> ClientSettings {
+    let mut properties = server.properties.clone();
+    // SAFETY: a catalog lookup inside a transaction.
+    properties.extend(unsafe { catalog::user_mapping_properties(server_id) });
     ClientSettings {
-        brokers: definition.server.brokers.clone(),
-        timeout: definition.server.timeout,
-        fetch_wait: definition.table.buffer_delay,
+        brokers: server.brokers.clone(),
+        properties,
+        timeout: server.timeout,
+        fetch_wait,
         interrupt: check_interrupts,
     }
 }

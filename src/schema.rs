@@ -10,7 +10,7 @@ use crate::catalog;
 use crate::connection::{ClientKey, PooledConsumer};
 use crate::error::{ErrorKind, FdwError};
 use crate::infer::{self, InferredType};
-use crate::kafka::{self, ClientSettings, RangeReader, ReadRange};
+use crate::kafka::{self, RangeReader, ReadRange};
 use crate::options::{self, Format};
 use crate::pgerror::{raise, OrRaise};
 use crate::scan;
@@ -64,12 +64,7 @@ pub unsafe extern "C-unwind" fn import_foreign_schema(
         _ => true,
     };
 
-    let settings = ClientSettings {
-        brokers: server_options.brokers,
-        timeout: server_options.timeout,
-        fetch_wait: kafka::MAX_FETCH_WAIT,
-        interrupt: scan::check_interrupts,
-    };
+    let settings = scan::server_client_settings(server_oid, &server_options, kafka::MAX_FETCH_WAIT);
     let user_mapping = (*pg_sys::GetUserMapping(pg_sys::GetUserId(), server_oid)).umid;
     let key = ClientKey { server: server_oid, user_mapping, fetch_wait: kafka::MAX_FETCH_WAIT };
     let consumer = PooledConsumer::get(key, &settings).or_raise();

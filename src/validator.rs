@@ -25,7 +25,9 @@ fn kafka_fdw_validator(options: Vec<String>, catalog: pg_sys::Oid) {
             None => (option.clone(), String::new()),
         })
         .collect();
-    options::validate(level, &pairs).or_raise();
+    // SAFETY: reads the current role's attributes from the catalog, inside a transaction.
+    let superuser = unsafe { pg_sys::superuser() };
+    options::validate(level, &pairs, superuser).or_raise();
 }
 
 /// Checks the rules that involve several columns of a Kafka foreign table; run by the

@@ -94,3 +94,85 @@ pg_start
 wait_for_server kafka_fdw_scheduler
 converge 3000
 psql -X -A -t -d kafka_fdw_scheduler -c "SELECT state, last_error IS NULL FROM kafka_fdw.import_jobs_status"
+
+log "Scenario: cancel and statement_timeout end a wait on a dead broker within 1 s"
+createdb kafka_fdw_robust
+"$KAFKA_TOOL" mock-ctl --control "$MOCK_CONTROL" create-topic cancel_topic 2 >/dev/null
+psql -X -q -v ON_ERROR_STOP=1 -d kafka_fdw_robust <<SQL
+CREATE EXTENSION kafka_fdw;
+-- Without cancellation these would wait a minute.
+CREATE SERVER dead FOREIGN DATA WRAPPER kafka_fdw OPTIONS (brokers '$MOCK_BROKERS', timeout_ms '60000');
+CREATE USER MAPPING FOR PUBLIC SERVER dead;
+CREATE FOREIGN TABLE waits (n int, t text) SERVER dead OPTIONS (topic 'cancel_topic');
+SQL
+"$KAFKA_TOOL" mock-ctl --control "$MOCK_CONTROL" broker-down 1 >/dev/null
+
+now() { date +%s%N; }
+elapsed_ms() { echo $((($(now) - $1) / 1000000)); }
+
+cancel_after_wait() { # cancel_after_wait SQL: runs SQL, cancels it once it waits; prints ms from cancel to end
+    PGAPPNAME=cancel_victim psql -X -d kafka_fdw_robust -c "$1" >"$SERVICE_DIR/cancel.out" 2>&1 &
+    local victim_psql=$! pid="" started
+    for _ in $(seq 100); do
+        pid=$(psql -X -A -t -d kafka_fdw_robust -c "SELECT pid FROM pg_stat_activity WHERE application_name = 'cancel_victim' AND state = 'active'")
+        [[ -n "$pid" ]] && break
+        sleep 0.05
+    done
+    [[ -n "$pid" ]] || scenario_fail "the query to cancel did not start"
+    sleep 0.5
+    started=$(now)
+    psql -X -q -A -t -d kafka_fdw_robust -c "SELECT pg_cancel_backend($pid)" >/dev/null
+    wait "$victim_psql" || true
+    CANCEL_MS=$(elapsed_ms "$started")
+    grep -q "canceling statement due to user request" "$SERVICE_DIR/cancel.out" || scenario_fail "not cancelled: $(cat "$SERVICE_DIR/cancel.out")"
+}
+cancel_after_wait "SELECT count(*) FROM waits"
+echo "pg_cancel_backend of a scan waiting on a dead broker: ended ${CANCEL_MS} ms after the cancel"
+((CANCEL_MS < 1000)) || scenario_fail "cancel took ${CANCEL_MS} ms"
+cancel_after_wait "INSERT INTO waits VALUES (1, 'never delivered')"
+echo "pg_cancel_backend of an INSERT waiting for delivery: ended ${CANCEL_MS} ms after the cancel"
+((CANCEL_MS < 1000)) || scenario_fail "cancel took ${CANCEL_MS} ms"
+
+for statement in "SELECT count(*) FROM waits" "INSERT INTO waits VALUES (1, 'never delivered')"; do
+    started=$(now)
+    psql -X -d kafka_fdw_robust -c "SET statement_timeout = '500ms'" -c "$statement" >"$SERVICE_DIR/timeout.out" 2>&1 || true
+    took=$(elapsed_ms "$started")
+    grep -q "canceling statement due to statement timeout" "$SERVICE_DIR/timeout.out" || scenario_fail "no timeout: $(cat "$SERVICE_DIR/timeout.out")"
+    echo "statement_timeout = 500ms on \"$statement\": psql ended after ${took} ms"
+    ((took < 1000)) || scenario_fail "statement_timeout took ${took} ms"
+done
+"$KAFKA_TOOL" mock-ctl --control "$MOCK_CONTROL" broker-up 1 >/dev/null
+
+log "Scenario: 1000 failing queries leave the backend's threads and file descriptors flat"
+create_topic leak_bad 1
+printf '1,fine\nnot a number,bad\n' >"$SERVICE_DIR/bad.csv"
+"$KAFKA_TOOL" produce --brokers "$TANSU_BROKERS" --topic leak_bad --partition 0 --file "$SERVICE_DIR/bad.csv" >/dev/null
+psql -X -q -v ON_ERROR_STOP=1 -d kafka_fdw_robust <<SQL
+CREATE SERVER nowhere FOREIGN DATA WRAPPER kafka_fdw OPTIONS (brokers '127.0.0.1:$(free_port)', timeout_ms '20');
+CREATE USER MAPPING FOR PUBLIC SERVER nowhere;
+CREATE FOREIGN TABLE unreachable (n int, t text) SERVER nowhere OPTIONS (topic 'leak_bad');
+CREATE SERVER tansu FOREIGN DATA WRAPPER kafka_fdw OPTIONS (brokers '$TANSU_BROKERS');
+CREATE USER MAPPING FOR PUBLIC SERVER tansu;
+CREATE FOREIGN TABLE bad_messages (n int, t text) SERVER tansu OPTIONS (topic 'leak_bad');
+SQL
+resources="SELECT (SELECT count(*) FROM pg_ls_dir('/proc/' || pg_backend_pid() || '/task')) || ' ' || (SELECT count(*) FROM pg_ls_dir('/proc/' || pg_backend_pid() || '/fd')) AS resources"
+{
+    # Warm up: the pools hold one client per server afterwards.
+    for _ in $(seq 5); do
+        echo "SELECT count(*) FROM unreachable;"
+        echo "SELECT sum(n) FROM bad_messages;"
+    done
+    echo "$resources \\g $SERVICE_DIR/before.txt"
+    for _ in $(seq 500); do
+        echo "SELECT count(*) FROM unreachable;"
+        echo "SELECT sum(n) FROM bad_messages;"
+    done
+    echo "$resources \\g $SERVICE_DIR/after.txt"
+} >"$SERVICE_DIR/failing.sql"
+psql -X -q -A -t -d kafka_fdw_robust -f "$SERVICE_DIR/failing.sql" 2>"$SERVICE_DIR/failing.err" >/dev/null
+errors=$(grep -c "^psql.*ERROR" "$SERVICE_DIR/failing.err")
+read -r threads_before fds_before <"$SERVICE_DIR/before.txt"
+read -r threads_after fds_after <"$SERVICE_DIR/after.txt"
+echo "$errors failing queries; threads $threads_before -> $threads_after, open files $fds_before -> $fds_after"
+((errors == 1010)) || scenario_fail "expected 1010 errors, got $errors"
+((threads_after <= threads_before && fds_after <= fds_before)) || scenario_fail "threads or file descriptors grew"

@@ -21,9 +21,10 @@ SELECT srvname, srvoptions FROM pg_foreign_server ORDER BY srvname;
 -- The wrapper itself takes no options.
 ALTER FOREIGN DATA WRAPPER kafka_fdw OPTIONS (ADD debug 'true');
 
--- User mappings: accepted; credentials come later, so no options yet.
+-- User mappings hold librdkafka properties (per-role credentials), and nothing else.
 CREATE USER MAPPING FOR PUBLIC SERVER s_ref;
 CREATE USER MAPPING FOR CURRENT_USER SERVER s_any OPTIONS (password 'secret');
+CREATE USER MAPPING FOR CURRENT_USER SERVER s_any OPTIONS ("sasl.username" 'me', "sasl.password" 'secret');
 
 -- Foreign tables: topic is required; format, batch_size and buffer_delay are checked.
 CREATE FOREIGN TABLE t_ref (
