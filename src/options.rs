@@ -192,8 +192,8 @@ pub fn validate(level: OptionLevel, options: &[(String, String)], superuser: boo
         return Ok(());
     }
     let ours = level.valid_names();
-    let properties = options.iter().map(|(name, _)| name.as_str()).filter(|name| !ours.contains(name));
-    match properties.into_iter().find(|name| properties::access(name) == Access::Superuser) {
+    let mut properties = options.iter().map(|(name, _)| name.as_str()).filter(|name| !ours.contains(name));
+    match properties.find(|name| properties::access(name) == Access::Superuser) {
         None => Ok(()),
         Some(name) => Err(FdwError::new(
             ErrorKind::InsufficientPrivilege,
