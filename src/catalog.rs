@@ -82,14 +82,22 @@ pub unsafe fn foreign_table(relation: pg_sys::Relation) -> ForeignTableDef {
     }
 }
 
+/// The current user's mapping of `server_id`. Raises, as postgres_fdw does, when the
+/// user has none.
+///
+/// # Safety
+/// Must run inside a transaction.
+pub unsafe fn current_user_mapping(server_id: pg_sys::Oid) -> *mut pg_sys::UserMapping {
+    pg_sys::GetUserMapping(pg_sys::GetUserId(), server_id)
+}
+
 /// The librdkafka properties of the current user's mapping of `server_id`, which
-/// override the server's. Raises, as postgres_fdw does, when the user has no mapping.
+/// override the server's.
 ///
 /// # Safety
 /// Must run inside a transaction.
 pub unsafe fn user_mapping_properties(server_id: pg_sys::Oid) -> Vec<(String, String)> {
-    let user_mapping = pg_sys::GetUserMapping(pg_sys::GetUserId(), server_id);
-    options::parse_user_mapping(&def_elems((*user_mapping).options)).or_raise()
+    options::parse_user_mapping(&def_elems((*current_user_mapping(server_id)).options)).or_raise()
 }
 
 /// [`foreign_table`] by relation id, for the planner (which already holds a lock).

@@ -1,6 +1,6 @@
 //! The error type of the pure modules.
 //!
-//! Option parsing, codecs and the Kafka client report problems as [`FdwError`]: a
+//! Option parsing and the Kafka client report problems as [`FdwError`]: a
 //! SQLSTATE class plus message, detail and hint, in PostgreSQL's style. Only the glue
 //! (`pgerror`) turns one into an `ereport`, so the pure modules stay testable without a
 //! server.
@@ -22,8 +22,6 @@ pub enum ErrorKind {
     UnableToEstablishConnection,
     /// HV000: any other Kafka-side failure.
     Kafka,
-    /// 22P04: a message that cannot be decoded into a row.
-    BadMessage,
     /// 42501: a superuser-only option set by another role.
     InsufficientPrivilege,
 }

@@ -5,11 +5,10 @@ use pgrx::datetime::TimestampWithTimeZone;
 use pgrx::PgRelation;
 
 use crate::catalog::{self, ForeignTableDef};
-use crate::connection::{ClientKey, PooledConsumer};
 use crate::kafka;
 use crate::options::{self, ColumnSource, MetaColumn};
 use crate::pgerror::{raise, OrRaise};
-use crate::plan::POSTGRES_EPOCH_UNIX_MICROS;
+use crate::plan;
 use crate::scan;
 
 /// The definition of a Kafka foreign table, or an ERROR saying it is not one.
@@ -26,14 +25,6 @@ fn kafka_table(source: &PgRelation) -> ForeignTableDef {
     }
 }
 
-/// A pooled consumer for the current user's mapping of `server`.
-fn consumer_for(server: pg_sys::Oid, settings: &kafka::ClientSettings) -> PooledConsumer {
-    // SAFETY: catalog lookups inside a transaction.
-    let user_mapping = unsafe { (*pg_sys::GetUserMapping(pg_sys::GetUserId(), server)).umid };
-    let key = ClientKey { server, user_mapping, fetch_wait: settings.fetch_wait.min(kafka::MAX_FETCH_WAIT) };
-    PooledConsumer::get(key, settings).or_raise()
-}
-
 /// Low and high watermarks of every partition of a foreign table's topic.
 #[pg_extern(schema = "kafka_fdw")]
 fn watermarks(
@@ -41,7 +32,7 @@ fn watermarks(
 ) -> TableIterator<'static, (name!(partition, i32), name!(low, i64), name!(high, i64))> {
     let definition = kafka_table(&source);
     let settings = scan::client_settings(&definition);
-    let consumer = consumer_for(definition.server_id, &settings);
+    let consumer = scan::pooled_consumer(definition.server_id, &settings);
     let topic = &definition.table.topic;
     let partitions = kafka::topic_partitions(consumer.client(), &settings, topic).or_raise();
     let marks = kafka::watermarks(consumer.client(), &settings, topic, &partitions).or_raise();
@@ -56,10 +47,9 @@ fn offsets_for_time(
 ) -> TableIterator<'static, (name!(partition, i32), name!(offset, Option<i64>))> {
     let definition = kafka_table(&source);
     let settings = scan::client_settings(&definition);
-    let consumer = consumer_for(definition.server_id, &settings);
+    let consumer = scan::pooled_consumer(definition.server_id, &settings);
     let topic = &definition.table.topic;
-    let micros: i64 = at.into_inner();
-    let unix_ms = micros.saturating_add(POSTGRES_EPOCH_UNIX_MICROS).div_euclid(1000);
+    let (unix_ms, _) = plan::millisecond_bounds(at.into_inner());
     let partitions = kafka::topic_partitions(consumer.client(), &settings, topic).or_raise();
     let offsets = kafka::offsets_for_time(consumer.client(), &settings, topic, &partitions, unix_ms).or_raise();
     TableIterator::new(offsets)
@@ -83,7 +73,7 @@ fn topics(
         )
     };
     let settings = scan::server_client_settings(server_id, &server_options, kafka::MAX_FETCH_WAIT);
-    let consumer = consumer_for(server_id, &settings);
+    let consumer = scan::pooled_consumer(server_id, &settings);
     let listed = kafka::all_topics(consumer.client(), &settings).or_raise();
     let mut rows = Vec::new();
     for (topic, partitions) in listed {

@@ -129,10 +129,17 @@ pub struct ClientSettings {
     pub properties: Vec<(String, String)>,
     /// The longest wait with no progress before a call fails.
     pub timeout: Duration,
-    /// librdkafka's `fetch.wait.max.ms`: the most one fetch request may wait on the
-    /// broker, capped at [`MAX_FETCH_WAIT`].
+    /// The most one fetch request may wait on the broker, as asked (`buffer_delay`);
+    /// consumers use [`ClientSettings::consumer_fetch_wait`].
     pub fetch_wait: Duration,
     pub interrupt: Interrupt,
+}
+
+impl ClientSettings {
+    /// A consumer's `fetch.wait.max.ms`: `fetch_wait`, capped at [`MAX_FETCH_WAIT`].
+    pub fn consumer_fetch_wait(&self) -> Duration {
+        self.fetch_wait.min(MAX_FETCH_WAIT)
+    }
 }
 
 /// Offsets `[start, end)` of one partition. `repr(C)`: parallel scans share them in
@@ -183,7 +190,7 @@ pub fn new_consumer(settings: &ClientSettings) -> FdwResult<KafkaConsumer> {
         .set("enable.auto.offset.store", "false")
         // A range whose start fell below the low watermark (retention) reads what is left.
         .set("auto.offset.reset", "earliest")
-        .set("fetch.wait.max.ms", settings.fetch_wait.min(MAX_FETCH_WAIT).as_millis().to_string())
+        .set("fetch.wait.max.ms", settings.consumer_fetch_wait().as_millis().to_string())
         // When the prefetch queue is full, librdkafka pauses fetching for this long
         // (default: a whole second, a stall every few hundred thousand messages).
         .set("fetch.queue.backoff.ms", "10")
@@ -568,13 +575,6 @@ impl<P: Borrow<KafkaProducer>> Sender<P> {
             producer.poll(Duration::ZERO);
         }
         Ok(())
-    }
-
-    /// Whether every message sent has been acknowledged or has failed. A producer with
-    /// messages still pending must not serve another statement: their reports would
-    /// count as that statement's.
-    pub fn is_settled(&self) -> bool {
-        self.pending() == 0
     }
 
     /// Messages sent that Kafka has neither acknowledged nor failed yet.

@@ -18,7 +18,7 @@ use crate::connection::{ClientKey, PooledProducer};
 use crate::kafka::{Outgoing, Sender};
 use crate::options::{ColumnSource, ColumnType, Format, MetaColumn, TableOptions};
 use crate::pgerror::{raise_with, OrRaise};
-use crate::plan::POSTGRES_EPOCH_UNIX_MICROS;
+use crate::plan;
 use crate::scan;
 
 /// How one data column is written.
@@ -60,6 +60,7 @@ struct ModifyState {
     /// Reset after every row: output functions allocate there. A child of the query's
     /// context, which deletes it (so it is never deleted here).
     row_context: pg_sys::MemoryContext,
+    /// The current row's encoded payload; the buffer is reused from row to row.
     payload: Vec<u8>,
 }
 
@@ -128,7 +129,7 @@ unsafe fn begin(rinfo: *mut pg_sys::ResultRelInfo) {
 
 /// Producers are shared by every table of a server and user mapping.
 unsafe fn producer_key(definition: &ForeignTableDef) -> ClientKey {
-    let user_mapping = pg_sys::GetUserMapping(pg_sys::GetUserId(), definition.server_id);
+    let user_mapping = catalog::current_user_mapping(definition.server_id);
     ClientKey { server: definition.server_id, user_mapping: (*user_mapping).umid, fetch_wait: std::time::Duration::ZERO }
 }
 
@@ -219,14 +220,11 @@ unsafe fn send_row(state: &mut ModifyState, values: &[pg_sys::Datum], nulls: &[b
             _ => String::from_datum(datum, false).map(String::into_bytes),
         }
     });
-    // timestamptz: microseconds since 2000-01-01; Kafka: milliseconds since 1970.
-    let timestamp = state
-        .timestamp
-        .and_then(value)
-        .map(|datum| (datum.value() as i64).saturating_add(POSTGRES_EPOCH_UNIX_MICROS).div_euclid(1000));
+    // Kafka timestamps are whole milliseconds: sub-millisecond digits are dropped.
+    let timestamp = state.timestamp.and_then(value).map(|datum| plan::millisecond_bounds(datum.value() as i64).0);
     let headers = state.headers.and_then(value).and_then(|d| JsonB::from_datum(d, false)).map(|JsonB(json)| headers_of(&json));
 
-    let payload = encode_payload(state, values, nulls);
+    let payload = encode_payload(&state.fields, &state.table, values, nulls, &mut state.payload);
     let message = Outgoing { partition, key: key.as_deref(), payload: payload.as_deref(), timestamp, headers };
     state.sender.send(message).or_raise();
 }
@@ -254,11 +252,17 @@ fn headers_of(json: &serde_json::Value) -> OwnedHeaders {
     headers
 }
 
-/// The payload of a row in the table's format; `None` (a tombstone) for a raw table's
-/// NULL.
-unsafe fn encode_payload(state: &mut ModifyState, values: &[pg_sys::Datum], nulls: &[bool]) -> Option<Vec<u8>> {
-    let texts: Vec<Option<&[u8]>> = state
-        .fields
+/// The payload of a row in the table's format, encoded into `buffer` (reused from row to
+/// row); a raw table's payload is its column's own bytes, and `None` (a tombstone) for
+/// its NULL.
+unsafe fn encode_payload<'a>(
+    fields: &[FieldOutput],
+    table: &TableOptions,
+    values: &[pg_sys::Datum],
+    nulls: &[bool],
+    buffer: &'a mut Vec<u8>,
+) -> Option<&'a [u8]> {
+    let texts: Vec<Option<&'a [u8]>> = fields
         .iter()
         .map(|field| {
             if nulls[field.attribute] {
@@ -272,13 +276,12 @@ unsafe fn encode_payload(state: &mut ModifyState, values: &[pg_sys::Datum], null
             Some(CStr::from_ptr(text).to_bytes())
         })
         .collect();
-    state.payload.clear();
-    match state.table.format {
-        Format::Csv => csv::encode(&texts, &state.table.csv, &mut state.payload),
-        Format::Raw => return texts[0].map(<[u8]>::to_vec),
+    buffer.clear();
+    match table.format {
+        Format::Csv => csv::encode(&texts, &table.csv, buffer),
+        Format::Raw => return texts[0],
         Format::Json => {
-            let fields: Vec<(&JsonPath, JsonField<'_>)> = state
-                .fields
+            let fields: Vec<(&JsonPath, JsonField<'_>)> = fields
                 .iter()
                 .zip(&texts)
                 .map(|(field, text)| {
@@ -287,12 +290,12 @@ unsafe fn encode_payload(state: &mut ModifyState, values: &[pg_sys::Datum], null
                     (&field.json_path, json_field(field.json_kind, text))
                 })
                 .collect();
-            state.payload = json::encode(&fields).unwrap_or_else(|error| {
+            *buffer = json::encode(&fields).unwrap_or_else(|error| {
                 raise_with(PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION, format!("could not encode a JSON message: {error}"), None, None)
             });
         }
     }
-    Some(state.payload.clone())
+    Some(buffer.as_slice())
 }
 
 fn json_field(kind: JsonKind, text: Option<&str>) -> JsonField<'_> {

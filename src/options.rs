@@ -49,7 +49,8 @@ impl OptionLevel {
 }
 
 /// Where an MPP database runs the scan (Greenplum's `mpp_execute`). Plain PostgreSQL
-/// has one coordinator, so the value is accepted and stored for portability.
+/// has one coordinator; there `all segments` allows parallel scans, and the other
+/// values are accepted for portability.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MppExecute {
     Any,
@@ -95,7 +96,8 @@ pub enum OnError {
 pub struct TableOptions {
     pub topic: String,
     pub format: Format,
-    /// Messages taken from the client per batch.
+    /// The reference page's batch size, validated and kept for compatibility; nothing
+    /// reads it, since librdkafka batches fetches itself.
     pub batch_size: usize,
     /// The most a single fetch request may wait on the broker.
     pub buffer_delay: Duration,
@@ -181,21 +183,19 @@ pub const DEFAULT_BUFFER_DELAY: Duration = Duration::from_millis(100);
 /// `superuser` is whether the role running the command is one: other roles may set only
 /// harmless librdkafka properties.
 pub fn validate(level: OptionLevel, options: &[(String, String)], superuser: bool) -> FdwResult<()> {
-    match level {
-        OptionLevel::Wrapper => check_names(level, options),
-        OptionLevel::UserMapping => parse_user_mapping(options).map(drop),
-        OptionLevel::Server => parse_server(options).map(drop),
-        OptionLevel::Table => parse_table(options).map(drop),
-        OptionLevel::Column => parse_column(options).map(drop),
+    let properties = match level {
+        OptionLevel::Wrapper => check_names(level, options).map(|()| Vec::new()),
+        OptionLevel::UserMapping => parse_user_mapping(options),
+        OptionLevel::Server => parse_server(options).map(|server| server.properties),
+        OptionLevel::Table => parse_table(options).map(|_| Vec::new()),
+        OptionLevel::Column => parse_column(options).map(|_| Vec::new()),
     }?;
     if superuser {
         return Ok(());
     }
-    let ours = level.valid_names();
-    let mut properties = options.iter().map(|(name, _)| name.as_str()).filter(|name| !ours.contains(name));
-    match properties.find(|name| properties::access(name) == Access::Superuser) {
+    match properties.iter().find(|(name, _)| properties::access(name) == Access::Superuser) {
         None => Ok(()),
-        Some(name) => Err(FdwError::new(
+        Some((name, _)) => Err(FdwError::new(
             ErrorKind::InsufficientPrivilege,
             format!("only superusers may set librdkafka property \"{name}\""),
         )
@@ -218,12 +218,7 @@ fn split_properties(level: OptionLevel, options: &[(String, String)]) -> FdwResu
     let (own, properties): (Vec<_>, Vec<_>) = options.iter().cloned().partition(|(name, _)| ours.contains(&name.as_str()));
     for (name, _) in &properties {
         if !kafka::is_known_property(name) {
-            let hint = if ours.is_empty() {
-                "Only librdkafka configuration properties are valid in this context.".to_string()
-            } else {
-                format!("Valid options in this context are: {}, or librdkafka configuration properties.", ours.join(", "))
-            };
-            return Err(FdwError::new(ErrorKind::InvalidOptionName, format!("invalid option \"{name}\"")).with_hint(hint));
+            return Err(invalid_option(name, ours, true));
         }
         if let Access::Reserved(instead) = properties::access(name) {
             return Err(FdwError::new(
@@ -345,8 +340,8 @@ fn csv_character(options: &[(String, String)], name: &str, default: u8) -> FdwRe
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ColumnOptions {
     pub role: ColumnRole,
-    /// The `json` option: a key, a dotted path or a JSON Pointer.
-    pub json: Option<String>,
+    /// The `json` option (a key, a dotted path or a JSON Pointer), parsed.
+    pub json: Option<JsonPath>,
 }
 
 /// A column's options: data, or the one meta column its Boolean options declare.
@@ -355,8 +350,7 @@ pub fn parse_column(options: &[(String, String)]) -> FdwResult<ColumnOptions> {
     let mut parsed = ColumnOptions { role: ColumnRole::Data, json: None };
     for (name, value) in options {
         if name == "json" {
-            JsonPath::parse(value).map_err(|error| invalid_value("json", value).with_detail(error))?;
-            parsed.json = Some(value.clone());
+            parsed.json = Some(JsonPath::parse(value).map_err(|error| invalid_value("json", value).with_detail(error))?);
             continue;
         }
         if !boolean(name, value)? {
@@ -457,7 +451,7 @@ pub fn table_layout(columns: &[ColumnDef], table: &TableOptions) -> FdwResult<Ta
                     ));
                 }
                 let json_path = match &column.options.json {
-                    Some(path) => JsonPath::parse(path).map_err(|e| invalid_value("json", path).with_detail(e))?,
+                    Some(path) => path.clone(),
                     None => JsonPath::Keys(vec![column.name.clone()]),
                 };
                 layout.fields.push(FieldDef { name: column.name.clone(), column_type: column.column_type, json_path });
@@ -490,10 +484,12 @@ pub fn table_layout(columns: &[ColumnDef], table: &TableOptions) -> FdwResult<Ta
     }
     // A JSON table whose one data column is json or jsonb, with no `json` option, gets
     // the whole message.
-    let whole_message = columns.iter().filter(|c| !c.dropped && c.options.role == ColumnRole::Data).count() == 1
-        && columns.iter().any(|c| !c.dropped && c.options.role == ColumnRole::Data && c.options.json.is_none());
-    if let [field] = layout.fields.as_mut_slice() {
-        if table.format == Format::Json && whole_message && matches!(field.column_type, ColumnType::Json | ColumnType::Jsonb) {
+    let data_columns: Vec<&ColumnDef> = columns.iter().filter(|c| !c.dropped && c.options.role == ColumnRole::Data).collect();
+    if let ([field], [column]) = (layout.fields.as_mut_slice(), data_columns.as_slice()) {
+        if table.format == Format::Json
+            && column.options.json.is_none()
+            && matches!(field.column_type, ColumnType::Json | ColumnType::Jsonb)
+        {
             field.json_path = JsonPath::Whole;
         }
     }
@@ -517,18 +513,22 @@ pub fn table_layout(columns: &[ColumnDef], table: &TableOptions) -> FdwResult<Ta
 
 fn check_names(level: OptionLevel, options: &[(String, String)]) -> FdwResult<()> {
     let valid = level.valid_names();
-    for (name, _) in options {
-        if !valid.contains(&name.as_str()) {
-            let hint = if valid.is_empty() {
-                "There are no valid options in this context.".to_string()
-            } else {
-                format!("Valid options in this context are: {}", valid.join(", "))
-            };
-            return Err(FdwError::new(ErrorKind::InvalidOptionName, format!("invalid option \"{name}\""))
-                .with_hint(hint));
-        }
+    match options.iter().find(|(name, _)| !valid.contains(&name.as_str())) {
+        Some((name, _)) => Err(invalid_option(name, valid, false)),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// PostgreSQL's "invalid option" error, with a hint naming what is valid here:
+/// kafka_fdw's `valid` options, and librdkafka properties where `properties_too`.
+fn invalid_option(name: &str, valid: &[&str], properties_too: bool) -> FdwError {
+    let hint = match (valid.is_empty(), properties_too) {
+        (true, false) => "There are no valid options in this context.".to_string(),
+        (false, false) => format!("Valid options in this context are: {}", valid.join(", ")),
+        (true, true) => "Only librdkafka configuration properties are valid in this context.".to_string(),
+        (false, true) => format!("Valid options in this context are: {}, or librdkafka configuration properties.", valid.join(", ")),
+    };
+    FdwError::new(ErrorKind::InvalidOptionName, format!("invalid option \"{name}\"")).with_hint(hint)
 }
 
 fn lookup<'a>(options: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -663,7 +663,7 @@ mod tests {
         assert!(role(&[("offset", "maybe")]).is_err());
         let err = role(&[("offset", "true"), ("key", "true")]).unwrap_err();
         assert_eq!(err.message, "a column cannot have both options \"offset\" and \"key\"");
-        assert_eq!(parse_column(&opts(&[("json", "a.b")])).unwrap().json.as_deref(), Some("a.b"));
+        assert_eq!(parse_column(&opts(&[("json", "a.b")])).unwrap().json, Some(JsonPath::Keys(vec!["a".into(), "b".into()])));
         assert!(parse_column(&opts(&[("json", "a..b")])).is_err());
         assert!(parse_column(&opts(&[("json", "k"), ("key", "true")])).is_err());
         assert_eq!(role(&[("jsn", "true")]).unwrap_err().kind, ErrorKind::InvalidOptionName);
@@ -779,7 +779,7 @@ mod tests {
     fn layout_rules_of_formats() {
         let json = table_with(&[("format", "json")]);
         let mut keyed = col("a", ColumnType::Integer, ColumnRole::Data);
-        keyed.options.json = Some("x.y".into());
+        keyed.options.json = Some(JsonPath::parse("x.y").unwrap());
         let fields = table_layout(&[keyed.clone(), col("b", ColumnType::Text, ColumnRole::Data)], &json).unwrap().fields;
         assert_eq!(fields[0].json_path, JsonPath::Keys(vec!["x".into(), "y".into()]));
         assert_eq!(fields[1].json_path, JsonPath::Keys(vec!["b".into()]));

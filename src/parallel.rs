@@ -6,10 +6,6 @@
 //! increment and reads it with its own Kafka client, until none is left. Claiming
 //! instead of a fixed assignment keeps every unit read exactly once even when fewer
 //! workers start than were planned, and balances uneven partitions.
-//!
-//! MPP databases (Greenplum, Cloudberry) run one scan per segment with no shared memory;
-//! there, [`segment_units`] is the ownership rule: the coordinator plans, and segment `s`
-//! of `n` reads units `s, s + n, s + 2n, …` of the same unit list.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -23,7 +19,6 @@ pub const QUEUE_CAPACITY: usize = 8192;
 pub struct WorkQueue {
     next: AtomicUsize,
     len: usize,
-    capacity: usize,
     units: [ReadRange; 0],
 }
 
@@ -41,7 +36,7 @@ impl WorkQueue {
     pub unsafe fn init<'a>(memory: *mut u8, capacity: usize, units: &[ReadRange]) -> &'a WorkQueue {
         assert!(units.len() <= capacity, "more units than the queue holds");
         let queue = memory as *mut WorkQueue;
-        queue.write(WorkQueue { next: AtomicUsize::new(0), len: units.len(), capacity, units: [] });
+        queue.write(WorkQueue { next: AtomicUsize::new(0), len: units.len(), units: [] });
         let slots = std::ptr::addr_of_mut!((*queue).units) as *mut ReadRange;
         std::ptr::copy_nonoverlapping(units.as_ptr(), slots, units.len());
         &*queue
@@ -53,10 +48,6 @@ impl WorkQueue {
     /// `memory` must hold a queue made by [`WorkQueue::init`].
     pub unsafe fn attach<'a>(memory: *mut u8) -> &'a WorkQueue {
         &*(memory as *const WorkQueue)
-    }
-
-    pub fn capacity(&self) -> usize {
-        self.capacity
     }
 
     pub fn units(&self) -> &[ReadRange] {
@@ -113,11 +104,6 @@ pub fn plan_units(ranges: &[ReadRange], participants: usize, min_unit_size: i64,
     } else {
         merged
     }
-}
-
-/// The units segment `segment` of `segments` reads in an MPP database.
-pub fn segment_units(units: &[ReadRange], segment: usize, segments: usize) -> Vec<ReadRange> {
-    units.iter().skip(segment).step_by(segments.max(1)).copied().collect()
 }
 
 #[cfg(test)]
@@ -178,12 +164,5 @@ mod tests {
         for wanted in &ranges {
             assert!(planned.iter().any(|u| u.partition == wanted.partition && u.start <= wanted.start && wanted.end <= u.end));
         }
-    }
-
-    #[test]
-    fn segments_share_units_round_robin() {
-        let units: Vec<ReadRange> = (0..5).map(|i| range(i, 0, 1)).collect();
-        assert_eq!(segment_units(&units, 0, 2), vec![units[0], units[2], units[4]]);
-        assert_eq!(segment_units(&units, 1, 2), vec![units[1], units[3]]);
     }
 }

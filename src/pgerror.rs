@@ -13,7 +13,6 @@ fn sqlstate(kind: ErrorKind) -> PgSqlErrorCode {
         ErrorKind::InvalidDataType => PgSqlErrorCode::ERRCODE_FDW_INVALID_DATA_TYPE,
         ErrorKind::UnableToEstablishConnection => PgSqlErrorCode::ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION,
         ErrorKind::Kafka => PgSqlErrorCode::ERRCODE_FDW_ERROR,
-        ErrorKind::BadMessage => PgSqlErrorCode::ERRCODE_BAD_COPY_FILE_FORMAT,
         ErrorKind::InsufficientPrivilege => PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
     }
 }

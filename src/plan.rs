@@ -89,11 +89,50 @@ pub enum Timestamps<'a> {
     },
 }
 
-/// Kafka millisecond bounds of a timestamptz value: (floor, ceiling).
-fn millisecond_bounds(postgres_micros: i64) -> (i64, i64) {
+/// Kafka's Unix millisecond bounds of a timestamptz (microseconds since 2000-01-01):
+/// (floor, ceiling).
+pub fn millisecond_bounds(postgres_micros: i64) -> (i64, i64) {
     let unix = postgres_micros.saturating_add(POSTGRES_EPOCH_UNIX_MICROS);
     let floor = unix.div_euclid(1000);
     (floor, if unix.rem_euclid(1000) == 0 { floor } else { floor + 1 })
+}
+
+/// What decides `timestamp <cmp> value` in Kafka's whole-millisecond timestamps: the
+/// Unix milliseconds whose first offsets ("at or after") bound the matching messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Threshold {
+    /// The messages from the first one at or after this millisecond on.
+    From(i64),
+    /// The messages before the first one at or after this millisecond.
+    Before(i64),
+    /// The messages of one millisecond: from the first at or after the first value,
+    /// before the first at or after the second.
+    Within(i64, i64),
+    /// A value between two milliseconds equals no Kafka timestamp.
+    Nothing,
+}
+
+impl Threshold {
+    /// `value` is a timestamptz.
+    fn of(cmp: Cmp, value: i64) -> Threshold {
+        let (floor, ceiling) = millisecond_bounds(value);
+        match cmp {
+            Cmp::Ge => Threshold::From(ceiling),
+            Cmp::Gt => Threshold::From(floor.saturating_add(1)),
+            Cmp::Lt => Threshold::Before(ceiling),
+            Cmp::Le => Threshold::Before(floor.saturating_add(1)),
+            Cmp::Eq if floor == ceiling => Threshold::Within(floor, floor.saturating_add(1)),
+            Cmp::Eq => Threshold::Nothing,
+        }
+    }
+
+    fn milliseconds(self) -> Vec<i64> {
+        match self {
+            Threshold::From(ms) | Threshold::Before(ms) => vec![ms],
+            Threshold::Within(from, before) => vec![from, before],
+            Threshold::Nothing => Vec::new(),
+        }
+    }
 }
 
 /// The Unix millisecond thresholds whose first offsets the condition's timestamp
@@ -102,12 +141,10 @@ pub fn timestamp_thresholds(condition: &Condition<Value>) -> Vec<i64> {
     fn collect(condition: &Condition<Value>, out: &mut Vec<i64>) {
         match condition {
             Condition::Compare(Column::Timestamp, cmp, Value::Scalar(Some(value))) => {
-                let (floor, ceiling) = millisecond_bounds(*value);
-                match cmp {
-                    Cmp::Ge | Cmp::Lt => out.push(ceiling),
-                    Cmp::Gt | Cmp::Le => out.push(floor.saturating_add(1)),
-                    Cmp::Eq => out.extend([floor, floor.saturating_add(1)]),
-                }
+                out.extend(Threshold::of(*cmp, *value).milliseconds())
+            }
+            Condition::AnyOf(Column::Timestamp, values) => {
+                out.extend(values.candidates().into_iter().flat_map(|value| Threshold::of(Cmp::Eq, value).milliseconds()))
             }
             Condition::All(parts) | Condition::Any(parts) => parts.iter().for_each(|p| collect(p, out)),
             _ => {}
@@ -141,6 +178,16 @@ pub enum Value {
     Scalar(Option<i64>),
     /// An array for `= ANY`; NULL elements match nothing and are left out.
     List(Vec<i64>),
+}
+
+impl Value {
+    /// The values `= ANY` compares with: a list's, or a scalar's (none for NULL).
+    fn candidates(&self) -> Vec<i64> {
+        match self {
+            Value::List(list) => list.clone(),
+            Value::Scalar(value) => value.iter().copied().collect(),
+        }
+    }
 }
 
 impl<V> Condition<V> {
@@ -281,10 +328,7 @@ fn offsets_of(condition: &Condition<Value>, partition: i32, timestamps: Timestam
             restrict(*column, SpanSet(vec![cmp.range(*value)]), partition)
         }
         Condition::AnyOf(column, value) => {
-            let values: Vec<i64> = match value {
-                Value::List(list) => list.clone(),
-                Value::Scalar(v) => v.iter().copied().collect(),
-            };
+            let values = value.candidates();
             if *column == Column::Timestamp {
                 let each = values.iter().map(|&v| timestamp_offsets(Cmp::Eq, v, partition, timestamps));
                 return each.fold(SpanSet::empty(), |acc, spans| acc.union(&spans));
@@ -321,15 +365,11 @@ fn timestamp_offsets(cmp: Cmp, value: i64, partition: i32, timestamps: Timestamp
     let from = |ms: i64| SpanSet(vec![Span { start: first(ms), end: i64::MAX }]);
     // Every message before the first one at or after `ms`: exact only when ordered.
     let before = |ms: i64| if ordered { SpanSet(vec![Span { start: i64::MIN, end: first(ms) }]) } else { SpanSet::everything() };
-    let (floor, ceiling) = millisecond_bounds(value);
-    let spans = match cmp {
-        Cmp::Ge => from(ceiling),
-        Cmp::Gt => from(floor.saturating_add(1)),
-        Cmp::Lt => before(ceiling),
-        Cmp::Le => before(floor.saturating_add(1)),
-        // Kafka timestamps are whole milliseconds: a value between two equals none.
-        Cmp::Eq if floor != ceiling => SpanSet::empty(),
-        Cmp::Eq => from(floor).intersection(&before(floor.saturating_add(1))),
+    let spans = match Threshold::of(cmp, value) {
+        Threshold::From(ms) => from(ms),
+        Threshold::Before(ms) => before(ms),
+        Threshold::Within(start, end) => from(start).intersection(&before(end)),
+        Threshold::Nothing => SpanSet::empty(),
     };
     SpanSet::from_spans(spans.0)
 }

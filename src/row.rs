@@ -183,8 +183,10 @@ impl RowBuilder {
                 problems.push(error);
             }
             Ok(decoded) => {
-                for mismatch in decoded.mismatches(all_fields) {
-                    let counts = *strict || (*collects_junk && matches!(mismatch, crate::codec::Mismatch::Extra(_)));
+                // Without strict or junk columns no mismatch counts: don't look for them.
+                let mismatches = if *strict || *collects_junk { decoded.mismatches(all_fields) } else { Vec::new() };
+                for mismatch in mismatches {
+                    let counts = *strict || matches!(mismatch, crate::codec::Mismatch::Extra(_));
                     if !counts {
                         continue;
                     }

@@ -57,15 +57,12 @@ pub(crate) fn server_client_settings(server_id: pg_sys::Oid, server: &ServerOpti
     }
 }
 
-/// A pooled consumer for the current user's mapping of the table's server. Like
-/// postgres_fdw, a scan needs a user mapping (credentials will live there).
-unsafe fn pooled_consumer(definition: &ForeignTableDef, settings: &ClientSettings) -> PooledConsumer {
-    let user_mapping = pg_sys::GetUserMapping(pg_sys::GetUserId(), definition.server_id);
-    let key = ClientKey {
-        server: definition.server_id,
-        user_mapping: (*user_mapping).umid,
-        fetch_wait: settings.fetch_wait.min(kafka::MAX_FETCH_WAIT),
-    };
+/// A pooled consumer of `server_id` for the current user's mapping, which, as in
+/// postgres_fdw, must exist.
+pub(crate) fn pooled_consumer(server_id: pg_sys::Oid, settings: &ClientSettings) -> PooledConsumer {
+    // SAFETY: a catalog lookup inside a transaction.
+    let user_mapping = unsafe { (*catalog::current_user_mapping(server_id)).umid };
+    let key = ClientKey { server: server_id, user_mapping, fetch_wait: settings.consumer_fetch_wait() };
     PooledConsumer::get(key, settings).or_raise()
 }
 
@@ -76,9 +73,7 @@ pub unsafe extern "C-unwind" fn get_foreign_rel_size(
     foreigntableid: pg_sys::Oid,
 ) {
     let definition = catalog::foreign_table_by_id(foreigntableid);
-    let mut extractor = Extractor::new(root, (*baserel).relid, MetaColumns::new(&definition.layout.columns));
-    let template = extractor.restrictions((*baserel).baserestrictinfo);
-    let condition = template.bind_known(&mut |slot| pushdown::estimated_value(root, extractor.values[slot]));
+    let (mut extractor, condition) = planning_condition(root, baserel, MetaColumns::new(&definition.layout.columns));
 
     // Estimates come from the watermarks, so joins with Kafka tables plan sensibly.
     let all_marks = estimate_watermarks(&definition);
@@ -104,6 +99,19 @@ pub unsafe extern "C-unwind" fn get_foreign_rel_size(
     (*baserel).rows = pg_sys::clamp_row_est(to_read as f64 * selectivity);
 }
 
+/// The conditions of `baserel`'s restrictions on meta columns, with the values known
+/// at planning time (estimates for parameters); the extractor knows which clauses it used.
+unsafe fn planning_condition(
+    root: *mut pg_sys::PlannerInfo,
+    baserel: *mut pg_sys::RelOptInfo,
+    columns: MetaColumns,
+) -> (Extractor, Condition<Value>) {
+    let mut extractor = Extractor::new(root, (*baserel).relid, columns);
+    let template = extractor.restrictions((*baserel).baserestrictinfo);
+    let condition = template.bind_known(&mut |slot| pushdown::estimated_value(root, extractor.values[slot]));
+    (extractor, condition)
+}
+
 /// How long planning reuses a topic's watermarks for estimates. Execution always takes
 /// fresh ones; estimates need only the topic's rough size.
 const ESTIMATE_MAX_AGE: Duration = Duration::from_secs(10);
@@ -124,7 +132,7 @@ unsafe fn estimate_watermarks(definition: &ForeignTableDef) -> Vec<Watermarks> {
         return marks;
     }
     let settings = client_settings(definition);
-    let consumer = pooled_consumer(definition, &settings);
+    let consumer = pooled_consumer(definition.server_id, &settings);
     let topic = definition.table.topic.as_str();
     let partitions = kafka::topic_partitions(consumer.client(), &settings, topic).or_raise();
     let marks = kafka::watermarks(consumer.client(), &settings, topic, &partitions).or_raise();
@@ -195,9 +203,7 @@ unsafe fn add_offset_ordered_path(root: *mut pg_sys::PlannerInfo, baserel: *mut 
         return;
     }
     let descending = (*pathkey).pk_strategy == pg_sys::BTGreaterStrategyNumber as c_int;
-    let mut extractor = Extractor::new(root, (*baserel).relid, columns);
-    let template = extractor.restrictions((*baserel).baserestrictinfo);
-    let condition = template.bind_known(&mut |slot| pushdown::estimated_value(root, extractor.values[slot]));
+    let (_, condition) = planning_condition(root, baserel, columns);
     let partitions: Vec<i32> = estimate_watermarks(definition).iter().map(|w| w.partition).collect();
     if plan::selected_partitions(&condition, &partitions).len() > 1 {
         return;
@@ -458,7 +464,7 @@ pub unsafe extern "C-unwind" fn begin_foreign_scan(node: *mut pg_sys::ForeignSca
     let settings = client_settings(&definition);
     // Plain EXPLAIN may still plan the ranges (see explain_foreign_scan), so it gets a
     // client too; nothing is fetched until rows are asked for.
-    let consumer = pooled_consumer(&definition, &settings);
+    let consumer = pooled_consumer(definition.server_id, &settings);
     let state = ScanState {
         reader: Some(RangeReader::new(consumer, settings, &topic, &[]).or_raise()),
         row: RowBuilder::new(tupdesc, &definition.layout, &definition.table, &needed),

@@ -7,7 +7,7 @@ use std::ffi::{CStr, CString};
 use pgrx::{pg_guard, pg_sys, PgList};
 
 use crate::catalog;
-use crate::connection::{ClientKey, PooledConsumer};
+use crate::connection::PooledConsumer;
 use crate::error::{ErrorKind, FdwError};
 use crate::infer::{self, InferredType};
 use crate::kafka::{self, RangeReader, ReadRange};
@@ -65,9 +65,7 @@ pub unsafe extern "C-unwind" fn import_foreign_schema(
     };
 
     let settings = scan::server_client_settings(server_oid, &server_options, kafka::MAX_FETCH_WAIT);
-    let user_mapping = (*pg_sys::GetUserMapping(pg_sys::GetUserId(), server_oid)).umid;
-    let key = ClientKey { server: server_oid, user_mapping, fetch_wait: kafka::MAX_FETCH_WAIT };
-    let consumer = PooledConsumer::get(key, &settings).or_raise();
+    let consumer = scan::pooled_consumer(server_oid, &settings);
     let topics = kafka::all_topics(consumer.client(), &settings).or_raise();
     let mut reader = RangeReader::new(consumer, settings, "", &[]).or_raise();
 

@@ -3,7 +3,7 @@
 //! It is also the baseline of the benchmarks: its consume and produce loops are the raw
 //! librdkafka speed that the FDW is measured against, so they do no parsing at all.
 //!
-//! Subcommands: `produce`, `count`, `dump`, `watermarks`, `mock` (host a librdkafka mock
+//! Subcommands: `produce`, `count`, `dump`, `watermarks`, `offsets-for-time`, `mock` (host a librdkafka mock
 //! cluster in this process) and `mock-ctl` (send it commands: create topics, take brokers
 //! down and up, inject request errors and latency).
 
