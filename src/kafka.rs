@@ -690,6 +690,9 @@ impl<C: Borrow<KafkaConsumer>> RangeReader<C> {
         }
         // Replacing the assignment also discards messages prefetched for the old one.
         self.consumer().assign(&assignment).map_err(|e| self.client_error("assign partitions", e))?;
+        // Only errors of this pass explain its failure.
+        self.last_client_error = None;
+        self.consumer().context().take();
         Ok(())
     }
 
