@@ -49,7 +49,8 @@ fn offsets_for_time(
     let settings = scan::client_settings(&definition);
     let consumer = scan::pooled_consumer(definition.server_id, &settings);
     let topic = &definition.table.topic;
-    let (unix_ms, _) = plan::millisecond_bounds(at.into_inner());
+    // Kafka timestamps are whole milliseconds: the first one at or after `at`.
+    let (_, unix_ms) = plan::millisecond_bounds(at.into_inner());
     let partitions = kafka::topic_partitions(consumer.client(), &settings, topic).or_raise();
     let offsets = kafka::offsets_for_time(consumer.client(), &settings, topic, &partitions, unix_ms).or_raise();
     TableIterator::new(offsets)

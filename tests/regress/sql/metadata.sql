@@ -14,6 +14,8 @@ WHERE topic IN ('contrib_regress_csv', 'regress_values', 'regress_empty', 'regre
 -- went to partition i mod 2; two more messages are at 22:15:00 in partition 0.
 SELECT * FROM kafka_fdw.offsets_for_time('meta_topic', '2023-11-14 22:13:24+00') ORDER BY partition;
 SELECT * FROM kafka_fdw.offsets_for_time('meta_topic', '2023-11-14 22:13:24.5+00') ORDER BY partition;
+-- Kafka timestamps are whole milliseconds: the message at 22:13:24 is before 22:13:24.0004.
+SELECT * FROM kafka_fdw.offsets_for_time('meta_topic', '2023-11-14 22:13:24.0004+00') ORDER BY partition;
 SELECT * FROM kafka_fdw.offsets_for_time('meta_topic', '2000-01-01 00:00:00+00') ORDER BY partition;
 SELECT * FROM kafka_fdw.watermarks('pg_class');
 SELECT * FROM kafka_fdw.topics('no_such_server');
