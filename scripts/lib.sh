@@ -8,7 +8,8 @@ REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PG_CONFIG=/usr/bin/pg_config
 PG_BIN=/usr/lib/postgresql/15/bin
 PG_REGRESS=/usr/lib/postgresql/15/lib/pgxs/src/test/regress/pg_regress
-KAFKA_TOOL="$REPO_ROOT/target/release/kafka-tool"
+# Where cargo builds (CARGO_TARGET_DIR, if set, as cargo itself honours it).
+KAFKA_TOOL="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release/kafka-tool"
 APT_PACKAGES=(postgresql-15 postgresql-server-dev-15 libclang-dev clang sudo libssl-dev pkg-config python3 stunnel4 openssl)
 export PATH="$HOME/.cargo/bin:$PATH"
 

@@ -1,32 +1,72 @@
 -- Exactly-once import of a Kafka foreign table into an ordinary table, its progress and
 -- status, and the jobs the scheduler runs. Included by src/lib.rs.
 
--- The next offset to import, per source, target and partition. Written in the same
--- transaction as the rows it accounts for, so a crash or an error leaves neither
--- duplicates nor gaps.
+-- The next offset to import, per source, target and partition, and the topic (and the
+-- brokers' cluster id) it belongs to. Written in the same transaction as the rows it
+-- accounts for, so a crash or an error leaves neither duplicates nor gaps. Only the
+-- extension writes it (src/import.rs), for roles that may run the import of that pair;
+-- no normal role has any privilege on it.
 CREATE TABLE kafka_fdw.import_progress (
     source regclass NOT NULL,
     target regclass NOT NULL,
     partition int NOT NULL,
     next_offset bigint NOT NULL,
+    topic text NOT NULL,
+    cluster text,
     imported_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (source, target, partition)
 );
+REVOKE ALL ON kafka_fdw.import_progress FROM PUBLIC;
+
+-- One import of a source and target at a time: a second one waits for the first and
+-- then starts from the offsets it stored.
+CREATE FUNCTION kafka_fdw.lock_import(source regclass, target regclass) RETURNS void LANGUAGE sql AS $$
+    SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('kafka_fdw.import ' || source::oid || ' ' || target::oid));
+$$;
+
+-- The columns an import reads from `source` and writes to `target`: `columns`, or the
+-- target's columns the source also has.
+CREATE FUNCTION kafka_fdw.import_column_list(source regclass, target regclass, columns text[]) RETURNS text[]
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    names text[];
+BEGIN
+    IF columns IS NULL THEN
+        SELECT array_agg(t.attname::text ORDER BY t.attnum) INTO names
+        FROM pg_catalog.pg_attribute t
+        WHERE t.attrelid = target AND t.attnum > 0 AND NOT t.attisdropped
+          AND EXISTS (SELECT FROM pg_catalog.pg_attribute s
+                      WHERE s.attrelid = source AND s.attname = t.attname AND s.attnum > 0 AND NOT s.attisdropped);
+    ELSE
+        names := columns;
+    END IF;
+    IF coalesce(cardinality(names), 0) = 0 THEN
+        RAISE EXCEPTION 'no columns to import from "%" into "%"', source, target
+            USING HINT = 'Give the columns, or give the target columns named as the source''s.';
+    END IF;
+    RETURN names;
+END
+$$;
 SELECT pg_catalog.pg_extension_config_dump('kafka_fdw.import_progress', '');
 
 -- Imports the messages of `source` not imported into `target` yet, up to the high
 -- watermarks taken when it starts (and at most `max_messages`), and returns the number
 -- of rows inserted. `columns` (default: the target's columns the source also has) name
--- the source columns read and the target columns written.
+-- the source columns read and the target columns written. Stored offsets that no longer
+-- fit the topic (re-created or truncated) raise an ERROR, or with on_reset => 'earliest'
+-- start the topic over with a WARNING. Runs as its caller.
 CREATE FUNCTION kafka_fdw.import(
     source regclass,
     target regclass,
     columns text[] DEFAULT NULL,
-    max_messages bigint DEFAULT NULL
+    max_messages bigint DEFAULT NULL,
+    on_reset text DEFAULT 'error'
 ) RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
     meta record;
-    marks record;
+    planned record;
+    topic text;
+    cluster text;
     column_list text;
     start_offset bigint;
     end_offset bigint;
@@ -48,45 +88,27 @@ DECLARE
     -- report progress after each.
     batch_size constant bigint := 100000;
 BEGIN
-    -- One import per source and target at a time: a second one waits for the first and
-    -- then starts from the offsets it stored.
-    PERFORM pg_catalog.pg_advisory_xact_lock(hashtext('kafka_fdw.import ' || source::oid || ' ' || target::oid));
+    PERFORM kafka_fdw.lock_import(source, target);
     SELECT * INTO meta FROM kafka_fdw.meta_columns(source);
     IF meta.partition_column IS NULL OR meta.offset_column IS NULL THEN
         RAISE EXCEPTION 'kafka_fdw.import needs the partition and offset columns of "%"', source
             USING HINT = 'Add columns with the options partition ''true'' and offset ''true'' to the foreign table.';
     END IF;
-    IF columns IS NULL THEN
-        SELECT string_agg(quote_ident(t.attname), ', ' ORDER BY t.attnum) INTO column_list
-        FROM pg_catalog.pg_attribute t
-        WHERE t.attrelid = target AND t.attnum > 0 AND NOT t.attisdropped
-          AND EXISTS (SELECT FROM pg_catalog.pg_attribute s
-                      WHERE s.attrelid = source AND s.attname = t.attname AND s.attnum > 0 AND NOT s.attisdropped);
-    ELSE
-        SELECT string_agg(quote_ident(c), ', ' ORDER BY n) INTO column_list FROM unnest(columns) WITH ORDINALITY AS u(c, n);
-    END IF;
-    IF column_list IS NULL THEN
-        RAISE EXCEPTION 'no columns to import from "%" into "%"', source, target
-            USING HINT = 'Give the columns, or give the target columns named as the source''s.';
-    END IF;
+    SELECT string_agg(quote_ident(c), ', ' ORDER BY n) INTO column_list
+    FROM unnest(kafka_fdw.import_column_list(source, target, columns)) WITH ORDINALITY AS u(c, n);
 
-    FOR marks IN SELECT * FROM kafka_fdw.watermarks(source) ORDER BY partition LOOP
-        SELECT next_offset INTO start_offset FROM kafka_fdw.import_progress p
-        WHERE p.source = import.source AND p.target = import.target AND p.partition = marks.partition;
-        IF NOT FOUND THEN
-            -- A partition seen for the first time: from its oldest message.
-            start_offset := marks.low;
-        ELSIF start_offset < marks.low THEN
-            RAISE WARNING 'messages % to % of partition % of "%" were deleted by retention before they were imported',
-                start_offset, marks.low - 1, marks.partition, source;
-            start_offset := marks.low;
-        END IF;
-        end_offset := marks.high;
+    -- From the stored offsets (checked against the topic: see src/progress.rs) to the
+    -- high watermarks taken now.
+    FOR planned IN SELECT * FROM kafka_fdw.import_plan(source, target, on_reset) ORDER BY partition LOOP
+        topic := planned.topic;
+        cluster := planned.cluster;
+        start_offset := planned.start_offset;
+        end_offset := planned.end_offset;
         IF budget IS NOT NULL THEN
             end_offset := least(end_offset, start_offset + greatest(budget, 0));
             budget := budget - (end_offset - start_offset);
         END IF;
-        plan_partitions := plan_partitions || marks.partition;
+        plan_partitions := plan_partitions || planned.partition;
         plan_starts := plan_starts || start_offset;
         plan_ends := plan_ends || end_offset;
         wanted := wanted + (end_offset - start_offset);
@@ -120,34 +142,42 @@ BEGIN
         total := total + inserted;
     END IF;
 
-    INSERT INTO kafka_fdw.import_progress AS p (source, target, partition, next_offset, imported_at)
-    SELECT import.source, import.target, planned.partition, planned.next_offset, now()
-    FROM unnest(plan_partitions, plan_ends) AS planned(partition, next_offset)
-    ON CONFLICT ON CONSTRAINT import_progress_pkey DO UPDATE
-        SET next_offset = excluded.next_offset,
-            imported_at = CASE WHEN excluded.next_offset <> p.next_offset THEN excluded.imported_at ELSE p.imported_at END;
+    IF topic IS NOT NULL THEN
+        PERFORM kafka_fdw.save_import_progress(source, target, topic, cluster, plan_partitions, plan_ends);
+    END IF;
     RETURN total;
 END
 $$;
 
 -- Per source, target and partition: the stored offset, the watermarks now, the lag
--- (messages not imported yet) and when the partition last moved.
-CREATE VIEW kafka_fdw.import_status AS
+-- (messages not imported yet) and when the partition last moved. Each role sees the
+-- pairs whose source it may read and whose target it may read or write.
+CREATE VIEW kafka_fdw.import_status WITH (security_barrier) AS
 SELECT pairs.source, pairs.target, w.partition, p.next_offset, w.low, w.high,
        w.high - greatest(coalesce(p.next_offset, w.low), w.low) AS lag, p.imported_at
-FROM (SELECT DISTINCT source, target FROM kafka_fdw.import_progress) pairs
+FROM (SELECT DISTINCT source, target FROM kafka_fdw.import_progress
+      WHERE pg_catalog.has_table_privilege(source, 'SELECT')
+        AND pg_catalog.has_table_privilege(target, 'SELECT, INSERT')) pairs
 CROSS JOIN LATERAL kafka_fdw.watermarks(pairs.source) w
 LEFT JOIN kafka_fdw.import_progress p
        ON p.source = pairs.source AND p.target = pairs.target AND p.partition = w.partition;
+GRANT SELECT ON kafka_fdw.import_status TO PUBLIC;
 
 -- Continuous imports, run by the extension's scheduler (a background worker; needs
--- shared_preload_libraries = 'kafka_fdw' and kafka_fdw.scheduler_database).
+-- shared_preload_libraries = 'kafka_fdw' and kafka_fdw.scheduler_database). A job
+-- belongs to the role that started it and runs as that role. Written only through
+-- kafka_fdw.start_import and stop_import; no normal role has any privilege on it.
 CREATE TABLE kafka_fdw.import_jobs (
     job_id serial PRIMARY KEY,
+    owner oid NOT NULL,
     source regclass NOT NULL,
     target regclass NOT NULL,
+    -- The names when the job was started, to name them once they are dropped.
+    source_name text NOT NULL,
+    target_name text NOT NULL,
     columns text[],
-    run_every interval NOT NULL DEFAULT '1 second',
+    run_every interval NOT NULL DEFAULT '1 second' CHECK (run_every > interval '0'),
+    on_reset text NOT NULL DEFAULT 'error',
     next_run timestamptz NOT NULL DEFAULT now(),
     last_run timestamptz,
     last_rows bigint,
@@ -155,34 +185,15 @@ CREATE TABLE kafka_fdw.import_jobs (
     failures int NOT NULL DEFAULT 0,
     UNIQUE (source, target)
 );
+REVOKE ALL ON kafka_fdw.import_jobs FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('kafka_fdw.import_jobs', '');
 SELECT pg_catalog.pg_extension_config_dump('kafka_fdw.import_jobs_job_id_seq', '');
 
-CREATE FUNCTION kafka_fdw.start_import(
-    source regclass,
-    target regclass,
-    columns text[] DEFAULT NULL,
-    run_every interval DEFAULT '1 second'
-) RETURNS int LANGUAGE sql AS $$
-    INSERT INTO kafka_fdw.import_jobs (source, target, columns, run_every)
-    VALUES (source, target, columns, run_every)
-    ON CONFLICT (source, target) DO UPDATE
-        SET columns = excluded.columns, run_every = excluded.run_every, next_run = now(),
-            failures = 0, last_error = NULL
-    RETURNING job_id;
-$$;
-
-CREATE FUNCTION kafka_fdw.stop_import(source regclass, target regclass) RETURNS boolean LANGUAGE sql AS $$
-    WITH stopped AS (
-        DELETE FROM kafka_fdw.import_jobs j WHERE j.source = stop_import.source AND j.target = stop_import.target
-        RETURNING 1
-    )
-    SELECT count(*) > 0 FROM stopped;
-$$;
-
 -- One run of one job, in the caller's transaction: the import and the job's bookkeeping
--- commit together. A failure rolls the import back (the EXCEPTION block is a
--- subtransaction), is recorded, and backs off: the wait doubles up to a minute.
+-- commit together. The import runs as the job's owner (kafka_fdw.import_as). A failure
+-- rolls the import back (the EXCEPTION block is a subtransaction, whose abort also
+-- restores the scheduler's own identity), is recorded, and backs off: the wait doubles
+-- up to a minute. Only the scheduler (a superuser) runs it.
 CREATE FUNCTION kafka_fdw.run_import_job(job int) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     j kafka_fdw.import_jobs;
@@ -193,7 +204,19 @@ BEGIN
         RETURN;
     END IF;
     BEGIN
-        rows := kafka_fdw.import(j.source, j.target, j.columns);
+        IF NOT EXISTS (SELECT FROM pg_catalog.pg_authid WHERE oid = j.owner) THEN
+            RAISE EXCEPTION 'the owner of import job % (role with OID %) was dropped', job, j.owner
+                USING HINT = format('Start the import again as another role, or stop it: SELECT kafka_fdw.stop_import(%s);', job);
+        END IF;
+        IF NOT EXISTS (SELECT FROM pg_catalog.pg_class WHERE oid = j.source) THEN
+            RAISE EXCEPTION 'the source "%" of import job % was dropped', j.source_name, job
+                USING HINT = format('Stop the job: SELECT kafka_fdw.stop_import(%s);', job);
+        END IF;
+        IF NOT EXISTS (SELECT FROM pg_catalog.pg_class WHERE oid = j.target) THEN
+            RAISE EXCEPTION 'the target "%" of import job % was dropped', j.target_name, job
+                USING HINT = format('Stop the job: SELECT kafka_fdw.stop_import(%s);', job);
+        END IF;
+        rows := kafka_fdw.import_as(j.owner, j.source, j.target, j.columns, j.on_reset);
         UPDATE kafka_fdw.import_jobs
         SET last_run = now(), last_rows = rows, last_error = NULL, failures = 0,
             next_run = greatest(j.next_run + j.run_every, now())
@@ -203,16 +226,22 @@ BEGIN
         SET last_run = now(), last_error = SQLERRM, failures = j.failures + 1,
             next_run = now() + least(j.run_every * power(2, least(j.failures, 16)), interval '1 minute')
         WHERE job_id = job;
-        RAISE WARNING 'kafka_fdw import job % ("%" into "%") failed: %', job, j.source, j.target, SQLERRM;
+        RAISE WARNING 'kafka_fdw import job % ("%" into "%", as role "%") failed: %',
+            job, j.source_name, j.target_name, coalesce(pg_catalog.pg_get_userbyid(j.owner)::text, j.owner::text), SQLERRM;
     END;
 END
 $$;
+REVOKE ALL ON FUNCTION kafka_fdw.run_import_job(int) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kafka_fdw.import_as(oid, oid, oid, text[], text) FROM PUBLIC;
 
-CREATE VIEW kafka_fdw.import_jobs_status AS
-SELECT j.job_id, j.source, j.target, j.run_every,
+-- The jobs the current role may act on: its own, its roles' (and all, for superusers).
+CREATE VIEW kafka_fdw.import_jobs_status WITH (security_barrier) AS
+SELECT j.job_id, pg_catalog.pg_get_userbyid(j.owner) AS owner, j.source, j.target, j.run_every,
        CASE WHEN j.last_error IS NOT NULL THEN 'failing'
             WHEN j.last_run IS NULL THEN 'waiting'
             ELSE 'running' END AS state,
        j.last_run, j.last_rows, j.last_error, j.failures, j.next_run,
        (SELECT sum(s.lag) FROM kafka_fdw.import_status s WHERE s.source = j.source AND s.target = j.target) AS lag
-FROM kafka_fdw.import_jobs j;
+FROM kafka_fdw.import_jobs j
+WHERE pg_catalog.pg_has_role(j.owner, 'USAGE');
+GRANT SELECT ON kafka_fdw.import_jobs_status TO PUBLIC;

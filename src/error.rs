@@ -24,6 +24,8 @@ pub enum ErrorKind {
     Kafka,
     /// 42501: a superuser-only option set by another role.
     InsufficientPrivilege,
+    /// 55000: stored state that no longer fits (import offsets past a topic's end).
+    ObjectNotInPrerequisiteState,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,10 +9,11 @@ use crate::kafka;
 use crate::options::{self, ColumnSource, MetaColumn};
 use crate::pgerror::{raise, OrRaise};
 use crate::plan;
+use crate::privileges::{self, Columns};
 use crate::scan;
 
 /// The definition of a Kafka foreign table, or an ERROR saying it is not one.
-fn kafka_table(source: &PgRelation) -> ForeignTableDef {
+pub(crate) fn kafka_table(source: &PgRelation) -> ForeignTableDef {
     // SAFETY: the relation is open (PgRelation holds a lock on it).
     unsafe {
         if !catalog::is_kafka_table(source.oid()) {
@@ -25,12 +26,19 @@ fn kafka_table(source: &PgRelation) -> ForeignTableDef {
     }
 }
 
+/// The definition of a Kafka foreign table the current user may SELECT from (as
+/// `count(*)` would need: the table, or any of its columns).
+fn readable_kafka_table(source: &PgRelation) -> ForeignTableDef {
+    privileges::require_relation_privilege(source.oid(), pg_sys::ACL_SELECT as pg_sys::AclMode, Columns::Any);
+    kafka_table(source)
+}
+
 /// Low and high watermarks of every partition of a foreign table's topic.
 #[pg_extern(schema = "kafka_fdw")]
 fn watermarks(
     source: PgRelation,
 ) -> TableIterator<'static, (name!(partition, i32), name!(low, i64), name!(high, i64))> {
-    let definition = kafka_table(&source);
+    let definition = readable_kafka_table(&source);
     let settings = scan::client_settings(&definition);
     let consumer = scan::pooled_consumer(definition.server_id, &settings);
     let topic = &definition.table.topic;
@@ -45,7 +53,7 @@ fn offsets_for_time(
     source: PgRelation,
     at: TimestampWithTimeZone,
 ) -> TableIterator<'static, (name!(partition, i32), name!(offset, Option<i64>))> {
-    let definition = kafka_table(&source);
+    let definition = readable_kafka_table(&source);
     let settings = scan::client_settings(&definition);
     let consumer = scan::pooled_consumer(definition.server_id, &settings);
     let topic = &definition.table.topic;
@@ -73,6 +81,7 @@ fn topics(
             options::parse_server(&catalog::def_elems((*server).options)).or_raise(),
         )
     };
+    privileges::require_server_usage(server_id, server);
     let settings = scan::server_client_settings(server_id, &server_options, kafka::MAX_FETCH_WAIT);
     let consumer = scan::pooled_consumer(server_id, &settings);
     let listed = kafka::all_topics(consumer.client(), &settings).or_raise();
@@ -95,7 +104,11 @@ fn topics(
 fn meta_columns(
     source: PgRelation,
 ) -> TableIterator<'static, (name!(partition_column, Option<String>), name!(offset_column, Option<String>))> {
-    let definition = kafka_table(&source);
+    TableIterator::once(meta_column_names(&kafka_table(&source), &source))
+}
+
+/// The names of the partition and offset columns of a Kafka foreign table.
+pub(crate) fn meta_column_names(definition: &ForeignTableDef, source: &PgRelation) -> (Option<String>, Option<String>) {
     let tupdesc = source.tuple_desc();
     let column = |wanted: MetaColumn| {
         definition
@@ -105,5 +118,5 @@ fn meta_columns(
             .position(|c| matches!(c, ColumnSource::Meta(meta, _) if *meta == wanted))
             .and_then(|i| tupdesc.get(i).map(|attr| attr.name().to_string()))
     };
-    TableIterator::once((column(MetaColumn::Partition), column(MetaColumn::Offset)))
+    (column(MetaColumn::Partition), column(MetaColumn::Offset))
 }

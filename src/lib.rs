@@ -1,9 +1,9 @@
 //! kafka_fdw: Apache Kafka topics as PostgreSQL foreign tables.
 //!
 //! Pure modules (no PostgreSQL): `error`, `options`, `plan`, `parallel`, `properties`, `codec`, `infer`,
-//! `kafka`.
-//! Glue (pgrx): `pgerror`, `catalog`, `connection`, `pushdown`, `validator`, `handler`, `scan`, `row`, `modify`,
-//! `functions`, `scheduler`, `schema`.
+//! `progress`, `kafka`.
+//! Glue (pgrx): `pgerror`, `privileges`, `catalog`, `connection`, `pushdown`, `validator`, `handler`, `scan`,
+//! `row`, `modify`, `functions`, `import`, `scheduler`, `schema`.
 
 pub mod codec;
 pub mod error;
@@ -12,14 +12,17 @@ pub mod kafka;
 pub mod options;
 pub mod parallel;
 pub mod plan;
+pub mod progress;
 pub mod properties;
 
 mod catalog;
 mod connection;
 mod functions;
 mod handler;
+mod import;
 mod modify;
 mod pgerror;
+mod privileges;
 mod pushdown;
 mod row;
 mod scan;
@@ -42,7 +45,18 @@ pgrx::extension_sql_file!(
 pgrx::extension_sql_file!(
     "../sql/import.sql",
     name = "import",
-    requires = ["wrapper", functions::watermarks, functions::meta_columns],
+    requires = [
+        "wrapper",
+        functions::watermarks,
+        functions::meta_columns,
+        import::import_plan,
+        import::save_import_progress,
+        import::reset_import,
+        import::start_import,
+        import::stop_import,
+        import::stop_import_job,
+        import::import_as,
+    ],
 );
 
 /// Registers the import scheduler when the library is preloaded.

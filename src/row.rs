@@ -5,6 +5,15 @@
 //! uses are decoded (`count(*)` parses nothing), except where bad messages are skipped
 //! or collected in junk columns: then every data column is checked, so whether a message
 //! is bad never depends on the query.
+//!
+//! Catching an input function's ERROR and going on (instead of letting the transaction
+//! abort) is only sound if the function holds nothing an abort would release: locks,
+//! buffer pins, cache references, files. The built-in input functions of
+//! [`SELF_CONTAINED_INPUT`] types only allocate memory and raise (PostgreSQL 16 made
+//! exactly these report soft errors), so their ERRORs are caught directly. Any other
+//! type (a domain, whose CHECK may run SQL; an enum; an array; a user type) converts
+//! inside an internal subtransaction when bad messages don't raise, as PL/pgSQL's
+//! EXCEPTION blocks do, and the subtransaction's abort cleans up after a failure.
 
 use std::ffi::c_char;
 
@@ -38,7 +47,33 @@ struct FieldInput {
     function: Box<pg_sys::FmgrInfo>,
     io_param: pg_sys::Oid,
     typmod: i32,
+    /// Whether a failure may be caught without a subtransaction (see the module doc).
+    self_contained: bool,
 }
+
+/// Types whose built-in input functions acquire nothing but memory.
+const SELF_CONTAINED_INPUT: [pg_sys::Oid; 20] = [
+    pg_sys::BOOLOID,
+    pg_sys::INT2OID,
+    pg_sys::INT4OID,
+    pg_sys::INT8OID,
+    pg_sys::FLOAT4OID,
+    pg_sys::FLOAT8OID,
+    pg_sys::NUMERICOID,
+    pg_sys::TEXTOID,
+    pg_sys::VARCHAROID,
+    pg_sys::BPCHAROID,
+    pg_sys::BYTEAOID,
+    pg_sys::DATEOID,
+    pg_sys::TIMEOID,
+    pg_sys::TIMETZOID,
+    pg_sys::TIMESTAMPOID,
+    pg_sys::TIMESTAMPTZOID,
+    pg_sys::INTERVALOID,
+    pg_sys::UUIDOID,
+    pg_sys::JSONOID,
+    pg_sys::JSONBOID,
+];
 
 /// What became of a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,6 +144,7 @@ impl RowBuilder {
                         function,
                         io_param,
                         typmod: attr.atttypmod,
+                        self_contained: SELF_CONTAINED_INPUT.contains(&attr.atttypid),
                     })
                 }
                 _ if !needed => Fill::Null,
@@ -117,11 +153,26 @@ impl RowBuilder {
             })
             .collect::<Vec<_>>();
         let decodes_payload = fills.iter().any(|fill| matches!(fill, Fill::Field(_)));
+        let on_error = if collects_junk { OnError::Null } else { table.on_error };
+        if on_error != OnError::Error && pg_sys::IsInParallelMode() {
+            // PostgreSQL 15 allows no subtransaction in a parallel query.
+            if let Some(Fill::Field(input)) = fills.iter().find(|f| matches!(f, Fill::Field(i) if !i.self_contained)) {
+                raise_with(
+                    PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                    format!("cannot collect or skip bad messages of topic \"{}\" in a parallel query", table.topic),
+                    Some(format!(
+                        "Column \"{}\" has a type whose input errors are caught in a subtransaction, which parallel queries cannot start.",
+                        input.field.name
+                    )),
+                    Some("SET max_parallel_workers_per_gather = 0 for this query.".into()),
+                );
+            }
+        }
         RowBuilder {
             fills,
             decoder: PayloadDecoder::new(table.format, &table.csv),
             decodes_payload,
-            on_error: if collects_junk { OnError::Null } else { table.on_error },
+            on_error,
             strict: table.strict,
             collects_junk,
             all_fields: layout.fields.clone(),
@@ -335,18 +386,55 @@ unsafe fn convert(
     cstring.extend_from_slice(text);
     cstring.push(0);
     let function = &*input.function as *const pg_sys::FmgrInfo as *mut pg_sys::FmgrInfo;
-    let cstring = &*cstring;
-    let converted = PgTryBuilder::new(|| unsafe {
-        Ok(pg_sys::InputFunctionCall(function, cstring.as_ptr() as *mut c_char, input.io_param, input.typmod))
-    })
-    .catch_others(|caught| match &caught {
-        CaughtError::PostgresError(report) | CaughtError::ErrorReport(report) => {
-            Err((report.sql_error_code(), report.message().to_string()))
-        }
-        CaughtError::RustPanic { .. } => caught.rethrow(),
-    })
-    .execute();
+    let cstring = cstring.as_ptr() as *mut c_char;
+    // SAFETY: `function` was set up by fmgr_info for this column's type, and `cstring` is
+    // NUL-terminated; both outlive the call.
+    let call = || unsafe { pg_sys::InputFunctionCall(function, cstring, input.io_param, input.typmod) };
+    // Under on_error 'error' a caught ERROR is raised again at once, and the abort that
+    // follows releases whatever the function held.
+    let converted = if on_error == OnError::Error || input.self_contained {
+        catch_error(call)
+    } else {
+        in_subtransaction(call)
+    };
     converted.or_else(|(code, cause)| fail(code, cause))
+}
+
+/// An ERROR raised by `run`, as SQLSTATE and message; other panics go on unwinding.
+fn catch_error<T>(run: impl FnOnce() -> T) -> Result<T, (PgSqlErrorCode, String)> {
+    // Unwind safety: after a caught ERROR nothing `run` touched is used again.
+    PgTryBuilder::new(std::panic::AssertUnwindSafe(|| Ok(run())))
+        .catch_others(|caught| match &caught {
+            CaughtError::PostgresError(report) | CaughtError::ErrorReport(report) => {
+                Err((report.sql_error_code(), report.message().to_string()))
+            }
+            CaughtError::RustPanic { .. } => caught.rethrow(),
+        })
+        .execute()
+}
+
+/// Runs `run` in an internal subtransaction, which is rolled back if it raises, as
+/// PL/pgSQL's EXCEPTION blocks and PL/Python's subtransactions do. `run` allocates in the
+/// caller's memory context either way.
+fn in_subtransaction<T>(run: impl FnOnce() -> T) -> Result<T, (PgSqlErrorCode, String)> {
+    // SAFETY: the sequence of PostgreSQL's PLy_spi_subtransaction_begin/commit/abort. The
+    // subtransaction begins and ends here; the caller's memory context and resource owner
+    // are restored on both paths (pgrx has copied and flushed the error before the abort).
+    unsafe {
+        let memory_context = pg_sys::CurrentMemoryContext;
+        let resource_owner = pg_sys::CurrentResourceOwner;
+        pg_sys::BeginInternalSubTransaction(std::ptr::null());
+        pg_sys::MemoryContextSwitchTo(memory_context);
+        let result = catch_error(run);
+        if result.is_ok() {
+            pg_sys::ReleaseCurrentSubTransaction();
+        } else {
+            pg_sys::RollbackAndReleaseCurrentSubTransaction();
+        }
+        pg_sys::MemoryContextSwitchTo(memory_context);
+        pg_sys::CurrentResourceOwner = resource_owner;
+        result
+    }
 }
 
 /// PostgreSQL's style: a DETAIL is a sentence.

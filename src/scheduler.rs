@@ -5,7 +5,11 @@
 //!
 //! It starts with the server when `shared_preload_libraries` has `kafka_fdw`, and works in
 //! the database `kafka_fdw.scheduler_database` (default `postgres`), waiting until the
-//! extension exists there.
+//! extension exists there. The worker itself is a superuser; each job's import runs as
+//! the job's owner (`kafka_fdw.run_import_job` → `kafka_fdw.import_as`).
+//!
+//! Terminated (`pg_terminate_backend`) or crashed, it is started again by the postmaster
+//! after [`RESTART_AFTER`]; a run cut short commits nothing, so its job is simply due.
 
 use std::ffi::CString;
 use std::time::Duration;
@@ -18,6 +22,10 @@ static SCHEDULER_DATABASE: GucSetting<Option<CString>> = GucSetting::<Option<CSt
 
 /// How often the scheduler looks for due jobs.
 const TICK: Duration = Duration::from_millis(100);
+
+/// How soon the postmaster starts the scheduler again after it ended for any reason but
+/// a server shutdown (`bgw_restart_time`).
+const RESTART_AFTER: Duration = Duration::from_secs(1);
 
 /// Registers the scheduler's setting and worker; called from `_PG_init` when the library
 /// is preloaded (a worker can only be registered then).
@@ -34,7 +42,7 @@ pub fn register() {
         .set_library("kafka_fdw")
         .set_function("kafka_fdw_scheduler_main")
         .enable_spi_access()
-        .set_restart_time(Some(Duration::from_secs(5)))
+        .set_restart_time(Some(RESTART_AFTER))
         .load();
 }
 
@@ -76,4 +84,9 @@ pub extern "C-unwind" fn kafka_fdw_scheduler_main(_argument: pg_sys::Datum) {
             });
         }
     }
+    log!("kafka_fdw import scheduler stopping: terminated");
+    // A background worker that exits with 0 is never started again; with 1 the postmaster
+    // restarts it after RESTART_AFTER, unless the server is shutting down.
+    // SAFETY: proc_exit ends the process through PostgreSQL's exit callbacks.
+    unsafe { pg_sys::proc_exit(1) };
 }

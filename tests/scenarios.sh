@@ -83,7 +83,7 @@ converge() { # converge EXPECTED: wait until the target holds EXPECTED distinct 
     psql -X -d kafka_fdw_scheduler -c "SELECT * FROM kafka_fdw.import_jobs_status" >&2
     scenario_fail "the scheduled import did not reach $1 messages (has $imported rows, $distinct distinct)"
 }
-# The scheduler worker retries its database every 5 s until it exists.
+# The scheduler worker retries its database every second until it exists.
 converge 1000
 "$KAFKA_TOOL" produce --brokers "$TANSU_BROKERS" --topic sched_source --round-robin --file "$SERVICE_DIR/sched2.csv" >/dev/null
 converge 2000
@@ -94,6 +94,22 @@ pg_start
 wait_for_server kafka_fdw_scheduler
 converge 3000
 psql -X -A -t -d kafka_fdw_scheduler -c "SELECT state, last_error IS NULL FROM kafka_fdw.import_jobs_status"
+
+log "Scenario: the scheduler is terminated, comes back, and its job runs again"
+scheduler_pid() {
+    psql -X -A -t -d kafka_fdw_scheduler -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'kafka_fdw import scheduler'"
+}
+old_pid=$(scheduler_pid)
+[[ -n "$old_pid" ]] || scenario_fail "no scheduler running"
+rows 3001 4000 >"$SERVICE_DIR/sched4.csv"
+psql -X -q -A -t -d kafka_fdw_scheduler -c "SELECT pg_terminate_backend($old_pid)" >/dev/null
+terminated=$SECONDS
+"$KAFKA_TOOL" produce --brokers "$TANSU_BROKERS" --topic sched_source --round-robin --file "$SERVICE_DIR/sched4.csv" >/dev/null
+converge 4000
+new_pid=$(scheduler_pid)
+echo "scheduler $old_pid terminated; running again as $new_pid, job caught up $((SECONDS - terminated)) s after the termination"
+[[ -n "$new_pid" && "$new_pid" != "$old_pid" ]] || scenario_fail "the scheduler did not come back (pid '$new_pid')"
+grep -q "kafka_fdw import scheduler started" "$SERVICE_DIR/postgres.log" || scenario_fail "the scheduler's start is not logged"
 
 log "Scenario: cancel and statement_timeout end a wait on a dead broker within 1 s"
 createdb kafka_fdw_robust

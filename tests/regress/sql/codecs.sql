@@ -71,6 +71,37 @@ CREATE FOREIGN TABLE junk_csv_skip (
 SELECT * FROM junk_csv_skip ORDER BY offs;
 -- Skipping judges every column, whatever the query reads.
 SELECT count(*) FROM junk_csv_skip;
+-- A type whose input runs SQL (a domain whose CHECK calls PL/pgSQL, which reads a
+-- table through SPI and raises): its errors are caught inside a subtransaction, which
+-- releases what the failed call held; the scan goes on and the session stays sound.
+CREATE TABLE codec_limits (max_value int);
+INSERT INTO codec_limits VALUES (500);
+CREATE FUNCTION codec_within_limit(v int) RETURNS bool LANGUAGE plpgsql AS $$
+BEGIN
+    IF v > (SELECT max_value FROM codec_limits) THEN
+        RAISE EXCEPTION 'value % is over the limit', v;
+    END IF;
+    RETURN true;
+END
+$$;
+CREATE DOMAIN limited_int AS int CHECK (codec_within_limit(VALUE));
+CREATE FOREIGN TABLE junk_domain_skip (
+    offs bigint OPTIONS (offset 'true'),
+    some_int limited_int,
+    some_text text
+) SERVER codec_server OPTIONS (topic 'regress_junk', on_error 'skip');
+SELECT * FROM junk_domain_skip ORDER BY offs;
+CREATE FOREIGN TABLE junk_domain_collect (
+    offs bigint OPTIONS (offset 'true'),
+    some_int limited_int,
+    junk_err text OPTIONS (junk_error 'true')
+) SERVER codec_server OPTIONS (topic 'regress_junk');
+SELECT offs, some_int, junk_err FROM junk_domain_collect ORDER BY offs;
+-- Without bad-message handling the domain's error is the query's, as for COPY.
+CREATE FOREIGN TABLE junk_domain (offs bigint OPTIONS (offset 'true'), some_int limited_int)
+SERVER codec_server OPTIONS (topic 'regress_junk');
+SELECT * FROM junk_domain WHERE offs = 7;
+SELECT count(*) AS relation_locks_left FROM pg_locks WHERE pid = pg_backend_pid() AND relation = 'codec_limits'::regclass;
 CREATE FOREIGN TABLE bad (j text OPTIONS (junk 'true')) SERVER codec_server OPTIONS (topic 't', on_error 'skip');
 CREATE FOREIGN TABLE bad (x text) SERVER codec_server OPTIONS (topic 't', ignore_junk 'true', on_error 'skip');
 

@@ -1,0 +1,344 @@
+//! SQL functions behind the exactly-once import (sql/import.sql) and its jobs.
+//!
+//! `kafka_fdw.import` (PL/pgSQL) runs as its caller: PostgreSQL checks the caller's
+//! SELECT on the source and INSERT on the target as for any query. Its bookkeeping, the
+//! tables `kafka_fdw.import_progress` and `kafka_fdw.import_jobs`, no normal role may
+//! write: the functions here check that the caller could run the import, then write
+//! those tables as the extension. Scheduled runs switch to the job's owner
+//! ([`import_as`]), so a job never has more rights than the role that started it.
+
+use pgrx::datum::Interval;
+use pgrx::prelude::*;
+use pgrx::spi::quote_qualified_identifier;
+use pgrx::PgRelation;
+use rdkafka::consumer::Consumer;
+
+use crate::functions::{kafka_table, meta_column_names};
+use crate::kafka;
+use crate::pgerror::{raise_with, OrRaise};
+use crate::privileges::{self, Columns};
+use crate::progress::{self, CurrentTopic, OnReset, StoredOffset};
+use crate::scan;
+
+fn qualified_name(relation: &PgRelation) -> String {
+    quote_qualified_identifier(relation.namespace(), relation.name())
+}
+
+/// Raises PostgreSQL's permission error unless the current user may read the source's
+/// partition and offset columns and insert into the target: the least an import of this
+/// pair needs. Reading or changing the pair's progress needs as much.
+fn require_import_privileges(source: &PgRelation, target: &PgRelation) {
+    let definition = kafka_table(source);
+    let (partition, offset) = meta_column_names(&definition, source);
+    let meta: Vec<i16> = [partition, offset].into_iter().flatten().map(|name| privileges::attnum(source.oid(), &name)).collect();
+    privileges::require_relation_privilege(source.oid(), pg_sys::ACL_SELECT as pg_sys::AclMode, Columns::Each(&meta));
+    privileges::require_relation_privilege(target.oid(), pg_sys::ACL_INSERT as pg_sys::AclMode, Columns::Any);
+}
+
+/// The stored offsets of a source and target.
+fn stored_offsets(source: pg_sys::Oid, target: pg_sys::Oid) -> Vec<StoredOffset> {
+    privileges::as_extension(|| {
+        Spi::connect(|client| {
+            let rows = client.select(
+                "SELECT partition, next_offset, topic, cluster FROM kafka_fdw.import_progress WHERE source = $1 AND target = $2",
+                None,
+                &[source.into(), target.into()],
+            )?;
+            rows.map(|row| {
+                Ok(StoredOffset {
+                    partition: row.get::<i32>(1)?.unwrap_or_default(),
+                    next_offset: row.get::<i64>(2)?.unwrap_or_default(),
+                    topic: row.get::<String>(3)?.unwrap_or_default(),
+                    cluster: row.get::<String>(4)?,
+                })
+            })
+            .collect::<Result<Vec<_>, pgrx::spi::Error>>()
+        })
+        .unwrap_or_else(|error| error!("could not read kafka_fdw.import_progress: {error}"))
+    })
+}
+
+/// Replaces the stored offsets of a source and target with `offsets` (partition, next
+/// offset) of `topic`.
+fn store_offsets(source: pg_sys::Oid, target: pg_sys::Oid, topic: &str, cluster: Option<&str>, offsets: &[(i32, i64)]) {
+    let partitions: Vec<i32> = offsets.iter().map(|o| o.0).collect();
+    let next_offsets: Vec<i64> = offsets.iter().map(|o| o.1).collect();
+    privileges::as_extension(|| {
+        Spi::connect_mut(|client| {
+            // Offsets of partitions (or a topic) the import no longer reads go.
+            client.update(
+                "DELETE FROM kafka_fdw.import_progress WHERE source = $1 AND target = $2 AND (topic <> $3 OR partition <> ALL ($4))",
+                None,
+                &[source.into(), target.into(), topic.into(), partitions.clone().into()],
+            )?;
+            client.update(
+                "INSERT INTO kafka_fdw.import_progress AS p (source, target, partition, next_offset, topic, cluster, imported_at)
+                 SELECT $1, $2, stored.partition, stored.next_offset, $3, $4, now()
+                 FROM unnest($5::int[], $6::bigint[]) AS stored(partition, next_offset)
+                 ON CONFLICT ON CONSTRAINT import_progress_pkey DO UPDATE
+                     SET next_offset = excluded.next_offset, topic = excluded.topic, cluster = excluded.cluster,
+                         imported_at = CASE WHEN excluded.next_offset <> p.next_offset THEN excluded.imported_at ELSE p.imported_at END",
+                None,
+                &[source.into(), target.into(), topic.into(), cluster.into(), partitions.into(), next_offsets.into()],
+            )?;
+            Ok::<_, pgrx::spi::Error>(())
+        })
+        .unwrap_or_else(|error| error!("could not write kafka_fdw.import_progress: {error}"))
+    })
+}
+
+/// The cluster id the brokers reported, which librdkafka keeps from its last metadata
+/// answer (tansu and the mock cluster report one; very old brokers do not).
+fn cluster_id(consumer: &kafka::KafkaConsumer) -> Option<String> {
+    consumer.client().fetch_cluster_id(std::time::Duration::from_millis(1000))
+}
+
+/// Where the next import of `source` into `target` starts and ends, per partition: from
+/// the stored offsets (checked against the topic now, see `progress::resume_points`) to
+/// the high watermarks. Raises on a detected reset unless `on_reset` is 'earliest'.
+#[pg_extern(schema = "kafka_fdw")]
+fn import_plan(
+    source: PgRelation,
+    target: PgRelation,
+    on_reset: default!(&str, "'error'"),
+) -> TableIterator<
+    'static,
+    (
+        name!(partition, i32),
+        name!(start_offset, i64),
+        name!(end_offset, i64),
+        name!(topic, String),
+        name!(cluster, Option<String>),
+    ),
+> {
+    let on_reset = OnReset::parse(on_reset).or_raise();
+    require_import_privileges(&source, &target);
+    let definition = kafka_table(&source);
+    let settings = scan::client_settings(&definition);
+    let consumer = scan::pooled_consumer(definition.server_id, &settings);
+    let topic = definition.table.topic.clone();
+    let partitions = kafka::topic_partitions(consumer.client(), &settings, &topic).or_raise();
+    let marks = kafka::watermarks(consumer.client(), &settings, &topic, &partitions).or_raise();
+    let cluster = cluster_id(consumer.client());
+    let stored = stored_offsets(source.oid(), target.oid());
+    let (source_name, target_name) = (qualified_name(&source), qualified_name(&target));
+    let current = CurrentTopic { source: &source_name, target: &target_name, topic: &topic, cluster: cluster.as_deref() };
+    let start = progress::resume_points(&stored, current, &marks, on_reset).or_raise();
+    for notice in &start.notices {
+        notice!("{notice}");
+    }
+    for warning in &start.warnings {
+        warning!("{warning}");
+    }
+    TableIterator::new(start.ranges.into_iter().map(move |r| (r.partition, r.start, r.end, topic.clone(), cluster.clone())))
+}
+
+/// Stores where the next import of `source` into `target` starts, in the caller's
+/// transaction (kafka_fdw.import calls it after inserting the rows).
+#[pg_extern(schema = "kafka_fdw")]
+fn save_import_progress(
+    source: PgRelation,
+    target: PgRelation,
+    topic: &str,
+    cluster: Option<&str>,
+    partitions: Vec<i32>,
+    next_offsets: Vec<i64>,
+) {
+    require_import_privileges(&source, &target);
+    if partitions.len() != next_offsets.len() {
+        error!("kafka_fdw.save_import_progress needs as many partitions as offsets");
+    }
+    let offsets: Vec<(i32, i64)> = partitions.into_iter().zip(next_offsets).collect();
+    store_offsets(source.oid(), target.oid(), topic, cluster, &offsets);
+}
+
+/// Takes the import lock of a source and target, as kafka_fdw.import does.
+fn lock_pair(source: &PgRelation, target: &PgRelation) {
+    Spi::run_with_args("SELECT kafka_fdw.lock_import($1, $2)", &[source.oid().into(), target.oid().into()])
+        .unwrap_or_else(|error| error!("{error}"));
+}
+
+/// Where the next import of `source` into `target` starts: 'earliest' forgets the stored
+/// offsets (the next import reads the topic from its oldest message), 'latest' stores
+/// the high watermarks (it skips what the topic holds now). Returns the number of
+/// partitions the next import will start from the new position.
+#[pg_extern(schema = "kafka_fdw")]
+fn reset_import(source: PgRelation, target: PgRelation, position: &str) -> i64 {
+    require_import_privileges(&source, &target);
+    lock_pair(&source, &target);
+    let definition = kafka_table(&source);
+    let settings = scan::client_settings(&definition);
+    let consumer = scan::pooled_consumer(definition.server_id, &settings);
+    let topic = &definition.table.topic;
+    let partitions = kafka::topic_partitions(consumer.client(), &settings, topic).or_raise();
+    let offsets: Vec<(i32, i64)> = match position {
+        "earliest" => Vec::new(),
+        "latest" => kafka::watermarks(consumer.client(), &settings, topic, &partitions)
+            .or_raise()
+            .iter()
+            .map(|w| (w.partition, w.high))
+            .collect(),
+        _ => raise_with(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("invalid position for kafka_fdw.reset_import: \"{position}\""),
+            None,
+            Some("Valid positions are \"earliest\" and \"latest\".".into()),
+        ),
+    };
+    store_offsets(source.oid(), target.oid(), topic, cluster_id(consumer.client()).as_deref(), &offsets);
+    partitions.len() as i64
+}
+
+/// The columns an import of `source` into `target` reads and writes.
+fn import_columns(source: &PgRelation, target: &PgRelation, columns: Option<Vec<String>>) -> Vec<String> {
+    Spi::get_one_with_args::<Vec<String>>(
+        "SELECT kafka_fdw.import_column_list($1, $2, $3)",
+        &[source.oid().into(), target.oid().into(), columns.into()],
+    )
+    .unwrap_or_else(|error| error!("{error}"))
+    .unwrap_or_default()
+}
+
+/// Starts (or changes) the scheduled import of `source` into `target`. The job belongs
+/// to the calling role and runs as it; the privileges the import needs are checked now
+/// and at every run.
+#[pg_extern(schema = "kafka_fdw")]
+fn start_import(
+    source: PgRelation,
+    target: PgRelation,
+    columns: default!(Option<Vec<String>>, "NULL"),
+    run_every: default!(Interval, "'1 second'"),
+    on_reset: default!(&str, "'error'"),
+) -> i32 {
+    OnReset::parse(on_reset).or_raise();
+    let definition = kafka_table(&source);
+    let names = import_columns(&source, &target, columns.clone());
+    let (partition, offset) = meta_column_names(&definition, &source);
+    let read: Vec<i16> =
+        names.iter().cloned().chain(partition).chain(offset).map(|name| privileges::attnum(source.oid(), &name)).collect();
+    let written: Vec<i16> = names.iter().map(|name| privileges::attnum(target.oid(), name)).collect();
+    privileges::require_relation_privilege(source.oid(), pg_sys::ACL_SELECT as pg_sys::AclMode, Columns::Each(&read));
+    privileges::require_relation_privilege(target.oid(), pg_sys::ACL_INSERT as pg_sys::AclMode, Columns::Each(&written));
+
+    let caller = privileges::current_user();
+    let (source_name, target_name) = (qualified_name(&source), qualified_name(&target));
+    if let Some((job, owner)) = job_of_pair(source.oid(), target.oid()) {
+        require_job_owner(job, owner, caller, "change");
+    }
+    // SAFETY: reads the relation's cached catalog row, valid while it is open.
+    let target_owner = unsafe { (*target.rd_rel).relowner };
+    if privileges::is_superuser(caller) && target_owner != caller {
+        warning!(
+            "import job into \"{target_name}\" will run as superuser \"{}\", and so will the triggers that role \"{}\" may put on the table",
+            privileges::role_name(caller),
+            privileges::role_name(target_owner)
+        );
+    }
+    privileges::as_extension(|| {
+        Spi::get_one_with_args::<i32>(
+            "INSERT INTO kafka_fdw.import_jobs AS j (owner, source, target, source_name, target_name, columns, run_every, on_reset)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT (source, target) DO UPDATE
+                 SET owner = excluded.owner, source_name = excluded.source_name, target_name = excluded.target_name,
+                     columns = excluded.columns, run_every = excluded.run_every, on_reset = excluded.on_reset,
+                     next_run = now(), failures = 0, last_error = NULL
+             RETURNING job_id",
+            &[
+                caller.into(),
+                source.oid().into(),
+                target.oid().into(),
+                source_name.as_str().into(),
+                target_name.as_str().into(),
+                columns.into(),
+                run_every.into(),
+                on_reset.into(),
+            ],
+        )
+        .unwrap_or_else(|error| error!("{error}"))
+        .unwrap_or_default()
+    })
+}
+
+/// The job of a source and target and its owner, if there is one.
+fn job_of_pair(source: pg_sys::Oid, target: pg_sys::Oid) -> Option<(i32, pg_sys::Oid)> {
+    job_where("source = $1 AND target = $2", &[source.into(), target.into()])
+}
+
+fn job_where(condition: &str, args: &[pgrx::datum::DatumWithOid<'_>]) -> Option<(i32, pg_sys::Oid)> {
+    privileges::as_extension(|| {
+        Spi::connect(|client| {
+            let rows = client.select(&format!("SELECT job_id, owner FROM kafka_fdw.import_jobs WHERE {condition}"), Some(1), args)?;
+            let mut found = None;
+            for row in rows {
+                found = row.get::<i32>(1)?.zip(row.get::<pg_sys::Oid>(2)?);
+            }
+            Ok::<_, pgrx::spi::Error>(found)
+        })
+        .unwrap_or_else(|error| error!("could not read kafka_fdw.import_jobs: {error}"))
+    })
+}
+
+/// Raises unless `caller` may act as the owner of `job`: be it, be a member of it, or be
+/// a superuser, as for ALTER and DROP of PostgreSQL's own objects.
+fn require_job_owner(job: i32, owner: pg_sys::Oid, caller: pg_sys::Oid, action: &str) {
+    if !privileges::has_privileges_of(caller, owner) {
+        raise_with(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("permission denied to {action} import job {job}"),
+            Some(format!("The job belongs to role \"{}\".", privileges::role_name(owner))),
+            Some("Only its owner, members of its owner and superusers may change or stop a job.".into()),
+        );
+    }
+}
+
+fn stop_job(found: Option<(i32, pg_sys::Oid)>) -> bool {
+    let Some((job, owner)) = found else { return false };
+    require_job_owner(job, owner, privileges::current_user(), "stop");
+    privileges::as_extension(|| {
+        Spi::run_with_args("DELETE FROM kafka_fdw.import_jobs WHERE job_id = $1", &[job.into()])
+            .unwrap_or_else(|error| error!("{error}"))
+    });
+    true
+}
+
+/// Stops the scheduled import of `source` into `target`; false if there is none.
+#[pg_extern(schema = "kafka_fdw")]
+fn stop_import(source: PgRelation, target: PgRelation) -> bool {
+    stop_job(job_of_pair(source.oid(), target.oid()))
+}
+
+/// Stops import job `job`, also when its source or target was dropped; false if there
+/// is none.
+#[pg_extern(schema = "kafka_fdw", name = "stop_import")]
+fn stop_import_job(job: i32) -> bool {
+    stop_job(job_where("job_id = $1", &[job.into()]))
+}
+
+/// One scheduled run: `kafka_fdw.import` as the job's owner. Only the scheduler (a
+/// superuser) calls it; kafka_fdw.run_import_job checks first that the owner, source and
+/// target still exist.
+#[pg_extern(schema = "kafka_fdw")]
+fn import_as(
+    owner: pg_sys::Oid,
+    source: pg_sys::Oid,
+    target: pg_sys::Oid,
+    columns: Option<Vec<String>>,
+    on_reset: &str,
+) -> i64 {
+    if !privileges::is_superuser(privileges::current_user()) {
+        raise_with(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            "permission denied for function kafka_fdw.import_as".into(),
+            None,
+            Some("Only the import scheduler runs jobs; use kafka_fdw.import to import now.".into()),
+        );
+    }
+    privileges::as_job_owner(owner, || {
+        Spi::get_one_with_args::<i64>(
+            "SELECT kafka_fdw.import($1, $2, $3, on_reset => $4)",
+            &[source.into(), target.into(), columns.into(), on_reset.into()],
+        )
+        .unwrap_or_else(|error| error!("{error}"))
+        .unwrap_or_default()
+    })
+}

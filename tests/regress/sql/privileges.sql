@@ -1,0 +1,189 @@
+-- Privileges: every function checks what the equivalent query would need; import jobs
+-- belong to the role that started them and run as it. kafka_fdw.run_import_job is what
+-- the scheduler's background worker runs for a due job (tests/scenarios.sh runs the
+-- worker itself).
+-- Then stored offsets: a topic switched or re-created never has messages skipped.
+\getenv brokers KAFKA_BROKERS
+CREATE SERVER priv_server FOREIGN DATA WRAPPER kafka_fdw OPTIONS (brokers :'brokers');
+CREATE USER MAPPING FOR PUBLIC SERVER priv_server;
+CREATE FOREIGN TABLE priv_source (
+    part int OPTIONS (partition 'true'),
+    offs bigint OPTIONS (offset 'true'),
+    some_int int,
+    some_text text
+) SERVER priv_server OPTIONS (topic 'regress_privileges');
+
+CREATE ROLE kafka_importer;
+CREATE ROLE kafka_victim;
+CREATE ROLE kafka_outsider;
+GRANT USAGE ON SCHEMA kafka_fdw TO kafka_importer, kafka_victim, kafka_outsider;
+
+-- A table owned by a normal role, with a trigger that makes that role a superuser when
+-- it fires as one (the escalation a job running as the scheduler's superuser allowed),
+-- and records who it fired as.
+SET ROLE kafka_victim;
+CREATE TABLE victim_table (part int, offs bigint, some_int int, some_text text);
+CREATE TABLE seen_as (who name, superuser bool);
+GRANT INSERT ON seen_as TO PUBLIC;
+CREATE FUNCTION escalate() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO seen_as SELECT current_user, rolsuper FROM pg_roles WHERE rolname = current_user;
+    IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+        ALTER ROLE kafka_victim SUPERUSER;
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER escalate BEFORE INSERT ON victim_table FOR EACH ROW EXECUTE FUNCTION escalate();
+GRANT INSERT ON victim_table TO kafka_importer;
+RESET ROLE;
+GRANT SELECT ON priv_source TO kafka_importer;
+
+\set VERBOSITY terse
+-- Refused: no SELECT on the source, no INSERT on the target, INSERT on some columns only.
+SET ROLE kafka_outsider;
+SELECT kafka_fdw.start_import('priv_source', 'victim_table');
+RESET ROLE;
+GRANT SELECT ON priv_source TO kafka_outsider;
+SET ROLE kafka_outsider;
+SELECT kafka_fdw.start_import('priv_source', 'victim_table');
+RESET ROLE;
+GRANT INSERT (some_int) ON victim_table TO kafka_outsider;
+SET ROLE kafka_outsider;
+SELECT kafka_fdw.start_import('priv_source', 'victim_table');
+SELECT kafka_fdw.import('priv_source', 'victim_table');
+-- The columns it may write are enough for a job that writes only those.
+SELECT kafka_fdw.start_import('priv_source', 'victim_table', ARRAY['some_int']) IS NOT NULL AS started;
+SELECT owner, source, target, state FROM kafka_fdw.import_jobs_status;
+SELECT kafka_fdw.stop_import('priv_source', 'victim_table');
+RESET ROLE;
+REVOKE INSERT (some_int) ON victim_table FROM kafka_outsider;
+REVOKE SELECT ON priv_source FROM kafka_outsider;
+
+-- Refused: metadata without SELECT on the table or USAGE on the server; the
+-- bookkeeping tables and the scheduler's functions, directly.
+SET ROLE kafka_outsider;
+SELECT * FROM kafka_fdw.watermarks('priv_source');
+SELECT * FROM kafka_fdw.offsets_for_time('priv_source', now());
+SELECT * FROM kafka_fdw.topics('priv_server');
+SELECT kafka_fdw.reset_import('priv_source', 'victim_table', 'earliest');
+INSERT INTO kafka_fdw.import_progress (source, target, partition, next_offset, topic)
+VALUES ('priv_source', 'victim_table', 0, 1000, 'regress_privileges');
+UPDATE kafka_fdw.import_progress SET next_offset = 1000;
+INSERT INTO kafka_fdw.import_jobs (owner, source, target, source_name, target_name)
+VALUES (10, 'priv_source', 'victim_table', 'priv_source', 'victim_table');
+UPDATE kafka_fdw.import_jobs SET owner = 10;
+SELECT kafka_fdw.run_import_job(1);
+SELECT kafka_fdw.import_as(10, 'priv_source'::regclass, 'victim_table'::regclass, NULL, 'error');
+RESET ROLE;
+GRANT USAGE ON FOREIGN SERVER priv_server TO kafka_outsider;
+SET ROLE kafka_outsider;
+SELECT topic, partitions, messages FROM kafka_fdw.topics('priv_server') WHERE topic = 'regress_privileges';
+RESET ROLE;
+
+-- A job started by a normal role runs as that role: the trigger fires as
+-- kafka_importer, and kafka_victim stays a normal role.
+SET ROLE kafka_importer;
+SELECT kafka_fdw.start_import('priv_source', 'victim_table') AS job \gset
+SELECT owner, source, target, state FROM kafka_fdw.import_jobs_status;
+RESET ROLE;
+SELECT kafka_fdw.run_import_job(:job);
+SELECT rolsuper AS victim_is_superuser FROM pg_roles WHERE rolname = 'kafka_victim';
+SELECT who, superuser, count(*) FROM seen_as GROUP BY 1, 2;
+SELECT count(*) AS imported, count(DISTINCT (part, offs)) AS distinct_messages FROM victim_table;
+SELECT owner, state, last_rows, last_error FROM kafka_fdw.import_jobs_status WHERE job_id = :job;
+-- Other roles neither see nor stop it.
+SET ROLE kafka_outsider;
+SELECT count(*) AS jobs_seen FROM kafka_fdw.import_jobs_status;
+SELECT count(*) AS pairs_seen FROM kafka_fdw.import_status;
+SELECT kafka_fdw.stop_import(:job);
+RESET ROLE;
+
+-- The owner loses a privilege: the runs fail, saying so, and import nothing.
+REVOKE INSERT ON victim_table FROM kafka_importer;
+SELECT kafka_fdw.run_import_job(:job);
+SELECT owner, state, last_error FROM kafka_fdw.import_jobs_status WHERE job_id = :job;
+GRANT INSERT ON victim_table TO kafka_importer;
+
+-- A superuser who starts a job into another role's table is warned.
+SELECT kafka_fdw.start_import('priv_source', 'victim_table') = :job AS same_job;
+SELECT owner FROM kafka_fdw.import_jobs_status WHERE job_id = :job;
+SELECT kafka_fdw.stop_import(:job);
+
+-- A dropped target or owner fails the job's runs with an error naming it; stop_import
+-- by job id still works.
+SET ROLE kafka_importer;
+CREATE TABLE importer_table (some_int int, some_text text);
+SELECT kafka_fdw.start_import('priv_source', 'importer_table') AS job \gset
+DROP TABLE importer_table;
+RESET ROLE;
+SELECT kafka_fdw.run_import_job(:job);
+SELECT state, last_error FROM kafka_fdw.import_jobs_status WHERE job_id = :job;
+SET ROLE kafka_importer;
+SELECT kafka_fdw.stop_import(:job);
+RESET ROLE;
+CREATE ROLE kafka_leaving;
+GRANT USAGE ON SCHEMA kafka_fdw TO kafka_leaving;
+GRANT SELECT ON priv_source TO kafka_leaving;
+CREATE TABLE leaving_table (some_int int);
+GRANT INSERT ON leaving_table TO kafka_leaving;
+SET ROLE kafka_leaving;
+SELECT kafka_fdw.start_import('priv_source', 'leaving_table') AS job \gset
+RESET ROLE;
+DROP OWNED BY kafka_leaving;
+DROP ROLE kafka_leaving;
+SET client_min_messages = error;
+SELECT kafka_fdw.run_import_job(:job);
+RESET client_min_messages;
+SELECT state, regexp_replace(last_error, '[0-9]+', 'N', 'g') AS last_error, owner LIKE 'unknown%' AS owner_unknown
+FROM kafka_fdw.import_jobs_status WHERE job_id = :job;
+SELECT (SELECT count(*) FROM leaving_table) AS imported, kafka_fdw.stop_import(:job) AS stopped;
+\set VERBOSITY default
+
+-- Stored offsets belong to a topic. Switching the table to another topic starts that
+-- one from its oldest message (NOTICE), and every message of both is imported.
+CREATE TABLE switched (part int, offs bigint, some_int int, some_text text);
+SELECT kafka_fdw.import('priv_source', 'switched');
+ALTER FOREIGN TABLE priv_source OPTIONS (SET topic 'regress_privileges_other');
+SELECT kafka_fdw.import('priv_source', 'switched');
+SELECT kafka_fdw.import('priv_source', 'switched');
+SELECT count(*) AS imported, count(*) FILTER (WHERE some_text LIKE 'priv %') AS first_topic,
+       count(*) FILTER (WHERE some_text LIKE 'other %') AS second_topic,
+       count(DISTINCT some_int) AS distinct_messages FROM switched;
+SELECT partition, next_offset, topic, cluster IS NOT NULL AS has_cluster
+FROM kafka_fdw.import_progress WHERE target = 'switched'::regclass ORDER BY partition;
+
+-- A topic deleted and created again with fewer messages: the stored offsets are past the
+-- new high watermarks. The import refuses to skip the new messages, and says how to go on.
+CREATE FOREIGN TABLE recreated (
+    part int OPTIONS (partition 'true'),
+    offs bigint OPTIONS (offset 'true'),
+    some_int int,
+    some_text text
+) SERVER priv_server OPTIONS (topic 'regress_recreated');
+CREATE TABLE recreated_copy (part int, offs bigint, some_int int, some_text text);
+SELECT kafka_fdw.import('recreated', 'recreated_copy');
+\! tansu topic delete regress_recreated --broker "tcp://$KAFKA_BROKERS" >/dev/null
+\! tansu topic create regress_recreated --partitions 2 --broker "tcp://$KAFKA_BROKERS" >/dev/null
+\! "$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic regress_recreated --round-robin --file "$KAFKA_FDW_REGRESS_DATA/recreated.csv" >/dev/null
+SELECT kafka_fdw.import('recreated', 'recreated_copy');
+SELECT count(*) AS imported FROM recreated_copy;
+-- A job with the same import fails the same way, and says so in its status.
+SELECT kafka_fdw.start_import('recreated', 'recreated_copy') AS job \gset
+SET client_min_messages = error;
+SELECT kafka_fdw.run_import_job(:job);
+RESET client_min_messages;
+SELECT state, last_error FROM kafka_fdw.import_jobs_status WHERE job_id = :job;
+SELECT kafka_fdw.stop_import(:job);
+-- Chosen per call: from the oldest message, with a WARNING.
+BEGIN;
+SELECT kafka_fdw.import('recreated', 'recreated_copy', on_reset => 'earliest');
+ROLLBACK;
+-- Or reset: 'earliest' imports all 10 new messages, 'latest' none of them.
+SELECT kafka_fdw.reset_import('recreated', 'recreated_copy', 'latest');
+SELECT kafka_fdw.import('recreated', 'recreated_copy');
+SELECT kafka_fdw.reset_import('recreated', 'recreated_copy', 'earliest');
+SELECT kafka_fdw.import('recreated', 'recreated_copy');
+SELECT count(*) AS imported, count(*) FILTER (WHERE some_text LIKE 'recreated %') AS new_messages,
+       (SELECT count(*) FROM recreated) AS in_topic FROM recreated_copy;
+SELECT kafka_fdw.reset_import('recreated', 'recreated_copy', 'newest');
