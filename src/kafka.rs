@@ -271,9 +271,10 @@ struct AdminRequest {
 /// timed-out request from a timer, so its event comes a little after the deadline.
 const ADMIN_RESULT_GRACE: Duration = Duration::from_millis(500);
 
-/// The pause before a request is issued again after a transient answer (librdkafka's
-/// default `retry.backoff.ms`).
+/// The pauses before a request is issued again after a transient answer: librdkafka's
+/// defaults `retry.backoff.ms`, doubled after each retry up to `retry.backoff.max.ms`.
 const RETRY_BACKOFF: Duration = Duration::from_millis(100);
+const RETRY_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 impl AdminRequest {
     /// A request of kind `op` on `client` that librdkafka fails after `timeout`
@@ -354,8 +355,8 @@ enum Attempt<T> {
 }
 
 /// Runs `attempt` (one request, issued once, given its deadline) until it is done, fails
-/// for good, or `settings.timeout` has passed since the start; transient answers are
-/// asked again after [`RETRY_BACKOFF`].
+/// for good, or `settings.timeout` has passed since the start; after a transient answer
+/// it asks again, after a backoff from [`RETRY_BACKOFF`] to [`RETRY_BACKOFF_MAX`].
 fn with_retries<T>(
     consumer: &KafkaConsumer,
     settings: &ClientSettings,
@@ -365,16 +366,20 @@ fn with_retries<T>(
     let deadline = Instant::now() + settings.timeout;
     // Only errors reported during this call explain its failure.
     consumer.context().take();
+    let mut backoff = RETRY_BACKOFF;
     loop {
         let reason = match attempt(deadline)? {
             Attempt::Done(value) => return Ok(value),
             Attempt::Retry(reason) => reason,
         };
-        let resume = Instant::now() + RETRY_BACKOFF;
-        if resume >= deadline {
+        let now = Instant::now();
+        if now + RETRY_BACKOFF >= deadline {
             let last_error = reported_errors(consumer).unwrap_or(reason);
             return Err(unreachable_brokers(settings, what, &last_error));
         }
+        // The last attempt still gets a backoff's time to answer.
+        let resume = (now + backoff).min(deadline - RETRY_BACKOFF);
+        backoff = (backoff * 2).min(RETRY_BACKOFF_MAX);
         while Instant::now() < resume {
             (settings.interrupt)();
             std::thread::sleep(resume.saturating_duration_since(Instant::now()).min(POLL_SLICE));
@@ -382,8 +387,8 @@ fn with_retries<T>(
     }
 }
 
-/// Awaits `request` and sorts its result: `Ok(Some(event))` to read, `Ok(None)` to ask
-/// again (no answer in time, or a transient error), or a definite error.
+/// Awaits `request` and sorts its result: `Ok(Ok(event))` to read, `Ok(Err(reason))` to
+/// ask again (no answer in time, or a transient error), or a definite error.
 fn await_admin(
     request: &mut AdminRequest,
     settings: &ClientSettings,
