@@ -973,7 +973,7 @@ impl<P: Borrow<KafkaProducer>> Sender<P> {
             }
         }
         self.sent += 1;
-        if self.sent % POLL_EVERY == 0 {
+        if self.sent.is_multiple_of(POLL_EVERY) {
             producer.poll(Duration::ZERO);
             self.check_topic()?;
         }
@@ -1668,6 +1668,14 @@ mod tests {
         let mut reader =
             RangeReader::new(&consumer, settings.clone(), "t", &[ReadRange { partition: 0, start: 0, end: 5 }]).unwrap();
         assert_fails_in_time("next_message", timeout, || reader.next_message().map(|m| m.is_some()));
+        // Messages fail at message.timeout.ms, found by librdkafka's scan once a second.
+        let producer = new_producer(&settings).unwrap();
+        let mut sender = Sender::new(&producer, settings.clone(), "t");
+        let started = Instant::now();
+        sender.send(Outgoing { partition: Some(0), payload: Some(b"x"), ..Outgoing::default() }).unwrap();
+        let error = sender.finish().unwrap_err();
+        assert!(error.message.starts_with("1 of 1 messages to Kafka topic \"t\" were not confirmed"), "{error}");
+        assert!(started.elapsed() < timeout + Duration::from_millis(1500), "took {:?}", started.elapsed());
     }
 
     #[test]
