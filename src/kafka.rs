@@ -7,9 +7,14 @@
 //! plan), and a partition whose remaining offsets hold no deliverable message (control
 //! records, compaction gaps) is closed by librdkafka's partition-EOF event.
 //!
-//! Every wait is a loop of short polls. Between polls the host's `interrupt` hook runs
-//! (PostgreSQL's `CHECK_FOR_INTERRUPTS`, which may unwind), and a wait with no progress
-//! for the configured timeout fails with an error instead of hanging.
+//! Every request to Kafka is issued once, with the whole timeout to answer, and never
+//! re-issued because a poll ended: metadata and offsets go through librdkafka's
+//! asynchronous Admin API (DescribeTopics, ListOffsets) on a queue of their own, fetches
+//! and produce requests are librdkafka's own. Only a transient answer is asked again,
+//! after a backoff. Every wait is a loop of short polls. Between polls the host's
+//! `interrupt` hook runs (PostgreSQL's `CHECK_FOR_INTERRUPTS`, which may unwind), and a
+//! wait with no progress for the configured timeout fails with an error instead of
+//! hanging.
 
 use std::borrow::Borrow;
 use std::ffi::{CStr, CString};
