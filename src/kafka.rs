@@ -7,16 +7,23 @@
 //! plan), and a partition whose remaining offsets hold no deliverable message (control
 //! records, compaction gaps) is closed by librdkafka's partition-EOF event.
 //!
-//! Every wait is a loop of short polls. Between polls the host's `interrupt` hook runs
-//! (PostgreSQL's `CHECK_FOR_INTERRUPTS`, which may unwind), and a wait with no progress
-//! for the configured timeout fails with an error instead of hanging.
+//! Every request to Kafka is issued once, with the whole timeout to answer, and never
+//! re-issued because a poll ended: metadata and offsets go through librdkafka's
+//! asynchronous Admin API (DescribeTopics, ListOffsets) on a queue of their own, fetches
+//! and produce requests are librdkafka's own. Only a transient answer is asked again,
+//! after a backoff. Every wait is a loop of short polls. Between polls the host's
+//! `interrupt` hook runs (PostgreSQL's `CHECK_FOR_INTERRUPTS`, which may unwind), and a
+//! wait with no progress for the configured timeout fails with an error instead of
+//! hanging.
 
 use std::borrow::Borrow;
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::ffi::{CStr, CString};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use rdkafka::bindings;
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
@@ -208,36 +215,6 @@ fn apply_properties(config: &mut ClientConfig, settings: &ClientSettings) {
     }
 }
 
-/// Retries `call` in slices of at most [`POLL_SLICE`] until it succeeds, fails for good,
-/// or `settings.timeout` has passed.
-fn retry_sliced<T>(
-    consumer: &KafkaConsumer,
-    settings: &ClientSettings,
-    what: &str,
-    mut call: impl FnMut(Duration) -> KafkaResult<T>,
-) -> FdwResult<T> {
-    let started = Instant::now();
-    // Only errors reported during this call explain its failure.
-    consumer.context().take();
-    loop {
-        let slice = POLL_SLICE.min(settings.timeout.saturating_sub(started.elapsed())).max(Duration::from_millis(1));
-        let error = match call(slice) {
-            Ok(value) => return Ok(value),
-            Err(error) if is_transient(&error) => error,
-            Err(error) => {
-                return Err(FdwError::new(ErrorKind::Kafka, format!("could not {what}")).with_detail(error.to_string()))
-            }
-        };
-        (settings.interrupt)();
-        if started.elapsed() >= settings.timeout {
-            let last_error = reported_errors(consumer).unwrap_or_else(|| error.to_string());
-            return Err(unreachable_brokers(settings, what, &last_error));
-        }
-    }
-}
-
-type KafkaResult<T> = Result<T, KafkaError>;
-
 /// Events served while looking for the reason of a failure. A poll serves at most one,
 /// and does not tell an empty queue from a served log event.
 const EVENTS_SERVED: usize = 1000;
@@ -255,17 +232,20 @@ fn reported_errors(consumer: &KafkaConsumer) -> Option<String> {
 
 /// Errors that mean "no answer yet" rather than "the answer is no".
 fn is_transient(error: &KafkaError) -> bool {
+    error.rdkafka_error_code().is_some_and(is_transient_code)
+}
+
+/// Error codes that mean "no answer yet" rather than "the answer is no".
+fn is_transient_code(code: RDKafkaErrorCode) -> bool {
     matches!(
-        error.rdkafka_error_code(),
-        Some(
-            RDKafkaErrorCode::OperationTimedOut
+        code,
+        RDKafkaErrorCode::OperationTimedOut
                 | RDKafkaErrorCode::BrokerTransportFailure
                 | RDKafkaErrorCode::AllBrokersDown
                 | RDKafkaErrorCode::Resolve
                 | RDKafkaErrorCode::LeaderNotAvailable
                 | RDKafkaErrorCode::NotLeaderForPartition
                 | RDKafkaErrorCode::RequestTimedOut
-        )
     )
 }
 
@@ -278,38 +258,218 @@ fn unreachable_brokers(settings: &ClientSettings, what: &str, last_error: &str) 
     .with_hint("Check that the brokers are running and reachable, and the credentials and TLS properties of the server and user mapping; or raise the server option \"timeout_ms\".")
 }
 
-/// The partition ids of `topic`, in ascending order.
-pub fn topic_partitions(consumer: &KafkaConsumer, settings: &ClientSettings, topic: &str) -> FdwResult<Vec<i32>> {
-    let what = format!("read metadata of topic \"{topic}\"");
-    let metadata: Metadata = retry_sliced(consumer, settings, &what, |slice| {
-        let metadata = consumer.fetch_metadata(Some(topic), slice)?;
-        // While the cluster is still starting, a topic can briefly report a transient error.
-        if let Some(code) = metadata.topics().first().and_then(|t| t.error()) {
-            let code = RDKafkaErrorCode::from(code);
-            if code == RDKafkaErrorCode::LeaderNotAvailable {
-                return Err(KafkaError::MetadataFetch(code));
+/// One request of librdkafka's asynchronous Admin API, issued once on an existing
+/// client and awaited in slices of at most [`POLL_SLICE`] so that interrupts are seen.
+///
+/// Owns a result queue of its own, the request's options and, once it arrived, the
+/// result event; all three are destroyed on drop, also when an interrupt unwinds
+/// through a wait. That is safe while the request is still in flight: librdkafka keeps
+/// its own reference to the queue (and copies the options and arguments into the
+/// request), and a result enqueued on a queue whose owner destroyed it is discarded.
+struct AdminRequest {
+    queue: *mut bindings::rd_kafka_queue_t,
+    options: *mut bindings::rd_kafka_AdminOptions_t,
+    event: *mut bindings::rd_kafka_event_t,
+}
+
+/// How long after its request timeout a result may still arrive: librdkafka fails a
+/// timed-out request from a timer, so its event comes a little after the deadline.
+const ADMIN_RESULT_GRACE: Duration = Duration::from_millis(500);
+
+/// The pauses before a request is issued again after a transient answer: librdkafka's
+/// defaults `retry.backoff.ms`, doubled after each retry up to `retry.backoff.max.ms`.
+const RETRY_BACKOFF: Duration = Duration::from_millis(100);
+const RETRY_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+impl AdminRequest {
+    /// A request of kind `op` on `client` that librdkafka fails after `timeout`
+    /// (broker lookup, sending, and the answer included).
+    fn new(client: &KafkaConsumer, op: bindings::rd_kafka_admin_op_t, timeout: Duration) -> Self {
+        let rk = client.client().native_ptr();
+        let timeout_ms = timeout.as_millis().clamp(1, 3_600_000) as libc::c_int;
+        let mut errstr = [0 as libc::c_char; 256];
+        // SAFETY: `rk` is a live client handle, borrowed for this call only; the queue and
+        // options created here are owned by the returned value and destroyed in Drop. The
+        // timeout is within librdkafka's range, and `errstr` is writable for its length.
+        unsafe {
+            let queue = bindings::rd_kafka_queue_new(rk);
+            let options = bindings::rd_kafka_AdminOptions_new(rk, op);
+            bindings::rd_kafka_AdminOptions_set_request_timeout(options, timeout_ms, errstr.as_mut_ptr(), errstr.len());
+            AdminRequest { queue, options, event: std::ptr::null_mut() }
+        }
+    }
+
+    /// Waits, in slices checking for interrupts, until the result arrived or `deadline`
+    /// (plus [`ADMIN_RESULT_GRACE`]) passed; the result event if it did.
+    fn wait(&mut self, settings: &ClientSettings, deadline: Instant) -> Option<*mut bindings::rd_kafka_event_t> {
+        let give_up = deadline + ADMIN_RESULT_GRACE;
+        while self.event.is_null() {
+            let left = give_up.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            let slice = POLL_SLICE.min(left).as_millis().max(1) as libc::c_int;
+            // SAFETY: the queue is owned by self and alive; the event returned (if any)
+            // becomes owned by self and is destroyed in Drop.
+            self.event = unsafe { bindings::rd_kafka_queue_poll(self.queue, slice) };
+            if self.event.is_null() {
+                (settings.interrupt)();
             }
         }
-        Ok(metadata)
-    })?;
-    let Some(entry) = metadata.topics().iter().find(|t| t.name() == topic) else {
-        return Err(no_such_topic(topic));
-    };
-    if let Some(code) = entry.error() {
-        let code = RDKafkaErrorCode::from(code);
-        if code == RDKafkaErrorCode::UnknownTopicOrPartition {
-            return Err(no_such_topic(topic));
-        }
-        return Err(FdwError::new(ErrorKind::Kafka, format!("could not {what}")).with_detail(code.to_string()));
+        Some(self.event)
     }
-    let mut partitions: Vec<i32> = entry.partitions().iter().map(|p| p.id()).collect();
-    partitions.sort_unstable();
-    Ok(partitions)
+}
+
+impl Drop for AdminRequest {
+    fn drop(&mut self) {
+        // SAFETY: each pointer is owned by self and destroyed exactly once; librdkafka
+        // keeps the queue alive for a request still in flight (see the type's comment).
+        unsafe {
+            if !self.event.is_null() {
+                bindings::rd_kafka_event_destroy(self.event);
+            }
+            if !self.options.is_null() {
+                bindings::rd_kafka_AdminOptions_destroy(self.options);
+            }
+            if !self.queue.is_null() {
+                bindings::rd_kafka_queue_destroy(self.queue);
+            }
+        }
+    }
+}
+
+/// The error of a result event, if it has one.
+///
+/// # Safety
+/// `event` must be a live event.
+unsafe fn event_error(event: *mut bindings::rd_kafka_event_t) -> Option<(RDKafkaErrorCode, String)> {
+    let code = bindings::rd_kafka_event_error(event);
+    if code == bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+        return None;
+    }
+    let text = bindings::rd_kafka_event_error_string(event);
+    let text = if text.is_null() { String::new() } else { CStr::from_ptr(text).to_string_lossy().into_owned() };
+    Some((RDKafkaErrorCode::from(code), text))
+}
+
+/// What one attempt at a request came to.
+enum Attempt<T> {
+    Done(T),
+    /// A transient answer ("no leader yet", "timed out"): worth asking again.
+    Retry(String),
+}
+
+/// Runs `attempt` (one request, issued once, given its deadline) until it is done, fails
+/// for good, or `settings.timeout` has passed since the start; after a transient answer
+/// it asks again, after a backoff from [`RETRY_BACKOFF`] to [`RETRY_BACKOFF_MAX`].
+fn with_retries<T>(
+    consumer: &KafkaConsumer,
+    settings: &ClientSettings,
+    what: &str,
+    mut attempt: impl FnMut(Instant) -> FdwResult<Attempt<T>>,
+) -> FdwResult<T> {
+    let deadline = Instant::now() + settings.timeout;
+    // Only errors reported during this call explain its failure.
+    consumer.context().take();
+    let mut backoff = RETRY_BACKOFF;
+    loop {
+        let reason = match attempt(deadline)? {
+            Attempt::Done(value) => return Ok(value),
+            Attempt::Retry(reason) => reason,
+        };
+        let now = Instant::now();
+        if now + RETRY_BACKOFF >= deadline {
+            let last_error = reported_errors(consumer).unwrap_or(reason);
+            return Err(unreachable_brokers(settings, what, &last_error));
+        }
+        // The last attempt still gets a backoff's time to answer.
+        let resume = (now + backoff).min(deadline - RETRY_BACKOFF);
+        backoff = (backoff * 2).min(RETRY_BACKOFF_MAX);
+        while Instant::now() < resume {
+            (settings.interrupt)();
+            std::thread::sleep(resume.saturating_duration_since(Instant::now()).min(POLL_SLICE));
+        }
+    }
+}
+
+/// Awaits `request` and sorts its result: `Ok(Ok(event))` to read, `Ok(Err(reason))` to
+/// ask again (no answer in time, or a transient error), or a definite error.
+fn await_admin(
+    request: &mut AdminRequest,
+    settings: &ClientSettings,
+    what: &str,
+    deadline: Instant,
+) -> FdwResult<Result<*mut bindings::rd_kafka_event_t, String>> {
+    let Some(event) = request.wait(settings, deadline) else {
+        return Ok(Err("no answer".to_string()));
+    };
+    // SAFETY: the event is alive as long as `request`.
+    match unsafe { event_error(event) } {
+        None => Ok(Ok(event)),
+        Some((code, text)) if is_transient_code(code) => Ok(Err(text)),
+        Some((code, text)) => Err(FdwError::new(ErrorKind::Kafka, format!("could not {what}"))
+            .with_detail(if text.is_empty() { code.to_string() } else { text })),
+    }
+}
+
+/// One metadata request (of `topic`, or of the whole cluster), issued once with what is
+/// left until `deadline`.
+///
+/// librdkafka's asynchronous Admin API cannot list all topics (DescribeTopics needs their
+/// names), so the synchronous request runs on a helper thread while this thread waits in
+/// slices of [`POLL_SLICE`], checking for interrupts. The helper borrows the client, so
+/// it is scoped: if an interrupt unwinds, the scope waits for the request to end (at
+/// most until `deadline`) before the unwinding goes on and may drop the client. An
+/// interrupt is seen at once, but takes effect only when the request ends.
+fn fetch_metadata_once(
+    consumer: &KafkaConsumer,
+    settings: &ClientSettings,
+    topic: Option<&str>,
+    deadline: Instant,
+) -> Result<Metadata, KafkaError> {
+    let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+    std::thread::scope(|scope| {
+        let (sender, receiver) = std::sync::mpsc::channel();
+        // The helper must not take the host's signals (its handlers expect their own thread).
+        let helper = with_signals_blocked(|| {
+            std::thread::Builder::new().name("kafka_fdw metadata".into()).spawn_scoped(scope, move || {
+                let _ = sender.send(consumer.fetch_metadata(topic, left));
+            })
+        });
+        if helper.is_err() {
+            // No thread to be had: wait on this one, without interrupts.
+            return consumer.fetch_metadata(topic, left);
+        }
+        loop {
+            match receiver.recv_timeout(POLL_SLICE) {
+                Ok(answer) => return answer,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => (settings.interrupt)(),
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(KafkaError::MetadataFetch(RDKafkaErrorCode::Fail))
+                }
+            }
+        }
+    })
+}
+
+/// The partition ids of `topic`, in ascending order: one DescribeTopics request.
+pub fn topic_partitions(consumer: &KafkaConsumer, settings: &ClientSettings, topic: &str) -> FdwResult<Vec<i32>> {
+    let what = format!("read metadata of topic \"{topic}\"");
+    match with_retries(consumer, settings, &what, |deadline| describe_topic(consumer, settings, topic, &what, deadline))? {
+        Ok(partitions) => Ok(partitions),
+        Err(RDKafkaErrorCode::UnknownTopicOrPartition) => Err(no_such_topic(topic)),
+        Err(code) => Err(FdwError::new(ErrorKind::Kafka, format!("could not {what}")).with_detail(code.to_string())),
+    }
 }
 
 /// Every topic of the cluster with its partition ids, by name.
 pub fn all_topics(consumer: &KafkaConsumer, settings: &ClientSettings) -> FdwResult<Vec<(String, Vec<i32>)>> {
-    let metadata = retry_sliced(consumer, settings, "read the cluster's metadata", |slice| consumer.fetch_metadata(None, slice))?;
+    let what = "read the cluster's metadata";
+    let metadata = with_retries(consumer, settings, what, |deadline| match fetch_metadata_once(consumer, settings, None, deadline) {
+        Ok(metadata) => Ok(Attempt::Done(metadata)),
+        Err(error) if is_transient(&error) => Ok(Attempt::Retry(error.to_string())),
+        Err(error) => Err(FdwError::new(ErrorKind::Kafka, format!("could not {what}")).with_detail(error.to_string())),
+    })?;
     let mut topics: Vec<(String, Vec<i32>)> = metadata
         .topics()
         .iter()
@@ -324,27 +484,195 @@ pub fn all_topics(consumer: &KafkaConsumer, settings: &ClientSettings) -> FdwRes
     Ok(topics)
 }
 
+/// Describes one topic: its partition ids, or the topic's own error code.
+fn describe_topic(
+    consumer: &KafkaConsumer,
+    settings: &ClientSettings,
+    topic: &str,
+    what: &str,
+    deadline: Instant,
+) -> FdwResult<Attempt<Result<Vec<i32>, RDKafkaErrorCode>>> {
+    let name = CString::new(topic).map_err(|_| no_such_topic(topic))?;
+    let mut request = AdminRequest::new(
+        consumer,
+        bindings::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_DESCRIBETOPICS,
+        deadline.saturating_duration_since(Instant::now()),
+    );
+    // SAFETY: the collection copies the name and librdkafka copies the collection's names
+    // into the request, so both are freed here; the handle, options and queue are alive.
+    unsafe {
+        let names = [name.as_ptr()];
+        let collection = bindings::rd_kafka_TopicCollection_of_topic_names(names.as_ptr() as *mut _, 1);
+        bindings::rd_kafka_DescribeTopics(consumer.client().native_ptr(), collection, request.options, request.queue);
+        bindings::rd_kafka_TopicCollection_destroy(collection);
+    }
+    let event = match await_admin(&mut request, settings, what, deadline)? {
+        Ok(event) => event,
+        Err(reason) => return Ok(Attempt::Retry(reason)),
+    };
+    // SAFETY: the result and everything read from it live as long as the event, which
+    // `request` owns until the end of this function; counts bound the arrays.
+    unsafe {
+        let result = bindings::rd_kafka_event_DescribeTopics_result(event);
+        let mut count = 0;
+        let topics = bindings::rd_kafka_DescribeTopics_result_topics(result, &mut count);
+        let Some(&description) = (0..count).map(|i| *topics.add(i)).find(|d| !d.is_null()).as_ref() else {
+            return Ok(Attempt::Done(Err(RDKafkaErrorCode::UnknownTopicOrPartition)));
+        };
+        let error = bindings::rd_kafka_TopicDescription_error(description);
+        if !error.is_null() {
+            let code = RDKafkaErrorCode::from(bindings::rd_kafka_error_code(error));
+            if code != RDKafkaErrorCode::NoError {
+                if is_transient_code(code) {
+                    return Ok(Attempt::Retry(code.to_string()));
+                }
+                return Ok(Attempt::Done(Err(code)));
+            }
+        }
+        let mut count = 0;
+        let partitions = bindings::rd_kafka_TopicDescription_partitions(description, &mut count);
+        let mut ids: Vec<i32> =
+            (0..count).map(|i| bindings::rd_kafka_TopicPartitionInfo_partition(*partitions.add(i))).collect();
+        ids.sort_unstable();
+        Ok(Attempt::Done(Ok(ids)))
+    }
+}
+
 fn no_such_topic(topic: &str) -> FdwError {
     FdwError::new(ErrorKind::Kafka, format!("Kafka topic \"{topic}\" does not exist"))
         .with_hint("Create the topic first, or check the table's \"topic\" option.")
 }
 
-/// Low and high watermarks of the given partitions.
+/// One ListOffsets request for `partitions` of `topic`, each asking for `spec` (an
+/// `rd_kafka_OffsetSpec_t` or a timestamp), issued on `consumer` without waiting.
+fn issue_list_offsets(consumer: &KafkaConsumer, topic: &str, partitions: &[i32], spec: i64, deadline: Instant) -> FdwResult<AdminRequest> {
+    let mut query = TopicPartitionList::with_capacity(partitions.len());
+    for &partition in partitions {
+        query.add_partition_offset(topic, partition, Offset::from_raw(spec)).map_err(|e| {
+            FdwError::new(ErrorKind::Kafka, format!("could not list offsets of topic \"{topic}\"")).with_detail(e.to_string())
+        })?;
+    }
+    let request = AdminRequest::new(
+        consumer,
+        bindings::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_LISTOFFSETS,
+        deadline.saturating_duration_since(Instant::now()),
+    );
+    // SAFETY: librdkafka copies the partition list into the request; the handle, options
+    // and queue are alive.
+    unsafe {
+        bindings::rd_kafka_ListOffsets(consumer.client().native_ptr(), query.ptr(), request.options, request.queue);
+    }
+    Ok(request)
+}
+
+/// librdkafka's "no offset" (`RD_KAFKA_OFFSET_INVALID`).
+const RD_KAFKA_OFFSET_INVALID: i64 = -1001;
+
+/// The answer of a ListOffsets request: per partition, its offset (-1: none).
+fn list_offsets_result(
+    request: &mut AdminRequest,
+    settings: &ClientSettings,
+    what: &str,
+    deadline: Instant,
+) -> FdwResult<Attempt<Vec<(i32, i64)>>> {
+    let event = match await_admin(request, settings, what, deadline)? {
+        Ok(event) => event,
+        Err(reason) => return Ok(Attempt::Retry(reason)),
+    };
+    let mut offsets = Vec::new();
+    // SAFETY: the result and everything read from it live as long as the event, which
+    // `request` owns; counts bound the arrays.
+    unsafe {
+        let result = bindings::rd_kafka_event_ListOffsets_result(event);
+        let mut count = 0;
+        let infos = bindings::rd_kafka_ListOffsets_result_infos(result, &mut count);
+        for i in 0..count {
+            let element = &*bindings::rd_kafka_ListOffsetsResultInfo_topic_partition(*infos.add(i));
+            let code = RDKafkaErrorCode::from(element.err);
+            if code == RDKafkaErrorCode::NoError && element.offset == RD_KAFKA_OFFSET_INVALID {
+                // A leader that did not answer (down, say) leaves its partitions so.
+                return Ok(Attempt::Retry(format!("no offset for partition {}", element.partition)));
+            } else if code == RDKafkaErrorCode::NoError {
+                offsets.push((element.partition, element.offset));
+            } else if is_transient_code(code) {
+                return Ok(Attempt::Retry(format!("{code} (partition {})", element.partition)));
+            } else {
+                return Err(FdwError::new(ErrorKind::Kafka, format!("could not {what}, partition {}", element.partition))
+                    .with_detail(code.to_string()));
+            }
+        }
+    }
+    offsets.sort_unstable();
+    Ok(Attempt::Done(offsets))
+}
+
+/// Low and high watermarks of the given partitions: two ListOffsets requests (earliest,
+/// latest) for all of them, in flight together.
 pub fn watermarks(
     consumer: &KafkaConsumer,
     settings: &ClientSettings,
     topic: &str,
     partitions: &[i32],
 ) -> FdwResult<Vec<Watermarks>> {
+    if partitions.is_empty() {
+        return Ok(Vec::new());
+    }
+    let what = format!("read the watermarks of topic \"{topic}\"");
+    let earliest = bindings::rd_kafka_OffsetSpec_t::RD_KAFKA_OFFSET_SPEC_EARLIEST as i64;
+    let latest = bindings::rd_kafka_OffsetSpec_t::RD_KAFKA_OFFSET_SPEC_LATEST as i64;
+    let (lows, highs) = with_retries(consumer, settings, &what, |deadline| {
+        let mut low = issue_list_offsets(consumer, topic, partitions, earliest, deadline)?;
+        let mut high = issue_list_offsets(consumer, topic, partitions, latest, deadline)?;
+        let lows = match list_offsets_result(&mut low, settings, &what, deadline)? {
+            Attempt::Done(lows) => lows,
+            Attempt::Retry(reason) => return Ok(Attempt::Retry(reason)),
+        };
+        Ok(match list_offsets_result(&mut high, settings, &what, deadline)? {
+            Attempt::Done(highs) => Attempt::Done((lows, highs)),
+            Attempt::Retry(reason) => Attempt::Retry(reason),
+        })
+    })?;
     partitions
         .iter()
         .map(|&partition| {
-            let what = format!("read the watermarks of topic \"{topic}\" partition {partition}");
-            let (low, high) = retry_sliced(consumer, settings, &what, |slice| consumer.fetch_watermarks(topic, partition, slice))?;
-            Ok(Watermarks { partition, low, high })
+            let find = |answer: &[(i32, i64)]| answer.iter().find(|(p, _)| *p == partition).map(|&(_, offset)| offset);
+            match (find(&lows), find(&highs)) {
+                (Some(low), Some(high)) => Ok(Watermarks { partition, low, high }),
+                _ => Err(FdwError::new(ErrorKind::Kafka, format!("could not {what}, partition {partition}"))
+                    .with_detail("The broker's answer has no offsets for it.")),
+            }
         })
         .collect()
 }
+
+/// For each of `partitions`, the first offset whose timestamp is at or after `unix_ms`,
+/// or `None` when no message is (Kafka's time index lookup): one ListOffsets request.
+pub fn offsets_for_time(
+    consumer: &KafkaConsumer,
+    settings: &ClientSettings,
+    topic: &str,
+    partitions: &[i32],
+    unix_ms: i64,
+) -> FdwResult<Vec<(i32, Option<i64>)>> {
+    if partitions.is_empty() {
+        return Ok(Vec::new());
+    }
+    let what = format!("look up offsets by time in topic \"{topic}\"");
+    // Negative times are Kafka's codes for "latest" and "earliest": no message is older
+    // than 1970, so ask for 0 instead.
+    let answer = with_retries(consumer, settings, &what, |deadline| {
+        let mut request = issue_list_offsets(consumer, topic, partitions, unix_ms.max(0), deadline)?;
+        list_offsets_result(&mut request, settings, &what, deadline)
+    })?;
+    Ok(partitions
+        .iter()
+        .map(|&partition| {
+            let offset = answer.iter().find(|(p, _)| *p == partition).map(|&(_, offset)| offset);
+            (partition, offset.filter(|&offset| offset >= 0))
+        })
+        .collect())
+}
+
 
 /// The ranges still to read in one partition, in offset order; bookkeeping only.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -389,45 +717,28 @@ impl PartitionRanges {
     }
 }
 
-/// For each of `partitions`, the first offset whose timestamp is at or after `unix_ms`,
-/// or `None` when no message is (Kafka's time index lookup).
-pub fn offsets_for_time(
-    consumer: &KafkaConsumer,
-    settings: &ClientSettings,
-    topic: &str,
-    partitions: &[i32],
-    unix_ms: i64,
-) -> FdwResult<Vec<(i32, Option<i64>)>> {
-    let what = format!("look up offsets by time in topic \"{topic}\"");
-    let mut query = TopicPartitionList::with_capacity(partitions.len());
-    for &partition in partitions {
-        // Negative times are Kafka's codes for "latest" and "earliest": no message is
-        // older than 1970, so ask for 0 instead.
-        query
-            .add_partition_offset(topic, partition, Offset::Offset(unix_ms.max(0)))
-            .map_err(|e| FdwError::new(ErrorKind::Kafka, format!("could not {what}")).with_detail(e.to_string()))?;
-    }
-    let answer = retry_sliced(consumer, settings, &what, |slice| consumer.offsets_for_times(query.clone(), slice))?;
-    answer
-        .elements()
-        .iter()
-        .map(|element| {
-            element.error().map_err(|e| {
-                FdwError::new(ErrorKind::Kafka, format!("could not {what}, partition {}", element.partition()))
-                    .with_detail(e.to_string())
-            })?;
-            Ok((element.partition(), element.offset().to_raw().filter(|&offset| offset >= 0)))
-        })
-        .collect()
+/// What became of the messages of one statement, as far as delivery reports told.
+#[derive(Debug, Default)]
+struct Outcomes {
+    delivered: u64,
+    /// The broker (or librdkafka, before sending) said no: not in the topic.
+    failed: u64,
+    /// No answer in time after the message was sent: it may be in the topic.
+    unknown: u64,
+    first_error: Option<String>,
+    /// Per partition: messages delivered, lowest and highest offset.
+    offsets: BTreeMap<i32, (u64, i64, i64)>,
 }
 
 /// Counts delivery reports of a producer. Reports arrive on the thread that polls the
 /// producer (the backend's own), but librdkafka requires the context to be shareable.
 #[derive(Default)]
 pub struct DeliveryTracker {
-    delivered: AtomicU64,
-    failed: AtomicU64,
-    first_error: Mutex<Option<String>>,
+    outcomes: Mutex<Outcomes>,
+    /// Whether any message ever failed or went unanswered, over every statement.
+    ever_failed: AtomicBool,
+    /// A delivery failed because the topic does not exist.
+    missing_topic: AtomicBool,
     client_errors: ClientErrors,
 }
 
@@ -436,7 +747,11 @@ impl DeliveryTracker {
     /// (a topic's authorization failure, say) in its metadata for minutes, so such a
     /// producer is not reused.
     pub fn has_failed(&self) -> bool {
-        self.failed.load(Ordering::Relaxed) > 0
+        self.ever_failed.load(Ordering::Relaxed)
+    }
+
+    fn outcomes(&self) -> std::sync::MutexGuard<'_, Outcomes> {
+        self.outcomes.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -446,24 +761,53 @@ impl ClientContext for DeliveryTracker {
     }
 }
 
+/// Whether a failed message may nevertheless be in the topic: it was sent, and no
+/// answer came (librdkafka's persistence status; a message that timed out is only
+/// known not to be there if it was never sent).
+fn may_be_persisted(code: Option<RDKafkaErrorCode>, status: bindings::rd_kafka_msg_status_t) -> bool {
+    use bindings::rd_kafka_msg_status_t::*;
+    status == RD_KAFKA_MSG_STATUS_POSSIBLY_PERSISTED
+        || (code == Some(RDKafkaErrorCode::MessageTimedOut) && status != RD_KAFKA_MSG_STATUS_NOT_PERSISTED)
+}
+
 impl ProducerContext for DeliveryTracker {
     type DeliveryOpaque = ();
 
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        let mut outcomes = self.outcomes();
         match result {
-            Ok(_) => {
-                self.delivered.fetch_add(1, Ordering::Relaxed);
+            Ok(message) => {
+                outcomes.delivered += 1;
+                let offset = message.offset();
+                let entry = outcomes.offsets.entry(message.partition()).or_insert((0, offset, offset));
+                *entry = (entry.0 + 1, entry.1.min(offset), entry.2.max(offset));
             }
             Err((error, message)) => {
-                self.failed.fetch_add(1, Ordering::Relaxed);
-                let mut first = self.first_error.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                first.get_or_insert_with(|| format!("{error} (partition {})", message.partition()));
+                self.ever_failed.store(true, Ordering::Relaxed);
+                let code = error.rdkafka_error_code();
+                // SAFETY: the message of a delivery report is alive during the callback.
+                let status = unsafe { bindings::rd_kafka_message_status(message.ptr()) };
+                if may_be_persisted(code, status) {
+                    outcomes.unknown += 1;
+                } else {
+                    outcomes.failed += 1;
+                }
+                if matches!(code, Some(RDKafkaErrorCode::UnknownTopic | RDKafkaErrorCode::UnknownTopicOrPartition)) {
+                    self.missing_topic.store(true, Ordering::Relaxed);
+                }
+                outcomes.first_error.get_or_insert_with(|| format!("{error} (partition {})", message.partition()));
             }
         }
     }
 }
 
 pub type KafkaProducer = BaseProducer<DeliveryTracker>;
+
+/// How long the producer waits for a missing topic to appear in the cluster's metadata
+/// before failing its messages (librdkafka's default, 30 s, would hold an INSERT into a
+/// missing topic that long). A broker that creates topics on demand answers "leader not
+/// available" rather than "unknown topic", so this does not apply to it.
+const TOPIC_PROPAGATION_WAIT: Duration = Duration::from_secs(1);
 
 /// An idempotent producer whose messages fail after `settings.timeout` if Kafka does
 /// not acknowledge them (librdkafka's default would wait five minutes). A NULL
@@ -476,6 +820,7 @@ pub fn new_producer(settings: &ClientSettings) -> FdwResult<KafkaProducer> {
         .set("enable.idempotence", "true")
         .set("partitioner", "murmur2_random")
         .set("message.timeout.ms", settings.timeout.as_millis().max(1).to_string())
+        .set("topic.metadata.propagation.max.ms", TOPIC_PROPAGATION_WAIT.as_millis().to_string())
         .set("linger.ms", "5")
         // Bounded memory for big INSERTs: sending waits while this much is queued.
         .set("queue.buffering.max.kbytes", "65536");
@@ -503,9 +848,6 @@ pub struct Sender<P: Borrow<KafkaProducer>> {
     settings: ClientSettings,
     topic: String,
     sent: u64,
-    /// The tracker's counts when this sender started (a pooled producer is reused).
-    delivered_before: u64,
-    failed_before: u64,
 }
 
 /// Serve delivery reports every this many messages, so they never pile up.
@@ -519,23 +861,87 @@ const PRODUCER_POLL_SLICE: Duration = Duration::from_millis(1);
 /// report may come this long after `message.timeout.ms`.
 const DELIVERY_REPORT_GRACE: Duration = Duration::from_secs(2);
 
+/// The outcomes of a statement's messages so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Counts {
+    sent: u64,
+    delivered: u64,
+    failed: u64,
+    unknown: u64,
+}
+
+impl Counts {
+    fn settled(&self) -> u64 {
+        self.delivered + self.failed + self.unknown
+    }
+
+    fn in_flight(&self) -> u64 {
+        self.sent.saturating_sub(self.settled())
+    }
+
+    /// For an error's detail: "Of 12 messages sent: 3 delivered, ...".
+    fn summary(&self) -> String {
+        format!(
+            "Of {} messages sent: {} delivered, {} failed, {} unknown (may be in the topic), {} in flight (may be in the topic).",
+            self.sent,
+            self.delivered,
+            self.failed,
+            self.unknown,
+            self.in_flight()
+        )
+    }
+}
+
+/// "partition 0 offsets 10..57 (48 messages), partition 3 offset 4 (1 message)".
+fn delivered_offsets(offsets: &BTreeMap<i32, (u64, i64, i64)>) -> String {
+    offsets
+        .iter()
+        .map(|(partition, &(count, low, high))| match count {
+            1 => format!("partition {partition} offset {low} (1 message)"),
+            _ => format!("partition {partition} offsets {low}..{high} ({count} messages)"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 impl<P: Borrow<KafkaProducer>> Sender<P> {
     pub fn new(producer: P, settings: ClientSettings, topic: &str) -> Self {
         let tracker = producer.borrow().context();
-        *tracker.first_error.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
+        // A pooled producer is only reused with nothing in flight: counts start afresh.
+        *tracker.outcomes() = Outcomes::default();
+        tracker.missing_topic.store(false, Ordering::Relaxed);
         tracker.client_errors.take();
-        Sender {
-            delivered_before: tracker.delivered.load(Ordering::Relaxed),
-            failed_before: tracker.failed.load(Ordering::Relaxed),
-            producer,
-            settings,
-            topic: topic.to_string(),
-            sent: 0,
-        }
+        Sender { producer, settings, topic: topic.to_string(), sent: 0 }
     }
 
     fn tracker(&self) -> &DeliveryTracker {
         self.producer.borrow().context()
+    }
+
+    fn counts(&self) -> Counts {
+        let outcomes = self.tracker().outcomes();
+        Counts { sent: self.sent, delivered: outcomes.delivered, failed: outcomes.failed, unknown: outcomes.unknown }
+    }
+
+    fn what(&self) -> String {
+        format!("produce to topic \"{}\"", self.topic)
+    }
+
+    /// The topic turned out not to exist (its messages fail with "unknown topic").
+    fn check_topic(&self) -> FdwResult<()> {
+        if self.tracker().missing_topic.load(Ordering::Relaxed) {
+            return Err(no_such_topic(&self.topic));
+        }
+        Ok(())
+    }
+
+    /// A wait that made no progress for the timeout (`reason`, a sentence): says how far
+    /// the statement got.
+    fn stalled(&self, reason: &str) -> FdwError {
+        let last_error = self.tracker().client_errors.take().unwrap_or_else(|| "none".to_string());
+        let error = unreachable_brokers(&self.settings, &self.what(), &last_error);
+        let detail = format!("{reason} {} {}", self.counts().summary(), error.detail.as_deref().unwrap_or_default());
+        error.with_detail(detail)
     }
 
     /// Queues one message; while librdkafka's queue is full, serves delivery reports
@@ -556,8 +962,9 @@ impl<P: Borrow<KafkaProducer>> Sender<P> {
                     record = returned;
                     producer.poll(PRODUCER_POLL_SLICE);
                     (self.settings.interrupt)();
+                    self.check_topic()?;
                     if started.elapsed() >= self.settings.timeout {
-                        return Err(unreachable_brokers(&self.settings, &format!("produce to topic \"{}\"", self.topic), "queue full"));
+                        return Err(self.stalled("The producer's queue stayed full."));
                     }
                 }
                 Err((error, returned)) => {
@@ -571,57 +978,67 @@ impl<P: Borrow<KafkaProducer>> Sender<P> {
             }
         }
         self.sent += 1;
-        if self.sent % POLL_EVERY == 0 {
+        if self.sent.is_multiple_of(POLL_EVERY) {
             producer.poll(Duration::ZERO);
+            self.check_topic()?;
         }
         Ok(())
     }
 
-    /// Messages sent that Kafka has neither acknowledged nor failed yet.
-    fn pending(&self) -> u64 {
-        let tracker = self.tracker();
-        let settled = tracker.delivered.load(Ordering::Relaxed) - self.delivered_before
-            + tracker.failed.load(Ordering::Relaxed)
-            - self.failed_before;
-        self.sent.saturating_sub(settled)
-    }
-
     /// Waits for every delivery report; the number of messages Kafka acknowledged, or an
-    /// error saying how many failed and why the first one did. A failed message is
-    /// never reported as produced.
+    /// error counting the messages delivered, failed and of unknown outcome. A message
+    /// not acknowledged is never reported as produced.
     pub fn finish(&mut self) -> FdwResult<u64> {
         let producer = self.producer.borrow();
         let mut last_progress = Instant::now();
-        let mut pending = self.pending();
-        while pending > 0 {
+        let mut counts = self.counts();
+        while counts.in_flight() > 0 {
             producer.poll(PRODUCER_POLL_SLICE);
             (self.settings.interrupt)();
-            let now_pending = self.pending();
-            if now_pending < pending {
+            self.check_topic()?;
+            let now = self.counts();
+            if now.settled() > counts.settled() {
                 last_progress = Instant::now();
             } else if last_progress.elapsed() >= self.settings.timeout + DELIVERY_REPORT_GRACE {
                 // message.timeout.ms fails every message after the timeout, so this is
                 // only reached if librdkafka itself stalls.
-                return Err(unreachable_brokers(&self.settings, &format!("produce to topic \"{}\"", self.topic), "no delivery reports"));
+                return Err(self.stalled("No delivery reports came."));
             }
-            pending = now_pending;
+            counts = now;
+        }
+        self.check_topic()?;
+        if counts.failed + counts.unknown == 0 {
+            return Ok(counts.delivered);
         }
         let tracker = self.tracker();
-        let failed = tracker.failed.load(Ordering::Relaxed) - self.failed_before;
-        let delivered = tracker.delivered.load(Ordering::Relaxed) - self.delivered_before;
-        if failed > 0 {
-            let first = tracker.first_error.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone().unwrap_or_default();
-            return Err(FdwError::new(
-                ErrorKind::Kafka,
-                format!("{failed} of {} messages to Kafka topic \"{}\" were not delivered", self.sent, self.topic),
-            )
-            .with_detail(match tracker.client_errors.take() {
-                Some(client_error) => format!("First error: {first}. {delivered} messages were delivered. Last client error: {client_error}"),
-                None => format!("First error: {first}. {delivered} messages were delivered."),
-            })
-            .with_hint("Messages already delivered stay in Kafka whether or not the transaction commits."));
+        let (first, offsets) = {
+            let outcomes = tracker.outcomes();
+            (outcomes.first_error.clone().unwrap_or_default(), delivered_offsets(&outcomes.offsets))
+        };
+        let delivered = if offsets.is_empty() { "None was delivered.".to_string() } else { format!("Delivered: {offsets}.") };
+        let mut detail = format!("First error: {first}. {delivered}");
+        if let Some(client_error) = tracker.client_errors.take() {
+            detail.push_str(&format!(" Last client error: {client_error}"));
         }
-        Ok(delivered)
+        let hint = match (counts.unknown > 0, counts.delivered > 0) {
+            (true, _) => "Messages whose outcome is unknown may be in the topic; retrying the statement may duplicate them. Delivered messages stay in Kafka whether or not the transaction commits.",
+            (false, true) => "Delivered messages stay in Kafka whether or not the transaction commits; retrying the statement duplicates them.",
+            (false, false) => "No message reached the topic.",
+        };
+        Err(FdwError::new(
+            ErrorKind::Kafka,
+            format!(
+                "{} of {} messages to Kafka topic \"{}\" were not confirmed: {} failed, {} unknown (may be in the topic), {} delivered",
+                counts.failed + counts.unknown,
+                counts.sent,
+                self.topic,
+                counts.failed,
+                counts.unknown,
+                counts.delivered
+            ),
+        )
+        .with_detail(detail)
+        .with_hint(hint))
     }
 }
 
@@ -807,6 +1224,30 @@ mod tests {
 
     fn no_interrupt() {}
 
+    /// A librdkafka mock cluster, hosted by a client of its own. The mock names broker 0
+    /// as the cluster's controller (where librdkafka sends DescribeTopics) but numbers its
+    /// brokers from 1, so broker 0 is added, as a real cluster always has its controller.
+    struct Mock {
+        host: BaseProducer,
+    }
+
+    fn mock_cluster(brokers: i32) -> Mock {
+        let host: BaseProducer = ClientConfig::new().set("test.mock.num.brokers", brokers.to_string()).create().unwrap();
+        // SAFETY: the host was created with a mock cluster, which lives as long as it.
+        unsafe {
+            let cluster = bindings::rd_kafka_handle_mock_cluster(host.client().native_ptr());
+            assert!(!cluster.is_null());
+            assert_eq!(bindings::rd_kafka_mock_broker_add(cluster, 0), bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR);
+        }
+        Mock { host }
+    }
+
+    impl Mock {
+        fn cluster(&self) -> MockCluster<'_, rdkafka::producer::DefaultProducerContext> {
+            self.host.client().mock_cluster().unwrap()
+        }
+    }
+
     fn test_settings(brokers: &str) -> ClientSettings {
         ClientSettings {
             brokers: brokers.to_string(),
@@ -836,7 +1277,8 @@ mod tests {
 
     #[test]
     fn reads_exactly_the_ranges_up_to_the_captured_high_watermark() {
-        let cluster = MockCluster::new(1).unwrap();
+        let mock = mock_cluster(1);
+        let cluster = mock.cluster();
         cluster.create_topic("t", 3, 1).unwrap();
         let brokers = cluster.bootstrap_servers();
         let lines: Vec<String> = (0..50).map(|i| format!("m{i}")).collect();
@@ -901,7 +1343,8 @@ mod tests {
 
     #[test]
     fn reads_several_ranges_of_one_partition() {
-        let cluster = MockCluster::new(1).unwrap();
+        let mock = mock_cluster(1);
+        let cluster = mock.cluster();
         cluster.create_topic("gaps", 1, 1).unwrap();
         let brokers = cluster.bootstrap_servers();
         let lines: Vec<String> = (0..5000).map(|i| format!("m{i}")).collect();
@@ -924,7 +1367,8 @@ mod tests {
 
     #[test]
     fn restart_reads_the_ranges_again() {
-        let cluster = MockCluster::new(1).unwrap();
+        let mock = mock_cluster(1);
+        let cluster = mock.cluster();
         cluster.create_topic("again", 2, 1).unwrap();
         let brokers = cluster.bootstrap_servers();
         let lines: Vec<String> = (0..20).map(|i| format!("m{i}")).collect();
@@ -960,7 +1404,8 @@ mod tests {
 
     #[test]
     fn sends_are_acknowledged_before_finish_returns() {
-        let cluster = MockCluster::new(1).unwrap();
+        let mock = mock_cluster(1);
+        let cluster = mock.cluster();
         cluster.create_topic("out", 4, 1).unwrap();
         let brokers = cluster.bootstrap_servers();
         let settings = test_settings(&brokers);
@@ -983,7 +1428,8 @@ mod tests {
 
     #[test]
     fn failed_deliveries_make_finish_fail() {
-        let cluster = MockCluster::new(1).unwrap();
+        let mock = mock_cluster(1);
+        let cluster = mock.cluster();
         cluster.create_topic("out", 1, 1).unwrap();
         let mut settings = test_settings(&cluster.bootstrap_servers());
         settings.timeout = Duration::from_millis(1500);
@@ -998,7 +1444,10 @@ mod tests {
             sender.send(Outgoing { partition: Some(0), payload: Some(b"lost"), ..Outgoing::default() }).unwrap();
         }
         let error = sender.finish().unwrap_err();
-        assert_eq!(error.message, "3 of 3 messages to Kafka topic \"out\" were not delivered");
+        assert_eq!(
+            error.message,
+            "3 of 3 messages to Kafka topic \"out\" were not confirmed: 3 failed, 0 unknown (may be in the topic), 0 delivered"
+        );
     }
 
     #[test]
@@ -1013,13 +1462,18 @@ mod tests {
         sender.send(Outgoing { partition: Some(0), payload: Some(b"x"), ..Outgoing::default() }).unwrap();
         let started = Instant::now();
         let error = sender.finish().unwrap_err();
-        assert_eq!(error.message, "1 of 1 messages to Kafka topic \"t\" were not delivered");
+        // Never sent: known not to be in the topic.
+        assert_eq!(
+            error.message,
+            "1 of 1 messages to Kafka topic \"t\" were not confirmed: 1 failed, 0 unknown (may be in the topic), 0 delivered"
+        );
         assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
     }
 
     #[test]
     fn empty_ranges_end_at_once() {
-        let cluster = MockCluster::new(1).unwrap();
+        let mock = mock_cluster(1);
+        let cluster = mock.cluster();
         cluster.create_topic("empty", 4, 1).unwrap();
         let settings = test_settings(&cluster.bootstrap_servers());
         let consumer = new_consumer(&settings).unwrap();
@@ -1037,7 +1491,8 @@ mod tests {
 
     #[test]
     fn all_topics_lists_every_topic_with_its_partitions() {
-        let cluster = MockCluster::new(1).unwrap();
+        let mock = mock_cluster(1);
+        let cluster = mock.cluster();
         cluster.create_topic("a", 2, 1).unwrap();
         cluster.create_topic("b", 3, 1).unwrap();
         let settings = test_settings(&cluster.bootstrap_servers());
@@ -1072,7 +1527,8 @@ mod tests {
 
     #[test]
     fn properties_reach_the_client() {
-        let cluster = MockCluster::new(1).unwrap();
+        let mock = mock_cluster(1);
+        let cluster = mock.cluster();
         let mut settings = test_settings(&cluster.bootstrap_servers());
         settings.properties = vec![("security.protocol".into(), "nonsense".into())];
         let error = new_consumer(&settings).err().expect("an invalid value fails client creation");
@@ -1081,7 +1537,8 @@ mod tests {
 
     #[test]
     fn a_missing_topic_is_a_clear_error() {
-        let cluster = MockCluster::new(1).unwrap();
+        let mock = mock_cluster(1);
+        let cluster = mock.cluster();
         let settings = test_settings(&cluster.bootstrap_servers());
         let consumer = new_consumer(&settings).unwrap();
         let error = topic_partitions(&consumer, &settings, "nope").unwrap_err();
@@ -1106,7 +1563,8 @@ mod tests {
     #[test]
     fn a_range_past_the_end_is_closed_by_partition_eof() {
         // The plan may ask for more than exists (e.g. a compacted tail); EOF ends it.
-        let cluster = MockCluster::new(1).unwrap();
+        let mock = mock_cluster(1);
+        let cluster = mock.cluster();
         cluster.create_topic("short", 1, 1).unwrap();
         let brokers = cluster.bootstrap_servers();
         produce(&brokers, "short", 0, &["a".to_string(), "b".to_string()]);
@@ -1115,5 +1573,377 @@ mod tests {
         let mut reader =
             RangeReader::new(consumer, settings, "short", &[ReadRange { partition: 0, start: 0, end: 5 }]).unwrap();
         assert_eq!(read_all(&mut reader).len(), 2);
+    }
+
+    // ---- Slow brokers, silent brokers, interrupts (issue 15) ----
+
+    /// Everything a statement asks of Kafka, against a cluster of two brokers that each
+    /// take `rtt` to answer; the answers, to compare across round-trip times.
+    #[allow(clippy::type_complexity)]
+    fn everything_at_round_trip(
+        rtt: Duration,
+    ) -> (Vec<i32>, Vec<Watermarks>, Vec<(i32, Option<i64>)>, Vec<(i32, i64, String)>, Vec<(i32, i64, String)>, u64, Vec<Watermarks>) {
+        let mock = mock_cluster(2);
+        let cluster = mock.cluster();
+        cluster.create_topic("slow", 3, 1).unwrap();
+        let brokers = cluster.bootstrap_servers();
+        let lines: Vec<String> = (0..30).map(|i| format!("m{i}")).collect();
+        produce(&brokers, "slow", 0, &lines);
+        produce(&brokers, "slow", 2, &lines[..4]);
+        for broker in 0..=2 {
+            cluster.broker_round_trip_time(broker, rtt).unwrap();
+        }
+        let mut settings = test_settings(&brokers);
+        settings.timeout = Duration::from_secs(10);
+        let consumer = new_consumer(&settings).unwrap();
+        let partitions = topic_partitions(&consumer, &settings, "slow").unwrap();
+        let marks = watermarks(&consumer, &settings, "slow", &partitions).unwrap();
+        // The mock cluster has no time index: it answers "no such message" (-1).
+        let by_time = offsets_for_time(&consumer, &settings, "slow", &partitions, 0).unwrap();
+        let ranges: Vec<ReadRange> = marks.iter().map(|w| ReadRange { partition: w.partition, start: w.low, end: w.high }).collect();
+        let mut reader = RangeReader::new(consumer, settings.clone(), "slow", &ranges).unwrap();
+        let mut all = read_all(&mut reader);
+        all.sort();
+        reader.restart(&[ReadRange { partition: 2, start: 3, end: 4 }]).unwrap();
+        let one = read_all(&mut reader);
+        let producer = new_producer(&settings).unwrap();
+        let mut sender = Sender::new(&producer, settings.clone(), "slow");
+        for i in 0..10 {
+            sender.send(Outgoing { partition: Some(i % 3), payload: Some(b"new"), ..Outgoing::default() }).unwrap();
+        }
+        let produced = sender.finish().unwrap();
+        let after = watermarks(reader.consumer(), &settings, "slow", &partitions).unwrap();
+        (partitions, marks, by_time, all, one, produced, after)
+    }
+
+    fn assert_same_as_without_delay(rtt: Duration) {
+        let started = Instant::now();
+        let slow = everything_at_round_trip(rtt);
+        let took = started.elapsed();
+        let fast = everything_at_round_trip(Duration::ZERO);
+        assert_eq!(slow, fast);
+        assert_eq!(fast.0, vec![0, 1, 2]);
+        assert_eq!(fast.1[0], Watermarks { partition: 0, low: 0, high: 30 });
+        assert_eq!(fast.2, vec![(0, None), (1, None), (2, None)]);
+        assert_eq!(fast.3.len(), 34);
+        assert_eq!(fast.4, vec![(2, 3, "m3".to_string())]);
+        assert_eq!(fast.5, 10);
+        assert_eq!(fast.6.iter().map(|w| w.high).sum::<i64>(), 44);
+        eprintln!("round trip {rtt:?}: took {took:?}");
+    }
+
+    #[test]
+    fn a_300_ms_round_trip_changes_no_answer() {
+        assert_same_as_without_delay(Duration::from_millis(300));
+    }
+
+    #[test]
+    fn a_1000_ms_round_trip_changes_no_answer() {
+        assert_same_as_without_delay(Duration::from_millis(1000));
+    }
+
+    /// A broker that accepts connections and never answers: the listener is kept open
+    /// and never accepts, so the kernel completes the handshakes and holds the requests.
+    fn silent_broker() -> (std::net::TcpListener, String) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        (listener, address)
+    }
+
+    fn assert_fails_in_time<T: std::fmt::Debug>(what: &str, timeout: Duration, call: impl FnOnce() -> FdwResult<T>) {
+        let started = Instant::now();
+        let error = call().expect_err(what);
+        let took = started.elapsed();
+        assert_eq!(error.kind, ErrorKind::UnableToEstablishConnection, "{what}: {error}");
+        assert!(took >= timeout.saturating_sub(Duration::from_millis(50)), "{what} gave up early: {took:?}");
+        assert!(took < timeout + Duration::from_secs(1), "{what} took {took:?}");
+    }
+
+    #[test]
+    fn a_silent_broker_fails_every_call_within_the_timeout() {
+        let (_listener, brokers) = silent_broker();
+        let mut settings = test_settings(&brokers);
+        settings.timeout = Duration::from_millis(700);
+        let timeout = settings.timeout;
+        let consumer = new_consumer(&settings).unwrap();
+        assert_fails_in_time("topic_partitions", timeout, || topic_partitions(&consumer, &settings, "t"));
+        assert_fails_in_time("watermarks", timeout, || watermarks(&consumer, &settings, "t", &[0, 1]));
+        assert_fails_in_time("offsets_for_time", timeout, || offsets_for_time(&consumer, &settings, "t", &[0], 5));
+        assert_fails_in_time("all_topics", timeout, || all_topics(&consumer, &settings));
+        let mut reader =
+            RangeReader::new(&consumer, settings.clone(), "t", &[ReadRange { partition: 0, start: 0, end: 5 }]).unwrap();
+        assert_fails_in_time("next_message", timeout, || reader.next_message().map(|m| m.is_some()));
+        // Messages fail at message.timeout.ms, found by librdkafka's scan once a second.
+        let producer = new_producer(&settings).unwrap();
+        let mut sender = Sender::new(&producer, settings.clone(), "t");
+        let started = Instant::now();
+        sender.send(Outgoing { partition: Some(0), payload: Some(b"x"), ..Outgoing::default() }).unwrap();
+        let error = sender.finish().unwrap_err();
+        assert!(error.message.starts_with("1 of 1 messages to Kafka topic \"t\" were not confirmed"), "{error}");
+        assert!(started.elapsed() < timeout + Duration::from_millis(1500), "took {:?}", started.elapsed());
+    }
+
+    #[test]
+    fn a_down_mock_broker_fails_the_calls_within_the_timeout() {
+        let mock = mock_cluster(1);
+        let cluster = mock.cluster();
+        cluster.create_topic("t", 2, 1).unwrap();
+        let mut settings = test_settings(&cluster.bootstrap_servers());
+        settings.timeout = Duration::from_millis(700);
+        let consumer = new_consumer(&settings).unwrap();
+        assert_eq!(topic_partitions(&consumer, &settings, "t").unwrap(), vec![0, 1]);
+        for broker in 0..=1 {
+            cluster.broker_down(broker).unwrap();
+        }
+        assert_fails_in_time("topic_partitions", settings.timeout, || topic_partitions(&consumer, &settings, "t"));
+        assert_fails_in_time("watermarks", settings.timeout, || watermarks(&consumer, &settings, "t", &[0, 1]));
+        for broker in 0..=1 {
+            cluster.broker_up(broker).unwrap();
+        }
+        assert_eq!(watermarks(&consumer, &settings, "t", &[0]).unwrap(), vec![Watermarks { partition: 0, low: 0, high: 0 }]);
+    }
+
+    thread_local! {
+        /// Interrupt checks left before [`panicking_interrupt`] unwinds; `u32::MAX` never.
+        static INTERRUPTS_LEFT: std::cell::Cell<u32> = const { std::cell::Cell::new(u32::MAX) };
+        static INTERRUPTS_SEEN: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+        static UNWOUND_AT: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
+    }
+
+    const CANCEL: &str = "canceling statement due to user request";
+
+    /// Like CHECK_FOR_INTERRUPTS with a cancel pending after a few checks.
+    fn panicking_interrupt() {
+        INTERRUPTS_SEEN.with(|seen| seen.set(seen.get() + 1));
+        INTERRUPTS_LEFT.with(|left| match left.get() {
+            u32::MAX => {}
+            0 => {
+                UNWOUND_AT.with(|at| at.set(Some(Instant::now())));
+                std::panic::panic_any(CANCEL)
+            }
+            n => left.set(n - 1),
+        });
+    }
+
+    /// Runs `call` with the interrupt armed to unwind at its `checks`+1st check; how long
+    /// it took until the interrupt unwound. (Unwinding itself can take a while in a test
+    /// binary: with RUST_BACKTRACE set, the panic hook symbolizes a backtrace.)
+    fn unwinds_after<T>(checks: u32, call: impl FnOnce() -> T) -> Duration {
+        // The test's own cancels print nothing: a backtrace takes seconds to symbolize.
+        static QUIET: std::sync::Once = std::sync::Once::new();
+        QUIET.call_once(|| {
+            let default = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                if info.payload().downcast_ref::<&str>() != Some(&CANCEL) {
+                    default(info)
+                }
+            }));
+        });
+        INTERRUPTS_LEFT.with(|left| left.set(checks));
+        UNWOUND_AT.with(|at| at.set(None));
+        let started = Instant::now();
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(call));
+        let unwound = started.elapsed();
+        INTERRUPTS_LEFT.with(|left| left.set(u32::MAX));
+        assert!(outcome.is_err(), "the interrupt did not unwind");
+        // Bounded by the request in flight, if any (all_topics), so by the timeout.
+        assert!(unwound < Duration::from_secs(10), "unwinding took {unwound:?}");
+        UNWOUND_AT.with(|at| at.get()).expect("the interrupt unwound") - started
+    }
+
+    #[test]
+    fn interrupts_are_checked_while_waiting_and_unwinding_is_safe() {
+        let mock = mock_cluster(1);
+        let cluster = mock.cluster();
+        cluster.create_topic("t", 2, 1).unwrap();
+        let brokers = cluster.bootstrap_servers();
+        produce(&brokers, "t", 1, &["a".to_string()]);
+        let mut settings = test_settings(&brokers);
+        settings.timeout = Duration::from_secs(10);
+        settings.interrupt = panicking_interrupt;
+        let consumer = new_consumer(&settings).unwrap();
+        // Answers take 1.5 s: every call below is in flight when the interrupt unwinds.
+        for broker in 0..=1 {
+            cluster.broker_round_trip_time(broker, Duration::from_millis(1500)).unwrap();
+        }
+        let took = unwinds_after(2, || topic_partitions(&consumer, &settings, "t"));
+        assert!(took < Duration::from_millis(500), "took {took:?}");
+        let took = unwinds_after(2, || watermarks(&consumer, &settings, "t", &[0, 1]));
+        assert!(took < Duration::from_millis(500), "took {took:?}");
+        let took = unwinds_after(2, || offsets_for_time(&consumer, &settings, "t", &[0, 1], 0));
+        assert!(took < Duration::from_millis(500), "took {took:?}");
+        // The list of all topics is a synchronous request on a helper thread: the
+        // interrupt is seen as quickly, but unwinds only once the request ended.
+        let took = unwinds_after(2, || all_topics(&consumer, &settings));
+        assert!(took < Duration::from_millis(500), "took {took:?}");
+        // The abandoned requests' answers arrive later, to queues that are gone; the
+        // same client goes on working.
+        assert_eq!(topic_partitions(&consumer, &settings, "t").unwrap(), vec![0, 1]);
+        std::thread::sleep(Duration::from_millis(1600));
+        assert_eq!(
+            watermarks(&consumer, &settings, "t", &[0, 1]).unwrap(),
+            vec![Watermarks { partition: 0, low: 0, high: 0 }, Watermarks { partition: 1, low: 0, high: 1 }]
+        );
+        // Waits check for interrupts at least every POLL_SLICE.
+        INTERRUPTS_SEEN.with(|seen| seen.set(0));
+        let started = Instant::now();
+        topic_partitions(&consumer, &settings, "t").unwrap();
+        let checks = INTERRUPTS_SEEN.with(|seen| seen.get()) as u128;
+        assert!(checks + 1 >= started.elapsed().as_millis() / POLL_SLICE.as_millis(), "{checks} checks in {:?}", started.elapsed());
+    }
+
+    #[test]
+    fn an_interrupt_against_a_silent_broker_unwinds_at_once() {
+        let (_listener, brokers) = silent_broker();
+        let mut settings = test_settings(&brokers);
+        settings.timeout = Duration::from_secs(30);
+        settings.interrupt = panicking_interrupt;
+        let consumer = new_consumer(&settings).unwrap();
+        for (what, took) in [
+            ("topic_partitions", unwinds_after(3, || topic_partitions(&consumer, &settings, "t"))),
+            ("watermarks", unwinds_after(3, || watermarks(&consumer, &settings, "t", &[0]))),
+            ("offsets_for_time", unwinds_after(3, || offsets_for_time(&consumer, &settings, "t", &[0], 1))),
+        ] {
+            assert!(took < Duration::from_millis(500), "{what} took {took:?}");
+        }
+        drop(consumer);
+    }
+
+    // ---- Delivery outcomes ----
+
+    #[test]
+    fn timed_out_deliveries_are_unknown_not_failed() {
+        let mock = mock_cluster(1);
+        let cluster = mock.cluster();
+        cluster.create_topic("out", 1, 1).unwrap();
+        let mut settings = test_settings(&cluster.bootstrap_servers());
+        settings.timeout = Duration::from_millis(2000);
+        let producer = new_producer(&settings).unwrap();
+        // Connected, with a producer id: the next messages are sent at once.
+        let mut warm = Sender::new(&producer, settings.clone(), "out");
+        warm.send(Outgoing { partition: Some(0), payload: Some(b"first"), ..Outgoing::default() }).unwrap();
+        assert_eq!(warm.finish().unwrap(), 1);
+        // The broker writes them, but its answer comes after message.timeout.ms.
+        for broker in 0..=1 {
+            cluster.broker_round_trip_time(broker, Duration::from_millis(5000)).unwrap();
+        }
+        let mut sender = Sender::new(&producer, settings.clone(), "out");
+        for _ in 0..4 {
+            sender.send(Outgoing { partition: Some(0), payload: Some(b"maybe"), ..Outgoing::default() }).unwrap();
+        }
+        let error = sender.finish().unwrap_err();
+        assert_eq!(
+            error.message,
+            "4 of 4 messages to Kafka topic \"out\" were not confirmed: 0 failed, 4 unknown (may be in the topic), 0 delivered"
+        );
+        assert!(error.hint.as_deref().unwrap().contains("may duplicate them"), "{error}");
+        assert!(error.detail.as_deref().unwrap().contains("None was delivered."), "{error}");
+        assert!(producer.context().has_failed());
+        // And indeed they are in the topic.
+        for broker in 0..=1 {
+            cluster.broker_round_trip_time(broker, Duration::ZERO).unwrap();
+        }
+        settings.timeout = Duration::from_secs(10);
+        let consumer = new_consumer(&settings).unwrap();
+        let marks = watermarks(&consumer, &settings, "out", &[0]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(marks[0].high, 5);
+    }
+
+    #[test]
+    fn definite_errors_are_failed_and_deliveries_are_listed() {
+        let mock = mock_cluster(1);
+        let cluster = mock.cluster();
+        cluster.create_topic("out", 2, 1).unwrap();
+        let mut settings = test_settings(&cluster.bootstrap_servers());
+        settings.timeout = Duration::from_millis(1500);
+        let producer = new_producer(&settings).unwrap();
+        let mut sender = Sender::new(&producer, settings, "out");
+        for partition in [0, 0, 0, 1] {
+            sender.send(Outgoing { partition: Some(partition), payload: Some(b"ok"), ..Outgoing::default() }).unwrap();
+        }
+        let started = Instant::now();
+        while sender.counts().delivered < 4 && started.elapsed() < Duration::from_secs(5) {
+            producer.poll(Duration::from_millis(1));
+        }
+        cluster.request_errors(
+            rdkafka::types::RDKafkaApiKey::Produce,
+            &[rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED; 50],
+        );
+        for _ in 0..3 {
+            sender.send(Outgoing { partition: Some(1), payload: Some(b"lost"), ..Outgoing::default() }).unwrap();
+        }
+        let error = sender.finish().unwrap_err();
+        assert_eq!(
+            error.message,
+            "3 of 7 messages to Kafka topic \"out\" were not confirmed: 3 failed, 0 unknown (may be in the topic), 4 delivered"
+        );
+        let detail = error.detail.unwrap();
+        assert!(detail.contains("Delivered: partition 0 offsets 0..2 (3 messages), partition 1 offset 0 (1 message)."), "{detail}");
+        assert!(detail.contains("Topic authorization failed"), "{detail}");
+        assert!(error.hint.unwrap().contains("retrying the statement duplicates them"));
+    }
+
+    #[test]
+    fn a_full_queue_that_never_drains_reports_the_counts() {
+        let (_listener, brokers) = silent_broker();
+        let mut settings = test_settings(&brokers);
+        settings.timeout = Duration::from_millis(700);
+        settings.properties = vec![("queue.buffering.max.messages".into(), "5".into())];
+        let producer = new_producer(&settings).unwrap();
+        // Messages wait longer than the queue-full wait before they time out.
+        let mut sender = Sender::new(&producer, settings.clone(), "t");
+        settings.timeout = Duration::from_millis(200);
+        sender.settings = settings;
+        let error = (0..10)
+            .map(|_| sender.send(Outgoing { partition: Some(0), payload: Some(b"x"), ..Outgoing::default() }))
+            .find_map(Result::err)
+            .expect("the queue fills up");
+        assert_eq!(error.kind, ErrorKind::UnableToEstablishConnection);
+        let detail = error.detail.unwrap();
+        assert!(
+            detail.starts_with(
+                "The producer's queue stayed full. Of 5 messages sent: 0 delivered, 0 failed, 0 unknown (may be in the topic), 5 in flight"
+            ),
+            "{detail}"
+        );
+        assert!(detail.contains("Last client error:"), "{detail}");
+    }
+
+    // ---- Missing topics ----
+
+    #[test]
+    fn an_insert_into_a_missing_topic_fails_fast() {
+        let mock = mock_cluster(1);
+        let cluster = mock.cluster();
+        let mut settings = test_settings(&cluster.bootstrap_servers());
+        settings.timeout = Duration::from_secs(10);
+        // As a broker without auto.create.topics.enable answers.
+        settings.properties = vec![("allow.auto.create.topics".into(), "false".into())];
+        let producer = new_producer(&settings).unwrap();
+        let mut sender = Sender::new(&producer, settings, "nope");
+        let started = Instant::now();
+        sender.send(Outgoing { partition: Some(0), payload: Some(b"x"), ..Outgoing::default() }).unwrap();
+        sender.send(Outgoing { partition: None, payload: Some(b"y"), ..Outgoing::default() }).unwrap();
+        let error = sender.finish().unwrap_err();
+        assert_eq!(error.message, "Kafka topic \"nope\" does not exist");
+        assert!(error.hint.is_some());
+        assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+    }
+
+    #[test]
+    fn an_insert_into_a_topic_the_broker_creates_works() {
+        let mock = mock_cluster(1);
+        let cluster = mock.cluster();
+        let settings = test_settings(&cluster.bootstrap_servers());
+        let producer = new_producer(&settings).unwrap();
+        let mut sender = Sender::new(&producer, settings, "created");
+        sender.send(Outgoing { partition: None, payload: Some(b"x"), ..Outgoing::default() }).unwrap();
+        assert_eq!(sender.finish().unwrap(), 1);
+    }
+
+    #[test]
+    fn delivered_offsets_are_listed_compactly() {
+        let offsets: BTreeMap<i32, (u64, i64, i64)> = [(0, (3, 10, 12)), (4, (1, 7, 7))].into_iter().collect();
+        assert_eq!(delivered_offsets(&offsets), "partition 0 offsets 10..12 (3 messages), partition 4 offset 7 (1 message)");
     }
 }

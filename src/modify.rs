@@ -4,7 +4,7 @@
 //! Meta columns route the message (partition, key, timestamp, headers); data columns
 //! are encoded with the table's format, the codec the scan decodes with. Messages are
 //! sent asynchronously as rows come; `EndForeignModify`/`EndForeignInsert` wait for the
-//! delivery reports and raise an ERROR if any message was not delivered.
+//! delivery reports and raise an ERROR if any message was not confirmed delivered.
 
 use std::ffi::{c_int, c_void, CStr, CString};
 

@@ -410,10 +410,21 @@ fn dump(brokers: &str, topic: &str) -> Result<()> {
 }
 
 fn host_mock(broker_count: i32, address_file: &PathBuf, topics: &[String]) -> Result<()> {
-    let cluster = MockCluster::new(broker_count)?;
+    // The mock names broker 0 as the cluster's controller (where librdkafka sends Admin
+    // API requests such as kafka_fdw's DescribeTopics) but numbers its brokers from 1:
+    // add broker 0, as a real cluster always has a live controller.
+    let host: BaseProducer = ClientConfig::new().set("test.mock.num.brokers", broker_count.to_string()).create()?;
+    // SAFETY: the host was created with a mock cluster, which lives as long as the host.
+    let added = unsafe {
+        rdkafka::bindings::rd_kafka_mock_broker_add(rdkafka::bindings::rd_kafka_handle_mock_cluster(host.client().native_ptr()), 0)
+    };
+    if added != rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+        return Err(format!("could not add the mock's controller: {added:?}").into());
+    }
+    let cluster = host.client().mock_cluster().ok_or("no mock cluster")?;
     for spec in topics {
         let (name, partitions) = spec.split_once(':').ok_or("--topic takes NAME:PARTITIONS")?;
-        cluster.create_topic(name, partitions.parse()?, 1)?;
+        create_topic(&cluster, broker_count, name, partitions.parse()?)?;
     }
     let control = TcpListener::bind("127.0.0.1:0")?;
     let contents = format!("bootstrap={}\ncontrol={}\n", cluster.bootstrap_servers(), control.local_addr()?);
@@ -426,7 +437,7 @@ fn host_mock(broker_count: i32, address_file: &PathBuf, topics: &[String]) -> Re
         let mut line = String::new();
         BufReader::new(&stream).read_line(&mut line)?;
         let words: Vec<&str> = line.split_whitespace().collect();
-        let reply = match mock_command(&cluster, &words) {
+        let reply = match mock_command(&cluster, broker_count, &words) {
             Ok(()) => "ok\n".to_string(),
             Err(error) => format!("error: {error}\n"),
         };
@@ -435,9 +446,21 @@ fn host_mock(broker_count: i32, address_file: &PathBuf, topics: &[String]) -> Re
     Ok(())
 }
 
-fn mock_command(cluster: &MockCluster<'_, rdkafka::producer::DefaultProducerContext>, words: &[&str]) -> Result<()> {
+type Mock<'c> = MockCluster<'c, rdkafka::producer::DefaultProducerContext>;
+
+/// Creates a topic whose partitions are led by brokers 1.., never by the added
+/// controller 0, so that taking brokers 1.. down still takes all data away.
+fn create_topic(cluster: &Mock<'_>, broker_count: i32, name: &str, partitions: i32) -> Result<()> {
+    cluster.create_topic(name, partitions, 1)?;
+    for partition in 0..partitions {
+        cluster.partition_leader(name, partition, Some(1 + partition % broker_count.max(1)))?;
+    }
+    Ok(())
+}
+
+fn mock_command(cluster: &Mock<'_>, broker_count: i32, words: &[&str]) -> Result<()> {
     match words {
-        ["create-topic", name, partitions] => cluster.create_topic(name, partitions.parse()?, 1)?,
+        ["create-topic", name, partitions] => create_topic(cluster, broker_count, name, partitions.parse()?)?,
         ["broker-down", id] => cluster.broker_down(id.parse()?)?,
         ["broker-up", id] => cluster.broker_up(id.parse()?)?,
         ["rtt", id, ms] => cluster.broker_round_trip_time(id.parse()?, Duration::from_millis(ms.parse()?))?,
