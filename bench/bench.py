@@ -49,6 +49,12 @@ def csv_line(i):
     return f"{i},payload text number {i:09d} with some padding to reach about one hundred bytes,2024-{i % 12 + 1:02d}-{i % 28 + 1:02d},2024-01-01 {i % 24:02d}:{i % 60:02d}:{(i * 7) % 60:02d}"
 
 
+def bad_csv_line(i):
+    """csv_line, with one line in a hundred not a valid row (its int is not a number)."""
+    line = csv_line(i)
+    return "x" + line if i % 100 == 0 else line
+
+
 def write_lines(path, count, line):
     if os.path.exists(path):
         return path
@@ -145,6 +151,7 @@ def report(pair, ours_label, ours_seconds, base_label, base_seconds, messages, g
 
 def setup_database(session):
     session.execute("DROP EXTENSION IF EXISTS kafka_fdw CASCADE")
+    session.execute("DROP DOMAIN IF EXISTS checked_int CASCADE")
     session.execute("CREATE EXTENSION kafka_fdw")
     session.execute(f"CREATE SERVER mock FOREIGN DATA WRAPPER kafka_fdw OPTIONS (brokers '{MOCK}', mpp_execute 'all segments', timeout_ms '60000')")
     session.execute(f"CREATE SERVER tansu FOREIGN DATA WRAPPER kafka_fdw OPTIONS (brokers '{TANSU}', timeout_ms '60000')")
@@ -162,6 +169,10 @@ def setup_database(session):
         options = "buffer_delay '5000'" if table == "caught_up" else "buffer_delay '100'"
         session.execute(f"CREATE FOREIGN TABLE {table} ({columns}) SERVER {server} OPTIONS (topic '{topic}', {options})")
     session.execute(f"CREATE FOREIGN TABLE json_mock ({columns}) SERVER mock OPTIONS (topic 'bench_json', format 'json')")
+    session.execute(f"CREATE FOREIGN TABLE csv_skip ({columns}) SERVER mock OPTIONS (topic 'bench_csv', on_error 'skip')")
+    session.execute(f"CREATE FOREIGN TABLE bad_skip ({columns}) SERVER mock OPTIONS (topic 'bench_bad', on_error 'skip')")
+    session.execute("CREATE DOMAIN checked_int AS int CHECK (VALUE >= 0)")
+    session.execute(f"CREATE FOREIGN TABLE domain_skip ({columns.replace('some_int int', 'some_int checked_int')}) SERVER mock OPTIONS (topic 'bench_csv', on_error 'skip')")
     session.execute("CREATE TABLE csv_heap (some_int int, some_text text, some_date date, some_time timestamp)")
 
 
@@ -221,6 +232,48 @@ def pair_import(session, csv_path):
     assert count == MESSAGES, f"imported {count} of {MESSAGES}"
     copy, _ = median_of(copy_once)
     report("5 built-in import vs COPY FROM, CSV (mock)", "kafka_fdw.import", ours, "COPY FROM file", copy, MESSAGES, ">= 0.5x")
+
+
+def pair_bad_messages(session):
+    """Pair 8: what bad-message handling costs. Every column checked (on_error 'skip')
+    against the default scan that raises on a bad message, on the topic with no bad
+    message: built-in types catch input errors directly, so this must stay within noise.
+    Then 1 % bad messages, and a domain column (its errors are caught in a subtransaction
+    per value)."""
+    query = "SELECT count(*) FROM {} t WHERE t IS NOT NULL"
+    plain, _ = median_of(lambda: session.run(query.format("csv_mock"))[:2])
+    checked, _ = median_of(lambda: session.run(query.format("csv_skip"))[:2])
+    report("8 every column checked (on_error skip), no bad message (mock)", "on_error skip", checked,
+           "default (raise)", plain, MESSAGES, "within noise (~0.9-1.1x)")
+    _, _, (kept,) = session.run(query.format("bad_skip"))
+    assert kept == MESSAGES - MESSAGES // 100, f"kept {kept}"
+    bad, _ = median_of(lambda: session.run(query.format("bad_skip"))[:2])
+    report("8 1 % bad messages skipped (mock)", "on_error skip", bad, "default (raise), no bad message", plain, MESSAGES, "", f"{MESSAGES // 100:,} skipped")
+    domain, _ = median_of(lambda: session.run(query.format("domain_skip"))[:2])
+    report("8 domain column, on_error skip, no bad message (mock)", "subtransaction per value", domain,
+           "default (raise)", plain, MESSAGES, "", "int column declared as a domain with a CHECK")
+
+
+def pair_distance(session):
+    """Pair 9: a point read and a full scan with the mock brokers 0, 50 and 200 ms away
+    (round-trip time set on every broker). Each request is issued once, so distance
+    costs about a round trip per request round, never a timeout. Runs last: the
+    round-trip time applies to the whole mock cluster."""
+    point = "SELECT * FROM csv_mock WHERE part = 0 AND offs = 1000"
+    scan = "SELECT count(*) FROM csv_mock"
+    results = {}
+    for rtt in (0, 50, 200):
+        tool("mock-ctl", "--control", MOCK_CONTROL, "rtt-all", str(rtt))
+        session.execute("SELECT kafka_fdw.watermarks('csv_mock')")  # new connections settle
+        results[rtt] = (median_of(lambda: session.run(point)[:2])[0], median_of(lambda: session.run(scan)[:2])[0])
+    tool("mock-ctl", "--control", MOCK_CONTROL, "rtt-all", "0")
+    for rtt in (50, 200):
+        rows_out.append(
+            f"| 9 point read, brokers {rtt} ms away (mock) | RTT {rtt} ms | {results[rtt][0] * 1000:.1f} ms | | RTT 0 | {results[0][0] * 1000:.1f} ms "
+            f"| | +{(results[rtt][0] - results[0][0]) * 1000:.0f} ms | ~1 RTT per request round | |"
+        )
+        log(rows_out[-1])
+        report(f"9 full scan count(*), brokers {rtt} ms away (mock)", f"RTT {rtt} ms", results[rtt][1], "RTT 0", results[0][1], MESSAGES, "")
 
 
 def pair_codecs():
@@ -297,9 +350,10 @@ def main():
     csv_path = write_lines(os.path.join(WORK, f"csv_{MESSAGES}.csv"), MESSAGES, csv_line)
     os.chmod(csv_path, 0o644)
     json_path = write_lines(os.path.join(WORK, f"json_{MESSAGES}.json"), MESSAGES, json_line)
-    for name in ["bench_csv", "bench_json", "bench_1k", "bench_empty", "bench_out", "bench_out_raw"]:
+    for name in ["bench_csv", "bench_json", "bench_1k", "bench_empty", "bench_out", "bench_out_raw", "bench_bad"]:
         mock_topic(name, PARTITIONS)
     produce(MOCK, "bench_csv", csv_path)
+    produce(MOCK, "bench_bad", write_lines(os.path.join(WORK, f"bad_{MESSAGES}.csv"), MESSAGES, bad_csv_line))
     produce(MOCK, "bench_json", json_path)
     produce(MOCK, "bench_1k", write_lines(os.path.join(WORK, "csv_1000.csv"), 1000, csv_line))
     subprocess.run(["tansu", "topic", "create", "bench_csv", "--partitions", "4", "--broker", f"tcp://{TANSU}"], check=True, capture_output=True)
@@ -323,6 +377,8 @@ def main():
     mock_topic("bench_rss", rss_partitions)
     produce(MOCK, "bench_rss", csv_path, "--repeat", str(max(1, RSS_MESSAGES // MESSAGES)))
     pair_rss(session)
+    pair_bad_messages(session)
+    pair_distance(session)
     pair_codecs()
 
     print()

@@ -109,6 +109,15 @@ start_tansu() {
     TANSU_BROKERS="127.0.0.1:$port"
 }
 
+# A second tansu, for tests that delete topics: tansu 0.6.0's `topic delete` deletes every
+# topic of the broker. Sets SCRATCH_BROKERS.
+start_scratch_tansu() {
+    local port
+    port="$(free_port)"
+    run_tansu "$SERVICE_DIR/scratch-tansu" "$port" "$port"
+    SCRATCH_BROKERS="127.0.0.1:$port"
+}
+
 # run_tansu DIR LISTEN_PORT ADVERTISED_PORT [tansu broker options…]: starts tansu on the
 # sqlite file in DIR and waits until it is ready; sets TANSU_PID.
 run_tansu() {

@@ -1,8 +1,8 @@
 -- Exactly-once import of a Kafka foreign table into an ordinary table, its progress and
 -- status, and the jobs the scheduler runs. Included by src/lib.rs.
 
--- The next offset to import, per source, target and partition, and the topic (and the
--- brokers' cluster id) it belongs to. Written in the same transaction as the rows it
+-- The next offset to import, per source, target and partition, and the topic it belongs
+-- to (with its topic id and the brokers' cluster id, where they report them). Written in the same transaction as the rows it
 -- accounts for, so a crash or an error leaves neither duplicates nor gaps. Only the
 -- extension writes it (src/import.rs), for roles that may run the import of that pair;
 -- no normal role has any privilege on it.
@@ -12,6 +12,7 @@ CREATE TABLE kafka_fdw.import_progress (
     partition int NOT NULL,
     next_offset bigint NOT NULL,
     topic text NOT NULL,
+    topic_id text,
     cluster text,
     imported_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (source, target, partition)
@@ -66,6 +67,7 @@ DECLARE
     meta record;
     planned record;
     topic text;
+    topic_id text;
     cluster text;
     column_list text;
     start_offset bigint;
@@ -101,6 +103,7 @@ BEGIN
     -- high watermarks taken now.
     FOR planned IN SELECT * FROM kafka_fdw.import_plan(source, target, on_reset) ORDER BY partition LOOP
         topic := planned.topic;
+        topic_id := planned.topic_id;
         cluster := planned.cluster;
         start_offset := planned.start_offset;
         end_offset := planned.end_offset;
@@ -143,7 +146,7 @@ BEGIN
     END IF;
 
     IF topic IS NOT NULL THEN
-        PERFORM kafka_fdw.save_import_progress(source, target, topic, cluster, plan_partitions, plan_ends);
+        PERFORM kafka_fdw.save_import_progress(source, target, topic, topic_id, cluster, plan_partitions, plan_ends);
     END IF;
     RETURN total;
 END

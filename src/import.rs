@@ -11,7 +11,6 @@ use pgrx::datum::Interval;
 use pgrx::prelude::*;
 use pgrx::spi::quote_qualified_identifier;
 use pgrx::PgRelation;
-use rdkafka::consumer::Consumer;
 
 use crate::functions::{kafka_table, meta_column_names};
 use crate::kafka;
@@ -40,7 +39,7 @@ fn stored_offsets(source: pg_sys::Oid, target: pg_sys::Oid) -> Vec<StoredOffset>
     privileges::as_extension(|| {
         Spi::connect(|client| {
             let rows = client.select(
-                "SELECT partition, next_offset, topic, cluster FROM kafka_fdw.import_progress WHERE source = $1 AND target = $2",
+                "SELECT partition, next_offset, topic, topic_id, cluster FROM kafka_fdw.import_progress WHERE source = $1 AND target = $2",
                 None,
                 &[source.into(), target.into()],
             )?;
@@ -49,7 +48,8 @@ fn stored_offsets(source: pg_sys::Oid, target: pg_sys::Oid) -> Vec<StoredOffset>
                     partition: row.get::<i32>(1)?.unwrap_or_default(),
                     next_offset: row.get::<i64>(2)?.unwrap_or_default(),
                     topic: row.get::<String>(3)?.unwrap_or_default(),
-                    cluster: row.get::<String>(4)?,
+                    topic_id: row.get::<String>(4)?,
+                    cluster: row.get::<String>(5)?,
                 })
             })
             .collect::<Result<Vec<_>, pgrx::spi::Error>>()
@@ -58,9 +58,16 @@ fn stored_offsets(source: pg_sys::Oid, target: pg_sys::Oid) -> Vec<StoredOffset>
     })
 }
 
+/// Which topic stored offsets belong to.
+struct TopicIdentity<'a> {
+    topic: &'a str,
+    topic_id: Option<&'a str>,
+    cluster: Option<&'a str>,
+}
+
 /// Replaces the stored offsets of a source and target with `offsets` (partition, next
-/// offset) of `topic`.
-fn store_offsets(source: pg_sys::Oid, target: pg_sys::Oid, topic: &str, cluster: Option<&str>, offsets: &[(i32, i64)]) {
+/// offset) of topic `of`.
+fn store_offsets(source: pg_sys::Oid, target: pg_sys::Oid, of: TopicIdentity<'_>, offsets: &[(i32, i64)]) {
     let partitions: Vec<i32> = offsets.iter().map(|o| o.0).collect();
     let next_offsets: Vec<i64> = offsets.iter().map(|o| o.1).collect();
     privileges::as_extension(|| {
@@ -69,17 +76,26 @@ fn store_offsets(source: pg_sys::Oid, target: pg_sys::Oid, topic: &str, cluster:
             client.update(
                 "DELETE FROM kafka_fdw.import_progress WHERE source = $1 AND target = $2 AND (topic <> $3 OR partition <> ALL ($4))",
                 None,
-                &[source.into(), target.into(), topic.into(), partitions.clone().into()],
+                &[source.into(), target.into(), of.topic.into(), partitions.clone().into()],
             )?;
             client.update(
-                "INSERT INTO kafka_fdw.import_progress AS p (source, target, partition, next_offset, topic, cluster, imported_at)
-                 SELECT $1, $2, stored.partition, stored.next_offset, $3, $4, now()
-                 FROM unnest($5::int[], $6::bigint[]) AS stored(partition, next_offset)
+                "INSERT INTO kafka_fdw.import_progress AS p (source, target, partition, next_offset, topic, topic_id, cluster, imported_at)
+                 SELECT $1, $2, stored.partition, stored.next_offset, $3, $4, $5, now()
+                 FROM unnest($6::int[], $7::bigint[]) AS stored(partition, next_offset)
                  ON CONFLICT ON CONSTRAINT import_progress_pkey DO UPDATE
-                     SET next_offset = excluded.next_offset, topic = excluded.topic, cluster = excluded.cluster,
+                     SET next_offset = excluded.next_offset, topic = excluded.topic, topic_id = excluded.topic_id,
+                         cluster = excluded.cluster,
                          imported_at = CASE WHEN excluded.next_offset <> p.next_offset THEN excluded.imported_at ELSE p.imported_at END",
                 None,
-                &[source.into(), target.into(), topic.into(), cluster.into(), partitions.into(), next_offsets.into()],
+                &[
+                    source.into(),
+                    target.into(),
+                    of.topic.into(),
+                    of.topic_id.into(),
+                    of.cluster.into(),
+                    partitions.into(),
+                    next_offsets.into(),
+                ],
             )?;
             Ok::<_, pgrx::spi::Error>(())
         })
@@ -87,10 +103,10 @@ fn store_offsets(source: pg_sys::Oid, target: pg_sys::Oid, topic: &str, cluster:
     })
 }
 
-/// The cluster id the brokers reported, which librdkafka keeps from its last metadata
-/// answer (tansu and the mock cluster report one; very old brokers do not).
+/// The cluster id the brokers reported (tansu and the mock cluster report one; very old
+/// brokers do not). Asked after other requests, so it is usually known already.
 fn cluster_id(consumer: &kafka::KafkaConsumer) -> Option<String> {
-    consumer.client().fetch_cluster_id(std::time::Duration::from_millis(1000))
+    kafka::cluster_id(consumer, std::time::Duration::from_millis(1000))
 }
 
 /// Where the next import of `source` into `target` starts and ends, per partition: from
@@ -108,6 +124,7 @@ fn import_plan(
         name!(start_offset, i64),
         name!(end_offset, i64),
         name!(topic, String),
+        name!(topic_id, Option<String>),
         name!(cluster, Option<String>),
     ),
 > {
@@ -117,12 +134,19 @@ fn import_plan(
     let settings = scan::client_settings(&definition);
     let consumer = scan::pooled_consumer(definition.server_id, &settings);
     let topic = definition.table.topic.clone();
-    let partitions = kafka::topic_partitions(consumer.client(), &settings, &topic).or_raise();
-    let marks = kafka::watermarks(consumer.client(), &settings, &topic, &partitions).or_raise();
+    let description = kafka::describe(consumer.client(), &settings, &topic).or_raise();
+    let marks = kafka::watermarks(consumer.client(), &settings, &topic, &description.partitions).or_raise();
     let cluster = cluster_id(consumer.client());
+    let topic_id = description.topic_id;
     let stored = stored_offsets(source.oid(), target.oid());
     let (source_name, target_name) = (qualified_name(&source), qualified_name(&target));
-    let current = CurrentTopic { source: &source_name, target: &target_name, topic: &topic, cluster: cluster.as_deref() };
+    let current = CurrentTopic {
+        source: &source_name,
+        target: &target_name,
+        topic: &topic,
+        topic_id: topic_id.as_deref(),
+        cluster: cluster.as_deref(),
+    };
     let start = progress::resume_points(&stored, current, &marks, on_reset).or_raise();
     for notice in &start.notices {
         notice!("{notice}");
@@ -130,7 +154,9 @@ fn import_plan(
     for warning in &start.warnings {
         warning!("{warning}");
     }
-    TableIterator::new(start.ranges.into_iter().map(move |r| (r.partition, r.start, r.end, topic.clone(), cluster.clone())))
+    TableIterator::new(
+        start.ranges.into_iter().map(move |r| (r.partition, r.start, r.end, topic.clone(), topic_id.clone(), cluster.clone())),
+    )
 }
 
 /// Stores where the next import of `source` into `target` starts, in the caller's
@@ -140,6 +166,7 @@ fn save_import_progress(
     source: PgRelation,
     target: PgRelation,
     topic: &str,
+    topic_id: Option<&str>,
     cluster: Option<&str>,
     partitions: Vec<i32>,
     next_offsets: Vec<i64>,
@@ -149,7 +176,7 @@ fn save_import_progress(
         error!("kafka_fdw.save_import_progress needs as many partitions as offsets");
     }
     let offsets: Vec<(i32, i64)> = partitions.into_iter().zip(next_offsets).collect();
-    store_offsets(source.oid(), target.oid(), topic, cluster, &offsets);
+    store_offsets(source.oid(), target.oid(), TopicIdentity { topic, topic_id, cluster }, &offsets);
 }
 
 /// Takes the import lock of a source and target, as kafka_fdw.import does.
@@ -170,10 +197,10 @@ fn reset_import(source: PgRelation, target: PgRelation, position: &str) -> i64 {
     let settings = scan::client_settings(&definition);
     let consumer = scan::pooled_consumer(definition.server_id, &settings);
     let topic = &definition.table.topic;
-    let partitions = kafka::topic_partitions(consumer.client(), &settings, topic).or_raise();
+    let description = kafka::describe(consumer.client(), &settings, topic).or_raise();
     let offsets: Vec<(i32, i64)> = match position {
         "earliest" => Vec::new(),
-        "latest" => kafka::watermarks(consumer.client(), &settings, topic, &partitions)
+        "latest" => kafka::watermarks(consumer.client(), &settings, topic, &description.partitions)
             .or_raise()
             .iter()
             .map(|w| (w.partition, w.high))
@@ -185,8 +212,10 @@ fn reset_import(source: PgRelation, target: PgRelation, position: &str) -> i64 {
             Some("Valid positions are \"earliest\" and \"latest\".".into()),
         ),
     };
-    store_offsets(source.oid(), target.oid(), topic, cluster_id(consumer.client()).as_deref(), &offsets);
-    partitions.len() as i64
+    let cluster = cluster_id(consumer.client());
+    let of = TopicIdentity { topic, topic_id: description.topic_id.as_deref(), cluster: cluster.as_deref() };
+    store_offsets(source.oid(), target.oid(), of, &offsets);
+    description.partitions.len() as i64
 }
 
 /// The columns an import of `source` into `target` reads and writes.

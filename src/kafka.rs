@@ -452,11 +452,26 @@ fn fetch_metadata_once(
     })
 }
 
+/// What the cluster says of a topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicDescription {
+    /// Partition ids, ascending.
+    pub partitions: Vec<i32>,
+    /// The topic's id (a UUID, new each time a topic of that name is created), where the
+    /// brokers report one (Kafka 2.8 and later, tansu; not the mock cluster).
+    pub topic_id: Option<String>,
+}
+
 /// The partition ids of `topic`, in ascending order: one DescribeTopics request.
 pub fn topic_partitions(consumer: &KafkaConsumer, settings: &ClientSettings, topic: &str) -> FdwResult<Vec<i32>> {
+    describe(consumer, settings, topic).map(|description| description.partitions)
+}
+
+/// The partitions and id of `topic`: one DescribeTopics request.
+pub fn describe(consumer: &KafkaConsumer, settings: &ClientSettings, topic: &str) -> FdwResult<TopicDescription> {
     let what = format!("read metadata of topic \"{topic}\"");
     match with_retries(consumer, settings, &what, |deadline| describe_topic(consumer, settings, topic, &what, deadline))? {
-        Ok(partitions) => Ok(partitions),
+        Ok(description) => Ok(description),
         Err(RDKafkaErrorCode::UnknownTopicOrPartition) => Err(no_such_topic(topic)),
         Err(code) => Err(FdwError::new(ErrorKind::Kafka, format!("could not {what}")).with_detail(code.to_string())),
     }
@@ -491,7 +506,7 @@ fn describe_topic(
     topic: &str,
     what: &str,
     deadline: Instant,
-) -> FdwResult<Attempt<Result<Vec<i32>, RDKafkaErrorCode>>> {
+) -> FdwResult<Attempt<Result<TopicDescription, RDKafkaErrorCode>>> {
     let name = CString::new(topic).map_err(|_| no_such_topic(topic))?;
     let mut request = AdminRequest::new(
         consumer,
@@ -534,8 +549,30 @@ fn describe_topic(
         let mut ids: Vec<i32> =
             (0..count).map(|i| bindings::rd_kafka_TopicPartitionInfo_partition(*partitions.add(i))).collect();
         ids.sort_unstable();
-        Ok(Attempt::Done(Ok(ids)))
+        let id = bindings::rd_kafka_TopicDescription_topic_id(description);
+        let topic_id = if id.is_null() {
+            None
+        } else {
+            uuid_text(bindings::rd_kafka_Uuid_most_significant_bits(id), bindings::rd_kafka_Uuid_least_significant_bits(id))
+        };
+        Ok(Attempt::Done(Ok(TopicDescription { partitions: ids, topic_id })))
     }
+}
+
+/// A UUID in its usual text form; `None` for the zero UUID, which brokers without topic
+/// ids report.
+fn uuid_text(most: i64, least: i64) -> Option<String> {
+    if most == 0 && least == 0 {
+        return None;
+    }
+    let hex = format!("{:016x}{:016x}", most as u64, least as u64);
+    Some(format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..]))
+}
+
+/// The id of the cluster `consumer` talks to, from its brokers' metadata answers (librdkafka
+/// keeps the last one); `None` when they report none, or no answer came within `wait`.
+pub fn cluster_id(consumer: &KafkaConsumer, wait: Duration) -> Option<String> {
+    consumer.client().fetch_cluster_id(wait)
 }
 
 fn no_such_topic(topic: &str) -> FdwError {
@@ -1533,6 +1570,12 @@ mod tests {
         settings.properties = vec![("security.protocol".into(), "nonsense".into())];
         let error = new_consumer(&settings).err().expect("an invalid value fails client creation");
         assert!(error.detail.unwrap().contains("security.protocol"));
+    }
+
+    #[test]
+    fn topic_ids_read_as_uuids() {
+        assert_eq!(uuid_text(0, 0), None);
+        assert_eq!(uuid_text(0x0123456789abcdef, -1).as_deref(), Some("01234567-89ab-cdef-ffff-ffffffffffff"));
     }
 
     #[test]

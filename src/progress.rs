@@ -16,6 +16,9 @@ pub struct StoredOffset {
     pub next_offset: i64,
     /// The topic the offset belongs to.
     pub topic: String,
+    /// That topic's id, where the brokers reported one: a topic deleted and created
+    /// again under the same name has another.
+    pub topic_id: Option<String>,
     /// The cluster id the brokers reported, where they reported one.
     pub cluster: Option<String>,
 }
@@ -47,6 +50,7 @@ pub struct CurrentTopic<'a> {
     pub source: &'a str,
     pub target: &'a str,
     pub topic: &'a str,
+    pub topic_id: Option<&'a str>,
     pub cluster: Option<&'a str>,
 }
 
@@ -63,8 +67,9 @@ pub struct ImportStart {
 /// source and target and the partitions' watermarks now.
 ///
 /// - Offsets of another topic are never applied: the import starts afresh (NOTICE).
-/// - A stored offset above its partition's high watermark, a stored partition the topic
-///   no longer has, or another cluster id, is a reset: an ERROR by default, or with
+/// - Another topic id (the topic was deleted and created again), a stored offset above
+///   its partition's high watermark, a stored partition the topic no longer has, or
+///   another cluster id, is a reset: an ERROR by default, or with
 ///   [`OnReset::Earliest`] those partitions start from their oldest message (WARNING).
 /// - A stored offset below the low watermark: retention deleted messages before they
 ///   were imported (WARNING), the import goes on from the oldest one left.
@@ -88,6 +93,11 @@ pub fn resume_points(
     if let (Some(now), Some(before)) = (current.cluster, applicable.iter().find_map(|s| s.cluster.as_deref())) {
         if now != before {
             resets.push(format!("the brokers are of another cluster (cluster id \"{now}\", offsets stored for \"{before}\")"));
+        }
+    }
+    if let (Some(now), Some(before)) = (current.topic_id, applicable.iter().find_map(|s| s.topic_id.as_deref())) {
+        if now != before {
+            resets.push(format!("the topic was deleted and created again (topic id {now}, offsets stored for {before})"));
         }
     }
     for s in &applicable {
@@ -162,7 +172,13 @@ mod tests {
     use super::*;
 
     fn stored(partition: i32, next_offset: i64, topic: &str) -> StoredOffset {
-        StoredOffset { partition, next_offset, topic: topic.to_string(), cluster: Some("c1".to_string()) }
+        StoredOffset {
+            partition,
+            next_offset,
+            topic: topic.to_string(),
+            topic_id: Some("id1".to_string()),
+            cluster: Some("c1".to_string()),
+        }
     }
 
     fn marks(spans: &[(i64, i64)]) -> Vec<Watermarks> {
@@ -170,7 +186,7 @@ mod tests {
     }
 
     fn current(topic: &str) -> CurrentTopic<'_> {
-        CurrentTopic { source: "src", target: "dst", topic, cluster: Some("c1") }
+        CurrentTopic { source: "src", target: "dst", topic, topic_id: Some("id1"), cluster: Some("c1") }
     }
 
     fn spans(start: &ImportStart) -> Vec<(i64, i64)> {
@@ -225,6 +241,18 @@ mod tests {
         // A broker that reports no cluster id cannot tell.
         let unknown = CurrentTopic { cluster: None, ..current("t") };
         assert_eq!(spans(&resume_points(&[stored(0, 5, "t")], unknown, &marks(&[(0, 10)]), OnReset::Error).unwrap()), vec![(5, 10)]);
+    }
+
+    #[test]
+    fn a_topic_created_again_is_a_reset_even_when_it_grew_past_the_stored_offsets() {
+        let again = CurrentTopic { topic_id: Some("id2"), ..current("t") };
+        let error = resume_points(&[stored(0, 5, "t")], again, &marks(&[(0, 900)]), OnReset::Error).unwrap_err();
+        assert!(error.detail.unwrap().starts_with("The topic was deleted and created again (topic id id2"));
+        let start = resume_points(&[stored(0, 5, "t")], again, &marks(&[(0, 900)]), OnReset::Earliest).unwrap();
+        assert_eq!(spans(&start), vec![(0, 900)]);
+        // Brokers without topic ids cannot tell.
+        let no_ids = CurrentTopic { topic_id: None, ..current("t") };
+        assert_eq!(spans(&resume_points(&[stored(0, 5, "t")], no_ids, &marks(&[(0, 900)]), OnReset::Error).unwrap()), vec![(5, 900)]);
     }
 
     #[test]

@@ -34,12 +34,13 @@ log "Layer 3: SQL regression tests"
 build_tool
 install_extension
 start_tansu
+start_scratch_tansu
 start_mock --topic regress_snappy:2
 seq 1 1000 | awk '{ printf "%d,secret %d\n", $1, $1 }' >"$SERVICE_DIR/secure.csv"
 start_secure_tansu alice wonderland secure_topic "$SERVICE_DIR/secure.csv"
 start_postgres
 source "$REPO_ROOT/tests/regress/load.sh"
-export KAFKA_BROKERS="$TANSU_BROKERS" KAFKA_MOCK_BROKERS="$MOCK_BROKERS" KAFKA_MOCK_CONTROL="$MOCK_CONTROL" KAFKA_TOOL
+export KAFKA_BROKERS="$TANSU_BROKERS" KAFKA_SCRATCH_BROKERS="$SCRATCH_BROKERS" KAFKA_MOCK_BROKERS="$MOCK_BROKERS" KAFKA_MOCK_CONTROL="$MOCK_CONTROL" KAFKA_TOOL
 export KAFKA_SECURE_BROKERS="$SECURE_BROKERS" KAFKA_SECURE_CA="$SECURE_CA" KAFKA_UNTRUSTED_CA="$UNTRUSTED_CA"
 export KAFKA_FDW_REPO="$REPO_ROOT"
 if ! "$PG_REGRESS" --host="$PGHOST" --port="$PGPORT" --user=postgres \

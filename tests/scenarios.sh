@@ -192,3 +192,148 @@ read -r threads_after fds_after <"$SERVICE_DIR/after.txt"
 echo "$errors failing queries; threads $threads_before -> $threads_after, open files $fds_before -> $fds_after"
 ((errors == 1010)) || scenario_fail "expected 1010 errors, got $errors"
 ((threads_after <= threads_before && fds_after <= fds_before)) || scenario_fail "threads or file descriptors grew"
+
+log "Scenario: brokers 300 ms and 1 s away answer as at 0 ms; a silent broker fails within timeout_ms + 1 s"
+# Each round reads, writes and imports its own copy of the same topic (mock cluster, all
+# brokers delayed by mock-ctl rtt-all), in a new session so that connections are new too.
+createdb kafka_fdw_distance
+psql -X -q -v ON_ERROR_STOP=1 -d kafka_fdw_distance <<SQL
+CREATE EXTENSION kafka_fdw;
+CREATE SERVER far FOREIGN DATA WRAPPER kafka_fdw OPTIONS (brokers '$MOCK_BROKERS', timeout_ms '10000');
+CREATE USER MAPPING FOR PUBLIC SERVER far;
+SQL
+rows 1 1000 >"$SERVICE_DIR/distance.csv"
+for rtt in 0 300 1000; do
+    "$KAFKA_TOOL" mock-ctl --control "$MOCK_CONTROL" create-topic "far_$rtt" 4 >/dev/null
+    "$KAFKA_TOOL" produce --brokers "$MOCK_BROKERS" --topic "far_$rtt" --round-robin --file "$SERVICE_DIR/distance.csv" >/dev/null
+    psql -X -q -v ON_ERROR_STOP=1 -d kafka_fdw_distance <<SQL
+CREATE FOREIGN TABLE far_$rtt (part int OPTIONS (partition 'true'), offs bigint OPTIONS (offset 'true'), n int, t text)
+SERVER far OPTIONS (topic 'far_$rtt');
+CREATE TABLE far_target_$rtt (part int, offs bigint, n int, t text);
+SQL
+done
+distance_round() { # distance_round RTT: the statements' output, with the round's names made alike
+    local rtt=$1 started
+    "$KAFKA_TOOL" mock-ctl --control "$MOCK_CONTROL" rtt-all "$rtt" >/dev/null
+    started=$(now)
+    psql -X -A -v ON_ERROR_STOP=1 -d kafka_fdw_distance >"$SERVICE_DIR/distance_$rtt.out" 2>&1 <<SQL || scenario_fail "at RTT $rtt ms: $(cat "$SERVICE_DIR/distance_$rtt.out")"
+SELECT count(*), sum(n) FROM far_$rtt;
+SELECT * FROM far_$rtt WHERE part = 1 AND offs = 100;
+SELECT * FROM kafka_fdw.watermarks('far_$rtt') ORDER BY partition;
+SELECT * FROM kafka_fdw.offsets_for_time('far_$rtt', '2020-01-01') ORDER BY partition;
+INSERT INTO far_$rtt (part, n, t) SELECT i % 4, 1000 + i, 'inserted ' || i FROM generate_series(1, 10) i;
+SELECT kafka_fdw.import('far_$rtt', 'far_target_$rtt');
+SELECT count(*), count(DISTINCT (part, offs)), sum(n) FROM far_target_$rtt;
+SELECT count(*), sum(n) FROM far_$rtt;
+SQL
+    echo "RTT $rtt ms: every statement done in $(elapsed_ms "$started") ms"
+    sed -i "s/far_$rtt/far_RTT/g; s/far_target_$rtt/far_target_RTT/g" "$SERVICE_DIR/distance_$rtt.out"
+}
+distance_round 0
+distance_round 300
+distance_round 1000
+"$KAFKA_TOOL" mock-ctl --control "$MOCK_CONTROL" rtt-all 0 >/dev/null
+for rtt in 300 1000; do
+    diff "$SERVICE_DIR/distance_0.out" "$SERVICE_DIR/distance_$rtt.out" >&2 || scenario_fail "RTT $rtt ms answered differently from RTT 0"
+done
+
+# A broker that accepts connections and never answers.
+silent_port=$(free_port)
+python3 -c "
+import socket, time
+server = socket.socket()
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind(('127.0.0.1', $silent_port))
+server.listen()
+held = []
+deadline = time.time() + 120
+server.settimeout(1)
+while time.time() < deadline:
+    try:
+        held.append(server.accept())
+    except socket.timeout:
+        pass
+" &
+silent_pid=$!
+SERVICE_PIDS+=("$silent_pid")
+sleep 0.3
+psql -X -q -v ON_ERROR_STOP=1 -d kafka_fdw_distance <<SQL
+CREATE SERVER silent FOREIGN DATA WRAPPER kafka_fdw OPTIONS (brokers '127.0.0.1:$silent_port', timeout_ms '2000');
+CREATE USER MAPPING FOR PUBLIC SERVER silent;
+CREATE FOREIGN TABLE silent_table (part int OPTIONS (partition 'true'), offs bigint OPTIONS (offset 'true'), n int, t text)
+SERVER silent OPTIONS (topic 'anything');
+SQL
+for statement in "SELECT count(*) FROM silent_table" "SELECT * FROM kafka_fdw.watermarks('silent_table')" \
+    "INSERT INTO silent_table (n, t) VALUES (1, 'never')"; do
+    started=$(now)
+    psql -X -d kafka_fdw_distance -c "$statement" >"$SERVICE_DIR/silent.out" 2>&1 && scenario_fail "\"$statement\" succeeded on a silent broker"
+    took=$(elapsed_ms "$started")
+    echo "silent broker, timeout_ms 2000: \"$statement\" failed after $took ms: $(grep ERROR "$SERVICE_DIR/silent.out" | head -1)"
+    ((took < 3000)) || scenario_fail "\"$statement\" took $took ms"
+done
+kill "$silent_pid" 2>/dev/null || true
+
+log "Scenario: 16 connections insert, scan and import for 30 s on tansu, with a scheduled job"
+# 12 connections INSERT 50 uniquely numbered rows and count the topic, 4 import it into
+# one table (they take turns: one import per pair at a time), and the scheduler imports
+# it into another every second. Each connection stops starting statements after 30 s.
+create_topic load_topic 4
+psql -X -q -v ON_ERROR_STOP=1 -d kafka_fdw_scheduler <<SQL
+CREATE FOREIGN TABLE load_source (part int OPTIONS (partition 'true'), offs bigint OPTIONS (offset 'true'), n bigint, t text)
+SERVER s OPTIONS (topic 'load_topic');
+CREATE TABLE load_imported (part int, offs bigint, n bigint, t text);
+CREATE TABLE load_scheduled (part int, offs bigint, n bigint, t text);
+SELECT kafka_fdw.start_import('load_source', 'load_scheduled');
+SQL
+load_script() { # load_script CONNECTION KIND: a psql script that works until the deadline
+    local connection=$1 kind=$2 i
+    echo "SELECT (clock_timestamp() + interval '30 seconds')::text AS deadline \\gset"
+    for i in $(seq 1 2000); do
+        echo "SELECT clock_timestamp() < :'deadline' AS go \\gset"
+        echo "\\if :go"
+        if [[ "$kind" == writer ]]; then
+            echo "INSERT INTO load_source (n, t) SELECT $connection * 1000000 + $i * 100 + k, 'connection $connection' FROM generate_series(1, 50) k;"
+            echo "\\echo statement"
+            echo "SELECT count(*) >= 0 AS scanned FROM load_source WHERE part = $((i % 4)) \\g /dev/null"
+            echo "\\echo statement"
+        else
+            echo "SELECT kafka_fdw.import('load_source', 'load_imported') \\g /dev/null"
+            echo "\\echo statement"
+        fi
+        echo "\\endif"
+    done
+}
+load_pids=()
+for connection in $(seq 1 16); do
+    kind=writer
+    ((connection > 12)) && kind=importer
+    load_script "$connection" "$kind" >"$SERVICE_DIR/load_$connection.sql"
+    psql -X -d kafka_fdw_scheduler -f "$SERVICE_DIR/load_$connection.sql" >"$SERVICE_DIR/load_$connection.out" 2>"$SERVICE_DIR/load_$connection.err" &
+    load_pids+=($!)
+done
+load_started=$SECONDS
+for pid in "${load_pids[@]}"; do
+    wait "$pid" || true
+done
+statements=$(cat "$SERVICE_DIR"/load_*.out | grep -c '^statement$')
+errors=$(cat "$SERVICE_DIR"/load_*.err | grep -c 'ERROR' || true)
+acknowledged=$(cat "$SERVICE_DIR"/load_*.out | grep -c '^INSERT 0 50$')
+echo "load: $statements statements in $((SECONDS - load_started)) s, $errors failed; $acknowledged INSERTs of 50 rows acknowledged"
+if ((errors > 0)); then
+    cat "$SERVICE_DIR"/load_*.err | grep ERROR | sort | uniq -c | sort -rn | head >&2
+    scenario_fail "$errors statements failed under load"
+fi
+read -r in_topic distinct_in_topic <<<"$(psql -X -A -t -F ' ' -d kafka_fdw_scheduler -c "SELECT count(*), count(DISTINCT n) FROM load_source")"
+echo "load: the topic holds $in_topic messages, $distinct_in_topic distinct"
+((in_topic == acknowledged * 50 && distinct_in_topic == in_topic)) || scenario_fail "the topic holds $in_topic messages ($distinct_in_topic distinct), $((acknowledged * 50)) acknowledged"
+psql -X -q -d kafka_fdw_scheduler -c "SELECT kafka_fdw.import('load_source', 'load_imported')" >/dev/null
+for target in load_imported load_scheduled; do
+    for _ in $(seq 100); do
+        read -r rows distinct_rows missing <<<"$(psql -X -A -t -F ' ' -d kafka_fdw_scheduler -c "SELECT count(*), count(DISTINCT (part, offs)), (SELECT count(*) FROM (SELECT * FROM load_source EXCEPT ALL SELECT * FROM $target) d) FROM $target")"
+        [[ "$rows" == "$in_topic" && "$missing" == 0 ]] && break
+        sleep 0.2
+    done
+    echo "load: $target holds $rows rows ($distinct_rows distinct), $missing of the topic's messages missing"
+    [[ "$rows" == "$in_topic" && "$distinct_rows" == "$in_topic" && "$missing" == 0 ]] || scenario_fail "$target differs from the topic"
+done
+psql -X -q -d kafka_fdw_scheduler -c "SELECT kafka_fdw.stop_import('load_source', 'load_scheduled')" >/dev/null

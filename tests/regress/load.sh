@@ -101,8 +101,8 @@ create_topic regress_import 4
 produce regress_import "$KAFKA_FDW_REGRESS_DATA/import_first.csv"
 
 # Privileges and stored offsets (privileges.sql): 100 messages over 2 partitions, and a
-# second topic of 30 for switching the table's topic. regress_recreated is deleted and
-# created again with fewer messages during the test.
+# second topic of 30 for switching the table's topic. regress_recreated, on the scratch
+# broker, is deleted and created again with fewer messages during the test.
 seq 1 100 | awk '{ printf "%d,priv %d\n", $1, $1 }' >"$KAFKA_FDW_REGRESS_DATA/privileges.csv"
 seq 1001 1030 | awk '{ printf "%d,other %d\n", $1, $1 }' >"$KAFKA_FDW_REGRESS_DATA/privileges_other.csv"
 seq 2001 2010 | awk '{ printf "%d,recreated %d\n", $1, $1 }' >"$KAFKA_FDW_REGRESS_DATA/recreated.csv"
@@ -111,5 +111,6 @@ create_topic regress_privileges 2
 produce regress_privileges "$KAFKA_FDW_REGRESS_DATA/privileges.csv"
 create_topic regress_privileges_other 2
 produce regress_privileges_other "$KAFKA_FDW_REGRESS_DATA/privileges_other.csv"
-create_topic regress_recreated 2
-produce regress_recreated "$KAFKA_FDW_REGRESS_DATA/privileges.csv"
+tansu topic create regress_recreated --partitions 2 --broker "tcp://$SCRATCH_BROKERS" >/dev/null
+"$KAFKA_TOOL" produce --brokers "$SCRATCH_BROKERS" --topic regress_recreated --round-robin \
+    --file "$KAFKA_FDW_REGRESS_DATA/privileges.csv" >/dev/null

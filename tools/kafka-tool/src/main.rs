@@ -125,7 +125,8 @@ enum Command {
         topics: Vec<String>,
     },
     /// Send one command to a `mock` process: create-topic NAME PARTITIONS, broker-down ID,
-    /// broker-up ID, rtt ID MS, request-errors API_KEY ERR_CODE..., clear-errors API_KEY.
+    /// broker-up ID, rtt ID MS, rtt-all MS (every broker), request-errors API_KEY ERR_CODE...,
+    /// clear-errors API_KEY.
     MockCtl {
         /// The mock's control address (the `control=` line of its address file).
         #[arg(long)]
@@ -464,6 +465,11 @@ fn mock_command(cluster: &Mock<'_>, broker_count: i32, words: &[&str]) -> Result
         ["broker-down", id] => cluster.broker_down(id.parse()?)?,
         ["broker-up", id] => cluster.broker_up(id.parse()?)?,
         ["rtt", id, ms] => cluster.broker_round_trip_time(id.parse()?, Duration::from_millis(ms.parse()?))?,
+        ["rtt-all", ms] => {
+            for id in 0..=broker_count {
+                cluster.broker_round_trip_time(id, Duration::from_millis(ms.parse()?))?;
+            }
+        }
         ["request-errors", api, codes @ ..] => {
             let errors: Vec<RDKafkaRespErr> = codes.iter().map(|c| response_error(c)).collect::<Result<_>>()?;
             cluster.request_errors(api_key(api)?, &errors)
