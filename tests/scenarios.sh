@@ -48,7 +48,8 @@ kills=0
 while ((kills < 20)); do
     PGAPPNAME=crash_victim psql -X -q -d kafka_fdw_crash -f "$SERVICE_DIR/imports.sql" >/dev/null 2>&1 &
     importer=$!
-    sleep "0.$((RANDOM % 4 + 1))$((RANDOM % 10))"
+    # 0 to 2 s: before, during or after the first import of the session commits.
+    sleep "$((RANDOM % 2)).$((RANDOM % 10))$((RANDOM % 10))"
     victim=$(psql -X -A -t -d kafka_fdw_crash -c "SELECT pid FROM pg_stat_activity WHERE application_name = 'crash_victim' AND state = 'active'" 2>/dev/null | head -n 1)
     if [[ -n "$victim" ]]; then
         kill -9 "$victim"
