@@ -14,6 +14,8 @@
 //! type (a domain, whose CHECK may run SQL; an enum; an array; a user type) converts
 //! inside an internal subtransaction when bad messages don't raise, as PL/pgSQL's
 //! EXCEPTION blocks do, and the subtransaction's abort cleans up after a failure.
+//! (Such scans are not parallel-safe: PostgreSQL 15 starts no subtransaction in a
+//! parallel query.)
 
 use std::ffi::c_char;
 
@@ -24,6 +26,7 @@ use rdkafka::message::Headers;
 use rdkafka::Message;
 
 use crate::codec::PayloadDecoder;
+use crate::catalog::ForeignTableDef;
 use crate::options::{ColumnSource, ColumnType, FieldDef, Format, MetaColumn, OnError, TableLayout, TableOptions};
 use crate::pgerror::raise_with;
 use crate::plan;
@@ -49,6 +52,21 @@ struct FieldInput {
     typmod: i32,
     /// Whether a failure may be caught without a subtransaction (see the module doc).
     self_contained: bool,
+}
+
+/// Whether a scan of `definition` (foreign table `relid`) may convert values inside
+/// subtransactions: bad messages don't raise, and a data column's type is not
+/// [`SELF_CONTAINED_INPUT`]. PostgreSQL 15 starts no subtransaction in a parallel
+/// query, so such scans are not parallel-safe.
+///
+/// # Safety
+/// A catalog lookup: inside a transaction, with `relid` a relation.
+pub unsafe fn converts_in_subtransactions(relid: pg_sys::Oid, definition: &ForeignTableDef) -> bool {
+    let handles_bad_messages = definition.layout.has_junk_columns() || definition.table.on_error != OnError::Error;
+    handles_bad_messages
+        && definition.layout.columns.iter().enumerate().any(|(i, source)| {
+            matches!(source, ColumnSource::Field(_)) && !SELF_CONTAINED_INPUT.contains(&pg_sys::get_atttype(relid, (i + 1) as i16))
+        })
 }
 
 /// Types whose built-in input functions acquire nothing but memory.
@@ -154,20 +172,6 @@ impl RowBuilder {
             .collect::<Vec<_>>();
         let decodes_payload = fills.iter().any(|fill| matches!(fill, Fill::Field(_)));
         let on_error = if collects_junk { OnError::Null } else { table.on_error };
-        if on_error != OnError::Error && pg_sys::IsInParallelMode() {
-            // PostgreSQL 15 allows no subtransaction in a parallel query.
-            if let Some(Fill::Field(input)) = fills.iter().find(|f| matches!(f, Fill::Field(i) if !i.self_contained)) {
-                raise_with(
-                    PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
-                    format!("cannot collect or skip bad messages of topic \"{}\" in a parallel query", table.topic),
-                    Some(format!(
-                        "Column \"{}\" has a type whose input errors are caught in a subtransaction, which parallel queries cannot start.",
-                        input.field.name
-                    )),
-                    Some("SET max_parallel_workers_per_gather = 0 for this query.".into()),
-                );
-            }
-        }
         RowBuilder {
             fills,
             decoder: PayloadDecoder::new(table.format, &table.csv),
@@ -421,6 +425,16 @@ fn in_subtransaction<T>(run: impl FnOnce() -> T) -> Result<T, (PgSqlErrorCode, S
     // subtransaction begins and ends here; the caller's memory context and resource owner
     // are restored on both paths (pgrx has copied and flushed the error before the abort).
     unsafe {
+        if pg_sys::IsInParallelMode() {
+            // Only when another part of the query runs in parallel: such scans themselves
+            // are not parallel-safe (converts_in_subtransactions).
+            raise_with(
+                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                "cannot catch a bad value of this type in a parallel query".into(),
+                Some("Bad messages are skipped or collected by catching the type's input errors in a subtransaction, which parallel queries cannot start.".into()),
+                Some("SET max_parallel_workers_per_gather = 0 for this query.".into()),
+            );
+        }
         let memory_context = pg_sys::CurrentMemoryContext;
         let resource_owner = pg_sys::CurrentResourceOwner;
         pg_sys::BeginInternalSubTransaction(std::ptr::null());

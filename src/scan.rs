@@ -550,7 +550,8 @@ pub unsafe extern "C-unwind" fn is_foreign_scan_parallel_safe(
     _rel: *mut pg_sys::RelOptInfo,
     rte: *mut pg_sys::RangeTblEntry,
 ) -> bool {
-    catalog::foreign_table_by_id((*rte).relid).server.mpp_execute == MppExecute::AllSegments
+    let definition = catalog::foreign_table_by_id((*rte).relid);
+    definition.server.mpp_execute == MppExecute::AllSegments && !crate::row::converts_in_subtransactions((*rte).relid, &definition)
 }
 
 #[pg_guard]
