@@ -264,12 +264,15 @@ def pair_distance(session):
     round-trip time applies to the whole mock cluster."""
     point = "SELECT * FROM csv_mock WHERE part = 0 AND offs = 1000"
     scan = "SELECT count(*) FROM csv_mock"
+    # Serial: a parallel worker is a new process whose clients connect anew each time.
+    session.execute("SET max_parallel_workers_per_gather = 0")
     results = {}
     for rtt in (0, 50, 200):
         tool("mock-ctl", "--control", MOCK_CONTROL, "rtt-all", str(rtt))
         session.execute("SELECT kafka_fdw.watermarks('csv_mock')")  # new connections settle
         results[rtt] = (median_of(lambda: session.run(point)[:2])[0], median_of(lambda: session.run(scan)[:2])[0])
     tool("mock-ctl", "--control", MOCK_CONTROL, "rtt-all", "0")
+    session.execute("RESET max_parallel_workers_per_gather")
     for rtt in (50, 200):
         rows_out.append(
             f"| 9 point read, brokers {rtt} ms away (mock) | RTT {rtt} ms | {results[rtt][0] * 1000:.1f} ms | | RTT 0 | {results[0][0] * 1000:.1f} ms "
