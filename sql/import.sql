@@ -18,6 +18,7 @@ CREATE TABLE kafka_fdw.import_progress (
     PRIMARY KEY (source, target, partition)
 );
 REVOKE ALL ON kafka_fdw.import_progress FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('kafka_fdw.import_progress', '');
 
 -- One import of a source and target at a time: a second one waits for the first and
 -- then starts from the offsets it stored.
@@ -48,7 +49,6 @@ BEGIN
     RETURN names;
 END
 $$;
-SELECT pg_catalog.pg_extension_config_dump('kafka_fdw.import_progress', '');
 
 -- Imports the messages of `source` not imported into `target` yet, up to the high
 -- watermarks taken when it starts (and at most `max_messages`), and returns the number
