@@ -68,3 +68,13 @@ impl fmt::Display for FdwError {
 impl std::error::Error for FdwError {}
 
 pub type FdwResult<T> = Result<T, FdwError>;
+
+/// `text` with its first letter upper-case: PostgreSQL's style for a DETAIL, which is a
+/// sentence, made from a clause.
+pub fn capitalized(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}

@@ -12,8 +12,9 @@ use pgrx::prelude::*;
 use pgrx::spi::quote_qualified_identifier;
 use pgrx::PgRelation;
 
+use crate::catalog::ForeignTableDef;
 use crate::functions::{kafka_table, meta_column_names};
-use crate::kafka;
+use crate::kafka::{self, Watermarks};
 use crate::pgerror::{raise_with, OrRaise};
 use crate::privileges::{self, Columns};
 use crate::progress::{self, CurrentTopic, OnReset, StoredOffset};
@@ -23,15 +24,17 @@ fn qualified_name(relation: &PgRelation) -> String {
     quote_qualified_identifier(relation.namespace(), relation.name())
 }
 
-/// Raises PostgreSQL's permission error unless the current user may read the source's
-/// partition and offset columns and insert into the target: the least an import of this
-/// pair needs. Reading or changing the pair's progress needs as much.
-fn require_import_privileges(source: &PgRelation, target: &PgRelation) {
+/// The source's definition, after raising PostgreSQL's permission error unless the
+/// current user may read the source's partition and offset columns and insert into the
+/// target: the least an import of this pair needs. Reading or changing the pair's
+/// progress needs as much.
+fn require_import_privileges(source: &PgRelation, target: &PgRelation) -> ForeignTableDef {
     let definition = kafka_table(source);
     let (partition, offset) = meta_column_names(&definition, source);
     let meta: Vec<i16> = [partition, offset].into_iter().flatten().map(|name| privileges::attnum(source.oid(), &name)).collect();
     privileges::require_relation_privilege(source.oid(), pg_sys::ACL_SELECT as pg_sys::AclMode, Columns::Each(&meta));
     privileges::require_relation_privilege(target.oid(), pg_sys::ACL_INSERT as pg_sys::AclMode, Columns::Any);
+    definition
 }
 
 /// The stored offsets of a source and target.
@@ -103,10 +106,31 @@ fn store_offsets(source: pg_sys::Oid, target: pg_sys::Oid, of: TopicIdentity<'_>
     })
 }
 
-/// The cluster id the brokers reported (tansu and the mock cluster report one; very old
-/// brokers do not). Asked after other requests, so it is usually known already.
-fn cluster_id(consumer: &kafka::KafkaConsumer) -> Option<String> {
-    kafka::cluster_id(consumer, std::time::Duration::from_millis(1000))
+/// A table's topic as the cluster describes it now.
+struct TopicNow {
+    topic: String,
+    topic_id: Option<String>,
+    /// The cluster id the brokers reported (tansu and the mock cluster report one; very
+    /// old brokers do not).
+    cluster: Option<String>,
+    marks: Vec<Watermarks>,
+}
+
+impl TopicNow {
+    fn of(definition: &ForeignTableDef) -> TopicNow {
+        let settings = scan::client_settings(definition);
+        let consumer = scan::pooled_consumer(definition.server_id, &settings);
+        let topic = definition.table.topic.clone();
+        let description = kafka::describe(consumer.client(), &settings, &topic).or_raise();
+        let marks = kafka::watermarks(consumer.client(), &settings, &topic, &description.partitions).or_raise();
+        // Asked after the other requests, so librdkafka usually knows it already.
+        let cluster = kafka::cluster_id(consumer.client(), std::time::Duration::from_millis(1000));
+        TopicNow { topic, topic_id: description.topic_id, cluster, marks }
+    }
+
+    fn identity(&self) -> TopicIdentity<'_> {
+        TopicIdentity { topic: &self.topic, topic_id: self.topic_id.as_deref(), cluster: self.cluster.as_deref() }
+    }
 }
 
 /// Where the next import of `source` into `target` starts and ends, per partition: from
@@ -129,31 +153,25 @@ fn import_plan(
     ),
 > {
     let on_reset = OnReset::parse(on_reset).or_raise();
-    require_import_privileges(&source, &target);
-    let definition = kafka_table(&source);
-    let settings = scan::client_settings(&definition);
-    let consumer = scan::pooled_consumer(definition.server_id, &settings);
-    let topic = definition.table.topic.clone();
-    let description = kafka::describe(consumer.client(), &settings, &topic).or_raise();
-    let marks = kafka::watermarks(consumer.client(), &settings, &topic, &description.partitions).or_raise();
-    let cluster = cluster_id(consumer.client());
-    let topic_id = description.topic_id;
+    let now = TopicNow::of(&require_import_privileges(&source, &target));
     let stored = stored_offsets(source.oid(), target.oid());
     let (source_name, target_name) = (qualified_name(&source), qualified_name(&target));
+    let identity = now.identity();
     let current = CurrentTopic {
         source: &source_name,
         target: &target_name,
-        topic: &topic,
-        topic_id: topic_id.as_deref(),
-        cluster: cluster.as_deref(),
+        topic: identity.topic,
+        topic_id: identity.topic_id,
+        cluster: identity.cluster,
     };
-    let start = progress::resume_points(&stored, current, &marks, on_reset).or_raise();
+    let start = progress::resume_points(&stored, current, &now.marks, on_reset).or_raise();
     for notice in &start.notices {
         notice!("{notice}");
     }
     for warning in &start.warnings {
         warning!("{warning}");
     }
+    let TopicNow { topic, topic_id, cluster, .. } = now;
     TableIterator::new(
         start.ranges.into_iter().map(move |r| (r.partition, r.start, r.end, topic.clone(), topic_id.clone(), cluster.clone())),
     )
@@ -191,20 +209,12 @@ fn lock_pair(source: &PgRelation, target: &PgRelation) {
 /// partitions the next import will start from the new position.
 #[pg_extern(schema = "kafka_fdw")]
 fn reset_import(source: PgRelation, target: PgRelation, position: &str) -> i64 {
-    require_import_privileges(&source, &target);
+    let definition = require_import_privileges(&source, &target);
     lock_pair(&source, &target);
-    let definition = kafka_table(&source);
-    let settings = scan::client_settings(&definition);
-    let consumer = scan::pooled_consumer(definition.server_id, &settings);
-    let topic = &definition.table.topic;
-    let description = kafka::describe(consumer.client(), &settings, topic).or_raise();
+    let now = TopicNow::of(&definition);
     let offsets: Vec<(i32, i64)> = match position {
         "earliest" => Vec::new(),
-        "latest" => kafka::watermarks(consumer.client(), &settings, topic, &description.partitions)
-            .or_raise()
-            .iter()
-            .map(|w| (w.partition, w.high))
-            .collect(),
+        "latest" => now.marks.iter().map(|w| (w.partition, w.high)).collect(),
         _ => raise_with(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
             format!("invalid position for kafka_fdw.reset_import: \"{position}\""),
@@ -212,10 +222,8 @@ fn reset_import(source: PgRelation, target: PgRelation, position: &str) -> i64 {
             Some("Valid positions are \"earliest\" and \"latest\".".into()),
         ),
     };
-    let cluster = cluster_id(consumer.client());
-    let of = TopicIdentity { topic, topic_id: description.topic_id.as_deref(), cluster: cluster.as_deref() };
-    store_offsets(source.oid(), target.oid(), of, &offsets);
-    description.partitions.len() as i64
+    store_offsets(source.oid(), target.oid(), now.identity(), &offsets);
+    now.marks.len() as i64
 }
 
 /// The columns an import of `source` into `target` reads and writes.

@@ -6,7 +6,7 @@
 //! the high watermark means the topic was re-created or truncated, and applying it would
 //! skip the new messages without a word.
 
-use crate::error::{ErrorKind, FdwError, FdwResult};
+use crate::error::{capitalized, ErrorKind, FdwError, FdwResult};
 use crate::kafka::{ReadRange, Watermarks};
 
 /// One partition's stored progress.
@@ -157,14 +157,6 @@ pub fn resume_points(
         start.ranges.push(ReadRange { partition: m.partition, start: first, end: m.high });
     }
     Ok(start)
-}
-
-fn capitalized(text: &str) -> String {
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => String::new(),
-    }
 }
 
 #[cfg(test)]

@@ -25,8 +25,9 @@ use pgrx::{IntoDatum, JsonB, PgSqlErrorCode, PgTryBuilder};
 use rdkafka::message::Headers;
 use rdkafka::Message;
 
-use crate::codec::PayloadDecoder;
 use crate::catalog::ForeignTableDef;
+use crate::codec::PayloadDecoder;
+use crate::error::capitalized;
 use crate::options::{ColumnSource, ColumnType, FieldDef, Format, MetaColumn, OnError, TableLayout, TableOptions};
 use crate::pgerror::raise_with;
 use crate::plan;
@@ -448,15 +449,6 @@ fn in_subtransaction<T>(run: impl FnOnce() -> T) -> Result<T, (PgSqlErrorCode, S
         pg_sys::MemoryContextSwitchTo(memory_context);
         pg_sys::CurrentResourceOwner = resource_owner;
         result
-    }
-}
-
-/// PostgreSQL's style: a DETAIL is a sentence.
-fn capitalized(text: &str) -> String {
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => String::new(),
     }
 }
 
