@@ -1,34 +1,22 @@
 //! kafka_fdw: Apache Kafka topics as PostgreSQL foreign tables.
 //!
-//! Pure modules (no PostgreSQL): `error`, `options`, `plan`, `parallel`, `properties`, `codec`, `infer`,
-//! `progress`, `kafka`.
-//! Glue (pgrx): `pgerror`, `privileges`, `catalog`, `connection`, `pushdown`, `validator`, `handler`, `scan`,
-//! `row`, `modify`, `functions`, `import`, `scheduler`, `schema`.
+//! Layers, each depending only on the ones below it (`tests/layout.sh` checks this):
+//! - `api`, `fdw`: what PostgreSQL calls — SQL functions and the import scheduler; the
+//!   wrapper's callbacks and validator.
+//! - `pg`: glue they share — errors, catalogs, pooled clients, privileges.
+//! - `plan`, `options`, `codec`: pure Rust — WHERE clauses to offset ranges and where an
+//!   import resumes; option parsing and table layout; message formats.
+//! - `kafka`: the Kafka client (librdkafka), no PostgreSQL.
+//! - `error`: the one error type, with its SQLSTATE classes.
 
+pub mod api;
 pub mod codec;
 pub mod error;
-pub mod infer;
+pub mod fdw;
 pub mod kafka;
 pub mod options;
-pub mod parallel;
+pub mod pg;
 pub mod plan;
-pub mod progress;
-pub mod properties;
-
-mod catalog;
-mod connection;
-mod functions;
-mod handler;
-mod import;
-mod modify;
-mod pgerror;
-mod privileges;
-mod pushdown;
-mod row;
-mod scan;
-mod schema;
-mod scheduler;
-mod validator;
 
 ::pgrx::pg_module_magic!(name, version);
 
@@ -39,7 +27,7 @@ mod kafka_fdw {}
 pgrx::extension_sql_file!(
     "../sql/wrapper.sql",
     name = "wrapper",
-    requires = [validator::kafka_fdw_validator, validator::check_foreign_table],
+    requires = [fdw::validator::kafka_fdw_validator, fdw::validator::check_foreign_table],
 );
 
 pgrx::extension_sql_file!(
@@ -47,15 +35,15 @@ pgrx::extension_sql_file!(
     name = "import",
     requires = [
         "wrapper",
-        functions::watermarks,
-        functions::meta_columns,
-        import::import_plan,
-        import::save_import_progress,
-        import::reset_import,
-        import::start_import,
-        import::stop_import,
-        import::stop_import_job,
-        import::import_as,
+        api::functions::watermarks,
+        api::functions::meta_columns,
+        api::import::import_plan,
+        api::import::save_import_progress,
+        api::import::reset_import,
+        api::import::start_import,
+        api::import::stop_import,
+        api::import::stop_import_job,
+        api::import::import_as,
     ],
 );
 
@@ -64,13 +52,9 @@ pgrx::extension_sql_file!(
 pub extern "C-unwind" fn _PG_init() {
     // SAFETY: reading a flag PostgreSQL sets while it loads preloaded libraries.
     if unsafe { pgrx::pg_sys::process_shared_preload_libraries_in_progress } {
-        scheduler::register();
+        api::scheduler::register();
     }
 }
-
-/// Only `cargo pgrx test` (feature `pg_test`) builds these: they need a backend.
-#[cfg(feature = "pg_test")]
-mod in_db_tests;
 
 /// Required by `cargo pgrx test`.
 #[cfg(test)]

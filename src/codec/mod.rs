@@ -4,6 +4,7 @@
 //! the other reads back unchanged.
 
 pub mod csv;
+pub mod infer;
 pub mod json;
 
 use std::borrow::Cow;

@@ -4,13 +4,13 @@ use pgrx::prelude::*;
 use pgrx::datetime::TimestampWithTimeZone;
 use pgrx::PgRelation;
 
-use crate::catalog::{self, ForeignTableDef};
+use crate::pg::catalog::{self, ForeignTableDef};
 use crate::kafka;
 use crate::options::{self, ColumnSource, MetaColumn};
-use crate::pgerror::{raise, OrRaise};
+use crate::pg::errors::{raise, OrRaise};
 use crate::plan;
-use crate::privileges::{self, Columns};
-use crate::scan;
+use crate::pg::privileges::{self, Columns};
+use crate::fdw::scan;
 
 /// The definition of a Kafka foreign table, or an ERROR saying it is not one.
 pub(crate) fn kafka_table(source: &PgRelation) -> ForeignTableDef {

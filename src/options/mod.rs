@@ -5,13 +5,15 @@
 //! one the scan can use. Nothing here touches PostgreSQL: the glue hands in
 //! `(name, value)` pairs and gets typed settings or an [`FdwError`] back.
 
+pub mod properties;
+
 use std::time::Duration;
 
 use crate::codec::csv::CsvOptions;
 use crate::codec::json::JsonPath;
 use crate::error::{ErrorKind, FdwError, FdwResult};
 use crate::kafka;
-use crate::properties::{self, Access};
+use properties::Access;
 
 /// The catalog an option list belongs to, as PostgreSQL's validator is told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,7 +2,7 @@
 
 use pgrx::{pg_guard, pg_sys, PgBox};
 
-use crate::{modify, scan, schema};
+use super::{modify, scan, schema};
 
 /// V1 calling-convention record PostgreSQL looks up for `kafka_fdw_handler`.
 #[no_mangle]

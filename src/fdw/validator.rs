@@ -2,9 +2,9 @@
 
 use pgrx::prelude::*;
 
-use crate::catalog;
+use crate::pg::catalog;
 use crate::options::{self, OptionLevel};
-use crate::pgerror::OrRaise;
+use crate::pg::errors::OrRaise;
 
 /// The wrapper's validator: PostgreSQL calls it with the complete option list of the
 /// object being created or altered, and the catalog it belongs to.

@@ -6,7 +6,7 @@
 mod tests {
     use pgrx::prelude::*;
 
-    use crate::catalog;
+    use crate::pg::catalog;
     use crate::options::{ColumnSource, ColumnType, Format, MetaColumn};
 
     fn create_table() -> pg_sys::Oid {

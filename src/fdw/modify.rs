@@ -11,15 +11,15 @@ use std::ffi::{c_int, c_void, CStr, CString};
 use pgrx::{pg_guard, pg_sys, FromDatum, JsonB, PgMemoryContexts, PgSqlErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 
-use crate::catalog::{self, ForeignTableDef};
+use crate::pg::catalog::{self, ForeignTableDef};
 use crate::codec::csv;
 use crate::codec::json::{self, JsonField, JsonPath};
-use crate::connection::{ClientKey, PooledProducer};
+use crate::pg::clients::{ClientKey, PooledProducer};
 use crate::kafka::{Outgoing, Sender};
 use crate::options::{ColumnSource, ColumnType, Format, MetaColumn, TableOptions};
-use crate::pgerror::{raise_with, OrRaise};
+use crate::pg::errors::{raise_with, OrRaise};
 use crate::plan;
-use crate::scan;
+use crate::fdw::scan;
 
 /// How one data column is written.
 struct FieldOutput {

@@ -6,7 +6,7 @@ use pgrx::pg_sys;
 use pgrx::PgList;
 
 use crate::options::{self, ColumnDef, ColumnOptions, ColumnRole, ColumnType, ServerOptions, TableLayout, TableOptions};
-use crate::pgerror::OrRaise;
+use crate::pg::errors::OrRaise;
 
 /// A foreign table's options and the source of each of its attributes.
 pub struct ForeignTableDef {

@@ -25,11 +25,11 @@ use pgrx::{IntoDatum, JsonB, PgSqlErrorCode, PgTryBuilder};
 use rdkafka::message::Headers;
 use rdkafka::Message;
 
-use crate::catalog::ForeignTableDef;
+use crate::pg::catalog::ForeignTableDef;
 use crate::codec::PayloadDecoder;
 use crate::error::capitalized;
 use crate::options::{ColumnSource, ColumnType, FieldDef, Format, MetaColumn, OnError, TableLayout, TableOptions};
-use crate::pgerror::raise_with;
+use crate::pg::errors::raise_with;
 use crate::plan;
 
 /// How one attribute of the tuple gets its value.

@@ -6,14 +6,14 @@ use std::ffi::{CStr, CString};
 
 use pgrx::{pg_guard, pg_sys, PgList};
 
-use crate::catalog;
-use crate::connection::PooledConsumer;
+use crate::pg::catalog;
+use crate::pg::clients::PooledConsumer;
 use crate::error::{ErrorKind, FdwError};
-use crate::infer::{self, InferredType};
+use crate::codec::infer::{self, InferredType};
 use crate::kafka::{self, RangeReader, ReadRange};
 use crate::options::{self, Format};
-use crate::pgerror::{raise, OrRaise};
-use crate::scan;
+use crate::pg::errors::{raise, OrRaise};
+use crate::fdw::scan;
 
 /// Messages sampled per topic unless the option `sample_size` says otherwise.
 const DEFAULT_SAMPLE_SIZE: i64 = 100;

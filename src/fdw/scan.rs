@@ -13,16 +13,16 @@ use std::time::{Duration, Instant};
 use pgrx::{pg_guard, pg_sys, PgList, PgMemoryContexts};
 use rdkafka::message::OwnedMessage;
 
-use crate::catalog::{self, ForeignTableDef};
-use crate::connection::{ClientKey, PooledConsumer};
+use crate::pg::catalog::{self, ForeignTableDef};
+use crate::pg::clients::{ClientKey, PooledConsumer};
 use crate::error::FdwResult;
 use crate::kafka::{self, ClientSettings, RangeReader, ReadRange, Watermarks};
 use crate::options::{MppExecute, ServerOptions};
-use crate::parallel::{self, WorkQueue};
-use crate::pgerror::OrRaise;
+use crate::plan::parallel::{self, WorkQueue};
+use crate::pg::errors::OrRaise;
 use crate::plan::{self, Column, Condition, Timestamps, Value};
-use crate::pushdown::{self, Extractor, MetaColumns, SlotValue};
-use crate::row::{Outcome, RowBuilder};
+use crate::fdw::pushdown::{self, Extractor, MetaColumns, SlotValue};
+use crate::fdw::row::{Outcome, RowBuilder};
 
 /// Attribute number that stands for "the whole row" in the used-attributes list.
 const WHOLE_ROW: i32 = 0;
@@ -551,7 +551,7 @@ pub unsafe extern "C-unwind" fn is_foreign_scan_parallel_safe(
     rte: *mut pg_sys::RangeTblEntry,
 ) -> bool {
     let definition = catalog::foreign_table_by_id((*rte).relid);
-    definition.server.mpp_execute == MppExecute::AllSegments && !crate::row::converts_in_subtransactions((*rte).relid, &definition)
+    definition.server.mpp_execute == MppExecute::AllSegments && !crate::fdw::row::converts_in_subtransactions((*rte).relid, &definition)
 }
 
 #[pg_guard]

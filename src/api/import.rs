@@ -12,13 +12,13 @@ use pgrx::prelude::*;
 use pgrx::spi::quote_qualified_identifier;
 use pgrx::PgRelation;
 
-use crate::catalog::ForeignTableDef;
-use crate::functions::{kafka_table, meta_column_names};
+use crate::pg::catalog::ForeignTableDef;
+use crate::api::functions::{kafka_table, meta_column_names};
 use crate::kafka::{self, Watermarks};
-use crate::pgerror::{raise_with, OrRaise};
-use crate::privileges::{self, Columns};
-use crate::progress::{self, CurrentTopic, OnReset, StoredOffset};
-use crate::scan;
+use crate::pg::errors::{raise_with, OrRaise};
+use crate::pg::privileges::{self, Columns};
+use crate::plan::progress::{self, CurrentTopic, OnReset, StoredOffset};
+use crate::fdw::scan;
 
 fn qualified_name(relation: &PgRelation) -> String {
     quote_qualified_identifier(relation.namespace(), relation.name())

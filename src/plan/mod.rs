@@ -10,6 +10,9 @@
 //! clause on the rows that come back, so the answer is always exactly that of a full
 //! scan followed by the filter.
 
+pub mod parallel;
+pub mod progress;
+
 use crate::kafka::{ReadRange, Watermarks};
 
 /// A comparison of a meta column with a value: `column <op> value`.

@@ -1,0 +1,10 @@
+//! The foreign-data wrapper: the handler's callbacks (planning, scanning, inserting,
+//! IMPORT FOREIGN SCHEMA) and the option validator, as PostgreSQL calls them.
+
+pub mod handler;
+pub mod modify;
+pub mod pushdown;
+pub mod row;
+pub mod scan;
+pub mod schema;
+pub mod validator;
