@@ -2,7 +2,7 @@
 //!
 //! Option parsing and the Kafka client report problems as [`FdwError`]: a
 //! SQLSTATE class plus message, detail and hint, in PostgreSQL's style. Only the glue
-//! (`pgerror`) turns one into an `ereport`, so the pure modules stay testable without a
+//! (`pg::errors`) turns one into an `ereport`, so the pure modules stay testable without a
 //! server.
 
 use std::fmt;
@@ -26,6 +26,23 @@ pub enum ErrorKind {
     InsufficientPrivilege,
     /// 55000: stored state that no longer fits (import offsets past a topic's end).
     ObjectNotInPrerequisiteState,
+    /// 0A000: something Kafka or this wrapper cannot do (choosing an offset).
+    FeatureNotSupported,
+    /// 22003: a number outside the range Kafka accepts (a partition beyond i32).
+    NumericValueOutOfRange,
+    /// 22P02: a value that cannot be written in the table's format.
+    InvalidTextRepresentation,
+    /// 22P04: a message that is not a record of the table's format, as COPY reports a
+    /// malformed line.
+    BadMessageFormat,
+    /// 22021: bytes that are not UTF-8 where text is needed.
+    CharacterNotInRepertoire,
+    /// XX000: the extension's own SQL failed where it cannot (a bug, or a damaged
+    /// installation).
+    Internal,
+    /// An error PostgreSQL raised (a type's input function) and the glue caught, raised
+    /// again with its own SQLSTATE, packed as PostgreSQL's MAKE_SQLSTATE packs it.
+    Reported(i32),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,6 +9,10 @@
 //! - `kafka`: the Kafka client (librdkafka), no PostgreSQL.
 //! - `error`: the one error type, with its SQLSTATE classes.
 
+// Every unsafe operation sits in an `unsafe` block that says why it is sound, also
+// inside `unsafe fn`s (the 2024 edition's default).
+#![deny(unsafe_op_in_unsafe_fn)]
+
 pub mod api;
 pub mod codec;
 pub mod error;

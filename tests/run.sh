@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, unattended on a fresh machine:
-#   1. cargo test         pure Rust (options, codecs, pools; Kafka code against an
-#                         in-process librdkafka mock cluster)
+#   1. cargo test         module layering (tests/layout.sh), then pure Rust (options,
+#                         codecs, pools; Kafka code against an in-process librdkafka
+#                         mock cluster)
 #   2. cargo pgrx test    Rust tests inside a PostgreSQL 15 backend
 #   3. pg_regress         SQL regression files against a real broker (tansu) and a
 #                         throwaway PostgreSQL 15 cluster
@@ -16,7 +17,8 @@ make_service_dir
 LAYERS="${KAFKA_FDW_TEST_LAYERS:-123}"
 
 if [[ "$LAYERS" == *1* ]]; then
-    log "Layer 1: cargo test"
+    log "Layer 1: module layering, cargo test"
+    bash "$REPO_ROOT/tests/layout.sh"
     (cd "$REPO_ROOT" && cargo test --locked --workspace)
 fi
 

@@ -6,11 +6,12 @@ use pgrx::PgRelation;
 
 use crate::pg::catalog::{self, ForeignTableDef};
 use crate::kafka;
-use crate::options::{self, ColumnSource, MetaColumn};
+use crate::options::layout::ColumnSource;
+use crate::options::{self, MetaColumn};
 use crate::pg::errors::{raise, OrRaise};
 use crate::plan;
 use crate::pg::privileges::{self, Columns};
-use crate::fdw::scan;
+use crate::pg::clients::TopicClient;
 
 /// The definition of a Kafka foreign table, or an ERROR saying it is not one.
 pub(crate) fn kafka_table(source: &PgRelation) -> ForeignTableDef {
@@ -38,12 +39,7 @@ fn readable_kafka_table(source: &PgRelation) -> ForeignTableDef {
 fn watermarks(
     source: PgRelation,
 ) -> TableIterator<'static, (name!(partition, i32), name!(low, i64), name!(high, i64))> {
-    let definition = readable_kafka_table(&source);
-    let settings = scan::client_settings(&definition);
-    let consumer = scan::pooled_consumer(definition.server_id, &settings);
-    let topic = &definition.table.topic;
-    let partitions = kafka::topic_partitions(consumer.client(), &settings, topic).or_raise();
-    let marks = kafka::watermarks(consumer.client(), &settings, topic, &partitions).or_raise();
+    let marks = TopicClient::for_table(&readable_kafka_table(&source)).all_watermarks();
     TableIterator::new(marks.into_iter().map(|w| (w.partition, w.low, w.high)))
 }
 
@@ -53,14 +49,12 @@ fn offsets_for_time(
     source: PgRelation,
     at: TimestampWithTimeZone,
 ) -> TableIterator<'static, (name!(partition, i32), name!(offset, Option<i64>))> {
-    let definition = readable_kafka_table(&source);
-    let settings = scan::client_settings(&definition);
-    let consumer = scan::pooled_consumer(definition.server_id, &settings);
-    let topic = &definition.table.topic;
+    let client = TopicClient::for_table(&readable_kafka_table(&source));
     // Kafka timestamps are whole milliseconds: the first one at or after `at`.
     let (_, unix_ms) = plan::millisecond_bounds(at.into_inner());
-    let partitions = kafka::topic_partitions(consumer.client(), &settings, topic).or_raise();
-    let offsets = kafka::offsets_for_time(consumer.client(), &settings, topic, &partitions, unix_ms).or_raise();
+    let offsets =
+        kafka::offsets_for_time(client.consumer.client(), &client.settings, &client.topic, &client.partitions(), unix_ms)
+            .or_raise();
     TableIterator::new(offsets)
 }
 
@@ -82,8 +76,7 @@ fn topics(
         )
     };
     privileges::require_server_usage(server_id, server);
-    let settings = scan::server_client_settings(server_id, &server_options, kafka::MAX_FETCH_WAIT);
-    let consumer = scan::pooled_consumer(server_id, &settings);
+    let TopicClient { settings, consumer, .. } = TopicClient::for_server(server_id, &server_options);
     let listed = kafka::all_topics(consumer.client(), &settings).or_raise();
     let mut rows = Vec::new();
     for (topic, partitions) in listed {

@@ -15,10 +15,11 @@ use pgrx::PgRelation;
 use crate::pg::catalog::ForeignTableDef;
 use crate::api::functions::{kafka_table, meta_column_names};
 use crate::kafka::{self, Watermarks};
-use crate::pg::errors::{raise_with, OrRaise};
+use crate::error::{ErrorKind, FdwError};
+use crate::pg::errors::{raise, OrInternal, OrRaise};
 use crate::pg::privileges::{self, Columns};
 use crate::plan::progress::{self, CurrentTopic, OnReset, StoredOffset};
-use crate::fdw::scan;
+use crate::pg::clients::TopicClient;
 
 fn qualified_name(relation: &PgRelation) -> String {
     quote_qualified_identifier(relation.namespace(), relation.name())
@@ -57,7 +58,7 @@ fn stored_offsets(source: pg_sys::Oid, target: pg_sys::Oid) -> Vec<StoredOffset>
             })
             .collect::<Result<Vec<_>, pgrx::spi::Error>>()
         })
-        .unwrap_or_else(|error| error!("could not read kafka_fdw.import_progress: {error}"))
+        .or_internal("could not read kafka_fdw.import_progress")
     })
 }
 
@@ -102,7 +103,7 @@ fn store_offsets(source: pg_sys::Oid, target: pg_sys::Oid, of: TopicIdentity<'_>
             )?;
             Ok::<_, pgrx::spi::Error>(())
         })
-        .unwrap_or_else(|error| error!("could not write kafka_fdw.import_progress: {error}"))
+        .or_internal("could not write kafka_fdw.import_progress")
     })
 }
 
@@ -118,9 +119,7 @@ struct TopicNow {
 
 impl TopicNow {
     fn of(definition: &ForeignTableDef) -> TopicNow {
-        let settings = scan::client_settings(definition);
-        let consumer = scan::pooled_consumer(definition.server_id, &settings);
-        let topic = definition.table.topic.clone();
+        let TopicClient { settings, consumer, topic } = TopicClient::for_table(definition);
         let description = kafka::describe(consumer.client(), &settings, &topic).or_raise();
         let marks = kafka::watermarks(consumer.client(), &settings, &topic, &description.partitions).or_raise();
         // Asked after the other requests, so librdkafka usually knows it already.
@@ -191,7 +190,7 @@ fn save_import_progress(
 ) {
     require_import_privileges(&source, &target);
     if partitions.len() != next_offsets.len() {
-        error!("kafka_fdw.save_import_progress needs as many partitions as offsets");
+        raise(FdwError::new(ErrorKind::InvalidParameterValue, "kafka_fdw.save_import_progress needs as many partitions as offsets"));
     }
     let offsets: Vec<(i32, i64)> = partitions.into_iter().zip(next_offsets).collect();
     store_offsets(source.oid(), target.oid(), TopicIdentity { topic, topic_id, cluster }, &offsets);
@@ -200,7 +199,7 @@ fn save_import_progress(
 /// Takes the import lock of a source and target, as kafka_fdw.import does.
 fn lock_pair(source: &PgRelation, target: &PgRelation) {
     Spi::run_with_args("SELECT kafka_fdw.lock_import($1, $2)", &[source.oid().into(), target.oid().into()])
-        .unwrap_or_else(|error| error!("{error}"));
+        .or_internal("could not take the import lock");
 }
 
 /// Where the next import of `source` into `target` starts: 'earliest' forgets the stored
@@ -215,11 +214,9 @@ fn reset_import(source: PgRelation, target: PgRelation, position: &str) -> i64 {
     let offsets: Vec<(i32, i64)> = match position {
         "earliest" => Vec::new(),
         "latest" => now.marks.iter().map(|w| (w.partition, w.high)).collect(),
-        _ => raise_with(
-            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            format!("invalid position for kafka_fdw.reset_import: \"{position}\""),
-            None,
-            Some("Valid positions are \"earliest\" and \"latest\".".into()),
+        _ => raise(
+            FdwError::new(ErrorKind::InvalidParameterValue, format!("invalid position for kafka_fdw.reset_import: \"{position}\""))
+                .with_hint("Valid positions are \"earliest\" and \"latest\"."),
         ),
     };
     store_offsets(source.oid(), target.oid(), now.identity(), &offsets);
@@ -232,7 +229,7 @@ fn import_columns(source: &PgRelation, target: &PgRelation, columns: Option<Vec<
         "SELECT kafka_fdw.import_column_list($1, $2, $3)",
         &[source.oid().into(), target.oid().into(), columns.into()],
     )
-    .unwrap_or_else(|error| error!("{error}"))
+    .or_internal("could not list the import's columns")
     .unwrap_or_default()
 }
 
@@ -291,7 +288,7 @@ fn start_import(
                 on_reset.into(),
             ],
         )
-        .unwrap_or_else(|error| error!("{error}"))
+        .or_internal("could not write kafka_fdw.import_jobs")
         .unwrap_or_default()
     })
 }
@@ -311,7 +308,7 @@ fn job_where(condition: &str, args: &[pgrx::datum::DatumWithOid<'_>]) -> Option<
             }
             Ok::<_, pgrx::spi::Error>(found)
         })
-        .unwrap_or_else(|error| error!("could not read kafka_fdw.import_jobs: {error}"))
+        .or_internal("could not read kafka_fdw.import_jobs")
     })
 }
 
@@ -319,11 +316,10 @@ fn job_where(condition: &str, args: &[pgrx::datum::DatumWithOid<'_>]) -> Option<
 /// a superuser, as for ALTER and DROP of PostgreSQL's own objects.
 fn require_job_owner(job: i32, owner: pg_sys::Oid, caller: pg_sys::Oid, action: &str) {
     if !privileges::has_privileges_of(caller, owner) {
-        raise_with(
-            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            format!("permission denied to {action} import job {job}"),
-            Some(format!("The job belongs to role \"{}\".", privileges::role_name(owner))),
-            Some("Only its owner, members of its owner and superusers may change or stop a job.".into()),
+        raise(
+            FdwError::new(ErrorKind::InsufficientPrivilege, format!("permission denied to {action} import job {job}"))
+                .with_detail(format!("The job belongs to role \"{}\".", privileges::role_name(owner)))
+                .with_hint("Only its owner, members of its owner and superusers may change or stop a job."),
         );
     }
 }
@@ -333,7 +329,7 @@ fn stop_job(found: Option<(i32, pg_sys::Oid)>) -> bool {
     require_job_owner(job, owner, privileges::current_user(), "stop");
     privileges::as_extension(|| {
         Spi::run_with_args("DELETE FROM kafka_fdw.import_jobs WHERE job_id = $1", &[job.into()])
-            .unwrap_or_else(|error| error!("{error}"))
+            .or_internal("could not write kafka_fdw.import_jobs")
     });
     true
 }
@@ -363,11 +359,9 @@ fn import_as(
     on_reset: &str,
 ) -> i64 {
     if !privileges::is_superuser(privileges::current_user()) {
-        raise_with(
-            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            "permission denied for function kafka_fdw.import_as".into(),
-            None,
-            Some("Only the import scheduler runs jobs; use kafka_fdw.import to import now.".into()),
+        raise(
+            FdwError::new(ErrorKind::InsufficientPrivilege, "permission denied for function kafka_fdw.import_as")
+                .with_hint("Only the import scheduler runs jobs; use kafka_fdw.import to import now."),
         );
     }
     privileges::as_job_owner(owner, || {
@@ -375,7 +369,7 @@ fn import_as(
             "SELECT kafka_fdw.import($1, $2, $3, on_reset => $4)",
             &[source.into(), target.into(), columns.into(), on_reset.into()],
         )
-        .unwrap_or_else(|error| error!("{error}"))
+        .or_internal("could not run kafka_fdw.import")
         .unwrap_or_default()
     })
 }

@@ -9,9 +9,41 @@ pub mod json;
 
 use std::borrow::Cow;
 
-use crate::options::{ColumnType, FieldDef, Format};
 use csv::{CsvDecoder, CsvOptions, CsvRecord};
-use json::JsonMessage;
+use json::{JsonMessage, JsonPath};
+
+/// How a message's payload maps onto the data columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// One CSV record per message, fields by position.
+    Csv,
+    /// One JSON object per message, columns by key.
+    Json,
+    /// The whole message in the table's one data column (text or bytea).
+    Raw,
+}
+
+/// The PostgreSQL types meta columns can have; the glue classifies a column's type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnType {
+    SmallInt,
+    Integer,
+    BigInt,
+    Text,
+    Bytea,
+    TimestampTz,
+    Json,
+    Jsonb,
+    Other,
+}
+
+/// A data column: its name, type and, for JSON, where its value sits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldDef {
+    pub name: String,
+    pub column_type: ColumnType,
+    pub json_path: JsonPath,
+}
 
 /// Decodes payloads of one format, reusing its buffers from message to message.
 pub enum PayloadDecoder {

@@ -3,6 +3,7 @@
 
 pub mod handler;
 pub mod modify;
+mod private;
 pub mod pushdown;
 pub mod row;
 pub mod scan;

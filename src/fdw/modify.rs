@@ -8,18 +8,20 @@
 
 use std::ffi::{c_int, c_void, CStr, CString};
 
-use pgrx::{pg_guard, pg_sys, FromDatum, JsonB, PgMemoryContexts, PgSqlErrorCode};
+use pgrx::{pg_guard, pg_sys, FromDatum, JsonB, PgMemoryContexts};
 use rdkafka::message::{Header, OwnedHeaders};
 
-use crate::pg::catalog::{self, ForeignTableDef};
+use crate::pg::catalog;
 use crate::codec::csv;
 use crate::codec::json::{self, JsonField, JsonPath};
-use crate::pg::clients::{ClientKey, PooledProducer};
+use crate::pg::clients::{self, PooledProducer};
 use crate::kafka::{Outgoing, Sender};
-use crate::options::{ColumnSource, ColumnType, Format, MetaColumn, TableOptions};
-use crate::pg::errors::{raise_with, OrRaise};
+use crate::codec::{ColumnType, Format};
+use crate::options::layout::ColumnSource;
+use crate::options::{MetaColumn, TableOptions};
+use crate::error::{ErrorKind, FdwError};
+use crate::pg::errors::{raise, OrRaise};
 use crate::plan;
-use crate::fdw::scan;
 
 /// How one data column is written.
 struct FieldOutput {
@@ -69,68 +71,66 @@ pub unsafe extern "C-unwind" fn is_foreign_rel_updatable(_rel: pg_sys::Relation)
     1 << pg_sys::CmdType::CMD_INSERT as c_int
 }
 
+/// # Safety
+/// `rinfo` is the executor's result relation of a Kafka table, at the start of an INSERT or COPY.
 unsafe fn begin(rinfo: *mut pg_sys::ResultRelInfo) {
-    let relation = (*rinfo).ri_RelationDesc;
-    let definition = catalog::foreign_table(relation);
-    let tupdesc = (*relation).rd_att;
-    let attrs = (*tupdesc).attrs.as_slice((*tupdesc).natts as usize);
-    let mut state_fields = Vec::new();
-    let (mut partition, mut offset, mut key, mut timestamp, mut headers, mut topic_column) = (None, None, None, None, None, None);
-    for (attribute, (source, attr)) in definition.layout.columns.iter().zip(attrs).enumerate() {
-        match *source {
-            ColumnSource::Field(index) => {
-                let field = &definition.layout.fields[index];
-                let mut output_function = pg_sys::Oid::INVALID;
-                let mut is_varlena = false;
-                pg_sys::getTypeOutputInfo(attr.atttypid, &mut output_function, &mut is_varlena);
-                let mut function = Box::new(std::mem::zeroed::<pg_sys::FmgrInfo>());
-                pg_sys::fmgr_info(output_function, function.as_mut());
-                state_fields.push(FieldOutput {
-                    attribute,
-                    function,
-                    json_path: field.json_path.clone(),
-                    json_kind: json_kind(attr.atttypid),
-                    raw_bytes: definition.table.format == Format::Raw && field.column_type == ColumnType::Bytea,
-                });
+    // SAFETY: the caller keeps the contract above.
+    unsafe {
+        let relation = (*rinfo).ri_RelationDesc;
+        let definition = catalog::foreign_table(relation);
+        let tupdesc = (*relation).rd_att;
+        let attrs = (*tupdesc).attrs.as_slice((*tupdesc).natts as usize);
+        let mut state_fields = Vec::new();
+        let (mut partition, mut offset, mut key, mut timestamp, mut headers, mut topic_column) = (None, None, None, None, None, None);
+        for (attribute, (source, attr)) in definition.layout.columns.iter().zip(attrs).enumerate() {
+            match *source {
+                ColumnSource::Field(index) => {
+                    let field = &definition.layout.fields[index];
+                    let mut output_function = pg_sys::Oid::INVALID;
+                    let mut is_varlena = false;
+                    pg_sys::getTypeOutputInfo(attr.atttypid, &mut output_function, &mut is_varlena);
+                    let mut function = Box::new(std::mem::zeroed::<pg_sys::FmgrInfo>());
+                    pg_sys::fmgr_info(output_function, function.as_mut());
+                    state_fields.push(FieldOutput {
+                        attribute,
+                        function,
+                        json_path: field.json_path.clone(),
+                        json_kind: json_kind(attr.atttypid),
+                        raw_bytes: definition.table.format == Format::Raw && field.column_type == ColumnType::Bytea,
+                    });
+                }
+                ColumnSource::Meta(MetaColumn::Partition, column_type) => partition = Some((attribute, column_type)),
+                ColumnSource::Meta(MetaColumn::Offset, _) => offset = Some(attribute),
+                ColumnSource::Meta(MetaColumn::Key, column_type) => key = Some((attribute, column_type)),
+                ColumnSource::Meta(MetaColumn::Timestamp, _) => timestamp = Some(attribute),
+                ColumnSource::Meta(MetaColumn::Headers, _) => headers = Some(attribute),
+                ColumnSource::Meta(MetaColumn::Topic, _) => topic_column = Some(attribute),
+                // Junk columns describe messages that were read; an INSERT ignores them.
+                ColumnSource::Meta(MetaColumn::Junk | MetaColumn::JunkError, _) | ColumnSource::Dropped => {}
             }
-            ColumnSource::Meta(MetaColumn::Partition, column_type) => partition = Some((attribute, column_type)),
-            ColumnSource::Meta(MetaColumn::Offset, _) => offset = Some(attribute),
-            ColumnSource::Meta(MetaColumn::Key, column_type) => key = Some((attribute, column_type)),
-            ColumnSource::Meta(MetaColumn::Timestamp, _) => timestamp = Some(attribute),
-            ColumnSource::Meta(MetaColumn::Headers, _) => headers = Some(attribute),
-            ColumnSource::Meta(MetaColumn::Topic, _) => topic_column = Some(attribute),
-            // Junk columns describe messages that were read; an INSERT ignores them.
-            ColumnSource::Meta(MetaColumn::Junk | MetaColumn::JunkError, _) | ColumnSource::Dropped => {}
         }
+        let (settings, producer) = clients::table_producer(&definition);
+        let state = ModifyState {
+            sender: Sender::new(producer, settings, &definition.table.topic),
+            table: definition.table,
+            partition,
+            offset,
+            key,
+            timestamp,
+            headers,
+            topic_column,
+            fields: state_fields,
+            row_context: pg_sys::AllocSetContextCreateInternal(
+                pg_sys::CurrentMemoryContext,
+                c"kafka_fdw row".as_ptr(),
+                pg_sys::ALLOCSET_DEFAULT_MINSIZE as usize,
+                pg_sys::ALLOCSET_DEFAULT_INITSIZE as usize,
+                pg_sys::ALLOCSET_DEFAULT_MAXSIZE as usize,
+            ),
+            payload: Vec::new(),
+        };
+        (*rinfo).ri_FdwState = PgMemoryContexts::CurrentMemoryContext.leak_and_drop_on_delete(state) as *mut c_void;
     }
-    let settings = scan::client_settings(&definition);
-    let producer = PooledProducer::get(producer_key(&definition), &settings).or_raise();
-    let state = ModifyState {
-        sender: Sender::new(producer, settings, &definition.table.topic),
-        table: definition.table,
-        partition,
-        offset,
-        key,
-        timestamp,
-        headers,
-        topic_column,
-        fields: state_fields,
-        row_context: pg_sys::AllocSetContextCreateInternal(
-            pg_sys::CurrentMemoryContext,
-            c"kafka_fdw row".as_ptr(),
-            pg_sys::ALLOCSET_DEFAULT_MINSIZE as usize,
-            pg_sys::ALLOCSET_DEFAULT_INITSIZE as usize,
-            pg_sys::ALLOCSET_DEFAULT_MAXSIZE as usize,
-        ),
-        payload: Vec::new(),
-    };
-    (*rinfo).ri_FdwState = PgMemoryContexts::CurrentMemoryContext.leak_and_drop_on_delete(state) as *mut c_void;
-}
-
-/// Producers are shared by every table of a server and user mapping.
-unsafe fn producer_key(definition: &ForeignTableDef) -> ClientKey {
-    let user_mapping = catalog::current_user_mapping(definition.server_id);
-    ClientKey { server: definition.server_id, user_mapping: (*user_mapping).umid, fetch_wait: std::time::Duration::ZERO }
 }
 
 fn json_kind(type_oid: pg_sys::Oid) -> JsonKind {
@@ -152,15 +152,21 @@ pub unsafe extern "C-unwind" fn begin_foreign_modify(
     _subplan_index: c_int,
     eflags: c_int,
 ) {
-    if eflags & pg_sys::EXEC_FLAG_EXPLAIN_ONLY as c_int == 0 {
-        begin(rinfo);
+    // SAFETY: PostgreSQL calls this with pointers that are valid for the call (fdwapi.h).
+    unsafe {
+        if eflags & pg_sys::EXEC_FLAG_EXPLAIN_ONLY as c_int == 0 {
+            begin(rinfo);
+        }
     }
 }
 
 /// COPY FROM into a Kafka table (and tuple routing) starts here instead.
 #[pg_guard]
 pub unsafe extern "C-unwind" fn begin_foreign_insert(_mtstate: *mut pg_sys::ModifyTableState, rinfo: *mut pg_sys::ResultRelInfo) {
-    begin(rinfo);
+    // SAFETY: PostgreSQL calls this with pointers that are valid for the call (fdwapi.h).
+    unsafe {
+        begin(rinfo);
+    }
 }
 
 #[pg_guard]
@@ -170,74 +176,77 @@ pub unsafe extern "C-unwind" fn exec_foreign_insert(
     slot: *mut pg_sys::TupleTableSlot,
     _plan_slot: *mut pg_sys::TupleTableSlot,
 ) -> *mut pg_sys::TupleTableSlot {
-    let state = &mut *((*rinfo).ri_FdwState as *mut ModifyState);
-    pg_sys::slot_getallattrs(slot);
-    let natts = (*(*slot).tts_tupleDescriptor).natts as usize;
-    let values = std::slice::from_raw_parts((*slot).tts_values, natts);
-    let nulls = std::slice::from_raw_parts((*slot).tts_isnull, natts);
-    let row_context = state.row_context;
-    PgMemoryContexts::For(row_context).switch_to(|_| send_row(state, values, nulls));
-    pg_sys::MemoryContextReset(row_context);
-    slot
+    // SAFETY: PostgreSQL calls this with pointers that are valid for the call (fdwapi.h).
+    unsafe {
+        let state = &mut *((*rinfo).ri_FdwState as *mut ModifyState);
+        pg_sys::slot_getallattrs(slot);
+        let natts = (*(*slot).tts_tupleDescriptor).natts as usize;
+        let values = std::slice::from_raw_parts((*slot).tts_values, natts);
+        let nulls = std::slice::from_raw_parts((*slot).tts_isnull, natts);
+        let row_context = state.row_context;
+        PgMemoryContexts::For(row_context).switch_to(|_| send_row(state, values, nulls));
+        pg_sys::MemoryContextReset(row_context);
+        slot
+    }
 }
 
 /// Routes and encodes one row and hands it to the producer.
+///
+/// # Safety
+/// `values` and `nulls` are a tuple's deformed columns, as many as the table has attributes, with datums valid for the call.
 unsafe fn send_row(state: &mut ModifyState, values: &[pg_sys::Datum], nulls: &[bool]) {
-    let value = |attribute: usize| (!nulls[attribute]).then(|| values[attribute]);
-    if state.offset.and_then(value).is_some() {
-        raise_with(
-            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
-            "cannot choose the offset of a produced Kafka message".to_string(),
-            None,
-            Some("Kafka assigns offsets; leave the offset column out of the INSERT, or NULL.".to_string()),
-        );
-    }
-    if let Some(topic) = state.topic_column.and_then(value).and_then(|d| String::from_datum(d, false)) {
-        if topic != state.table.topic {
-            raise_with(
-                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
-                format!("cannot produce to topic \"{topic}\" through a table of topic \"{}\"", state.table.topic),
-                None,
-                Some("Leave the topic column out of the INSERT, or NULL.".to_string()),
+    // SAFETY: the caller keeps the contract above.
+    unsafe {
+        let value = |attribute: usize| (!nulls[attribute]).then(|| values[attribute]);
+        if state.offset.and_then(value).is_some() {
+            raise(
+                FdwError::new(ErrorKind::FeatureNotSupported, "cannot choose the offset of a produced Kafka message")
+                    .with_hint("Kafka assigns offsets; leave the offset column out of the INSERT, or NULL."),
             );
         }
-    }
-    let partition = state.partition.and_then(|(attribute, column_type)| {
-        let datum = value(attribute)?;
-        let number = match column_type {
-            ColumnType::SmallInt => i16::from_datum(datum, false).map(i64::from),
-            ColumnType::Integer => i32::from_datum(datum, false).map(i64::from),
-            _ => i64::from_datum(datum, false),
-        }?;
-        Some(i32::try_from(number).unwrap_or_else(|_| {
-            raise_with(PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE, format!("partition {number} is out of range"), None, None)
-        }))
-    });
-    let key: Option<Vec<u8>> = state.key.and_then(|(attribute, column_type)| {
-        let datum = value(attribute)?;
-        match column_type {
-            ColumnType::Bytea => Vec::<u8>::from_datum(datum, false),
-            _ => String::from_datum(datum, false).map(String::into_bytes),
+        if let Some(topic) = state.topic_column.and_then(value).and_then(|d| String::from_datum(d, false)) {
+            if topic != state.table.topic {
+                raise(
+                    FdwError::new(ErrorKind::FeatureNotSupported, format!("cannot produce to topic \"{topic}\" through a table of topic \"{}\"", state.table.topic))
+                        .with_hint("Leave the topic column out of the INSERT, or NULL."),
+                );
+            }
         }
-    });
-    // Kafka timestamps are whole milliseconds: sub-millisecond digits are dropped.
-    let timestamp = state.timestamp.and_then(value).map(|datum| plan::millisecond_bounds(datum.value() as i64).0);
-    let headers = state.headers.and_then(value).and_then(|d| JsonB::from_datum(d, false)).map(|JsonB(json)| headers_of(&json));
+        let partition = state.partition.and_then(|(attribute, column_type)| {
+            let datum = value(attribute)?;
+            let number = match column_type {
+                ColumnType::SmallInt => i16::from_datum(datum, false).map(i64::from),
+                ColumnType::Integer => i32::from_datum(datum, false).map(i64::from),
+                _ => i64::from_datum(datum, false),
+            }?;
+            Some(i32::try_from(number).unwrap_or_else(|_| {
+                raise(FdwError::new(ErrorKind::NumericValueOutOfRange, format!("partition {number} is out of range")))
+            }))
+        });
+        let key: Option<Vec<u8>> = state.key.and_then(|(attribute, column_type)| {
+            let datum = value(attribute)?;
+            match column_type {
+                ColumnType::Bytea => Vec::<u8>::from_datum(datum, false),
+                _ => String::from_datum(datum, false).map(String::into_bytes),
+            }
+        });
+        // Kafka timestamps are whole milliseconds: sub-millisecond digits are dropped.
+        let timestamp = state.timestamp.and_then(value).map(|datum| plan::millisecond_bounds(datum.value() as i64).0);
+        let headers = state.headers.and_then(value).and_then(|d| JsonB::from_datum(d, false)).map(|JsonB(json)| headers_of(&json));
 
-    let payload = encode_payload(&state.fields, &state.table, values, nulls, &mut state.payload);
-    let message = Outgoing { partition, key: key.as_deref(), payload: payload.as_deref(), timestamp, headers };
-    state.sender.send(message).or_raise();
+        let payload = encode_payload(&state.fields, &state.table, values, nulls, &mut state.payload);
+        let message = Outgoing { partition, key: key.as_deref(), payload: payload.as_deref(), timestamp, headers };
+        state.sender.send(message).or_raise();
+    }
 }
 
 /// Kafka headers from a jsonb object: strings as their text, null as no value, other
 /// values as their JSON text.
 fn headers_of(json: &serde_json::Value) -> OwnedHeaders {
     let serde_json::Value::Object(object) = json else {
-        raise_with(
-            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            "the headers column must hold a JSON object".to_string(),
-            Some(format!("Got {json}.")),
-            None,
+        raise(
+            FdwError::new(ErrorKind::InvalidParameterValue, "the headers column must hold a JSON object")
+                .with_detail(format!("Got {json}.")),
         )
     };
     let mut headers = OwnedHeaders::new_with_capacity(object.len());
@@ -255,6 +264,9 @@ fn headers_of(json: &serde_json::Value) -> OwnedHeaders {
 /// The payload of a row in the table's format, encoded into `buffer` (reused from row to
 /// row); a raw table's payload is its column's own bytes, and `None` (a tombstone) for
 /// its NULL.
+///
+/// # Safety
+/// As for [`send_row`].
 unsafe fn encode_payload<'a>(
     fields: &[FieldOutput],
     table: &TableOptions,
@@ -262,40 +274,45 @@ unsafe fn encode_payload<'a>(
     nulls: &[bool],
     buffer: &'a mut Vec<u8>,
 ) -> Option<&'a [u8]> {
-    let texts: Vec<Option<&'a [u8]>> = fields
-        .iter()
-        .map(|field| {
-            if nulls[field.attribute] {
-                return None;
+    // SAFETY: the caller keeps the contract above.
+    unsafe {
+        let texts: Vec<Option<&'a [u8]>> = fields
+            .iter()
+            .map(|field| {
+                if nulls[field.attribute] {
+                    return None;
+                }
+                let datum = values[field.attribute];
+                if field.raw_bytes {
+                    return <&[u8]>::from_datum(datum, false);
+                }
+                let text = pg_sys::OutputFunctionCall(field.function.as_ref() as *const _ as *mut _, datum);
+                Some(CStr::from_ptr(text).to_bytes())
+            })
+            .collect();
+        buffer.clear();
+        match table.format {
+            Format::Csv => csv::encode(&texts, &table.csv, buffer),
+            Format::Raw => return texts[0],
+            Format::Json => {
+                let fields: Vec<(&JsonPath, JsonField<'_>)> = fields
+                    .iter()
+                    .zip(&texts)
+                    .map(|(field, text)| {
+                        // Output functions give UTF-8 in a UTF-8 database.
+                        let text = text.map(|bytes| std::str::from_utf8(bytes).unwrap_or_default());
+                        (&field.json_path, json_field(field.json_kind, text))
+                    })
+                    .collect();
+                *buffer = json::encode(&fields).unwrap_or_else(|error| {
+                    raise(
+                        FdwError::new(ErrorKind::InvalidTextRepresentation, format!("could not encode a JSON message: {error}")),
+                    )
+                });
             }
-            let datum = values[field.attribute];
-            if field.raw_bytes {
-                return <&[u8]>::from_datum(datum, false);
-            }
-            let text = pg_sys::OutputFunctionCall(field.function.as_ref() as *const _ as *mut _, datum);
-            Some(CStr::from_ptr(text).to_bytes())
-        })
-        .collect();
-    buffer.clear();
-    match table.format {
-        Format::Csv => csv::encode(&texts, &table.csv, buffer),
-        Format::Raw => return texts[0],
-        Format::Json => {
-            let fields: Vec<(&JsonPath, JsonField<'_>)> = fields
-                .iter()
-                .zip(&texts)
-                .map(|(field, text)| {
-                    // Output functions give UTF-8 in a UTF-8 database.
-                    let text = text.map(|bytes| std::str::from_utf8(bytes).unwrap_or_default());
-                    (&field.json_path, json_field(field.json_kind, text))
-                })
-                .collect();
-            *buffer = json::encode(&fields).unwrap_or_else(|error| {
-                raise_with(PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION, format!("could not encode a JSON message: {error}"), None, None)
-            });
         }
+        Some(buffer.as_slice())
     }
-    Some(buffer.as_slice())
 }
 
 fn json_field(kind: JsonKind, text: Option<&str>) -> JsonField<'_> {
@@ -311,21 +328,33 @@ fn json_field(kind: JsonKind, text: Option<&str>) -> JsonField<'_> {
 }
 
 /// Waits until Kafka acknowledged every message of the statement, or raises.
+///
+/// # Safety
+/// `rinfo` is a result relation that [`begin`] set up (or one it never reached: fdw_state NULL).
 unsafe fn finish(rinfo: *mut pg_sys::ResultRelInfo) {
-    let state = (*rinfo).ri_FdwState as *mut ModifyState;
-    if !state.is_null() {
-        (*state).sender.finish().or_raise();
+    // SAFETY: the caller keeps the contract above.
+    unsafe {
+        let state = (*rinfo).ri_FdwState as *mut ModifyState;
+        if !state.is_null() {
+            (*state).sender.finish().or_raise();
+        }
     }
 }
 
 #[pg_guard]
 pub unsafe extern "C-unwind" fn end_foreign_modify(_estate: *mut pg_sys::EState, rinfo: *mut pg_sys::ResultRelInfo) {
-    finish(rinfo);
+    // SAFETY: PostgreSQL calls this with pointers that are valid for the call (fdwapi.h).
+    unsafe {
+        finish(rinfo);
+    }
 }
 
 #[pg_guard]
 pub unsafe extern "C-unwind" fn end_foreign_insert(_estate: *mut pg_sys::EState, rinfo: *mut pg_sys::ResultRelInfo) {
-    finish(rinfo);
+    // SAFETY: PostgreSQL calls this with pointers that are valid for the call (fdwapi.h).
+    unsafe {
+        finish(rinfo);
+    }
 }
 
 #[pg_guard]
@@ -336,7 +365,10 @@ pub unsafe extern "C-unwind" fn explain_foreign_modify(
     _subplan_index: c_int,
     es: *mut pg_sys::ExplainState,
 ) {
-    let definition = catalog::foreign_table((*rinfo).ri_RelationDesc);
-    let topic = CString::new(definition.table.topic).unwrap_or_default();
-    pg_sys::ExplainPropertyText(c"Kafka Topic".as_ptr(), topic.as_ptr(), es);
+    // SAFETY: PostgreSQL calls this with pointers that are valid for the call (fdwapi.h).
+    unsafe {
+        let definition = catalog::foreign_table((*rinfo).ri_RelationDesc);
+        let topic = CString::new(definition.table.topic).unwrap_or_default();
+        pg_sys::ExplainPropertyText(c"Kafka Topic".as_ptr(), topic.as_ptr(), es);
+    }
 }

@@ -5,7 +5,8 @@ use std::ffi::{c_void, CStr};
 
 use pgrx::{pg_guard, pg_sys, FromDatum, PgList};
 
-use crate::options::{ColumnSource, MetaColumn};
+use crate::options::layout::ColumnSource;
+use crate::options::MetaColumn;
 use crate::plan::{Cmp, Column, Condition, Value};
 
 /// Attribute numbers of the columns conditions can be pushed on.
@@ -32,19 +33,25 @@ impl MetaColumns {
     }
 
     /// The meta column `node` is, if it is a plain Var of relation `relid`.
+    ///
+    /// # Safety
+    /// `node` is NULL or a live expression node of the current planning.
     unsafe fn column_of(&self, node: *mut pg_sys::Node, relid: pg_sys::Index) -> Option<Column> {
-        if node.is_null() || (*node).type_ != pg_sys::NodeTag::T_Var {
-            return None;
-        }
-        let var = node as *mut pg_sys::Var;
-        if (*var).varno as pg_sys::Index != relid || (*var).varlevelsup != 0 {
-            return None;
-        }
-        match Some((*var).varattno) {
-            attno if attno == self.partition => Some(Column::Partition),
-            attno if attno == self.offset => Some(Column::Offset),
-            attno if attno == self.timestamp => Some(Column::Timestamp),
-            _ => None,
+        // SAFETY: the caller keeps the contract above.
+        unsafe {
+            if node.is_null() || (*node).type_ != pg_sys::NodeTag::T_Var {
+                return None;
+            }
+            let var = node as *mut pg_sys::Var;
+            if (*var).varno as pg_sys::Index != relid || (*var).varlevelsup != 0 {
+                return None;
+            }
+            match Some((*var).varattno) {
+                attno if attno == self.partition => Some(Column::Partition),
+                attno if attno == self.offset => Some(Column::Offset),
+                attno if attno == self.timestamp => Some(Column::Timestamp),
+                _ => None,
+            }
         }
     }
 }
@@ -85,8 +92,11 @@ impl Extractor {
     /// # Safety
     /// `restrictions` must be a `List` of `RestrictInfo` of this extractor's relation.
     pub unsafe fn restrictions(&mut self, restrictions: *mut pg_sys::List) -> Condition<usize> {
-        let list = PgList::<pg_sys::RestrictInfo>::from_pg(restrictions);
-        Condition::all(list.iter_ptr().map(|rinfo| self.condition((*rinfo).clause as *mut pg_sys::Node)).collect())
+        // SAFETY: the caller keeps the contract above.
+        unsafe {
+            let list = PgList::<pg_sys::RestrictInfo>::from_pg(restrictions);
+            Condition::all(list.iter_ptr().map(|rinfo| self.condition((*rinfo).clause as *mut pg_sys::Node)).collect())
+        }
     }
 
     /// Whether a clause narrows the read by itself (for choosing parameterized paths and
@@ -95,96 +105,127 @@ impl Extractor {
     /// # Safety
     /// `clause` must be an expression of this extractor's relation.
     pub unsafe fn is_usable(&mut self, clause: *mut pg_sys::Node) -> bool {
-        let slots = self.values.len();
-        let usable = !self.condition(clause).is_unrestricted();
-        self.values.truncate(slots);
-        usable
+        // SAFETY: the caller keeps the contract above.
+        unsafe {
+            let slots = self.values.len();
+            let usable = !self.condition(clause).is_unrestricted();
+            self.values.truncate(slots);
+            usable
+        }
     }
 
+    /// # Safety
+    /// As for [`Extractor::column_of`].
     unsafe fn condition(&mut self, node: *mut pg_sys::Node) -> Condition<usize> {
-        if node.is_null() {
-            return Condition::Unrestricted;
-        }
-        match (*node).type_ {
-            pg_sys::NodeTag::T_BoolExpr => {
-                let expr = node as *mut pg_sys::BoolExpr;
-                let args = PgList::<pg_sys::Node>::from_pg((*expr).args);
-                let mut parts = || args.iter_ptr().map(|arg| self.condition(arg)).collect();
-                match (*expr).boolop {
-                    pg_sys::BoolExprType::AND_EXPR => Condition::all(parts()),
-                    pg_sys::BoolExprType::OR_EXPR => Condition::any(parts()),
-                    _ => Condition::Unrestricted,
-                }
+        // SAFETY: the caller keeps the contract above.
+        unsafe {
+            if node.is_null() {
+                return Condition::Unrestricted;
             }
-            pg_sys::NodeTag::T_OpExpr => self.comparison(node as *mut pg_sys::OpExpr),
-            pg_sys::NodeTag::T_ScalarArrayOpExpr => self.any_of(node as *mut pg_sys::ScalarArrayOpExpr),
-            pg_sys::NodeTag::T_RestrictInfo => self.condition((*(node as *mut pg_sys::RestrictInfo)).clause as *mut _),
-            _ => Condition::Unrestricted,
+            match (*node).type_ {
+                pg_sys::NodeTag::T_BoolExpr => {
+                    let expr = node as *mut pg_sys::BoolExpr;
+                    let args = PgList::<pg_sys::Node>::from_pg((*expr).args);
+                    let mut parts = || args.iter_ptr().map(|arg| self.condition(arg)).collect();
+                    match (*expr).boolop {
+                        pg_sys::BoolExprType::AND_EXPR => Condition::all(parts()),
+                        pg_sys::BoolExprType::OR_EXPR => Condition::any(parts()),
+                        _ => Condition::Unrestricted,
+                    }
+                }
+                pg_sys::NodeTag::T_OpExpr => self.comparison(node as *mut pg_sys::OpExpr),
+                pg_sys::NodeTag::T_ScalarArrayOpExpr => self.any_of(node as *mut pg_sys::ScalarArrayOpExpr),
+                pg_sys::NodeTag::T_RestrictInfo => self.condition((*(node as *mut pg_sys::RestrictInfo)).clause as *mut _),
+                _ => Condition::Unrestricted,
+            }
         }
     }
 
     /// `meta_column <op> value` or `value <op> meta_column`, integers only.
+    ///
+    /// # Safety
+    /// `expr` is a live operator expression of the current planning.
     unsafe fn comparison(&mut self, expr: *mut pg_sys::OpExpr) -> Condition<usize> {
-        let args = PgList::<pg_sys::Node>::from_pg((*expr).args);
-        let (Some(left), Some(right), 2) = (args.get_ptr(0), args.get_ptr(1), args.len()) else {
-            return Condition::Unrestricted;
-        };
-        let Some(cmp) = operator(expr) else { return Condition::Unrestricted };
-        let (column, value, cmp) = match (self.columns.column_of(left, self.relid), self.columns.column_of(right, self.relid)) {
-            (Some(column), None) => (column, right, cmp),
-            (None, Some(column)) => (column, left, cmp.commuted()),
-            _ => return Condition::Unrestricted,
-        };
-        if !comparable(column, pg_sys::exprType(value)) {
-            return Condition::Unrestricted;
-        }
-        match self.slot(value) {
-            Some(slot) => Condition::Compare(column, cmp, slot),
-            None => Condition::Unrestricted,
+        // SAFETY: the caller keeps the contract above.
+        unsafe {
+            let args = PgList::<pg_sys::Node>::from_pg((*expr).args);
+            let (Some(left), Some(right), 2) = (args.get_ptr(0), args.get_ptr(1), args.len()) else {
+                return Condition::Unrestricted;
+            };
+            let Some(cmp) = operator(expr) else { return Condition::Unrestricted };
+            let (column, value, cmp) = match (self.columns.column_of(left, self.relid), self.columns.column_of(right, self.relid)) {
+                (Some(column), None) => (column, right, cmp),
+                (None, Some(column)) => (column, left, cmp.commuted()),
+                _ => return Condition::Unrestricted,
+            };
+            if !comparable(column, pg_sys::exprType(value)) {
+                return Condition::Unrestricted;
+            }
+            match self.slot(value) {
+                Some(slot) => Condition::Compare(column, cmp, slot),
+                None => Condition::Unrestricted,
+            }
         }
     }
 
     /// `meta_column = ANY(array)`, which is also how `IN (…)` arrives.
+    ///
+    /// # Safety
+    /// `expr` is a live ScalarArrayOpExpr of the current planning.
     unsafe fn any_of(&mut self, expr: *mut pg_sys::ScalarArrayOpExpr) -> Condition<usize> {
-        let args = PgList::<pg_sys::Node>::from_pg((*expr).args);
-        let (Some(left), Some(right)) = (args.get_ptr(0), args.get_ptr(1)) else {
-            return Condition::Unrestricted;
-        };
-        let name = pg_sys::get_opname((*expr).opno);
-        if !(*expr).useOr || name.is_null() || CStr::from_ptr(name).to_bytes() != b"=" {
-            return Condition::Unrestricted;
-        }
-        let Some(column) = self.columns.column_of(left, self.relid) else { return Condition::Unrestricted };
-        if column == Column::Timestamp || !is_integer_array_type(pg_sys::exprType(right)) {
-            return Condition::Unrestricted;
-        }
-        match self.slot(right) {
-            Some(slot) => Condition::AnyOf(column, slot),
-            None => Condition::Unrestricted,
+        // SAFETY: the caller keeps the contract above.
+        unsafe {
+            let args = PgList::<pg_sys::Node>::from_pg((*expr).args);
+            let (Some(left), Some(right)) = (args.get_ptr(0), args.get_ptr(1)) else {
+                return Condition::Unrestricted;
+            };
+            let name = pg_sys::get_opname((*expr).opno);
+            if !(*expr).useOr || name.is_null() || CStr::from_ptr(name).to_bytes() != b"=" {
+                return Condition::Unrestricted;
+            }
+            let Some(column) = self.columns.column_of(left, self.relid) else { return Condition::Unrestricted };
+            if column == Column::Timestamp || !is_integer_array_type(pg_sys::exprType(right)) {
+                return Condition::Unrestricted;
+            }
+            match self.slot(right) {
+                Some(slot) => Condition::AnyOf(column, slot),
+                None => Condition::Unrestricted,
+            }
         }
     }
 
     /// A slot for `value` if it can be computed before reading any row: no column of this
     /// relation, nothing volatile, no sub-plan. Constants, parameters and outer columns
     /// of a nested loop (which become parameters) qualify.
+    ///
+    /// # Safety
+    /// `value` is a live expression node of the current planning.
     unsafe fn slot(&mut self, value: *mut pg_sys::Node) -> Option<usize> {
-        if pg_sys::contain_volatile_functions(value)
-            || pg_sys::contain_subplans(value)
-            || pg_sys::bms_is_member(self.relid as i32, pg_sys::pull_varnos(self.root, value))
-        {
-            return None;
+        // SAFETY: the caller keeps the contract above.
+        unsafe {
+            if pg_sys::contain_volatile_functions(value)
+                || pg_sys::contain_subplans(value)
+                || pg_sys::bms_is_member(self.relid as i32, pg_sys::pull_varnos(self.root, value))
+            {
+                return None;
+            }
+            self.values.push(value as *mut pg_sys::Expr);
+            Some(self.values.len() - 1)
         }
-        self.values.push(value as *mut pg_sys::Expr);
-        Some(self.values.len() - 1)
     }
 }
 
+/// # Safety
+/// `expr` is a live operator expression.
 unsafe fn operator(expr: *mut pg_sys::OpExpr) -> Option<Cmp> {
-    let name = pg_sys::get_opname((*expr).opno);
-    if name.is_null() {
-        return None;
+    // SAFETY: the caller keeps the contract above.
+    unsafe {
+        let name = pg_sys::get_opname((*expr).opno);
+        if name.is_null() {
+            return None;
+        }
+        Cmp::from_operator(CStr::from_ptr(name).to_str().ok()?)
     }
-    Cmp::from_operator(CStr::from_ptr(name).to_str().ok()?)
 }
 
 /// The value of a slot's expression as the planner can fold it now, if it is a constant.
@@ -192,12 +233,15 @@ unsafe fn operator(expr: *mut pg_sys::OpExpr) -> Option<Cmp> {
 /// # Safety
 /// `expr` must be a planner expression of `root`.
 pub unsafe fn estimated_value(root: *mut pg_sys::PlannerInfo, expr: *mut pg_sys::Expr) -> Option<Value> {
-    let folded = pg_sys::estimate_expression_value(root, expr as *mut pg_sys::Node);
-    if (*folded).type_ != pg_sys::NodeTag::T_Const {
-        return None;
+    // SAFETY: the caller keeps the contract above.
+    unsafe {
+        let folded = pg_sys::estimate_expression_value(root, expr as *mut pg_sys::Node);
+        if (*folded).type_ != pg_sys::NodeTag::T_Const {
+            return None;
+        }
+        let constant = folded as *mut pg_sys::Const;
+        Some(to_value((*constant).constvalue, (*constant).constisnull, (*constant).consttype))
     }
-    let constant = folded as *mut pg_sys::Const;
-    Some(to_value((*constant).constvalue, (*constant).constisnull, (*constant).consttype))
 }
 
 /// The value of an evaluated slot expression of type `type_oid`.
@@ -205,19 +249,22 @@ pub unsafe fn estimated_value(root: *mut pg_sys::PlannerInfo, expr: *mut pg_sys:
 /// # Safety
 /// `datum` must be a value of `type_oid`: an integer, integer-array or timestamptz type.
 pub unsafe fn to_value(datum: pg_sys::Datum, is_null: bool, type_oid: pg_sys::Oid) -> Value {
-    fn list<T: Into<i64>>(values: Option<Vec<Option<T>>>) -> Value {
-        Value::List(values.unwrap_or_default().into_iter().flatten().map(Into::into).collect())
-    }
-    match type_oid {
-        pg_sys::INT2OID => Value::Scalar(i16::from_datum(datum, is_null).map(i64::from)),
-        pg_sys::INT4OID => Value::Scalar(i32::from_datum(datum, is_null).map(i64::from)),
-        pg_sys::INT8OID => Value::Scalar(i64::from_datum(datum, is_null)),
-        // timestamptz is microseconds since 2000-01-01, passed by value.
-        pg_sys::TIMESTAMPTZOID => Value::Scalar((!is_null).then(|| datum.value() as i64)),
-        pg_sys::INT2ARRAYOID => list(Vec::<Option<i16>>::from_datum(datum, is_null)),
-        pg_sys::INT4ARRAYOID => list(Vec::<Option<i32>>::from_datum(datum, is_null)),
-        pg_sys::INT8ARRAYOID => list(Vec::<Option<i64>>::from_datum(datum, is_null)),
-        _ => unreachable!("slot expressions are integer, integer-array or timestamptz typed"),
+    // SAFETY: the caller keeps the contract above.
+    unsafe {
+        fn list<T: Into<i64>>(values: Option<Vec<Option<T>>>) -> Value {
+            Value::List(values.unwrap_or_default().into_iter().flatten().map(Into::into).collect())
+        }
+        match type_oid {
+            pg_sys::INT2OID => Value::Scalar(i16::from_datum(datum, is_null).map(i64::from)),
+            pg_sys::INT4OID => Value::Scalar(i32::from_datum(datum, is_null).map(i64::from)),
+            pg_sys::INT8OID => Value::Scalar(i64::from_datum(datum, is_null)),
+            // timestamptz is microseconds since 2000-01-01, passed by value.
+            pg_sys::TIMESTAMPTZOID => Value::Scalar((!is_null).then(|| datum.value() as i64)),
+            pg_sys::INT2ARRAYOID => list(Vec::<Option<i16>>::from_datum(datum, is_null)),
+            pg_sys::INT4ARRAYOID => list(Vec::<Option<i32>>::from_datum(datum, is_null)),
+            pg_sys::INT8ARRAYOID => list(Vec::<Option<i64>>::from_datum(datum, is_null)),
+            _ => unreachable!("slot expressions are integer, integer-array or timestamptz typed"),
+        }
     }
 }
 
@@ -235,17 +282,20 @@ pub struct SlotValue {
 /// # Safety
 /// `fdw_exprs` must be the plan's expression list and `node` its plan state.
 pub unsafe fn init_slots(fdw_exprs: *mut pg_sys::List, node: *mut pg_sys::PlanState) -> Vec<SlotValue> {
-    let exprs = PgList::<pg_sys::Expr>::from_pg(fdw_exprs);
-    let states = PgList::<pg_sys::ExprState>::from_pg(pg_sys::ExecInitExprList(fdw_exprs, node));
-    exprs
-        .iter_ptr()
-        .zip(states.iter_ptr())
-        .map(|(expr, state)| SlotValue {
-            state,
-            type_oid: pg_sys::exprType(expr as *mut pg_sys::Node),
-            needs_execution: !pg_sys::bms_is_empty(pg_sys::pull_paramids(expr)),
-        })
-        .collect()
+    // SAFETY: the caller keeps the contract above.
+    unsafe {
+        let exprs = PgList::<pg_sys::Expr>::from_pg(fdw_exprs);
+        let states = PgList::<pg_sys::ExprState>::from_pg(pg_sys::ExecInitExprList(fdw_exprs, node));
+        exprs
+            .iter_ptr()
+            .zip(states.iter_ptr())
+            .map(|(expr, state)| SlotValue {
+                state,
+                type_oid: pg_sys::exprType(expr as *mut pg_sys::Node),
+                needs_execution: !pg_sys::bms_is_empty(pg_sys::pull_paramids(expr)),
+            })
+            .collect()
+    }
 }
 
 /// Whether every slot can be evaluated outside of execution (for plain EXPLAIN).
@@ -258,15 +308,18 @@ pub fn known_before_execution(slots: &[SlotValue]) -> bool {
 /// # Safety
 /// The slots must belong to the plan state whose expression context `econtext` is.
 pub unsafe fn evaluate(slots: &[SlotValue], econtext: *mut pg_sys::ExprContext) -> Vec<Value> {
-    slots
-        .iter()
-        .map(|slot| {
-            let mut is_null = false;
-            let evaluate = (*slot.state).evalfunc.expect("an initialized expression has an evaluator");
-            let datum = evaluate(slot.state, econtext, &mut is_null);
-            to_value(datum, is_null, slot.type_oid)
-        })
-        .collect()
+    // SAFETY: the caller keeps the contract above.
+    unsafe {
+        slots
+            .iter()
+            .map(|slot| {
+                let mut is_null = false;
+                let evaluate = (*slot.state).evalfunc.expect("an initialized expression has an evaluator");
+                let datum = evaluate(slot.state, econtext, &mut is_null);
+                to_value(datum, is_null, slot.type_oid)
+            })
+            .collect()
+    }
 }
 
 /// Whether `node` is the given meta column of relation `relid`.
@@ -274,7 +327,10 @@ pub unsafe fn evaluate(slots: &[SlotValue], econtext: *mut pg_sys::ExprContext) 
 /// # Safety
 /// `node` must be a valid expression node (or null).
 pub unsafe fn is_meta_column(columns: &MetaColumns, node: *mut pg_sys::Node, relid: pg_sys::Index, column: Column) -> bool {
-    columns.column_of(node, relid) == Some(column)
+    // SAFETY: the caller keeps the contract above.
+    unsafe {
+        columns.column_of(node, relid) == Some(column)
+    }
 }
 
 /// Equivalence-class members that are our meta columns: `k.part = v.p` joins become
@@ -287,6 +343,9 @@ pub unsafe extern "C-unwind" fn is_meta_column_member(
     member: *mut pg_sys::EquivalenceMember,
     columns: *mut c_void,
 ) -> bool {
-    let columns = &*(columns as *const MetaColumns);
-    columns.column_of((*member).em_expr as *mut pg_sys::Node, (*rel).relid).is_some()
+    // SAFETY: PostgreSQL calls this with pointers that are valid for the call (fdwapi.h).
+    unsafe {
+        let columns = &*(columns as *const MetaColumns);
+        columns.column_of((*member).em_expr as *mut pg_sys::Node, (*rel).relid).is_some()
+    }
 }

@@ -21,15 +21,17 @@ use std::ffi::c_char;
 
 use pgrx::pg_sys;
 use pgrx::pg_sys::panic::CaughtError;
-use pgrx::{IntoDatum, JsonB, PgSqlErrorCode, PgTryBuilder};
+use pgrx::{IntoDatum, JsonB, PgTryBuilder};
 use rdkafka::message::Headers;
 use rdkafka::Message;
 
 use crate::pg::catalog::ForeignTableDef;
 use crate::codec::PayloadDecoder;
-use crate::error::capitalized;
-use crate::options::{ColumnSource, ColumnType, FieldDef, Format, MetaColumn, OnError, TableLayout, TableOptions};
-use crate::pg::errors::raise_with;
+use crate::error::{capitalized, ErrorKind, FdwError};
+use crate::codec::{ColumnType, FieldDef, Format};
+use crate::options::layout::{ColumnSource, TableLayout};
+use crate::options::{MetaColumn, OnError, TableOptions};
+use crate::pg::errors::{raise, reported_kind};
 use crate::plan;
 
 /// How one attribute of the tuple gets its value.
@@ -63,11 +65,14 @@ struct FieldInput {
 /// # Safety
 /// A catalog lookup: inside a transaction, with `relid` a relation.
 pub unsafe fn converts_in_subtransactions(relid: pg_sys::Oid, definition: &ForeignTableDef) -> bool {
-    let handles_bad_messages = definition.layout.has_junk_columns() || definition.table.on_error != OnError::Error;
-    handles_bad_messages
-        && definition.layout.columns.iter().enumerate().any(|(i, source)| {
-            matches!(source, ColumnSource::Field(_)) && !SELF_CONTAINED_INPUT.contains(&pg_sys::get_atttype(relid, (i + 1) as i16))
-        })
+    // SAFETY: the caller keeps the contract above.
+    unsafe {
+        let handles_bad_messages = definition.layout.has_junk_columns() || definition.table.on_error != OnError::Error;
+        handles_bad_messages
+            && definition.layout.columns.iter().enumerate().any(|(i, source)| {
+                matches!(source, ColumnSource::Field(_)) && !SELF_CONTAINED_INPUT.contains(&pg_sys::get_atttype(relid, (i + 1) as i16))
+            })
+    }
 }
 
 /// Types whose built-in input functions acquire nothing but memory.
@@ -138,53 +143,56 @@ impl RowBuilder {
     /// `tupdesc` must describe the relation whose `layout` is given, and `needed[i]`
     /// says whether attribute `i + 1` is used by the query.
     pub unsafe fn new(tupdesc: pg_sys::TupleDesc, layout: &TableLayout, table: &TableOptions, needed: &[bool]) -> Self {
-        let attrs = (*tupdesc).attrs.as_slice((*tupdesc).natts as usize);
-        let collects_junk = layout.has_junk_columns();
-        // Skipping or collecting bad messages checks every data column, needed or not.
-        let checks_all = collects_junk || table.on_error == OnError::Skip;
-        let fills = layout
-            .columns
-            .iter()
-            .zip(attrs)
-            .zip(needed)
-            .map(|((source, attr), &needed)| match source {
-                ColumnSource::Dropped => Fill::Null,
-                ColumnSource::Field(index) if needed || checks_all => {
-                    let mut input_function = pg_sys::Oid::INVALID;
-                    let mut io_param = pg_sys::Oid::INVALID;
-                    pg_sys::getTypeInputInfo(attr.atttypid, &mut input_function, &mut io_param);
-                    let mut function = Box::new(std::mem::zeroed::<pg_sys::FmgrInfo>());
-                    pg_sys::fmgr_info(input_function, function.as_mut());
-                    let field = layout.fields[*index].clone();
-                    Fill::Field(FieldInput {
-                        index: *index,
-                        raw_bytes: table.format == Format::Raw && field.column_type == ColumnType::Bytea,
-                        field,
-                        function,
-                        io_param,
-                        typmod: attr.atttypmod,
-                        self_contained: SELF_CONTAINED_INPUT.contains(&attr.atttypid),
-                    })
-                }
-                _ if !needed => Fill::Null,
-                ColumnSource::Meta(meta, column_type) => Fill::Meta(*meta, *column_type),
-                ColumnSource::Field(_) => Fill::Null,
-            })
-            .collect::<Vec<_>>();
-        let decodes_payload = fills.iter().any(|fill| matches!(fill, Fill::Field(_)));
-        let on_error = if collects_junk { OnError::Null } else { table.on_error };
-        RowBuilder {
-            fills,
-            decoder: PayloadDecoder::new(table.format, &table.csv),
-            decodes_payload,
-            on_error,
-            strict: table.strict,
-            collects_junk,
-            all_fields: layout.fields.clone(),
-            cstring: Vec::new(),
-            problems: Vec::new(),
-            topic: table.topic.clone(),
-            bad_messages: 0,
+        // SAFETY: the caller keeps the contract above.
+        unsafe {
+            let attrs = (*tupdesc).attrs.as_slice((*tupdesc).natts as usize);
+            let collects_junk = layout.has_junk_columns();
+            // Skipping or collecting bad messages checks every data column, needed or not.
+            let checks_all = collects_junk || table.on_error == OnError::Skip;
+            let fills = layout
+                .columns
+                .iter()
+                .zip(attrs)
+                .zip(needed)
+                .map(|((source, attr), &needed)| match source {
+                    ColumnSource::Dropped => Fill::Null,
+                    ColumnSource::Field(index) if needed || checks_all => {
+                        let mut input_function = pg_sys::Oid::INVALID;
+                        let mut io_param = pg_sys::Oid::INVALID;
+                        pg_sys::getTypeInputInfo(attr.atttypid, &mut input_function, &mut io_param);
+                        let mut function = Box::new(std::mem::zeroed::<pg_sys::FmgrInfo>());
+                        pg_sys::fmgr_info(input_function, function.as_mut());
+                        let field = layout.fields[*index].clone();
+                        Fill::Field(FieldInput {
+                            index: *index,
+                            raw_bytes: table.format == Format::Raw && field.column_type == ColumnType::Bytea,
+                            field,
+                            function,
+                            io_param,
+                            typmod: attr.atttypmod,
+                            self_contained: SELF_CONTAINED_INPUT.contains(&attr.atttypid),
+                        })
+                    }
+                    _ if !needed => Fill::Null,
+                    ColumnSource::Meta(meta, column_type) => Fill::Meta(*meta, *column_type),
+                    ColumnSource::Field(_) => Fill::Null,
+                })
+                .collect::<Vec<_>>();
+            let decodes_payload = fills.iter().any(|fill| matches!(fill, Fill::Field(_)));
+            let on_error = if collects_junk { OnError::Null } else { table.on_error };
+            RowBuilder {
+                fills,
+                decoder: PayloadDecoder::new(table.format, &table.csv),
+                decodes_payload,
+                on_error,
+                strict: table.strict,
+                collects_junk,
+                all_fields: layout.fields.clone(),
+                cstring: Vec::new(),
+                problems: Vec::new(),
+                topic: table.topic.clone(),
+                bad_messages: 0,
+            }
         }
     }
 
@@ -207,90 +215,93 @@ impl RowBuilder {
     /// `slot` must be a cleared slot of the relation this builder was made for, and the
     /// current memory context must be the per-tuple one.
     pub unsafe fn fill<M: Message>(&mut self, slot: *mut pg_sys::TupleTableSlot, message: &M) -> Outcome {
-        let natts = self.fills.len();
-        let values = std::slice::from_raw_parts_mut((*slot).tts_values, natts);
-        let nulls = std::slice::from_raw_parts_mut((*slot).tts_isnull, natts);
-        values.fill(pg_sys::Datum::from(0));
-        nulls.fill(true);
-        let position = MessagePosition { topic: &self.topic, partition: message.partition(), offset: message.offset() };
-        for (i, fill) in self.fills.iter().enumerate() {
-            if let Fill::Meta(meta, column_type) = fill {
-                if let Some(value) = meta_value(*meta, *column_type, message, &position) {
-                    values[i] = value;
+        // SAFETY: the caller keeps the contract above.
+        unsafe {
+            let natts = self.fills.len();
+            let values = std::slice::from_raw_parts_mut((*slot).tts_values, natts);
+            let nulls = std::slice::from_raw_parts_mut((*slot).tts_isnull, natts);
+            values.fill(pg_sys::Datum::from(0));
+            nulls.fill(true);
+            let position = MessagePosition { topic: &self.topic, partition: message.partition(), offset: message.offset() };
+            for (i, fill) in self.fills.iter().enumerate() {
+                if let Fill::Meta(meta, column_type) = fill {
+                    if let Some(value) = meta_value(*meta, *column_type, message, &position) {
+                        values[i] = value;
+                        nulls[i] = false;
+                    }
+                }
+            }
+            let Some(payload) = message.payload().filter(|_| self.decodes_payload) else {
+                return Outcome::Row; // nothing to decode, or a tombstone: data columns are NULL
+            };
+            let RowBuilder { fills, decoder, on_error, strict, collects_junk, all_fields, cstring, problems, .. } = self;
+            problems.clear();
+            match decoder.decode(payload) {
+                Err(error) => {
+                    if *on_error == OnError::Error {
+                        raise(
+                            FdwError::new(ErrorKind::BadMessageFormat, format!("malformed Kafka message at {}", position.describe()))
+                                .with_detail(format!("{}. Message: {}", capitalized(&error), excerpt(payload))),
+                        );
+                    }
+                    problems.push(error);
+                }
+                Ok(decoded) => {
+                    // Without strict or junk columns no mismatch counts: don't look for them.
+                    let mismatches = if *strict || *collects_junk { decoded.mismatches(all_fields) } else { Vec::new() };
+                    for mismatch in mismatches {
+                        let counts = *strict || matches!(mismatch, crate::codec::Mismatch::Extra(_));
+                        if !counts {
+                            continue;
+                        }
+                        if *on_error == OnError::Error {
+                            raise(
+                                FdwError::new(
+                                    ErrorKind::BadMessageFormat,
+                                    format!("Kafka message at {} does not match the table", position.describe()),
+                                )
+                                .with_detail(format!("{}. Message: {}", capitalized(mismatch.text()), excerpt(payload)))
+                                .with_hint("Without the table option strict, extra fields are ignored and missing ones are NULL."),
+                            );
+                        }
+                        problems.push(mismatch.text().to_string());
+                    }
+                    for (i, fill) in fills.iter().enumerate() {
+                        let Fill::Field(input) = fill else { continue };
+                        let Some(text) = decoded.field(input.index, &input.field) else { continue };
+                        match convert(input, &text, cstring, *on_error, payload, &position) {
+                            Ok(value) => {
+                                values[i] = value;
+                                nulls[i] = false;
+                            }
+                            Err(problem) => problems.push(problem),
+                        }
+                    }
+                }
+            }
+            if problems.is_empty() {
+                return Outcome::Row;
+            }
+            self.bad_messages += 1;
+            if self.on_error == OnError::Skip {
+                return Outcome::Skipped;
+            }
+            if self.collects_junk {
+                // The data columns keep what did convert; the junk columns say what did not.
+                let junk_text = String::from_utf8_lossy(payload);
+                let errors = self.problems.join("\n");
+                for (i, fill) in self.fills.iter().enumerate() {
+                    let value = match fill {
+                        Fill::Meta(MetaColumn::Junk, _) => junk_text.as_ref().into_datum(),
+                        Fill::Meta(MetaColumn::JunkError, _) => errors.as_str().into_datum(),
+                        _ => continue,
+                    };
+                    values[i] = value.expect("text is never NULL");
                     nulls[i] = false;
                 }
             }
+            Outcome::Row
         }
-        let Some(payload) = message.payload().filter(|_| self.decodes_payload) else {
-            return Outcome::Row; // nothing to decode, or a tombstone: data columns are NULL
-        };
-        let RowBuilder { fills, decoder, on_error, strict, collects_junk, all_fields, cstring, problems, .. } = self;
-        problems.clear();
-        match decoder.decode(payload) {
-            Err(error) => {
-                if *on_error == OnError::Error {
-                    raise_with(
-                        PgSqlErrorCode::ERRCODE_BAD_COPY_FILE_FORMAT,
-                        format!("malformed Kafka message at {}", position.describe()),
-                        Some(format!("{}. Message: {}", capitalized(&error), excerpt(payload))),
-                        None,
-                    );
-                }
-                problems.push(error);
-            }
-            Ok(decoded) => {
-                // Without strict or junk columns no mismatch counts: don't look for them.
-                let mismatches = if *strict || *collects_junk { decoded.mismatches(all_fields) } else { Vec::new() };
-                for mismatch in mismatches {
-                    let counts = *strict || matches!(mismatch, crate::codec::Mismatch::Extra(_));
-                    if !counts {
-                        continue;
-                    }
-                    if *on_error == OnError::Error {
-                        raise_with(
-                            PgSqlErrorCode::ERRCODE_BAD_COPY_FILE_FORMAT,
-                            format!("Kafka message at {} does not match the table", position.describe()),
-                            Some(format!("{}. Message: {}", capitalized(mismatch.text()), excerpt(payload))),
-                            Some("Without the table option strict, extra fields are ignored and missing ones are NULL.".into()),
-                        );
-                    }
-                    problems.push(mismatch.text().to_string());
-                }
-                for (i, fill) in fills.iter().enumerate() {
-                    let Fill::Field(input) = fill else { continue };
-                    let Some(text) = decoded.field(input.index, &input.field) else { continue };
-                    match convert(input, &text, cstring, *on_error, payload, &position) {
-                        Ok(value) => {
-                            values[i] = value;
-                            nulls[i] = false;
-                        }
-                        Err(problem) => problems.push(problem),
-                    }
-                }
-            }
-        }
-        if problems.is_empty() {
-            return Outcome::Row;
-        }
-        self.bad_messages += 1;
-        if self.on_error == OnError::Skip {
-            return Outcome::Skipped;
-        }
-        if self.collects_junk {
-            // The data columns keep what did convert; the junk columns say what did not.
-            let junk_text = String::from_utf8_lossy(payload);
-            let errors = self.problems.join("\n");
-            for (i, fill) in self.fills.iter().enumerate() {
-                let value = match fill {
-                    Fill::Meta(MetaColumn::Junk, _) => junk_text.as_ref().into_datum(),
-                    Fill::Meta(MetaColumn::JunkError, _) => errors.as_str().into_datum(),
-                    _ => continue,
-                };
-                values[i] = value.expect("text is never NULL");
-                nulls[i] = false;
-            }
-        }
-        Outcome::Row
     }
 }
 
@@ -347,11 +358,12 @@ fn hex(bytes: &[u8]) -> String {
 /// `bytes` as text, or an ERROR naming the message when they are not UTF-8.
 fn text<'a>(bytes: &'a [u8], what: &str, position: &MessagePosition<'_>) -> &'a str {
     std::str::from_utf8(bytes).unwrap_or_else(|error| {
-        raise_with(
-            PgSqlErrorCode::ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
-            format!("invalid UTF-8 in the {what} of Kafka message at {}", position.describe()),
-            Some(format!("{}. Declare the column bytea to read any bytes.", capitalized(&error.to_string()))),
-            None,
+        raise(
+            FdwError::new(
+                ErrorKind::CharacterNotInRepertoire,
+                format!("invalid UTF-8 in the {what} of Kafka message at {}", position.describe()),
+            )
+            .with_detail(format!("{}. Declare the column bytea to read any bytes.", capitalized(&error.to_string()))),
         )
     })
 }
@@ -359,7 +371,7 @@ fn text<'a>(bytes: &'a [u8], what: &str, position: &MessagePosition<'_>) -> &'a 
 /// The datum of a data column from its text: the column type's input function, or the
 /// bytes themselves for a raw bytea column. A failure raises under `on_error 'error'`
 /// (naming the message and the column) and is returned as a problem otherwise.
-unsafe fn convert(
+fn convert(
     input: &FieldInput,
     text: &[u8],
     cstring: &mut Vec<u8>,
@@ -370,22 +382,20 @@ unsafe fn convert(
     if input.raw_bytes {
         return Ok(text.into_datum().expect("bytes are never NULL"));
     }
-    let fail = |code: PgSqlErrorCode, cause: String| -> Result<pg_sys::Datum, String> {
+    let fail = |kind: ErrorKind, cause: String| -> Result<pg_sys::Datum, String> {
         if on_error != OnError::Error {
             return Err(cause);
         }
-        raise_with(
-            code,
-            format!("invalid value in Kafka message at {}", position.describe()),
-            Some(format!("Column \"{}\": {cause}. Message: {}", input.field.name, excerpt(payload))),
-            None,
+        raise(
+            FdwError::new(kind, format!("invalid value in Kafka message at {}", position.describe()))
+                .with_detail(format!("Column \"{}\": {cause}. Message: {}", input.field.name, excerpt(payload))),
         )
     };
     if let Err(error) = std::str::from_utf8(text) {
-        return fail(PgSqlErrorCode::ERRCODE_CHARACTER_NOT_IN_REPERTOIRE, format!("invalid UTF-8: {error}"));
+        return fail(ErrorKind::CharacterNotInRepertoire, format!("invalid UTF-8: {error}"));
     }
     if text.contains(&0) {
-        return fail(PgSqlErrorCode::ERRCODE_CHARACTER_NOT_IN_REPERTOIRE, "invalid byte 0x00".to_string());
+        return fail(ErrorKind::CharacterNotInRepertoire, "invalid byte 0x00".to_string());
     }
     cstring.clear();
     cstring.extend_from_slice(text);
@@ -406,12 +416,12 @@ unsafe fn convert(
 }
 
 /// An ERROR raised by `run`, as SQLSTATE and message; other panics go on unwinding.
-fn catch_error<T>(run: impl FnOnce() -> T) -> Result<T, (PgSqlErrorCode, String)> {
+fn catch_error<T>(run: impl FnOnce() -> T) -> Result<T, (ErrorKind, String)> {
     // Unwind safety: after a caught ERROR nothing `run` touched is used again.
     PgTryBuilder::new(std::panic::AssertUnwindSafe(|| Ok(run())))
         .catch_others(|caught| match &caught {
             CaughtError::PostgresError(report) | CaughtError::ErrorReport(report) => {
-                Err((report.sql_error_code(), report.message().to_string()))
+                Err((reported_kind(report.sql_error_code()), report.message().to_string()))
             }
             CaughtError::RustPanic { .. } => caught.rethrow(),
         })
@@ -421,7 +431,7 @@ fn catch_error<T>(run: impl FnOnce() -> T) -> Result<T, (PgSqlErrorCode, String)
 /// Runs `run` in an internal subtransaction, which is rolled back if it raises, as
 /// PL/pgSQL's EXCEPTION blocks and PL/Python's subtransactions do. `run` allocates in the
 /// caller's memory context either way.
-fn in_subtransaction<T>(run: impl FnOnce() -> T) -> Result<T, (PgSqlErrorCode, String)> {
+fn in_subtransaction<T>(run: impl FnOnce() -> T) -> Result<T, (ErrorKind, String)> {
     // SAFETY: the sequence of PostgreSQL's PLy_spi_subtransaction_begin/commit/abort. The
     // subtransaction begins and ends here; the caller's memory context and resource owner
     // are restored on both paths (pgrx has copied and flushed the error before the abort).
@@ -429,11 +439,10 @@ fn in_subtransaction<T>(run: impl FnOnce() -> T) -> Result<T, (PgSqlErrorCode, S
         if pg_sys::IsInParallelMode() {
             // Only when another part of the query runs in parallel: such scans themselves
             // are not parallel-safe (converts_in_subtransactions).
-            raise_with(
-                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
-                "cannot catch a bad value of this type in a parallel query".into(),
-                Some("Bad messages are skipped or collected by catching the type's input errors in a subtransaction, which parallel queries cannot start.".into()),
-                Some("SET max_parallel_workers_per_gather = 0 for this query.".into()),
+            raise(
+                FdwError::new(ErrorKind::FeatureNotSupported, "cannot catch a bad value of this type in a parallel query")
+                    .with_detail("Bad messages are skipped or collected by catching the type's input errors in a subtransaction, which parallel queries cannot start.")
+                    .with_hint("SET max_parallel_workers_per_gather = 0 for this query."),
             );
         }
         let memory_context = pg_sys::CurrentMemoryContext;

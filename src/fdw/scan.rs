@@ -11,21 +11,19 @@ use std::ffi::{c_int, c_void, CString};
 use std::time::{Duration, Instant};
 
 use pgrx::{pg_guard, pg_sys, PgList, PgMemoryContexts};
-use rdkafka::message::OwnedMessage;
 
 use crate::pg::catalog::{self, ForeignTableDef};
-use crate::pg::clients::{ClientKey, PooledConsumer};
+use crate::pg::clients::{PooledConsumer, TopicClient};
 use crate::error::FdwResult;
-use crate::kafka::{self, ClientSettings, RangeReader, ReadRange, Watermarks};
-use crate::options::{MppExecute, ServerOptions};
+use crate::kafka::{self, Backwards, RangeReader, ReadRange, Watermarks};
+use crate::options::MppExecute;
 use crate::plan::parallel::{self, WorkQueue};
 use crate::pg::errors::OrRaise;
 use crate::plan::{self, Column, Condition, Timestamps, Value};
-use crate::fdw::pushdown::{self, Extractor, MetaColumns, SlotValue};
-use crate::fdw::row::{Outcome, RowBuilder};
+use super::pushdown::{self, Extractor, MetaColumns, SlotValue};
+use super::private::{planned_table, ScanOrder, ScanPrivate, WHOLE_ROW};
+use super::row::{self, Outcome, RowBuilder};
 
-/// Attribute number that stands for "the whole row" in the used-attributes list.
-const WHOLE_ROW: i32 = 0;
 /// Per-row cost on top of PostgreSQL's tuple cost: fetching and decoding a message.
 const MESSAGE_COST: f64 = 0.02;
 /// Cost of starting a scan with a pooled client: metadata and watermark round trips.
@@ -34,82 +32,59 @@ const STARTUP_COST: f64 = 25.0;
 /// they save.
 const MIN_UNIT_MESSAGES: i64 = 10_000;
 
-pub(crate) fn check_interrupts() {
-    pgrx::check_for_interrupts!();
-}
-
-pub(crate) fn client_settings(definition: &ForeignTableDef) -> ClientSettings {
-    server_client_settings(definition.server_id, &definition.server, definition.table.buffer_delay)
-}
-
-/// Settings of a client of `server` for the current user: the server's librdkafka
-/// properties, then the user mapping's (applied later, so they win).
-pub(crate) fn server_client_settings(server_id: pg_sys::Oid, server: &ServerOptions, fetch_wait: Duration) -> ClientSettings {
-    let mut properties = server.properties.clone();
-    // SAFETY: a catalog lookup inside a transaction.
-    properties.extend(unsafe { catalog::user_mapping_properties(server_id) });
-    ClientSettings {
-        brokers: server.brokers.clone(),
-        properties,
-        timeout: server.timeout,
-        fetch_wait,
-        interrupt: check_interrupts,
-    }
-}
-
-/// A pooled consumer of `server_id` for the current user's mapping, which, as in
-/// postgres_fdw, must exist.
-pub(crate) fn pooled_consumer(server_id: pg_sys::Oid, settings: &ClientSettings) -> PooledConsumer {
-    // SAFETY: a catalog lookup inside a transaction.
-    let user_mapping = unsafe { (*catalog::current_user_mapping(server_id)).umid };
-    let key = ClientKey { server: server_id, user_mapping, fetch_wait: settings.consumer_fetch_wait() };
-    PooledConsumer::get(key, settings).or_raise()
-}
-
 #[pg_guard]
 pub unsafe extern "C-unwind" fn get_foreign_rel_size(
     root: *mut pg_sys::PlannerInfo,
     baserel: *mut pg_sys::RelOptInfo,
     foreigntableid: pg_sys::Oid,
 ) {
-    let definition = catalog::foreign_table_by_id(foreigntableid);
-    let (mut extractor, condition) = planning_condition(root, baserel, MetaColumns::new(&definition.layout.columns));
+    // SAFETY: PostgreSQL calls this with pointers that are valid for the call (fdwapi.h).
+    unsafe {
+        let definition = planned_table(baserel, foreigntableid);
+        let (mut extractor, condition) = planning_condition(root, baserel, MetaColumns::new(&definition.layout.columns));
 
-    // Estimates come from the watermarks, so joins with Kafka tables plan sensibly.
-    let all_marks = estimate_watermarks(&definition);
-    let messages: i64 = all_marks.iter().map(|w| w.high - w.low).sum();
-    let to_read: i64 =
-        plan::read_ranges(&condition, &all_marks, Timestamps::Unknown).iter().map(|r| r.end - r.start).sum();
+        // Estimates come from the watermarks, so joins with Kafka tables plan sensibly.
+        let all_marks = estimate_watermarks(definition);
+        let messages: i64 = all_marks.iter().map(|w| w.high - w.low).sum();
+        let to_read: i64 =
+            plan::read_ranges(&condition, &all_marks, Timestamps::Unknown).iter().map(|r| r.end - r.start).sum();
 
-    // Clauses the ranges don't cover still filter what is read.
-    let mut unpushed = PgList::<pg_sys::RestrictInfo>::new();
-    for rinfo in PgList::<pg_sys::RestrictInfo>::from_pg((*baserel).baserestrictinfo).iter_ptr() {
-        if !extractor.is_usable((*rinfo).clause as *mut pg_sys::Node) {
-            unpushed.push(rinfo);
+        // Clauses the ranges don't cover still filter what is read.
+        let mut unpushed = PgList::<pg_sys::RestrictInfo>::new();
+        for rinfo in PgList::<pg_sys::RestrictInfo>::from_pg((*baserel).baserestrictinfo).iter_ptr() {
+            if !extractor.is_usable((*rinfo).clause as *mut pg_sys::Node) {
+                unpushed.push(rinfo);
+            }
         }
+        let selectivity = pg_sys::clauselist_selectivity(
+            root,
+            unpushed.as_ptr(),
+            (*baserel).relid as c_int,
+            pg_sys::JoinType::JOIN_INNER,
+            std::ptr::null_mut(),
+        );
+        (*baserel).tuples = messages as f64;
+        (*baserel).rows = pg_sys::clamp_row_est(to_read as f64 * selectivity);
     }
-    let selectivity = pg_sys::clauselist_selectivity(
-        root,
-        unpushed.as_ptr(),
-        (*baserel).relid as c_int,
-        pg_sys::JoinType::JOIN_INNER,
-        std::ptr::null_mut(),
-    );
-    (*baserel).tuples = messages as f64;
-    (*baserel).rows = pg_sys::clamp_row_est(to_read as f64 * selectivity);
 }
 
 /// The conditions of `baserel`'s restrictions on meta columns, with the values known
 /// at planning time (estimates for parameters); the extractor knows which clauses it used.
+///
+/// # Safety
+/// `root` and `baserel` are the planner's, during the planning of a Kafka table scan.
 unsafe fn planning_condition(
     root: *mut pg_sys::PlannerInfo,
     baserel: *mut pg_sys::RelOptInfo,
     columns: MetaColumns,
 ) -> (Extractor, Condition<Value>) {
-    let mut extractor = Extractor::new(root, (*baserel).relid, columns);
-    let template = extractor.restrictions((*baserel).baserestrictinfo);
-    let condition = template.bind_known(&mut |slot| pushdown::estimated_value(root, extractor.values[slot]));
-    (extractor, condition)
+    // SAFETY: the caller keeps the contract above.
+    unsafe {
+        let mut extractor = Extractor::new(root, (*baserel).relid, columns);
+        let template = extractor.restrictions((*baserel).baserestrictinfo);
+        let condition = template.bind_known(&mut |slot| pushdown::estimated_value(root, extractor.values[slot]));
+        (extractor, condition)
+    }
 }
 
 /// How long planning reuses a topic's watermarks for estimates. Execution always takes
@@ -123,7 +98,7 @@ thread_local! {
 }
 
 /// Watermarks of every partition of the table's topic, at most [`ESTIMATE_MAX_AGE`] old.
-unsafe fn estimate_watermarks(definition: &ForeignTableDef) -> Vec<Watermarks> {
+fn estimate_watermarks(definition: &ForeignTableDef) -> Vec<Watermarks> {
     let key = (definition.server_id, definition.table.topic.clone());
     let cached = ESTIMATE_WATERMARKS.with_borrow(|cache| {
         cache.get(&key).filter(|(taken, _)| taken.elapsed() < ESTIMATE_MAX_AGE).map(|(_, marks)| marks.clone())
@@ -131,11 +106,7 @@ unsafe fn estimate_watermarks(definition: &ForeignTableDef) -> Vec<Watermarks> {
     if let Some(marks) = cached {
         return marks;
     }
-    let settings = client_settings(definition);
-    let consumer = pooled_consumer(definition.server_id, &settings);
-    let topic = definition.table.topic.as_str();
-    let partitions = kafka::topic_partitions(consumer.client(), &settings, topic).or_raise();
-    let marks = kafka::watermarks(consumer.client(), &settings, topic, &partitions).or_raise();
+    let marks = TopicClient::for_table(definition).all_watermarks();
     ESTIMATE_WATERMARKS.with_borrow_mut(|cache| cache.insert(key, (Instant::now(), marks.clone())));
     marks
 }
@@ -146,44 +117,47 @@ pub unsafe extern "C-unwind" fn get_foreign_paths(
     baserel: *mut pg_sys::RelOptInfo,
     foreigntableid: pg_sys::Oid,
 ) {
-    add_scan_path(root, baserel, std::ptr::null_mut(), (*baserel).rows);
-    let definition = catalog::foreign_table_by_id(foreigntableid);
-    if (*baserel).consider_parallel {
-        add_partial_scan_path(root, baserel, &definition);
-    }
-    add_offset_ordered_path(root, baserel, &definition);
+    // SAFETY: PostgreSQL calls this with pointers that are valid for the call (fdwapi.h).
+    unsafe {
+        add_scan_path(root, baserel, std::ptr::null_mut(), (*baserel).rows);
+        let definition = planned_table(baserel, foreigntableid);
+        if (*baserel).consider_parallel {
+            add_partial_scan_path(root, baserel, definition);
+        }
+        add_offset_ordered_path(root, baserel, definition);
 
-    // Join clauses on the meta columns (`k.part = v.p`) make parameterized paths: each
-    // loop of a nested loop then reads only the partition or offsets asked for.
-    let mut columns = MetaColumns::new(&definition.layout.columns);
-    let mut extractor = Extractor::new(root, (*baserel).relid, columns);
-    let mut clauses: Vec<*mut pg_sys::RestrictInfo> = PgList::<pg_sys::RestrictInfo>::from_pg((*baserel).joininfo)
-        .iter_ptr()
-        .filter(|&rinfo| pg_sys::join_clause_is_movable_to(rinfo, baserel))
-        .collect();
-    let implied = pg_sys::generate_implied_equalities_for_column(
-        root,
-        baserel,
-        Some(pushdown::is_meta_column_member),
-        &mut columns as *mut MetaColumns as *mut c_void,
-        (*baserel).lateral_referencers,
-    );
-    clauses.extend(PgList::<pg_sys::RestrictInfo>::from_pg(implied).iter_ptr());
-    let mut seen_outer: Vec<pg_sys::Relids> = Vec::new();
-    for rinfo in clauses {
-        if !extractor.is_usable((*rinfo).clause as *mut pg_sys::Node) {
-            continue;
-        }
-        let required_outer = pg_sys::bms_union(
-            pg_sys::bms_difference((*rinfo).clause_relids, (*baserel).relids),
-            (*baserel).lateral_relids,
+        // Join clauses on the meta columns (`k.part = v.p`) make parameterized paths: each
+        // loop of a nested loop then reads only the partition or offsets asked for.
+        let mut columns = MetaColumns::new(&definition.layout.columns);
+        let mut extractor = Extractor::new(root, (*baserel).relid, columns);
+        let mut clauses: Vec<*mut pg_sys::RestrictInfo> = PgList::<pg_sys::RestrictInfo>::from_pg((*baserel).joininfo)
+            .iter_ptr()
+            .filter(|&rinfo| pg_sys::join_clause_is_movable_to(rinfo, baserel))
+            .collect();
+        let implied = pg_sys::generate_implied_equalities_for_column(
+            root,
+            baserel,
+            Some(pushdown::is_meta_column_member),
+            &mut columns as *mut MetaColumns as *mut c_void,
+            (*baserel).lateral_referencers,
         );
-        if pg_sys::bms_is_empty(required_outer) || seen_outer.iter().any(|&s| pg_sys::bms_equal(s, required_outer)) {
-            continue;
+        clauses.extend(PgList::<pg_sys::RestrictInfo>::from_pg(implied).iter_ptr());
+        let mut seen_outer: Vec<pg_sys::Relids> = Vec::new();
+        for rinfo in clauses {
+            if !extractor.is_usable((*rinfo).clause as *mut pg_sys::Node) {
+                continue;
+            }
+            let required_outer = pg_sys::bms_union(
+                pg_sys::bms_difference((*rinfo).clause_relids, (*baserel).relids),
+                (*baserel).lateral_relids,
+            );
+            if pg_sys::bms_is_empty(required_outer) || seen_outer.iter().any(|&s| pg_sys::bms_equal(s, required_outer)) {
+                continue;
+            }
+            seen_outer.push(required_outer);
+            let param_info = pg_sys::get_baserel_parampathinfo(root, baserel, required_outer);
+            add_scan_path(root, baserel, required_outer, (*param_info).ppi_rows);
         }
-        seen_outer.push(required_outer);
-        let param_info = pg_sys::get_baserel_parampathinfo(root, baserel, required_outer);
-        add_scan_path(root, baserel, required_outer, (*param_info).ppi_rows);
     }
 }
 
@@ -191,71 +165,94 @@ pub unsafe extern "C-unwind" fn get_foreign_paths(
 /// `ORDER BY offs [DESC] LIMIT n`, and `max(offs)`/`min(offs)` (which PostgreSQL plans as
 /// such a LIMIT 1), read only the messages they return. Offered when the query wants
 /// that order and its constant conditions select a single partition.
+///
+/// # Safety
+/// As for [`planning_condition`].
 unsafe fn add_offset_ordered_path(root: *mut pg_sys::PlannerInfo, baserel: *mut pg_sys::RelOptInfo, definition: &ForeignTableDef) {
-    let wanted = PgList::<pg_sys::PathKey>::from_pg((*root).query_pathkeys);
-    let (Some(pathkey), 1) = (wanted.get_ptr(0), wanted.len()) else { return };
-    let columns = MetaColumns::new(&definition.layout.columns);
-    let members = PgList::<pg_sys::EquivalenceMember>::from_pg((*(*pathkey).pk_eclass).ec_members);
-    let on_offset = members.iter_ptr().any(|member| {
-        pushdown::is_meta_column(&columns, (*member).em_expr as *mut pg_sys::Node, (*baserel).relid, Column::Offset)
-    });
-    if !on_offset {
-        return;
+    // SAFETY: the caller keeps the contract above.
+    unsafe {
+        let wanted = PgList::<pg_sys::PathKey>::from_pg((*root).query_pathkeys);
+        let (Some(pathkey), 1) = (wanted.get_ptr(0), wanted.len()) else { return };
+        let columns = MetaColumns::new(&definition.layout.columns);
+        let members = PgList::<pg_sys::EquivalenceMember>::from_pg((*(*pathkey).pk_eclass).ec_members);
+        let on_offset = members.iter_ptr().any(|member| {
+            pushdown::is_meta_column(&columns, (*member).em_expr as *mut pg_sys::Node, (*baserel).relid, Column::Offset)
+        });
+        if !on_offset {
+            return;
+        }
+        let descending = (*pathkey).pk_strategy == pg_sys::BTGreaterStrategyNumber as c_int;
+        let (_, condition) = planning_condition(root, baserel, columns);
+        let partitions: Vec<i32> = estimate_watermarks(definition).iter().map(|w| w.partition).collect();
+        if plan::selected_partitions(&condition, &partitions).len() > 1 {
+            return;
+        }
+        let path = new_scan_path(root, baserel, std::ptr::null_mut(), (*baserel).rows);
+        (*path).path.pathkeys = (*root).query_pathkeys;
+        let order = if descending { ScanOrder::OffsetDescending } else { ScanOrder::OffsetAscending };
+        (*path).fdw_private = order.to_list();
+        pg_sys::add_path(baserel, path as *mut pg_sys::Path);
     }
-    let descending = (*pathkey).pk_strategy == pg_sys::BTGreaterStrategyNumber as c_int;
-    let (_, condition) = planning_condition(root, baserel, columns);
-    let partitions: Vec<i32> = estimate_watermarks(definition).iter().map(|w| w.partition).collect();
-    if plan::selected_partitions(&condition, &partitions).len() > 1 {
-        return;
-    }
-    let path = new_scan_path(root, baserel, std::ptr::null_mut(), (*baserel).rows);
-    (*path).path.pathkeys = (*root).query_pathkeys;
-    (*path).fdw_private = pg_sys::lappend_int(std::ptr::null_mut(), i32::from(descending));
-    pg_sys::add_path(baserel, path as *mut pg_sys::Path);
 }
 
 /// A parallel path: workers share the partitions' ranges, up to one worker per
 /// partition that has messages.
+///
+/// # Safety
+/// As for [`planning_condition`].
 unsafe fn add_partial_scan_path(root: *mut pg_sys::PlannerInfo, baserel: *mut pg_sys::RelOptInfo, definition: &ForeignTableDef) {
-    let partitions_with_data = estimate_watermarks(definition).iter().filter(|w| w.high > w.low).count();
-    let workers = (pg_sys::max_parallel_workers_per_gather as usize).min(partitions_with_data);
-    if workers == 0 {
-        return;
+    // SAFETY: the caller keeps the contract above.
+    unsafe {
+        let partitions_with_data = estimate_watermarks(definition).iter().filter(|w| w.high > w.low).count();
+        let workers = (pg_sys::max_parallel_workers_per_gather as usize).min(partitions_with_data);
+        if workers == 0 {
+            return;
+        }
+        // PostgreSQL's own share of work for the leader (see get_parallel_divisor).
+        let leader_share = if pg_sys::parallel_leader_participation { (1.0 - 0.3 * workers as f64).max(0.0) } else { 0.0 };
+        let rows = pg_sys::clamp_row_est((*baserel).rows / (workers as f64 + leader_share));
+        let path = new_scan_path(root, baserel, std::ptr::null_mut(), rows);
+        (*path).path.parallel_aware = true;
+        (*path).path.parallel_safe = true;
+        (*path).path.parallel_workers = workers as c_int;
+        pg_sys::add_partial_path(baserel, path as *mut pg_sys::Path);
     }
-    // PostgreSQL's own share of work for the leader (see get_parallel_divisor).
-    let leader_share = if pg_sys::parallel_leader_participation { (1.0 - 0.3 * workers as f64).max(0.0) } else { 0.0 };
-    let rows = pg_sys::clamp_row_est((*baserel).rows / (workers as f64 + leader_share));
-    let path = new_scan_path(root, baserel, std::ptr::null_mut(), rows);
-    (*path).path.parallel_aware = true;
-    (*path).path.parallel_safe = true;
-    (*path).path.parallel_workers = workers as c_int;
-    pg_sys::add_partial_path(baserel, path as *mut pg_sys::Path);
 }
 
+/// # Safety
+/// As for [`planning_condition`]; `required_outer` is NULL or a Relids set of this planning.
 unsafe fn add_scan_path(root: *mut pg_sys::PlannerInfo, baserel: *mut pg_sys::RelOptInfo, required_outer: pg_sys::Relids, rows: f64) {
-    let path = new_scan_path(root, baserel, required_outer, rows);
-    pg_sys::add_path(baserel, path as *mut pg_sys::Path);
+    // SAFETY: the caller keeps the contract above.
+    unsafe {
+        let path = new_scan_path(root, baserel, required_outer, rows);
+        pg_sys::add_path(baserel, path as *mut pg_sys::Path);
+    }
 }
 
+/// # Safety
+/// As for [`add_scan_path`].
 unsafe fn new_scan_path(
     root: *mut pg_sys::PlannerInfo,
     baserel: *mut pg_sys::RelOptInfo,
     required_outer: pg_sys::Relids,
     rows: f64,
 ) -> *mut pg_sys::ForeignPath {
-    let total_cost = STARTUP_COST + rows * (pg_sys::cpu_tuple_cost + MESSAGE_COST);
-    pg_sys::create_foreignscan_path(
-        root,
-        baserel,
-        std::ptr::null_mut(),
-        rows,
-        STARTUP_COST,
-        total_cost,
-        std::ptr::null_mut(),
-        required_outer,
-        std::ptr::null_mut(),
-        std::ptr::null_mut(),
-    )
+    // SAFETY: the caller keeps the contract above.
+    unsafe {
+        let total_cost = STARTUP_COST + rows * (pg_sys::cpu_tuple_cost + MESSAGE_COST);
+        pg_sys::create_foreignscan_path(
+            root,
+            baserel,
+            std::ptr::null_mut(),
+            rows,
+            STARTUP_COST,
+            total_cost,
+            std::ptr::null_mut(),
+            required_outer,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        )
+    }
 }
 
 #[pg_guard]
@@ -268,111 +265,62 @@ pub unsafe extern "C-unwind" fn get_foreign_plan(
     scan_clauses: *mut pg_sys::List,
     outer_plan: *mut pg_sys::Plan,
 ) -> *mut pg_sys::ForeignScan {
-    // scan_clauses holds the restrictions and, for a parameterized path, its join
-    // clauses. Every clause also stays a filter, so rows are always re-checked.
-    let definition = catalog::foreign_table_by_id(foreigntableid);
-    let mut extractor = Extractor::new(root, (*baserel).relid, MetaColumns::new(&definition.layout.columns));
-    let template = extractor.restrictions(scan_clauses);
-    let mut encoded: *mut pg_sys::List = std::ptr::null_mut();
-    for code in plan::encode(&template) {
-        encoded = pg_sys::lappend_int(encoded, code);
-    }
-    let mut values = PgList::<pg_sys::Expr>::new();
-    for value in &extractor.values {
-        values.push(*value);
-    }
-    let mut private = PgList::<pg_sys::List>::new();
-    private.push(encoded);
-    private.push(used_attributes(baserel));
-    // The order the path promised: [1] for descending offsets, [0] ascending, [] none.
-    private.push((*best_path).fdw_private);
-    pg_sys::make_foreignscan(
-        tlist,
-        pg_sys::extract_actual_clauses(scan_clauses, false),
-        (*baserel).relid,
-        values.into_pg(),
-        private.into_pg(),
-        std::ptr::null_mut(),
-        std::ptr::null_mut(),
-        outer_plan,
-    )
-}
-
-/// The attribute numbers the query reads (target list and quals), as an integer list.
-unsafe fn used_attributes(baserel: *mut pg_sys::RelOptInfo) -> *mut pg_sys::List {
-    let relid = (*baserel).relid;
-    let mut attrs: *mut pg_sys::Bitmapset = std::ptr::null_mut();
-    pg_sys::pull_varattnos((*(*baserel).reltarget).exprs as *mut pg_sys::Node, relid, &mut attrs);
-    for restriction in PgList::<pg_sys::RestrictInfo>::from_pg((*baserel).baserestrictinfo).iter_ptr() {
-        pg_sys::pull_varattnos((*restriction).clause as *mut pg_sys::Node, relid, &mut attrs);
-    }
-    let mut list: *mut pg_sys::List = std::ptr::null_mut();
-    let mut member = -1;
-    loop {
-        member = pg_sys::bms_next_member(attrs, member);
-        if member < 0 {
-            break;
+    // SAFETY: PostgreSQL calls this with pointers that are valid for the call (fdwapi.h).
+    unsafe {
+        // scan_clauses holds the restrictions and, for a parameterized path, its join
+        // clauses. Every clause also stays a filter, so rows are always re-checked.
+        let definition = planned_table(baserel, foreigntableid);
+        let mut extractor = Extractor::new(root, (*baserel).relid, MetaColumns::new(&definition.layout.columns));
+        let template = extractor.restrictions(scan_clauses);
+        let mut values = PgList::<pg_sys::Expr>::new();
+        for value in &extractor.values {
+            values.push(*value);
         }
-        let attno = member + pg_sys::FirstLowInvalidHeapAttributeNumber;
-        if attno >= WHOLE_ROW {
-            list = pg_sys::lappend_int(list, attno);
+        let private = ScanPrivate {
+            condition: plan::encode(&template),
+            used_attributes: used_attributes(baserel),
+            // The order the path promised.
+            order: ScanOrder::from_list((*best_path).fdw_private),
+        };
+        pg_sys::make_foreignscan(
+            tlist,
+            pg_sys::extract_actual_clauses(scan_clauses, false),
+            (*baserel).relid,
+            values.into_pg(),
+            private.to_list(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            outer_plan,
+        )
+    }
+}
+
+/// The attribute numbers the query reads (target list and quals).
+///
+/// # Safety
+/// `baserel` is the planner's relation of a Kafka table scan, during planning.
+unsafe fn used_attributes(baserel: *mut pg_sys::RelOptInfo) -> Vec<i32> {
+    // SAFETY: the caller keeps the contract above.
+    unsafe {
+        let relid = (*baserel).relid;
+        let mut attrs: *mut pg_sys::Bitmapset = std::ptr::null_mut();
+        pg_sys::pull_varattnos((*(*baserel).reltarget).exprs as *mut pg_sys::Node, relid, &mut attrs);
+        for restriction in PgList::<pg_sys::RestrictInfo>::from_pg((*baserel).baserestrictinfo).iter_ptr() {
+            pg_sys::pull_varattnos((*restriction).clause as *mut pg_sys::Node, relid, &mut attrs);
         }
-    }
-    list
-}
-
-/// `needed[i]`: whether attribute `i + 1` is read, from the plan's integer list.
-unsafe fn needed_attributes(used: *mut pg_sys::List, natts: usize) -> Vec<bool> {
-    let mut needed = vec![false; natts];
-    for attno in PgList::<c_void>::from_pg(used).iter_int() {
-        if attno == WHOLE_ROW {
-            needed.fill(true);
-        } else {
-            needed[attno as usize - 1] = true;
-        }
-    }
-    needed
-}
-
-/// Reads ranges of one partition backwards: chunks from the end, each read forwards
-/// and returned in reverse. Chunks grow from one message, so `LIMIT 1` (and `max()`)
-/// fetch a single message.
-#[derive(Default)]
-struct Backwards {
-    /// Not yet read, ascending; taken from the back.
-    ranges: Vec<ReadRange>,
-    /// The current chunk, ascending; returned from the back.
-    chunk: Vec<OwnedMessage>,
-    chunk_size: i64,
-}
-
-/// The largest chunk a backwards read fetches at once.
-const MAX_BACKWARDS_CHUNK: i64 = 10_000;
-
-impl Backwards {
-    fn start(&mut self, ranges: &[ReadRange]) {
-        self.ranges = ranges.to_vec();
-        self.chunk.clear();
-        self.chunk_size = 1;
-    }
-
-    fn next(&mut self, reader: &mut RangeReader<PooledConsumer>) -> FdwResult<Option<OwnedMessage>> {
+        let mut used = Vec::new();
+        let mut member = -1;
         loop {
-            if let Some(message) = self.chunk.pop() {
-                return Ok(Some(message));
+            member = pg_sys::bms_next_member(attrs, member);
+            if member < 0 {
+                break;
             }
-            let Some(last) = self.ranges.last_mut() else { return Ok(None) };
-            let start = last.start.max(last.end - self.chunk_size);
-            reader.restart(&[ReadRange { partition: last.partition, start, end: last.end }])?;
-            while let Some(message) = reader.next_message()? {
-                self.chunk.push(message.detach());
+            let attno = member + pg_sys::FirstLowInvalidHeapAttributeNumber;
+            if attno >= WHOLE_ROW {
+                used.push(attno);
             }
-            last.end = start;
-            if last.start >= last.end {
-                self.ranges.pop();
-            }
-            self.chunk_size = (self.chunk_size * 4).min(MAX_BACKWARDS_CHUNK);
         }
+        used
     }
 }
 
@@ -452,80 +400,93 @@ impl ScanState {
 
 #[pg_guard]
 pub unsafe extern "C-unwind" fn begin_foreign_scan(node: *mut pg_sys::ForeignScanState, _eflags: c_int) {
-    let relation = (*node).ss.ss_currentRelation;
-    let definition = catalog::foreign_table(relation);
-    let plan = (*node).ss.ps.plan as *mut pg_sys::ForeignScan;
-    let private = PgList::<pg_sys::List>::from_pg((*plan).fdw_private);
-    let encoded: Vec<i32> = PgList::<c_void>::from_pg(private.get_ptr(0).unwrap_or(std::ptr::null_mut())).iter_int().collect();
-    let tupdesc = (*relation).rd_att;
-    let needed = needed_attributes(private.get_ptr(1).unwrap_or(std::ptr::null_mut()), (*tupdesc).natts as usize);
-    let order = PgList::<c_void>::from_pg(private.get_ptr(2).unwrap_or(std::ptr::null_mut())).get_int(0);
-    let topic = definition.table.topic.clone();
-    let settings = client_settings(&definition);
-    // Plain EXPLAIN may still plan the ranges (see explain_foreign_scan), so it gets a
-    // client too; nothing is fetched until rows are asked for.
-    let consumer = pooled_consumer(definition.server_id, &settings);
-    let state = ScanState {
-        reader: Some(RangeReader::new(consumer, settings, &topic, &[]).or_raise()),
-        row: RowBuilder::new(tupdesc, &definition.layout, &definition.table, &needed),
-        topic,
-        template: plan::decode(&encoded),
-        timestamps_ordered: definition.table.timestamps_ordered,
-        slots: pushdown::init_slots((*plan).fdw_exprs, node as *mut pg_sys::PlanState),
-        partitions: None,
-        watermarks: BTreeMap::new(),
-        ranges: None,
-        queue: None,
-        parallel_units: None,
-        backwards: (order == Some(1)).then(Backwards::default),
-    };
-    (*node).fdw_state = PgMemoryContexts::CurrentMemoryContext.leak_and_drop_on_delete(state) as *mut c_void;
+    // SAFETY: PostgreSQL calls this with pointers that are valid for the call (fdwapi.h).
+    unsafe {
+        let relation = (*node).ss.ss_currentRelation;
+        let definition = catalog::foreign_table(relation);
+        let plan = (*node).ss.ps.plan as *mut pg_sys::ForeignScan;
+        let private = ScanPrivate::from_list((*plan).fdw_private);
+        let tupdesc = (*relation).rd_att;
+        let needed = private.needed_attributes((*tupdesc).natts as usize);
+        let topic = definition.table.topic.clone();
+        // Plain EXPLAIN may still plan the ranges (see explain_foreign_scan), so it gets a
+        // client too; nothing is fetched until rows are asked for.
+        let state = ScanState {
+            reader: Some(TopicClient::for_table(&definition).into_reader().or_raise()),
+            row: RowBuilder::new(tupdesc, &definition.layout, &definition.table, &needed),
+            topic,
+            template: plan::decode(&private.condition),
+            timestamps_ordered: definition.table.timestamps_ordered,
+            slots: pushdown::init_slots((*plan).fdw_exprs, node as *mut pg_sys::PlanState),
+            partitions: None,
+            watermarks: BTreeMap::new(),
+            ranges: None,
+            queue: None,
+            parallel_units: None,
+            backwards: (private.order == ScanOrder::OffsetDescending).then(Backwards::default),
+        };
+        (*node).fdw_state = PgMemoryContexts::CurrentMemoryContext.leak_and_drop_on_delete(state) as *mut c_void;
+    }
 }
 
+/// # Safety
+/// `node` is a scan that [`begin_foreign_scan`] set up and that has not ended; no other reference to its state is alive.
 unsafe fn scan_state<'a>(node: *mut pg_sys::ForeignScanState) -> &'a mut ScanState {
-    &mut *((*node).fdw_state as *mut ScanState)
+    // SAFETY: the caller keeps the contract above.
+    unsafe {
+        &mut *((*node).fdw_state as *mut ScanState)
+    }
 }
 
 /// Plans the pass if this is its first row: parameters are known only now.
+///
+/// # Safety
+/// `node` is the running scan whose state `state` is.
 unsafe fn ensure_pass(node: *mut pg_sys::ForeignScanState, state: &mut ScanState) {
-    if state.ranges.is_none() {
-        let values = pushdown::evaluate(&state.slots, (*node).ss.ps.ps_ExprContext);
-        state.start_pass(values).or_raise();
+    // SAFETY: the caller keeps the contract above.
+    unsafe {
+        if state.ranges.is_none() {
+            let values = pushdown::evaluate(&state.slots, (*node).ss.ps.ps_ExprContext);
+            state.start_pass(values).or_raise();
+        }
     }
 }
 
 #[pg_guard]
 pub unsafe extern "C-unwind" fn iterate_foreign_scan(node: *mut pg_sys::ForeignScanState) -> *mut pg_sys::TupleTableSlot {
-    let slot = (*node).ss.ss_ScanTupleSlot;
-    pg_sys::ExecClearTuple(slot);
-    let state = scan_state(node);
-    if state.reader.is_none() {
-        return slot;
-    }
-    if state.queue.is_none() {
-        ensure_pass(node, state);
-    }
-    if let Some(backwards) = state.backwards.as_mut() {
-        let reader = state.reader.as_mut().expect("checked above");
-        while let Some(message) = backwards.next(reader).or_raise() {
-            if state.row.fill(slot, &message) == Outcome::Row {
-                pg_sys::ExecStoreVirtualTuple(slot);
-                return slot;
+    // SAFETY: PostgreSQL calls this with pointers that are valid for the call (fdwapi.h).
+    unsafe {
+        let slot = (*node).ss.ss_ScanTupleSlot;
+        pg_sys::ExecClearTuple(slot);
+        let state = scan_state(node);
+        if state.reader.is_none() {
+            return slot;
+        }
+        if state.queue.is_none() {
+            ensure_pass(node, state);
+        }
+        if let Some(backwards) = state.backwards.as_mut() {
+            let reader = state.reader.as_mut().expect("checked above");
+            while let Some(message) = backwards.next(reader).or_raise() {
+                if state.row.fill(slot, &message) == Outcome::Row {
+                    pg_sys::ExecStoreVirtualTuple(slot);
+                    return slot;
+                }
             }
+            return slot;
         }
-        return slot;
-    }
-    let reader = state.reader.as_mut().expect("checked above");
-    loop {
-        if reader.is_finished() {
-            // A parallel participant takes the next unit nobody has claimed yet.
-            let Some(unit) = state.queue.and_then(|queue| (*queue).claim()) else { return slot };
-            reader.restart(&[unit]).or_raise();
-        }
-        if let Some(message) = reader.next_message().or_raise() {
-            if state.row.fill(slot, &message) == Outcome::Row {
-                pg_sys::ExecStoreVirtualTuple(slot);
-                return slot;
+        let reader = state.reader.as_mut().expect("checked above");
+        loop {
+            if reader.is_finished() {
+                // A parallel participant takes the next unit nobody has claimed yet.
+                let Some(unit) = state.queue.and_then(|queue| (*queue).claim()) else { return slot };
+                reader.restart(&[unit]).or_raise();
+            }
+            if let Some(message) = reader.next_message().or_raise() {
+                if state.row.fill(slot, &message) == Outcome::Row {
+                    pg_sys::ExecStoreVirtualTuple(slot);
+                    return slot;
+                }
             }
         }
     }
@@ -533,12 +494,15 @@ pub unsafe extern "C-unwind" fn iterate_foreign_scan(node: *mut pg_sys::ForeignS
 
 #[pg_guard]
 pub unsafe extern "C-unwind" fn rescan_foreign_scan(node: *mut pg_sys::ForeignScanState) {
-    let state = scan_state(node);
-    match (state.queue, state.reader.as_mut()) {
-        // The leader of a parallel scan: the queue is refilled by ReInitializeDSM.
-        (Some(_), Some(reader)) => reader.restart(&[]).or_raise(),
-        // Parameter values may have changed: the next row plans the pass again.
-        _ => state.ranges = None,
+    // SAFETY: PostgreSQL calls this with pointers that are valid for the call (fdwapi.h).
+    unsafe {
+        let state = scan_state(node);
+        match (state.queue, state.reader.as_mut()) {
+            // The leader of a parallel scan: the queue is refilled by ReInitializeDSM.
+            (Some(_), Some(reader)) => reader.restart(&[]).or_raise(),
+            // Parameter values may have changed: the next row plans the pass again.
+            _ => state.ranges = None,
+        }
     }
 }
 
@@ -547,11 +511,14 @@ pub unsafe extern "C-unwind" fn rescan_foreign_scan(node: *mut pg_sys::ForeignSc
 #[pg_guard]
 pub unsafe extern "C-unwind" fn is_foreign_scan_parallel_safe(
     _root: *mut pg_sys::PlannerInfo,
-    _rel: *mut pg_sys::RelOptInfo,
+    rel: *mut pg_sys::RelOptInfo,
     rte: *mut pg_sys::RangeTblEntry,
 ) -> bool {
-    let definition = catalog::foreign_table_by_id((*rte).relid);
-    definition.server.mpp_execute == MppExecute::AllSegments && !crate::fdw::row::converts_in_subtransactions((*rte).relid, &definition)
+    // SAFETY: PostgreSQL calls this with pointers that are valid for the call (fdwapi.h).
+    unsafe {
+        let definition = planned_table(rel, (*rte).relid);
+        definition.server.mpp_execute == MppExecute::AllSegments && !row::converts_in_subtransactions((*rte).relid, definition)
+    }
 }
 
 #[pg_guard]
@@ -569,14 +536,17 @@ pub unsafe extern "C-unwind" fn initialize_dsm_foreign_scan(
     pcxt: *mut pg_sys::ParallelContext,
     coordinate: *mut c_void,
 ) {
-    let state = scan_state(node);
-    let values = pushdown::evaluate(&state.slots, (*node).ss.ps.ps_ExprContext);
-    let ranges = state.plan_ranges(values).or_raise();
-    let participants = (*pcxt).nworkers as usize + usize::from(pg_sys::parallel_leader_participation);
-    let units = parallel::plan_units(&ranges, participants, MIN_UNIT_MESSAGES, parallel::QUEUE_CAPACITY);
-    state.queue = Some(WorkQueue::init(coordinate as *mut u8, parallel::QUEUE_CAPACITY, &units));
-    state.parallel_units = Some(units.len());
-    state.ranges = Some(ranges);
+    // SAFETY: PostgreSQL calls this with pointers that are valid for the call (fdwapi.h).
+    unsafe {
+        let state = scan_state(node);
+        let values = pushdown::evaluate(&state.slots, (*node).ss.ps.ps_ExprContext);
+        let ranges = state.plan_ranges(values).or_raise();
+        let participants = (*pcxt).nworkers as usize + usize::from(pg_sys::parallel_leader_participation);
+        let units = parallel::plan_units(&ranges, participants, MIN_UNIT_MESSAGES, parallel::QUEUE_CAPACITY);
+        state.queue = Some(WorkQueue::init(coordinate as *mut u8, parallel::QUEUE_CAPACITY, &units));
+        state.parallel_units = Some(units.len());
+        state.ranges = Some(ranges);
+    }
 }
 
 /// A rescan of the Gather above: plan again, since parameters may have changed.
@@ -586,15 +556,21 @@ pub unsafe extern "C-unwind" fn reinitialize_dsm_foreign_scan(
     pcxt: *mut pg_sys::ParallelContext,
     coordinate: *mut c_void,
 ) {
-    initialize_dsm_foreign_scan(node, pcxt, coordinate);
+    // SAFETY: PostgreSQL calls this with pointers that are valid for the call (fdwapi.h).
+    unsafe {
+        initialize_dsm_foreign_scan(node, pcxt, coordinate);
+    }
 }
 
 /// The shared memory is about to go away (before EXPLAIN prints, for one).
 #[pg_guard]
 pub unsafe extern "C-unwind" fn shutdown_foreign_scan(node: *mut pg_sys::ForeignScanState) {
-    let state = (*node).fdw_state as *mut ScanState;
-    if !state.is_null() {
-        (*state).queue = None;
+    // SAFETY: PostgreSQL calls this with pointers that are valid for the call (fdwapi.h).
+    unsafe {
+        let state = (*node).fdw_state as *mut ScanState;
+        if !state.is_null() {
+            (*state).queue = None;
+        }
     }
 }
 
@@ -604,56 +580,70 @@ pub unsafe extern "C-unwind" fn initialize_worker_foreign_scan(
     _toc: *mut pg_sys::shm_toc,
     coordinate: *mut c_void,
 ) {
-    scan_state(node).queue = Some(WorkQueue::attach(coordinate as *mut u8));
+    // SAFETY: PostgreSQL calls this with pointers that are valid for the call (fdwapi.h).
+    unsafe {
+        scan_state(node).queue = Some(WorkQueue::attach(coordinate as *mut u8));
+    }
 }
 
 #[pg_guard]
 pub unsafe extern "C-unwind" fn end_foreign_scan(node: *mut pg_sys::ForeignScanState) {
-    let state = (*node).fdw_state as *mut ScanState;
-    if !state.is_null() {
-        // Give the client back now rather than when the query's memory goes away.
-        (*state).reader = None;
-        if let Some(summary) = (*state).row.bad_message_summary() {
-            pgrx::warning!("{summary}");
+    // SAFETY: PostgreSQL calls this with pointers that are valid for the call (fdwapi.h).
+    unsafe {
+        let state = (*node).fdw_state as *mut ScanState;
+        if !state.is_null() {
+            // Give the client back now rather than when the query's memory goes away.
+            (*state).reader = None;
+            if let Some(summary) = (*state).row.bad_message_summary() {
+                pgrx::warning!("{summary}");
+            }
         }
     }
 }
 
 #[pg_guard]
 pub unsafe extern "C-unwind" fn explain_foreign_scan(node: *mut pg_sys::ForeignScanState, es: *mut pg_sys::ExplainState) {
-    let state = scan_state(node);
-    explain_text("Kafka Topic", &state.topic, es);
-    let ranges = match &state.ranges {
-        Some(ranges) => describe_ranges(ranges),
-        None if (*es).analyze => "none (not executed)".to_string(),
-        None if state.reader.is_some() && pushdown::known_before_execution(&state.slots) => {
-            // Plain EXPLAIN: plan the first pass now, as execution would.
-            ensure_pass(node, state);
-            describe_ranges(state.ranges.as_deref().unwrap_or_default())
+    // SAFETY: PostgreSQL calls this with pointers that are valid for the call (fdwapi.h).
+    unsafe {
+        let state = scan_state(node);
+        explain_text("Kafka Topic", &state.topic, es);
+        let ranges = match &state.ranges {
+            Some(ranges) => describe_ranges(ranges),
+            None if (*es).analyze => "none (not executed)".to_string(),
+            None if state.reader.is_some() && pushdown::known_before_execution(&state.slots) => {
+                // Plain EXPLAIN: plan the first pass now, as execution would.
+                ensure_pass(node, state);
+                describe_ranges(state.ranges.as_deref().unwrap_or_default())
+            }
+            None => "chosen when the scan starts (depends on parameters)".to_string(),
+        };
+        explain_text("Kafka Ranges", &ranges, es);
+        if state.backwards.is_some() {
+            explain_text("Kafka Order", "offset descending", es);
         }
-        None => "chosen when the scan starts (depends on parameters)".to_string(),
-    };
-    explain_text("Kafka Ranges", &ranges, es);
-    if state.backwards.is_some() {
-        explain_text("Kafka Order", "offset descending", es);
-    }
-    if let Some(units) = state.parallel_units {
-        // Each participant counts only its own messages, so none is shown here.
-        pg_sys::ExplainPropertyInteger(c"Kafka Parallel Units".as_ptr(), std::ptr::null(), units as i64, es);
-    } else if (*es).analyze {
-        pg_sys::ExplainPropertyInteger(
-            c"Kafka Messages Fetched".as_ptr(),
-            std::ptr::null(),
-            state.messages_fetched() as i64,
-            es,
-        );
+        if let Some(units) = state.parallel_units {
+            // Each participant counts only its own messages, so none is shown here.
+            pg_sys::ExplainPropertyInteger(c"Kafka Parallel Units".as_ptr(), std::ptr::null(), units as i64, es);
+        } else if (*es).analyze {
+            pg_sys::ExplainPropertyInteger(
+                c"Kafka Messages Fetched".as_ptr(),
+                std::ptr::null(),
+                state.messages_fetched() as i64,
+                es,
+            );
+        }
     }
 }
 
+/// # Safety
+/// `es` is the ExplainState of the EXPLAIN in progress.
 unsafe fn explain_text(label: &str, value: &str, es: *mut pg_sys::ExplainState) {
-    let label = CString::new(label).expect("no NUL in labels");
-    let value = CString::new(value).unwrap_or_default();
-    pg_sys::ExplainPropertyText(label.as_ptr(), value.as_ptr(), es);
+    // SAFETY: the caller keeps the contract above.
+    unsafe {
+        let label = CString::new(label).expect("no NUL in labels");
+        let value = CString::new(value).unwrap_or_default();
+        pg_sys::ExplainPropertyText(label.as_ptr(), value.as_ptr(), es);
+    }
 }
 
 /// `0:[1001,1250) 3:[701,1250)`: per partition, the half-open offset ranges read.

@@ -11,9 +11,10 @@ use crate::pg::clients::PooledConsumer;
 use crate::error::{ErrorKind, FdwError};
 use crate::codec::infer::{self, InferredType};
 use crate::kafka::{self, RangeReader, ReadRange};
-use crate::options::{self, Format};
+use crate::codec::Format;
+use crate::options;
 use crate::pg::errors::{raise, OrRaise};
-use crate::fdw::scan;
+use crate::pg::clients::TopicClient;
 
 /// Messages sampled per topic unless the option `sample_size` says otherwise.
 const DEFAULT_SAMPLE_SIZE: i64 = 100;
@@ -32,63 +33,65 @@ pub unsafe extern "C-unwind" fn import_foreign_schema(
     stmt: *mut pg_sys::ImportForeignSchemaStmt,
     server_oid: pg_sys::Oid,
 ) -> *mut pg_sys::List {
-    let server = pg_sys::GetForeignServer(server_oid);
-    let server_options = options::parse_server(&catalog::def_elems((*server).options)).or_raise();
-    let server_name = CStr::from_ptr((*server).servername).to_string_lossy().into_owned();
+    // SAFETY: PostgreSQL calls this with pointers that are valid for the call (fdwapi.h).
+    unsafe {
+        let server = pg_sys::GetForeignServer(server_oid);
+        let server_options = options::parse_server(&catalog::def_elems((*server).options)).or_raise();
+        let server_name = CStr::from_ptr((*server).servername).to_string_lossy().into_owned();
 
-    // The import's own options; any other table option is copied to every table.
-    let mut sample_size = DEFAULT_SAMPLE_SIZE;
-    let mut table_options: Vec<(String, String)> = Vec::new();
-    for (name, value) in catalog::def_elems((*stmt).options) {
-        match name.as_str() {
-            "sample_size" => {
-                sample_size = value.parse().ok().filter(|n| *n >= 0).unwrap_or_else(|| {
-                    raise(FdwError::new(ErrorKind::InvalidParameterValue, "\"sample_size\" requires a non-negative integer value"))
-                })
+        // The import's own options; any other table option is copied to every table.
+        let mut sample_size = DEFAULT_SAMPLE_SIZE;
+        let mut table_options: Vec<(String, String)> = Vec::new();
+        for (name, value) in catalog::def_elems((*stmt).options) {
+            match name.as_str() {
+                "sample_size" => {
+                    sample_size = value.parse().ok().filter(|n| *n >= 0).unwrap_or_else(|| {
+                        raise(FdwError::new(ErrorKind::InvalidParameterValue, "\"sample_size\" requires a non-negative integer value"))
+                    })
+                }
+                "topic" => raise(FdwError::new(ErrorKind::InvalidOptionName, "option \"topic\" is set per table by IMPORT FOREIGN SCHEMA")),
+                _ => table_options.push((name, value)),
             }
-            "topic" => raise(FdwError::new(ErrorKind::InvalidOptionName, "option \"topic\" is set per table by IMPORT FOREIGN SCHEMA")),
-            _ => table_options.push((name, value)),
         }
-    }
-    let mut with_topic = table_options.clone();
-    with_topic.push(("topic".into(), "checked".into()));
-    let parsed = options::parse_table(&with_topic).or_raise();
+        let mut with_topic = table_options.clone();
+        with_topic.push(("topic".into(), "checked".into()));
+        let parsed = options::parse_table(&with_topic).or_raise();
 
-    let listed: Vec<String> = PgList::<pg_sys::RangeVar>::from_pg((*stmt).table_list)
-        .iter_ptr()
-        .map(|range_var| CStr::from_ptr((*range_var).relname).to_string_lossy().into_owned())
-        .collect();
-    let wanted = |topic: &str| match (*stmt).list_type {
-        pg_sys::ImportForeignSchemaType::FDW_IMPORT_SCHEMA_LIMIT_TO => listed.iter().any(|name| name == topic),
-        pg_sys::ImportForeignSchemaType::FDW_IMPORT_SCHEMA_EXCEPT => !listed.iter().any(|name| name == topic),
-        _ => true,
-    };
+        let listed: Vec<String> = PgList::<pg_sys::RangeVar>::from_pg((*stmt).table_list)
+            .iter_ptr()
+            .map(|range_var| CStr::from_ptr((*range_var).relname).to_string_lossy().into_owned())
+            .collect();
+        let wanted = |topic: &str| match (*stmt).list_type {
+            pg_sys::ImportForeignSchemaType::FDW_IMPORT_SCHEMA_LIMIT_TO => listed.iter().any(|name| name == topic),
+            pg_sys::ImportForeignSchemaType::FDW_IMPORT_SCHEMA_EXCEPT => !listed.iter().any(|name| name == topic),
+            _ => true,
+        };
 
-    let settings = scan::server_client_settings(server_oid, &server_options, kafka::MAX_FETCH_WAIT);
-    let consumer = scan::pooled_consumer(server_oid, &settings);
-    let topics = kafka::all_topics(consumer.client(), &settings).or_raise();
-    let mut reader = RangeReader::new(consumer, settings, "", &[]).or_raise();
+        let client = TopicClient::for_server(server_oid, &server_options);
+        let topics = kafka::all_topics(client.consumer.client(), &client.settings).or_raise();
+        let mut reader = client.into_reader().or_raise();
 
-    let mut commands = PgList::<std::ffi::c_char>::new();
-    for (topic, partitions) in topics {
-        if topic.starts_with("__") || !wanted(&topic) {
-            continue;
+        let mut commands = PgList::<std::ffi::c_char>::new();
+        for (topic, partitions) in topics {
+            if topic.starts_with("__") || !wanted(&topic) {
+                continue;
+            }
+            let samples = sample(&mut reader, &topic, &partitions, sample_size);
+            let columns = columns_for(parsed.format, &samples, &parsed.csv);
+            let mut options_sql = vec![format!("topic {}", literal(&topic))];
+            options_sql.extend(table_options.iter().map(|(name, value)| format!("{} {}", identifier(name), literal(value))));
+            let command = format!(
+                "CREATE FOREIGN TABLE {} ({}) SERVER {} OPTIONS ({})",
+                identifier(&topic),
+                columns.join(", "),
+                identifier(&server_name),
+                options_sql.join(", ")
+            );
+            let command = CString::new(command).expect("no NUL in SQL");
+            commands.push(pg_sys::pstrdup(command.as_ptr()));
         }
-        let samples = sample(&mut reader, &topic, &partitions, sample_size);
-        let columns = columns_for(parsed.format, &samples, &parsed.csv);
-        let mut options_sql = vec![format!("topic {}", literal(&topic))];
-        options_sql.extend(table_options.iter().map(|(name, value)| format!("{} {}", identifier(name), literal(value))));
-        let command = format!(
-            "CREATE FOREIGN TABLE {} ({}) SERVER {} OPTIONS ({})",
-            identifier(&topic),
-            columns.join(", "),
-            identifier(&server_name),
-            options_sql.join(", ")
-        );
-        let command = CString::new(command).expect("no NUL in SQL");
-        commands.push(pg_sys::pstrdup(command.as_ptr()));
+        commands.into_pg()
     }
-    commands.into_pg()
 }
 
 /// About `size` of the newest messages of a topic, spread over its partitions.

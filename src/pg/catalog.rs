@@ -5,7 +5,9 @@ use std::ffi::CStr;
 use pgrx::pg_sys;
 use pgrx::PgList;
 
-use crate::options::{self, ColumnDef, ColumnOptions, ColumnRole, ColumnType, ServerOptions, TableLayout, TableOptions};
+use crate::codec::ColumnType;
+use crate::options::layout::{self, ColumnDef, TableLayout};
+use crate::options::{self, ColumnOptions, ColumnRole, ServerOptions, TableOptions};
 use crate::pg::errors::OrRaise;
 
 /// A foreign table's options and the source of each of its attributes.
@@ -21,14 +23,17 @@ pub struct ForeignTableDef {
 /// # Safety
 /// `list` must be NIL or a valid `List` of `DefElem` nodes with string values.
 pub unsafe fn def_elems(list: *mut pg_sys::List) -> Vec<(String, String)> {
-    let list = PgList::<pg_sys::DefElem>::from_pg(list);
-    list.iter_ptr()
-        .map(|def| {
-            let name = CStr::from_ptr((*def).defname).to_string_lossy().into_owned();
-            let value = CStr::from_ptr(pg_sys::defGetString(def)).to_string_lossy().into_owned();
-            (name, value)
-        })
-        .collect()
+    // SAFETY: the caller keeps the contract above.
+    unsafe {
+        let list = PgList::<pg_sys::DefElem>::from_pg(list);
+        list.iter_ptr()
+            .map(|def| {
+                let name = CStr::from_ptr((*def).defname).to_string_lossy().into_owned();
+                let value = CStr::from_ptr(pg_sys::defGetString(def)).to_string_lossy().into_owned();
+                (name, value)
+            })
+            .collect()
+    }
 }
 
 fn column_type(type_oid: pg_sys::Oid) -> ColumnType {
@@ -51,34 +56,37 @@ fn column_type(type_oid: pg_sys::Oid) -> ColumnType {
 /// # Safety
 /// `relation` must be an open relation of a foreign table.
 pub unsafe fn foreign_table(relation: pg_sys::Relation) -> ForeignTableDef {
-    let relid = (*relation).rd_id;
-    let foreign_table = pg_sys::GetForeignTable(relid);
-    let server = pg_sys::GetForeignServer((*foreign_table).serverid);
-    let tupdesc = (*relation).rd_att;
-    let natts = (*tupdesc).natts as usize;
-    let attrs = (*tupdesc).attrs.as_slice(natts);
-    let columns: Vec<ColumnDef> = attrs
-        .iter()
-        .map(|attr| {
-            let options = if attr.attisdropped {
-                ColumnOptions { role: ColumnRole::Data, json: None }
-            } else {
-                options::parse_column(&def_elems(pg_sys::GetForeignColumnOptions(relid, attr.attnum))).or_raise()
-            };
-            ColumnDef {
-                name: CStr::from_ptr(attr.attname.data.as_ptr()).to_string_lossy().into_owned(),
-                column_type: column_type(attr.atttypid),
-                options,
-                dropped: attr.attisdropped,
-            }
-        })
-        .collect();
-    let table = options::parse_table(&def_elems((*foreign_table).options)).or_raise();
-    ForeignTableDef {
-        server_id: (*server).serverid,
-        server: options::parse_server(&def_elems((*server).options)).or_raise(),
-        layout: options::table_layout(&columns, &table).or_raise(),
-        table,
+    // SAFETY: the caller keeps the contract above.
+    unsafe {
+        let relid = (*relation).rd_id;
+        let foreign_table = pg_sys::GetForeignTable(relid);
+        let server = pg_sys::GetForeignServer((*foreign_table).serverid);
+        let tupdesc = (*relation).rd_att;
+        let natts = (*tupdesc).natts as usize;
+        let attrs = (*tupdesc).attrs.as_slice(natts);
+        let columns: Vec<ColumnDef> = attrs
+            .iter()
+            .map(|attr| {
+                let options = if attr.attisdropped {
+                    ColumnOptions { role: ColumnRole::Data, json: None }
+                } else {
+                    options::parse_column(&def_elems(pg_sys::GetForeignColumnOptions(relid, attr.attnum))).or_raise()
+                };
+                ColumnDef {
+                    name: CStr::from_ptr(attr.attname.data.as_ptr()).to_string_lossy().into_owned(),
+                    column_type: column_type(attr.atttypid),
+                    options,
+                    dropped: attr.attisdropped,
+                }
+            })
+            .collect();
+        let table = options::parse_table(&def_elems((*foreign_table).options)).or_raise();
+        ForeignTableDef {
+            server_id: (*server).serverid,
+            server: options::parse_server(&def_elems((*server).options)).or_raise(),
+            layout: layout::table_layout(&columns, &table).or_raise(),
+            table,
+        }
     }
 }
 
@@ -88,7 +96,10 @@ pub unsafe fn foreign_table(relation: pg_sys::Relation) -> ForeignTableDef {
 /// # Safety
 /// Must run inside a transaction.
 pub unsafe fn current_user_mapping(server_id: pg_sys::Oid) -> *mut pg_sys::UserMapping {
-    pg_sys::GetUserMapping(pg_sys::GetUserId(), server_id)
+    // SAFETY: the caller keeps the contract above.
+    unsafe {
+        pg_sys::GetUserMapping(pg_sys::GetUserId(), server_id)
+    }
 }
 
 /// The librdkafka properties of the current user's mapping of `server_id`, which
@@ -97,7 +108,10 @@ pub unsafe fn current_user_mapping(server_id: pg_sys::Oid) -> *mut pg_sys::UserM
 /// # Safety
 /// Must run inside a transaction.
 pub unsafe fn user_mapping_properties(server_id: pg_sys::Oid) -> Vec<(String, String)> {
-    options::parse_user_mapping(&def_elems((*current_user_mapping(server_id)).options)).or_raise()
+    // SAFETY: the caller keeps the contract above.
+    unsafe {
+        options::parse_user_mapping(&def_elems((*current_user_mapping(server_id)).options)).or_raise()
+    }
 }
 
 /// [`foreign_table`] by relation id, for the planner (which already holds a lock).
@@ -105,10 +119,13 @@ pub unsafe fn user_mapping_properties(server_id: pg_sys::Oid) -> Vec<(String, St
 /// # Safety
 /// `relid` must be a foreign table the current query has locked.
 pub unsafe fn foreign_table_by_id(relid: pg_sys::Oid) -> ForeignTableDef {
-    let relation = pg_sys::RelationIdGetRelation(relid);
-    let definition = foreign_table(relation);
-    pg_sys::RelationClose(relation);
-    definition
+    // SAFETY: the caller keeps the contract above.
+    unsafe {
+        let relation = pg_sys::RelationIdGetRelation(relid);
+        let definition = foreign_table(relation);
+        pg_sys::RelationClose(relation);
+        definition
+    }
 }
 
 /// Whether `relid` is a foreign table whose wrapper uses this extension's handler,
@@ -117,16 +134,19 @@ pub unsafe fn foreign_table_by_id(relid: pg_sys::Oid) -> ForeignTableDef {
 /// # Safety
 /// Must run inside a transaction.
 pub unsafe fn is_kafka_table(relid: pg_sys::Oid) -> bool {
-    if pg_sys::get_rel_relkind(relid) != pg_sys::RELKIND_FOREIGN_TABLE as std::ffi::c_char {
-        return false;
+    // SAFETY: the caller keeps the contract above.
+    unsafe {
+        if pg_sys::get_rel_relkind(relid) != pg_sys::RELKIND_FOREIGN_TABLE as std::ffi::c_char {
+            return false;
+        }
+        let table = pg_sys::GetForeignTable(relid);
+        let server = pg_sys::GetForeignServer((*table).serverid);
+        let handler = (*pg_sys::GetForeignDataWrapper((*server).fdwid)).fdwhandler;
+        if handler == pg_sys::InvalidOid {
+            return false;
+        }
+        let name = CStr::from_ptr(pg_sys::get_func_name(handler));
+        let schema = CStr::from_ptr(pg_sys::get_namespace_name(pg_sys::get_func_namespace(handler)));
+        name.to_bytes() == b"kafka_fdw_handler" && schema.to_bytes() == b"kafka_fdw"
     }
-    let table = pg_sys::GetForeignTable(relid);
-    let server = pg_sys::GetForeignServer((*table).serverid);
-    let handler = (*pg_sys::GetForeignDataWrapper((*server).fdwid)).fdwhandler;
-    if handler == pg_sys::InvalidOid {
-        return false;
-    }
-    let name = CStr::from_ptr(pg_sys::get_func_name(handler));
-    let schema = CStr::from_ptr(pg_sys::get_namespace_name(pg_sys::get_func_namespace(handler)));
-    name.to_bytes() == b"kafka_fdw_handler" && schema.to_bytes() == b"kafka_fdw"
 }

@@ -12,7 +12,92 @@ use pgrx::{pg_guard, pg_sys};
 use rdkafka::producer::Producer;
 
 use crate::error::FdwResult;
-use crate::kafka::{self, ClientSettings, KafkaConsumer, KafkaProducer};
+use crate::kafka::{self, ClientSettings, KafkaConsumer, KafkaProducer, RangeReader, Watermarks};
+use crate::options::ServerOptions;
+use crate::pg::catalog::{self, ForeignTableDef};
+use crate::pg::errors::OrRaise;
+
+/// Checks for query cancel and backend termination; the Kafka client calls it between
+/// the short slices its waits are cut into.
+pub fn check_interrupts() {
+    pgrx::check_for_interrupts!();
+}
+
+/// Settings of a client of a table's server for the current user.
+pub fn table_client_settings(definition: &ForeignTableDef) -> ClientSettings {
+    server_client_settings(definition.server_id, &definition.server, definition.table.buffer_delay)
+}
+
+/// Settings of a client of `server` for the current user: the server's librdkafka
+/// properties, then the user mapping's (applied later, so they win).
+fn server_client_settings(server_id: pg_sys::Oid, server: &ServerOptions, fetch_wait: std::time::Duration) -> ClientSettings {
+    let mut properties = server.properties.clone();
+    // SAFETY: a catalog lookup inside a transaction.
+    properties.extend(unsafe { catalog::user_mapping_properties(server_id) });
+    ClientSettings {
+        brokers: server.brokers.clone(),
+        properties,
+        timeout: server.timeout,
+        fetch_wait,
+        interrupt: check_interrupts,
+    }
+}
+
+/// The pool key of a client of `server_id` for the current user's mapping, which, as
+/// in postgres_fdw, must exist.
+fn client_key(server_id: pg_sys::Oid, fetch_wait: std::time::Duration) -> ClientKey {
+    // SAFETY: a catalog lookup inside a transaction; it raises if there is no mapping.
+    let user_mapping = unsafe { (*catalog::current_user_mapping(server_id)).umid };
+    ClientKey { server: server_id, user_mapping, fetch_wait }
+}
+
+/// A pooled producer for a table, shared by every table of its server and user mapping.
+pub fn table_producer(definition: &ForeignTableDef) -> (ClientSettings, PooledProducer) {
+    let settings = table_client_settings(definition);
+    let producer = PooledProducer::get(client_key(definition.server_id, std::time::Duration::ZERO), &settings).or_raise();
+    (settings, producer)
+}
+
+/// A pooled consumer of one server for the current user, with its settings, and the
+/// topic it asks about (none for server-wide questions).
+pub struct TopicClient {
+    pub settings: ClientSettings,
+    pub consumer: PooledConsumer,
+    pub topic: String,
+}
+
+impl TopicClient {
+    /// A consumer for a table's topic, with the table's fetch wait.
+    pub fn for_table(definition: &ForeignTableDef) -> Self {
+        let settings = table_client_settings(definition);
+        Self::with_settings(definition.server_id, settings, definition.table.topic.clone())
+    }
+
+    /// A consumer for server-wide questions (topic lists, samples of many topics).
+    pub fn for_server(server_id: pg_sys::Oid, server: &ServerOptions) -> Self {
+        let settings = server_client_settings(server_id, server, kafka::MAX_FETCH_WAIT);
+        Self::with_settings(server_id, settings, String::new())
+    }
+
+    fn with_settings(server_id: pg_sys::Oid, settings: ClientSettings, topic: String) -> Self {
+        let consumer = PooledConsumer::get(client_key(server_id, settings.consumer_fetch_wait()), &settings).or_raise();
+        TopicClient { settings, consumer, topic }
+    }
+
+    pub fn partitions(&self) -> Vec<i32> {
+        kafka::topic_partitions(self.consumer.client(), &self.settings, &self.topic).or_raise()
+    }
+
+    /// Low and high watermarks of every partition of the topic.
+    pub fn all_watermarks(&self) -> Vec<Watermarks> {
+        kafka::watermarks(self.consumer.client(), &self.settings, &self.topic, &self.partitions()).or_raise()
+    }
+
+    /// A reader of the topic, reading nothing until given ranges.
+    pub fn into_reader(self) -> FdwResult<RangeReader<PooledConsumer>> {
+        RangeReader::new(self.consumer, self.settings, &self.topic, &[])
+    }
+}
 
 /// What a client's configuration depends on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,19 +267,22 @@ fn register_invalidation_callbacks() {
 /// (0: possibly all of them).
 #[pg_guard]
 unsafe extern "C-unwind" fn catalog_changed(_arg: pg_sys::Datum, cache_id: c_int, hash_value: u32) {
-    let changed = |oid: pg_sys::Oid| {
-        hash_value == 0 || pg_sys::GetSysCacheHashValue(cache_id, pg_sys::Datum::from(oid), 0.into(), 0.into(), 0.into()) == hash_value
-    };
-    let matches = |key: &ClientKey| {
-        if cache_id == pg_sys::SysCacheIdentifier::FOREIGNSERVEROID as c_int {
-            changed(key.server)
-        } else {
-            changed(key.user_mapping)
-        }
-    };
-    let retired_consumers = CONSUMERS.with_borrow_mut(|pool| pool.retire(matches));
-    let retired_producers = PRODUCERS.with_borrow_mut(|pool| pool.retire(matches));
-    drop((retired_consumers, retired_producers));
+    // SAFETY: PostgreSQL calls this with pointers that are valid for the call (fdwapi.h).
+    unsafe {
+        let changed = |oid: pg_sys::Oid| {
+            hash_value == 0 || pg_sys::GetSysCacheHashValue(cache_id, pg_sys::Datum::from(oid), 0.into(), 0.into(), 0.into()) == hash_value
+        };
+        let matches = |key: &ClientKey| {
+            if cache_id == pg_sys::SysCacheIdentifier::FOREIGNSERVEROID as c_int {
+                changed(key.server)
+            } else {
+                changed(key.user_mapping)
+            }
+        };
+        let retired_consumers = CONSUMERS.with_borrow_mut(|pool| pool.retire(matches));
+        let retired_producers = PRODUCERS.with_borrow_mut(|pool| pool.retire(matches));
+        drop((retired_consumers, retired_producers));
+    }
 }
 
 #[cfg(test)]

@@ -15,20 +15,29 @@ fn sqlstate(kind: ErrorKind) -> PgSqlErrorCode {
         ErrorKind::Kafka => PgSqlErrorCode::ERRCODE_FDW_ERROR,
         ErrorKind::InsufficientPrivilege => PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
         ErrorKind::ObjectNotInPrerequisiteState => PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+        ErrorKind::FeatureNotSupported => PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+        ErrorKind::NumericValueOutOfRange => PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
+        ErrorKind::InvalidTextRepresentation => PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION,
+        ErrorKind::BadMessageFormat => PgSqlErrorCode::ERRCODE_BAD_COPY_FILE_FORMAT,
+        ErrorKind::CharacterNotInRepertoire => PgSqlErrorCode::ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
+        ErrorKind::Internal => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+        ErrorKind::Reported(code) => PgSqlErrorCode::from(code),
     }
 }
 
-/// Raises `error` as an ERROR with its SQLSTATE, detail and hint.
-pub fn raise(error: FdwError) -> ! {
-    raise_with(sqlstate(error.kind), error.message, error.detail, error.hint)
+/// The kind of an ERROR PostgreSQL raised, for raising it again as an [`FdwError`].
+pub fn reported_kind(code: PgSqlErrorCode) -> ErrorKind {
+    ErrorKind::Reported(code as i32)
 }
 
-pub fn raise_with(code: PgSqlErrorCode, message: String, detail: Option<String>, hint: Option<String>) -> ! {
-    let mut report = ErrorReport::new(code, message, "kafka_fdw");
-    if let Some(detail) = detail {
+/// Raises `error` as an ERROR with its SQLSTATE, detail and hint: the one way this
+/// extension raises an error.
+pub fn raise(error: FdwError) -> ! {
+    let mut report = ErrorReport::new(sqlstate(error.kind), error.message, "kafka_fdw");
+    if let Some(detail) = error.detail {
         report = report.set_detail(detail);
     }
-    if let Some(hint) = hint {
+    if let Some(hint) = error.hint {
         report = report.set_hint(hint);
     }
     report.report(PgLogLevel::ERROR);
@@ -43,5 +52,17 @@ pub trait OrRaise<T> {
 impl<T> OrRaise<T> for FdwResult<T> {
     fn or_raise(self) -> T {
         self.unwrap_or_else(|error| raise(error))
+    }
+}
+
+pub trait OrInternal<T> {
+    /// The value, or an internal ERROR (XX000) saying what failed: for the extension's
+    /// own SQL (SPI), which fails only through a bug or a damaged installation.
+    fn or_internal(self, what: &str) -> T;
+}
+
+impl<T, E: std::fmt::Display> OrInternal<T> for Result<T, E> {
+    fn or_internal(self, what: &str) -> T {
+        self.unwrap_or_else(|error| raise(FdwError::new(ErrorKind::Internal, format!("{what}: {error}"))))
     }
 }

@@ -7,7 +7,9 @@ mod tests {
     use pgrx::prelude::*;
 
     use crate::pg::catalog;
-    use crate::options::{ColumnSource, ColumnType, Format, MetaColumn};
+    use crate::codec::{ColumnType, Format};
+    use crate::options::layout::ColumnSource;
+    use crate::options::MetaColumn;
 
     fn create_table() -> pg_sys::Oid {
         Spi::run("CREATE SERVER s FOREIGN DATA WRAPPER kafka_fdw OPTIONS (brokers 'b:1', timeout_ms '1234')").unwrap();

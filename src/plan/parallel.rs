@@ -34,12 +34,15 @@ impl WorkQueue {
     /// `memory` must point to at least `size_for(capacity)` writable bytes, suitably
     /// aligned, that no participant reads yet; `units.len() <= capacity`.
     pub unsafe fn init<'a>(memory: *mut u8, capacity: usize, units: &[ReadRange]) -> &'a WorkQueue {
-        assert!(units.len() <= capacity, "more units than the queue holds");
-        let queue = memory as *mut WorkQueue;
-        queue.write(WorkQueue { next: AtomicUsize::new(0), len: units.len(), units: [] });
-        let slots = std::ptr::addr_of_mut!((*queue).units) as *mut ReadRange;
-        std::ptr::copy_nonoverlapping(units.as_ptr(), slots, units.len());
-        &*queue
+        // SAFETY: the caller keeps the contract above.
+        unsafe {
+            assert!(units.len() <= capacity, "more units than the queue holds");
+            let queue = memory as *mut WorkQueue;
+            queue.write(WorkQueue { next: AtomicUsize::new(0), len: units.len(), units: [] });
+            let slots = std::ptr::addr_of_mut!((*queue).units) as *mut ReadRange;
+            std::ptr::copy_nonoverlapping(units.as_ptr(), slots, units.len());
+            &*queue
+        }
     }
 
     /// The queue another participant laid out in `memory`.
@@ -47,7 +50,10 @@ impl WorkQueue {
     /// # Safety
     /// `memory` must hold a queue made by [`WorkQueue::init`].
     pub unsafe fn attach<'a>(memory: *mut u8) -> &'a WorkQueue {
-        &*(memory as *const WorkQueue)
+        // SAFETY: the caller keeps the contract above.
+        unsafe {
+            &*(memory as *const WorkQueue)
+        }
     }
 
     pub fn units(&self) -> &[ReadRange] {

@@ -1,0 +1,246 @@
+//! Client configuration: settings, librdkafka property lookup, creating consumers, and
+//! classifying the errors clients report.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rdkafka::client::ClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+
+use crate::error::{ErrorKind, FdwError, FdwResult};
+
+use super::{Interrupt, MAX_FETCH_WAIT};
+
+/// Whether librdkafka knows a configuration property (global or topic, aliases
+/// included; hidden test properties are not). Only looks the name up, in librdkafka's
+/// own property listing: setting some properties has effects (`plugin.library.paths`
+/// loads a library at once), and reading back an unset one reports it unknown.
+pub fn is_known_property(name: &str) -> bool {
+    static KNOWN: std::sync::OnceLock<std::collections::HashSet<String>> = std::sync::OnceLock::new();
+    KNOWN.get_or_init(property_names).contains(name)
+}
+
+/// The first column of `rd_kafka_conf_properties_show`'s tables.
+fn property_names() -> std::collections::HashSet<String> {
+    let mut buffer: *mut libc::c_char = std::ptr::null_mut();
+    let mut size: libc::size_t = 0;
+    // SAFETY: open_memstream allocates `buffer`, which holds `size` bytes of text once the
+    // stream is closed; librdkafka only writes to the stream. The buffer is freed here.
+    let listing = unsafe {
+        let stream = libc::open_memstream(&mut buffer, &mut size);
+        if stream.is_null() {
+            return Default::default();
+        }
+        rdkafka::bindings::rd_kafka_conf_properties_show(stream.cast());
+        libc::fclose(stream);
+        let text = String::from_utf8_lossy(std::slice::from_raw_parts(buffer as *const u8, size)).into_owned();
+        libc::free(buffer.cast());
+        text
+    };
+    listing
+        .lines()
+        .filter_map(|line| line.split_once(" | ").map(|(name, _)| name.trim()))
+        .filter(|name| !name.is_empty() && *name != "Property" && !name.contains(' '))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The last error librdkafka reported on its own, outside any call: failed
+/// authentication, a TLS handshake, a broker going down. These otherwise only reach a
+/// log, and the call that then times out could not say why.
+#[derive(Default)]
+pub struct ClientErrors {
+    last: Mutex<Option<String>>,
+}
+
+impl ClientErrors {
+    pub(super) fn record(&self, error: KafkaError, reason: &str) {
+        let mut last = self.last.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        // "All brokers are down" follows every failure: keep the failure's own reason
+        // (an authentication or TLS error, say).
+        if last.is_some() && error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
+            return;
+        }
+        *last = Some(if reason.is_empty() { error.to_string() } else { without_timing(reason).to_string() });
+    }
+
+    pub(super) fn take(&self) -> Option<String> {
+        self.last.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take()
+    }
+}
+
+/// A broker error's reason without librdkafka's trailer "(after 15ms in state
+/// AUTH_REQ, 1 identical error(s) suppressed)", which varies from one failure to the next.
+fn without_timing(reason: &str) -> &str {
+    match reason.rfind(" (after ") {
+        Some(start) if reason.ends_with(')') => &reason[..start],
+        _ => reason,
+    }
+}
+
+impl ClientContext for ClientErrors {
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.record(error, reason);
+    }
+}
+
+impl ConsumerContext for ClientErrors {}
+
+/// Consumers remember their client errors.
+pub type KafkaConsumer = BaseConsumer<ClientErrors>;
+
+/// How to reach the cluster and how long to wait for it.
+#[derive(Debug, Clone)]
+pub struct ClientSettings {
+    pub brokers: String,
+    /// librdkafka properties of the server and user mapping (credentials, TLS, tuning),
+    /// applied over kafka_fdw's defaults.
+    pub properties: Vec<(String, String)>,
+    /// The longest wait with no progress before a call fails.
+    pub timeout: Duration,
+    /// The most one fetch request may wait on the broker, as asked (`buffer_delay`);
+    /// consumers use [`ClientSettings::consumer_fetch_wait`].
+    pub fetch_wait: Duration,
+    pub interrupt: Interrupt,
+}
+
+impl ClientSettings {
+    /// A consumer's `fetch.wait.max.ms`: `fetch_wait`, capped at [`MAX_FETCH_WAIT`].
+    pub fn consumer_fetch_wait(&self) -> Duration {
+        self.fetch_wait.min(MAX_FETCH_WAIT)
+    }
+}
+
+/// Runs `create` with every signal blocked in the calling thread, so that the threads
+/// librdkafka starts inherit a mask that keeps the host's signals (SIGINT for cancel,
+/// SIGALRM for statement_timeout, ...) on the host's own thread.
+pub(super) fn with_signals_blocked<T>(create: impl FnOnce() -> T) -> T {
+    // SAFETY: plain POSIX calls on stack-allocated signal sets; the old mask is restored
+    // before returning, and `create` does not unwind through here (it returns a Result).
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut previous: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut previous);
+        let created = create();
+        libc::pthread_sigmask(libc::SIG_SETMASK, &previous, std::ptr::null_mut());
+        created
+    }
+}
+
+/// A consumer with no group: it reads the ranges it is assigned and commits nothing.
+pub fn new_consumer(settings: &ClientSettings) -> FdwResult<KafkaConsumer> {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &settings.brokers)
+        .set("client.id", "kafka_fdw")
+        // librdkafka only allows assign() with a group; nothing is ever committed to it.
+        .set("group.id", "kafka_fdw")
+        .set("enable.partition.eof", "true")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        // A range whose start fell below the low watermark (retention) reads what is left.
+        .set("auto.offset.reset", "earliest")
+        .set("fetch.wait.max.ms", settings.consumer_fetch_wait().as_millis().to_string())
+        // When the prefetch queue is full, librdkafka pauses fetching for this long
+        // (default: a whole second, a stall every few hundred thousand messages).
+        .set("fetch.queue.backoff.ms", "10")
+        // Prefetch at most this much per client: bounds a scan's memory.
+        .set("queued.max.messages.kbytes", "16384");
+    apply_properties(&mut config, settings);
+    with_signals_blocked(|| config.create_with_context::<_, KafkaConsumer>(ClientErrors::default())).map_err(|e| {
+        FdwError::new(ErrorKind::Kafka, "could not create a Kafka consumer").with_detail(e.to_string())
+    })
+}
+
+pub(super) fn apply_properties(config: &mut ClientConfig, settings: &ClientSettings) {
+    for (name, value) in &settings.properties {
+        config.set(name, value);
+    }
+}
+
+/// Events served while looking for the reason of a failure. A poll serves at most one,
+/// and does not tell an empty queue from a served log event.
+const EVENTS_SERVED: usize = 1000;
+
+/// The last error librdkafka reported since the last call. Its error events wait in the
+/// consumer's queue until polled, which metadata and offset requests do not do, so this
+/// serves the queue: only on the way to failing, since it may also consume messages of a
+/// partition being read, which the failed query no longer needs.
+pub(super) fn reported_errors(consumer: &KafkaConsumer) -> Option<String> {
+    for _ in 0..EVENTS_SERVED {
+        consumer.poll(Duration::ZERO);
+    }
+    consumer.context().take()
+}
+
+/// Errors that mean "no answer yet" rather than "the answer is no".
+pub(super) fn is_transient(error: &KafkaError) -> bool {
+    error.rdkafka_error_code().is_some_and(is_transient_code)
+}
+
+/// Error codes that mean "no answer yet" rather than "the answer is no".
+pub(super) fn is_transient_code(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::OperationTimedOut
+                | RDKafkaErrorCode::BrokerTransportFailure
+                | RDKafkaErrorCode::AllBrokersDown
+                | RDKafkaErrorCode::Resolve
+                | RDKafkaErrorCode::LeaderNotAvailable
+                | RDKafkaErrorCode::NotLeaderForPartition
+                | RDKafkaErrorCode::RequestTimedOut
+    )
+}
+
+pub(super) fn unreachable_brokers(settings: &ClientSettings, what: &str, last_error: &str) -> FdwError {
+    FdwError::new(
+        ErrorKind::UnableToEstablishConnection,
+        format!("could not {what}: no answer from Kafka brokers \"{}\" within {} ms", settings.brokers, settings.timeout.as_millis()),
+    )
+    .with_detail(format!("Last client error: {last_error}"))
+    .with_hint("Check that the brokers are running and reachable, and the credentials and TLS properties of the server and user mapping; or raise the server option \"timeout_ms\".")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kafka::testing::*;
+    
+
+    #[test]
+    fn client_errors_keep_the_reason_without_timings() {
+        let errors = ClientErrors::default();
+        let failure = "sasl_ssl://h:1/bootstrap: SASL authentication error: invalid-proof (after 5ms in state AUTH_REQ, 1 identical error(s) suppressed)";
+        errors.record(KafkaError::Global(RDKafkaErrorCode::Authentication), failure);
+        errors.record(KafkaError::Global(RDKafkaErrorCode::AllBrokersDown), "1/1 brokers are down");
+        assert_eq!(errors.take().as_deref(), Some("sasl_ssl://h:1/bootstrap: SASL authentication error: invalid-proof"));
+        errors.record(KafkaError::Global(RDKafkaErrorCode::AllBrokersDown), "1/1 brokers are down");
+        assert_eq!(errors.take().as_deref(), Some("1/1 brokers are down"));
+        assert_eq!(errors.take(), None);
+    }
+
+    #[test]
+    fn known_properties_are_looked_up_without_being_set() {
+        assert!(is_known_property("sasl.username"));
+        assert!(is_known_property("acks"));
+        assert!(is_known_property("plugin.library.paths"));
+        assert!(is_known_property("sasl.mechanisms"), "an alias");
+        assert!(is_known_property("message.timeout.ms"), "a topic property");
+        assert!(!is_known_property("test.mock.num.brokers"), "hidden");
+        assert!(!is_known_property("no.such.property"));
+        assert!(!is_known_property("brokers"));
+    }
+
+    #[test]
+    fn properties_reach_the_client() {
+        let mock = mock_cluster(1);
+        let cluster = mock.cluster();
+        let mut settings = test_settings(&cluster.bootstrap_servers());
+        settings.properties = vec![("security.protocol".into(), "nonsense".into())];
+        let error = new_consumer(&settings).err().expect("an invalid value fails client creation");
+        assert!(error.detail.unwrap().contains("security.protocol"));
+    }
+}

@@ -1,0 +1,558 @@
+//! Producing: messages are sent through librdkafka's queue and every delivery report is
+//! awaited; a delivery is delivered, failed, or unknown (it may be persisted), never
+//! guessed.
+
+use std::borrow::Borrow;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rdkafka::bindings;
+use rdkafka::client::ClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{DeliveryResult, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
+use rdkafka::Message;
+
+use crate::error::{ErrorKind, FdwError, FdwResult};
+
+use super::config::{ClientErrors, ClientSettings, apply_properties, unreachable_brokers, with_signals_blocked};
+use super::metadata::no_such_topic;
+
+/// What became of the messages of one statement, as far as delivery reports told.
+#[derive(Debug, Default)]
+struct Outcomes {
+    delivered: u64,
+    /// The broker (or librdkafka, before sending) said no: not in the topic.
+    failed: u64,
+    /// No answer in time after the message was sent: it may be in the topic.
+    unknown: u64,
+    first_error: Option<String>,
+    /// Per partition: messages delivered, lowest and highest offset.
+    offsets: BTreeMap<i32, (u64, i64, i64)>,
+}
+
+/// Counts delivery reports of a producer. Reports arrive on the thread that polls the
+/// producer (the backend's own), but librdkafka requires the context to be shareable.
+#[derive(Default)]
+pub struct DeliveryTracker {
+    outcomes: Mutex<Outcomes>,
+    /// Whether any message ever failed or went unanswered, over every statement.
+    ever_failed: AtomicBool,
+    /// A delivery failed because the topic does not exist.
+    missing_topic: AtomicBool,
+    client_errors: ClientErrors,
+}
+
+impl DeliveryTracker {
+    /// Whether any message of this producer ever failed. librdkafka keeps some errors
+    /// (a topic's authorization failure, say) in its metadata for minutes, so such a
+    /// producer is not reused.
+    pub fn has_failed(&self) -> bool {
+        self.ever_failed.load(Ordering::Relaxed)
+    }
+
+    fn outcomes(&self) -> std::sync::MutexGuard<'_, Outcomes> {
+        self.outcomes.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl ClientContext for DeliveryTracker {
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.client_errors.record(error, reason);
+    }
+}
+
+/// Whether a failed message may nevertheless be in the topic: it was sent, and no
+/// answer came (librdkafka's persistence status; a message that timed out is only
+/// known not to be there if it was never sent).
+fn may_be_persisted(code: Option<RDKafkaErrorCode>, status: bindings::rd_kafka_msg_status_t) -> bool {
+    use bindings::rd_kafka_msg_status_t::*;
+    status == RD_KAFKA_MSG_STATUS_POSSIBLY_PERSISTED
+        || (code == Some(RDKafkaErrorCode::MessageTimedOut) && status != RD_KAFKA_MSG_STATUS_NOT_PERSISTED)
+}
+
+impl ProducerContext for DeliveryTracker {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        let mut outcomes = self.outcomes();
+        match result {
+            Ok(message) => {
+                outcomes.delivered += 1;
+                let offset = message.offset();
+                let entry = outcomes.offsets.entry(message.partition()).or_insert((0, offset, offset));
+                *entry = (entry.0 + 1, entry.1.min(offset), entry.2.max(offset));
+            }
+            Err((error, message)) => {
+                self.ever_failed.store(true, Ordering::Relaxed);
+                let code = error.rdkafka_error_code();
+                // SAFETY: the message of a delivery report is alive during the callback.
+                let status = unsafe { bindings::rd_kafka_message_status(message.ptr()) };
+                if may_be_persisted(code, status) {
+                    outcomes.unknown += 1;
+                } else {
+                    outcomes.failed += 1;
+                }
+                if matches!(code, Some(RDKafkaErrorCode::UnknownTopic | RDKafkaErrorCode::UnknownTopicOrPartition)) {
+                    self.missing_topic.store(true, Ordering::Relaxed);
+                }
+                outcomes.first_error.get_or_insert_with(|| format!("{error} (partition {})", message.partition()));
+            }
+        }
+    }
+}
+
+pub type KafkaProducer = BaseProducer<DeliveryTracker>;
+
+/// How long the producer waits for a missing topic to appear in the cluster's metadata
+/// before failing its messages (librdkafka's default, 30 s, would hold an INSERT into a
+/// missing topic that long). A broker that creates topics on demand answers "leader not
+/// available" rather than "unknown topic", so this does not apply to it.
+const TOPIC_PROPAGATION_WAIT: Duration = Duration::from_secs(1);
+
+/// An idempotent producer whose messages fail after `settings.timeout` if Kafka does
+/// not acknowledge them (librdkafka's default would wait five minutes). A NULL
+/// partition goes through murmur2_random, the partitioner of Java clients.
+pub fn new_producer(settings: &ClientSettings) -> FdwResult<KafkaProducer> {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &settings.brokers)
+        .set("client.id", "kafka_fdw")
+        .set("enable.idempotence", "true")
+        .set("partitioner", "murmur2_random")
+        .set("message.timeout.ms", settings.timeout.as_millis().max(1).to_string())
+        .set("topic.metadata.propagation.max.ms", TOPIC_PROPAGATION_WAIT.as_millis().to_string())
+        .set("linger.ms", "5")
+        // Bounded memory for big INSERTs: sending waits while this much is queued.
+        .set("queue.buffering.max.kbytes", "65536");
+    apply_properties(&mut config, settings);
+    with_signals_blocked(|| config.create_with_context::<_, KafkaProducer>(DeliveryTracker::default())).map_err(|e| {
+        FdwError::new(ErrorKind::Kafka, "could not create a Kafka producer").with_detail(e.to_string())
+    })
+}
+
+/// One message to produce. A `None` partition lets the partitioner choose.
+#[derive(Debug, Clone, Default)]
+pub struct Outgoing<'a> {
+    pub partition: Option<i32>,
+    pub key: Option<&'a [u8]>,
+    pub payload: Option<&'a [u8]>,
+    /// Milliseconds since 1970; `None` for the time of sending.
+    pub timestamp: Option<i64>,
+    pub headers: Option<OwnedHeaders>,
+}
+
+/// Sends messages to one topic and, at the end, waits until Kafka acknowledged every
+/// one of them. `P` is the producer or something that lends one (a pooled client).
+pub struct Sender<P: Borrow<KafkaProducer>> {
+    producer: P,
+    settings: ClientSettings,
+    topic: String,
+    sent: u64,
+}
+
+/// Serve delivery reports every this many messages, so they never pile up.
+const POLL_EVERY: u64 = 1024;
+
+/// rdkafka's `BaseProducer::poll` always waits out its whole timeout, even once a report
+/// arrived, so waits on a producer poll in slices this short.
+const PRODUCER_POLL_SLICE: Duration = Duration::from_millis(1);
+
+/// librdkafka fails timed-out messages on a scan about once a second, so a delivery
+/// report may come this long after `message.timeout.ms`.
+const DELIVERY_REPORT_GRACE: Duration = Duration::from_secs(2);
+
+/// The outcomes of a statement's messages so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Counts {
+    sent: u64,
+    delivered: u64,
+    failed: u64,
+    unknown: u64,
+}
+
+impl Counts {
+    fn settled(&self) -> u64 {
+        self.delivered + self.failed + self.unknown
+    }
+
+    fn in_flight(&self) -> u64 {
+        self.sent.saturating_sub(self.settled())
+    }
+
+    /// For an error's detail: "Of 12 messages sent: 3 delivered, ...".
+    fn summary(&self) -> String {
+        format!(
+            "Of {} messages sent: {} delivered, {} failed, {} unknown (may be in the topic), {} in flight (may be in the topic).",
+            self.sent,
+            self.delivered,
+            self.failed,
+            self.unknown,
+            self.in_flight()
+        )
+    }
+}
+
+/// "partition 0 offsets 10..57 (48 messages), partition 3 offset 4 (1 message)".
+fn delivered_offsets(offsets: &BTreeMap<i32, (u64, i64, i64)>) -> String {
+    offsets
+        .iter()
+        .map(|(partition, &(count, low, high))| match count {
+            1 => format!("partition {partition} offset {low} (1 message)"),
+            _ => format!("partition {partition} offsets {low}..{high} ({count} messages)"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl<P: Borrow<KafkaProducer>> Sender<P> {
+    pub fn new(producer: P, settings: ClientSettings, topic: &str) -> Self {
+        let tracker = producer.borrow().context();
+        // A pooled producer is only reused with nothing in flight: counts start afresh.
+        *tracker.outcomes() = Outcomes::default();
+        tracker.missing_topic.store(false, Ordering::Relaxed);
+        tracker.client_errors.take();
+        Sender { producer, settings, topic: topic.to_string(), sent: 0 }
+    }
+
+    fn tracker(&self) -> &DeliveryTracker {
+        self.producer.borrow().context()
+    }
+
+    fn counts(&self) -> Counts {
+        let outcomes = self.tracker().outcomes();
+        Counts { sent: self.sent, delivered: outcomes.delivered, failed: outcomes.failed, unknown: outcomes.unknown }
+    }
+
+    fn what(&self) -> String {
+        format!("produce to topic \"{}\"", self.topic)
+    }
+
+    /// The topic turned out not to exist (its messages fail with "unknown topic").
+    fn check_topic(&self) -> FdwResult<()> {
+        if self.tracker().missing_topic.load(Ordering::Relaxed) {
+            return Err(no_such_topic(&self.topic));
+        }
+        Ok(())
+    }
+
+    /// A wait that made no progress for the timeout (`reason`, a sentence): says how far
+    /// the statement got.
+    fn stalled(&self, reason: &str) -> FdwError {
+        let last_error = self.tracker().client_errors.take().unwrap_or_else(|| "none".to_string());
+        let error = unreachable_brokers(&self.settings, &self.what(), &last_error);
+        let detail = format!("{reason} {} {}", self.counts().summary(), error.detail.as_deref().unwrap_or_default());
+        error.with_detail(detail)
+    }
+
+    /// Queues one message; while librdkafka's queue is full, serves delivery reports
+    /// (in short slices, checking for interrupts) until there is room.
+    pub fn send(&mut self, message: Outgoing<'_>) -> FdwResult<()> {
+        let producer = self.producer.borrow();
+        let mut record = BaseRecord::<[u8], [u8]>::to(&self.topic);
+        record.partition = message.partition;
+        record.key = message.key;
+        record.payload = message.payload;
+        record.timestamp = message.timestamp;
+        record.headers = message.headers;
+        let started = Instant::now();
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
+                    record = returned;
+                    producer.poll(PRODUCER_POLL_SLICE);
+                    (self.settings.interrupt)();
+                    self.check_topic()?;
+                    if started.elapsed() >= self.settings.timeout {
+                        return Err(self.stalled("The producer's queue stayed full."));
+                    }
+                }
+                Err((error, returned)) => {
+                    let partition = returned.partition.map(|p| format!(" partition {p}")).unwrap_or_default();
+                    return Err(FdwError::new(
+                        ErrorKind::Kafka,
+                        format!("could not produce to topic \"{}\"{partition}", self.topic),
+                    )
+                    .with_detail(error.to_string()));
+                }
+            }
+        }
+        self.sent += 1;
+        if self.sent.is_multiple_of(POLL_EVERY) {
+            producer.poll(Duration::ZERO);
+            self.check_topic()?;
+        }
+        Ok(())
+    }
+
+    /// Waits for every delivery report; the number of messages Kafka acknowledged, or an
+    /// error counting the messages delivered, failed and of unknown outcome. A message
+    /// not acknowledged is never reported as produced.
+    pub fn finish(&mut self) -> FdwResult<u64> {
+        let producer = self.producer.borrow();
+        let mut last_progress = Instant::now();
+        let mut counts = self.counts();
+        while counts.in_flight() > 0 {
+            producer.poll(PRODUCER_POLL_SLICE);
+            (self.settings.interrupt)();
+            self.check_topic()?;
+            let now = self.counts();
+            if now.settled() > counts.settled() {
+                last_progress = Instant::now();
+            } else if last_progress.elapsed() >= self.settings.timeout + DELIVERY_REPORT_GRACE {
+                // message.timeout.ms fails every message after the timeout, so this is
+                // only reached if librdkafka itself stalls.
+                return Err(self.stalled("No delivery reports came."));
+            }
+            counts = now;
+        }
+        self.check_topic()?;
+        if counts.failed + counts.unknown == 0 {
+            return Ok(counts.delivered);
+        }
+        let tracker = self.tracker();
+        let (first, offsets) = {
+            let outcomes = tracker.outcomes();
+            (outcomes.first_error.clone().unwrap_or_default(), delivered_offsets(&outcomes.offsets))
+        };
+        let delivered = if offsets.is_empty() { "None was delivered.".to_string() } else { format!("Delivered: {offsets}.") };
+        let mut detail = format!("First error: {first}. {delivered}");
+        if let Some(client_error) = tracker.client_errors.take() {
+            detail.push_str(&format!(" Last client error: {client_error}"));
+        }
+        let hint = match (counts.unknown > 0, counts.delivered > 0) {
+            (true, _) => "Messages whose outcome is unknown may be in the topic; retrying the statement may duplicate them. Delivered messages stay in Kafka whether or not the transaction commits.",
+            (false, true) => "Delivered messages stay in Kafka whether or not the transaction commits; retrying the statement duplicates them.",
+            (false, false) => "No message reached the topic.",
+        };
+        Err(FdwError::new(
+            ErrorKind::Kafka,
+            format!(
+                "{} of {} messages to Kafka topic \"{}\" were not confirmed: {} failed, {} unknown (may be in the topic), {} delivered",
+                counts.failed + counts.unknown,
+                counts.sent,
+                self.topic,
+                counts.failed,
+                counts.unknown,
+                counts.delivered
+            ),
+        )
+        .with_detail(detail)
+        .with_hint(hint))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kafka::testing::*;
+    use crate::kafka::config::new_consumer;
+    use crate::kafka::metadata::watermarks;
+    
+
+    #[test]
+    fn sends_are_acknowledged_before_finish_returns() {
+        let mock = mock_cluster(1);
+        let cluster = mock.cluster();
+        cluster.create_topic("out", 4, 1).unwrap();
+        let brokers = cluster.bootstrap_servers();
+        let settings = test_settings(&brokers);
+        let producer = new_producer(&settings).unwrap();
+        let mut sender = Sender::new(&producer, settings.clone(), "out");
+        for i in 0..5000 {
+            let payload = format!("m{i}");
+            let partition = if i % 2 == 0 { Some(i % 4) } else { None };
+            sender.send(Outgoing { partition, payload: Some(payload.as_bytes()), ..Outgoing::default() }).unwrap();
+        }
+        assert_eq!(sender.finish().unwrap(), 5000);
+        let consumer = new_consumer(&settings).unwrap();
+        let marks = watermarks(&consumer, &settings, "out", &[0, 1, 2, 3]).unwrap();
+        assert_eq!(marks.iter().map(|w| w.high).sum::<i64>(), 5000);
+        // The same (pooled) producer counts afresh for the next statement.
+        let mut again = Sender::new(&producer, settings, "out");
+        again.send(Outgoing { partition: Some(0), payload: Some(b"x"), ..Outgoing::default() }).unwrap();
+        assert_eq!(again.finish().unwrap(), 1);
+    }
+
+    #[test]
+    fn failed_deliveries_make_finish_fail() {
+        let mock = mock_cluster(1);
+        let cluster = mock.cluster();
+        cluster.create_topic("out", 1, 1).unwrap();
+        let mut settings = test_settings(&cluster.bootstrap_servers());
+        settings.timeout = Duration::from_millis(1500);
+        let producer = new_producer(&settings).unwrap();
+        // A produce error that retries cannot fix.
+        cluster.request_errors(
+            rdkafka::types::RDKafkaApiKey::Produce,
+            &[rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED; 50],
+        );
+        let mut sender = Sender::new(&producer, settings, "out");
+        for _ in 0..3 {
+            sender.send(Outgoing { partition: Some(0), payload: Some(b"lost"), ..Outgoing::default() }).unwrap();
+        }
+        let error = sender.finish().unwrap_err();
+        assert_eq!(
+            error.message,
+            "3 of 3 messages to Kafka topic \"out\" were not confirmed: 3 failed, 0 unknown (may be in the topic), 0 delivered"
+        );
+    }
+
+    #[test]
+    fn a_dead_broker_fails_the_sends_within_the_timeout() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let brokers = listener.local_addr().unwrap().to_string();
+        drop(listener);
+        let mut settings = test_settings(&brokers);
+        settings.timeout = Duration::from_millis(800);
+        let producer = new_producer(&settings).unwrap();
+        let mut sender = Sender::new(&producer, settings, "t");
+        sender.send(Outgoing { partition: Some(0), payload: Some(b"x"), ..Outgoing::default() }).unwrap();
+        let started = Instant::now();
+        let error = sender.finish().unwrap_err();
+        // Never sent: known not to be in the topic.
+        assert_eq!(
+            error.message,
+            "1 of 1 messages to Kafka topic \"t\" were not confirmed: 1 failed, 0 unknown (may be in the topic), 0 delivered"
+        );
+        assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+    }
+
+    #[test]
+    fn timed_out_deliveries_are_unknown_not_failed() {
+        let mock = mock_cluster(1);
+        let cluster = mock.cluster();
+        cluster.create_topic("out", 1, 1).unwrap();
+        let mut settings = test_settings(&cluster.bootstrap_servers());
+        settings.timeout = Duration::from_millis(2000);
+        let producer = new_producer(&settings).unwrap();
+        // Connected, with a producer id: the next messages are sent at once.
+        let mut warm = Sender::new(&producer, settings.clone(), "out");
+        warm.send(Outgoing { partition: Some(0), payload: Some(b"first"), ..Outgoing::default() }).unwrap();
+        assert_eq!(warm.finish().unwrap(), 1);
+        // The broker writes them, but its answer comes after message.timeout.ms.
+        for broker in 0..=1 {
+            cluster.broker_round_trip_time(broker, Duration::from_millis(5000)).unwrap();
+        }
+        let mut sender = Sender::new(&producer, settings.clone(), "out");
+        for _ in 0..4 {
+            sender.send(Outgoing { partition: Some(0), payload: Some(b"maybe"), ..Outgoing::default() }).unwrap();
+        }
+        let error = sender.finish().unwrap_err();
+        assert_eq!(
+            error.message,
+            "4 of 4 messages to Kafka topic \"out\" were not confirmed: 0 failed, 4 unknown (may be in the topic), 0 delivered"
+        );
+        assert!(error.hint.as_deref().unwrap().contains("may duplicate them"), "{error}");
+        assert!(error.detail.as_deref().unwrap().contains("None was delivered."), "{error}");
+        assert!(producer.context().has_failed());
+        // And indeed they are in the topic.
+        for broker in 0..=1 {
+            cluster.broker_round_trip_time(broker, Duration::ZERO).unwrap();
+        }
+        settings.timeout = Duration::from_secs(10);
+        let consumer = new_consumer(&settings).unwrap();
+        let marks = watermarks(&consumer, &settings, "out", &[0]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(marks[0].high, 5);
+    }
+
+    #[test]
+    fn definite_errors_are_failed_and_deliveries_are_listed() {
+        let mock = mock_cluster(1);
+        let cluster = mock.cluster();
+        cluster.create_topic("out", 2, 1).unwrap();
+        let mut settings = test_settings(&cluster.bootstrap_servers());
+        settings.timeout = Duration::from_millis(1500);
+        let producer = new_producer(&settings).unwrap();
+        let mut sender = Sender::new(&producer, settings, "out");
+        for partition in [0, 0, 0, 1] {
+            sender.send(Outgoing { partition: Some(partition), payload: Some(b"ok"), ..Outgoing::default() }).unwrap();
+        }
+        let started = Instant::now();
+        while sender.counts().delivered < 4 && started.elapsed() < Duration::from_secs(5) {
+            producer.poll(Duration::from_millis(1));
+        }
+        cluster.request_errors(
+            rdkafka::types::RDKafkaApiKey::Produce,
+            &[rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED; 50],
+        );
+        for _ in 0..3 {
+            sender.send(Outgoing { partition: Some(1), payload: Some(b"lost"), ..Outgoing::default() }).unwrap();
+        }
+        let error = sender.finish().unwrap_err();
+        assert_eq!(
+            error.message,
+            "3 of 7 messages to Kafka topic \"out\" were not confirmed: 3 failed, 0 unknown (may be in the topic), 4 delivered"
+        );
+        let detail = error.detail.unwrap();
+        assert!(detail.contains("Delivered: partition 0 offsets 0..2 (3 messages), partition 1 offset 0 (1 message)."), "{detail}");
+        assert!(detail.contains("Topic authorization failed"), "{detail}");
+        assert!(error.hint.unwrap().contains("retrying the statement duplicates them"));
+    }
+
+    #[test]
+    fn a_full_queue_that_never_drains_reports_the_counts() {
+        let (_listener, brokers) = silent_broker();
+        let mut settings = test_settings(&brokers);
+        settings.timeout = Duration::from_millis(700);
+        settings.properties = vec![("queue.buffering.max.messages".into(), "5".into())];
+        let producer = new_producer(&settings).unwrap();
+        // Messages wait longer than the queue-full wait before they time out.
+        let mut sender = Sender::new(&producer, settings.clone(), "t");
+        settings.timeout = Duration::from_millis(200);
+        sender.settings = settings;
+        let error = (0..10)
+            .map(|_| sender.send(Outgoing { partition: Some(0), payload: Some(b"x"), ..Outgoing::default() }))
+            .find_map(Result::err)
+            .expect("the queue fills up");
+        assert_eq!(error.kind, ErrorKind::UnableToEstablishConnection);
+        let detail = error.detail.unwrap();
+        assert!(
+            detail.starts_with(
+                "The producer's queue stayed full. Of 5 messages sent: 0 delivered, 0 failed, 0 unknown (may be in the topic), 5 in flight"
+            ),
+            "{detail}"
+        );
+        assert!(detail.contains("Last client error:"), "{detail}");
+    }
+
+    #[test]
+    fn an_insert_into_a_missing_topic_fails_fast() {
+        let mock = mock_cluster(1);
+        let cluster = mock.cluster();
+        let mut settings = test_settings(&cluster.bootstrap_servers());
+        settings.timeout = Duration::from_secs(10);
+        // As a broker without auto.create.topics.enable answers.
+        settings.properties = vec![("allow.auto.create.topics".into(), "false".into())];
+        let producer = new_producer(&settings).unwrap();
+        let mut sender = Sender::new(&producer, settings, "nope");
+        let started = Instant::now();
+        sender.send(Outgoing { partition: Some(0), payload: Some(b"x"), ..Outgoing::default() }).unwrap();
+        sender.send(Outgoing { partition: None, payload: Some(b"y"), ..Outgoing::default() }).unwrap();
+        let error = sender.finish().unwrap_err();
+        assert_eq!(error.message, "Kafka topic \"nope\" does not exist");
+        assert!(error.hint.is_some());
+        assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+    }
+
+    #[test]
+    fn an_insert_into_a_topic_the_broker_creates_works() {
+        let mock = mock_cluster(1);
+        let cluster = mock.cluster();
+        let settings = test_settings(&cluster.bootstrap_servers());
+        let producer = new_producer(&settings).unwrap();
+        let mut sender = Sender::new(&producer, settings, "created");
+        sender.send(Outgoing { partition: None, payload: Some(b"x"), ..Outgoing::default() }).unwrap();
+        assert_eq!(sender.finish().unwrap(), 1);
+    }
+
+    #[test]
+    fn delivered_offsets_are_listed_compactly() {
+        let offsets: BTreeMap<i32, (u64, i64, i64)> = [(0, (3, 10, 12)), (4, (1, 7, 7))].into_iter().collect();
+        assert_eq!(delivered_offsets(&offsets), "partition 0 offsets 10..12 (3 messages), partition 4 offset 7 (1 message)");
+    }
+}
