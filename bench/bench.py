@@ -282,6 +282,24 @@ def pair_distance(session):
         report(f"9 full scan count(*), brokers {rtt} ms away (mock)", f"RTT {rtt} ms", results[rtt][1], "RTT 0", results[0][1], MESSAGES, "")
 
 
+def pair_analyze(session):
+    """Pair 10: ANALYZE, which reads a sample of 30,000 messages (the default statistics
+    target) spread over every partition by seeking, versus a full count(*) of the same
+    topic. Checks that reltuples is the message count and every column got statistics."""
+    session.execute("SET max_parallel_workers_per_gather = 0")
+    full, _ = median_of(lambda: session.run("SELECT count(*) FROM csv_mock")[:2])
+    session.execute("RESET max_parallel_workers_per_gather")
+    analyze, _ = median_of(lambda: session.run("ANALYZE csv_mock")[:2])
+    (reltuples,) = session.conn.execute("SELECT reltuples FROM pg_class WHERE oid = 'csv_mock'::regclass").fetchone()
+    assert reltuples == MESSAGES, f"reltuples {reltuples} of {MESSAGES}"
+    (columns,) = session.conn.execute("SELECT count(*) FROM pg_stats WHERE tablename = 'csv_mock'").fetchone()
+    rows_out.append(
+        f"| 10 ANALYZE vs full count(*) (mock) | ANALYZE | {analyze * 1000:.1f} ms | | SELECT count(*) | {full * 1000:.1f} ms "
+        f"| {MESSAGES / full:,.0f}/s | {analyze / full:.2f}x (ANALYZE/count) | <= 0.2x | reltuples {reltuples:,.0f}, pg_stats rows {columns} |"
+    )
+    log(rows_out[-1])
+
+
 def pair_codecs():
     """Codec throughput on a typical row, in plain Rust (release build)."""
     output = subprocess.run(
@@ -386,6 +404,7 @@ def main():
     pair_rss(session)
     pair_bad_messages(session)
     pair_distance(session)
+    pair_analyze(session)
     pair_codecs()
 
     print()

@@ -39,8 +39,23 @@ fn readable_kafka_table(source: &PgRelation) -> ForeignTableDef {
 fn watermarks(
     source: PgRelation,
 ) -> TableIterator<'static, (name!(partition, i32), name!(low, i64), name!(high, i64))> {
-    let marks = TopicClient::for_table(&readable_kafka_table(&source)).all_watermarks();
-    TableIterator::new(marks.into_iter().map(|w| (w.partition, w.low, w.high)))
+    TableIterator::new(watermark_rows(&source))
+}
+
+/// adjust/kafka_fdw's name and columns for [`watermarks`], in the extension's schema as
+/// adjust's is (`SELECT * FROM kafka_get_watermarks('t')`).
+#[pg_extern]
+fn kafka_get_watermarks(
+    rel: PgRelation,
+) -> TableIterator<'static, (name!(partition, i32), name!(offset_low, i64), name!(offset_high, i64))> {
+    TableIterator::new(watermark_rows(&rel))
+}
+
+/// Partition, low and high watermark of every partition of a foreign table's topic, if
+/// the current user may read the table.
+fn watermark_rows(source: &PgRelation) -> Vec<(i32, i64, i64)> {
+    let marks = TopicClient::for_table(&readable_kafka_table(source)).all_watermarks();
+    marks.into_iter().map(|w| (w.partition, w.low, w.high)).collect()
 }
 
 /// Per partition, the offset of the first message at or after `at` (NULL: none yet).

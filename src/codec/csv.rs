@@ -94,6 +94,14 @@ impl CsvDecoder {
         self.decode_with_state_machine(message)
     }
 
+    /// The fields of the last message [`decode`](Self::decode)d: all of them after a
+    /// success; after [`CsvError::UnterminatedQuote`], those before the field whose quote
+    /// never closed (it swallowed the rest of the message), which adjust/kafka_fdw's junk
+    /// modes keep.
+    pub fn fields(&self) -> CsvRecord<'_> {
+        CsvRecord { output: &self.output, ends: &self.ends, nulls: &self.nulls }
+    }
+
     /// The common case, a message without any quote character: fields are the bytes
     /// between delimiters up to the first line break. Gives what the state machine gives
     /// (a property test checks), several times faster.
@@ -343,6 +351,24 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn an_unterminated_quote_keeps_the_fields_before_it() {
+        let mut decoder = CsvDecoder::new(CsvOptions::default());
+        let before = |decoder: &mut CsvDecoder, message: &str| {
+            assert!(matches!(decoder.decode(message.as_bytes()), Err(CsvError::UnterminatedQuote { .. })));
+            let record = decoder.fields();
+            (0..record.len()).map(|i| record.field(i).map(|f| String::from_utf8(f.to_vec()).unwrap())).collect::<Vec<_>>()
+        };
+        // adjust/kafka_fdw's junk test: 401 and the text survive, the date swallowed the rest.
+        assert_eq!(
+            before(&mut decoder, "401,\"unterminated string\",\"01-01-2015,Thu Jan 01 06:41:00 2015"),
+            vec![s("401"), s("unterminated string")]
+        );
+        assert_eq!(before(&mut decoder, "401,,\"x,y"), vec![s("401"), None]);
+        assert_eq!(before(&mut decoder, "\"401,unterminated"), Vec::<Option<String>>::new());
+        assert_eq!(fields(&mut decoder, "ok,\"fine\""), vec![s("ok"), s("fine")]);
     }
 
     #[test]

@@ -10,8 +10,8 @@ pub mod json;
 
 use std::borrow::Cow;
 
-use csv::{CsvDecoder, CsvOptions, CsvRecord};
 use avro::{AvroDecoder, AvroRecord, WriterSchemas};
+use csv::{CsvDecoder, CsvError, CsvOptions, CsvRecord};
 use json::{JsonMessage, JsonPath};
 
 /// How a message's payload maps onto the data columns.
@@ -107,14 +107,42 @@ impl PayloadDecoder {
         }
     }
 
-    /// Parses a payload; the error says why it is not a message of this format.
-    pub fn decode<'a>(&'a mut self, payload: &'a [u8]) -> Result<Decoded<'a>, String> {
+    /// Parses a payload; the error says why it is not a message of this format, and
+    /// holds what could still be read of it.
+    pub fn decode<'a>(&'a mut self, payload: &'a [u8]) -> Result<Decoded<'a>, Undecodable<'a>> {
         match self {
-            PayloadDecoder::Csv(decoder) => decoder.decode(payload).map(Decoded::Csv).map_err(|e| e.to_string()),
-            PayloadDecoder::Json => json::decode(payload).map(Decoded::Json).map_err(|e| e.to_string()),
+            PayloadDecoder::Csv(decoder) => match decoder.decode(payload) {
+                // Decoded again from the decoder's buffers, so the error arm may borrow them too.
+                Ok(_) => Ok(Decoded::Csv(decoder.fields())),
+                Err(error) => Err(Undecodable {
+                    reason: error.to_string(),
+                    partial: matches!(error, CsvError::UnterminatedQuote { .. })
+                        .then(|| Decoded::Csv(decoder.fields())),
+                }),
+            },
+            PayloadDecoder::Json => {
+                json::decode(payload).map(Decoded::Json).map_err(|e| Undecodable { reason: e.to_string(), partial: None })
+            }
             PayloadDecoder::Raw => Ok(Decoded::Raw(payload)),
-            PayloadDecoder::Avro(decoder) => decoder.decode(payload).map(Decoded::Avro),
+            PayloadDecoder::Avro(decoder) => {
+                decoder.decode(payload).map(Decoded::Avro).map_err(|reason| Undecodable { reason, partial: None })
+            }
         }
+    }
+}
+
+/// A payload that is not a message of the table's format.
+pub struct Undecodable<'a> {
+    /// Why not.
+    pub reason: String,
+    /// The fields read before the problem (CSV before an unterminated quote): the
+    /// columns they map to keep their values in the junk modes, as in adjust/kafka_fdw.
+    pub partial: Option<Decoded<'a>>,
+}
+
+impl std::fmt::Debug for Undecodable<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Undecodable").field("reason", &self.reason).field("partial", &self.partial.is_some()).finish()
     }
 }
 
@@ -180,6 +208,13 @@ mod tests {
             vec![Mismatch::Extra("extra data after last expected column".into())]
         );
         assert_eq!(csv.decode(b"1").unwrap().mismatches(&fields), vec![Mismatch::Missing("missing data for column \"b\"".into())]);
+        // An unterminated quote: the fields before it are still there.
+        let undecodable = csv.decode(b"1,\"2,3").err().unwrap();
+        assert_eq!(undecodable.reason, "unterminated CSV quoted field (field 2)");
+        let partial = undecodable.partial.unwrap();
+        assert_eq!(partial.field(0, &fields[0]).as_deref(), Some(&b"1"[..]));
+        assert_eq!(partial.field(1, &fields[1]), None);
+        assert!(csv.decode(b"1,2\n3").err().unwrap().partial.is_none());
         let mut json = PayloadDecoder::new(Format::Json, &CsvOptions::default(), no_avro);
         assert_eq!(
             json.decode(br#"{"a": 1, "c": 2}"#).unwrap().mismatches(&fields),

@@ -2,7 +2,7 @@
 
 use pgrx::{pg_guard, pg_sys, PgBox};
 
-use super::{modify, scan, schema};
+use super::{analyze, modify, scan, schema};
 
 /// V1 calling-convention record PostgreSQL looks up for `kafka_fdw_handler`.
 #[no_mangle]
@@ -39,6 +39,7 @@ pub unsafe extern "C-unwind" fn kafka_fdw_handler(_fcinfo: pg_sys::FunctionCallI
         routine.BeginForeignInsert = Some(modify::begin_foreign_insert);
         routine.EndForeignInsert = Some(modify::end_foreign_insert);
         routine.ExplainForeignModify = Some(modify::explain_foreign_modify);
+        routine.AnalyzeForeignTable = Some(analyze::analyze_foreign_table);
         routine.ImportForeignSchema = Some(schema::import_foreign_schema);
         pg_sys::Datum::from(routine.into_pg())
     }

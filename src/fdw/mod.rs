@@ -1,6 +1,7 @@
 //! The foreign-data wrapper: the handler's callbacks (planning, scanning, inserting,
-//! IMPORT FOREIGN SCHEMA) and the option validator, as PostgreSQL calls them.
+//! ANALYZE, IMPORT FOREIGN SCHEMA) and the option validator, as PostgreSQL calls them.
 
+pub mod analyze;
 pub mod handler;
 pub mod modify;
 mod private;

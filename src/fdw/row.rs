@@ -238,15 +238,17 @@ impl RowBuilder {
             };
             let RowBuilder { fills, decoder, on_error, strict, collects_junk, all_fields, cstring, problems, .. } = self;
             problems.clear();
-            match decoder.decode(payload) {
-                Err(error) => {
+            let decoded = match decoder.decode(payload) {
+                Err(undecodable) => {
                     if *on_error == OnError::Error {
                         raise(
                             FdwError::new(ErrorKind::BadMessageFormat, format!("malformed Kafka message at {}", position.describe()))
-                                .with_detail(format!("{}. Message: {}", capitalized(&error), excerpt(payload))),
+                                .with_detail(format!("{}. Message: {}", capitalized(&undecodable.reason), excerpt(payload))),
                         );
                     }
-                    problems.push(error);
+                    problems.push(undecodable.reason);
+                    // The fields read before the problem still fill their columns.
+                    undecodable.partial
                 }
                 Ok(decoded) => {
                     // Without strict or junk columns no mismatch counts: don't look for them.
@@ -268,16 +270,19 @@ impl RowBuilder {
                         }
                         problems.push(mismatch.text().to_string());
                     }
-                    for (i, fill) in fills.iter().enumerate() {
-                        let Fill::Field(input) = fill else { continue };
-                        let Some(text) = decoded.field(input.index, &input.field) else { continue };
-                        match convert(input, &text, cstring, *on_error, payload, &position) {
-                            Ok(value) => {
-                                values[i] = value;
-                                nulls[i] = false;
-                            }
-                            Err(problem) => problems.push(problem),
+                    Some(decoded)
+                }
+            };
+            if let Some(decoded) = decoded {
+                for (i, fill) in fills.iter().enumerate() {
+                    let Fill::Field(input) = fill else { continue };
+                    let Some(text) = decoded.field(input.index, &input.field) else { continue };
+                    match convert(input, &text, cstring, *on_error, payload, &position) {
+                        Ok(value) => {
+                            values[i] = value;
+                            nulls[i] = false;
                         }
+                        Err(problem) => problems.push(problem),
                     }
                 }
             }

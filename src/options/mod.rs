@@ -40,6 +40,7 @@ impl OptionLevel {
                 "format",
                 "batch_size",
                 "buffer_delay",
+                "num_partitions",
                 "timestamps_ordered",
                 "delimiter",
                 "quote",
@@ -314,6 +315,11 @@ pub fn parse_table(options: &[(String, String)]) -> FdwResult<TableOptions> {
         None => DEFAULT_BUFFER_DELAY,
         Some(value) => Duration::from_millis(non_negative_integer("buffer_delay", value)?),
     };
+    // adjust/kafka_fdw's partition count for its estimates: validated, then not needed,
+    // since partitions and row estimates come from the topic's metadata and watermarks.
+    if let Some(value) = lookup(options, "num_partitions") {
+        positive_integer("num_partitions", value)?;
+    }
     let flag = |name: &str| lookup(options, name).map_or(Ok(false), |value| boolean(name, value));
     let timestamps_ordered = flag("timestamps_ordered")?;
     let strict = flag("strict")?;
@@ -557,7 +563,16 @@ mod tests {
         assert!(parse_table(&opts(&[("topic", "t"), ("timestamps_ordered", "on")])).unwrap().timestamps_ordered);
 
         assert_eq!(parse_table(&opts(&[("format", "csv")])).unwrap_err().kind, ErrorKind::OptionNameNotFound);
-        for (name, value) in [("batch_size", "0"), ("batch_size", "-1"), ("batch_size", "x"), ("buffer_delay", "-1"), ("format", "xml")] {
+        assert_eq!(parse_table(&opts(&[("topic", "t"), ("num_partitions", "4")])).unwrap(), defaults);
+        for (name, value) in [
+            ("batch_size", "0"),
+            ("batch_size", "-1"),
+            ("batch_size", "x"),
+            ("buffer_delay", "-1"),
+            ("format", "xml"),
+            ("num_partitions", "0"),
+            ("num_partitions", "four"),
+        ] {
             let err = parse_table(&opts(&[("topic", "t"), (name, value)])).unwrap_err();
             assert_eq!(err.kind, ErrorKind::InvalidParameterValue, "{name}={value}");
         }

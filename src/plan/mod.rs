@@ -12,6 +12,7 @@
 
 pub mod parallel;
 pub mod progress;
+pub mod sample;
 
 use crate::kafka::{ReadRange, Watermarks};
 

@@ -66,6 +66,7 @@ REVOKE SELECT ON priv_source FROM kafka_outsider;
 -- bookkeeping tables and the scheduler's functions, directly.
 SET ROLE kafka_outsider;
 SELECT * FROM kafka_fdw.watermarks('priv_source');
+SELECT * FROM kafka_get_watermarks('priv_source');
 SELECT * FROM kafka_fdw.offsets_for_time('priv_source', now());
 SELECT * FROM kafka_fdw.topics('priv_server');
 SELECT kafka_fdw.reset_import('priv_source', 'victim_table', 'earliest');

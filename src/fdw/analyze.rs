@@ -1,0 +1,97 @@
+//! ANALYZE of a Kafka foreign table: a sample of messages spread over every partition
+//! (`plan::sample`), read by seeking as a scan reads its ranges and turned into rows by
+//! the scan's row builder, so the planner gets column statistics; the row count comes
+//! from the watermarks.
+//!
+//! PostgreSQL runs the sampling function as the table's owner (as postgres_fdw's, it so
+//! uses the owner's user mapping), in ANALYZE's memory context, where the rows it
+//! returns must be allocated.
+
+use std::ffi::c_int;
+
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::{pg_guard, pg_sys, PgLogLevel, PgMemoryContexts, PgSqlErrorCode};
+
+use crate::fdw::row::{Outcome, RowBuilder};
+use crate::pg::catalog;
+use crate::pg::clients::TopicClient;
+use crate::pg::errors::OrRaise;
+use crate::plan::sample;
+
+#[pg_guard]
+pub unsafe extern "C-unwind" fn analyze_foreign_table(
+    _relation: pg_sys::Relation,
+    func: *mut pg_sys::AcquireSampleRowsFunc,
+    totalpages: *mut pg_sys::BlockNumber,
+) -> bool {
+    // SAFETY: PostgreSQL calls this with pointers that are valid for the call (fdwapi.h).
+    unsafe {
+        *func = Some(acquire_sample_rows);
+        // A topic has no pages: pg_class.relpages stays 0, and estimates never use it.
+        *totalpages = 0;
+    }
+    true
+}
+
+/// Fills `rows` with up to `targrows` rows built from sampled messages, in a palloc'd
+/// array PostgreSQL provides; `totalrows` is what a full scan would return, estimated
+/// from the watermarks; Kafka has no dead rows.
+#[pg_guard]
+unsafe extern "C-unwind" fn acquire_sample_rows(
+    relation: pg_sys::Relation,
+    elevel: c_int,
+    rows: *mut pg_sys::HeapTuple,
+    targrows: c_int,
+    totalrows: *mut f64,
+    totaldeadrows: *mut f64,
+) -> c_int {
+    // SAFETY: PostgreSQL calls this with pointers that are valid for the call (fdwapi.h).
+    unsafe {
+        let definition = catalog::foreign_table(relation);
+        let client = TopicClient::for_table(&definition);
+        let marks = client.all_watermarks();
+        let ranges = sample::sample_ranges(&marks, i64::from(targrows), sample::RUN_MESSAGES);
+
+        let tupdesc = (*relation).rd_att;
+        let every_column = vec![true; (*tupdesc).natts as usize];
+        let mut builder = RowBuilder::new(tupdesc, &definition, &every_column);
+        let slot = pg_sys::MakeSingleTupleTableSlot(tupdesc, &pg_sys::TTSOpsVirtual);
+        // Values are converted in a context of their own, reset after each row; the rows
+        // are formed in ANALYZE's (the current one).
+        let mut per_row = PgMemoryContexts::new("kafka_fdw ANALYZE row");
+        let topic = client.topic.clone();
+        let mut reader = client.into_reader().or_raise();
+        reader.restart(&ranges).or_raise();
+        let mut sampled = 0;
+        while sampled < targrows as usize {
+            let Some(message) = reader.next_message().or_raise() else { break };
+            pg_sys::ExecClearTuple(slot);
+            if per_row.switch_to(|_| builder.fill(slot, &message)) == Outcome::Row {
+                *rows.add(sampled) = pg_sys::heap_form_tuple(tupdesc, (*slot).tts_values, (*slot).tts_isnull);
+                sampled += 1;
+            }
+            per_row.reset();
+        }
+        pg_sys::ExecDropSingleTupleTableSlot(slot);
+        if let Some(summary) = builder.bad_message_summary() {
+            pgrx::warning!("{summary}");
+        }
+
+        let messages: i64 = marks.iter().map(|w| w.high - w.low).sum();
+        let sampled_offsets: i64 = ranges.iter().map(|r| r.end - r.start).sum();
+        *totalrows = sample::estimated_rows(messages, sampled_offsets, sampled);
+        *totaldeadrows = 0.0;
+        let name = std::ffi::CStr::from_ptr((*(*relation).rd_rel).relname.data.as_ptr()).to_string_lossy();
+        ErrorReport::new(
+            PgSqlErrorCode::ERRCODE_SUCCESSFUL_COMPLETION,
+            format!(
+                "\"{name}\": Kafka topic \"{topic}\" holds {messages} messages in {} partitions; {sampled} rows in sample, from {} messages fetched",
+                marks.len(),
+                reader.messages_fetched
+            ),
+            "kafka_fdw",
+        )
+        .report(PgLogLevel::from(elevel));
+        sampled as c_int
+    }
+}
