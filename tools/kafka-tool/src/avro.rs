@@ -133,7 +133,10 @@ impl<'s> AvroEncoder<'s> {
             Schema::LocalTimestampNanos => Value::LocalTimestampNanos(local_instant(json, |t| t.timestamp_nanos_opt())?),
             Schema::Duration(_) => {
                 let part = |name: &str| -> std::result::Result<u32, String> {
-                    let n = json.get(name).and_then(Json::as_u64).ok_or_else(|| format!("expected {{\"months\", \"days\", \"millis\"}}, not {json}"))?;
+                    let n = json
+                        .get(name)
+                        .and_then(Json::as_u64)
+                        .ok_or_else(|| format!("expected {{\"months\", \"days\", \"millis\"}}, not {json}"))?;
                     u32::try_from(n).map_err(|_| format!("{name} {n} is out of range"))
                 };
                 Value::Duration(Duration::new(Months::new(part("months")?), Days::new(part("days")?), Millis::new(part("millis")?)))

@@ -271,7 +271,7 @@ fn dump(brokers: &str, topic: &str) -> Result<()> {
     Ok(())
 }
 
-fn host_mock(broker_count: i32, address_file: &PathBuf, topics: &[String]) -> Result<()> {
+fn host_mock(broker_count: i32, address_file: &Path, topics: &[String]) -> Result<()> {
     // The mock names broker 0 as the cluster's controller (where librdkafka sends Admin
     // API requests such as kafka_fdw's DescribeTopics) but numbers its brokers from 1:
     // add broker 0, as a real cluster always has a live controller.

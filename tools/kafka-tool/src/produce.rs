@@ -158,7 +158,7 @@ impl Sender {
             }
         }
         self.sent += 1;
-        if self.sent % 100_000 == 0 {
+        if self.sent.is_multiple_of(100_000) {
             self.producer.poll(Duration::ZERO);
             eprintln!("kafka-tool: {} messages queued", self.sent);
         }
@@ -253,17 +253,16 @@ pub fn produce_avro(args: &ProduceAvroArgs) -> Result<()> {
     let schema_id = match &args.registry {
         Some(url) => {
             let subject = args.subject.clone().unwrap_or_else(|| format!("{}-value", args.topic));
-            let credentials = args.user.as_ref().map(|user| Credentials {
-                user: user.clone(),
-                password: args.password.clone().unwrap_or_default(),
-            });
+            let credentials =
+                args.user.as_ref().map(|user| Credentials { user: user.clone(), password: args.password.clone().unwrap_or_default() });
             Some(registry_client::register(url, &subject, &schema_text, credentials.as_ref())?)
         }
         None => None,
     };
-    let lines = read_lines(None)?;
-    let mut sender = Sender::new(&args.brokers, "none")?;
-    for (number, line) in lines.iter().enumerate() {
+    // Every line is encoded before anything is sent, so that a bad line leaves the topic
+    // as it was.
+    let mut messages = Vec::new();
+    for (number, line) in read_lines(None)?.iter().enumerate() {
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
@@ -275,8 +274,12 @@ pub fn produce_avro(args: &ProduceAvroArgs) -> Result<()> {
             Some(serde_json::Value::String(text)) => Some(text.clone()),
             Some(other) => Some(other.to_string()),
         });
-        let mut record = BaseRecord::<[u8], [u8]>::to(&args.topic).payload(&payload);
-        if let Some(key) = &key {
+        messages.push((key, payload));
+    }
+    let mut sender = Sender::new(&args.brokers, "none")?;
+    for (key, payload) in &messages {
+        let mut record = BaseRecord::<[u8], [u8]>::to(&args.topic).payload(payload);
+        if let Some(key) = key {
             record = record.key(key.as_bytes());
         }
         if let Some(p) = args.partition {

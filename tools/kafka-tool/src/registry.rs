@@ -285,11 +285,8 @@ impl Registry {
             body.insert("schemaType".into(), json!(schema.schema_type.name()));
         }
         if !schema.references.is_empty() {
-            let references: Vec<Value> = schema
-                .references
-                .iter()
-                .map(|r| json!({ "name": r.name, "subject": r.subject, "version": r.version }))
-                .collect();
+            let references: Vec<Value> =
+                schema.references.iter().map(|r| json!({ "name": r.name, "subject": r.subject, "version": r.version })).collect();
             body.insert("references".into(), Value::Array(references));
         }
         body.insert("schema".into(), json!(schema.text));
@@ -303,10 +300,9 @@ impl Registry {
         };
         let schema_type = match request.get("schemaType") {
             None | Some(Value::Null) => SchemaType::Avro,
-            Some(name) => name
-                .as_str()
-                .and_then(SchemaType::parse)
-                .ok_or_else(|| Reply::invalid_schema(format!("Invalid schema type {name}")))?,
+            Some(name) => {
+                name.as_str().and_then(SchemaType::parse).ok_or_else(|| Reply::invalid_schema(format!("Invalid schema type {name}")))?
+            }
         };
         let references = match request.get("references") {
             None | Some(Value::Null) => Vec::new(),
@@ -334,7 +330,9 @@ impl Registry {
         let version = field("version")?.as_u64().unwrap_or(0) as u32;
         let exists = self.subjects.get(&subject).is_some_and(|ids| version >= 1 && version as usize <= ids.len());
         if !exists {
-            return Err(Reply::invalid_schema(format!("Invalid schema: reference {name} to subject {subject} version {version} not found")));
+            return Err(Reply::invalid_schema(format!(
+                "Invalid schema: reference {name} to subject {subject} version {version} not found"
+            )));
         }
         Ok(Reference { name, subject, version })
     }
@@ -452,7 +450,11 @@ mod tests {
         let cases = [
             (get("/subjects/nope/versions"), 404, json!({ "error_code": 40401, "message": "Subject 'nope' not found." })),
             (get("/subjects/nope/versions/latest"), 404, json!({ "error_code": 40401, "message": "Subject 'nope' not found." })),
-            (post("/subjects/nope", json!({ "schema": "\"int\"" })), 404, json!({ "error_code": 40401, "message": "Subject 'nope' not found." })),
+            (
+                post("/subjects/nope", json!({ "schema": "\"int\"" })),
+                404,
+                json!({ "error_code": 40401, "message": "Subject 'nope' not found." }),
+            ),
             (get("/schemas/ids/7"), 404, json!({ "error_code": 40403, "message": "Schema 7 not found" })),
         ];
         for (request, status, body) in cases {
@@ -499,10 +501,7 @@ mod tests {
         let refused = crate::registry_client::register(&base, "x", USER_SCHEMA, None).unwrap_err().to_string();
         assert!(refused.contains("HTTP 401") && refused.contains(r#""error_code":401"#), "{refused}");
 
-        let mut response = ureq::get(&format!("{base}/subjects"))
-            .header("Authorization", credentials.authorization())
-            .call()
-            .unwrap();
+        let mut response = ureq::get(&format!("{base}/subjects")).header("Authorization", credentials.authorization()).call().unwrap();
         assert_eq!(response.headers()["content-type"], CONTENT_TYPE);
         assert_eq!(response.body_mut().read_to_string().unwrap(), r#"["a b/c"]"#);
     }

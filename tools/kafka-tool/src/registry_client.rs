@@ -5,14 +5,10 @@ use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use crate::registry::{Credentials, CONTENT_TYPE};
 use crate::Result;
 
-/// Registers an Avro schema under `subject` and returns its id (the id it already has if
-/// the subject holds it).
+/// Registers an Avro schema under `subject` and returns its id (the same id every time
+/// the same schema is registered).
 pub fn register(base_url: &str, subject: &str, schema: &str, credentials: Option<&Credentials>) -> Result<u32> {
-    let url = format!(
-        "{}/subjects/{}/versions",
-        base_url.trim_end_matches('/'),
-        utf8_percent_encode(subject, NON_ALPHANUMERIC)
-    );
+    let url = format!("{}/subjects/{}/versions", base_url.trim_end_matches('/'), utf8_percent_encode(subject, NON_ALPHANUMERIC));
     let body = serde_json::json!({ "schema": schema }).to_string();
     let mut request = ureq::post(&url)
         .config()
