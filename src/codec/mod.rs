@@ -86,12 +86,15 @@ pub enum Mismatch {
     Extra(String),
     /// A column the message has no field for (CSV).
     Missing(String),
+    /// A record field no column reads (Avro): a problem under `strict` only, since a
+    /// table often reads some of a record's fields.
+    Unread(String),
 }
 
 impl Mismatch {
     pub fn text(&self) -> &str {
         match self {
-            Mismatch::Extra(text) | Mismatch::Missing(text) => text,
+            Mismatch::Extra(text) | Mismatch::Missing(text) | Mismatch::Unread(text) => text,
         }
     }
 }
@@ -178,7 +181,7 @@ impl Decoded<'_> {
             Decoded::Avro(record) => record
                 .unmapped_fields(fields.iter().map(|f| &f.json_path))
                 .into_iter()
-                .map(|name| Mismatch::Extra(format!("field \"{name}\" maps to no column")))
+                .map(|name| Mismatch::Unread(format!("field \"{name}\" maps to no column")))
                 .collect(),
             Decoded::Raw(_) => Vec::new(),
         }

@@ -471,7 +471,12 @@ fn in_subtransaction<T>(run: impl FnOnce() -> T) -> Result<T, (ErrorKind, String
 /// The start of a payload, lossily decoded, for error details.
 fn excerpt(bytes: &[u8]) -> String {
     const LIMIT: usize = 60;
-    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(LIMIT)]);
+    // Control characters as \xNN: binary messages (Avro) would otherwise end the text at
+    // their first zero byte.
+    let text: String = String::from_utf8_lossy(&bytes[..bytes.len().min(LIMIT)])
+        .chars()
+        .map(|c| if c.is_control() { format!("\\x{:02x}", c as u32) } else { c.to_string() })
+        .collect();
     if bytes.len() > LIMIT {
         format!("\"{text}…\"")
     } else {

@@ -52,11 +52,9 @@ pub fn schema_by_id(settings: &RegistrySettings, id: u32) -> FdwResult<Result<Re
             Ok((200, body)) => return parse_schema(&body).map(Ok).map_err(|e| bad_answer(url, &e)),
             Ok((404, body)) => return Ok(Err(error_message(&body).unwrap_or_else(|| format!("schema {id} not found")))),
             Ok((401 | 403, _)) => {
-                return Err(FdwError::new(
-                    ErrorKind::InsufficientPrivilege,
-                    format!("the schema registry at {url} refused the credentials"),
-                )
-                .with_hint("Set schema_registry.username and schema_registry.password in the user mapping."))
+                return Err(FdwError::new(ErrorKind::InsufficientPrivilege, "the schema registry refused the credentials")
+                    .with_detail(format!("{url} answered HTTP 401/403."))
+                    .with_hint("Set schema_registry.username and schema_registry.password in the user mapping."))
             }
             Ok((status, body)) => {
                 failures.push(format!("{url}: HTTP {status} {}", error_message(&body).unwrap_or_default()))

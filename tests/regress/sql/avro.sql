@@ -106,6 +106,7 @@ INSERT INTO avro_versions (id) VALUES (1);
 
 -- Bad messages, in one partition: good (offset 0), plain text (1), an unknown schema id
 -- (2), a record cut inside a string (3), a record cut inside a number (4), good (5).
+-- Fields no column reads are no problem (here: email and point), unless strict.
 CREATE FOREIGN TABLE avro_junk (offs bigint OPTIONS (offset 'true'), id bigint, name text)
     SERVER avro_server OPTIONS (topic 'regress_avro_junk', format 'avro');
 SELECT * FROM avro_junk WHERE offs IN (0, 5) ORDER BY offs;
@@ -118,6 +119,8 @@ SELECT * FROM avro_junk ORDER BY offs;
 ALTER FOREIGN TABLE avro_junk OPTIONS (DROP on_error);
 ALTER FOREIGN TABLE avro_junk ADD COLUMN problem text OPTIONS (junk_error 'true');
 SELECT offs, id, name, problem FROM avro_junk ORDER BY offs;
+ALTER FOREIGN TABLE avro_junk OPTIONS (ADD strict 'true');
+SELECT offs, id, problem FROM avro_junk WHERE offs = 0;
 
 -- A registry that is down: an ERROR within timeout_ms, not a hang.
 CREATE SERVER avro_down FOREIGN DATA WRAPPER kafka_fdw
@@ -125,19 +128,25 @@ CREATE SERVER avro_down FOREIGN DATA WRAPPER kafka_fdw
 CREATE USER MAPPING FOR PUBLIC SERVER avro_down;
 CREATE FOREIGN TABLE avro_unreachable (id bigint) SERVER avro_down OPTIONS (topic 'regress_avro', format 'avro');
 SELECT clock_timestamp() AS started \gset
-SELECT count(*) FROM avro_unreachable;
+\set VERBOSITY terse
+SELECT id FROM avro_unreachable;
+\set VERBOSITY default
 SELECT clock_timestamp() - :'started' < interval '4 seconds' AS in_time;
+-- count(*) decodes nothing, so it needs no schema.
+SELECT count(*) FROM avro_unreachable;
 
 -- A registry that wants credentials: refused without, read with.
 CREATE SERVER avro_auth FOREIGN DATA WRAPPER kafka_fdw OPTIONS (brokers :'brokers', schema_registry :'auth_registry');
 CREATE USER MAPPING FOR PUBLIC SERVER avro_auth;
 CREATE FOREIGN TABLE avro_guarded (id bigint) SERVER avro_auth OPTIONS (topic 'regress_avro', format 'avro');
-SELECT count(*) FROM avro_guarded;
+\set VERBOSITY terse
+SELECT id FROM avro_guarded ORDER BY id;
 CREATE USER MAPPING FOR CURRENT_USER SERVER avro_auth
     OPTIONS ("schema_registry.username" 'reader', "schema_registry.password" 'wrong');
-SELECT count(*) FROM avro_guarded;
+SELECT id FROM avro_guarded ORDER BY id;
+\set VERBOSITY default
 ALTER USER MAPPING FOR CURRENT_USER SERVER avro_auth OPTIONS (SET "schema_registry.password" 'secret');
-SELECT count(*) FROM avro_guarded;
+SELECT id FROM avro_guarded ORDER BY id;
 
 -- IMPORT FOREIGN SCHEMA of an Avro topic: the whole record as jsonb, for now.
 CREATE SCHEMA avro_imported;
