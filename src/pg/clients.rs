@@ -288,6 +288,57 @@ unsafe extern "C-unwind" fn catalog_changed(_arg: pg_sys::Datum, cache_id: c_int
     }
 }
 
+thread_local! {
+    /// Writer schemas by (registry URLs, user mapping, id), for the backend's life: a
+    /// schema id never changes meaning. Keyed by user mapping too, so a role never reads
+    /// a schema another role's credentials fetched.
+    static REGISTRY_SCHEMAS: RefCell<HashMap<(String, pg_sys::Oid, u32), String>> = RefCell::new(HashMap::new());
+}
+
+/// Where an Avro table's writer schemas come from: its `avro_schema`, or its server's
+/// Schema Registry, asked with the current user's credentials.
+pub fn writer_schemas(definition: &ForeignTableDef) -> WriterSchemas {
+    if let Some(text) = &definition.table.avro_schema {
+        let schema = AvroSchema::parse(text).map_err(|e| FdwError::new(ErrorKind::InvalidParameterValue, e));
+        return WriterSchemas::Given(schema.or_raise());
+    }
+    // SAFETY: catalog lookups inside a transaction.
+    let (credentials, user_mapping) = unsafe {
+        let mapping = catalog::current_user_mapping(definition.server_id);
+        (catalog::user_mapping_options(definition.server_id).registry_credentials, (*mapping).umid)
+    };
+    WriterSchemas::Registry(Box::new(RegistrySchemas {
+        user_mapping,
+        settings: RegistrySettings {
+            urls: definition.server.schema_registry.clone(),
+            credentials,
+            timeout: definition.server.timeout,
+            interrupt: check_interrupts,
+        },
+    }))
+}
+
+/// Writer schemas fetched from a registry, each once per backend.
+struct RegistrySchemas {
+    user_mapping: pg_sys::Oid,
+    settings: RegistrySettings,
+}
+
+impl SchemaById for RegistrySchemas {
+    fn schema_text(&mut self, id: u32) -> Result<String, String> {
+        let key = (self.settings.urls.join(","), self.user_mapping, id);
+        if let Some(text) = REGISTRY_SCHEMAS.with_borrow(|cache| cache.get(&key).cloned()) {
+            return Ok(text);
+        }
+        let registered = registry::schema_by_id(&self.settings, id).or_raise()?;
+        if registered.schema_type != "AVRO" {
+            return Err(format!("schema {id} is a {} schema, not Avro", registered.schema_type));
+        }
+        REGISTRY_SCHEMAS.with_borrow_mut(|cache| cache.insert(key, registered.schema.clone()));
+        Ok(registered.schema)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -328,50 +379,5 @@ mod tests {
             let kept = pool.give_back(lease, client).is_none();
             assert_eq!(kept, client < MAX_IDLE);
         }
-    }
-}
-
-thread_local! {
-    /// Writer schemas by (registry URLs, id), for the backend's life: a schema id never
-    /// changes meaning.
-    static REGISTRY_SCHEMAS: RefCell<HashMap<(String, u32), String>> = RefCell::new(HashMap::new());
-}
-
-/// Where an Avro table's writer schemas come from: its `avro_schema`, or its server's
-/// Schema Registry, asked with the current user's credentials.
-pub fn writer_schemas(definition: &ForeignTableDef) -> WriterSchemas {
-    if let Some(text) = &definition.table.avro_schema {
-        let schema = AvroSchema::parse(text).map_err(|e| FdwError::new(ErrorKind::InvalidParameterValue, e));
-        return WriterSchemas::Given(schema.or_raise());
-    }
-    // SAFETY: a catalog lookup inside a transaction.
-    let credentials = unsafe { catalog::user_mapping_options(definition.server_id) }.registry_credentials;
-    WriterSchemas::Registry(Box::new(RegistrySchemas {
-        settings: RegistrySettings {
-            urls: definition.server.schema_registry.clone(),
-            credentials,
-            timeout: definition.server.timeout,
-            interrupt: check_interrupts,
-        },
-    }))
-}
-
-/// Writer schemas fetched from a registry, each once per backend.
-struct RegistrySchemas {
-    settings: RegistrySettings,
-}
-
-impl SchemaById for RegistrySchemas {
-    fn schema_text(&mut self, id: u32) -> Result<String, String> {
-        let key = (self.settings.urls.join(","), id);
-        if let Some(text) = REGISTRY_SCHEMAS.with_borrow(|cache| cache.get(&key).cloned()) {
-            return Ok(text);
-        }
-        let registered = registry::schema_by_id(&self.settings, id).or_raise()?;
-        if registered.schema_type != "AVRO" {
-            return Err(format!("schema {id} is a {} schema, not Avro", registered.schema_type));
-        }
-        REGISTRY_SCHEMAS.with_borrow_mut(|cache| cache.insert(key, registered.schema.clone()));
-        Ok(registered.schema)
     }
 }
