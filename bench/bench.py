@@ -4,6 +4,7 @@ on the same broker and data, and reports the median of several runs and their ra
 Run through bench/run.sh, which starts the brokers and PostgreSQL and sets:
   MOCK_BROKERS, MOCK_CONTROL  librdkafka mock cluster hosted by kafka-tool (main broker)
   TANSU_BROKERS               tansu, for the broker-bound run of pair 1
+  KAFKA_REGISTRY_URL          kafka-tool's schema registry, for the Avro topic
   PGHOST, PGPORT, PGUSER      the throwaway cluster
   KAFKA_TOOL                  the kafka-tool binary (raw consume/produce loops)
   BENCH_DIR                   scratch directory for data files
@@ -28,6 +29,7 @@ TOOL = os.environ["KAFKA_TOOL"]
 MOCK = os.environ["MOCK_BROKERS"]
 MOCK_CONTROL = os.environ["MOCK_CONTROL"]
 TANSU = os.environ["TANSU_BROKERS"]
+REGISTRY = os.environ["KAFKA_REGISTRY_URL"]
 WORK = os.environ["BENCH_DIR"]
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -47,6 +49,24 @@ def json_line(i):
 def csv_line(i):
     """About 100 bytes: an int, a text, a date and a timestamp."""
     return f"{i},payload text number {i:09d} with some padding to reach about one hundred bytes,2024-{i % 12 + 1:02d}-{i % 28 + 1:02d},2024-01-01 {i % 24:02d}:{i % 60:02d}:{(i * 7) % 60:02d}"
+
+
+# The JSON lines' row as an Avro record: the same four fields, typed.
+AVRO_SCHEMA = """{"type": "record", "name": "Row", "fields": [
+    {"name": "some_int", "type": "long"}, {"name": "some_text", "type": "string"},
+    {"name": "some_date", "type": {"type": "int", "logicalType": "date"}},
+    {"name": "some_time", "type": {"type": "long", "logicalType": "local-timestamp-micros"}}]}"""
+
+
+def produce_avro(topic, json_path):
+    """The JSON lines as Avro in the registry's wire format (kafka-tool registers the schema)."""
+    schema_path = os.path.join(WORK, "bench_row.avsc")
+    with open(schema_path, "w") as out:
+        out.write(AVRO_SCHEMA)
+    log(f"loading {topic} from {os.path.basename(json_path)} as Avro")
+    with open(json_path) as lines:
+        subprocess.run([TOOL, "produce-avro", "--brokers", MOCK, "--topic", topic, "--schema-file", schema_path,
+                        "--registry", REGISTRY], stdin=lines, check=True, capture_output=True)
 
 
 def bad_csv_line(i):
@@ -169,6 +189,9 @@ def setup_database(session):
         options = "buffer_delay '5000'" if table == "caught_up" else "buffer_delay '100'"
         session.execute(f"CREATE FOREIGN TABLE {table} ({columns}) SERVER {server} OPTIONS (topic '{topic}', {options})")
     session.execute(f"CREATE FOREIGN TABLE json_mock ({columns}) SERVER mock OPTIONS (topic 'bench_json', format 'json')")
+    session.execute(f"CREATE SERVER mock_registry FOREIGN DATA WRAPPER kafka_fdw OPTIONS (brokers '{MOCK}', timeout_ms '60000', schema_registry '{REGISTRY}')")
+    session.execute("CREATE USER MAPPING FOR PUBLIC SERVER mock_registry")
+    session.execute(f"CREATE FOREIGN TABLE avro_mock ({columns}) SERVER mock_registry OPTIONS (topic 'bench_avro', format 'avro')")
     session.execute(f"CREATE FOREIGN TABLE csv_skip ({columns}) SERVER mock OPTIONS (topic 'bench_csv', on_error 'skip')")
     session.execute(f"CREATE FOREIGN TABLE bad_skip ({columns}) SERVER mock OPTIONS (topic 'bench_bad', on_error 'skip')")
     session.execute("CREATE DOMAIN checked_int AS int CHECK (VALUE >= 0)")
@@ -375,11 +398,12 @@ def main():
     csv_path = write_lines(os.path.join(WORK, f"csv_{MESSAGES}.csv"), MESSAGES, csv_line)
     os.chmod(csv_path, 0o644)
     json_path = write_lines(os.path.join(WORK, f"json_{MESSAGES}.json"), MESSAGES, json_line)
-    for name in ["bench_csv", "bench_json", "bench_1k", "bench_empty", "bench_out", "bench_out_raw", "bench_bad"]:
+    for name in ["bench_csv", "bench_json", "bench_avro", "bench_1k", "bench_empty", "bench_out", "bench_out_raw", "bench_bad"]:
         mock_topic(name, PARTITIONS)
     produce(MOCK, "bench_csv", csv_path)
     produce(MOCK, "bench_bad", write_lines(os.path.join(WORK, f"bad_{MESSAGES}.csv"), MESSAGES, bad_csv_line))
     produce(MOCK, "bench_json", json_path)
+    produce_avro("bench_avro", json_path)
     produce(MOCK, "bench_1k", write_lines(os.path.join(WORK, "csv_1000.csv"), 1000, csv_line))
     subprocess.run(["tansu", "topic", "create", "bench_csv", "--partitions", "4", "--broker", f"tcp://{TANSU}"], check=True, capture_output=True)
     produce(TANSU, "bench_csv", csv_path)
@@ -389,6 +413,7 @@ def main():
     copy = measure_copy(session, csv_path)
     pair_full_scan(session, "CSV", "csv_mock", "bench_csv", copy)
     pair_full_scan(session, "JSON", "json_mock", "bench_json", copy)
+    pair_full_scan(session, "Avro", "avro_mock", "bench_avro", copy)
     pair_full_scan_tansu(session)
     pair_insert(session, csv_path)
     pair_import(session, csv_path)

@@ -13,6 +13,7 @@ build_tool
 install_extension
 start_mock
 start_tansu
+start_registry
 start_postgres
 createdb bench
 export KAFKA_TOOL MOCK_BROKERS MOCK_CONTROL TANSU_BROKERS BENCH_DIR="$SERVICE_DIR"

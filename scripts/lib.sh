@@ -205,6 +205,28 @@ start_mock() {
     [[ -n "$MOCK_BROKERS" ]]
 }
 
+# Hosts an in-memory Confluent-compatible Schema Registry in kafka-tool; exports
+# KAFKA_REGISTRY_URL (http://127.0.0.1:PORT). With --user U --password P it requires
+# HTTP basic auth.
+start_registry() {
+    make_service_dir
+    local address_file="$SERVICE_DIR/registry.address"
+    rm -f "$address_file"
+    "$KAFKA_TOOL" registry --address-file "$address_file" "$@" >"$SERVICE_DIR/registry.log" 2>&1 &
+    SERVICE_PIDS+=($!)
+    for _ in $(seq 100); do
+        [[ -f "$address_file" ]] && break
+        sleep 0.1
+    done
+    if [[ ! -s "$address_file" ]]; then
+        cat "$SERVICE_DIR/registry.log" >&2
+        echo "the schema registry did not start" >&2
+        return 1
+    fi
+    KAFKA_REGISTRY_URL="$(<"$address_file")"
+    export KAFKA_REGISTRY_URL
+}
+
 # Starts a throwaway PostgreSQL 15 cluster as user postgres, listening only on a Unix
 # socket in the service directory; sets PGHOST, PGPORT, PGUSER for psql.
 start_postgres() {

@@ -7,7 +7,8 @@
 #   3. pg_regress         SQL regression files against a real broker (tansu) and a
 #                         throwaway PostgreSQL 15 cluster
 # Installs what is missing first (Debian packages, cargo-pgrx 0.18.0, tansu 0.6.0).
-# KAFKA_FDW_TEST_LAYERS=3 runs only the SQL layer (for development; CI runs all).
+# KAFKA_FDW_TEST_LAYERS=3 runs only the SQL layer, KAFKA_FDW_REGRESS_ONLY="avro …" only
+# those regression files (for development; CI runs all).
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
 trap stop_services EXIT
 
@@ -40,16 +41,27 @@ start_scratch_tansu
 start_mock --topic regress_snappy:2
 seq 1 1000 | awk '{ printf "%d,secret %d\n", $1, $1 }' >"$SERVICE_DIR/secure.csv"
 start_secure_tansu alice wonderland secure_topic "$SERVICE_DIR/secure.csv"
+# Two schema registries: one that wants credentials, one open (KAFKA_REGISTRY_URL).
+start_registry --user reader --password secret
+KAFKA_AUTH_REGISTRY_URL="$KAFKA_REGISTRY_URL"
+start_registry
+export KAFKA_AUTH_REGISTRY_URL
 start_postgres
 source "$REPO_ROOT/tests/regress/load.sh"
 export KAFKA_BROKERS="$TANSU_BROKERS" KAFKA_SCRATCH_BROKERS="$SCRATCH_BROKERS" KAFKA_MOCK_BROKERS="$MOCK_BROKERS" KAFKA_MOCK_CONTROL="$MOCK_CONTROL" KAFKA_TOOL
 export KAFKA_SECURE_BROKERS="$SECURE_BROKERS" KAFKA_SECURE_CA="$SECURE_CA" KAFKA_UNTRUSTED_CA="$UNTRUSTED_CA"
 export KAFKA_FDW_REPO="$REPO_ROOT"
+schedule="$REPO_ROOT/tests/regress/schedule"
+if [[ -n "${KAFKA_FDW_REGRESS_ONLY:-}" ]]; then
+    # Development: `extension` and the named files only (e.g. "avro codecs"), no scenarios.
+    schedule="$SERVICE_DIR/schedule"
+    printf 'test: %s\n' extension $KAFKA_FDW_REGRESS_ONLY >"$schedule"
+fi
 if ! "$PG_REGRESS" --host="$PGHOST" --port="$PGPORT" --user=postgres \
     --inputdir="$REPO_ROOT/tests/regress" --outputdir="$SERVICE_DIR/regress" \
-    --dbname=kafka_fdw_regress --schedule="$REPO_ROOT/tests/regress/schedule"; then
+    --dbname=kafka_fdw_regress --schedule="$schedule"; then
     cat "$SERVICE_DIR/regress/regression.diffs" >&2 || true
     exit 1
 fi
-source "$REPO_ROOT/tests/scenarios.sh"
+[[ -n "${KAFKA_FDW_REGRESS_ONLY:-}" ]] || source "$REPO_ROOT/tests/scenarios.sh"
 log "All tests passed"

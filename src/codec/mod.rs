@@ -3,12 +3,14 @@
 //! Pure Rust, shared by the scan (decode) and the producer (encode), so what one writes
 //! the other reads back unchanged.
 
+pub mod avro;
 pub mod csv;
 pub mod infer;
 pub mod json;
 
 use std::borrow::Cow;
 
+use avro::{AvroDecoder, AvroRecord, WriterSchemas};
 use csv::{CsvDecoder, CsvError, CsvOptions, CsvRecord};
 use json::{JsonMessage, JsonPath};
 
@@ -21,6 +23,15 @@ pub enum Format {
     Json,
     /// The whole message in the table's one data column (text or bytea).
     Raw,
+    /// One Avro record per message, columns by field name (see `avro`).
+    Avro,
+}
+
+impl Format {
+    /// Whether columns map to named (and nested) fields of a record.
+    pub fn has_fields(self) -> bool {
+        matches!(self, Format::Json | Format::Avro)
+    }
 }
 
 /// The PostgreSQL types meta columns can have; the glue classifies a column's type.
@@ -37,7 +48,14 @@ pub enum ColumnType {
     Other,
 }
 
-/// A data column: its name, type and, for JSON, where its value sits.
+impl ColumnType {
+    /// Whether the column takes nested values as JSON text.
+    pub fn holds_json(self) -> bool {
+        matches!(self, ColumnType::Json | ColumnType::Jsonb)
+    }
+}
+
+/// A data column: its name, type and, for JSON and Avro, where its value sits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldDef {
     pub name: String,
@@ -50,6 +68,7 @@ pub enum PayloadDecoder {
     Csv(CsvDecoder),
     Json,
     Raw,
+    Avro(AvroDecoder),
 }
 
 /// One decoded message.
@@ -57,6 +76,7 @@ pub enum Decoded<'a> {
     Csv(CsvRecord<'a>),
     Json(JsonMessage<'a>),
     Raw(&'a [u8]),
+    Avro(AvroRecord),
 }
 
 /// How a message's fields fail to match the table's data columns.
@@ -66,22 +86,27 @@ pub enum Mismatch {
     Extra(String),
     /// A column the message has no field for (CSV).
     Missing(String),
+    /// A record field no column reads (Avro): a problem under `strict` only, since a
+    /// table often reads some of a record's fields.
+    Unread(String),
 }
 
 impl Mismatch {
     pub fn text(&self) -> &str {
         match self {
-            Mismatch::Extra(text) | Mismatch::Missing(text) => text,
+            Mismatch::Extra(text) | Mismatch::Missing(text) | Mismatch::Unread(text) => text,
         }
     }
 }
 
 impl PayloadDecoder {
-    pub fn new(format: Format, csv: &CsvOptions) -> Self {
+    /// A decoder of `format`; `writer_schemas` is asked only for Avro.
+    pub fn new(format: Format, csv: &CsvOptions, writer_schemas: impl FnOnce() -> WriterSchemas) -> Self {
         match format {
             Format::Csv => PayloadDecoder::Csv(CsvDecoder::new(csv.clone())),
             Format::Json => PayloadDecoder::Json,
             Format::Raw => PayloadDecoder::Raw,
+            Format::Avro => PayloadDecoder::Avro(AvroDecoder::new(writer_schemas())),
         }
     }
 
@@ -102,6 +127,9 @@ impl PayloadDecoder {
                 json::decode(payload).map(Decoded::Json).map_err(|e| Undecodable { reason: e.to_string(), partial: None })
             }
             PayloadDecoder::Raw => Ok(Decoded::Raw(payload)),
+            PayloadDecoder::Avro(decoder) => {
+                decoder.decode(payload).map(Decoded::Avro).map_err(|reason| Undecodable { reason, partial: None })
+            }
         }
     }
 }
@@ -127,9 +155,10 @@ impl Decoded<'_> {
         match self {
             Decoded::Csv(record) => record.field(index).map(Cow::Borrowed),
             Decoded::Json(message) => {
-                message.field(&field.json_path, matches!(field.column_type, ColumnType::Json | ColumnType::Jsonb))
+                message.field(&field.json_path, field.column_type.holds_json())
             }
             Decoded::Raw(payload) => Some(Cow::Borrowed(payload)),
+            Decoded::Avro(record) => record.field(&field.json_path, field.column_type.holds_json()),
         }
     }
 
@@ -149,6 +178,11 @@ impl Decoded<'_> {
                 .into_iter()
                 .map(|key| Mismatch::Extra(format!("key \"{key}\" maps to no column")))
                 .collect(),
+            Decoded::Avro(record) => record
+                .unmapped_fields(fields.iter().map(|f| &f.json_path))
+                .into_iter()
+                .map(|name| Mismatch::Unread(format!("field \"{name}\" maps to no column")))
+                .collect(),
             Decoded::Raw(_) => Vec::new(),
         }
     }
@@ -157,6 +191,10 @@ impl Decoded<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn no_avro() -> WriterSchemas {
+        unreachable!("not an Avro table")
+    }
     use json::JsonPath;
 
     fn field(name: &str) -> FieldDef {
@@ -166,7 +204,7 @@ mod tests {
     #[test]
     fn mismatches_of_csv_and_json() {
         let fields = [field("a"), field("b")];
-        let mut csv = PayloadDecoder::new(Format::Csv, &CsvOptions::default());
+        let mut csv = PayloadDecoder::new(Format::Csv, &CsvOptions::default(), no_avro);
         assert_eq!(csv.decode(b"1,2").unwrap().mismatches(&fields), vec![]);
         assert_eq!(
             csv.decode(b"1,2,3").unwrap().mismatches(&fields),
@@ -180,13 +218,13 @@ mod tests {
         assert_eq!(partial.field(0, &fields[0]).as_deref(), Some(&b"1"[..]));
         assert_eq!(partial.field(1, &fields[1]), None);
         assert!(csv.decode(b"1,2\n3").err().unwrap().partial.is_none());
-        let mut json = PayloadDecoder::new(Format::Json, &CsvOptions::default());
+        let mut json = PayloadDecoder::new(Format::Json, &CsvOptions::default(), no_avro);
         assert_eq!(
             json.decode(br#"{"a": 1, "c": 2}"#).unwrap().mismatches(&fields),
             vec![Mismatch::Extra("key \"c\" maps to no column".into())]
         );
         assert!(json.decode(b"[]").is_err());
-        let mut raw = PayloadDecoder::new(Format::Raw, &CsvOptions::default());
+        let mut raw = PayloadDecoder::new(Format::Raw, &CsvOptions::default(), no_avro);
         let decoded = raw.decode(b"\xff\x00anything").unwrap();
         assert_eq!(decoded.field(0, &field("a")).unwrap().as_ref(), b"\xff\x00anything");
     }
@@ -198,8 +236,29 @@ mod tests {
         let fields = [field("some_int"), field("some_text"), field("some_date"), field("some_time")];
         let csv_row = b"123456,payload text number 000123456 with some padding to reach about one hundred bytes,2024-05-17,2024-01-01 12:34:56";
         let json_row = br#"{"some_int": 123456, "some_text": "payload text number 000123456 with some padding", "some_date": "2024-05-17", "some_time": "2024-01-01 12:34:56"}"#;
-        for (name, format, row) in [("csv", Format::Csv, &csv_row[..]), ("json", Format::Json, &json_row[..])] {
-            let mut decoder = PayloadDecoder::new(format, &CsvOptions::default());
+        // The same record in Avro (bare, the schema given): a long, a string, a date and a
+        // local timestamp, as the CSV and JSON rows hold.
+        let schema = avro::AvroSchema::parse(
+            r#"{"type": "record", "name": "Row", "fields": [
+                {"name": "some_int", "type": "long"}, {"name": "some_text", "type": "string"},
+                {"name": "some_date", "type": {"type": "int", "logicalType": "date"}},
+                {"name": "some_time", "type": {"type": "long", "logicalType": "local-timestamp-micros"}}]}"#,
+        )
+        .unwrap();
+        let avro_row = [
+            &[0x80, 0x89, 0x0f][..], // 123456, zigzag varint
+            &[0x5e][..],             // string of 47 bytes
+            b"payload text number 000123456 with some padding",
+            &[0xa8, 0xb6, 0x02][..],                                  // 19860 days: 2024-05-17
+            &[0x80, 0xf0, 0xd9, 0xbf, 0xb3, 0xf8, 0x86, 0x06][..], // 2024-01-01 12:34:56 in µs
+        ]
+        .concat();
+        let rows = [("csv", Format::Csv, &csv_row[..]), ("json", Format::Json, &json_row[..]), ("avro", Format::Avro, &avro_row[..])];
+        for (name, format, row) in rows {
+            let mut decoder = PayloadDecoder::new(format, &CsvOptions::default(), || avro::WriterSchemas::Given(schema.clone()));
+            let check = decoder.decode(row).unwrap();
+            assert_eq!(check.field(0, &fields[0]).as_deref(), Some(&b"123456"[..]), "{name}");
+            assert!(check.field(3, &fields[3]).unwrap().starts_with(b"2024-01-01 12:34:56"), "{name}");
             let messages = 1_000_000;
             let started = std::time::Instant::now();
             let mut bytes = 0;

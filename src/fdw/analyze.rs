@@ -54,7 +54,7 @@ unsafe extern "C-unwind" fn acquire_sample_rows(
 
         let tupdesc = (*relation).rd_att;
         let every_column = vec![true; (*tupdesc).natts as usize];
-        let mut builder = RowBuilder::new(tupdesc, &definition.layout, &definition.table, &every_column);
+        let mut builder = RowBuilder::new(tupdesc, &definition, &every_column);
         let slot = pg_sys::MakeSingleTupleTableSlot(tupdesc, &pg_sys::TTSOpsVirtual);
         // Values are converted in a context of their own, reset after each row; the rows
         // are formed in ANALYZE's (the current one).

@@ -78,6 +78,12 @@ unsafe fn begin(rinfo: *mut pg_sys::ResultRelInfo) {
     unsafe {
         let relation = (*rinfo).ri_RelationDesc;
         let definition = catalog::foreign_table(relation);
+        if definition.table.format == Format::Avro {
+            raise(
+                FdwError::new(ErrorKind::FeatureNotSupported, "cannot produce to a table with format 'avro'")
+                    .with_detail("kafka_fdw reads Avro messages; writing them is not implemented yet."),
+            );
+        }
         let tupdesc = (*relation).rd_att;
         let attrs = (*tupdesc).attrs.as_slice((*tupdesc).natts as usize);
         let mut state_fields = Vec::new();
@@ -294,6 +300,7 @@ unsafe fn encode_payload<'a>(
         match table.format {
             Format::Csv => csv::encode(&texts, &table.csv, buffer),
             Format::Raw => return texts[0],
+            Format::Avro => unreachable!("begin refuses Avro tables"),
             Format::Json => {
                 let fields: Vec<(&JsonPath, JsonField<'_>)> = fields
                     .iter()

@@ -26,11 +26,12 @@ use rdkafka::message::Headers;
 use rdkafka::Message;
 
 use crate::pg::catalog::ForeignTableDef;
+use crate::pg::clients;
 use crate::codec::PayloadDecoder;
 use crate::error::{capitalized, ErrorKind, FdwError};
 use crate::codec::{ColumnType, FieldDef, Format};
-use crate::options::layout::{ColumnSource, TableLayout};
-use crate::options::{MetaColumn, OnError, TableOptions};
+use crate::options::layout::ColumnSource;
+use crate::options::{MetaColumn, OnError};
 use crate::pg::errors::{raise, reported_kind};
 use crate::plan;
 
@@ -142,9 +143,10 @@ impl RowBuilder {
     /// # Safety
     /// `tupdesc` must describe the relation whose `layout` is given, and `needed[i]`
     /// says whether attribute `i + 1` is used by the query.
-    pub unsafe fn new(tupdesc: pg_sys::TupleDesc, layout: &TableLayout, table: &TableOptions, needed: &[bool]) -> Self {
+    pub unsafe fn new(tupdesc: pg_sys::TupleDesc, definition: &ForeignTableDef, needed: &[bool]) -> Self {
         // SAFETY: the caller keeps the contract above.
         unsafe {
+            let (layout, table) = (&definition.layout, &definition.table);
             let attrs = (*tupdesc).attrs.as_slice((*tupdesc).natts as usize);
             let collects_junk = layout.has_junk_columns();
             // Skipping or collecting bad messages checks every data column, needed or not.
@@ -182,7 +184,7 @@ impl RowBuilder {
             let on_error = if collects_junk { OnError::Null } else { table.on_error };
             RowBuilder {
                 fills,
-                decoder: PayloadDecoder::new(table.format, &table.csv),
+                decoder: PayloadDecoder::new(table.format, &table.csv, || clients::writer_schemas(definition)),
                 decodes_payload,
                 on_error,
                 strict: table.strict,
@@ -469,7 +471,12 @@ fn in_subtransaction<T>(run: impl FnOnce() -> T) -> Result<T, (ErrorKind, String
 /// The start of a payload, lossily decoded, for error details.
 fn excerpt(bytes: &[u8]) -> String {
     const LIMIT: usize = 60;
-    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(LIMIT)]);
+    // Control characters as \xNN: binary messages (Avro) would otherwise end the text at
+    // their first zero byte.
+    let text: String = String::from_utf8_lossy(&bytes[..bytes.len().min(LIMIT)])
+        .chars()
+        .map(|c| if c.is_control() { format!("\\x{:02x}", c as u32) } else { c.to_string() })
+        .collect();
     if bytes.len() > LIMIT {
         format!("\"{text}…\"")
     } else {

@@ -413,7 +413,7 @@ pub unsafe extern "C-unwind" fn begin_foreign_scan(node: *mut pg_sys::ForeignSca
         // client too; nothing is fetched until rows are asked for.
         let state = ScanState {
             reader: Some(TopicClient::for_table(&definition).into_reader().or_raise()),
-            row: RowBuilder::new(tupdesc, &definition.layout, &definition.table, &needed),
+            row: RowBuilder::new(tupdesc, &definition, &needed),
             topic,
             template: plan::decode(&private.condition),
             timestamps_ordered: definition.table.timestamps_ordered,

@@ -143,6 +143,8 @@ fn columns_for(format: Format, samples: &[Sample], csv: &crate::codec::csv::CsvO
             let binary = payloads.iter().any(|p| std::str::from_utf8(p).is_err());
             columns.push(format!("value {}", if binary { "bytea" } else { "text" }));
         }
+        // The whole record, as JSON: columns from the registry's schemas are to come.
+        Format::Avro => columns.push("value jsonb".to_string()),
     }
     columns
 }

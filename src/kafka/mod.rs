@@ -1,6 +1,7 @@
 //! The Kafka client, with no PostgreSQL in it: `config` (settings, property lookup,
 //! client creation), `metadata` (topics, watermarks, offsets by time), `reader` (offset
-//! ranges, forwards or backwards), `sender` (producing with checked delivery).
+//! ranges, forwards or backwards), `sender` (producing with checked delivery), and
+//! `registry` (a Schema Registry client, for the writer schemas of Avro messages).
 //!
 //! A scan is a set of [`ReadRange`]s (partition, first offset, end offset). The
 //! [`RangeReader`] assigns exactly those ranges to a librdkafka consumer and hands out
@@ -21,6 +22,7 @@
 mod config;
 mod metadata;
 mod reader;
+pub mod registry;
 mod sender;
 #[cfg(test)]
 mod testing;

@@ -72,13 +72,13 @@ pub fn table_layout(columns: &[ColumnDef], table: &TableOptions) -> FdwResult<Ta
         }
         let source = match column.options.role {
             ColumnRole::Data => {
-                if column.options.json.is_some() && table.format != Format::Json {
+                if column.options.path.is_some() && !table.format.has_fields() {
                     return Err(FdwError::new(
                         ErrorKind::InvalidParameterValue,
-                        format!("column \"{}\" has option \"json\", but the table's format is not json", column.name),
+                        format!("column \"{}\" has option \"json\" or \"field\", but the table's format is not json or avro", column.name),
                     ));
                 }
-                let json_path = match &column.options.json {
+                let json_path = match &column.options.path {
                     Some(path) => path.clone(),
                     None => JsonPath::Keys(vec![column.name.clone()]),
                 };
@@ -110,12 +110,12 @@ pub fn table_layout(columns: &[ColumnDef], table: &TableOptions) -> FdwResult<Ta
         };
         layout.columns.push(source);
     }
-    // A JSON table whose one data column is json or jsonb, with no `json` option, gets
-    // the whole message.
+    // A JSON or Avro table whose one data column is json or jsonb, with no `json` or
+    // `field` option, gets the whole message.
     let data_columns: Vec<&ColumnDef> = columns.iter().filter(|c| !c.dropped && c.options.role == ColumnRole::Data).collect();
     if let ([field], [column]) = (layout.fields.as_mut_slice(), data_columns.as_slice()) {
-        if table.format == Format::Json
-            && column.options.json.is_none()
+        if table.format.has_fields()
+            && column.options.path.is_none()
             && matches!(field.column_type, ColumnType::Json | ColumnType::Jsonb)
         {
             field.json_path = JsonPath::Whole;
@@ -155,7 +155,7 @@ mod tests {
     }
 
     fn col(name: &str, column_type: ColumnType, role: ColumnRole) -> ColumnDef {
-        ColumnDef { name: name.into(), column_type, options: ColumnOptions { role, json: None }, dropped: false }
+        ColumnDef { name: name.into(), column_type, options: ColumnOptions { role, path: None }, dropped: false }
     }
 
     fn layout(columns: &[ColumnDef]) -> FdwResult<Vec<ColumnSource>> {
@@ -210,7 +210,7 @@ mod tests {
     fn layout_rules_of_formats() {
         let json = table_with(&[("format", "json")]);
         let mut keyed = col("a", ColumnType::Integer, ColumnRole::Data);
-        keyed.options.json = Some(JsonPath::parse("x.y").unwrap());
+        keyed.options.path = Some(JsonPath::parse("x.y").unwrap());
         let fields = table_layout(&[keyed.clone(), col("b", ColumnType::Text, ColumnRole::Data)], &json).unwrap().fields;
         assert_eq!(fields[0].json_path, JsonPath::Keys(vec!["x".into(), "y".into()]));
         assert_eq!(fields[1].json_path, JsonPath::Keys(vec!["b".into()]));

@@ -12,8 +12,9 @@ use std::time::Duration;
 
 use crate::codec::csv::CsvOptions;
 use crate::codec::json::JsonPath;
+use crate::codec::avro::AvroSchema;
 use crate::codec::Format;
-use crate::error::{ErrorKind, FdwError, FdwResult};
+use crate::error::{capitalized, ErrorKind, FdwError, FdwResult};
 use crate::kafka;
 use properties::Access;
 
@@ -31,8 +32,9 @@ impl OptionLevel {
     /// The option names valid at this level, in the order the hint lists them.
     pub fn valid_names(self) -> &'static [&'static str] {
         match self {
-            OptionLevel::Wrapper | OptionLevel::UserMapping => &[],
-            OptionLevel::Server => &["brokers", "mpp_execute", "timeout_ms"],
+            OptionLevel::Wrapper => &[],
+            OptionLevel::UserMapping => &[REGISTRY_USERNAME, REGISTRY_PASSWORD],
+            OptionLevel::Server => &["brokers", "mpp_execute", "timeout_ms", "schema_registry"],
             OptionLevel::Table => &[
                 "topic",
                 "format",
@@ -47,8 +49,11 @@ impl OptionLevel {
                 "strict",
                 "ignore_junk",
                 "on_error",
+                "avro_schema",
             ],
-            OptionLevel::Column => &["partition", "offset", "key", "timestamp", "headers", "topic", "junk", "junk_error", "json"],
+            OptionLevel::Column => {
+                &["partition", "offset", "key", "timestamp", "headers", "topic", "junk", "junk_error", "json", "field"]
+            }
         }
     }
 }
@@ -72,6 +77,21 @@ pub struct ServerOptions {
     pub mpp_execute: MppExecute,
     /// The longest any single wait on Kafka may take before the query fails.
     pub timeout: Duration,
+    /// Base URLs of a Confluent-compatible Schema Registry, tried in order.
+    pub schema_registry: Vec<String>,
+}
+
+/// User-mapping options for the Schema Registry (HTTP basic auth).
+pub const REGISTRY_USERNAME: &str = "schema_registry.username";
+pub const REGISTRY_PASSWORD: &str = "schema_registry.password";
+
+/// A user mapping's options.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserMappingOptions {
+    /// librdkafka properties (per-role credentials, say), which override the server's.
+    pub properties: Vec<(String, String)>,
+    /// Basic-auth user and password for the server's Schema Registry.
+    pub registry_credentials: Option<(String, String)>,
 }
 
 /// What happens to a message that cannot be decoded or converted.
@@ -103,6 +123,9 @@ pub struct TableOptions {
     /// is a bad message.
     pub strict: bool,
     pub on_error: OnError,
+    /// `format 'avro'` without a registry: the JSON text of the schema every message
+    /// was written with.
+    pub avro_schema: Option<String>,
 }
 
 /// A message property a column can hold instead of payload data.
@@ -167,7 +190,7 @@ pub const DEFAULT_BUFFER_DELAY: Duration = Duration::from_millis(100);
 pub fn validate(level: OptionLevel, options: &[(String, String)], superuser: bool) -> FdwResult<()> {
     let properties = match level {
         OptionLevel::Wrapper => check_names(level, options).map(|()| Vec::new()),
-        OptionLevel::UserMapping => parse_user_mapping(options),
+        OptionLevel::UserMapping => parse_user_mapping(options).map(|mapping| mapping.properties),
         OptionLevel::Server => parse_server(options).map(|server| server.properties),
         OptionLevel::Table => parse_table(options).map(|_| Vec::new()),
         OptionLevel::Column => parse_column(options).map(|_| Vec::new()),
@@ -187,10 +210,20 @@ pub fn validate(level: OptionLevel, options: &[(String, String)], superuser: boo
     }
 }
 
-/// A user mapping's options: librdkafka properties only (per-role credentials, say),
-/// which override the server's.
-pub fn parse_user_mapping(options: &[(String, String)]) -> FdwResult<Vec<(String, String)>> {
-    split_properties(OptionLevel::UserMapping, options).map(|(_, properties)| properties)
+/// A user mapping's options: librdkafka properties and Schema Registry credentials.
+pub fn parse_user_mapping(options: &[(String, String)]) -> FdwResult<UserMappingOptions> {
+    let (own, properties) = split_properties(OptionLevel::UserMapping, options)?;
+    let registry_credentials = match (lookup(&own, REGISTRY_USERNAME), lookup(&own, REGISTRY_PASSWORD)) {
+        (None, None) => None,
+        (Some(user), Some(password)) => Some((user.to_string(), password.to_string())),
+        _ => {
+            return Err(FdwError::new(
+                ErrorKind::OptionNameNotFound,
+                format!("options \"{REGISTRY_USERNAME}\" and \"{REGISTRY_PASSWORD}\" go together"),
+            ))
+        }
+    };
+    Ok(UserMappingOptions { properties, registry_credentials })
 }
 
 /// Separates kafka_fdw's own options from librdkafka properties, which must exist and
@@ -237,7 +270,15 @@ pub fn parse_server(options: &[(String, String)]) -> FdwResult<ServerOptions> {
         None => DEFAULT_TIMEOUT,
         Some(value) => Duration::from_millis(positive_integer("timeout_ms", value)?),
     };
-    Ok(ServerOptions { brokers: brokers.to_string(), properties, mpp_execute, timeout })
+    let schema_registry: Vec<String> = match lookup(options, "schema_registry") {
+        None => Vec::new(),
+        Some(value) => value.split(',').map(|url| url.trim().trim_end_matches('/').to_string()).collect(),
+    };
+    if let Some(bad) = schema_registry.iter().find(|url| !(url.starts_with("http://") || url.starts_with("https://"))) {
+        return Err(invalid_value("schema_registry", bad)
+            .with_hint("Give the registry's base URL (http:// or https://), or several separated by commas."));
+    }
+    Ok(ServerOptions { brokers: brokers.to_string(), properties, mpp_execute, timeout, schema_registry })
 }
 
 pub fn parse_table(options: &[(String, String)]) -> FdwResult<TableOptions> {
@@ -252,11 +293,20 @@ pub fn parse_table(options: &[(String, String)]) -> FdwResult<TableOptions> {
             "csv" => Format::Csv,
             "json" => Format::Json,
             "raw" => Format::Raw,
+            "avro" => Format::Avro,
             _ => {
-                return Err(invalid_value("format", value).with_hint("Valid formats are \"csv\", \"json\" and \"raw\"."))
+                return Err(invalid_value("format", value)
+                    .with_hint("Valid formats are \"csv\", \"json\", \"raw\" and \"avro\"."))
             }
         },
     };
+    let avro_schema = lookup(options, "avro_schema").map(str::to_string);
+    if let Some(schema) = &avro_schema {
+        if format != Format::Avro {
+            return Err(FdwError::new(ErrorKind::InvalidParameterValue, "option \"avro_schema\" needs format 'avro'"));
+        }
+        AvroSchema::parse(schema).map_err(|error| invalid_value("avro_schema", schema).with_detail(capitalized(&error)))?;
+    }
     let batch_size = match lookup(options, "batch_size") {
         None => DEFAULT_BATCH_SIZE,
         Some(value) => positive_integer("batch_size", value)? as usize,
@@ -308,7 +358,27 @@ pub fn parse_table(options: &[(String, String)]) -> FdwResult<TableOptions> {
             "the NULL string cannot contain the delimiter or a line break",
         ));
     }
-    Ok(TableOptions { topic: topic.to_string(), format, batch_size, buffer_delay, timestamps_ordered, csv, strict, on_error })
+    Ok(TableOptions {
+        topic: topic.to_string(),
+        format,
+        batch_size,
+        buffer_delay,
+        timestamps_ordered,
+        csv,
+        strict,
+        on_error,
+        avro_schema,
+    })
+}
+
+/// The rules between a table's options and its server's.
+pub fn check_table_on_server(table: &TableOptions, server: &ServerOptions) -> FdwResult<()> {
+    if table.format == Format::Avro && table.avro_schema.is_none() && server.schema_registry.is_empty() {
+        return Err(FdwError::new(ErrorKind::OptionNameNotFound, "format 'avro' needs the messages' schema").with_hint(
+            "Set the server option schema_registry (messages in the registry's wire format), or the table option avro_schema (bare Avro records of that schema).",
+        ));
+    }
+    Ok(())
 }
 
 /// A CSV option that must be one single-byte character, as in COPY.
@@ -327,17 +397,18 @@ fn csv_character(options: &[(String, String)], name: &str, default: u8) -> FdwRe
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ColumnOptions {
     pub role: ColumnRole,
-    /// The `json` option (a key, a dotted path or a JSON Pointer), parsed.
-    pub json: Option<JsonPath>,
+    /// The `json` or `field` option (a key, a dotted path or a JSON Pointer), parsed:
+    /// where a JSON or Avro column's value sits.
+    pub path: Option<JsonPath>,
 }
 
 /// A column's options: data, or the one meta column its Boolean options declare.
 pub fn parse_column(options: &[(String, String)]) -> FdwResult<ColumnOptions> {
     check_names(OptionLevel::Column, options)?;
-    let mut parsed = ColumnOptions { role: ColumnRole::Data, json: None };
+    let mut parsed = ColumnOptions { role: ColumnRole::Data, path: None };
     for (name, value) in options {
-        if name == "json" {
-            parsed.json = Some(JsonPath::parse(value).map_err(|error| invalid_value("json", value).with_detail(error))?);
+        if name == "json" || name == "field" {
+            parsed.path = Some(JsonPath::parse(value).map_err(|error| invalid_value(name, value).with_detail(error))?);
             continue;
         }
         if !boolean(name, value)? {
@@ -352,8 +423,8 @@ pub fn parse_column(options: &[(String, String)]) -> FdwResult<ColumnOptions> {
         }
         parsed.role = ColumnRole::Meta(meta);
     }
-    if parsed.json.is_some() && parsed.role != ColumnRole::Data {
-        return Err(FdwError::new(ErrorKind::InvalidParameterValue, "option \"json\" applies to data columns only"));
+    if parsed.path.is_some() && parsed.role != ColumnRole::Data {
+        return Err(FdwError::new(ErrorKind::InvalidParameterValue, "options \"json\" and \"field\" apply to data columns only"));
     }
     Ok(parsed)
 }
@@ -451,7 +522,7 @@ mod tests {
         assert_eq!(err.message, "invalid option \"host\"");
         assert_eq!(
             err.hint.as_deref(),
-            Some("Valid options in this context are: brokers, mpp_execute, timeout_ms, or librdkafka configuration properties.")
+            Some("Valid options in this context are: brokers, mpp_execute, timeout_ms, schema_registry, or librdkafka configuration properties.")
         );
         let err = parse_server(&opts(&[("brokers", "b:1"), ("group.id", "g")])).unwrap_err();
         assert_eq!(err.message, "librdkafka property \"group.id\" is set by kafka_fdw");
@@ -519,7 +590,7 @@ mod tests {
         assert!(role(&[("offset", "maybe")]).is_err());
         let err = role(&[("offset", "true"), ("key", "true")]).unwrap_err();
         assert_eq!(err.message, "a column cannot have both options \"offset\" and \"key\"");
-        assert_eq!(parse_column(&opts(&[("json", "a.b")])).unwrap().json, Some(JsonPath::Keys(vec!["a".into(), "b".into()])));
+        assert_eq!(parse_column(&opts(&[("json", "a.b")])).unwrap().path, Some(JsonPath::Keys(vec!["a".into(), "b".into()])));
         assert!(parse_column(&opts(&[("json", "a..b")])).is_err());
         assert!(parse_column(&opts(&[("json", "k"), ("key", "true")])).is_err());
         assert_eq!(role(&[("jsn", "true")]).unwrap_err().kind, ErrorKind::InvalidOptionName);
@@ -562,10 +633,16 @@ mod tests {
     fn user_mappings_take_properties_and_wrappers_nothing() {
         validate(OptionLevel::UserMapping, &[], false).unwrap();
         assert_eq!(
-            parse_user_mapping(&opts(&[("sasl.username", "u"), ("sasl.password", "p")])).unwrap(),
+            parse_user_mapping(&opts(&[("sasl.username", "u"), ("sasl.password", "p")])).unwrap().properties,
             opts(&[("sasl.username", "u"), ("sasl.password", "p")])
         );
         assert!(parse_user_mapping(&opts(&[("password", "p")])).is_err());
+        let with_registry = opts(&[(REGISTRY_USERNAME, "ann"), ("sasl.username", "u"), (REGISTRY_PASSWORD, "pw")]);
+        let parsed = parse_user_mapping(&with_registry).unwrap();
+        assert_eq!(parsed.registry_credentials, Some(("ann".to_string(), "pw".to_string())));
+        assert_eq!(parsed.properties, opts(&[("sasl.username", "u")]));
+        let err = parse_user_mapping(&opts(&[(REGISTRY_USERNAME, "ann")])).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::OptionNameNotFound);
         let err = validate(OptionLevel::Wrapper, &opts(&[("x", "1")]), true).unwrap_err();
         assert_eq!(err.hint.as_deref(), Some("There are no valid options in this context."));
     }

@@ -7,7 +7,7 @@ use pgrx::PgList;
 
 use crate::codec::ColumnType;
 use crate::options::layout::{self, ColumnDef, TableLayout};
-use crate::options::{self, ColumnOptions, ColumnRole, ServerOptions, TableOptions};
+use crate::options::{self, ColumnOptions, ColumnRole, ServerOptions, TableOptions, UserMappingOptions};
 use crate::pg::errors::OrRaise;
 
 /// A foreign table's options and the source of each of its attributes.
@@ -68,7 +68,7 @@ pub unsafe fn foreign_table(relation: pg_sys::Relation) -> ForeignTableDef {
             .iter()
             .map(|attr| {
                 let options = if attr.attisdropped {
-                    ColumnOptions { role: ColumnRole::Data, json: None }
+                    ColumnOptions { role: ColumnRole::Data, path: None }
                 } else {
                     options::parse_column(&def_elems(pg_sys::GetForeignColumnOptions(relid, attr.attnum))).or_raise()
                 };
@@ -81,9 +81,11 @@ pub unsafe fn foreign_table(relation: pg_sys::Relation) -> ForeignTableDef {
             })
             .collect();
         let table = options::parse_table(&def_elems((*foreign_table).options)).or_raise();
+        let server_options = options::parse_server(&def_elems((*server).options)).or_raise();
+        options::check_table_on_server(&table, &server_options).or_raise();
         ForeignTableDef {
             server_id: (*server).serverid,
-            server: options::parse_server(&def_elems((*server).options)).or_raise(),
+            server: server_options,
             layout: layout::table_layout(&columns, &table).or_raise(),
             table,
         }
@@ -102,12 +104,12 @@ pub unsafe fn current_user_mapping(server_id: pg_sys::Oid) -> *mut pg_sys::UserM
     }
 }
 
-/// The librdkafka properties of the current user's mapping of `server_id`, which
-/// override the server's.
+/// The options of the current user's mapping of `server_id` (librdkafka properties,
+/// which override the server's; Schema Registry credentials).
 ///
 /// # Safety
 /// Must run inside a transaction.
-pub unsafe fn user_mapping_properties(server_id: pg_sys::Oid) -> Vec<(String, String)> {
+pub unsafe fn user_mapping_options(server_id: pg_sys::Oid) -> UserMappingOptions {
     // SAFETY: the caller keeps the contract above.
     unsafe {
         options::parse_user_mapping(&def_elems((*current_user_mapping(server_id)).options)).or_raise()

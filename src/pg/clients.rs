@@ -5,13 +5,16 @@
 
 use std::borrow::Borrow;
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::ffi::c_int;
 use std::thread::LocalKey;
 
 use pgrx::{pg_guard, pg_sys};
 use rdkafka::producer::Producer;
 
-use crate::error::FdwResult;
+use crate::codec::avro::{AvroSchema, SchemaById, WriterSchemas};
+use crate::error::{ErrorKind, FdwError, FdwResult};
+use crate::kafka::registry::{self, RegistrySettings};
 use crate::kafka::{self, ClientSettings, KafkaConsumer, KafkaProducer, RangeReader, Watermarks};
 use crate::options::ServerOptions;
 use crate::pg::catalog::{self, ForeignTableDef};
@@ -33,7 +36,7 @@ pub fn table_client_settings(definition: &ForeignTableDef) -> ClientSettings {
 fn server_client_settings(server_id: pg_sys::Oid, server: &ServerOptions, fetch_wait: std::time::Duration) -> ClientSettings {
     let mut properties = server.properties.clone();
     // SAFETY: a catalog lookup inside a transaction.
-    properties.extend(unsafe { catalog::user_mapping_properties(server_id) });
+    properties.extend(unsafe { catalog::user_mapping_options(server_id) }.properties);
     ClientSettings {
         brokers: server.brokers.clone(),
         properties,
@@ -282,6 +285,57 @@ unsafe extern "C-unwind" fn catalog_changed(_arg: pg_sys::Datum, cache_id: c_int
         let retired_consumers = CONSUMERS.with_borrow_mut(|pool| pool.retire(matches));
         let retired_producers = PRODUCERS.with_borrow_mut(|pool| pool.retire(matches));
         drop((retired_consumers, retired_producers));
+    }
+}
+
+thread_local! {
+    /// Writer schemas by (registry URLs, user mapping, id), for the backend's life: a
+    /// schema id never changes meaning. Keyed by user mapping too, so a role never reads
+    /// a schema another role's credentials fetched.
+    static REGISTRY_SCHEMAS: RefCell<HashMap<(String, pg_sys::Oid, u32), String>> = RefCell::new(HashMap::new());
+}
+
+/// Where an Avro table's writer schemas come from: its `avro_schema`, or its server's
+/// Schema Registry, asked with the current user's credentials.
+pub fn writer_schemas(definition: &ForeignTableDef) -> WriterSchemas {
+    if let Some(text) = &definition.table.avro_schema {
+        let schema = AvroSchema::parse(text).map_err(|e| FdwError::new(ErrorKind::InvalidParameterValue, e));
+        return WriterSchemas::Given(schema.or_raise());
+    }
+    // SAFETY: catalog lookups inside a transaction.
+    let (credentials, user_mapping) = unsafe {
+        let mapping = catalog::current_user_mapping(definition.server_id);
+        (catalog::user_mapping_options(definition.server_id).registry_credentials, (*mapping).umid)
+    };
+    WriterSchemas::Registry(Box::new(RegistrySchemas {
+        user_mapping,
+        settings: RegistrySettings {
+            urls: definition.server.schema_registry.clone(),
+            credentials,
+            timeout: definition.server.timeout,
+            interrupt: check_interrupts,
+        },
+    }))
+}
+
+/// Writer schemas fetched from a registry, each once per backend.
+struct RegistrySchemas {
+    user_mapping: pg_sys::Oid,
+    settings: RegistrySettings,
+}
+
+impl SchemaById for RegistrySchemas {
+    fn schema_text(&mut self, id: u32) -> Result<String, String> {
+        let key = (self.settings.urls.join(","), self.user_mapping, id);
+        if let Some(text) = REGISTRY_SCHEMAS.with_borrow(|cache| cache.get(&key).cloned()) {
+            return Ok(text);
+        }
+        let registered = registry::schema_by_id(&self.settings, id).or_raise()?;
+        if registered.schema_type != "AVRO" {
+            return Err(format!("schema {id} is a {} schema, not Avro", registered.schema_type));
+        }
+        REGISTRY_SCHEMAS.with_borrow_mut(|cache| cache.insert(key, registered.schema.clone()));
+        Ok(registered.schema)
     }
 }
 

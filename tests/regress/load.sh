@@ -114,3 +114,34 @@ produce regress_privileges_other "$KAFKA_FDW_REGRESS_DATA/privileges_other.csv"
 tansu topic create regress_recreated --partitions 2 --broker "tcp://$SCRATCH_BROKERS" >/dev/null
 "$KAFKA_TOOL" produce --brokers "$SCRATCH_BROKERS" --topic regress_recreated --round-robin \
     --file "$KAFKA_FDW_REGRESS_DATA/privileges.csv" >/dev/null
+
+# Avro (avro.sql): version 1 then version 2 of one schema in one topic, framed for
+# kafka-tool's schema registry (ids 1 and 2); bare Avro of version 2; and bad messages
+# in one partition: good (v2, id 2), plain text, an unknown schema id, a record cut
+# inside a string, a record cut inside a number, good. A second registry wants
+# credentials and holds the same schemas under the same ids.
+cp "$REGRESS_DIR"/data/avro_* "$KAFKA_FDW_REGRESS_DATA/"
+chmod a+r "$KAFKA_FDW_REGRESS_DATA"/avro_*
+produce_avro() { # produce_avro TOPIC SCHEMA JSONLINES [kafka-tool options…]
+    local topic="$1" schema="$2" lines="$3"
+    shift 3
+    "$KAFKA_TOOL" produce-avro --brokers "$TANSU_BROKERS" --topic "$topic" \
+        --schema-file "$REGRESS_DIR/data/$schema" "$@" <"$REGRESS_DIR/data/$lines" >/dev/null
+}
+create_topic regress_avro 2
+produce_avro regress_avro avro_event_v1.avsc avro_v1.jsonl --registry "$KAFKA_REGISTRY_URL"
+produce_avro regress_avro avro_event_v2.avsc avro_v2.jsonl --registry "$KAFKA_REGISTRY_URL"
+create_topic regress_avro_bare 1
+produce_avro regress_avro_bare avro_event_v2.avsc avro_v2.jsonl
+create_topic regress_avro_auth 1
+for version in 1 2; do
+    produce_avro regress_avro_auth "avro_event_v$version.avsc" "avro_v$version.jsonl" \
+        --registry "$KAFKA_AUTH_REGISTRY_URL" --user reader --password secret
+done
+create_topic regress_avro_junk 1
+# v2 records by hand: id 7 (zigzag 0e), name null (00), email null (00), point (1, 1)
+# (02 02); id 8 with name "hell" cut after "he"; id 9 cut before point.y.
+printf '\x00\x00\x00\x00\x02\x0e\x00\x00\x02\x02\nnot avro at all\n\x00\x00\x00\x03\xe7\x0e\x00\x00\x02\x02\n\x00\x00\x00\x00\x02\x10\x02\x08he\n\x00\x00\x00\x00\x02\x12\x00\x00\x02\n\x00\x00\x00\x00\x02\x14\x00\x00\x04\x04\n' \
+    >"$KAFKA_FDW_REGRESS_DATA/avro_junk.bin"
+"$KAFKA_TOOL" produce --brokers "$TANSU_BROKERS" --topic regress_avro_junk --partition 0 \
+    --file "$KAFKA_FDW_REGRESS_DATA/avro_junk.bin" >/dev/null

@@ -3,28 +3,31 @@
 //! It is also the baseline of the benchmarks: its consume and produce loops are the raw
 //! librdkafka speed that the FDW is measured against, so they do no parsing at all.
 //!
-//! Subcommands: `produce`, `count`, `dump`, `watermarks`, `offsets-for-time`, `mock` (host a librdkafka mock
-//! cluster in this process) and `mock-ctl` (send it commands: create topics, take brokers
-//! down and up, inject request errors and latency).
+//! Subcommands: `produce`, `produce-avro` (JSON lines as Avro, bare or Confluent-framed),
+//! `count`, `dump`, `watermarks`, `offsets-for-time`, `mock` (host a librdkafka mock
+//! cluster in this process), `mock-ctl` (send it commands: create topics, take brokers
+//! down and up, inject request errors and latency) and `registry` (host an in-memory
+//! Confluent-compatible Schema Registry).
+
+mod avro;
+mod produce;
+mod registry;
+mod registry_client;
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use clap::{Args, Parser, Subcommand};
-use rdkafka::client::ClientContext;
+use clap::{Parser, Subcommand};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{BorrowedMessage, DeliveryResult, Header, OwnedHeaders};
+use rdkafka::message::BorrowedMessage;
 use rdkafka::mocking::MockCluster;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
+use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use rdkafka::Message;
@@ -38,45 +41,13 @@ struct Cli {
     command: Command,
 }
 
-#[derive(Args)]
-struct ProduceArgs {
-    #[arg(long)]
-    brokers: String,
-    #[arg(long)]
-    topic: String,
-    /// Send every line to this partition (default: the partitioner chooses).
-    #[arg(long, conflicts_with = "round_robin")]
-    partition: Option<i32>,
-    /// Send line i to partition i mod (partition count).
-    #[arg(long)]
-    round_robin: bool,
-    /// Read lines from this file instead of standard input.
-    #[arg(long)]
-    file: Option<PathBuf>,
-    /// none, gzip, snappy, lz4 or zstd.
-    #[arg(long, default_value = "none")]
-    compression: String,
-    /// Produce this many copies of the input (for benchmark loads).
-    #[arg(long, default_value_t = 1)]
-    repeat: u64,
-    /// Split each line at the first occurrence of this character: key before, payload after.
-    #[arg(long)]
-    key_delimiter: Option<char>,
-    /// A header NAME=VALUE added to every message (repeatable).
-    #[arg(long = "header")]
-    headers: Vec<String>,
-    /// Message timestamp of the first message, in ms since 1970 (default: now).
-    #[arg(long)]
-    timestamp_start: Option<i64>,
-    /// Added to the timestamp for each next message, in ms.
-    #[arg(long, default_value_t = 0)]
-    timestamp_step: i64,
-}
-
 #[derive(Subcommand)]
 enum Command {
     /// Produce one message per input line and wait for every delivery report.
-    Produce(ProduceArgs),
+    Produce(produce::ProduceArgs),
+    /// Encode each JSON line of standard input as an Avro datum of a schema and produce it:
+    /// Confluent-framed with the schema registered (--registry), or bare.
+    ProduceAvro(produce::ProduceAvroArgs),
     /// Read every partition from its low to its high watermark; print the count and rate.
     Count {
         #[arg(long)]
@@ -133,17 +104,33 @@ enum Command {
         control: String,
         command: Vec<String>,
     },
+    /// Host an in-memory Confluent-compatible Schema Registry on 127.0.0.1 until killed.
+    Registry {
+        /// Written once it listens: its base URL, `http://127.0.0.1:PORT`.
+        #[arg(long)]
+        address_file: PathBuf,
+        /// Require HTTP basic auth with this user and --password.
+        #[arg(long, requires = "password")]
+        user: Option<String>,
+        #[arg(long, requires = "user")]
+        password: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
-        Command::Produce(args) => produce(&args),
+        Command::Produce(args) => produce::produce(&args),
+        Command::ProduceAvro(args) => produce::produce_avro(&args),
         Command::Count { brokers, topic, passes } => count(&brokers, &topic, passes),
         Command::Dump { brokers, topic } => dump(&brokers, &topic),
         Command::Watermarks { brokers, topic } => print_watermarks(&brokers, &topic),
         Command::OffsetsForTime { brokers, topic, ms } => offsets_for_time(&brokers, &topic, ms),
         Command::Mock { brokers, address_file, topics } => host_mock(brokers, &address_file, &topics),
         Command::MockCtl { control, command } => mock_ctl(&control, &command),
+        Command::Registry { address_file, user, password } => {
+            let credentials = user.map(|user| registry::Credentials { user, password: password.unwrap_or_default() });
+            registry::serve(&address_file, credentials)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -155,132 +142,6 @@ fn main() -> ExitCode {
 }
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
-
-/// Counts delivery reports; remembers the first failure.
-#[derive(Default)]
-struct DeliveryCounter {
-    delivered: AtomicU64,
-    failed: AtomicU64,
-    first_error: Mutex<Option<String>>,
-}
-
-impl ClientContext for DeliveryCounter {}
-
-impl ProducerContext for DeliveryCounter {
-    type DeliveryOpaque = ();
-
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        match result {
-            Ok(_) => {
-                self.delivered.fetch_add(1, Ordering::Relaxed);
-            }
-            Err((error, _)) => {
-                self.failed.fetch_add(1, Ordering::Relaxed);
-                self.first_error.lock().unwrap().get_or_insert_with(|| error.to_string());
-            }
-        }
-    }
-}
-
-fn produce(args: &ProduceArgs) -> Result<()> {
-    let input: Box<dyn BufRead> = match &args.file {
-        Some(path) => Box::new(BufReader::new(File::open(path)?)),
-        None => Box::new(BufReader::new(io::stdin())),
-    };
-    let lines: Vec<Vec<u8>> = input
-        .split(b'\n')
-        .map(|line| {
-            line.map(|mut l| {
-                if l.last() == Some(&b'\r') {
-                    l.pop();
-                }
-                l
-            })
-        })
-        .collect::<io::Result<_>>()?;
-    let mut headers = OwnedHeaders::new();
-    for header in &args.headers {
-        let (name, value) = header.split_once('=').ok_or("--header takes NAME=VALUE")?;
-        headers = headers.insert(Header { key: name, value: Some(value) });
-    }
-    let producer: BaseProducer<DeliveryCounter> = ClientConfig::new()
-        .set("bootstrap.servers", &args.brokers)
-        .set("compression.type", &args.compression)
-        .set("enable.idempotence", "true")
-        .set("linger.ms", "5")
-        .create_with_context(DeliveryCounter::default())?;
-    let partitions = if args.round_robin { partition_count(&producer, &args.topic)? } else { 0 };
-    let started = Instant::now();
-    let mut sent = 0u64;
-    for _ in 0..args.repeat {
-        for line in &lines {
-            let (key, payload) = match args.key_delimiter.map(|d| d as u8) {
-                Some(delimiter) => match line.iter().position(|&b| b == delimiter) {
-                    Some(at) => (Some(&line[..at]), &line[at + 1..]),
-                    None => (None, line.as_slice()),
-                },
-                None => (None, line.as_slice()),
-            };
-            let mut record = BaseRecord::<[u8], [u8]>::to(&args.topic).payload(payload);
-            if let Some(key) = key {
-                record = record.key(key);
-            }
-            if !args.headers.is_empty() {
-                record = record.headers(headers.clone());
-            }
-            if let Some(start) = args.timestamp_start {
-                record = record.timestamp(start + args.timestamp_step * sent as i64);
-            }
-            if let Some(p) = args.partition {
-                record = record.partition(p);
-            } else if args.round_robin {
-                record = record.partition((sent % partitions as u64) as i32);
-            }
-            let mut pending = record;
-            loop {
-                match producer.send(pending) {
-                    Ok(()) => break,
-                    Err((KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), back)) => {
-                        producer.poll(Duration::from_millis(10));
-                        pending = back;
-                    }
-                    Err((error, _)) => return Err(error.into()),
-                }
-            }
-            sent += 1;
-            if sent % 100_000 == 0 {
-                producer.poll(Duration::ZERO);
-                eprintln!("kafka-tool: {sent} messages queued");
-            }
-        }
-    }
-    producer.flush(Duration::from_secs(120))?;
-    let context = producer.context();
-    let failed = context.failed.load(Ordering::Relaxed);
-    if failed > 0 {
-        return Err(format!(
-            "{failed} of {sent} messages failed; first error: {}",
-            context.first_error.lock().unwrap().clone().unwrap_or_default()
-        )
-        .into());
-    }
-    let delivered = context.delivered.load(Ordering::Relaxed);
-    if delivered != sent {
-        return Err(format!("only {delivered} of {sent} deliveries were reported").into());
-    }
-    let seconds = started.elapsed().as_secs_f64();
-    println!("produced {delivered} messages in {seconds:.3} s ({:.0} msg/s)", delivered as f64 / seconds);
-    Ok(())
-}
-
-fn partition_count(client: &BaseProducer<DeliveryCounter>, topic: &str) -> Result<i32> {
-    let metadata = client.client().fetch_metadata(Some(topic), METADATA_TIMEOUT)?;
-    let count = metadata.topics().first().map(|t| t.partitions().len()).unwrap_or(0) as i32;
-    if count == 0 {
-        return Err(format!("topic {topic} has no partitions (does it exist?)").into());
-    }
-    Ok(count)
-}
 
 fn consumer(brokers: &str) -> Result<BaseConsumer> {
     Ok(ClientConfig::new()
@@ -410,7 +271,7 @@ fn dump(brokers: &str, topic: &str) -> Result<()> {
     Ok(())
 }
 
-fn host_mock(broker_count: i32, address_file: &PathBuf, topics: &[String]) -> Result<()> {
+fn host_mock(broker_count: i32, address_file: &Path, topics: &[String]) -> Result<()> {
     // The mock names broker 0 as the cluster's controller (where librdkafka sends Admin
     // API requests such as kafka_fdw's DescribeTopics) but numbers its brokers from 1:
     // add broker 0, as a real cluster always has a live controller.
@@ -429,10 +290,7 @@ fn host_mock(broker_count: i32, address_file: &PathBuf, topics: &[String]) -> Re
     }
     let control = TcpListener::bind("127.0.0.1:0")?;
     let contents = format!("bootstrap={}\ncontrol={}\n", cluster.bootstrap_servers(), control.local_addr()?);
-    // Write then rename, so a reader never sees half a file.
-    let partial = address_file.with_extension("partial");
-    std::fs::write(&partial, contents)?;
-    std::fs::rename(&partial, address_file)?;
+    write_address_file(address_file, &contents)?;
     for stream in control.incoming() {
         let mut stream = stream?;
         let mut line = String::new();
@@ -444,6 +302,15 @@ fn host_mock(broker_count: i32, address_file: &PathBuf, topics: &[String]) -> Re
         };
         stream.write_all(reply.as_bytes())?;
     }
+    Ok(())
+}
+
+/// Tells a waiting script where a service listens. Written then renamed, so a reader
+/// never sees half a file.
+fn write_address_file(path: &Path, contents: &str) -> Result<()> {
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, contents)?;
+    std::fs::rename(&partial, path)?;
     Ok(())
 }
 

@@ -1,0 +1,228 @@
+//! A Confluent Schema Registry client: writer schemas by id, over the registry's REST
+//! API exactly as Confluent Schema Registry, Karapace and Redpanda serve it.
+//!
+//! A request runs on a helper thread (with the host's signals blocked, as librdkafka's
+//! threads) while the calling thread waits in short slices, running the host's
+//! interrupt hook between them: a cancelled query stops waiting at once, and every
+//! request ends within the timeout.
+
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use serde_json::Value;
+
+use crate::error::{ErrorKind, FdwError, FdwResult};
+
+use super::config::with_signals_blocked;
+use super::Interrupt;
+
+/// Media types the registry speaks, most specific first (Confluent's documentation).
+const ACCEPT: &str = "application/vnd.schemaregistry.v1+json, application/vnd.schemaregistry+json; q=0.9, application/json; q=0.5";
+
+/// How often a waiting caller checks for interrupts.
+const WAIT_SLICE: Duration = Duration::from_millis(20);
+
+#[derive(Clone)]
+pub struct RegistrySettings {
+    /// Base URLs, tried in order until one answers.
+    pub urls: Vec<String>,
+    /// HTTP basic auth (user, password).
+    pub credentials: Option<(String, String)>,
+    /// The longest a request may take, connection included.
+    pub timeout: Duration,
+    pub interrupt: Interrupt,
+}
+
+/// A schema as the registry stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisteredSchema {
+    pub schema: String,
+    /// `AVRO` (the registry's default, often left out of answers), `PROTOBUF`, `JSON`.
+    pub schema_type: String,
+}
+
+/// The schema registered under `id`: `Ok(Err(why))` when the registry answers that it
+/// has none (messages naming it are bad messages), `Err` when no registry could answer.
+pub fn schema_by_id(settings: &RegistrySettings, id: u32) -> FdwResult<Result<RegisteredSchema, String>> {
+    let mut failures = Vec::new();
+    for url in &settings.urls {
+        let answer = get(settings, &format!("{url}/schemas/ids/{id}"))?;
+        match answer {
+            Ok((200, body)) => return parse_schema(&body).map(Ok).map_err(|e| bad_answer(url, &e)),
+            Ok((404, body)) => return Ok(Err(error_message(&body).unwrap_or_else(|| format!("schema {id} not found")))),
+            Ok((401 | 403, _)) => {
+                return Err(FdwError::new(ErrorKind::InsufficientPrivilege, "the schema registry refused the credentials")
+                    .with_detail(format!("{url} answered HTTP 401/403."))
+                    .with_hint("Set schema_registry.username and schema_registry.password in the user mapping."))
+            }
+            Ok((status, body)) => {
+                failures.push(format!("{url}: HTTP {status} {}", error_message(&body).unwrap_or_default()))
+            }
+            Err(error) => failures.push(format!("{url}: {error}")),
+        }
+    }
+    Err(FdwError::new(ErrorKind::UnableToEstablishConnection, "could not reach the schema registry")
+        .with_detail(failures.join("; ")))
+}
+
+/// One GET: the status and body, or why there was no answer. Waits cancellably.
+fn get(settings: &RegistrySettings, url: &str) -> FdwResult<Result<(u16, String), String>> {
+    let (sender, answer) = mpsc::channel();
+    let request = Request { url: url.to_string(), credentials: settings.credentials.clone(), timeout: settings.timeout };
+    let spawned = with_signals_blocked(|| std::thread::Builder::new().name("kafka_fdw registry".into()).spawn(move || {
+        // The caller may have stopped waiting (an interrupt): then nobody reads this.
+        let _ = sender.send(request.send());
+    }));
+    spawned.map_err(|e| FdwError::new(ErrorKind::Kafka, format!("could not start a schema registry request: {e}")))?;
+    // The request ends itself within the timeout; the grace covers the thread's start.
+    let deadline = Instant::now() + settings.timeout + Duration::from_secs(1);
+    loop {
+        (settings.interrupt)();
+        match answer.recv_timeout(WAIT_SLICE) {
+            Ok(result) => return Ok(result),
+            Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() < deadline => continue,
+            Err(_) => return Ok(Err(format!("no answer within {} ms", settings.timeout.as_millis()))),
+        }
+    }
+}
+
+/// What the helper thread needs: owned, so the caller may return before it ends.
+struct Request {
+    url: String,
+    credentials: Option<(String, String)>,
+    timeout: Duration,
+}
+
+impl Request {
+    fn send(self) -> Result<(u16, String), String> {
+        let config = ureq::Agent::config_builder().timeout_global(Some(self.timeout)).http_status_as_error(false).build();
+        let agent = ureq::Agent::new_with_config(config);
+        let mut request = agent.get(&self.url).header("Accept", ACCEPT);
+        if let Some((user, password)) = &self.credentials {
+            let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+            request = request.header("Authorization", format!("Basic {token}"));
+        }
+        let mut response = request.call().map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        let body = response.body_mut().read_to_string().map_err(|e| e.to_string())?;
+        Ok((status, body))
+    }
+}
+
+/// `{"schema": "...", "schemaType": "..."}` of `GET /schemas/ids/{id}`.
+fn parse_schema(body: &str) -> Result<RegisteredSchema, String> {
+    let answer: Value = serde_json::from_str(body).map_err(|e| format!("not JSON: {e}"))?;
+    let schema = answer.get("schema").and_then(Value::as_str).ok_or("no \"schema\" in the answer")?;
+    let schema_type = answer.get("schemaType").and_then(Value::as_str).unwrap_or("AVRO");
+    Ok(RegisteredSchema { schema: schema.to_string(), schema_type: schema_type.to_string() })
+}
+
+/// The `message` of an error body `{"error_code": 40403, "message": "..."}`.
+fn error_message(body: &str) -> Option<String> {
+    let answer: Value = serde_json::from_str(body).ok()?;
+    answer.get("message").and_then(Value::as_str).map(str::to_string)
+}
+
+fn bad_answer(url: &str, why: &str) -> FdwError {
+    FdwError::new(ErrorKind::Kafka, format!("unexpected answer from the schema registry at {url}: {why}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpListener;
+
+    fn no_interrupt() {}
+
+    fn settings(urls: Vec<String>, timeout: Duration) -> RegistrySettings {
+        RegistrySettings { urls, credentials: Some(("u".into(), "p w".into())), timeout, interrupt: no_interrupt }
+    }
+
+    /// A registry that answers each request with the next canned response, and
+    /// reports the request lines and headers it got.
+    fn canned(responses: Vec<(u16, &'static str)>) -> (String, mpsc::Receiver<Vec<String>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (seen, requests) = mpsc::channel();
+        std::thread::spawn(move || {
+            for (status, body) in responses {
+                let (mut stream, _) = listener.accept().unwrap();
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut head = Vec::new();
+                loop {
+                    let mut line = String::new();
+                    reader.read_line(&mut line).unwrap();
+                    if line.trim().is_empty() {
+                        break;
+                    }
+                    head.push(line.trim().to_string());
+                }
+                seen.send(head).unwrap();
+                let response = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Type: application/vnd.schemaregistry.v1+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                stream.write_all(response.as_bytes()).unwrap();
+            }
+        });
+        (url, requests)
+    }
+
+    #[test]
+    fn schemas_are_fetched_by_id_with_basic_auth() {
+        let (url, requests) = canned(vec![
+            (200, r#"{"schema":"{\"type\":\"string\"}"}"#),
+            (200, r#"{"schema":"syntax = \"proto3\";","schemaType":"PROTOBUF"}"#),
+            (404, r#"{"error_code":40403,"message":"Schema 9 not found"}"#),
+        ]);
+        let settings = settings(vec![url], Duration::from_secs(5));
+        let avro = schema_by_id(&settings, 1).unwrap().unwrap();
+        assert_eq!(avro, RegisteredSchema { schema: r#"{"type":"string"}"#.into(), schema_type: "AVRO".into() });
+        let head = requests.recv().unwrap();
+        assert_eq!(head[0], "GET /schemas/ids/1 HTTP/1.1");
+        assert!(head.iter().any(|h| h.eq_ignore_ascii_case("authorization: Basic dTpwIHc=")), "{head:?}");
+        assert!(head.iter().any(|h| h.to_ascii_lowercase().starts_with("accept: application/vnd.schemaregistry.v1+json")));
+        assert_eq!(schema_by_id(&settings, 2).unwrap().unwrap().schema_type, "PROTOBUF");
+        assert_eq!(schema_by_id(&settings, 9).unwrap(), Err("Schema 9 not found".to_string()));
+    }
+
+    #[test]
+    fn refused_credentials_and_dead_registries_are_errors_in_time() {
+        let (url, _requests) = canned(vec![(401, r#"{"error_code":401,"message":"Unauthorized"}"#)]);
+        let error = schema_by_id(&settings(vec![url], Duration::from_secs(5)), 1).unwrap_err();
+        assert_eq!(error.kind, ErrorKind::InsufficientPrivilege);
+        // A port nobody listens on, then one that accepts and never answers.
+        let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+        let urls = vec![format!("http://{closed}"), format!("http://{}", silent.local_addr().unwrap())];
+        let started = Instant::now();
+        let error = schema_by_id(&settings(urls, Duration::from_millis(500)), 1).unwrap_err();
+        assert_eq!(error.kind, ErrorKind::UnableToEstablishConnection);
+        assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+        assert!(error.detail.unwrap().contains(&closed.to_string()));
+    }
+
+    thread_local! {
+        static CHECKS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    }
+
+    fn cancel_on_third_check() {
+        CHECKS.set(CHECKS.get() + 1);
+        if CHECKS.get() == 3 {
+            panic!("cancelled");
+        }
+    }
+
+    #[test]
+    fn an_interrupt_stops_the_wait_at_once() {
+        let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut settings = settings(vec![format!("http://{}", silent.local_addr().unwrap())], Duration::from_secs(30));
+        settings.interrupt = cancel_on_third_check;
+        let started = Instant::now();
+        let unwound = std::panic::catch_unwind(|| schema_by_id(&settings, 1));
+        assert!(unwound.is_err());
+        assert!(started.elapsed() < Duration::from_secs(1), "took {:?}", started.elapsed());
+    }
+}
