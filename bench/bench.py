@@ -66,7 +66,7 @@ def produce_avro(topic, json_path):
     log(f"loading {topic} from {os.path.basename(json_path)} as Avro")
     with open(json_path) as lines:
         subprocess.run([TOOL, "produce-avro", "--brokers", MOCK, "--topic", topic, "--schema-file", schema_path,
-                        "--registry", REGISTRY], stdin=lines, check=True, capture_output=True)
+                        "--registry", REGISTRY, "--round-robin"], stdin=lines, check=True, capture_output=True)
 
 
 def bad_csv_line(i):

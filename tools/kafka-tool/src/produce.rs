@@ -27,12 +27,8 @@ pub struct ProduceArgs {
     brokers: String,
     #[arg(long)]
     topic: String,
-    /// Send every line to this partition (default: the partitioner chooses).
-    #[arg(long, conflicts_with = "round_robin")]
-    partition: Option<i32>,
-    /// Send line i to partition i mod (partition count).
-    #[arg(long)]
-    round_robin: bool,
+    #[command(flatten)]
+    placement: Placement,
     /// Read lines from this file instead of standard input.
     #[arg(long)]
     file: Option<PathBuf>,
@@ -77,9 +73,8 @@ pub struct ProduceAvroArgs {
     user: Option<String>,
     #[arg(long, requires = "user")]
     password: Option<String>,
-    /// Send every message to this partition (default: the partitioner chooses).
-    #[arg(long)]
-    partition: Option<i32>,
+    #[command(flatten)]
+    placement: Placement,
     /// Use this top-level field's value as the message key (a string as it is, other
     /// values as JSON text; null or absent: no key).
     #[arg(long)]
@@ -215,7 +210,7 @@ pub fn produce(args: &ProduceArgs) -> Result<()> {
         headers = headers.insert(Header { key: name, value: Some(value) });
     }
     let mut sender = Sender::new(&args.brokers, &args.compression)?;
-    let partitions = if args.round_robin { sender.partition_count(&args.topic)? } else { 0 };
+    let partitions = args.placement.partitions(&sender, &args.topic)?;
     for _ in 0..args.repeat {
         for line in &lines {
             let (key, payload) = match args.key_delimiter.map(|d| d as u8) {
@@ -235,10 +230,8 @@ pub fn produce(args: &ProduceArgs) -> Result<()> {
             if let Some(start) = args.timestamp_start {
                 record = record.timestamp(start + args.timestamp_step * sender.sent() as i64);
             }
-            if let Some(p) = args.partition {
+            if let Some(p) = args.placement.partition_for(sender.sent(), partitions) {
                 record = record.partition(p);
-            } else if args.round_robin {
-                record = record.partition((sender.sent() % partitions as u64) as i32);
             }
             sender.send(record)?;
         }
@@ -277,15 +270,48 @@ pub fn produce_avro(args: &ProduceAvroArgs) -> Result<()> {
         messages.push((key, payload));
     }
     let mut sender = Sender::new(&args.brokers, "none")?;
+    let partitions = args.placement.partitions(&sender, &args.topic)?;
     for (key, payload) in &messages {
         let mut record = BaseRecord::<[u8], [u8]>::to(&args.topic).payload(payload);
         if let Some(key) = key {
             record = record.key(key.as_bytes());
         }
-        if let Some(p) = args.partition {
+        if let Some(p) = args.placement.partition_for(sender.sent(), partitions) {
             record = record.partition(p);
         }
         sender.send(record)?;
     }
     sender.finish()
+}
+
+/// Where messages go.
+#[derive(Args)]
+pub struct Placement {
+    /// Send every message to this partition (default: the partitioner chooses).
+    #[arg(long, conflicts_with = "round_robin")]
+    partition: Option<i32>,
+    /// Send message i to partition i mod (partition count), evenly whatever the
+    /// partitioner would do (the mock cluster holds only ~5 MB per partition).
+    #[arg(long)]
+    round_robin: bool,
+}
+
+impl Placement {
+    /// The topic's partition count when sending round robin (asked once), else 0.
+    fn partitions(&self, sender: &Sender, topic: &str) -> Result<i32> {
+        if self.round_robin {
+            sender.partition_count(topic)
+        } else {
+            Ok(0)
+        }
+    }
+
+    /// The partition of the message after `sent` others; `None`: the partitioner's choice.
+    fn partition_for(&self, sent: u64, partitions: i32) -> Option<i32> {
+        match (self.partition, self.round_robin) {
+            (Some(p), _) => Some(p),
+            (None, true) => Some((sent % partitions as u64) as i32),
+            (None, false) => None,
+        }
+    }
 }
