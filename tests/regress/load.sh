@@ -114,11 +114,3 @@ produce regress_privileges_other "$KAFKA_FDW_REGRESS_DATA/privileges_other.csv"
 tansu topic create regress_recreated --partitions 2 --broker "tcp://$SCRATCH_BROKERS" >/dev/null
 "$KAFKA_TOOL" produce --brokers "$SCRATCH_BROKERS" --topic regress_recreated --round-robin \
     --file "$KAFKA_FDW_REGRESS_DATA/privileges.csv" >/dev/null
-
-# Scheduled tasks (tasks.sql): 200 messages over 2 partitions, and 100 more produced
-# during the test.
-seq 1 200 | awk '{ printf "%d,task %d\n", $1, $1 }' >"$KAFKA_FDW_REGRESS_DATA/tasks_first.csv"
-seq 201 300 | awk '{ printf "%d,task %d\n", $1, $1 }' >"$KAFKA_FDW_REGRESS_DATA/tasks_second.csv"
-chmod a+r "$KAFKA_FDW_REGRESS_DATA"/*.csv
-create_topic regress_tasks 2
-produce regress_tasks "$KAFKA_FDW_REGRESS_DATA/tasks_first.csv"
