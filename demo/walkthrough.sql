@@ -77,3 +77,28 @@ SELECT count(*) AS imported, count(DISTINCT (part, offs)) AS distinct_messages, 
 FROM dest_table_task;
 SELECT job_id, source, target, state, last_error, lag FROM kafka_fdw.import_jobs_status;
 SELECT * FROM kafka_fdw.import_status ORDER BY partition;
+
+-- The reference page's scheduled import, CREATE TASK import_kafka_data schedule
+-- '1 seconds' AS $$…$$, as one line: a scheduled SQL task running its function every
+-- second (as the role that scheduled it, in the scheduler's database).
+SELECT count(*) AS imported, (SELECT count(*) FROM kafka_test) AS in_topic FROM dest_table_fdw;
+SELECT kafka_fdw.schedule('import_kafka_data', '1 seconds', $$SELECT import_kafka_data('kafka_test', 'dest_table_fdw', ARRAY['some_int', 'some_text', 'some_date', 'some_time']);$$);
+-- Wait (at most 20 s) until the table holds every message of the topic.
+CREATE FUNCTION pg_temp.wait_for_task() RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    FOR i IN 1 .. 100 LOOP
+        IF (SELECT count(*) FROM dest_table_fdw) = (SELECT count(*) FROM kafka_test) THEN
+            RETURN format('caught up after %s s', round(i * 0.2 - 0.2, 1));
+        END IF;
+        PERFORM pg_sleep(0.2);
+    END LOOP;
+    RETURN 'not caught up after 20 s';
+END
+$$;
+SELECT pg_temp.wait_for_task();
+SELECT count(*) AS imported, count(DISTINCT some_int) AS distinct_rows, (SELECT count(*) FROM kafka_test) AS in_topic FROM dest_table_fdw;
+\! "$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic contrib_regress_csv --round-robin --file "$DEMO_FINAL_ROWS"
+SELECT pg_temp.wait_for_task();
+SELECT count(*) AS imported, count(DISTINCT some_int) AS distinct_rows, (SELECT count(*) FROM kafka_test) AS in_topic FROM dest_table_fdw;
+SELECT name, owner, schedule, last_status, last_message FROM kafka_fdw.scheduled_tasks;
+SELECT runid, task, status, return_message, end_time - start_time AS took FROM kafka_fdw.task_run_details ORDER BY runid DESC LIMIT 3;

@@ -21,9 +21,11 @@ rows 1 4400 >"$SERVICE_DIR/rows.csv"
 "$KAFKA_TOOL" produce --brokers "$TANSU_BROKERS" --topic contrib_regress_csv --round-robin --file "$SERVICE_DIR/rows.csv"
 rows 4401 4500 >"$SERVICE_DIR/more_rows.csv"
 rows 4501 4600 >"$SERVICE_DIR/last_rows.csv"
+rows 4601 4700 >"$SERVICE_DIR/final_rows.csv"
 
 log "The reference walkthrough"
 export KAFKA_BROKERS="$TANSU_BROKERS" KAFKA_TOOL DEMO_MORE_ROWS="$SERVICE_DIR/more_rows.csv"
 export DEMO_OUTPUT="$SERVICE_DIR/long_result.txt" DEMO_LAST_ROWS="$SERVICE_DIR/last_rows.csv"
+export DEMO_FINAL_ROWS="$SERVICE_DIR/final_rows.csv"
 createdb demo
 cd "$REPO_ROOT" && psql -X --echo-queries -d demo -f demo/walkthrough.sql

@@ -1,7 +1,7 @@
 //! kafka_fdw: Apache Kafka topics as PostgreSQL foreign tables.
 //!
 //! Layers, each depending only on the ones below it (`tests/layout.sh` checks this):
-//! - `api`, `fdw`: what PostgreSQL calls — SQL functions and the import scheduler; the
+//! - `api`, `fdw`: what PostgreSQL calls — SQL functions, scheduled tasks and the scheduler; the
 //!   wrapper's callbacks and validator.
 //! - `pg`: glue they share — errors, catalogs, pooled clients, privileges.
 //! - `plan`, `options`, `codec`: pure Rust — WHERE clauses to offset ranges and where an
@@ -51,7 +51,20 @@ pgrx::extension_sql_file!(
     ],
 );
 
-/// Registers the import scheduler when the library is preloaded.
+pgrx::extension_sql_file!(
+    "../sql/tasks.sql",
+    name = "tasks",
+    requires = [
+        "import",
+        api::tasks::schedule_next_epoch,
+        api::tasks::schedule,
+        api::tasks::unschedule,
+        api::tasks::unschedule_id,
+        api::tasks::task_as,
+    ],
+);
+
+/// Registers the scheduler (import jobs and tasks) when the library is preloaded.
 #[pgrx::pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     // SAFETY: reading a flag PostgreSQL sets while it loads preloaded libraries.

@@ -112,6 +112,79 @@ echo "scheduler $old_pid terminated; running again as $new_pid, job caught up $(
 [[ -n "$new_pid" && "$new_pid" != "$old_pid" ]] || scenario_fail "the scheduler did not come back (pid '$new_pid')"
 grep -q "kafka_fdw import scheduler started" "$SERVICE_DIR/postgres.log" || scenario_fail "the scheduler's start is not logged"
 
+log "Scenario: a scheduled SQL task runs the reference page's import_kafka_data every second, across a scheduler crash"
+create_topic task_source 2
+rows 1 1000 >"$SERVICE_DIR/task1.csv"
+rows 1001 2000 >"$SERVICE_DIR/task2.csv"
+rows 2001 3000 >"$SERVICE_DIR/task3.csv"
+"$KAFKA_TOOL" produce --brokers "$TANSU_BROKERS" --topic task_source --round-robin --file "$SERVICE_DIR/task1.csv" >/dev/null
+psql -X -q -v ON_ERROR_STOP=1 -d kafka_fdw_scheduler <<SQL
+\i $REPO_ROOT/demo/import_kafka_data.sql
+CREATE FOREIGN TABLE kafka_task (part int OPTIONS (partition 'true'), offs bigint OPTIONS (offset 'true'), n int, t text)
+SERVER s OPTIONS (topic 'task_source');
+CREATE TABLE dest_task (n int, t text);
+SELECT kafka_fdw.schedule('import_kafka_data', '1 seconds', \$\$SELECT import_kafka_data('kafka_task', 'dest_task', ARRAY['n', 't']);\$\$);
+SQL
+# Rows of the table, distinct messages in it, messages in the topic, and topic rows missing from the table.
+task_counts() {
+    psql -X -A -t -F ' ' -d kafka_fdw_scheduler -c "SELECT (SELECT count(*) FROM dest_task), (SELECT count(DISTINCT n) FROM dest_task), (SELECT count(*) FROM kafka_task), (SELECT count(*) FROM (SELECT n, t FROM kafka_task EXCEPT ALL SELECT * FROM dest_task) d)"
+}
+task_converge() { # task_converge EXPECTED: wait until the table equals the topic of EXPECTED messages
+    local started=$SECONDS rows distinct in_topic missing
+    while ((SECONDS - started < 20)); do
+        read -r rows distinct in_topic missing <<<"$(task_counts 2>/dev/null)"
+        if [[ "$rows" == "$1" && "$distinct" == "$1" && "$in_topic" == "$1" && "$missing" == 0 ]]; then
+            echo "the table equals the topic ($1 messages) after $((SECONDS - started)) s"
+            return 0
+        fi
+        sleep 0.2
+    done
+    psql -X -d kafka_fdw_scheduler -c "SELECT * FROM kafka_fdw.scheduled_tasks" -c "SELECT * FROM kafka_fdw.task_run_details ORDER BY runid DESC LIMIT 5" >&2
+    scenario_fail "the scheduled task did not make the table equal the topic of $1 messages ($rows rows, $distinct distinct, $in_topic in topic, $missing missing)"
+}
+task_converge 1000
+"$KAFKA_TOOL" produce --brokers "$TANSU_BROKERS" --topic task_source --round-robin --file "$SERVICE_DIR/task2.csv" >/dev/null
+task_converge 2000
+# A task that outlasts its 1-second interval never overlaps itself; the scheduler is
+# killed (kill -9: the server restarts) in the middle of one of its runs, which is then
+# recorded as failed. (pg_terminate_backend lets the run finish: the worker stops
+# between runs.)
+psql -X -q -d kafka_fdw_scheduler -c "SELECT kafka_fdw.schedule('sleeper', '1 seconds', 'SELECT pg_sleep(2)')" >/dev/null
+old_pid=""
+for _ in $(seq 100); do
+    running=$(psql -X -A -t -d kafka_fdw_scheduler -c "SELECT runid FROM kafka_fdw.task_run_details WHERE task = 'sleeper' AND status = 'running'")
+    [[ -n "$running" ]] && { old_pid=$(scheduler_pid); break; }
+    sleep 0.1
+done
+[[ -n "$old_pid" ]] || scenario_fail "the sleeper task never ran"
+kill -9 "$old_pid"
+wait_for_server kafka_fdw_scheduler
+"$KAFKA_TOOL" produce --brokers "$TANSU_BROKERS" --topic task_source --round-robin --file "$SERVICE_DIR/task3.csv" >/dev/null
+task_converge 3000
+read -r interrupted_status interrupted_message <<<"$(psql -X -A -t -F ' ' -d kafka_fdw_scheduler -c "SELECT status, return_message FROM kafka_fdw.task_run_details WHERE runid = $running")"
+echo "run $running of the sleeper, cut short by kill -9 of the scheduler: $interrupted_status ($interrupted_message)"
+[[ "$interrupted_status" == failed && "$interrupted_message" == "the scheduler stopped during this run"* ]] || scenario_fail "the interrupted run is $interrupted_status: $interrupted_message"
+# Let the sleeper run twice more after the restart, then check the history.
+for _ in $(seq 100); do
+    later=$(psql -X -A -t -d kafka_fdw_scheduler -c "SELECT count(*) FROM kafka_fdw.task_run_details WHERE task = 'sleeper' AND runid > $running AND status = 'succeeded'")
+    ((later >= 2)) && break
+    sleep 0.1
+done
+((later >= 2)) || scenario_fail "the sleeper did not run again after the restart"
+read -r overlaps sleeper_runs import_runs import_failed period <<<"$(psql -X -A -t -F ' ' -d kafka_fdw_scheduler <<'SQL'
+SELECT (SELECT count(*) FROM kafka_fdw.task_run_details a JOIN kafka_fdw.task_run_details b
+        ON a.task = b.task AND a.runid < b.runid AND b.start_time < a.end_time),
+       (SELECT count(*) FROM kafka_fdw.task_run_details WHERE task = 'sleeper'),
+       count(*), count(*) FILTER (WHERE status = 'failed' AND return_message NOT LIKE 'the scheduler stopped%'),
+       round(extract(epoch FROM max(start_time) - min(start_time))::numeric / greatest(count(*) - 1, 1), 2)
+FROM kafka_fdw.task_run_details WHERE task = 'import_kafka_data';
+SQL
+)"
+echo "import_kafka_data: $import_runs runs, one every $period s on average (the 2 s sleeper in between), $import_failed failed; sleeper: $sleeper_runs runs, $overlaps overlapping runs"
+((overlaps == 0)) || scenario_fail "$overlaps runs overlapped a run of the same task"
+((import_failed == 0)) || scenario_fail "$import_failed runs of import_kafka_data failed"
+psql -X -q -d kafka_fdw_scheduler -c "SELECT kafka_fdw.unschedule('sleeper'), kafka_fdw.unschedule('import_kafka_data')" >/dev/null
+
 log "Scenario: cancel and statement_timeout end a wait on a dead broker within 1 s"
 createdb kafka_fdw_robust
 "$KAFKA_TOOL" mock-ctl --control "$MOCK_CONTROL" create-topic cancel_topic 2 >/dev/null

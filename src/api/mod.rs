@@ -1,6 +1,7 @@
 //! The extension's SQL functions beyond the wrapper itself: questions about topics, the
-//! exactly-once import and the background worker that runs its jobs.
+//! exactly-once import, scheduled SQL tasks and the background worker that runs both.
 
 pub mod functions;
 pub mod import;
 pub mod scheduler;
+pub mod tasks;

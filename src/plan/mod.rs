@@ -13,6 +13,7 @@
 pub mod parallel;
 pub mod progress;
 pub mod sample;
+pub mod schedule;
 
 use crate::kafka::{ReadRange, Watermarks};
 
