@@ -315,13 +315,7 @@ fn job_where(condition: &str, args: &[pgrx::datum::DatumWithOid<'_>]) -> Option<
 /// Raises unless `caller` may act as the owner of `job`: be it, be a member of it, or be
 /// a superuser, as for ALTER and DROP of PostgreSQL's own objects.
 fn require_job_owner(job: i32, owner: pg_sys::Oid, caller: pg_sys::Oid, action: &str) {
-    if !privileges::has_privileges_of(caller, owner) {
-        raise(
-            FdwError::new(ErrorKind::InsufficientPrivilege, format!("permission denied to {action} import job {job}"))
-                .with_detail(format!("The job belongs to role \"{}\".", privileges::role_name(owner)))
-                .with_hint("Only its owner, members of its owner and superusers may change or stop a job."),
-        );
-    }
+    privileges::require_owner_rights(&format!("import job {job}"), "job", "change or stop", owner, caller, action);
 }
 
 fn stop_job(found: Option<(i32, pg_sys::Oid)>) -> bool {
@@ -358,12 +352,10 @@ fn import_as(
     columns: Option<Vec<String>>,
     on_reset: &str,
 ) -> i64 {
-    if !privileges::is_superuser(privileges::current_user()) {
-        raise(
-            FdwError::new(ErrorKind::InsufficientPrivilege, "permission denied for function kafka_fdw.import_as")
-                .with_hint("Only the import scheduler runs jobs; use kafka_fdw.import to import now."),
-        );
-    }
+    privileges::require_superuser_for(
+        "kafka_fdw.import_as",
+        "Only the import scheduler runs jobs; use kafka_fdw.import to import now.",
+    );
     privileges::as_job_owner(owner, || {
         Spi::get_one_with_args::<i64>(
             "SELECT kafka_fdw.import($1, $2, $3, on_reset => $4)",

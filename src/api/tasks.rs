@@ -49,13 +49,7 @@ fn task_where(condition: &str, args: &[pgrx::datum::DatumWithOid<'_>]) -> Option
 /// Raises unless `caller` may act as the owner of task `name`: be it, be a member of it,
 /// or be a superuser, as for import jobs and PostgreSQL's own objects.
 fn require_task_owner(name: &str, owner: pg_sys::Oid, caller: pg_sys::Oid, action: &str) {
-    if !privileges::has_privileges_of(caller, owner) {
-        raise(
-            FdwError::new(ErrorKind::InsufficientPrivilege, format!("permission denied to {action} task \"{name}\""))
-                .with_detail(format!("The task belongs to role \"{}\".", privileges::role_name(owner)))
-                .with_hint("Only its owner, members of its owner and superusers may change or unschedule a task."),
-        );
-    }
+    privileges::require_owner_rights(&format!("task \"{name}\""), "task", "change or unschedule", owner, caller, action);
 }
 
 /// Warns when no scheduler will run this database's tasks: the library is not preloaded,
@@ -145,12 +139,7 @@ fn unschedule_id(task_id: i64) -> bool {
 /// it, from kafka_fdw.run_task, which catches its errors.
 #[pg_extern(schema = "kafka_fdw")]
 fn task_as(owner: pg_sys::Oid, command: &str) -> String {
-    if !privileges::is_superuser(privileges::current_user()) {
-        raise(
-            FdwError::new(ErrorKind::InsufficientPrivilege, "permission denied for function kafka_fdw.task_as")
-                .with_hint("Only the scheduler runs tasks."),
-        );
-    }
+    privileges::require_superuser_for("kafka_fdw.task_as", "Only the scheduler runs tasks.");
     privileges::as_job_owner(owner, || execute(command))
 }
 

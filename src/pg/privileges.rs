@@ -10,6 +10,9 @@ use std::ffi::{c_int, CStr, CString};
 
 use pgrx::pg_sys;
 
+use crate::error::{ErrorKind, FdwError};
+use crate::pg::errors::raise;
+
 /// Which columns a relation privilege must cover.
 pub enum Columns<'a> {
     /// At least one column (what `count(*)` needs for SELECT).
@@ -75,6 +78,31 @@ pub fn current_user() -> pg_sys::Oid {
 pub fn has_privileges_of(member: pg_sys::Oid, role: pg_sys::Oid) -> bool {
     // SAFETY: a catalog lookup inside a transaction.
     unsafe { pg_sys::has_privs_of_role(member, role) }
+}
+
+/// Raises unless `caller` may act as the owner of a job or task (`object`, e.g. "import
+/// job 3"): be it, be a member of it, or be a superuser, as PostgreSQL decides for ALTER
+/// and DROP of its own objects. `kind` ("job") and `changes` ("change or stop") word the
+/// hint.
+pub fn require_owner_rights(object: &str, kind: &str, changes: &str, owner: pg_sys::Oid, caller: pg_sys::Oid, action: &str) {
+    if !has_privileges_of(caller, owner) {
+        raise(
+            FdwError::new(ErrorKind::InsufficientPrivilege, format!("permission denied to {action} {object}"))
+                .with_detail(format!("The {kind} belongs to role \"{}\".", role_name(owner)))
+                .with_hint(format!("Only its owner, members of its owner and superusers may {changes} a {kind}.")),
+        );
+    }
+}
+
+/// Raises unless the current role is a superuser: for the functions only the scheduler
+/// (a superuser) calls.
+pub fn require_superuser_for(function: &str, hint: &str) {
+    if !is_superuser(current_user()) {
+        raise(
+            FdwError::new(ErrorKind::InsufficientPrivilege, format!("permission denied for function {function}"))
+                .with_hint(hint),
+        );
+    }
 }
 
 pub fn is_superuser(role: pg_sys::Oid) -> bool {
