@@ -198,6 +198,12 @@ pub fn validate(level: OptionLevel, options: &[(String, String)], superuser: boo
     if superuser {
         return Ok(());
     }
+    // The registry is asked over HTTP from the database server, as an OAuth token
+    // endpoint would be: the same rule as for such properties.
+    if level == OptionLevel::Server && lookup(options, "schema_registry").is_some() {
+        return Err(FdwError::new(ErrorKind::InsufficientPrivilege, "only superusers may set option \"schema_registry\"")
+            .with_hint("Properties that load code, run commands, reach other services, or read or write the database server's files are superuser-only."));
+    }
     match properties.iter().find(|(name, _)| properties::access(name) == Access::Superuser) {
         None => Ok(()),
         Some((name, _)) => Err(FdwError::new(
@@ -627,6 +633,13 @@ mod tests {
         validate(OptionLevel::Server, &opts(&[("brokers", "b:1"), ("client.id", "x")]), false).unwrap();
         let mapping = opts(&[("sasl.password", "p"), ("ssl.key.location", "/k")]);
         assert_eq!(validate(OptionLevel::UserMapping, &mapping, false).unwrap_err().kind, ErrorKind::InsufficientPrivilege);
+        let registry = opts(&[("brokers", "b:1"), ("schema_registry", "http://registry:8081")]);
+        validate(OptionLevel::Server, &registry, true).unwrap();
+        let err = validate(OptionLevel::Server, &registry, false).unwrap_err();
+        assert_eq!(err.message, "only superusers may set option \"schema_registry\"");
+        // Registry credentials are the role's own, like sasl.password.
+        let credentials = opts(&[(REGISTRY_USERNAME, "u"), (REGISTRY_PASSWORD, "p")]);
+        validate(OptionLevel::UserMapping, &credentials, false).unwrap();
     }
 
     #[test]

@@ -101,6 +101,20 @@ CREATE FOREIGN TABLE avro_bad_schema (id bigint) SERVER avro_plain
 CREATE FOREIGN TABLE avro_csv (id bigint) SERVER avro_plain OPTIONS (topic 't', avro_schema :'v2');
 CREATE SERVER avro_bad_url FOREIGN DATA WRAPPER kafka_fdw OPTIONS (brokers :'brokers', schema_registry 'localhost:8081');
 CREATE USER MAPPING FOR CURRENT_USER SERVER avro_server OPTIONS ("schema_registry.username" 'alone');
+-- The registry is asked over HTTP from the database server: only superusers point a
+-- server at one (as for librdkafka's OAuth token endpoint); credentials are anyone's own.
+CREATE ROLE avro_user;
+GRANT USAGE ON FOREIGN DATA WRAPPER kafka_fdw TO avro_user;
+SET ROLE avro_user;
+CREATE SERVER avro_own FOREIGN DATA WRAPPER kafka_fdw OPTIONS (brokers :'brokers', schema_registry :'registry');
+CREATE SERVER avro_own FOREIGN DATA WRAPPER kafka_fdw OPTIONS (brokers :'brokers');
+ALTER SERVER avro_own OPTIONS (ADD schema_registry 'http://127.0.0.1:9');
+CREATE USER MAPPING FOR avro_user SERVER avro_own
+    OPTIONS ("schema_registry.username" 'me', "schema_registry.password" 'mine');
+DROP SERVER avro_own CASCADE;
+RESET ROLE;
+REVOKE USAGE ON FOREIGN DATA WRAPPER kafka_fdw FROM avro_user;
+DROP ROLE avro_user;
 -- Producing Avro is not there yet: a clear error, nothing sent.
 INSERT INTO avro_versions (id) VALUES (1);
 
