@@ -568,6 +568,26 @@ mod tests {
     }
 
     #[test]
+    fn transaction_options_apply_to_the_table_over_the_server() {
+        let server = parse_server(&opts(&[("brokers", "b:1"), ("transactional", "on"), ("isolation_level", "READ_UNCOMMITTED")])).unwrap();
+        let plain = parse_table(&opts(&[("topic", "t")])).unwrap();
+        assert!(transactional(&server, &plain));
+        assert_eq!(isolation_level(&server, Some(&plain)), IsolationLevel::ReadUncommitted);
+        assert_eq!(isolation_level(&server, None), IsolationLevel::ReadUncommitted);
+        let own = parse_table(&opts(&[("topic", "t"), ("transactional", "false"), ("isolation_level", "read_committed")])).unwrap();
+        assert!(!transactional(&server, &own));
+        assert_eq!(isolation_level(&server, Some(&own)), IsolationLevel::ReadCommitted);
+        let defaults = parse_server(&opts(&[("brokers", "b:1")])).unwrap();
+        assert!(!transactional(&defaults, &plain));
+        assert_eq!(isolation_level(&defaults, Some(&plain)), IsolationLevel::ReadCommitted);
+        let error = parse_table(&opts(&[("topic", "t"), ("isolation_level", "serializable")])).unwrap_err();
+        assert_eq!(error.kind, ErrorKind::InvalidParameterValue);
+        assert!(parse_server(&opts(&[("brokers", "b:1"), ("transactional", "maybe")])).is_err());
+        let reserved = parse_server(&opts(&[("brokers", "b:1"), ("isolation.level", "read_uncommitted")])).unwrap_err();
+        assert_eq!(reserved.message, "librdkafka property \"isolation.level\" is set by kafka_fdw");
+    }
+
+    #[test]
     fn server_rejects_bad_options() {
         let err = parse_server(&opts(&[("brokers", "b:1"), ("host", "x")])).unwrap_err();
         assert_eq!(err.kind, ErrorKind::InvalidOptionName);
