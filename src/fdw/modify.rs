@@ -347,11 +347,17 @@ unsafe fn finish(rinfo: *mut pg_sys::ResultRelInfo) {
         let state = (*rinfo).ri_FdwState as *mut ModifyState;
         if !state.is_null() {
             let transactional = (*state).transactional;
-            (*state).sender.finish().map_err(|error| match transactional {
-                true => error.with_hint("The Kafka transaction aborts with the PostgreSQL transaction: read_committed readers see none of its messages."),
-                false => error,
-            })
-            .or_raise();
+            (*state)
+                .sender
+                .finish()
+                .map_err(|error| {
+                    if transactional {
+                        error.with_hint("The Kafka transaction aborts with the PostgreSQL transaction: read_committed readers see none of its messages.")
+                    } else {
+                        error
+                    }
+                })
+                .or_raise();
         }
     }
 }

@@ -146,6 +146,21 @@ CREATE TEMP TABLE uncommitted_count AS SELECT count(*) AS n FROM txn_out;
 ALTER FOREIGN TABLE txn_out OPTIONS (DROP isolation_level);
 SELECT count(*) = (SELECT n FROM uncommitted_count) AS same_count FROM txn_out;
 
+-- A topic written by transactional producers (kafka-tool: a committed, an aborted and an
+-- open transaction, and plain messages): a read_committed scan counts what the raw
+-- client counts at read_committed (on the mock that includes the aborted and open
+-- ones, see above), and reads the same messages.
+\! "$KAFKA_TOOL" mock-ctl --control "$KAFKA_MOCK_CONTROL" create-topic regress_txn_mixed 2
+\! seq 1 5 | "$KAFKA_TOOL" produce --brokers "$KAFKA_MOCK_BROKERS" --topic regress_txn_mixed --partition 0 --transactional-id regress-mixed --end commit >/dev/null
+\! seq 6 8 | "$KAFKA_TOOL" produce --brokers "$KAFKA_MOCK_BROKERS" --topic regress_txn_mixed --partition 0 --transactional-id regress-mixed --end abort >/dev/null
+\! seq 9 10 | "$KAFKA_TOOL" produce --brokers "$KAFKA_MOCK_BROKERS" --topic regress_txn_mixed --partition 1 >/dev/null
+\! seq 11 12 | "$KAFKA_TOOL" produce --brokers "$KAFKA_MOCK_BROKERS" --topic regress_txn_mixed --partition 1 --transactional-id regress-open --end open >/dev/null
+\set raw_count `"$KAFKA_TOOL" count --brokers "$KAFKA_MOCK_BROKERS" --topic regress_txn_mixed --isolation-level read_committed | cut -d' ' -f1`
+\set raw_sum `"$KAFKA_TOOL" dump --brokers "$KAFKA_MOCK_BROKERS" --topic regress_txn_mixed --isolation-level read_committed | awk -F'\t' '{ s += $3 } END { print s + 0 }'`
+CREATE FOREIGN TABLE txn_mixed (part int OPTIONS (partition 'true'), offs bigint OPTIONS (offset 'true'), n int)
+SERVER txn_server OPTIONS (topic 'regress_txn_mixed');
+SELECT count(*) = :raw_count AS same_count, sum(n) = :raw_sum AS same_messages FROM txn_mixed;
+
 DROP EXTENSION dblink;
 DROP TABLE txn_local;
 DROP SERVER txn_server CASCADE;
