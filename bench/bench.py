@@ -9,7 +9,7 @@ Run through bench/run.sh, which starts the brokers and PostgreSQL and sets:
   KAFKA_TOOL                  the kafka-tool binary (raw consume/produce loops)
   BENCH_DIR                   scratch directory for data files
 Sizes: BENCH_MESSAGES (default 1000000), BENCH_RSS_MESSAGES (default 10000000),
-BENCH_RUNS (default 5).
+BENCH_RUNS (default 5). BENCH_ONLY=transactional runs only pair 13.
 """
 
 import os
@@ -197,6 +197,7 @@ def setup_database(session):
     session.execute("CREATE DOMAIN checked_int AS int CHECK (VALUE >= 0)")
     session.execute(f"CREATE FOREIGN TABLE domain_skip ({columns.replace('some_int int', 'some_int checked_int')}) SERVER mock OPTIONS (topic 'bench_csv', on_error 'skip')")
     session.execute("CREATE TABLE csv_heap (some_int int, some_text text, some_date date, some_time timestamp)")
+    session.execute(f"CREATE FOREIGN TABLE csv_txn_out ({columns}) SERVER mock OPTIONS (topic 'bench_txn_out', transactional 'true')")
 
 
 def measure_copy(session, csv_path):
@@ -235,6 +236,23 @@ def pair_insert(session, csv_path):
     ours, _ = median_of(lambda: session.run("INSERT INTO csv_out (some_int, some_text, some_date, some_time) SELECT * FROM csv_heap")[:2])
     raw, _ = median_of(lambda: timed_tool("produce", "--brokers", MOCK, "--topic", "bench_out_raw", "--file", csv_path)[:2])
     report("4 INSERT ... SELECT, CSV (mock)", "INSERT ... SELECT", ours, "kafka-tool produce", raw, MESSAGES, ">= 0.7x")
+
+
+def pair_transactional_insert(session, csv_path):
+    """Pair 13: INSERT ... SELECT of every row into a transactional table (one Kafka
+    transaction, committed with the statement's) versus the same INSERT without
+    transactions, measured alternately."""
+    session.execute("TRUNCATE csv_heap")
+    session.execute(f"COPY csv_heap FROM '{csv_path}' (FORMAT csv)")
+    insert = "INSERT INTO {} (some_int, some_text, some_date, some_time) SELECT * FROM csv_heap"
+
+    def both():
+        plain = session.run(insert.format("csv_out"))[0]
+        transactional = session.run(insert.format("csv_txn_out"))[0]
+        return transactional, plain
+
+    ours, plain = median_of(both)
+    report("13 transactional INSERT ... SELECT, CSV (mock)", "transactional", ours, "non-transactional INSERT", plain, MESSAGES, ">= 0.8x")
 
 
 def pair_import(session, csv_path):
@@ -394,11 +412,29 @@ def pair_rss(session):
     log(rows_out[-1])
 
 
+def print_table():
+    print()
+    print(f"Benchmarks, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores; {MESSAGES:,} messages of ~100 bytes over {PARTITIONS} partitions; median of {RUNS} runs.")
+    print()
+    print("| pair | ours | time | rate | baseline | time | rate | ratio | goal | notes |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for row in rows_out:
+        print(row)
+
+
 def main():
     csv_path = write_lines(os.path.join(WORK, f"csv_{MESSAGES}.csv"), MESSAGES, csv_line)
     os.chmod(csv_path, 0o644)
+    if os.environ.get("BENCH_ONLY") == "transactional":
+        for name in ["bench_out", "bench_txn_out"]:
+            mock_topic(name, PARTITIONS)
+        session = Session()
+        setup_database(session)
+        pair_transactional_insert(session, csv_path)
+        print_table()
+        return
     json_path = write_lines(os.path.join(WORK, f"json_{MESSAGES}.json"), MESSAGES, json_line)
-    for name in ["bench_csv", "bench_json", "bench_avro", "bench_1k", "bench_empty", "bench_out", "bench_out_raw", "bench_bad"]:
+    for name in ["bench_csv", "bench_json", "bench_avro", "bench_1k", "bench_empty", "bench_out", "bench_out_raw", "bench_bad", "bench_txn_out"]:
         mock_topic(name, PARTITIONS)
     produce(MOCK, "bench_csv", csv_path)
     produce(MOCK, "bench_bad", write_lines(os.path.join(WORK, f"bad_{MESSAGES}.csv"), MESSAGES, bad_csv_line))
@@ -416,6 +452,7 @@ def main():
     pair_full_scan(session, "Avro", "avro_mock", "bench_avro", copy)
     pair_full_scan_tansu(session)
     pair_insert(session, csv_path)
+    pair_transactional_insert(session, csv_path)
     pair_import(session, csv_path)
     pair_point_read(session)
     pair_caught_up(session)
@@ -431,14 +468,7 @@ def main():
     pair_distance(session)
     pair_analyze(session)
     pair_codecs()
-
-    print()
-    print(f"Benchmarks, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores; {MESSAGES:,} messages of ~100 bytes over {PARTITIONS} partitions; median of {RUNS} runs.")
-    print()
-    print("| pair | ours | time | rate | baseline | time | rate | ratio | goal | notes |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for row in rows_out:
-        print(row)
+    print_table()
 
 
 if __name__ == "__main__":

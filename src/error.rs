@@ -26,6 +26,9 @@ pub enum ErrorKind {
     InsufficientPrivilege,
     /// 55000: stored state that no longer fits (import offsets past a topic's end).
     ObjectNotInPrerequisiteState,
+    /// 25000: a transaction that can no longer do what is asked (commit after its Kafka
+    /// writes were rolled back).
+    InvalidTransactionState,
     /// 0A000: something Kafka or this wrapper cannot do (choosing an offset).
     FeatureNotSupported,
     /// 22003: a number outside the range Kafka accepts (a partition beyond i32).

@@ -14,7 +14,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use crate::pg::catalog;
 use crate::codec::csv;
 use crate::codec::json::{self, JsonField, JsonPath};
-use crate::pg::clients::{self, PooledProducer};
+use crate::pg::clients::{self, TableProducer};
 use crate::kafka::{Outgoing, Sender};
 use crate::codec::{ColumnType, Format};
 use crate::options::layout::ColumnSource;
@@ -49,7 +49,9 @@ enum JsonKind {
 /// What an INSERT or COPY keeps between rows. Owned by the query's memory context, so
 /// the producer goes back to the pool (or is closed, with messages pending) on ERROR.
 struct ModifyState {
-    sender: Sender<PooledProducer>,
+    sender: Sender<TableProducer>,
+    /// The messages are sent in the PostgreSQL transaction's Kafka transaction.
+    transactional: bool,
     table: TableOptions,
     /// Attribute numbers - 1 of the meta columns.
     partition: Option<(usize, ColumnType)>,
@@ -117,6 +119,7 @@ unsafe fn begin(rinfo: *mut pg_sys::ResultRelInfo) {
         }
         let (settings, producer) = clients::table_producer(&definition);
         let state = ModifyState {
+            transactional: matches!(producer, TableProducer::Transactional(_)),
             sender: Sender::new(producer, settings, &definition.table.topic),
             table: definition.table,
             partition,
@@ -343,7 +346,18 @@ unsafe fn finish(rinfo: *mut pg_sys::ResultRelInfo) {
     unsafe {
         let state = (*rinfo).ri_FdwState as *mut ModifyState;
         if !state.is_null() {
-            (*state).sender.finish().or_raise();
+            let transactional = (*state).transactional;
+            (*state)
+                .sender
+                .finish()
+                .map_err(|error| {
+                    if transactional {
+                        error.with_hint("The Kafka transaction aborts with the PostgreSQL transaction: read_committed readers see none of its messages.")
+                    } else {
+                        error
+                    }
+                })
+                .or_raise();
         }
     }
 }

@@ -91,6 +91,27 @@ impl ConsumerContext for ClientErrors {}
 /// Consumers remember their client errors.
 pub type KafkaConsumer = BaseConsumer<ClientErrors>;
 
+/// Which messages of transactional producers a scan reads (Kafka's `isolation.level`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IsolationLevel {
+    /// Only messages of committed transactions (and of producers without transactions),
+    /// up to the last stable offset: the first offset of a transaction still open.
+    ReadCommitted,
+    /// Every message, aborted and still-open transactions' included, up to the high
+    /// watermark.
+    ReadUncommitted,
+}
+
+impl IsolationLevel {
+    /// librdkafka's spelling of the level (`isolation.level`).
+    pub fn property_value(self) -> &'static str {
+        match self {
+            IsolationLevel::ReadCommitted => "read_committed",
+            IsolationLevel::ReadUncommitted => "read_uncommitted",
+        }
+    }
+}
+
 /// How to reach the cluster and how long to wait for it.
 #[derive(Debug, Clone)]
 pub struct ClientSettings {
@@ -103,6 +124,8 @@ pub struct ClientSettings {
     /// The most one fetch request may wait on the broker, as asked (`buffer_delay`);
     /// consumers use [`ClientSettings::consumer_fetch_wait`].
     pub fetch_wait: Duration,
+    /// What consumers read and where watermarks end (see [`IsolationLevel`]).
+    pub isolation: IsolationLevel,
     pub interrupt: Interrupt,
 }
 
@@ -148,7 +171,8 @@ pub fn new_consumer(settings: &ClientSettings) -> FdwResult<KafkaConsumer> {
         // (default: a whole second, a stall every few hundred thousand messages).
         .set("fetch.queue.backoff.ms", "10")
         // Prefetch at most this much per client: bounds a scan's memory.
-        .set("queued.max.messages.kbytes", "16384");
+        .set("queued.max.messages.kbytes", "16384")
+        .set("isolation.level", settings.isolation.property_value());
     apply_properties(&mut config, settings);
     with_signals_blocked(|| config.create_with_context::<_, KafkaConsumer>(ClientErrors::default())).map_err(|e| {
         FdwError::new(ErrorKind::Kafka, "could not create a Kafka consumer").with_detail(e.to_string())

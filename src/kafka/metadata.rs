@@ -13,7 +13,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use crate::error::{ErrorKind, FdwError, FdwResult};
 
-use super::config::{ClientSettings, KafkaConsumer, is_transient, is_transient_code, reported_errors, unreachable_brokers, with_signals_blocked};
+use super::config::{ClientSettings, IsolationLevel, KafkaConsumer, is_transient, is_transient_code, reported_errors, unreachable_brokers, with_signals_blocked};
 use super::{POLL_SLICE, Watermarks};
 
 /// One request of librdkafka's asynchronous Admin API, issued once on an existing
@@ -342,8 +342,16 @@ pub(super) fn no_such_topic(topic: &str) -> FdwError {
 }
 
 /// One ListOffsets request for `partitions` of `topic`, each asking for `spec` (an
-/// `rd_kafka_OffsetSpec_t` or a timestamp), issued on `consumer` without waiting.
-fn issue_list_offsets(consumer: &KafkaConsumer, topic: &str, partitions: &[i32], spec: i64, deadline: Instant) -> FdwResult<AdminRequest> {
+/// `rd_kafka_OffsetSpec_t` or a timestamp) at `isolation` (read_committed: "latest" is
+/// the last stable offset), issued on `consumer` without waiting.
+fn issue_list_offsets(
+    consumer: &KafkaConsumer,
+    topic: &str,
+    partitions: &[i32],
+    spec: i64,
+    isolation: IsolationLevel,
+    deadline: Instant,
+) -> FdwResult<AdminRequest> {
     let mut query = TopicPartitionList::with_capacity(partitions.len());
     for &partition in partitions {
         query.add_partition_offset(topic, partition, Offset::from_raw(spec)).map_err(|e| {
@@ -355,9 +363,15 @@ fn issue_list_offsets(consumer: &KafkaConsumer, topic: &str, partitions: &[i32],
         bindings::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_LISTOFFSETS,
         deadline.saturating_duration_since(Instant::now()),
     );
+    let level = match isolation {
+        IsolationLevel::ReadCommitted => bindings::rd_kafka_IsolationLevel_t::RD_KAFKA_ISOLATION_LEVEL_READ_COMMITTED,
+        IsolationLevel::ReadUncommitted => bindings::rd_kafka_IsolationLevel_t::RD_KAFKA_ISOLATION_LEVEL_READ_UNCOMMITTED,
+    };
     // SAFETY: librdkafka copies the partition list into the request; the handle, options
-    // and queue are alive.
+    // and queue are alive. Setting the isolation level of ListOffsets options cannot fail
+    // (its error, always NULL for a valid level, needs no destroying).
     unsafe {
+        bindings::rd_kafka_AdminOptions_set_isolation_level(request.options, level);
         bindings::rd_kafka_ListOffsets(consumer.client().native_ptr(), query.ptr(), request.options, request.queue);
     }
     Ok(request)
@@ -405,7 +419,9 @@ fn list_offsets_result(
 }
 
 /// Low and high watermarks of the given partitions: two ListOffsets requests (earliest,
-/// latest) for all of them, in flight together.
+/// latest) for all of them, in flight together. Under read_committed (the settings'
+/// isolation level) the high mark is the last stable offset: a transaction still open
+/// there, and everything after it, is not read.
 pub fn watermarks(
     consumer: &KafkaConsumer,
     settings: &ClientSettings,
@@ -419,8 +435,8 @@ pub fn watermarks(
     let earliest = bindings::rd_kafka_OffsetSpec_t::RD_KAFKA_OFFSET_SPEC_EARLIEST as i64;
     let latest = bindings::rd_kafka_OffsetSpec_t::RD_KAFKA_OFFSET_SPEC_LATEST as i64;
     let (lows, highs) = with_retries(consumer, settings, &what, |deadline| {
-        let mut low = issue_list_offsets(consumer, topic, partitions, earliest, deadline)?;
-        let mut high = issue_list_offsets(consumer, topic, partitions, latest, deadline)?;
+        let mut low = issue_list_offsets(consumer, topic, partitions, earliest, settings.isolation, deadline)?;
+        let mut high = issue_list_offsets(consumer, topic, partitions, latest, settings.isolation, deadline)?;
         let lows = match list_offsets_result(&mut low, settings, &what, deadline)? {
             Attempt::Done(lows) => lows,
             Attempt::Retry(reason) => return Ok(Attempt::Retry(reason)),
@@ -459,7 +475,7 @@ pub fn offsets_for_time(
     // Negative times are Kafka's codes for "latest" and "earliest": no message is older
     // than 1970, so ask for 0 instead.
     let answer = with_retries(consumer, settings, &what, |deadline| {
-        let mut request = issue_list_offsets(consumer, topic, partitions, unix_ms.max(0), deadline)?;
+        let mut request = issue_list_offsets(consumer, topic, partitions, unix_ms.max(0), settings.isolation, deadline)?;
         list_offsets_result(&mut request, settings, &what, deadline)
     })?;
     Ok(partitions

@@ -1,6 +1,7 @@
 //! The Kafka client, with no PostgreSQL in it: `config` (settings, property lookup,
 //! client creation), `metadata` (topics, watermarks, offsets by time), `reader` (offset
 //! ranges, forwards or backwards), `sender` (producing with checked delivery), and
+//! `transaction` (Kafka transactions begun, committed and aborted by the host) and
 //! `registry` (a Schema Registry client, for the writer schemas of Avro messages).
 //!
 //! A scan is a set of [`ReadRange`]s (partition, first offset, end offset). The
@@ -26,15 +27,17 @@ pub mod registry;
 mod sender;
 #[cfg(test)]
 mod testing;
+mod transaction;
 #[cfg(test)]
 mod tests;
 
 use std::time::Duration;
 
-pub use config::{is_known_property, new_consumer, ClientSettings, KafkaConsumer};
+pub use config::{is_known_property, new_consumer, ClientSettings, IsolationLevel, KafkaConsumer};
 pub use metadata::{all_topics, cluster_id, describe, offsets_for_time, topic_partitions, watermarks, TopicDescription};
 pub use reader::{clear_assignment, Backwards, RangeReader};
 pub use sender::{new_producer, DeliveryTracker, KafkaProducer, Outgoing, Sender};
+pub use transaction::{abort_transaction, begin_transaction, commit_transaction, transactional_producer};
 
 /// The longest single blocking call into librdkafka, so interrupts are seen quickly.
 pub const POLL_SLICE: Duration = Duration::from_millis(100);

@@ -117,6 +117,12 @@ const TOPIC_PROPAGATION_WAIT: Duration = Duration::from_secs(1);
 /// not acknowledge them (librdkafka's default would wait five minutes). A NULL
 /// partition goes through murmur2_random, the partitioner of Java clients.
 pub fn new_producer(settings: &ClientSettings) -> FdwResult<KafkaProducer> {
+    configured_producer(settings, &[])
+}
+
+/// A producer as [`new_producer`] makes it, with `extra` properties set over the user's
+/// (kafka_fdw's own, such as a transactional id).
+pub(super) fn configured_producer(settings: &ClientSettings, extra: &[(&str, &str)]) -> FdwResult<KafkaProducer> {
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", &settings.brokers)
@@ -129,6 +135,9 @@ pub fn new_producer(settings: &ClientSettings) -> FdwResult<KafkaProducer> {
         // Bounded memory for big INSERTs: sending waits while this much is queued.
         .set("queue.buffering.max.kbytes", "65536");
     apply_properties(&mut config, settings);
+    for (name, value) in extra {
+        config.set(*name, *value);
+    }
     with_signals_blocked(|| config.create_with_context::<_, KafkaProducer>(DeliveryTracker::default())).map_err(|e| {
         FdwError::new(ErrorKind::Kafka, "could not create a Kafka producer").with_detail(e.to_string())
     })

@@ -45,6 +45,7 @@ pub fn test_settings(brokers: &str) -> ClientSettings {
         properties: Vec::new(),
         timeout: Duration::from_secs(5),
         fetch_wait: Duration::from_millis(100),
+        isolation: crate::kafka::IsolationLevel::ReadCommitted,
         interrupt: no_interrupt,
     }
 }

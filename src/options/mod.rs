@@ -16,6 +16,7 @@ use crate::codec::avro::AvroSchema;
 use crate::codec::Format;
 use crate::error::{capitalized, ErrorKind, FdwError, FdwResult};
 use crate::kafka;
+use crate::kafka::IsolationLevel;
 use properties::Access;
 
 /// The catalog an option list belongs to, as PostgreSQL's validator is told.
@@ -34,7 +35,7 @@ impl OptionLevel {
         match self {
             OptionLevel::Wrapper => &[],
             OptionLevel::UserMapping => &[REGISTRY_USERNAME, REGISTRY_PASSWORD],
-            OptionLevel::Server => &["brokers", "mpp_execute", "timeout_ms", "schema_registry"],
+            OptionLevel::Server => &["brokers", "mpp_execute", "timeout_ms", "schema_registry", "transactional", "isolation_level"],
             OptionLevel::Table => &[
                 "topic",
                 "format",
@@ -50,6 +51,8 @@ impl OptionLevel {
                 "ignore_junk",
                 "on_error",
                 "avro_schema",
+                "transactional",
+                "isolation_level",
             ],
             OptionLevel::Column => {
                 &["partition", "offset", "key", "timestamp", "headers", "topic", "junk", "junk_error", "json", "field"]
@@ -79,6 +82,10 @@ pub struct ServerOptions {
     pub timeout: Duration,
     /// Base URLs of a Confluent-compatible Schema Registry, tried in order.
     pub schema_registry: Vec<String>,
+    /// The default of the server's tables (see [`TableOptions::transactional`]).
+    pub transactional: Option<bool>,
+    /// The default of the server's tables (see [`TableOptions::isolation_level`]).
+    pub isolation_level: Option<IsolationLevel>,
 }
 
 /// User-mapping options for the Schema Registry (HTTP basic auth).
@@ -126,6 +133,41 @@ pub struct TableOptions {
     /// `format 'avro'` without a registry: the JSON text of the schema every message
     /// was written with.
     pub avro_schema: Option<String>,
+    /// INSERT and COPY produce inside a Kafka transaction that commits and aborts with the
+    /// PostgreSQL transaction; `None`: as the server says.
+    pub transactional: Option<bool>,
+    /// What scans read of transactional producers' messages; `None`: as the server says.
+    pub isolation_level: Option<IsolationLevel>,
+}
+
+/// Whether a table's INSERTs are transactional: the table's option, else its server's,
+/// else not (an INSERT then behaves as before transactions existed).
+pub fn transactional(server: &ServerOptions, table: &TableOptions) -> bool {
+    table.transactional.or(server.transactional).unwrap_or(false)
+}
+
+/// What a table's scans read: the table's option, else its server's, else read_committed,
+/// as a PostgreSQL reader expects (never what another transaction may still roll back) and
+/// as librdkafka's consumers default to.
+pub fn isolation_level(server: &ServerOptions, table: Option<&TableOptions>) -> IsolationLevel {
+    table.and_then(|t| t.isolation_level).or(server.isolation_level).unwrap_or(IsolationLevel::ReadCommitted)
+}
+
+/// `transactional` and `isolation_level`, valid at both the server and the table level.
+fn transaction_options(options: &[(String, String)]) -> FdwResult<(Option<bool>, Option<IsolationLevel>)> {
+    let transactional = lookup(options, "transactional").map(|value| boolean("transactional", value)).transpose()?;
+    let isolation_level = match lookup(options, "isolation_level") {
+        None => None,
+        Some(value) => Some(match value.to_ascii_lowercase().as_str() {
+            "read_committed" => IsolationLevel::ReadCommitted,
+            "read_uncommitted" => IsolationLevel::ReadUncommitted,
+            _ => {
+                return Err(invalid_value("isolation_level", value)
+                    .with_hint("Valid values are \"read_committed\" and \"read_uncommitted\"."))
+            }
+        }),
+    };
+    Ok((transactional, isolation_level))
 }
 
 /// A message property a column can hold instead of payload data.
@@ -284,7 +326,8 @@ pub fn parse_server(options: &[(String, String)]) -> FdwResult<ServerOptions> {
         return Err(invalid_value("schema_registry", bad)
             .with_hint("Give the registry's base URL (http:// or https://), or several separated by commas."));
     }
-    Ok(ServerOptions { brokers: brokers.to_string(), properties, mpp_execute, timeout, schema_registry })
+    let (transactional, isolation_level) = transaction_options(options)?;
+    Ok(ServerOptions { brokers: brokers.to_string(), properties, mpp_execute, timeout, schema_registry, transactional, isolation_level })
 }
 
 pub fn parse_table(options: &[(String, String)]) -> FdwResult<TableOptions> {
@@ -364,6 +407,7 @@ pub fn parse_table(options: &[(String, String)]) -> FdwResult<TableOptions> {
             "the NULL string cannot contain the delimiter or a line break",
         ));
     }
+    let (transactional, isolation_level) = transaction_options(options)?;
     Ok(TableOptions {
         topic: topic.to_string(),
         format,
@@ -374,6 +418,8 @@ pub fn parse_table(options: &[(String, String)]) -> FdwResult<TableOptions> {
         strict,
         on_error,
         avro_schema,
+        transactional,
+        isolation_level,
     })
 }
 
@@ -522,13 +568,33 @@ mod tests {
     }
 
     #[test]
+    fn transaction_options_apply_to_the_table_over_the_server() {
+        let server = parse_server(&opts(&[("brokers", "b:1"), ("transactional", "on"), ("isolation_level", "READ_UNCOMMITTED")])).unwrap();
+        let plain = parse_table(&opts(&[("topic", "t")])).unwrap();
+        assert!(transactional(&server, &plain));
+        assert_eq!(isolation_level(&server, Some(&plain)), IsolationLevel::ReadUncommitted);
+        assert_eq!(isolation_level(&server, None), IsolationLevel::ReadUncommitted);
+        let own = parse_table(&opts(&[("topic", "t"), ("transactional", "false"), ("isolation_level", "read_committed")])).unwrap();
+        assert!(!transactional(&server, &own));
+        assert_eq!(isolation_level(&server, Some(&own)), IsolationLevel::ReadCommitted);
+        let defaults = parse_server(&opts(&[("brokers", "b:1")])).unwrap();
+        assert!(!transactional(&defaults, &plain));
+        assert_eq!(isolation_level(&defaults, Some(&plain)), IsolationLevel::ReadCommitted);
+        let error = parse_table(&opts(&[("topic", "t"), ("isolation_level", "serializable")])).unwrap_err();
+        assert_eq!(error.kind, ErrorKind::InvalidParameterValue);
+        assert!(parse_server(&opts(&[("brokers", "b:1"), ("transactional", "maybe")])).is_err());
+        let reserved = parse_server(&opts(&[("brokers", "b:1"), ("isolation.level", "read_uncommitted")])).unwrap_err();
+        assert_eq!(reserved.message, "librdkafka property \"isolation.level\" is set by kafka_fdw");
+    }
+
+    #[test]
     fn server_rejects_bad_options() {
         let err = parse_server(&opts(&[("brokers", "b:1"), ("host", "x")])).unwrap_err();
         assert_eq!(err.kind, ErrorKind::InvalidOptionName);
         assert_eq!(err.message, "invalid option \"host\"");
         assert_eq!(
             err.hint.as_deref(),
-            Some("Valid options in this context are: brokers, mpp_execute, timeout_ms, schema_registry, or librdkafka configuration properties.")
+            Some("Valid options in this context are: brokers, mpp_execute, timeout_ms, schema_registry, transactional, isolation_level, or librdkafka configuration properties.")
         );
         let err = parse_server(&opts(&[("brokers", "b:1"), ("group.id", "g")])).unwrap_err();
         assert_eq!(err.message, "librdkafka property \"group.id\" is set by kafka_fdw");

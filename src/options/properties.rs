@@ -43,7 +43,6 @@ const ANYONE: &[&str] = &[
     "fetch.message.max.bytes",
     "fetch.min.bytes",
     "fetch.queue.backoff.ms",
-    "isolation.level",
     "linger.ms",
     "log_level",
     "max.in.flight",
@@ -102,6 +101,7 @@ const ANYONE: &[&str] = &[
     "topic.metadata.refresh.fast.interval.ms",
     "topic.metadata.refresh.interval.ms",
     "topic.metadata.refresh.sparse",
+    "transaction.timeout.ms",
 ];
 
 /// Properties kafka_fdw sets itself, with what to use instead.
@@ -125,8 +125,8 @@ const RESERVED: &[(&str, &str)] = &[
     ("auto.offset.reset", "Scans start at the offsets their conditions select."),
     ("enable.partition.eof", "Scans need end-of-partition events to end exactly."),
     ("delivery.report.only.error", "INSERT counts every delivery report."),
-    ("transactional.id", "kafka_fdw does not produce in Kafka transactions."),
-    ("transaction.timeout.ms", "kafka_fdw does not produce in Kafka transactions."),
+    ("transactional.id", "Use the option \"transactional\" of the server or table: kafka_fdw derives one id per backend and server."),
+    ("isolation.level", "Use the option \"isolation_level\" of the server or table."),
 ];
 
 /// Who may set librdkafka property `name` (assumed to exist).

@@ -7,6 +7,7 @@ use std::borrow::Borrow;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::c_int;
+use std::rc::Rc;
 use std::thread::LocalKey;
 
 use pgrx::{pg_guard, pg_sys};
@@ -15,8 +16,9 @@ use rdkafka::producer::Producer;
 use crate::codec::avro::{AvroSchema, SchemaById, WriterSchemas};
 use crate::error::{ErrorKind, FdwError, FdwResult};
 use crate::kafka::registry::{self, RegistrySettings};
-use crate::kafka::{self, ClientSettings, KafkaConsumer, KafkaProducer, RangeReader, Watermarks};
-use crate::options::ServerOptions;
+use crate::kafka::{self, ClientSettings, IsolationLevel, KafkaConsumer, KafkaProducer, RangeReader, Watermarks};
+use crate::options::{self, ServerOptions};
+use crate::pg::transactions;
 use crate::pg::catalog::{self, ForeignTableDef};
 use crate::pg::errors::OrRaise;
 
@@ -28,12 +30,18 @@ pub fn check_interrupts() {
 
 /// Settings of a client of a table's server for the current user.
 pub fn table_client_settings(definition: &ForeignTableDef) -> ClientSettings {
-    server_client_settings(definition.server_id, &definition.server, definition.table.buffer_delay)
+    let isolation = options::isolation_level(&definition.server, Some(&definition.table));
+    server_client_settings(definition.server_id, &definition.server, definition.table.buffer_delay, isolation)
 }
 
 /// Settings of a client of `server` for the current user: the server's librdkafka
 /// properties, then the user mapping's (applied later, so they win).
-fn server_client_settings(server_id: pg_sys::Oid, server: &ServerOptions, fetch_wait: std::time::Duration) -> ClientSettings {
+fn server_client_settings(
+    server_id: pg_sys::Oid,
+    server: &ServerOptions,
+    fetch_wait: std::time::Duration,
+    isolation: IsolationLevel,
+) -> ClientSettings {
     let mut properties = server.properties.clone();
     // SAFETY: a catalog lookup inside a transaction.
     properties.extend(unsafe { catalog::user_mapping_options(server_id) }.properties);
@@ -42,23 +50,51 @@ fn server_client_settings(server_id: pg_sys::Oid, server: &ServerOptions, fetch_
         properties,
         timeout: server.timeout,
         fetch_wait,
+        isolation,
         interrupt: check_interrupts,
     }
 }
 
 /// The pool key of a client of `server_id` for the current user's mapping, which, as
 /// in postgres_fdw, must exist.
-fn client_key(server_id: pg_sys::Oid, fetch_wait: std::time::Duration) -> ClientKey {
+fn client_key(server_id: pg_sys::Oid, settings: &ClientSettings) -> ClientKey {
     // SAFETY: a catalog lookup inside a transaction; it raises if there is no mapping.
     let user_mapping = unsafe { (*catalog::current_user_mapping(server_id)).umid };
-    ClientKey { server: server_id, user_mapping, fetch_wait }
+    ClientKey { server: server_id, user_mapping, fetch_wait: settings.consumer_fetch_wait(), isolation: settings.isolation }
 }
 
-/// A pooled producer for a table, shared by every table of its server and user mapping.
-pub fn table_producer(definition: &ForeignTableDef) -> (ClientSettings, PooledProducer) {
-    let settings = table_client_settings(definition);
-    let producer = PooledProducer::get(client_key(definition.server_id, std::time::Duration::ZERO), &settings).or_raise();
-    (settings, producer)
+/// The producer an INSERT or COPY sends with: pooled, or the backend's transactional
+/// producer of the server and user mapping (see `pg::transactions`).
+pub enum TableProducer {
+    Pooled(PooledProducer),
+    Transactional(Rc<KafkaProducer>),
+}
+
+impl Borrow<KafkaProducer> for TableProducer {
+    fn borrow(&self) -> &KafkaProducer {
+        match self {
+            TableProducer::Pooled(pooled) => pooled.borrow(),
+            TableProducer::Transactional(producer) => producer,
+        }
+    }
+}
+
+/// The producer for a write into a table: its server's and user mapping's transactional
+/// producer, in the PostgreSQL transaction's Kafka transaction, when the table is
+/// transactional; otherwise a pooled producer, shared by every table of the server and
+/// user mapping.
+pub fn table_producer(definition: &ForeignTableDef) -> (ClientSettings, TableProducer) {
+    let mut settings = table_client_settings(definition);
+    // Producers read nothing: one pooled producer serves every table of the mapping.
+    settings.fetch_wait = std::time::Duration::ZERO;
+    settings.isolation = IsolationLevel::ReadCommitted;
+    let key = client_key(definition.server_id, &settings);
+    if options::transactional(&definition.server, &definition.table) {
+        let producer = transactions::producer_for_write(key, &settings);
+        return (settings, TableProducer::Transactional(producer));
+    }
+    let producer = PooledProducer::get(key, &settings).or_raise();
+    (settings, TableProducer::Pooled(producer))
 }
 
 /// A pooled consumer of one server for the current user, with its settings, and the
@@ -78,12 +114,12 @@ impl TopicClient {
 
     /// A consumer for server-wide questions (topic lists, samples of many topics).
     pub fn for_server(server_id: pg_sys::Oid, server: &ServerOptions) -> Self {
-        let settings = server_client_settings(server_id, server, kafka::MAX_FETCH_WAIT);
+        let settings = server_client_settings(server_id, server, kafka::MAX_FETCH_WAIT, options::isolation_level(server, None));
         Self::with_settings(server_id, settings, String::new())
     }
 
     fn with_settings(server_id: pg_sys::Oid, settings: ClientSettings, topic: String) -> Self {
-        let consumer = PooledConsumer::get(client_key(server_id, settings.consumer_fetch_wait()), &settings).or_raise();
+        let consumer = PooledConsumer::get(client_key(server_id, &settings), &settings).or_raise();
         TopicClient { settings, consumer, topic }
     }
 
@@ -109,6 +145,8 @@ pub struct ClientKey {
     pub user_mapping: pg_sys::Oid,
     /// Part of the consumer's configuration (`fetch.wait.max.ms`), set per table.
     pub fetch_wait: std::time::Duration,
+    /// Part of the consumer's configuration (`isolation.level`), set per table.
+    pub isolation: IsolationLevel,
 }
 
 /// Idle clients by key. `generation` moves on each catalog change; a client borrowed
@@ -344,7 +382,12 @@ mod tests {
     use super::*;
 
     fn key(server: u32) -> ClientKey {
-        ClientKey { server: pg_sys::Oid::from(server), user_mapping: pg_sys::Oid::from(1), fetch_wait: std::time::Duration::from_millis(10) }
+        ClientKey {
+            server: pg_sys::Oid::from(server),
+            user_mapping: pg_sys::Oid::from(1),
+            fetch_wait: std::time::Duration::from_millis(10),
+            isolation: IsolationLevel::ReadCommitted,
+        }
     }
 
     #[test]

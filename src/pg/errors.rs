@@ -21,6 +21,7 @@ fn sqlstate(kind: ErrorKind) -> PgSqlErrorCode {
         ErrorKind::BadMessageFormat => PgSqlErrorCode::ERRCODE_BAD_COPY_FILE_FORMAT,
         ErrorKind::CharacterNotInRepertoire => PgSqlErrorCode::ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
         ErrorKind::Internal => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+        ErrorKind::InvalidTransactionState => PgSqlErrorCode::ERRCODE_INVALID_TRANSACTION_STATE,
         ErrorKind::Reported(code) => PgSqlErrorCode::from(code),
     }
 }

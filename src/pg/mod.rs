@@ -1,11 +1,12 @@
 //! PostgreSQL glue shared by the wrapper's callbacks (`fdw`) and the SQL functions
 //! (`api`): raising errors, reading the catalogs, pooled Kafka clients per user mapping,
-//! privilege checks.
+//! privilege checks, Kafka transactions tied to PostgreSQL's.
 
 pub mod catalog;
 pub mod clients;
 pub mod errors;
 pub mod privileges;
+pub mod transactions;
 
 /// Only `cargo pgrx test` (feature `pg_test`) builds these: they need a backend.
 #[cfg(feature = "pg_test")]

@@ -58,6 +58,10 @@ enum Command {
         /// connection is warm, as a pooled client's is); one line per pass.
         #[arg(long, default_value_t = 1)]
         passes: u32,
+        /// read_committed (librdkafka's default: aborted messages and open transactions
+        /// are not read) or read_uncommitted.
+        #[arg(long, default_value = "read_committed", value_parser = ["read_committed", "read_uncommitted"])]
+        isolation_level: String,
     },
     /// Print every message as `partition<TAB>offset<TAB>payload`, ordered by partition and offset.
     Dump {
@@ -65,6 +69,10 @@ enum Command {
         brokers: String,
         #[arg(long)]
         topic: String,
+        /// read_committed (librdkafka's default: aborted messages and open transactions
+        /// are not read) or read_uncommitted.
+        #[arg(long, default_value = "read_committed", value_parser = ["read_committed", "read_uncommitted"])]
+        isolation_level: String,
     },
     /// Print `partition<TAB>low<TAB>high` per partition.
     Watermarks {
@@ -121,8 +129,8 @@ fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Produce(args) => produce::produce(&args),
         Command::ProduceAvro(args) => produce::produce_avro(&args),
-        Command::Count { brokers, topic, passes } => count(&brokers, &topic, passes),
-        Command::Dump { brokers, topic } => dump(&brokers, &topic),
+        Command::Count { brokers, topic, passes, isolation_level } => count(&brokers, &topic, passes, &isolation_level),
+        Command::Dump { brokers, topic, isolation_level } => dump(&brokers, &topic, &isolation_level),
         Command::Watermarks { brokers, topic } => print_watermarks(&brokers, &topic),
         Command::OffsetsForTime { brokers, topic, ms } => offsets_for_time(&brokers, &topic, ms),
         Command::Mock { brokers, address_file, topics } => host_mock(brokers, &address_file, &topics),
@@ -144,8 +152,14 @@ fn main() -> ExitCode {
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 fn consumer(brokers: &str) -> Result<BaseConsumer> {
+    reading_consumer(brokers, "read_committed")
+}
+
+/// A consumer reading with `isolation_level`.
+fn reading_consumer(brokers: &str, isolation_level: &str) -> Result<BaseConsumer> {
     Ok(ClientConfig::new()
         .set("bootstrap.servers", brokers)
+        .set("isolation.level", isolation_level)
         .set("enable.partition.eof", "true")
         // librdkafka only allows assign() with a group; nothing is committed to it.
         .set("group.id", format!("kafka-tool-{}", std::process::id()))
@@ -242,9 +256,9 @@ fn consume_all(consumer: &BaseConsumer, topic: &str, mut each: impl FnMut(&Borro
     Ok(read)
 }
 
-fn count(brokers: &str, topic: &str, passes: u32) -> Result<()> {
+fn count(brokers: &str, topic: &str, passes: u32, isolation_level: &str) -> Result<()> {
     let mut started = Instant::now();
-    let consumer = consumer(brokers)?;
+    let consumer = reading_consumer(brokers, isolation_level)?;
     for _ in 0..passes {
         let mut bytes = 0usize;
         let read = consume_all(&consumer, topic, |message| bytes += message.payload_len())?;
@@ -256,9 +270,9 @@ fn count(brokers: &str, topic: &str, passes: u32) -> Result<()> {
     Ok(())
 }
 
-fn dump(brokers: &str, topic: &str) -> Result<()> {
+fn dump(brokers: &str, topic: &str, isolation_level: &str) -> Result<()> {
     let mut rows: Vec<(i32, i64, Vec<u8>)> = Vec::new();
-    consume_all(&consumer(brokers)?, topic, |message| {
+    consume_all(&reading_consumer(brokers, isolation_level)?, topic, |message| {
         rows.push((message.partition(), message.offset(), message.payload().unwrap_or_default().to_vec()))
     })?;
     rows.sort_unstable_by_key(|(partition, offset, _)| (*partition, *offset));
@@ -354,6 +368,7 @@ fn api_key(name: &str) -> Result<RDKafkaApiKey> {
         "ListOffsets" => RDKafkaApiKey::ListOffsets,
         "Metadata" => RDKafkaApiKey::Metadata,
         "InitProducerId" => RDKafkaApiKey::InitProducerId,
+        "EndTxn" => RDKafkaApiKey::EndTxn,
         _ => return Err(format!("unsupported API key {name}").into()),
     })
 }
@@ -371,6 +386,7 @@ fn response_error(code: &str) -> Result<RDKafkaRespErr> {
         13 => RD_KAFKA_RESP_ERR_NETWORK_EXCEPTION,
         19 => RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
         29 => RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
+        53 => RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
         87 => RD_KAFKA_RESP_ERR_INVALID_RECORD,
         other => return Err(format!("unsupported error code {other}").into()),
     })

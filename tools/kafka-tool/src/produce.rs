@@ -47,6 +47,13 @@ pub struct ProduceArgs {
     /// Message timestamp of the first message, in ms since 1970 (default: now).
     #[arg(long)]
     timestamp_start: Option<i64>,
+    /// Produce everything in one Kafka transaction with this transactional.id.
+    #[arg(long)]
+    transactional_id: Option<String>,
+    /// With --transactional-id: how the transaction ends: commit, abort, or open (exit
+    /// without ending it, as a crashed producer would).
+    #[arg(long, default_value = "commit", requires = "transactional_id", value_parser = ["commit", "abort", "open"])]
+    end: String,
     /// Added to the timestamp for each next message, in ms.
     #[arg(long, default_value_t = 0)]
     timestamp_step: i64,
@@ -113,17 +120,37 @@ struct Sender {
     producer: BaseProducer<DeliveryCounter>,
     sent: u64,
     started: Instant,
+    /// How the Kafka transaction every message is in ends; `None`: no transaction.
+    transaction_end: Option<String>,
 }
+
+/// The longest wait for the transaction coordinator.
+const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Sender {
     fn new(brokers: &str, compression: &str) -> Result<Self> {
-        let producer = ClientConfig::new()
+        Self::transactional(brokers, compression, None, "commit")
+    }
+
+    /// A sender whose messages are all in one transaction of `transactional_id` (if
+    /// given), ended by `finish` as `end` says.
+    fn transactional(brokers: &str, compression: &str, transactional_id: Option<&str>, end: &str) -> Result<Self> {
+        let mut config = ClientConfig::new();
+        config
             .set("bootstrap.servers", brokers)
             .set("compression.type", compression)
             .set("enable.idempotence", "true")
-            .set("linger.ms", "5")
-            .create_with_context(DeliveryCounter::default())?;
-        Ok(Sender { producer, sent: 0, started: Instant::now() })
+            .set("linger.ms", "5");
+        if let Some(id) = transactional_id {
+            config.set("transactional.id", id);
+        }
+        let producer: BaseProducer<DeliveryCounter> = config.create_with_context(DeliveryCounter::default())?;
+        if transactional_id.is_some() {
+            producer.init_transactions(TRANSACTION_TIMEOUT)?;
+            producer.begin_transaction()?;
+        }
+        let transaction_end = transactional_id.map(|_| end.to_string());
+        Ok(Sender { producer, sent: 0, started: Instant::now(), transaction_end })
     }
 
     fn partition_count(&self, topic: &str) -> Result<i32> {
@@ -163,6 +190,12 @@ impl Sender {
     /// Waits for every delivery report and prints the rate.
     fn finish(self) -> Result<()> {
         self.producer.flush(Duration::from_secs(120))?;
+        match self.transaction_end.as_deref() {
+            Some("commit") => self.producer.commit_transaction(TRANSACTION_TIMEOUT)?,
+            Some("abort") => self.producer.abort_transaction(TRANSACTION_TIMEOUT)?,
+            // Left open: the process exits without ending it.
+            _ => {}
+        }
         let context = self.producer.context();
         let sent = self.sent;
         let failed = context.failed.load(Ordering::Relaxed);
@@ -209,7 +242,7 @@ pub fn produce(args: &ProduceArgs) -> Result<()> {
         let (name, value) = header.split_once('=').ok_or("--header takes NAME=VALUE")?;
         headers = headers.insert(Header { key: name, value: Some(value) });
     }
-    let mut sender = Sender::new(&args.brokers, &args.compression)?;
+    let mut sender = Sender::transactional(&args.brokers, &args.compression, args.transactional_id.as_deref(), &args.end)?;
     let partitions = args.placement.partitions(&sender, &args.topic)?;
     for _ in 0..args.repeat {
         for line in &lines {

@@ -1,0 +1,202 @@
+//! Kafka transactions for a host that decides when they begin and end (PostgreSQL's
+//! transaction callbacks, in the `pg` layer): a producer with a `transactional.id`, and
+//! its begin, commit and abort, each bounded by the settings' timeout.
+//!
+//! librdkafka's transactional calls block; a call that times out is retriable and
+//! resumes where it was, so each is made in short slices until it succeeds or the timeout
+//! passes. Any failure leaves the producer unfit for another transaction: the caller drops
+//! it, and the next producer with the same id fences it (its open transaction, if any, is
+//! aborted by the transaction coordinator when the new one initializes).
+
+use std::time::{Duration, Instant};
+
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::Producer;
+
+use crate::error::{ErrorKind, FdwError, FdwResult};
+
+use super::config::ClientSettings;
+use super::sender::{configured_producer, KafkaProducer};
+use super::{Interrupt, POLL_SLICE};
+
+/// A producer whose messages are sent inside transactions of `transactional_id`, ready
+/// for [`begin_transaction`]. Initializing fences any earlier producer of the same id:
+/// its open transaction is aborted.
+pub fn transactional_producer(settings: &ClientSettings, transactional_id: &str) -> FdwResult<KafkaProducer> {
+    let producer = configured_producer(settings, &[("transactional.id", transactional_id)])?;
+    in_slices(settings, settings.interrupt, "initialize Kafka transactions", |slice| producer.init_transactions(slice)).map_err(|e| e.error)?;
+    Ok(producer)
+}
+
+/// Starts a transaction (local to the client: the coordinator hears of it with the first
+/// message).
+pub fn begin_transaction(producer: &KafkaProducer) -> FdwResult<()> {
+    producer.begin_transaction().map_err(|e| failed("begin a Kafka transaction", &e))
+}
+
+/// Commits the open transaction: every message sent in it becomes visible to
+/// read_committed readers at once. Waits at most the settings' timeout and is not
+/// interrupted (an interrupt could leave a commit under way on the broker while the host
+/// rolls back). A commit that fails is aborted when it can be.
+pub fn commit_transaction(producer: &KafkaProducer, settings: &ClientSettings) -> FdwResult<()> {
+    let committed = in_slices(settings, no_interrupt, "commit the Kafka transaction", |slice| producer.commit_transaction(slice));
+    if let Err(error) = &committed {
+        if error.requires_abort {
+            // The broker keeps nothing of it either way: the error says what went wrong.
+            let _ = abort_transaction(producer, settings);
+        }
+    }
+    committed.map_err(|error| error.error)
+}
+
+/// Aborts the open transaction: its messages never become visible to read_committed
+/// readers. Never interrupted (the host calls it while rolling back).
+pub fn abort_transaction(producer: &KafkaProducer, settings: &ClientSettings) -> FdwResult<()> {
+    in_slices(settings, no_interrupt, "abort the Kafka transaction", |slice| producer.abort_transaction(slice)).map_err(|e| e.error)
+}
+
+fn no_interrupt() {}
+
+/// A transactional call's failure, and whether librdkafka wants the transaction aborted.
+struct CallFailure {
+    error: FdwError,
+    requires_abort: bool,
+}
+
+/// Calls `call` with short timeouts until it succeeds, fails for good, or `settings.timeout`
+/// passed; `interrupt` runs between the slices.
+fn in_slices(
+    settings: &ClientSettings,
+    interrupt: Interrupt,
+    what: &str,
+    call: impl Fn(Duration) -> Result<(), KafkaError>,
+) -> Result<(), CallFailure> {
+    let deadline = Instant::now() + settings.timeout;
+    loop {
+        let error = match call(POLL_SLICE) {
+            Ok(()) => return Ok(()),
+            Err(error) => error,
+        };
+        let (retriable, requires_abort) = match &error {
+            KafkaError::Transaction(e) => (e.is_retriable() && !e.is_fatal(), e.txn_requires_abort()),
+            // commit_transaction first flushes, in the same slice.
+            KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut) => (true, false),
+            _ => (false, false),
+        };
+        if !retriable || Instant::now() >= deadline {
+            let mut failure = failed(what, &error);
+            if retriable {
+                failure = FdwError::new(
+                    ErrorKind::UnableToEstablishConnection,
+                    format!("could not {what}: no answer from Kafka brokers \"{}\" within {} ms", settings.brokers, settings.timeout.as_millis()),
+                )
+                .with_detail(error.to_string());
+            }
+            return Err(CallFailure { error: failure, requires_abort });
+        }
+        interrupt();
+    }
+}
+
+fn failed(what: &str, error: &KafkaError) -> FdwError {
+    let fenced = error.rdkafka_error_code().is_some_and(|code| {
+        matches!(code, RDKafkaErrorCode::Fenced | RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::InvalidProducerEpoch)
+    });
+    let error_out = FdwError::new(ErrorKind::Kafka, format!("could not {what}")).with_detail(error.to_string());
+    if fenced {
+        return error_out.with_hint("Another producer with the same transactional.id took over (fenced this one); the transaction was aborted.");
+    }
+    error_out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kafka::sender::{Outgoing, Sender};
+    use crate::kafka::testing::*;
+
+    fn send(producer: &KafkaProducer, settings: &ClientSettings, topic: &str, payload: &[u8]) -> FdwResult<u64> {
+        let mut sender = Sender::new(producer, settings.clone(), topic);
+        sender.send(Outgoing { partition: Some(0), payload: Some(payload), ..Outgoing::default() })?;
+        sender.finish()
+    }
+
+    #[test]
+    fn a_transaction_commits_and_the_next_one_aborts() {
+        let mock = mock_cluster(1);
+        let cluster = mock.cluster();
+        cluster.create_topic("tx", 1, 1).unwrap();
+        let settings = test_settings(&cluster.bootstrap_servers());
+        let producer = transactional_producer(&settings, "kafka_fdw-test-1").unwrap();
+        begin_transaction(&producer).unwrap();
+        assert_eq!(send(&producer, &settings, "tx", b"a").unwrap(), 1);
+        commit_transaction(&producer, &settings).unwrap();
+        begin_transaction(&producer).unwrap();
+        assert_eq!(send(&producer, &settings, "tx", b"b").unwrap(), 1);
+        abort_transaction(&producer, &settings).unwrap();
+        // The producer goes on to a third transaction after an abort.
+        begin_transaction(&producer).unwrap();
+        commit_transaction(&producer, &settings).unwrap();
+    }
+
+    #[test]
+    fn producers_of_different_ids_do_not_fence_each_other() {
+        let mock = mock_cluster(1);
+        let cluster = mock.cluster();
+        cluster.create_topic("tx", 1, 1).unwrap();
+        let settings = test_settings(&cluster.bootstrap_servers());
+        let first = transactional_producer(&settings, "kafka_fdw-test-a").unwrap();
+        let second = transactional_producer(&settings, "kafka_fdw-test-b").unwrap();
+        begin_transaction(&first).unwrap();
+        begin_transaction(&second).unwrap();
+        send(&first, &settings, "tx", b"1").unwrap();
+        send(&second, &settings, "tx", b"2").unwrap();
+        commit_transaction(&first, &settings).unwrap();
+        commit_transaction(&second, &settings).unwrap();
+    }
+
+    #[test]
+    fn a_new_producer_of_the_same_id_takes_over_from_one_left_open() {
+        let mock = mock_cluster(1);
+        let cluster = mock.cluster();
+        cluster.create_topic("tx", 1, 1).unwrap();
+        let settings = test_settings(&cluster.bootstrap_servers());
+        let old = transactional_producer(&settings, "kafka_fdw-test-same").unwrap();
+        begin_transaction(&old).unwrap();
+        send(&old, &settings, "tx", b"old").unwrap();
+        // A later holder of the id (a backend in a dead one's slot) initializes and works.
+        // (librdkafka's mock cluster does not fence the old producer's epoch, so what
+        // becomes of the old transaction is not observable here.)
+        let new = transactional_producer(&settings, "kafka_fdw-test-same").unwrap();
+        begin_transaction(&new).unwrap();
+        send(&new, &settings, "tx", b"new").unwrap();
+        commit_transaction(&new, &settings).unwrap();
+    }
+
+    #[test]
+    fn a_commit_the_coordinator_refuses_is_an_error_within_the_timeout() {
+        let mock = mock_cluster(1);
+        let cluster = mock.cluster();
+        cluster.create_topic("tx", 1, 1).unwrap();
+        let mut settings = test_settings(&cluster.bootstrap_servers());
+        settings.timeout = Duration::from_secs(2);
+        let producer = transactional_producer(&settings, "kafka_fdw-test-refused").unwrap();
+        begin_transaction(&producer).unwrap();
+        send(&producer, &settings, "tx", b"x").unwrap();
+        let refusals = [rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED; 4];
+        cluster.request_errors(rdkafka::types::RDKafkaApiKey::EndTxn, &refusals);
+        let started = Instant::now();
+        assert!(commit_transaction(&producer, &settings).is_err());
+        assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    }
+
+    #[test]
+    fn an_unreachable_coordinator_fails_initialization_within_the_timeout() {
+        let mut settings = test_settings("127.0.0.1:1");
+        settings.timeout = Duration::from_millis(800);
+        let started = Instant::now();
+        let error = transactional_producer(&settings, "kafka_fdw-test-nobody").err().expect("no broker");
+        assert!(error.message.contains("initialize Kafka transactions"), "{error:?}");
+        assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+    }
+}
