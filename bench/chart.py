@@ -35,14 +35,16 @@ def goal_speed(cell):
 
 def parse(lines):
     """(pair, ours label, baseline label, relative speed, goal) for each table row with
-    a time on both sides."""
+    a time on both sides and a ratio."""
     bars = []
     for line in lines:
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
         if len(cells) < 9 or cells[0] in ("pair", "---"):
             continue
         ours, base = seconds(cells[2]), seconds(cells[5])
-        if ours and base:
+        # Rows whose ratio column holds a ratio: the others compare other things (RSS,
+        # percentiles, added latency).
+        if ours and base and re.match(r"[0-9.]+x", cells[7]):
             bars.append((cells[0], cells[1], cells[4], base / ours, goal_speed(cells[8])))
     return bars
 
