@@ -9,8 +9,8 @@
 //! The binary format carries each value through its type's send and receive functions:
 //! no text parsing, and a value arrives as the source column had it. So the COPY path
 //! needs each source column of the target column's type; where that or anything else
-//! COPY would handle differently from `INSERT` does not hold (a view, row-level
-//! security, an identity column GENERATED ALWAYS, a type without binary I/O, a client
+//! COPY would handle differently from `INSERT` does not hold (a view or foreign table,
+//! row-level security, an identity column GENERATED ALWAYS, a type without binary I/O, a client
 //! encoding other than the database's, which text's send and receive functions convert
 //! to), the rows go through `INSERT INTO target (columns) query` instead, and a NOTICE
 //! says why.
@@ -73,7 +73,7 @@ pub fn insert_query_rows(target: &PgRelation, columns: &[String], query: &str) -
         if let Some(why) = copy_refusal(client, &target, columns, &source_types) {
             // SAFETY: the portal opened above, not used after.
             unsafe { pg_sys::SPI_cursor_close(portal) };
-            let quoted: Vec<String> = columns.iter().map(|c| pgrx::spi::quote_identifier(c)).collect();
+            let quoted: Vec<String> = columns.iter().map(pgrx::spi::quote_identifier).collect();
             let insert = format!(
                 "INSERT INTO {} ({}) {query}",
                 quote_qualified_identifier(target.namespace(), target.name()),
@@ -152,8 +152,9 @@ fn row_by_row_reason(target: &PgRelation) -> Option<String> {
 struct Renderer {
     /// First, so PostgreSQL's `DestReceiver *` is a `Renderer *`.
     receiver: pg_sys::DestReceiver,
-    /// Each column's send function; boxed, as PostgreSQL may cache in `fn_extra`.
-    senders: Vec<Box<pg_sys::FmgrInfo>>,
+    /// Each column's send function (never resized, so the addresses PostgreSQL may
+    /// cache in `fn_extra` stay put).
+    senders: Vec<pg_sys::FmgrInfo>,
     rendered: Vec<u8>,
     /// The send functions' results, reset after each row.
     scratch: pg_sys::MemoryContext,
@@ -213,8 +214,11 @@ unsafe fn copy_from_portal(target: &PgRelation, columns: &[String], portal: pg_s
                 pg_sys::bms_add_member((*rte).insertedCols, attnum as c_int - pg_sys::FirstLowInvalidHeapAttributeNumber);
             names = pg_sys::lappend(names, pg_sys::makeString(pg_sys::pstrdup(column.as_ptr())).cast());
         }
-        // COPY's own privilege check, as DoCopy makes it.
+        // COPY's own privilege and read-only checks, as DoCopy makes them.
         pg_sys::ExecCheckRTPerms((*pstate).p_rtable, true);
+        if pg_sys::XactReadOnly && !(*relation).rd_islocaltemp {
+            pg_sys::PreventCommandIfReadOnly(c"COPY FROM".as_ptr());
+        }
         let binary = pg_sys::makeDefElem(pg_sys::pstrdup(c"format".as_ptr()), pg_sys::makeString(pg_sys::pstrdup(c"binary".as_ptr())).cast(), -1);
         let options = pg_sys::lappend(std::ptr::null_mut(), binary.cast());
 
@@ -226,8 +230,8 @@ unsafe fn copy_from_portal(target: &PgRelation, columns: &[String], portal: pg_s
             .map(|attr| {
                 let (mut send, mut varlena) = (pg_sys::InvalidOid, false);
                 pg_sys::getTypeBinaryOutputInfo(attr.atttypid, &mut send, &mut varlena);
-                let mut function = Box::new(std::mem::zeroed::<pg_sys::FmgrInfo>());
-                pg_sys::fmgr_info(send, function.as_mut());
+                let mut function = std::mem::zeroed::<pg_sys::FmgrInfo>();
+                pg_sys::fmgr_info(send, &mut function);
                 function
             })
             .collect::<Vec<_>>();
@@ -304,7 +308,7 @@ extern "C-unwind" fn render_row(slot: *mut pg_sys::TupleTableSlot, receiver: *mu
                 renderer.rendered.extend_from_slice(&(-1i32).to_be_bytes());
                 continue;
             }
-            let bytes = pg_sys::SendFunctionCall(sender.as_mut(), value);
+            let bytes = pg_sys::SendFunctionCall(sender, value);
             let length = pgrx::varlena::varsize_any_exhdr(bytes);
             renderer.rendered.extend_from_slice(&(length as i32).to_be_bytes());
             renderer.rendered.extend_from_slice(std::slice::from_raw_parts(pgrx::varlena::vardata_any(bytes).cast::<u8>(), length));

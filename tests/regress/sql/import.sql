@@ -57,9 +57,14 @@ SELECT count(*) AS rows, (SELECT count(*) FROM kafka_fdw.import_progress WHERE t
 CREATE FOREIGN TABLE kafka_import_misread (part int OPTIONS (partition 'true'), offs bigint OPTIONS (offset 'true'), some_int int, some_text int)
 SERVER import_server OPTIONS (topic 'regress_import');
 CREATE TABLE misread (part int, offs bigint, some_int int, some_text int);
-\set VERBOSITY terse
-SELECT kafka_fdw.import('kafka_import_misread', 'misread') IS NOT NULL AS imported;
-\set VERBOSITY default
+DO $$
+BEGIN
+    PERFORM kafka_fdw.import('kafka_import_misread', 'misread');
+EXCEPTION WHEN OTHERS THEN
+    -- Which partition the scan reads first varies.
+    RAISE NOTICE 'raised: %', regexp_replace(SQLERRM, 'partition \d+, offset \d+', 'partition P, offset O');
+END
+$$;
 SELECT count(*) AS rows, (SELECT count(*) FROM kafka_fdw.import_progress WHERE target = 'misread'::regclass) AS offsets FROM misread;
 -- Rows go in through COPY FROM's machinery (kafka_fdw.bulk_insert): row triggers fire
 -- once per row (a BEFORE ROW trigger makes COPY insert one row at a time, and the NOTICE
@@ -87,6 +92,12 @@ SELECT l.trigger, count(*) = (SELECT count(*) FROM kafka_import) AS once_per_mes
        array_agg(DISTINCT l.type) AS type
 FROM trigger_log l LEFT JOIN kafka_import k ON k.part = l.part AND k.offs = l.offs
 GROUP BY l.trigger ORDER BY l.trigger;
+-- kafka_fdw.bulk_insert runs its query as the caller and checks as COPY FROM does.
+BEGIN READ ONLY;
+SELECT kafka_fdw.bulk_insert('misread', ARRAY['some_int'], 'SELECT 1');
+ROLLBACK;
+SELECT kafka_fdw.bulk_insert('misread', ARRAY['some_int', 'some_text'], 'SELECT 1, 2 UNION ALL SELECT 3, 4');
+SELECT some_int, some_text FROM misread ORDER BY 1;
 -- Where COPY would differ from INSERT (here: a column of another type), the rows go in
 -- by INSERT ... SELECT, with its assignment casts, and the NOTICE says so.
 CREATE TABLE wider (part int, offs bigint, some_int numeric(10, 1), some_text varchar(40));
