@@ -8,11 +8,15 @@ Run through bench/run.sh, which starts the brokers and PostgreSQL and sets:
   PGHOST, PGPORT, PGUSER      the throwaway cluster
   KAFKA_TOOL                  the kafka-tool binary (raw consume/produce loops)
   BENCH_DIR                   scratch directory for data files
+  SCHEDULER_DATABASE          the import scheduler's database (pair 11)
 Sizes: BENCH_MESSAGES (default 1000000), BENCH_RSS_MESSAGES (default 10000000),
-BENCH_RUNS (default 5). BENCH_ONLY=transactional runs only pair 13.
+BENCH_RUNS (default 5), BENCH_FRESHNESS_SAMPLES (default 100). BENCH_PAIRS ("5,11",
+"codecs") runs only those pairs. The table is also drawn as an SVG chart, BENCH_CHART
+(default docs/benchmarks.svg).
 """
 
 import os
+import random
 import re
 import statistics
 import subprocess
@@ -21,9 +25,16 @@ import time
 
 import psycopg
 
+import chart
+
 MESSAGES = int(os.environ.get("BENCH_MESSAGES", "1000000"))
 RSS_MESSAGES = int(os.environ.get("BENCH_RSS_MESSAGES", "10000000"))
 RUNS = int(os.environ.get("BENCH_RUNS", "5"))
+# Pairs to run, by number ("5,11"); all by default.
+PAIRS = set(filter(None, os.environ.get("BENCH_PAIRS", "").split(",")))
+FRESHNESS_SAMPLES = int(os.environ.get("BENCH_FRESHNESS_SAMPLES", "100"))
+SCHEDULER_DATABASE = os.environ["SCHEDULER_DATABASE"]
+CHART = os.environ.get("BENCH_CHART", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs", "benchmarks.svg"))
 PARTITIONS = 32
 TOOL = os.environ["KAFKA_TOOL"]
 MOCK = os.environ["MOCK_BROKERS"]
@@ -257,22 +268,76 @@ def pair_transactional_insert(session, csv_path):
 
 def pair_import(session, csv_path):
     """Pair 5: the built-in import of every message versus COPY FROM of the same lines
-    into the same table."""
-    session.execute("CREATE TABLE IF NOT EXISTS import_target (some_int int, some_text text, some_date date, some_time timestamp)")
+    into the same table; then both into a table with a primary key. The sides alternate
+    run by run, so a load change on the shared machine hits both; INSERT ... SELECT from
+    the foreign table (what the import ran before it used COPY's machinery) alongside."""
+    for key in ("", ", PRIMARY KEY (some_int)"):
+        table = "import_target_pk" if key else "import_target"
+        session.execute(f"CREATE TABLE IF NOT EXISTS {table} (some_int int, some_text text, some_date date, some_time timestamp{key})")
 
-    def import_once():
-        session.execute("TRUNCATE import_target; DELETE FROM kafka_fdw.import_progress")
-        return session.run("SELECT kafka_fdw.import('csv_mock', 'import_target')")[:2]
+        def import_once():
+            session.execute(f"TRUNCATE {table}; DELETE FROM kafka_fdw.import_progress")
+            return session.run(f"SELECT kafka_fdw.import('csv_mock', '{table}')")[:2]
 
-    def copy_once():
-        session.execute("TRUNCATE import_target")
-        return session.run(f"COPY import_target FROM '{csv_path}' (FORMAT csv)")[:2]
+        def copy_once():
+            session.execute(f"TRUNCATE {table}")
+            return session.run(f"COPY {table} FROM '{csv_path}' (FORMAT csv)")[:2]
 
-    ours, _ = median_of(import_once)
-    (count,) = session.conn.execute("SELECT count(*) FROM import_target").fetchone()
-    assert count == MESSAGES, f"imported {count} of {MESSAGES}"
-    copy, _ = median_of(copy_once)
-    report("5 built-in import vs COPY FROM, CSV (mock)", "kafka_fdw.import", ours, "COPY FROM file", copy, MESSAGES, ">= 0.5x")
+        def insert_select_once():
+            session.execute(f"TRUNCATE {table}")
+            return session.run(f"INSERT INTO {table} SELECT some_int, some_text, some_date, some_time FROM csv_mock")[:2]
+
+        ours, copy, insert_select = median_of(lambda: (import_once()[0], copy_once()[0], insert_select_once()[0]))
+        import_once()
+        (count,) = session.conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+        assert count == MESSAGES, f"imported {count} of {MESSAGES}"
+        pair = "5 built-in import vs COPY FROM, CSV (mock)" + (", primary key" if key else "")
+        report(pair, "kafka_fdw.import", ours, "COPY FROM file", copy, MESSAGES, ">= 0.8x",
+               f"INSERT ... SELECT of the same rows (the import's path before): {insert_select * 1000:.0f} ms, {copy / insert_select:.2f}x")
+
+
+def pair_freshness():
+    """Pair 11: how soon a message produced is in the target of a scheduled import with
+    run_every 1 second: produced through kafka_fdw (INSERT, which returns once the broker
+    acknowledged it) at a random moment of the job's cycle, then polled for in the target
+    every 5 ms. Also how soon a new job's first run imports a message already there. Runs
+    in the scheduler's database (SCHEDULER_DATABASE)."""
+    conn = psycopg.connect(dbname=SCHEDULER_DATABASE, autocommit=True)
+    conn.execute("DROP EXTENSION IF EXISTS kafka_fdw CASCADE")
+    conn.execute("DROP TABLE IF EXISTS fresh_target")
+    conn.execute("CREATE EXTENSION kafka_fdw")
+    conn.execute(f"CREATE SERVER mock FOREIGN DATA WRAPPER kafka_fdw OPTIONS (brokers '{MOCK}')")
+    conn.execute("CREATE USER MAPPING FOR PUBLIC SERVER mock")
+    conn.execute("CREATE FOREIGN TABLE fresh (part int OPTIONS (partition 'true'), offs bigint OPTIONS (offset 'true'), "
+                 "some_int int) SERVER mock OPTIONS (topic 'bench_fresh')")
+    conn.execute("CREATE TABLE fresh_target (some_int int)")
+
+    def wait_for(i):
+        while not conn.execute("SELECT EXISTS (SELECT FROM fresh_target WHERE some_int = %s)", (i,)).fetchone()[0]:
+            time.sleep(0.005)
+
+    conn.execute("INSERT INTO fresh (some_int) VALUES (0)")
+    started = time.perf_counter()
+    conn.execute("SELECT kafka_fdw.start_import('fresh', 'fresh_target', run_every => '1 second')")
+    wait_for(0)
+    first_run = time.perf_counter() - started
+    samples = []
+    for i in range(1, FRESHNESS_SAMPLES + 1):
+        time.sleep(random.uniform(0, 1))
+        produced = time.perf_counter()
+        conn.execute("INSERT INTO fresh (some_int) VALUES (%s)", (i,))
+        wait_for(i)
+        samples.append(time.perf_counter() - produced)
+    conn.execute("SELECT kafka_fdw.stop_import('fresh', 'fresh_target')")
+    conn.close()
+    samples.sort()
+    p50 = statistics.median(samples)
+    p99 = samples[min(len(samples) - 1, round(0.99 * (len(samples) - 1)))]
+    rows_out.append(
+        f"| 11 scheduled import, run_every 1 s: produced to visible (mock) | p50 | {p50 * 1000:.0f} ms | | p99 | {p99 * 1000:.0f} ms "
+        f"| | | p99 <= 1500 ms | {len(samples)} messages; max {samples[-1] * 1000:.0f} ms; a new job's first run: {first_run * 1000:.0f} ms |"
+    )
+    log(rows_out[-1])
 
 
 def pair_bad_messages(session):
@@ -412,63 +477,78 @@ def pair_rss(session):
     log(rows_out[-1])
 
 
-def print_table():
-    print()
-    print(f"Benchmarks, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores; {MESSAGES:,} messages of ~100 bytes over {PARTITIONS} partitions; median of {RUNS} runs.")
-    print()
-    print("| pair | ours | time | rate | baseline | time | rate | ratio | goal | notes |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for row in rows_out:
-        print(row)
+def wanted(pair):
+    return not PAIRS or str(pair) in PAIRS
 
 
 def main():
     csv_path = write_lines(os.path.join(WORK, f"csv_{MESSAGES}.csv"), MESSAGES, csv_line)
     os.chmod(csv_path, 0o644)
-    if os.environ.get("BENCH_ONLY") == "transactional":
-        for name in ["bench_out", "bench_txn_out"]:
-            mock_topic(name, PARTITIONS)
-        session = Session()
-        setup_database(session)
-        pair_transactional_insert(session, csv_path)
-        print_table()
-        return
     json_path = write_lines(os.path.join(WORK, f"json_{MESSAGES}.json"), MESSAGES, json_line)
     for name in ["bench_csv", "bench_json", "bench_avro", "bench_1k", "bench_empty", "bench_out", "bench_out_raw", "bench_bad", "bench_txn_out"]:
         mock_topic(name, PARTITIONS)
+    mock_topic("bench_fresh", 4)
     produce(MOCK, "bench_csv", csv_path)
-    produce(MOCK, "bench_bad", write_lines(os.path.join(WORK, f"bad_{MESSAGES}.csv"), MESSAGES, bad_csv_line))
-    produce(MOCK, "bench_json", json_path)
-    produce_avro("bench_avro", json_path)
-    produce(MOCK, "bench_1k", write_lines(os.path.join(WORK, "csv_1000.csv"), 1000, csv_line))
-    subprocess.run(["tansu", "topic", "create", "bench_csv", "--partitions", "4", "--broker", f"tcp://{TANSU}"], check=True, capture_output=True)
-    produce(TANSU, "bench_csv", csv_path)
+    if wanted(8):
+        produce(MOCK, "bench_bad", write_lines(os.path.join(WORK, f"bad_{MESSAGES}.csv"), MESSAGES, bad_csv_line))
+    if wanted(1):
+        produce(MOCK, "bench_json", json_path)
+        produce_avro("bench_avro", json_path)
+        subprocess.run(["tansu", "topic", "create", "bench_csv", "--partitions", "4", "--broker", f"tcp://{TANSU}"], check=True, capture_output=True)
+        produce(TANSU, "bench_csv", csv_path)
+    if wanted(2):
+        produce(MOCK, "bench_1k", write_lines(os.path.join(WORK, "csv_1000.csv"), 1000, csv_line))
 
     session = Session()
     setup_database(session)
-    copy = measure_copy(session, csv_path)
-    pair_full_scan(session, "CSV", "csv_mock", "bench_csv", copy)
-    pair_full_scan(session, "JSON", "json_mock", "bench_json", copy)
-    pair_full_scan(session, "Avro", "avro_mock", "bench_avro", copy)
-    pair_full_scan_tansu(session)
-    pair_insert(session, csv_path)
-    pair_transactional_insert(session, csv_path)
-    pair_import(session, csv_path)
-    pair_point_read(session)
-    pair_caught_up(session)
-    pair_parallel(session)
+    if wanted(1):
+        copy = measure_copy(session, csv_path)
+        pair_full_scan(session, "CSV", "csv_mock", "bench_csv", copy)
+        pair_full_scan(session, "JSON", "json_mock", "bench_json", copy)
+        pair_full_scan(session, "Avro", "avro_mock", "bench_avro", copy)
+        pair_full_scan_tansu(session)
+    if wanted(4):
+        pair_insert(session, csv_path)
+    if wanted(13):
+        pair_transactional_insert(session, csv_path)
+    if wanted(5):
+        pair_import(session, csv_path)
+    if wanted(2):
+        pair_point_read(session)
+    if wanted(3):
+        pair_caught_up(session)
+    if wanted(6):
+        pair_parallel(session)
+    if wanted(7):
+        # The RSS topic: RSS_MESSAGES over enough partitions to stay under the mock
+        # cluster's ~5 MB per partition.
+        rss_partitions = max(PARTITIONS, RSS_MESSAGES * 110 // 4_000_000 + 1)
+        mock_topic("bench_rss", rss_partitions)
+        produce(MOCK, "bench_rss", csv_path, "--repeat", str(max(1, RSS_MESSAGES // MESSAGES)))
+        pair_rss(session)
+    if wanted(8):
+        pair_bad_messages(session)
+    if wanted(9):
+        pair_distance(session)
+    if wanted(10):
+        pair_analyze(session)
+    if wanted(11):
+        pair_freshness()
+    if wanted("codecs"):
+        pair_codecs()
 
-    # The RSS topic: RSS_MESSAGES over enough partitions to stay under the mock
-    # cluster's ~5 MB per partition.
-    rss_partitions = max(PARTITIONS, RSS_MESSAGES * 110 // 4_000_000 + 1)
-    mock_topic("bench_rss", rss_partitions)
-    produce(MOCK, "bench_rss", csv_path, "--repeat", str(max(1, RSS_MESSAGES // MESSAGES)))
-    pair_rss(session)
-    pair_bad_messages(session)
-    pair_distance(session)
-    pair_analyze(session)
-    pair_codecs()
-    print_table()
+    title = (f"Benchmarks, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores; {MESSAGES:,} messages of ~100 bytes "
+             f"over {PARTITIONS} partitions; median of {RUNS} runs.")
+    print()
+    print(title)
+    print()
+    print("| pair | ours | time | rate | baseline | time | rate | ratio | goal | notes |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for row in rows_out:
+        print(row)
+    with open(CHART, "w") as out:
+        out.write(chart.svg(chart.parse(rows_out), title))
+    log(f"chart: {CHART}")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@
 # The main broker is librdkafka's mock cluster hosted by kafka-tool (in memory, so the
 # table shows our overhead rather than the broker's); pair 1 also runs once on tansu.
 # Sizes: BENCH_MESSAGES (1000000), BENCH_RSS_MESSAGES (10000000), BENCH_RUNS (5).
+# BENCH_PAIRS=5,11 runs only those pairs. The table is also drawn as docs/benchmarks.svg.
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
 trap stop_services EXIT
 
@@ -16,5 +17,6 @@ start_tansu
 start_registry
 start_postgres
 createdb bench
-export KAFKA_TOOL MOCK_BROKERS MOCK_CONTROL TANSU_BROKERS BENCH_DIR="$SERVICE_DIR"
+createdb "$SCHEDULER_DATABASE"
+export KAFKA_TOOL MOCK_BROKERS MOCK_CONTROL TANSU_BROKERS SCHEDULER_DATABASE BENCH_DIR="$SERVICE_DIR"
 python3 "$REPO_ROOT/bench/bench.py"

@@ -69,6 +69,7 @@ DECLARE
     topic text;
     topic_id text;
     cluster text;
+    column_names text[];
     column_list text;
     start_offset bigint;
     end_offset bigint;
@@ -85,9 +86,9 @@ DECLARE
     inserted bigint;
     total bigint := 0;
     budget bigint := max_messages;
-    -- One INSERT reads at most about this many messages, over as many partitions as it
-    -- takes (partitions read together keep librdkafka's fetches busy); long imports
-    -- report progress after each.
+    -- One batch (one kafka_fdw.bulk_insert, a COPY FROM of its rows) reads at most about
+    -- this many messages, over as many partitions as it takes (partitions read together
+    -- keep librdkafka's fetches busy); long imports report progress after each.
     batch_size constant bigint := 100000;
 BEGIN
     PERFORM kafka_fdw.lock_import(source, target);
@@ -96,8 +97,9 @@ BEGIN
         RAISE EXCEPTION 'kafka_fdw.import needs the partition and offset columns of "%"', source
             USING HINT = 'Add columns with the options partition ''true'' and offset ''true'' to the foreign table.';
     END IF;
+    column_names := kafka_fdw.import_column_list(source, target, columns);
     SELECT string_agg(quote_ident(c), ', ' ORDER BY n) INTO column_list
-    FROM unnest(kafka_fdw.import_column_list(source, target, columns)) WITH ORDINALITY AS u(c, n);
+    FROM unnest(column_names) WITH ORDINALITY AS u(c, n);
 
     -- From the stored offsets (checked against the topic: see src/progress.rs) to the
     -- high watermarks taken now.
@@ -127,9 +129,8 @@ BEGIN
             batch_messages := batch_messages + (piece_end - start_offset);
             start_offset := piece_end;
             IF batch_messages >= batch_size THEN
-                EXECUTE format('INSERT INTO %s (%s) SELECT %s FROM %s WHERE %s', target, column_list, column_list,
-                               source, array_to_string(batch, ' OR '));
-                GET DIAGNOSTICS inserted = ROW_COUNT;
+                inserted := kafka_fdw.bulk_insert(target, column_names, format('SELECT %s FROM %s WHERE %s', column_list,
+                                                  source, array_to_string(batch, ' OR ')));
                 total := total + inserted;
                 done := done + batch_messages;
                 RAISE NOTICE 'kafka_fdw.import: % of % messages of "%"', done, wanted, source;
@@ -139,9 +140,8 @@ BEGIN
         END LOOP;
     END LOOP;
     IF batch_messages > 0 THEN
-        EXECUTE format('INSERT INTO %s (%s) SELECT %s FROM %s WHERE %s', target, column_list, column_list,
-                       source, array_to_string(batch, ' OR '));
-        GET DIAGNOSTICS inserted = ROW_COUNT;
+        inserted := kafka_fdw.bulk_insert(target, column_names, format('SELECT %s FROM %s WHERE %s', column_list,
+                                          source, array_to_string(batch, ' OR ')));
         total := total + inserted;
     END IF;
 

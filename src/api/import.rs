@@ -13,6 +13,7 @@ use pgrx::spi::quote_qualified_identifier;
 use pgrx::PgRelation;
 
 use crate::pg::catalog::ForeignTableDef;
+use crate::pg::copy::{self, InsertPath};
 use crate::api::functions::{kafka_table, meta_column_names};
 use crate::kafka::{self, Watermarks};
 use crate::error::{ErrorKind, FdwError};
@@ -194,6 +195,22 @@ fn save_import_progress(
     }
     let offsets: Vec<(i32, i64)> = partitions.into_iter().zip(next_offsets).collect();
     store_offsets(source.oid(), target.oid(), TopicIdentity { topic, topic_id, cluster }, &offsets);
+}
+
+/// Inserts the rows of `query` into `columns` of `target` as `INSERT INTO target
+/// (columns) query` would, through COPY FROM's machinery (multi-insert buffers; see
+/// `pg::copy`); kafka_fdw.import runs it once per batch. Runs as its caller, query
+/// included. A NOTICE says when the rows did not take the multi-insert path, and why.
+#[pg_extern(schema = "kafka_fdw")]
+fn bulk_insert(target: PgRelation, columns: Vec<String>, query: &str) -> i64 {
+    let (inserted, path) = copy::insert_query_rows(&target, &columns, query);
+    let name = qualified_name(&target);
+    match path {
+        InsertPath::Copy => {}
+        InsertPath::CopyRowByRow(why) => notice!("kafka_fdw.import: COPY inserts into {name} one row at a time: {why}"),
+        InsertPath::Insert(why) => notice!("kafka_fdw.import: rows go into {name} by INSERT, not COPY: {why}"),
+    }
+    inserted as i64
 }
 
 /// Takes the import lock of a source and target, as kafka_fdw.import does.

@@ -4,6 +4,7 @@
 
 pub mod catalog;
 pub mod clients;
+pub mod copy;
 pub mod errors;
 pub mod privileges;
 pub mod transactions;
