@@ -7,10 +7,14 @@ pub mod avro;
 pub mod csv;
 pub mod infer;
 pub mod json;
+pub mod protobuf;
+pub mod text;
+pub mod wire;
 
 use std::borrow::Cow;
 
 use avro::{AvroDecoder, AvroRecord, WriterSchemas};
+use protobuf::{ProtobufDecoder, ProtobufRecord};
 use csv::{CsvDecoder, CsvError, CsvOptions, CsvRecord};
 use json::{JsonMessage, JsonPath};
 
@@ -25,12 +29,14 @@ pub enum Format {
     Raw,
     /// One Avro record per message, columns by field name (see `avro`).
     Avro,
+    /// One Protobuf message per message, columns by field name (see `protobuf`).
+    Protobuf,
 }
 
 impl Format {
     /// Whether columns map to named (and nested) fields of a record.
     pub fn has_fields(self) -> bool {
-        matches!(self, Format::Json | Format::Avro)
+        matches!(self, Format::Json | Format::Avro | Format::Protobuf)
     }
 }
 
@@ -69,6 +75,7 @@ pub enum PayloadDecoder {
     Json,
     Raw,
     Avro(AvroDecoder),
+    Protobuf(ProtobufDecoder),
 }
 
 /// One decoded message.
@@ -77,6 +84,7 @@ pub enum Decoded<'a> {
     Json(JsonMessage<'a>),
     Raw(&'a [u8]),
     Avro(AvroRecord),
+    Protobuf(ProtobufRecord),
 }
 
 /// How a message's fields fail to match the table's data columns.
@@ -86,7 +94,7 @@ pub enum Mismatch {
     Extra(String),
     /// A column the message has no field for (CSV).
     Missing(String),
-    /// A record field no column reads (Avro): a problem under `strict` only, since a
+    /// A record field no column reads (Avro, Protobuf): a problem under `strict` only, since a
     /// table often reads some of a record's fields.
     Unread(String),
 }
@@ -100,13 +108,17 @@ impl Mismatch {
 }
 
 impl PayloadDecoder {
-    /// A decoder of `format`; `writer_schemas` is asked only for Avro.
+    /// A decoder of `format`; `writer_schemas` is asked only for Avro and Protobuf.
     pub fn new(format: Format, csv: &CsvOptions, writer_schemas: impl FnOnce() -> WriterSchemas) -> Self {
         match format {
             Format::Csv => PayloadDecoder::Csv(CsvDecoder::new(csv.clone())),
             Format::Json => PayloadDecoder::Json,
             Format::Raw => PayloadDecoder::Raw,
             Format::Avro => PayloadDecoder::Avro(AvroDecoder::new(writer_schemas())),
+            Format::Protobuf => match writer_schemas() {
+                WriterSchemas::Registry(registry) => PayloadDecoder::Protobuf(ProtobufDecoder::new(registry)),
+                WriterSchemas::Given(_) => unreachable!("a given schema (avro_schema) is for format 'avro' only"),
+            },
         }
     }
 
@@ -129,6 +141,9 @@ impl PayloadDecoder {
             PayloadDecoder::Raw => Ok(Decoded::Raw(payload)),
             PayloadDecoder::Avro(decoder) => {
                 decoder.decode(payload).map(Decoded::Avro).map_err(|reason| Undecodable { reason, partial: None })
+            }
+            PayloadDecoder::Protobuf(decoder) => {
+                decoder.decode(payload).map(Decoded::Protobuf).map_err(|reason| Undecodable { reason, partial: None })
             }
         }
     }
@@ -159,6 +174,7 @@ impl Decoded<'_> {
             }
             Decoded::Raw(payload) => Some(Cow::Borrowed(payload)),
             Decoded::Avro(record) => record.field(&field.json_path, field.column_type.holds_json()),
+            Decoded::Protobuf(message) => message.field(&field.json_path, field.column_type.holds_json()),
         }
     }
 
@@ -179,6 +195,11 @@ impl Decoded<'_> {
                 .map(|key| Mismatch::Extra(format!("key \"{key}\" maps to no column")))
                 .collect(),
             Decoded::Avro(record) => record
+                .unmapped_fields(fields.iter().map(|f| &f.json_path))
+                .into_iter()
+                .map(|name| Mismatch::Unread(format!("field \"{name}\" maps to no column")))
+                .collect(),
+            Decoded::Protobuf(message) => message
                 .unmapped_fields(fields.iter().map(|f| &f.json_path))
                 .into_iter()
                 .map(|name| Mismatch::Unread(format!("field \"{name}\" maps to no column")))

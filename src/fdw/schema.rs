@@ -144,7 +144,7 @@ fn columns_for(format: Format, samples: &[Sample], csv: &crate::codec::csv::CsvO
             columns.push(format!("value {}", if binary { "bytea" } else { "text" }));
         }
         // The whole record, as JSON: columns from the registry's schemas are to come.
-        Format::Avro => columns.push("value jsonb".to_string()),
+        Format::Avro | Format::Protobuf => columns.push("value jsonb".to_string()),
     }
     columns
 }
