@@ -119,6 +119,49 @@ impl AvroDecoder {
     }
 }
 
+impl AvroSchema {
+    /// The columns a table of this record's fields would have (IMPORT FOREIGN SCHEMA):
+    /// each field's name and the PostgreSQL type its values read as; `None` if the
+    /// schema is not a record.
+    pub fn columns(&self) -> Option<Vec<(String, String)>> {
+        let Schema::Record(record) = self.root() else { return None };
+        Some(record.fields.iter().map(|field| (field.name.clone(), self.sql_type(&field.schema))).collect())
+    }
+
+    fn sql_type(&self, schema: &Schema) -> String {
+        let schema = match self.resolve(schema) {
+            // Nullable: ["null", T] or [T, "null"].
+            Schema::Union(union) => match union.variants() {
+                [Schema::Null, other] | [other, Schema::Null] => self.resolve(other),
+                _ => return "jsonb".to_string(),
+            },
+            other => other,
+        };
+        match schema {
+            Schema::Boolean => "boolean".into(),
+            Schema::Int => "integer".into(),
+            Schema::Long => "bigint".into(),
+            Schema::Float => "real".into(),
+            Schema::Double => "double precision".into(),
+            Schema::Bytes | Schema::Fixed(_) => "bytea".into(),
+            Schema::String | Schema::Enum(_) => "text".into(),
+            Schema::Uuid(_) => "uuid".into(),
+            Schema::Date => "date".into(),
+            Schema::TimeMillis | Schema::TimeMicros => "time".into(),
+            Schema::TimestampMillis | Schema::TimestampMicros | Schema::TimestampNanos => "timestamp with time zone".into(),
+            Schema::LocalTimestampMillis | Schema::LocalTimestampMicros | Schema::LocalTimestampNanos => "timestamp".into(),
+            Schema::Decimal(decimal) => format!("numeric({}, {})", decimal.precision, decimal.scale),
+            Schema::BigDecimal => "numeric".into(),
+            Schema::Duration(_) => "interval".into(),
+            Schema::Array(_) if items_are_scalars(self, schema) => {
+                let Schema::Array(array) = schema else { unreachable!() };
+                format!("{}[]", self.sql_type(&array.items))
+            }
+            _ => "jsonb".into(),
+        }
+    }
+}
+
 /// The text of an Avro writer schema; another type of schema is a bad message's reason.
 fn avro_text(id: u32, writer: WriterSchema) -> Result<String, String> {
     match writer.schema_type.as_str() {
@@ -478,6 +521,21 @@ mod tests {
         let mut bare = AvroDecoder::new(WriterSchemas::Given(not_a_record));
         assert_eq!(bare.decode(&[2]).err().unwrap(), "Avro message is not a record");
         assert!(AvroSchema::parse("{\"type\": \"recordd\"}").err().unwrap().starts_with("invalid Avro schema"));
+    }
+
+    #[test]
+    fn record_fields_give_the_columns_of_an_imported_table() {
+        let schema = AvroSchema::parse(SCHEMA).unwrap();
+        let columns: Vec<String> = schema.columns().unwrap().into_iter().map(|(name, sql)| format!("{name} {sql}")).collect();
+        assert_eq!(
+            columns,
+            [
+                "id bigint", "name text", "score double precision", "ok boolean", "raw bytea", "kind text", "day date",
+                "at timestamp with time zone", "local timestamp", "clock time", "price numeric(10, 2)", "tags text[]",
+                "attrs jsonb", "inner jsonb", "again jsonb",
+            ]
+        );
+        assert_eq!(AvroSchema::parse(r#""long""#).unwrap().columns(), None);
     }
 
     #[test]

@@ -58,6 +58,49 @@ impl ProtobufSchema {
     }
 }
 
+impl ProtobufSchema {
+    /// The columns a table of the schema's first message type would have (IMPORT
+    /// FOREIGN SCHEMA; the type Confluent's `[0]` index names): each field's name and
+    /// the PostgreSQL type its values read as.
+    pub fn columns(&self) -> Option<Vec<(String, String)>> {
+        let message = self.file.messages().next()?;
+        Some(message.fields().map(|field| (field.name().to_string(), sql_type(&field))).collect())
+    }
+}
+
+fn sql_type(field: &FieldDescriptor) -> String {
+    if field.is_map() {
+        return "jsonb".into();
+    }
+    let scalar = match field.kind() {
+        Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => "integer",
+        Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 | Kind::Uint32 | Kind::Fixed32 => "bigint",
+        Kind::Uint64 | Kind::Fixed64 => "numeric",
+        Kind::Float => "real",
+        Kind::Double => "double precision",
+        Kind::Bool => "boolean",
+        Kind::String | Kind::Enum(_) => "text",
+        Kind::Bytes => "bytea",
+        Kind::Message(message) => match message.full_name() {
+            TIMESTAMP => "timestamp with time zone",
+            "google.protobuf.DoubleValue" => "double precision",
+            "google.protobuf.FloatValue" => "real",
+            "google.protobuf.Int64Value" | "google.protobuf.UInt32Value" => "bigint",
+            "google.protobuf.UInt64Value" => "numeric",
+            "google.protobuf.Int32Value" => "integer",
+            "google.protobuf.BoolValue" => "boolean",
+            "google.protobuf.StringValue" => "text",
+            "google.protobuf.BytesValue" => "bytea",
+            _ => return "jsonb".into(),
+        },
+    };
+    if field.is_list() {
+        format!("{scalar}[]")
+    } else {
+        scalar.to_string()
+    }
+}
+
 /// Schema texts by file name, for the compiler's imports.
 struct Sources(HashMap<String, String>);
 
@@ -494,6 +537,28 @@ mod tests {
             assert!(error.contains(want), "{payload:?}: {error}");
         }
         assert!(decoder.decode(&good).is_ok());
+    }
+
+    #[test]
+    fn the_first_message_type_gives_the_columns_of_an_imported_table() {
+        let schema = ProtobufSchema::compile(ORDERS, &[("common.proto".into(), COMMON.into())]).unwrap();
+        assert_eq!(schema.columns().unwrap(), vec![("x".to_string(), "integer".to_string())]);
+        let order = ORDERS.replace("message Ignored { int32 x = 1; }", "");
+        let columns: Vec<String> = ProtobufSchema::compile(&order, &[("common.proto".into(), COMMON.into())])
+            .unwrap()
+            .columns()
+            .unwrap()
+            .into_iter()
+            .map(|(name, sql)| format!("{name} {sql}"))
+            .collect();
+        assert_eq!(
+            columns,
+            [
+                "id bigint", "customer text", "total double precision", "paid boolean", "raw bytea", "status text",
+                "at timestamp with time zone", "tags text[]", "counts jsonb", "first jsonb", "lines jsonb", "price jsonb",
+                "note text", "maybe bigint", "big numeric", "ratio real",
+            ]
+        );
     }
 
     #[test]

@@ -53,8 +53,8 @@ pub fn schema_by_id(settings: &RegistrySettings, id: u32) -> FdwResult<Result<Re
     lookup(settings, &format!("/schemas/ids/{id}"), &format!("schema {id} not found"))
 }
 
-/// Version `version` of `subject` (`GET /subjects/{subject}/versions/{version}`).
-pub fn schema_by_version(settings: &RegistrySettings, subject: &str, version: i64) -> FdwResult<Result<RegisteredSchema, String>> {
+/// Version `version` (a number, or `latest`) of `subject` (`GET /subjects/{subject}/versions/{version}`).
+pub fn schema_by_version(settings: &RegistrySettings, subject: &str, version: &str) -> FdwResult<Result<RegisteredSchema, String>> {
     let subject_segment = percent_encoding::utf8_percent_encode(subject, percent_encoding::NON_ALPHANUMERIC);
     lookup(settings, &format!("/subjects/{subject_segment}/versions/{version}"), &format!("subject \"{subject}\" version {version} not found"))
 }
@@ -71,7 +71,7 @@ pub fn referenced_schemas(settings: &RegistrySettings, schema: &RegisteredSchema
         if found.len() >= MAX_REFERENCES {
             return Ok(Err(format!("more than {MAX_REFERENCES} referenced schemas")));
         }
-        match schema_by_version(settings, &subject, version)? {
+        match schema_by_version(settings, &subject, &version.to_string())? {
             Ok(referenced) => {
                 wanted.extend(referenced.references);
                 found.push((name, referenced.schema));

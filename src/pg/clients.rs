@@ -303,20 +303,24 @@ pub fn writer_schemas(definition: &ForeignTableDef) -> WriterSchemas {
         let schema = AvroSchema::parse(text).map_err(|e| FdwError::new(ErrorKind::InvalidParameterValue, e));
         return WriterSchemas::Given(schema.or_raise());
     }
+    let (settings, user_mapping) = registry_settings(definition.server_id, &definition.server);
+    WriterSchemas::Registry(Box::new(RegistrySchemas { user_mapping, settings }))
+}
+
+/// How to ask a server's Schema Registry as the current user, and that user's mapping.
+pub fn registry_settings(server_id: pg_sys::Oid, server: &ServerOptions) -> (RegistrySettings, pg_sys::Oid) {
     // SAFETY: catalog lookups inside a transaction.
     let (credentials, user_mapping) = unsafe {
-        let mapping = catalog::current_user_mapping(definition.server_id);
-        (catalog::user_mapping_options(definition.server_id).registry_credentials, (*mapping).umid)
+        let mapping = catalog::current_user_mapping(server_id);
+        (catalog::user_mapping_options(server_id).registry_credentials, (*mapping).umid)
     };
-    WriterSchemas::Registry(Box::new(RegistrySchemas {
-        user_mapping,
-        settings: RegistrySettings {
-            urls: definition.server.schema_registry.clone(),
-            credentials,
-            timeout: definition.server.timeout,
-            interrupt: check_interrupts,
-        },
-    }))
+    let settings = RegistrySettings {
+        urls: server.schema_registry.clone(),
+        credentials,
+        timeout: server.timeout,
+        interrupt: check_interrupts,
+    };
+    (settings, user_mapping)
 }
 
 /// Writer schemas fetched from a registry, each once per backend.

@@ -111,11 +111,15 @@ SELECT offs, id, customer, problem FROM proto_junk ORDER BY offs;
 ALTER FOREIGN TABLE proto_junk OPTIONS (ADD strict 'true');
 SELECT offs, id, problem IS NOT NULL AS flagged FROM proto_junk WHERE offs = 0;
 
--- IMPORT FOREIGN SCHEMA of a Protobuf topic: the whole message as jsonb, for now.
+-- IMPORT FOREIGN SCHEMA of Protobuf topics: the columns of the first message type of the
+-- latest schema of the topic's value subject (regress_protobuf-value: Audit, index [0]);
+-- a topic without a subject (regress_protobuf_junk) gets the whole message as jsonb.
 CREATE SCHEMA proto_imported;
-IMPORT FOREIGN SCHEMA kafka LIMIT TO (regress_protobuf) FROM SERVER proto_server INTO proto_imported
-    OPTIONS (format 'protobuf');
-SELECT value->'id' AS id, value->'who' AS who FROM proto_imported.regress_protobuf ORDER BY 1;
+IMPORT FOREIGN SCHEMA kafka LIMIT TO (regress_protobuf, regress_protobuf_junk) FROM SERVER proto_server
+    INTO proto_imported OPTIONS (format 'protobuf');
+SELECT table_name, column_name, data_type FROM information_schema.columns
+WHERE table_schema = 'proto_imported' ORDER BY table_name, ordinal_position;
+SELECT "partition", who FROM proto_imported.regress_protobuf ORDER BY 1, 2;
 
 DROP SCHEMA proto_imported CASCADE;
 DROP SERVER proto_server, proto_plain CASCADE;
