@@ -95,8 +95,8 @@ CREATE FOREIGN TABLE proto_junk_raw (value bytea) SERVER proto_plain OPTIONS (to
 CREATE USER MAPPING FOR PUBLIC SERVER proto_plain;
 SELECT value AS good, substr(value, 1, 5) AS header FROM proto_raw WHERE offs = 1 AND value IS NOT NULL LIMIT 1 \gset
 INSERT INTO proto_junk_raw VALUES
-    (:'good'), ('not protobuf'), ('\x00000003e700'), ('\x000000000100'),
-    (:'header'::bytea || '\x02020a05616263'::bytea), (:'header'::bytea || '\x0208'::bytea), (:'good');
+    (:'good'), ('not protobuf'), ('\x000000006300'), ('\x000000000100'),
+    (:'header'::bytea || '\x02021205616263'::bytea), (:'header'::bytea || '\x0208'::bytea), (:'good');
 CREATE FOREIGN TABLE proto_junk (offs bigint OPTIONS (offset 'true'), id bigint, customer text)
     SERVER proto_server OPTIONS (topic 'regress_protobuf_junk', format 'protobuf');
 SELECT * FROM proto_junk WHERE offs IN (0, 6) ORDER BY offs;
