@@ -274,9 +274,35 @@ mod tests {
             &[0x80, 0xf0, 0xd9, 0xbf, 0xb3, 0xf8, 0x86, 0x06][..], // 2024-01-01 12:34:56 in µs
         ]
         .concat();
-        let rows = [("csv", Format::Csv, &csv_row[..]), ("json", Format::Json, &json_row[..]), ("avro", Format::Avro, &avro_row[..])];
+        // And in Protobuf (Confluent-framed, schema id 1, message index [0]): int64,
+        // string, and the date and time as strings (Protobuf has no date type).
+        let proto = r#"syntax = "proto3"; message Row { int64 some_int = 1; string some_text = 2; string some_date = 3; string some_time = 4; }"#;
+        let protobuf_row = [
+            &[0, 0, 0, 0, 1, 0, 0x08, 0xc0, 0xc4, 0x07, 0x12, 0x2f][..],
+            b"payload text number 000123456 with some padding",
+            &[0x1a, 0x0a][..],
+            b"2024-05-17",
+            &[0x22, 0x13][..],
+            b"2024-01-01 12:34:56",
+        ]
+        .concat();
+        struct OneSchema(String);
+        impl wire::SchemaById for OneSchema {
+            fn schema(&mut self, _: u32) -> Result<wire::WriterSchema, String> {
+                Ok(wire::WriterSchema { schema_type: "PROTOBUF".into(), text: self.0.clone(), references: Vec::new() })
+            }
+        }
+        let rows = [
+            ("csv", Format::Csv, &csv_row[..]),
+            ("json", Format::Json, &json_row[..]),
+            ("avro", Format::Avro, &avro_row[..]),
+            ("protobuf", Format::Protobuf, &protobuf_row[..]),
+        ];
         for (name, format, row) in rows {
-            let mut decoder = PayloadDecoder::new(format, &CsvOptions::default(), || avro::WriterSchemas::Given(schema.clone()));
+            let mut decoder = PayloadDecoder::new(format, &CsvOptions::default(), || match format {
+                Format::Protobuf => avro::WriterSchemas::Registry(Box::new(OneSchema(proto.to_string()))),
+                _ => avro::WriterSchemas::Given(schema.clone()),
+            });
             let check = decoder.decode(row).unwrap();
             assert_eq!(check.field(0, &fields[0]).as_deref(), Some(&b"123456"[..]), "{name}");
             assert!(check.field(3, &fields[3]).unwrap().starts_with(b"2024-01-01 12:34:56"), "{name}");
