@@ -12,22 +12,17 @@
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::fmt::Write;
 use std::rc::Rc;
 
 use apache_avro::schema::{NamesRef, ResolvedSchema, Schema};
 use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::types::Value;
-use chrono::{DateTime, NaiveDate};
 use num_bigint::BigInt;
-use serde_json::{Map, Number, Value as Json};
+use serde_json::{Map, Value as Json};
 
 use super::json::JsonPath;
-
-/// The first byte of a message in Confluent's wire format.
-const MAGIC_BYTE: u8 = 0;
-/// Magic byte and schema id.
-const FRAME_HEADER: usize = 5;
+use super::text::{self, bytea_text, date_text, float_text, json_float, time_text, timestamp_text};
+use super::wire::{frame, SchemaById, WriterSchema};
 
 /// A parsed schema, with its named types (for following references) and a reader.
 pub struct AvroSchema {
@@ -70,15 +65,6 @@ impl AvroSchema {
     }
 }
 
-/// Writer schemas by registry id, fetched by the host (over HTTP, with its credentials,
-/// timeouts and caches).
-pub trait SchemaById {
-    /// The schema text registered under `id`. `Err` says why messages naming this id
-    /// cannot be read (no such schema, not an Avro schema): such messages are bad
-    /// messages. A registry that cannot be asked is the host's ERROR, not an `Err`.
-    fn schema_text(&mut self, id: u32) -> Result<String, String>;
-}
-
 /// Where the writer schema of a message comes from.
 pub enum WriterSchemas {
     /// Bare datums, all written with this schema (table option `avro_schema`).
@@ -113,7 +99,7 @@ impl AvroDecoder {
                 let schema = self
                     .by_id
                     .entry(id)
-                    .or_insert_with(|| registry.schema_text(id).and_then(|text| AvroSchema::parse(&text)))
+                    .or_insert_with(|| registry.schema(id).and_then(|writer| avro_text(id, writer)).and_then(|text| AvroSchema::parse(&text)))
                     .clone()
                     .map_err(|e| format!("schema id {id}: {e}"))?;
                 (schema, datum)
@@ -133,13 +119,54 @@ impl AvroDecoder {
     }
 }
 
-/// The schema id and datum of a message in Confluent's wire format.
-fn frame(payload: &[u8]) -> Result<(u32, &[u8]), String> {
-    match payload {
-        [MAGIC_BYTE, a, b, c, d, datum @ ..] => Ok((u32::from_be_bytes([*a, *b, *c, *d]), datum)),
-        [MAGIC_BYTE, ..] => Err(format!("message shorter than the {FRAME_HEADER}-byte schema registry header")),
-        [other, ..] => Err(format!("unknown magic byte {other} (the schema registry's wire format starts with 0)")),
-        [] => Err("empty message".to_string()),
+impl AvroSchema {
+    /// The columns a table of this record's fields would have (IMPORT FOREIGN SCHEMA):
+    /// each field's name and the PostgreSQL type its values read as; `None` if the
+    /// schema is not a record.
+    pub fn columns(&self) -> Option<Vec<(String, String)>> {
+        let Schema::Record(record) = self.root() else { return None };
+        Some(record.fields.iter().map(|field| (field.name.clone(), self.sql_type(&field.schema))).collect())
+    }
+
+    fn sql_type(&self, schema: &Schema) -> String {
+        let schema = match self.resolve(schema) {
+            // Nullable: ["null", T] or [T, "null"].
+            Schema::Union(union) => match union.variants() {
+                [Schema::Null, other] | [other, Schema::Null] => self.resolve(other),
+                _ => return "jsonb".to_string(),
+            },
+            other => other,
+        };
+        match schema {
+            Schema::Boolean => "boolean".into(),
+            Schema::Int => "integer".into(),
+            Schema::Long => "bigint".into(),
+            Schema::Float => "real".into(),
+            Schema::Double => "double precision".into(),
+            Schema::Bytes | Schema::Fixed(_) => "bytea".into(),
+            Schema::String | Schema::Enum(_) => "text".into(),
+            Schema::Uuid(_) => "uuid".into(),
+            Schema::Date => "date".into(),
+            Schema::TimeMillis | Schema::TimeMicros => "time".into(),
+            Schema::TimestampMillis | Schema::TimestampMicros | Schema::TimestampNanos => "timestamp with time zone".into(),
+            Schema::LocalTimestampMillis | Schema::LocalTimestampMicros | Schema::LocalTimestampNanos => "timestamp".into(),
+            Schema::Decimal(decimal) => format!("numeric({}, {})", decimal.precision, decimal.scale),
+            Schema::BigDecimal => "numeric".into(),
+            Schema::Duration(_) => "interval".into(),
+            Schema::Array(_) if items_are_scalars(self, schema) => {
+                let Schema::Array(array) = schema else { unreachable!() };
+                format!("{}[]", self.sql_type(&array.items))
+            }
+            _ => "jsonb".into(),
+        }
+    }
+}
+
+/// The text of an Avro writer schema; another type of schema is a bad message's reason.
+fn avro_text(id: u32, writer: WriterSchema) -> Result<String, String> {
+    match writer.schema_type.as_str() {
+        "AVRO" => Ok(writer.text),
+        other => Err(format!("schema {id} is a {other} schema, not Avro")),
     }
 }
 
@@ -297,50 +324,6 @@ fn to_json(names: &AvroSchema, schema: &Schema, value: &Value) -> Json {
     }
 }
 
-fn json_float(x: f64) -> Json {
-    // JSON has no NaN or infinities: those become their PostgreSQL text.
-    Number::from_f64(x).map_or_else(|| Json::String(float_text(x)), Json::Number)
-}
-
-fn float_text(x: f64) -> String {
-    match x {
-        x if x.is_nan() => "NaN".to_string(),
-        x if x.is_infinite() => (if x > 0.0 { "Infinity" } else { "-Infinity" }).to_string(),
-        x => x.to_string(),
-    }
-}
-
-fn bytea_text(bytes: &[u8]) -> String {
-    let mut text = String::with_capacity(2 + 2 * bytes.len());
-    text.push_str("\\x");
-    for byte in bytes {
-        let _ = write!(text, "{byte:02x}");
-    }
-    text
-}
-
-/// Days since 1970-01-01.
-fn date_text(days: i32) -> String {
-    const UNIX_EPOCH_FROM_CE: i32 = 719_163;
-    days.checked_add(UNIX_EPOCH_FROM_CE)
-        .and_then(NaiveDate::from_num_days_from_ce_opt)
-        .map_or_else(|| format!("invalid date {days}"), |date| date.format("%Y-%m-%d").to_string())
-}
-
-/// Microseconds since midnight.
-fn time_text(micros: i64) -> String {
-    let seconds = micros.div_euclid(1_000_000);
-    format!("{:02}:{:02}:{:02}.{:06}", seconds / 3600, seconds / 60 % 60, seconds % 60, micros.rem_euclid(1_000_000))
-}
-
-/// Microseconds since the epoch: UTC with `+00`, or a local date and time without.
-fn timestamp_text(micros: i64, utc: bool) -> String {
-    match DateTime::from_timestamp_micros(micros) {
-        Some(at) => at.naive_utc().format(if utc { "%Y-%m-%d %H:%M:%S%.6f+00" } else { "%Y-%m-%d %H:%M:%S%.6f" }).to_string(),
-        None => format!("invalid timestamp {micros}"),
-    }
-}
-
 fn decimal_scale(schema: &Schema) -> usize {
     match schema {
         Schema::Decimal(decimal) => decimal.scale,
@@ -374,30 +357,10 @@ fn items_are_scalars(names: &AvroSchema, schema: &Schema) -> bool {
     !matches!(item, Schema::Array(_) | Schema::Map(_) | Schema::Record(_) | Schema::Union(_))
 }
 
-/// `{1,2,NULL}`: every item quoted (so any text is safe), NULL unquoted.
+/// The array as a PostgreSQL array literal (its items are scalars).
 fn array_literal(names: &AvroSchema, schema: &Schema, items: &[Value]) -> String {
     let Schema::Array(array) = schema else { unreachable!("checked by items_are_scalars") };
-    let mut literal = String::from("{");
-    for (i, item) in items.iter().enumerate() {
-        if i > 0 {
-            literal.push(',');
-        }
-        match to_text(names, &array.items, item) {
-            None => literal.push_str("NULL"),
-            Some(text) => {
-                literal.push('"');
-                for c in text.chars() {
-                    if c == '"' || c == '\\' {
-                        literal.push('\\');
-                    }
-                    literal.push(c);
-                }
-                literal.push('"');
-            }
-        }
-    }
-    literal.push('}');
-    literal
+    text::array_literal(items.iter().map(|item| to_text(names, &array.items, item)))
 }
 
 #[cfg(test)]
@@ -458,8 +421,10 @@ mod tests {
     struct Registry(HashMap<u32, String>);
 
     impl SchemaById for Registry {
-        fn schema_text(&mut self, id: u32) -> Result<String, String> {
-            self.0.get(&id).cloned().ok_or_else(|| format!("no schema with id {id}"))
+        fn schema(&mut self, id: u32) -> Result<WriterSchema, String> {
+            let text = self.0.get(&id).cloned().ok_or_else(|| format!("no schema with id {id}"))?;
+            let schema_type = if text.starts_with("syntax") { "PROTOBUF" } else { "AVRO" }.to_string();
+            Ok(WriterSchema { schema_type, text, references: Vec::new() })
         }
     }
 
@@ -535,8 +500,10 @@ mod tests {
         let v1 = r#"{"type":"record","name":"R","fields":[{"name":"a","type":"string"}]}"#;
         let schema = AvroSchema::parse(v1).unwrap();
         let good = datum(schema.root(), Value::Record(vec![("a".into(), Value::String("hello".into()))])).unwrap();
-        let mut decoder = AvroDecoder::new(WriterSchemas::Registry(Box::new(Registry([(1, v1.to_string())].into()))));
-        let cases: [(Vec<u8>, &str); 7] = [
+        let registry = Registry([(1, v1.to_string()), (3, "syntax = \"proto3\";".to_string())].into());
+        let mut decoder = AvroDecoder::new(WriterSchemas::Registry(Box::new(registry)));
+        let cases: [(Vec<u8>, &str); 8] = [
+            (framed(3, &good), "schema id 3: schema 3 is a PROTOBUF schema, not Avro"),
             (Vec::new(), "empty message"),
             (vec![1, 0, 0, 0, 1], "unknown magic byte 1"),
             (vec![0, 0, 0], "shorter than the 5-byte"),
@@ -554,6 +521,21 @@ mod tests {
         let mut bare = AvroDecoder::new(WriterSchemas::Given(not_a_record));
         assert_eq!(bare.decode(&[2]).err().unwrap(), "Avro message is not a record");
         assert!(AvroSchema::parse("{\"type\": \"recordd\"}").err().unwrap().starts_with("invalid Avro schema"));
+    }
+
+    #[test]
+    fn record_fields_give_the_columns_of_an_imported_table() {
+        let schema = AvroSchema::parse(SCHEMA).unwrap();
+        let columns: Vec<String> = schema.columns().unwrap().into_iter().map(|(name, sql)| format!("{name} {sql}")).collect();
+        assert_eq!(
+            columns,
+            [
+                "id bigint", "name text", "score double precision", "ok boolean", "raw bytea", "kind text", "day date",
+                "at timestamp with time zone", "local timestamp", "clock time", "price numeric(10, 2)", "tags text[]",
+                "attrs jsonb", "inner jsonb", "again jsonb",
+            ]
+        );
+        assert_eq!(AvroSchema::parse(r#""long""#).unwrap().columns(), None);
     }
 
     #[test]

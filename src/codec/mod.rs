@@ -7,10 +7,14 @@ pub mod avro;
 pub mod csv;
 pub mod infer;
 pub mod json;
+pub mod protobuf;
+pub mod text;
+pub mod wire;
 
 use std::borrow::Cow;
 
 use avro::{AvroDecoder, AvroRecord, WriterSchemas};
+use protobuf::{ProtobufDecoder, ProtobufRecord};
 use csv::{CsvDecoder, CsvError, CsvOptions, CsvRecord};
 use json::{JsonMessage, JsonPath};
 
@@ -25,12 +29,14 @@ pub enum Format {
     Raw,
     /// One Avro record per message, columns by field name (see `avro`).
     Avro,
+    /// One Protobuf message per message, columns by field name (see `protobuf`).
+    Protobuf,
 }
 
 impl Format {
     /// Whether columns map to named (and nested) fields of a record.
     pub fn has_fields(self) -> bool {
-        matches!(self, Format::Json | Format::Avro)
+        matches!(self, Format::Json | Format::Avro | Format::Protobuf)
     }
 }
 
@@ -69,6 +75,7 @@ pub enum PayloadDecoder {
     Json,
     Raw,
     Avro(AvroDecoder),
+    Protobuf(ProtobufDecoder),
 }
 
 /// One decoded message.
@@ -77,6 +84,7 @@ pub enum Decoded<'a> {
     Json(JsonMessage<'a>),
     Raw(&'a [u8]),
     Avro(AvroRecord),
+    Protobuf(ProtobufRecord),
 }
 
 /// How a message's fields fail to match the table's data columns.
@@ -86,7 +94,7 @@ pub enum Mismatch {
     Extra(String),
     /// A column the message has no field for (CSV).
     Missing(String),
-    /// A record field no column reads (Avro): a problem under `strict` only, since a
+    /// A record field no column reads (Avro, Protobuf): a problem under `strict` only, since a
     /// table often reads some of a record's fields.
     Unread(String),
 }
@@ -100,13 +108,17 @@ impl Mismatch {
 }
 
 impl PayloadDecoder {
-    /// A decoder of `format`; `writer_schemas` is asked only for Avro.
+    /// A decoder of `format`; `writer_schemas` is asked only for Avro and Protobuf.
     pub fn new(format: Format, csv: &CsvOptions, writer_schemas: impl FnOnce() -> WriterSchemas) -> Self {
         match format {
             Format::Csv => PayloadDecoder::Csv(CsvDecoder::new(csv.clone())),
             Format::Json => PayloadDecoder::Json,
             Format::Raw => PayloadDecoder::Raw,
             Format::Avro => PayloadDecoder::Avro(AvroDecoder::new(writer_schemas())),
+            Format::Protobuf => match writer_schemas() {
+                WriterSchemas::Registry(registry) => PayloadDecoder::Protobuf(ProtobufDecoder::new(registry)),
+                WriterSchemas::Given(_) => unreachable!("a given schema (avro_schema) is for format 'avro' only"),
+            },
         }
     }
 
@@ -129,6 +141,9 @@ impl PayloadDecoder {
             PayloadDecoder::Raw => Ok(Decoded::Raw(payload)),
             PayloadDecoder::Avro(decoder) => {
                 decoder.decode(payload).map(Decoded::Avro).map_err(|reason| Undecodable { reason, partial: None })
+            }
+            PayloadDecoder::Protobuf(decoder) => {
+                decoder.decode(payload).map(Decoded::Protobuf).map_err(|reason| Undecodable { reason, partial: None })
             }
         }
     }
@@ -159,6 +174,7 @@ impl Decoded<'_> {
             }
             Decoded::Raw(payload) => Some(Cow::Borrowed(payload)),
             Decoded::Avro(record) => record.field(&field.json_path, field.column_type.holds_json()),
+            Decoded::Protobuf(message) => message.field(&field.json_path, field.column_type.holds_json()),
         }
     }
 
@@ -179,6 +195,11 @@ impl Decoded<'_> {
                 .map(|key| Mismatch::Extra(format!("key \"{key}\" maps to no column")))
                 .collect(),
             Decoded::Avro(record) => record
+                .unmapped_fields(fields.iter().map(|f| &f.json_path))
+                .into_iter()
+                .map(|name| Mismatch::Unread(format!("field \"{name}\" maps to no column")))
+                .collect(),
+            Decoded::Protobuf(message) => message
                 .unmapped_fields(fields.iter().map(|f| &f.json_path))
                 .into_iter()
                 .map(|name| Mismatch::Unread(format!("field \"{name}\" maps to no column")))
@@ -253,9 +274,35 @@ mod tests {
             &[0x80, 0xf0, 0xd9, 0xbf, 0xb3, 0xf8, 0x86, 0x06][..], // 2024-01-01 12:34:56 in µs
         ]
         .concat();
-        let rows = [("csv", Format::Csv, &csv_row[..]), ("json", Format::Json, &json_row[..]), ("avro", Format::Avro, &avro_row[..])];
+        // And in Protobuf (Confluent-framed, schema id 1, message index [0]): int64,
+        // string, and the date and time as strings (Protobuf has no date type).
+        let proto = r#"syntax = "proto3"; message Row { int64 some_int = 1; string some_text = 2; string some_date = 3; string some_time = 4; }"#;
+        let protobuf_row = [
+            &[0, 0, 0, 0, 1, 0, 0x08, 0xc0, 0xc4, 0x07, 0x12, 0x2f][..],
+            b"payload text number 000123456 with some padding",
+            &[0x1a, 0x0a][..],
+            b"2024-05-17",
+            &[0x22, 0x13][..],
+            b"2024-01-01 12:34:56",
+        ]
+        .concat();
+        struct OneSchema(String);
+        impl wire::SchemaById for OneSchema {
+            fn schema(&mut self, _: u32) -> Result<wire::WriterSchema, String> {
+                Ok(wire::WriterSchema { schema_type: "PROTOBUF".into(), text: self.0.clone(), references: Vec::new() })
+            }
+        }
+        let rows = [
+            ("csv", Format::Csv, &csv_row[..]),
+            ("json", Format::Json, &json_row[..]),
+            ("avro", Format::Avro, &avro_row[..]),
+            ("protobuf", Format::Protobuf, &protobuf_row[..]),
+        ];
         for (name, format, row) in rows {
-            let mut decoder = PayloadDecoder::new(format, &CsvOptions::default(), || avro::WriterSchemas::Given(schema.clone()));
+            let mut decoder = PayloadDecoder::new(format, &CsvOptions::default(), || match format {
+                Format::Protobuf => avro::WriterSchemas::Registry(Box::new(OneSchema(proto.to_string()))),
+                _ => avro::WriterSchemas::Given(schema.clone()),
+            });
             let check = decoder.decode(row).unwrap();
             assert_eq!(check.field(0, &fields[0]).as_deref(), Some(&b"123456"[..]), "{name}");
             assert!(check.field(3, &fields[3]).unwrap().starts_with(b"2024-01-01 12:34:56"), "{name}");

@@ -80,10 +80,14 @@ unsafe fn begin(rinfo: *mut pg_sys::ResultRelInfo) {
     unsafe {
         let relation = (*rinfo).ri_RelationDesc;
         let definition = catalog::foreign_table(relation);
-        if definition.table.format == Format::Avro {
+        if let Some(format) = match definition.table.format {
+            Format::Avro => Some("avro"),
+            Format::Protobuf => Some("protobuf"),
+            _ => None,
+        } {
             raise(
-                FdwError::new(ErrorKind::FeatureNotSupported, "cannot produce to a table with format 'avro'")
-                    .with_detail("kafka_fdw reads Avro messages; writing them is not implemented yet."),
+                FdwError::new(ErrorKind::FeatureNotSupported, format!("cannot produce to a table with format '{format}'"))
+                    .with_detail("kafka_fdw reads Schema Registry formats; writing them is not implemented yet."),
             );
         }
         let tupdesc = (*relation).rd_att;
@@ -303,7 +307,7 @@ unsafe fn encode_payload<'a>(
         match table.format {
             Format::Csv => csv::encode(&texts, &table.csv, buffer),
             Format::Raw => return texts[0],
-            Format::Avro => unreachable!("begin refuses Avro tables"),
+            Format::Avro | Format::Protobuf => unreachable!("begin refuses Schema Registry formats"),
             Format::Json => {
                 let fields: Vec<(&JsonPath, JsonField<'_>)> = fields
                     .iter()

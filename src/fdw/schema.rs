@@ -1,6 +1,7 @@
 //! IMPORT FOREIGN SCHEMA: one foreign table per topic, with the meta columns partition,
 //! offset, key and timestamp, and value columns inferred from a sample of each topic's
-//! newest messages.
+//! newest messages — or, for Avro and Protobuf with a Schema Registry, from the latest
+//! schema of the topic's value subject (`<topic>-value`, Confluent's TopicNameStrategy).
 
 use std::ffi::{CStr, CString};
 
@@ -9,12 +10,15 @@ use pgrx::{pg_guard, pg_sys, PgList};
 use crate::pg::catalog;
 use crate::pg::clients::PooledConsumer;
 use crate::error::{ErrorKind, FdwError};
-use crate::codec::infer::{self, InferredType};
+use crate::codec::avro::AvroSchema;
+use crate::codec::infer;
+use crate::codec::protobuf::ProtobufSchema;
+use crate::kafka::registry::{self, RegistrySettings};
 use crate::kafka::{self, RangeReader, ReadRange};
 use crate::codec::Format;
 use crate::options;
 use crate::pg::errors::{raise, OrRaise};
-use crate::pg::clients::TopicClient;
+use crate::pg::clients::{self, TopicClient};
 
 /// Messages sampled per topic unless the option `sample_size` says otherwise.
 const DEFAULT_SAMPLE_SIZE: i64 = 100;
@@ -67,6 +71,8 @@ pub unsafe extern "C-unwind" fn import_foreign_schema(
             _ => true,
         };
 
+        let registry = (parsed.format.has_fields() && !server_options.schema_registry.is_empty())
+            .then(|| clients::registry_settings(server_oid, &server_options).0);
         let client = TopicClient::for_server(server_oid, &server_options);
         let topics = kafka::all_topics(client.consumer.client(), &client.settings).or_raise();
         let mut reader = client.into_reader().or_raise();
@@ -77,7 +83,8 @@ pub unsafe extern "C-unwind" fn import_foreign_schema(
                 continue;
             }
             let samples = sample(&mut reader, &topic, &partitions, sample_size);
-            let columns = columns_for(parsed.format, &samples, &parsed.csv);
+            let registered = registry.as_ref().and_then(|settings| registered_columns(settings, parsed.format, &topic));
+            let columns = columns_for(parsed.format, &samples, &parsed.csv, registered);
             let mut options_sql = vec![format!("topic {}", literal(&topic))];
             options_sql.extend(table_options.iter().map(|(name, value)| format!("{} {}", identifier(name), literal(value))));
             let command = format!(
@@ -115,8 +122,28 @@ fn sample(reader: &mut RangeReader<PooledConsumer>, topic: &str, partitions: &[i
     samples
 }
 
-/// Column definitions: the meta columns, then the value columns of the format.
-fn columns_for(format: Format, samples: &[Sample], csv: &crate::codec::csv::CsvOptions) -> Vec<String> {
+/// The columns of the latest schema of the topic's value subject, if the registry has
+/// one of the table's format (else the record is imported whole, as jsonb).
+fn registered_columns(settings: &RegistrySettings, format: Format, topic: &str) -> Option<Vec<(String, String)>> {
+    let latest = registry::schema_by_version(settings, &format!("{topic}-value"), "latest").or_raise().ok()?;
+    match (format, latest.schema_type.as_str()) {
+        (Format::Avro, "AVRO") => AvroSchema::parse(&latest.schema).ok()?.columns(),
+        (Format::Protobuf, "PROTOBUF") => {
+            let references = registry::referenced_schemas(settings, &latest).or_raise().ok()?;
+            ProtobufSchema::compile(&latest.schema, &references).ok()?.columns()
+        }
+        _ => None,
+    }
+}
+
+/// Column definitions: the meta columns, then the value columns of the format (from
+/// the registry's schema when there is one).
+fn columns_for(
+    format: Format,
+    samples: &[Sample],
+    csv: &crate::codec::csv::CsvOptions,
+    registered: Option<Vec<(String, String)>>,
+) -> Vec<String> {
     let binary_keys = samples.iter().any(|s| s.key.as_deref().is_some_and(|k| std::str::from_utf8(k).is_err()));
     let mut columns = vec![
         "partition integer OPTIONS (partition 'true')".to_string(),
@@ -132,7 +159,7 @@ fn columns_for(format: Format, samples: &[Sample], csv: &crate::codec::csv::CsvO
                 columns.push("value jsonb".to_string());
             }
             for (key, inferred_type) in inferred {
-                columns.push(json_column(&key, inferred_type));
+                columns.push(value_column(&key, inferred_type.sql(), "json"));
             }
         }
         Format::Csv => {
@@ -143,20 +170,26 @@ fn columns_for(format: Format, samples: &[Sample], csv: &crate::codec::csv::CsvO
             let binary = payloads.iter().any(|p| std::str::from_utf8(p).is_err());
             columns.push(format!("value {}", if binary { "bytea" } else { "text" }));
         }
-        // The whole record, as JSON: columns from the registry's schemas are to come.
-        Format::Avro => columns.push("value jsonb".to_string()),
+        Format::Avro | Format::Protobuf => match registered {
+            Some(fields) if !fields.is_empty() => {
+                columns.extend(fields.iter().map(|(name, sql_type)| value_column(name, sql_type, "field")))
+            }
+            // No schema to read columns from: the whole record, as JSON.
+            _ => columns.push("value jsonb".to_string()),
+        },
     }
     columns
 }
 
-/// A JSON value column: named after its key, unless a meta column has that name.
-fn json_column(key: &str, inferred: InferredType) -> String {
+/// A value column: named after its key or field, unless a meta column has that name
+/// (then `value_<name>`, with the column option `option` pointing at it).
+fn value_column(key: &str, sql_type: &str, option: &str) -> String {
     if !META_COLUMNS.contains(&key) {
-        return format!("{} {}", identifier(key), inferred.sql());
+        return format!("{} {}", identifier(key), sql_type);
     }
     // JSON Pointer, so that keys with dots stay one key.
     let pointer = format!("/{}", key.replace('~', "~0").replace('/', "~1"));
-    format!("{} {} OPTIONS (json {})", identifier(&format!("value_{key}")), inferred.sql(), literal(&pointer))
+    format!("{} {} OPTIONS ({option} {})", identifier(&format!("value_{key}")), sql_type, literal(&pointer))
 }
 
 fn identifier(name: &str) -> String {

@@ -40,17 +40,56 @@ pub struct RegisteredSchema {
     pub schema: String,
     /// `AVRO` (the registry's default, often left out of answers), `PROTOBUF`, `JSON`.
     pub schema_type: String,
+    /// The schemas it imports: (name as imported, subject, version).
+    pub references: Vec<(String, String, i64)>,
 }
+
+/// How many schemas one writer schema may import, transitively: a bound for cycles.
+const MAX_REFERENCES: usize = 1000;
 
 /// The schema registered under `id`: `Ok(Err(why))` when the registry answers that it
 /// has none (messages naming it are bad messages), `Err` when no registry could answer.
 pub fn schema_by_id(settings: &RegistrySettings, id: u32) -> FdwResult<Result<RegisteredSchema, String>> {
+    lookup(settings, &format!("/schemas/ids/{id}"), &format!("schema {id} not found"))
+}
+
+/// Version `version` (a number, or `latest`) of `subject` (`GET /subjects/{subject}/versions/{version}`).
+pub fn schema_by_version(settings: &RegistrySettings, subject: &str, version: &str) -> FdwResult<Result<RegisteredSchema, String>> {
+    let subject_segment = percent_encoding::utf8_percent_encode(subject, percent_encoding::NON_ALPHANUMERIC);
+    lookup(settings, &format!("/subjects/{subject_segment}/versions/{version}"), &format!("subject \"{subject}\" version {version} not found"))
+}
+
+/// The schemas `schema` imports, transitively, as (name, text), each once: what a
+/// Protobuf schema needs to compile. `Ok(Err(why))` when one of them is missing.
+pub fn referenced_schemas(settings: &RegistrySettings, schema: &RegisteredSchema) -> FdwResult<Result<Vec<(String, String)>, String>> {
+    let mut found: Vec<(String, String)> = Vec::new();
+    let mut wanted: Vec<(String, String, i64)> = schema.references.clone();
+    while let Some((name, subject, version)) = wanted.pop() {
+        if found.iter().any(|(known, _)| *known == name) {
+            continue;
+        }
+        if found.len() >= MAX_REFERENCES {
+            return Ok(Err(format!("more than {MAX_REFERENCES} referenced schemas")));
+        }
+        match schema_by_version(settings, &subject, &version.to_string())? {
+            Ok(referenced) => {
+                wanted.extend(referenced.references);
+                found.push((name, referenced.schema));
+            }
+            Err(why) => return Ok(Err(format!("reference \"{name}\": {why}"))),
+        }
+    }
+    Ok(Ok(found))
+}
+
+/// A GET of a schema at `path` from the first registry that answers.
+fn lookup(settings: &RegistrySettings, path: &str, not_found: &str) -> FdwResult<Result<RegisteredSchema, String>> {
     let mut failures = Vec::new();
     for url in &settings.urls {
-        let answer = get(settings, &format!("{url}/schemas/ids/{id}"))?;
+        let answer = get(settings, &format!("{url}{path}"))?;
         match answer {
             Ok((200, body)) => return parse_schema(&body).map(Ok).map_err(|e| bad_answer(url, &e)),
-            Ok((404, body)) => return Ok(Err(error_message(&body).unwrap_or_else(|| format!("schema {id} not found")))),
+            Ok((404, body)) => return Ok(Err(error_message(&body).unwrap_or_else(|| not_found.to_string()))),
             Ok((401 | 403, _)) => {
                 return Err(FdwError::new(ErrorKind::InsufficientPrivilege, "the schema registry refused the credentials")
                     .with_detail(format!("{url} answered HTTP 401/403."))
@@ -110,12 +149,27 @@ impl Request {
     }
 }
 
-/// `{"schema": "...", "schemaType": "..."}` of `GET /schemas/ids/{id}`.
+/// `{"schema": "...", "schemaType": "...", "references": [{"name", "subject", "version"}]}`
+/// of `GET /schemas/ids/{id}` and `GET /subjects/{subject}/versions/{version}`.
 fn parse_schema(body: &str) -> Result<RegisteredSchema, String> {
     let answer: Value = serde_json::from_str(body).map_err(|e| format!("not JSON: {e}"))?;
     let schema = answer.get("schema").and_then(Value::as_str).ok_or("no \"schema\" in the answer")?;
     let schema_type = answer.get("schemaType").and_then(Value::as_str).unwrap_or("AVRO");
-    Ok(RegisteredSchema { schema: schema.to_string(), schema_type: schema_type.to_string() })
+    let references = match answer.get("references") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(references)) => references
+            .iter()
+            .map(|reference| {
+                let text = |key| reference.get(key).and_then(Value::as_str).map(str::to_string);
+                match (text("name"), text("subject"), reference.get("version").and_then(Value::as_i64)) {
+                    (Some(name), Some(subject), Some(version)) => Ok((name, subject, version)),
+                    _ => Err(format!("a reference without name, subject and version: {reference}")),
+                }
+            })
+            .collect::<Result<_, _>>()?,
+        Some(other) => return Err(format!("\"references\" is not an array: {other}")),
+    };
+    Ok(RegisteredSchema { schema: schema.to_string(), schema_type: schema_type.to_string(), references })
 }
 
 /// The `message` of an error body `{"error_code": 40403, "message": "..."}`.
@@ -179,13 +233,32 @@ mod tests {
         ]);
         let settings = settings(vec![url], Duration::from_secs(5));
         let avro = schema_by_id(&settings, 1).unwrap().unwrap();
-        assert_eq!(avro, RegisteredSchema { schema: r#"{"type":"string"}"#.into(), schema_type: "AVRO".into() });
+        assert_eq!(avro, RegisteredSchema { schema: r#"{"type":"string"}"#.into(), schema_type: "AVRO".into(), references: vec![] });
         let head = requests.recv().unwrap();
         assert_eq!(head[0], "GET /schemas/ids/1 HTTP/1.1");
         assert!(head.iter().any(|h| h.eq_ignore_ascii_case("authorization: Basic dTpwIHc=")), "{head:?}");
         assert!(head.iter().any(|h| h.to_ascii_lowercase().starts_with("accept: application/vnd.schemaregistry.v1+json")));
         assert_eq!(schema_by_id(&settings, 2).unwrap().unwrap().schema_type, "PROTOBUF");
         assert_eq!(schema_by_id(&settings, 9).unwrap(), Err("Schema 9 not found".to_string()));
+    }
+
+    #[test]
+    fn references_are_fetched_by_subject_and_version_transitively_once() {
+        let (url, requests) = canned(vec![
+            (200, r#"{"schema":"import \"a.proto\"; import \"b.proto\";","schemaType":"PROTOBUF","references":[{"name":"a.proto","subject":"a/x","version":1},{"name":"b.proto","subject":"b","version":2}]}"#),
+            (200, r#"{"subject":"b","version":2,"id":3,"schema":"import \"a.proto\";","schemaType":"PROTOBUF","references":[{"name":"a.proto","subject":"a/x","version":1}]}"#),
+            (200, r#"{"subject":"a/x","version":1,"id":2,"schema":"message A {}","schemaType":"PROTOBUF"}"#),
+            (404, r#"{"error_code":40402,"message":"Version 7 not found."}"#),
+        ]);
+        let settings = settings(vec![url], Duration::from_secs(5));
+        let main = schema_by_id(&settings, 4).unwrap().unwrap();
+        assert_eq!(main.references.len(), 2);
+        let found = referenced_schemas(&settings, &main).unwrap().unwrap();
+        assert_eq!(found, vec![("b.proto".into(), "import \"a.proto\";".into()), ("a.proto".into(), "message A {}".into())]);
+        let paths: Vec<String> = (0..3).map(|_| requests.recv().unwrap()[0].clone()).collect();
+        assert_eq!(paths[1..], ["GET /subjects/b/versions/2 HTTP/1.1", "GET /subjects/a%2Fx/versions/1 HTTP/1.1"]);
+        let missing = RegisteredSchema { schema: String::new(), schema_type: "PROTOBUF".into(), references: vec![("c.proto".into(), "c".into(), 7)] };
+        assert_eq!(referenced_schemas(&settings, &missing).unwrap(), Err("reference \"c.proto\": Version 7 not found.".into()));
     }
 
     #[test]

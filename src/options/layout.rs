@@ -75,7 +75,7 @@ pub fn table_layout(columns: &[ColumnDef], table: &TableOptions) -> FdwResult<Ta
                 if column.options.path.is_some() && !table.format.has_fields() {
                     return Err(FdwError::new(
                         ErrorKind::InvalidParameterValue,
-                        format!("column \"{}\" has option \"json\" or \"field\", but the table's format is not json or avro", column.name),
+                        format!("column \"{}\" has option \"json\" or \"field\", but the table's format is not json, avro or protobuf", column.name),
                     ));
                 }
                 let json_path = match &column.options.path {

@@ -343,9 +343,10 @@ pub fn parse_table(options: &[(String, String)]) -> FdwResult<TableOptions> {
             "json" => Format::Json,
             "raw" => Format::Raw,
             "avro" => Format::Avro,
+            "protobuf" => Format::Protobuf,
             _ => {
                 return Err(invalid_value("format", value)
-                    .with_hint("Valid formats are \"csv\", \"json\", \"raw\" and \"avro\"."))
+                    .with_hint("Valid formats are \"csv\", \"json\", \"raw\", \"avro\" and \"protobuf\"."))
             }
         },
     };
@@ -429,6 +430,10 @@ pub fn check_table_on_server(table: &TableOptions, server: &ServerOptions) -> Fd
         return Err(FdwError::new(ErrorKind::OptionNameNotFound, "format 'avro' needs the messages' schema").with_hint(
             "Set the server option schema_registry (messages in the registry's wire format), or the table option avro_schema (bare Avro records of that schema).",
         ));
+    }
+    if table.format == Format::Protobuf && server.schema_registry.is_empty() {
+        return Err(FdwError::new(ErrorKind::OptionNameNotFound, "format 'protobuf' needs the server option schema_registry")
+            .with_hint("Protobuf messages are read in the Schema Registry's wire format, with their writer schemas from the registry."));
     }
     Ok(())
 }

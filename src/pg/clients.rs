@@ -13,7 +13,8 @@ use std::thread::LocalKey;
 use pgrx::{pg_guard, pg_sys};
 use rdkafka::producer::Producer;
 
-use crate::codec::avro::{AvroSchema, SchemaById, WriterSchemas};
+use crate::codec::avro::{AvroSchema, WriterSchemas};
+use crate::codec::wire::{SchemaById, WriterSchema};
 use crate::error::{ErrorKind, FdwError, FdwResult};
 use crate::kafka::registry::{self, RegistrySettings};
 use crate::kafka::{self, ClientSettings, IsolationLevel, KafkaConsumer, KafkaProducer, RangeReader, Watermarks};
@@ -330,30 +331,34 @@ thread_local! {
     /// Writer schemas by (registry URLs, user mapping, id), for the backend's life: a
     /// schema id never changes meaning. Keyed by user mapping too, so a role never reads
     /// a schema another role's credentials fetched.
-    static REGISTRY_SCHEMAS: RefCell<HashMap<(String, pg_sys::Oid, u32), String>> = RefCell::new(HashMap::new());
+    static REGISTRY_SCHEMAS: RefCell<HashMap<(String, pg_sys::Oid, u32), WriterSchema>> = RefCell::new(HashMap::new());
 }
 
-/// Where an Avro table's writer schemas come from: its `avro_schema`, or its server's
+/// Where an Avro or Protobuf table's writer schemas come from: its `avro_schema`, or its server's
 /// Schema Registry, asked with the current user's credentials.
 pub fn writer_schemas(definition: &ForeignTableDef) -> WriterSchemas {
     if let Some(text) = &definition.table.avro_schema {
         let schema = AvroSchema::parse(text).map_err(|e| FdwError::new(ErrorKind::InvalidParameterValue, e));
         return WriterSchemas::Given(schema.or_raise());
     }
+    let (settings, user_mapping) = registry_settings(definition.server_id, &definition.server);
+    WriterSchemas::Registry(Box::new(RegistrySchemas { user_mapping, settings }))
+}
+
+/// How to ask a server's Schema Registry as the current user, and that user's mapping.
+pub fn registry_settings(server_id: pg_sys::Oid, server: &ServerOptions) -> (RegistrySettings, pg_sys::Oid) {
     // SAFETY: catalog lookups inside a transaction.
     let (credentials, user_mapping) = unsafe {
-        let mapping = catalog::current_user_mapping(definition.server_id);
-        (catalog::user_mapping_options(definition.server_id).registry_credentials, (*mapping).umid)
+        let mapping = catalog::current_user_mapping(server_id);
+        (catalog::user_mapping_options(server_id).registry_credentials, (*mapping).umid)
     };
-    WriterSchemas::Registry(Box::new(RegistrySchemas {
-        user_mapping,
-        settings: RegistrySettings {
-            urls: definition.server.schema_registry.clone(),
-            credentials,
-            timeout: definition.server.timeout,
-            interrupt: check_interrupts,
-        },
-    }))
+    let settings = RegistrySettings {
+        urls: server.schema_registry.clone(),
+        credentials,
+        timeout: server.timeout,
+        interrupt: check_interrupts,
+    };
+    (settings, user_mapping)
 }
 
 /// Writer schemas fetched from a registry, each once per backend.
@@ -363,17 +368,16 @@ struct RegistrySchemas {
 }
 
 impl SchemaById for RegistrySchemas {
-    fn schema_text(&mut self, id: u32) -> Result<String, String> {
+    fn schema(&mut self, id: u32) -> Result<WriterSchema, String> {
         let key = (self.settings.urls.join(","), self.user_mapping, id);
-        if let Some(text) = REGISTRY_SCHEMAS.with_borrow(|cache| cache.get(&key).cloned()) {
-            return Ok(text);
+        if let Some(schema) = REGISTRY_SCHEMAS.with_borrow(|cache| cache.get(&key).cloned()) {
+            return Ok(schema);
         }
         let registered = registry::schema_by_id(&self.settings, id).or_raise()?;
-        if registered.schema_type != "AVRO" {
-            return Err(format!("schema {id} is a {} schema, not Avro", registered.schema_type));
-        }
-        REGISTRY_SCHEMAS.with_borrow_mut(|cache| cache.insert(key, registered.schema.clone()));
-        Ok(registered.schema)
+        let references = registry::referenced_schemas(&self.settings, &registered).or_raise()?;
+        let schema = WriterSchema { schema_type: registered.schema_type, text: registered.schema, references };
+        REGISTRY_SCHEMAS.with_borrow_mut(|cache| cache.insert(key, schema.clone()));
+        Ok(schema)
     }
 }
 

@@ -70,7 +70,7 @@ pub fn insert_query_rows(target: &PgRelation, columns: &[String], query: &str) -
             let tupdesc = (*portal).tupDesc;
             (*tupdesc).attrs.as_slice((*tupdesc).natts as usize).iter().map(|attr| attr.atttypid).collect()
         };
-        if let Some(why) = copy_refusal(client, &target, columns, &source_types) {
+        if let Some(why) = copy_refusal(client, &target, columns, &source_types).or_else(another_copy_feeding) {
             // SAFETY: the portal opened above, not used after.
             unsafe { pg_sys::SPI_cursor_close(portal) };
             let quoted: Vec<String> = columns.iter().map(pgrx::spi::quote_identifier).collect();
@@ -137,6 +137,14 @@ fn copy_refusal(client: &pgrx::spi::SpiClient<'_>, target: &PgRelation, columns:
     (found != columns.len() || columns.len() != source_types.len()).then(|| "the columns do not match".into())
 }
 
+/// A reason not to take the COPY path: this backend is already feeding a COPY (this call
+/// comes from a trigger or function running inside one). Its feed is the backend's one
+/// [`FEED`]: replacing it would end the outer COPY early, as if its rows had run out.
+fn another_copy_feeding() -> Option<String> {
+    let busy = FEED.with(|feed| feed.try_borrow().map_or(true, |feed| feed.is_some()));
+    busy.then(|| "another bulk insert is running in this backend (from a trigger or function inside it)".into())
+}
+
 /// Why COPY inserts into `target` one row at a time, where it does so for a reason the
 /// user set: row triggers that see each row before it is inserted.
 fn row_by_row_reason(target: &PgRelation) -> Option<String> {
@@ -181,7 +189,8 @@ struct FeedGuard;
 
 impl Drop for FeedGuard {
     fn drop(&mut self) {
-        FEED.with(|feed| feed.borrow_mut().take());
+        // try_: a panic while unwinding would abort the backend.
+        FEED.with(|feed| feed.try_borrow_mut().map(|mut feed| feed.take()).ok());
     }
 }
 

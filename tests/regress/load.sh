@@ -145,3 +145,20 @@ printf '\x00\x00\x00\x00\x02\x0e\x00\x00\x02\x02\nnot avro at all\n\x00\x00\x00\
     >"$KAFKA_FDW_REGRESS_DATA/avro_junk.bin"
 "$KAFKA_TOOL" produce --brokers "$TANSU_BROKERS" --topic regress_avro_junk --partition 0 \
     --file "$KAFKA_FDW_REGRESS_DATA/avro_junk.bin" >/dev/null
+
+# Protobuf (protobuf.sql): three orders of protobuf_order.proto in partition 0 (its
+# import protobuf_common.proto registered first and referenced, as Confluent's
+# serializer does) and one message of the file's other type, Audit, in partition 1.
+# protobuf.sql makes its bad messages itself, from the header of a good one.
+cp "$REGRESS_DIR"/data/protobuf_* "$KAFKA_FDW_REGRESS_DATA/"
+chmod a+r "$KAFKA_FDW_REGRESS_DATA"/protobuf_*
+produce_protobuf() { # produce_protobuf TOPIC MESSAGE [kafka-tool options…] <JSONLINES
+    local topic="$1" message="$2"
+    shift 2
+    "$KAFKA_TOOL" produce-protobuf --brokers "$TANSU_BROKERS" --topic "$topic" --message "$message" \
+        --schema-file "$REGRESS_DIR/data/protobuf_order.proto" --registry "$KAFKA_REGISTRY_URL" "$@" >/dev/null
+}
+create_topic regress_protobuf 2
+produce_protobuf regress_protobuf shop.Order --partition 0 <"$REGRESS_DIR/data/protobuf_orders.jsonl"
+echo '{"who": "auditor"}' | produce_protobuf regress_protobuf shop.Audit --partition 1
+create_topic regress_protobuf_junk 1

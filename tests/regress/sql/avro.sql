@@ -162,11 +162,15 @@ SELECT id FROM avro_guarded ORDER BY id;
 ALTER USER MAPPING FOR CURRENT_USER SERVER avro_auth OPTIONS (SET "schema_registry.password" 'secret');
 SELECT id FROM avro_guarded ORDER BY id;
 
--- IMPORT FOREIGN SCHEMA of an Avro topic: the whole record as jsonb, for now.
+-- IMPORT FOREIGN SCHEMA of Avro topics: the columns of the latest schema of the topic's
+-- value subject (regress_avro-value: version 2); a topic without a subject
+-- (regress_avro_bare) gets the whole record as jsonb.
 CREATE SCHEMA avro_imported;
-IMPORT FOREIGN SCHEMA kafka LIMIT TO (regress_avro) FROM SERVER avro_server INTO avro_imported
+IMPORT FOREIGN SCHEMA kafka LIMIT TO (regress_avro, regress_avro_bare) FROM SERVER avro_server INTO avro_imported
     OPTIONS (format 'avro');
-SELECT value->'id' AS id FROM avro_imported.regress_avro ORDER BY 1;
+SELECT table_name, column_name, data_type FROM information_schema.columns
+WHERE table_schema = 'avro_imported' ORDER BY table_name, ordinal_position;
+SELECT id, name, email, point FROM avro_imported.regress_avro ORDER BY id;
 
 DROP SCHEMA avro_imported CASCADE;
 DROP SERVER avro_server, avro_plain, avro_down, avro_auth CASCADE;

@@ -98,6 +98,22 @@ SELECT kafka_fdw.bulk_insert('misread', ARRAY['some_int'], 'SELECT 1');
 ROLLBACK;
 SELECT kafka_fdw.bulk_insert('misread', ARRAY['some_int', 'some_text'], 'SELECT 1, 2 UNION ALL SELECT 3, 4');
 SELECT some_int, some_text FROM misread ORDER BY 1;
+-- A bulk insert from a BEFORE ROW trigger of another one's target (COPY calls it in the
+-- middle of its input) goes by INSERT, and the outer one still gets every row.
+CREATE TABLE nest_log (n int);
+CREATE TABLE nest_target (n int);
+CREATE FUNCTION nest_logger() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM kafka_fdw.bulk_insert('nest_log', ARRAY['n'], format('SELECT %s', NEW.n));
+    RETURN NEW;
+END $$;
+CREATE TRIGGER nest BEFORE INSERT ON nest_target FOR EACH ROW EXECUTE FUNCTION nest_logger();
+SET client_min_messages = warning;
+SELECT kafka_fdw.bulk_insert('nest_target', ARRAY['n'], 'SELECT generate_series(1, 3000)') AS inserted;
+RESET client_min_messages;
+SELECT (SELECT count(*) FROM nest_target) AS target, (SELECT count(DISTINCT n) FROM nest_log) AS logged;
+DROP TABLE nest_target, nest_log;
+DROP FUNCTION nest_logger();
 -- Where COPY would differ from INSERT (here: a column of another type), the rows go in
 -- by INSERT ... SELECT, with its assignment casts, and the NOTICE says so.
 CREATE TABLE wider (part int, offs bigint, some_int numeric(10, 1), some_text varchar(40));

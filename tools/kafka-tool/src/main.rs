@@ -4,6 +4,7 @@
 //! librdkafka speed that the FDW is measured against, so they do no parsing at all.
 //!
 //! Subcommands: `produce`, `produce-avro` (JSON lines as Avro, bare or Confluent-framed),
+//! `produce-protobuf` (JSON lines as Protobuf, Confluent-framed),
 //! `count`, `dump`, `watermarks`, `offsets-for-time`, `mock` (host a librdkafka mock
 //! cluster in this process), `mock-ctl` (send it commands: create topics, take brokers
 //! down and up, inject request errors and latency) and `registry` (host an in-memory
@@ -11,6 +12,7 @@
 
 mod avro;
 mod produce;
+mod protobuf;
 mod registry;
 mod registry_client;
 
@@ -48,6 +50,9 @@ enum Command {
     /// Encode each JSON line of standard input as an Avro datum of a schema and produce it:
     /// Confluent-framed with the schema registered (--registry), or bare.
     ProduceAvro(produce::ProduceAvroArgs),
+    /// Encode JSON lines from standard input as Protobuf messages in Confluent's wire
+    /// format, registering the .proto file (and its imports) in a Schema Registry.
+    ProduceProtobuf(produce::ProduceProtobufArgs),
     /// Read every partition from its low to its high watermark; print the count and rate.
     Count {
         #[arg(long)]
@@ -129,6 +134,7 @@ fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Produce(args) => produce::produce(&args),
         Command::ProduceAvro(args) => produce::produce_avro(&args),
+        Command::ProduceProtobuf(args) => produce::produce_protobuf(&args),
         Command::Count { brokers, topic, passes, isolation_level } => count(&brokers, &topic, passes, &isolation_level),
         Command::Dump { brokers, topic, isolation_level } => dump(&brokers, &topic, &isolation_level),
         Command::Watermarks { brokers, topic } => print_watermarks(&brokers, &topic),

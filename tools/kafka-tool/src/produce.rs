@@ -1,5 +1,6 @@
 //! The produce commands: text lines as they are (`produce`) and JSON lines encoded as Avro
-//! (`produce-avro`), both through one [`Sender`] that checks every delivery.
+//! (`produce-avro`) or Protobuf (`produce-protobuf`), all through one [`Sender`] that
+//! checks every delivery.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader};
@@ -17,8 +18,9 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::avro::AvroEncoder;
+use crate::protobuf::ProtobufEncoder;
 use crate::registry::Credentials;
-use crate::registry_client;
+use crate::registry_client::{self, NewSchema};
 use crate::{Result, METADATA_TIMEOUT};
 
 #[derive(Args)]
@@ -279,14 +281,65 @@ pub fn produce_avro(args: &ProduceAvroArgs) -> Result<()> {
     let schema_id = match &args.registry {
         Some(url) => {
             let subject = args.subject.clone().unwrap_or_else(|| format!("{}-value", args.topic));
-            let credentials =
-                args.user.as_ref().map(|user| Credentials { user: user.clone(), password: args.password.clone().unwrap_or_default() });
-            Some(registry_client::register(url, &subject, &schema_text, credentials.as_ref())?)
+            let schema = NewSchema { text: &schema_text, schema_type: None, references: Vec::new() };
+            Some(registry_client::register(url, &subject, &schema, credentials(&args.user, &args.password).as_ref())?.0)
         }
         None => None,
     };
-    // Every line is encoded before anything is sent, so that a bad line leaves the topic
-    // as it was.
+    produce_json_lines(&args.brokers, &args.topic, &args.placement, args.key_field.as_deref(), |json| encoder.encode(json, schema_id))
+}
+
+#[derive(Args)]
+pub struct ProduceProtobufArgs {
+    #[arg(long)]
+    brokers: String,
+    #[arg(long)]
+    topic: String,
+    /// The .proto file; the files it imports are read from its directory.
+    #[arg(long)]
+    schema_file: PathBuf,
+    /// The message type of every line (default: the file's first message).
+    #[arg(long)]
+    message: Option<String>,
+    /// Schema Registry base URL.
+    #[arg(long)]
+    registry: String,
+    /// The subject to register the schema under (default: `<topic>-value`).
+    #[arg(long)]
+    subject: Option<String>,
+    /// Registry user (HTTP basic auth).
+    #[arg(long, requires = "password")]
+    user: Option<String>,
+    #[arg(long, requires = "user")]
+    password: Option<String>,
+    #[command(flatten)]
+    placement: Placement,
+    /// Use this top-level field's value as the message key (as for produce-avro).
+    #[arg(long)]
+    key_field: Option<String>,
+}
+
+pub fn produce_protobuf(args: &ProduceProtobufArgs) -> Result<()> {
+    let subject = args.subject.clone().unwrap_or_else(|| format!("{}-value", args.topic));
+    let credentials = credentials(&args.user, &args.password);
+    let encoder = ProtobufEncoder::register(&args.schema_file, args.message.as_deref(), &args.registry, &subject, credentials.as_ref())?;
+    produce_json_lines(&args.brokers, &args.topic, &args.placement, args.key_field.as_deref(), |json| encoder.encode(json))
+}
+
+fn credentials(user: &Option<String>, password: &Option<String>) -> Option<Credentials> {
+    user.as_ref().map(|user| Credentials { user: user.clone(), password: password.clone().unwrap_or_default() })
+}
+
+/// Encodes every JSON line of standard input, then sends them all: a bad line leaves the
+/// topic as it was. The key is `key_field`'s value (a string as it is, other values as
+/// JSON text; null or absent: no key).
+fn produce_json_lines(
+    brokers: &str,
+    topic: &str,
+    placement: &Placement,
+    key_field: Option<&str>,
+    encode: impl Fn(&serde_json::Value) -> Result<Vec<u8>>,
+) -> Result<()> {
     let mut messages = Vec::new();
     for (number, line) in read_lines(None)?.iter().enumerate() {
         if line.iter().all(u8::is_ascii_whitespace) {
@@ -294,22 +347,22 @@ pub fn produce_avro(args: &ProduceAvroArgs) -> Result<()> {
         }
         let at_line = |error: &dyn std::fmt::Display| format!("line {}: {error}", number + 1);
         let json: serde_json::Value = serde_json::from_slice(line).map_err(|e| at_line(&e))?;
-        let payload = encoder.encode(&json, schema_id).map_err(|e| at_line(&*e))?;
-        let key = args.key_field.as_ref().and_then(|field| match json.get(field) {
+        let payload = encode(&json).map_err(|e| at_line(&*e))?;
+        let key = key_field.and_then(|field| match json.get(field) {
             None | Some(serde_json::Value::Null) => None,
             Some(serde_json::Value::String(text)) => Some(text.clone()),
             Some(other) => Some(other.to_string()),
         });
         messages.push((key, payload));
     }
-    let mut sender = Sender::new(&args.brokers, "none")?;
-    let partitions = args.placement.partitions(&sender, &args.topic)?;
+    let mut sender = Sender::new(brokers, "none")?;
+    let partitions = placement.partitions(&sender, topic)?;
     for (key, payload) in &messages {
-        let mut record = BaseRecord::<[u8], [u8]>::to(&args.topic).payload(payload);
+        let mut record = BaseRecord::<[u8], [u8]>::to(topic).payload(payload);
         if let Some(key) = key {
             record = record.key(key.as_bytes());
         }
-        if let Some(p) = args.placement.partition_for(sender.sent(), partitions) {
+        if let Some(p) = placement.partition_for(sender.sent(), partitions) {
             record = record.partition(p);
         }
         sender.send(record)?;

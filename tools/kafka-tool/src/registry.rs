@@ -495,10 +495,12 @@ mod tests {
         let credentials = Credentials { user: "u".into(), password: "p".into() };
         std::thread::spawn(move || run(&server, Registry::new(Some(Credentials { user: "u".into(), password: "p".into() }))));
 
-        let id = crate::registry_client::register(&base, "a b/c", USER_SCHEMA, Some(&credentials)).unwrap();
+        let schema = crate::registry_client::NewSchema { text: USER_SCHEMA, schema_type: None, references: Vec::new() };
+        let (id, version) = crate::registry_client::register(&base, "a b/c", &schema, Some(&credentials)).unwrap();
+        assert_eq!(version, 1);
         assert_eq!(id, 1);
-        assert_eq!(crate::registry_client::register(&base, "a b/c", USER_SCHEMA, Some(&credentials)).unwrap(), 1);
-        let refused = crate::registry_client::register(&base, "x", USER_SCHEMA, None).unwrap_err().to_string();
+        assert_eq!(crate::registry_client::register(&base, "a b/c", &schema, Some(&credentials)).unwrap(), (1, 1));
+        let refused = crate::registry_client::register(&base, "x", &schema, None).unwrap_err().to_string();
         assert!(refused.contains("HTTP 401") && refused.contains(r#""error_code":401"#), "{refused}");
 
         let mut response = ureq::get(&format!("{base}/subjects")).header("Authorization", credentials.authorization()).call().unwrap();

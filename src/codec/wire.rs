@@ -1,0 +1,95 @@
+//! Confluent's wire format, shared by the Schema Registry formats: a zero byte, the
+//! writer schema's 4-byte big-endian registry id, then the encoded message (for
+//! Protobuf, preceded by the indexes of its message type in the schema).
+
+/// The first byte of a message in Confluent's wire format.
+const MAGIC_BYTE: u8 = 0;
+/// Magic byte and schema id.
+pub const FRAME_HEADER: usize = 5;
+
+/// A schema as a registry holds it, with the schemas it imports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriterSchema {
+    /// `AVRO`, `PROTOBUF` or `JSON`, as the registry names them.
+    pub schema_type: String,
+    pub text: String,
+    /// The referenced schemas, transitively, by the name the text imports them with.
+    pub references: Vec<(String, String)>,
+}
+
+/// Writer schemas by registry id, fetched by the host (over HTTP, with its credentials,
+/// timeouts and caches).
+pub trait SchemaById {
+    /// The schema registered under `id`. `Err` says why messages naming this id cannot
+    /// be read (no such schema): such messages are bad messages. A registry that cannot
+    /// be asked is the host's ERROR, not an `Err`.
+    fn schema(&mut self, id: u32) -> Result<WriterSchema, String>;
+}
+
+/// The schema id and the rest of a message in Confluent's wire format.
+pub fn frame(payload: &[u8]) -> Result<(u32, &[u8]), String> {
+    match payload {
+        [MAGIC_BYTE, a, b, c, d, rest @ ..] => Ok((u32::from_be_bytes([*a, *b, *c, *d]), rest)),
+        [MAGIC_BYTE, ..] => Err(format!("message shorter than the {FRAME_HEADER}-byte schema registry header")),
+        [other, ..] => Err(format!("unknown magic byte {other} (the schema registry's wire format starts with 0)")),
+        [] => Err("empty message".to_string()),
+    }
+}
+
+/// The message-type indexes that start a Protobuf message after the frame header and
+/// the rest: a zigzag varint count, then as many zigzag varint indexes (the first into
+/// the schema's top-level messages, the next into that one's nested messages, …); a
+/// count of 0 stands for `[0]`, the first message.
+pub fn message_indexes(rest: &[u8]) -> Result<(Vec<usize>, &[u8]), String> {
+    let (count, mut rest) = zigzag_varint(rest)?;
+    if count == 0 {
+        return Ok((vec![0], rest));
+    }
+    if count < 0 || count as usize > rest.len() {
+        return Err(format!("invalid Protobuf message index count {count}"));
+    }
+    let mut indexes = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let (index, after) = zigzag_varint(rest)?;
+        if index < 0 {
+            return Err(format!("invalid Protobuf message index {index}"));
+        }
+        indexes.push(index as usize);
+        rest = after;
+    }
+    Ok((indexes, rest))
+}
+
+/// A zigzag-encoded varint (at most 10 bytes) and what follows it.
+fn zigzag_varint(bytes: &[u8]) -> Result<(i64, &[u8]), String> {
+    let mut value: u64 = 0;
+    for (i, byte) in bytes.iter().enumerate().take(10) {
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            let decoded = (value >> 1) as i64 ^ -((value & 1) as i64);
+            return Ok((decoded, &bytes[i + 1..]));
+        }
+    }
+    Err("message ends inside the Protobuf message indexes".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_and_message_indexes() {
+        assert_eq!(frame(&[0, 0, 0, 1, 2, 9]).unwrap(), (258, &[9][..]));
+        assert!(frame(&[1, 0]).unwrap_err().contains("unknown magic byte 1"));
+        assert!(frame(&[0, 0]).unwrap_err().contains("shorter than"));
+        assert_eq!(frame(&[]).unwrap_err(), "empty message");
+        // [0] as the single byte 0; [1] as count 1 (zigzag 2), index 1 (zigzag 2); [0, 2].
+        assert_eq!(message_indexes(&[0, 7]).unwrap(), (vec![0], &[7][..]));
+        assert_eq!(message_indexes(&[2, 2, 7]).unwrap(), (vec![1], &[7][..]));
+        assert_eq!(message_indexes(&[4, 0, 4]).unwrap(), (vec![0, 2], &[][..]));
+        // A count of 300 (zigzag 600 = 0xd8 0x04) with nothing after it, a negative count, a cut varint.
+        assert!(message_indexes(&[0xd8, 0x04]).is_err());
+        assert!(message_indexes(&[1]).is_err());
+        assert!(message_indexes(&[0x80]).is_err());
+    }
+}
