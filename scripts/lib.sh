@@ -159,13 +159,26 @@ start_secure_tansu() {
     wait "$TANSU_PID" 2>/dev/null || true
     rm -f "$dir/tansu.log"
     run_tansu "$dir" "$plain" "$tls" --authentication
+    tls_front "$dir" "$plain" "$tls"
+    SECURE_BROKERS="127.0.0.1:$tls"
+    SECURE_CA="$dir/cert.pem"
+    # A certificate authority the broker's certificate is not from, for failing tests.
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=untrusted \
+        -keyout "$dir/untrusted-key.pem" -out "$dir/untrusted.pem" 2>/dev/null
+    UNTRUSTED_CA="$dir/untrusted.pem"
+}
 
+# stunnel terminating TLS on port TLS in front of the plain TCP port PLAIN, with a new
+# self-signed certificate for 127.0.0.1 in DIR/cert.pem: tls_front DIR PLAIN TLS
+tls_front() {
+    local dir="$1" plain="$2" tls="$3"
+    mkdir -p "$dir"
     openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
         -addext subjectAltName=IP:127.0.0.1 -keyout "$dir/key.pem" -out "$dir/cert.pem" 2>/dev/null
     cat >"$dir/stunnel.conf" <<CONF
 foreground = yes
 pid =
-[kafka]
+[front]
 accept = 127.0.0.1:$tls
 connect = 127.0.0.1:$plain
 cert = $dir/cert.pem
@@ -177,12 +190,17 @@ CONF
         (exec 3<>"/dev/tcp/127.0.0.1/$tls") 2>/dev/null && break
         sleep 0.1
     done
-    SECURE_BROKERS="127.0.0.1:$tls"
-    SECURE_CA="$dir/cert.pem"
-    # A certificate authority the broker's certificate is not from, for failing tests.
-    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=untrusted \
-        -keyout "$dir/untrusted-key.pem" -out "$dir/untrusted.pem" 2>/dev/null
-    UNTRUSTED_CA="$dir/untrusted.pem"
+}
+
+# HTTPS in front of the registry at KAFKA_REGISTRY_URL (http://127.0.0.1:PORT); exports
+# KAFKA_TLS_REGISTRY_URL and KAFKA_TLS_REGISTRY_CA (PEM file of its certificate).
+start_tls_registry() {
+    local tls
+    tls="$(free_port)"
+    tls_front "$SERVICE_DIR/tls-registry" "${KAFKA_REGISTRY_URL##*:}" "$tls"
+    KAFKA_TLS_REGISTRY_URL="https://127.0.0.1:$tls"
+    KAFKA_TLS_REGISTRY_CA="$SERVICE_DIR/tls-registry/cert.pem"
+    export KAFKA_TLS_REGISTRY_URL KAFKA_TLS_REGISTRY_CA
 }
 
 # Creates a topic on tansu: create_topic NAME PARTITIONS

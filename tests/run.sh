@@ -41,10 +41,12 @@ start_scratch_tansu
 start_mock --topic regress_snappy:2
 seq 1 1000 | awk '{ printf "%d,secret %d\n", $1, $1 }' >"$SERVICE_DIR/secure.csv"
 start_secure_tansu alice wonderland secure_topic "$SERVICE_DIR/secure.csv"
-# Two schema registries: one that wants credentials, one open (KAFKA_REGISTRY_URL).
+# Two schema registries: one that wants credentials, one open (KAFKA_REGISTRY_URL), the
+# open one also over HTTPS (KAFKA_TLS_REGISTRY_URL).
 start_registry --user reader --password secret
 KAFKA_AUTH_REGISTRY_URL="$KAFKA_REGISTRY_URL"
 start_registry
+start_tls_registry
 export KAFKA_AUTH_REGISTRY_URL
 start_postgres
 source "$REPO_ROOT/tests/regress/load.sh"

@@ -6,11 +6,12 @@
 //! interrupt hook between them: a cancelled query stops waiting at once, and every
 //! request ends within the timeout.
 
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use serde_json::Value;
+use ureq::tls::{parse_pem, Certificate, PemItem, RootCerts, TlsConfig};
 
 use crate::error::{ErrorKind, FdwError, FdwResult};
 
@@ -29,6 +30,8 @@ pub struct RegistrySettings {
     pub urls: Vec<String>,
     /// HTTP basic auth (user, password).
     pub credentials: Option<(String, String)>,
+    /// Certificates (PEM) to trust instead of the usual public roots.
+    pub ca_pem: Option<String>,
     /// The longest a request may take, connection included.
     pub timeout: Duration,
     pub interrupt: Interrupt,
@@ -108,7 +111,12 @@ fn lookup(settings: &RegistrySettings, path: &str, not_found: &str) -> FdwResult
 /// One GET: the status and body, or why there was no answer. Waits cancellably.
 fn get(settings: &RegistrySettings, url: &str) -> FdwResult<Result<(u16, String), String>> {
     let (sender, answer) = mpsc::channel();
-    let request = Request { url: url.to_string(), credentials: settings.credentials.clone(), timeout: settings.timeout };
+    let request = Request {
+        url: url.to_string(),
+        credentials: settings.credentials.clone(),
+        ca_pem: settings.ca_pem.clone(),
+        timeout: settings.timeout,
+    };
     let spawned = with_signals_blocked(|| std::thread::Builder::new().name("kafka_fdw registry".into()).spawn(move || {
         // The caller may have stopped waiting (an interrupt): then nobody reads this.
         let _ = sender.send(request.send());
@@ -130,13 +138,18 @@ fn get(settings: &RegistrySettings, url: &str) -> FdwResult<Result<(u16, String)
 struct Request {
     url: String,
     credentials: Option<(String, String)>,
+    ca_pem: Option<String>,
     timeout: Duration,
 }
 
 impl Request {
     fn send(self) -> Result<(u16, String), String> {
-        let config = ureq::Agent::config_builder().timeout_global(Some(self.timeout)).http_status_as_error(false).build();
-        let agent = ureq::Agent::new_with_config(config);
+        let mut config = ureq::Agent::config_builder().timeout_global(Some(self.timeout)).http_status_as_error(false);
+        if let Some(pem) = &self.ca_pem {
+            let roots = RootCerts::Specific(Arc::new(certificates(pem)?));
+            config = config.tls_config(TlsConfig::builder().root_certs(roots).build());
+        }
+        let agent = ureq::Agent::new_with_config(config.build());
         let mut request = agent.get(&self.url).header("Accept", ACCEPT);
         if let Some((user, password)) = &self.credentials {
             let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
@@ -147,6 +160,26 @@ impl Request {
         let body = response.body_mut().read_to_string().map_err(|e| e.to_string())?;
         Ok((status, body))
     }
+}
+
+/// Whether `pem` holds certificates (and nothing unreadable): why not, if it doesn't.
+pub fn check_ca_pem(pem: &str) -> Result<(), String> {
+    certificates(pem).map(|_| ())
+}
+
+/// The certificates of a PEM text.
+fn certificates(pem: &str) -> Result<Vec<Certificate<'static>>, String> {
+    let mut found = Vec::new();
+    for item in parse_pem(pem.as_bytes()) {
+        match item.map_err(|e| format!("not PEM: {e}"))? {
+            PemItem::Certificate(certificate) => found.push(certificate),
+            _ => return Err("PEM of something other than a certificate".to_string()),
+        }
+    }
+    if found.is_empty() {
+        return Err("no certificate in the PEM text".to_string());
+    }
+    Ok(found)
 }
 
 /// `{"schema": "...", "schemaType": "...", "references": [{"name", "subject", "version"}]}`
@@ -191,7 +224,7 @@ mod tests {
     fn no_interrupt() {}
 
     fn settings(urls: Vec<String>, timeout: Duration) -> RegistrySettings {
-        RegistrySettings { urls, credentials: Some(("u".into(), "p w".into())), timeout, interrupt: no_interrupt }
+        RegistrySettings { urls, credentials: Some(("u".into(), "p w".into())), ca_pem: None, timeout, interrupt: no_interrupt }
     }
 
     /// A registry that answers each request with the next canned response, and

@@ -16,6 +16,7 @@ use crate::codec::avro::AvroSchema;
 use crate::codec::Format;
 use crate::error::{capitalized, ErrorKind, FdwError, FdwResult};
 use crate::kafka;
+use crate::kafka::registry;
 use crate::kafka::IsolationLevel;
 use properties::Access;
 
@@ -34,8 +35,10 @@ impl OptionLevel {
     pub fn valid_names(self) -> &'static [&'static str] {
         match self {
             OptionLevel::Wrapper => &[],
-            OptionLevel::UserMapping => &[REGISTRY_USERNAME, REGISTRY_PASSWORD],
-            OptionLevel::Server => &["brokers", "mpp_execute", "timeout_ms", "schema_registry", "transactional", "isolation_level"],
+            OptionLevel::UserMapping => &[REGISTRY_USERNAME, REGISTRY_PASSWORD, REGISTRY_CA_PEM],
+            OptionLevel::Server => {
+                &["brokers", "mpp_execute", "timeout_ms", "schema_registry", REGISTRY_CA_PEM, "transactional", "isolation_level"]
+            }
             OptionLevel::Table => &[
                 "topic",
                 "format",
@@ -82,6 +85,9 @@ pub struct ServerOptions {
     pub timeout: Duration,
     /// Base URLs of a Confluent-compatible Schema Registry, tried in order.
     pub schema_registry: Vec<String>,
+    /// The certificates (PEM) that HTTPS registries are trusted by, instead of the usual
+    /// public roots; a user mapping's own replace them.
+    pub registry_ca_pem: Option<String>,
     /// The default of the server's tables (see [`TableOptions::transactional`]).
     pub transactional: Option<bool>,
     /// The default of the server's tables (see [`TableOptions::isolation_level`]).
@@ -91,6 +97,8 @@ pub struct ServerOptions {
 /// User-mapping options for the Schema Registry (HTTP basic auth).
 pub const REGISTRY_USERNAME: &str = "schema_registry.username";
 pub const REGISTRY_PASSWORD: &str = "schema_registry.password";
+/// Server and user-mapping option: the registry's TLS trust, as librdkafka's `ssl.ca.pem`.
+pub const REGISTRY_CA_PEM: &str = "schema_registry.ca.pem";
 
 /// A user mapping's options.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -99,6 +107,8 @@ pub struct UserMappingOptions {
     pub properties: Vec<(String, String)>,
     /// Basic-auth user and password for the server's Schema Registry.
     pub registry_credentials: Option<(String, String)>,
+    /// Replaces the server's `schema_registry.ca.pem`.
+    pub registry_ca_pem: Option<String>,
 }
 
 /// What happens to a message that cannot be decoded or converted.
@@ -271,7 +281,19 @@ pub fn parse_user_mapping(options: &[(String, String)]) -> FdwResult<UserMapping
             ))
         }
     };
-    Ok(UserMappingOptions { properties, registry_credentials })
+    let registry_ca_pem = registry_ca_pem(&own)?;
+    Ok(UserMappingOptions { properties, registry_credentials, registry_ca_pem })
+}
+
+/// A `schema_registry.ca.pem` option, checked to hold certificates.
+fn registry_ca_pem(options: &[(String, String)]) -> FdwResult<Option<String>> {
+    let Some(pem) = lookup(options, REGISTRY_CA_PEM) else { return Ok(None) };
+    registry::check_ca_pem(pem).map_err(|why| {
+        FdwError::new(ErrorKind::InvalidParameterValue, format!("invalid value for option \"{REGISTRY_CA_PEM}\""))
+            .with_detail(capitalized(&why))
+            .with_hint("Give the certificates in PEM (-----BEGIN CERTIFICATE----- …), as for librdkafka's ssl.ca.pem.")
+    })?;
+    Ok(Some(pem.to_string()))
 }
 
 /// Separates kafka_fdw's own options from librdkafka properties, which must exist and
@@ -326,8 +348,18 @@ pub fn parse_server(options: &[(String, String)]) -> FdwResult<ServerOptions> {
         return Err(invalid_value("schema_registry", bad)
             .with_hint("Give the registry's base URL (http:// or https://), or several separated by commas."));
     }
+    let registry_ca_pem = registry_ca_pem(options)?;
     let (transactional, isolation_level) = transaction_options(options)?;
-    Ok(ServerOptions { brokers: brokers.to_string(), properties, mpp_execute, timeout, schema_registry, transactional, isolation_level })
+    Ok(ServerOptions {
+        brokers: brokers.to_string(),
+        properties,
+        mpp_execute,
+        timeout,
+        schema_registry,
+        registry_ca_pem,
+        transactional,
+        isolation_level,
+    })
 }
 
 pub fn parse_table(options: &[(String, String)]) -> FdwResult<TableOptions> {

@@ -348,13 +348,14 @@ pub fn writer_schemas(definition: &ForeignTableDef) -> WriterSchemas {
 /// How to ask a server's Schema Registry as the current user, and that user's mapping.
 pub fn registry_settings(server_id: pg_sys::Oid, server: &ServerOptions) -> (RegistrySettings, pg_sys::Oid) {
     // SAFETY: catalog lookups inside a transaction.
-    let (credentials, user_mapping) = unsafe {
+    let (own, user_mapping) = unsafe {
         let mapping = catalog::current_user_mapping(server_id);
-        (catalog::user_mapping_options(server_id).registry_credentials, (*mapping).umid)
+        (catalog::user_mapping_options(server_id), (*mapping).umid)
     };
     let settings = RegistrySettings {
         urls: server.schema_registry.clone(),
-        credentials,
+        credentials: own.registry_credentials,
+        ca_pem: own.registry_ca_pem.or_else(|| server.registry_ca_pem.clone()),
         timeout: server.timeout,
         interrupt: check_interrupts,
     };

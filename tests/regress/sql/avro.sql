@@ -162,6 +162,26 @@ SELECT id FROM avro_guarded ORDER BY id;
 ALTER USER MAPPING FOR CURRENT_USER SERVER avro_auth OPTIONS (SET "schema_registry.password" 'secret');
 SELECT id FROM avro_guarded ORDER BY id;
 
+-- A registry over HTTPS with its own certificate: refused unless trusted through
+-- schema_registry.ca.pem (the server's, or a user mapping's, which replaces it).
+\getenv tls_registry KAFKA_TLS_REGISTRY_URL
+\set registry_ca `cat "$KAFKA_TLS_REGISTRY_CA"`
+\set untrusted_ca `cat "$KAFKA_UNTRUSTED_CA"`
+CREATE SERVER avro_tls FOREIGN DATA WRAPPER kafka_fdw OPTIONS (brokers :'brokers', schema_registry :'tls_registry');
+CREATE USER MAPPING FOR PUBLIC SERVER avro_tls;
+CREATE FOREIGN TABLE avro_over_tls (id bigint) SERVER avro_tls OPTIONS (topic 'regress_avro', format 'avro');
+\set VERBOSITY terse
+SELECT id FROM avro_over_tls ORDER BY id;
+\set VERBOSITY default
+ALTER SERVER avro_tls OPTIONS (ADD "schema_registry.ca.pem" :'registry_ca');
+SELECT id FROM avro_over_tls ORDER BY id;
+CREATE USER MAPPING FOR CURRENT_USER SERVER avro_tls OPTIONS ("schema_registry.ca.pem" :'untrusted_ca');
+\set VERBOSITY terse
+SELECT id FROM avro_over_tls ORDER BY id;
+\set VERBOSITY default
+ALTER USER MAPPING FOR CURRENT_USER SERVER avro_tls OPTIONS (SET "schema_registry.ca.pem" 'not a certificate');
+DROP SERVER avro_tls CASCADE;
+
 -- IMPORT FOREIGN SCHEMA of Avro topics: the columns of the latest schema of the topic's
 -- value subject (regress_avro-value: version 2); a topic without a subject
 -- (regress_avro_bare) gets the whole record as jsonb.
