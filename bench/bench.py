@@ -9,7 +9,7 @@ Run through bench/run.sh, which starts the brokers and PostgreSQL and sets:
   KAFKA_TOOL                  the kafka-tool binary (raw consume/produce loops)
   BENCH_DIR                   scratch directory for data files
 Sizes: BENCH_MESSAGES (default 1000000), BENCH_RSS_MESSAGES (default 10000000),
-BENCH_RUNS (default 5).
+BENCH_RUNS (default 5). BENCH_ONLY=upsert runs pair 11 alone (its own data only).
 """
 
 import os
@@ -24,6 +24,8 @@ import psycopg
 MESSAGES = int(os.environ.get("BENCH_MESSAGES", "1000000"))
 RSS_MESSAGES = int(os.environ.get("BENCH_RSS_MESSAGES", "10000000"))
 RUNS = int(os.environ.get("BENCH_RUNS", "5"))
+ONLY = os.environ.get("BENCH_ONLY")
+KEYS = MESSAGES // 10
 PARTITIONS = 32
 TOOL = os.environ["KAFKA_TOOL"]
 MOCK = os.environ["MOCK_BROKERS"]
@@ -257,6 +259,52 @@ def pair_import(session, csv_path):
     report("5 built-in import vs COPY FROM, CSV (mock)", "kafka_fdw.import", ours, "COPY FROM file", copy, MESSAGES, ">= 0.5x")
 
 
+def pair_upsert(session):
+    """Pair 11: the import in upsert mode (last value per key; the topic's messages over
+    MESSAGES / 10 keys, so most are updates, and every 10th key's last message a
+    tombstone) versus the append import of the same messages. Checks the upserted table
+    against the last value per key computed in SQL."""
+    path = os.path.join(WORK, f"keyed_{MESSAGES}.txt")
+
+    def keyed_line(i):
+        key = (i * 7919) % KEYS
+        # A key's last message is a tombstone for every 10th key.
+        return f"{key}|DELETE" if i >= MESSAGES - KEYS and key % 10 == 0 else f"{key}|{csv_line(i)}"
+
+    write_lines(path, MESSAGES, keyed_line)
+    mock_topic("bench_keyed", PARTITIONS)
+    log("loading bench_keyed (keyed: the partitioner spreads the keys)")
+    tool("produce", "--brokers", MOCK, "--topic", "bench_keyed", "--file", path, "--key-delimiter", "|", "--tombstone", "DELETE")
+    columns = "some_int int, some_text text, some_date date, some_time timestamp"
+    session.execute(f"CREATE FOREIGN TABLE keyed_mock (part int OPTIONS (partition 'true'), offs bigint OPTIONS (offset 'true'), "
+                    f"id text OPTIONS (key 'true'), {columns}) SERVER mock OPTIONS (topic 'bench_keyed', buffer_delay '100')")
+    session.execute(f"CREATE TABLE upsert_target (id int PRIMARY KEY, {columns})")
+    session.execute(f"CREATE TABLE append_target (id text, {columns})")
+
+    def import_into(target, mode):
+        def once():
+            session.execute(f"TRUNCATE {target}; DELETE FROM kafka_fdw.import_progress")
+            return session.run(f"SELECT kafka_fdw.import('keyed_mock', '{target}', mode => '{mode}')")[:2]
+        return once
+
+    ours, _ = median_of(import_into("upsert_target", "upsert"))
+    (rows, differences) = session.conn.execute(
+        "SELECT (SELECT count(*) FROM upsert_target), (SELECT count(*) FROM ("
+        "  (SELECT id::int, some_int, some_text, some_date, some_time FROM ("
+        "     SELECT *, rank() OVER (PARTITION BY id ORDER BY offs DESC) AS newest FROM keyed_mock) m"
+        "   WHERE newest = 1 AND some_int IS NOT NULL"
+        "   EXCEPT SELECT * FROM upsert_target)"
+        "  UNION ALL (SELECT * FROM upsert_target EXCEPT SELECT id::int, some_int, some_text, some_date, some_time FROM ("
+        "     SELECT *, rank() OVER (PARTITION BY id ORDER BY offs DESC) AS newest FROM keyed_mock) m"
+        "   WHERE newest = 1 AND some_int IS NOT NULL)) d)").fetchone()
+    assert differences == 0 and rows == KEYS - KEYS // 10, f"upserted {rows} rows, {differences} differing from the last values"
+    append, _ = median_of(import_into("append_target", "append"))
+    (count,) = session.conn.execute("SELECT count(*) FROM append_target").fetchone()
+    assert count == MESSAGES, f"appended {count} of {MESSAGES}"
+    report(f"11 upsert import ({KEYS:,} keys) vs append import, CSV (mock)", "import, mode upsert", ours,
+           "import, mode append", append, MESSAGES, ">= 0.5x", f"{rows:,} rows after upserts and tombstones")
+
+
 def pair_bad_messages(session):
     """Pair 8: what bad-message handling costs. Every column checked (on_error 'skip')
     against the default scan that raises on a bad message, on the topic with no bad
@@ -394,7 +442,23 @@ def pair_rss(session):
     log(rows_out[-1])
 
 
+def print_table():
+    print()
+    print(f"Benchmarks, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores; {MESSAGES:,} messages of ~100 bytes over {PARTITIONS} partitions; median of {RUNS} runs.")
+    print()
+    print("| pair | ours | time | rate | baseline | time | rate | ratio | goal | notes |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for row in rows_out:
+        print(row)
+
+
 def main():
+    if ONLY == "upsert":
+        session = Session()
+        setup_database(session)
+        pair_upsert(session)
+        print_table()
+        return
     csv_path = write_lines(os.path.join(WORK, f"csv_{MESSAGES}.csv"), MESSAGES, csv_line)
     os.chmod(csv_path, 0o644)
     json_path = write_lines(os.path.join(WORK, f"json_{MESSAGES}.json"), MESSAGES, json_line)
@@ -430,15 +494,9 @@ def main():
     pair_bad_messages(session)
     pair_distance(session)
     pair_analyze(session)
+    pair_upsert(session)
     pair_codecs()
-
-    print()
-    print(f"Benchmarks, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores; {MESSAGES:,} messages of ~100 bytes over {PARTITIONS} partitions; median of {RUNS} runs.")
-    print()
-    print("| pair | ours | time | rate | baseline | time | rate | ratio | goal | notes |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for row in rows_out:
-        print(row)
+    print_table()
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 # (same librdkafka, same broker) and COPY, and prints a table of medians and ratios.
 # The main broker is librdkafka's mock cluster hosted by kafka-tool (in memory, so the
 # table shows our overhead rather than the broker's); pair 1 also runs once on tansu.
-# Sizes: BENCH_MESSAGES (1000000), BENCH_RSS_MESSAGES (10000000), BENCH_RUNS (5).
+# Sizes: BENCH_MESSAGES (1000000), BENCH_RSS_MESSAGES (10000000), BENCH_RUNS (5);
+# BENCH_ONLY=upsert runs only the upsert pair.
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
 trap stop_services EXIT
 
