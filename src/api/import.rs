@@ -379,7 +379,7 @@ fn import_as(
     target: pg_sys::Oid,
     columns: Option<Vec<String>>,
     on_reset: &str,
-    mode: &str,
+    mode: default!(&str, "'append'"),
 ) -> i64 {
     privileges::require_superuser_for(
         "kafka_fdw.import_as",

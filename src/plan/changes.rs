@@ -290,12 +290,16 @@ impl ChangePlan {
         }
     }
 
-    /// The FROM clause of a batch: the source, and for Debezium the event's parts.
-    fn batch_from(&self) -> String {
+    /// The FROM clause of a batch: the source's messages that `batch_condition` selects
+    /// (in a subquery, so that its names cannot clash with the target row's; PostgreSQL
+    /// pulls it up, and the scan reads only the batch's ranges), and for Debezium the
+    /// event's parts. A tombstone (no value) says nothing to a Debezium import: Kafka's
+    /// log compaction uses it to drop the events of a deleted key.
+    fn batch_from(&self, batch_condition: &str) -> String {
         match &self.reader {
-            Reader::Upsert { .. } => format!("{} s", self.source.relation),
+            Reader::Upsert { .. } => format!("(SELECT * FROM {} WHERE ({batch_condition})) s", self.source.relation),
             Reader::Debezium { envelope_column, .. } => format!(
-                "{source} s \
+                "(SELECT * FROM {source} WHERE ({batch_condition}) AND {column} IS NOT NULL) s \
                  CROSS JOIN LATERAL (SELECT CASE WHEN v ? 'schema' AND v ? 'payload' THEN v -> 'payload' ELSE v END AS event \
                                      FROM (SELECT CAST(s.{column} AS jsonb) AS v) raw) w \
                  CROSS JOIN LATERAL (SELECT w.event ->> 'op' AS op) e \
@@ -305,15 +309,6 @@ impl ChangePlan {
                 column = quote_ident(envelope_column),
                 target = self.target,
             ),
-        }
-    }
-
-    /// A tombstone (no value) says nothing to a Debezium import: Kafka's log compaction
-    /// uses it to drop the events of a deleted key.
-    fn batch_filter(&self) -> String {
-        match &self.reader {
-            Reader::Upsert { .. } => String::new(),
-            Reader::Debezium { envelope_column, .. } => format!(" AND s.{} IS NOT NULL", quote_ident(envelope_column)),
         }
     }
 
@@ -342,7 +337,7 @@ impl ChangePlan {
         let keys: Vec<String> = self.key.iter().map(|k| quote_ident(k)).collect();
         let key_list = keys.join(", ");
         let key_missing = keys.iter().map(|k| format!("{k} IS NULL")).collect::<Vec<_>>().join(" OR ");
-        let key_match = keys.iter().map(|k| format!("t.{k} = last.{k}")).collect::<Vec<_>>().join(" AND ");
+        let key_match = keys.iter().map(|k| format!("t.{k} = newest.{k}")).collect::<Vec<_>>().join(" AND ");
         let written: Vec<String> = self.written().into_iter().map(quote_ident).collect();
         let updates: Vec<String> =
             written.iter().filter(|c| !keys.contains(c)).map(|c| format!("{c} = excluded.{c}")).collect();
@@ -350,25 +345,24 @@ impl ChangePlan {
         format!(
             "WITH batch AS MATERIALIZED (\
                  SELECT s.{partition} AS {PARTITION}, s.{offset} AS {OFFSET}, {columns} \
-                 FROM {from} WHERE ({batch_condition}){filter}), \
-             last AS (\
+                 FROM {from}), \
+             newest AS (\
                  SELECT DISTINCT ON ({key_list}) * FROM batch WHERE {PROBLEM} IS NULL AND NOT ({key_missing}) \
                  ORDER BY {key_list}, {OFFSET} DESC), \
              deleted AS (\
-                 DELETE FROM {target} t USING last WHERE last.{DELETES} AND {key_match} RETURNING 1), \
+                 DELETE FROM {target} t USING newest WHERE newest.{DELETES} AND {key_match} RETURNING 1), \
              written AS (\
-                 INSERT INTO {target} ({written}) SELECT {written} FROM last WHERE NOT last.{DELETES} \
+                 INSERT INTO {target} ({written}) SELECT {written} FROM newest WHERE NOT newest.{DELETES} \
                  ON CONFLICT ON CONSTRAINT {constraint} {on_conflict} RETURNING 1) \
              SELECT (SELECT count(*) FROM deleted) + (SELECT count(*) FROM written), \
-                    first.{PARTITION}::int, first.{OFFSET}, first.problem \
+                    unapplied.{PARTITION}::int, unapplied.{OFFSET}, unapplied.problem \
              FROM (SELECT 1) one LEFT JOIN LATERAL (\
                  SELECT {PARTITION}, {OFFSET}, coalesce({PROBLEM}, '{no_key}') AS problem FROM batch \
-                 WHERE {PROBLEM} IS NOT NULL OR ({key_missing}) ORDER BY {PARTITION}, {OFFSET} LIMIT 1) first ON true",
+                 WHERE {PROBLEM} IS NOT NULL OR ({key_missing}) ORDER BY {PARTITION}, {OFFSET} LIMIT 1) unapplied ON true",
             partition = quote_ident(&self.source.partition_column),
             offset = quote_ident(&self.source.offset_column),
             columns = self.batch_columns(),
-            from = self.batch_from(),
-            filter = self.batch_filter(),
+            from = self.batch_from(batch_condition),
             target = self.target,
             written = written.join(", "),
             constraint = quote_ident(&self.constraint),
@@ -474,8 +468,8 @@ mod tests {
         assert!(sql.contains(r#"CAST(kafka_fdw.key_field(s."k", 'id') AS integer) AS "id""#), "{sql}");
         assert!(sql.contains(r#"(s."name" IS NULL) AS "kafka_fdw deletes""#), "{sql}");
         assert!(sql.contains(r#"ON CONFLICT ON CONSTRAINT "dst_pkey" DO UPDATE SET "name" = excluded."name""#), "{sql}");
-        assert!(sql.contains(r#"t."region" = last."region" AND t."id" = last."id""#), "{sql}");
-        assert!(sql.contains("WHERE (part = 0)"), "{sql}");
+        assert!(sql.contains(r#"t."region" = newest."region" AND t."id" = newest."id""#), "{sql}");
+        assert!(sql.contains("(SELECT * FROM public.src WHERE (part = 0)) s"), "{sql}");
 
         // A source column of the key's name is read instead (here the key meta column).
         let t = target(&[("id", "integer"), ("name", "text")], &["id"]);
@@ -509,7 +503,7 @@ mod tests {
         let plan = ChangePlan::new(ImportMode::Debezium, source(&[("value", "jsonb")], Some("k")), &t, None).unwrap();
         let sql = plan.statement("true");
         assert!(sql.contains("jsonb_populate_record(NULL::public.dst"), "{sql}");
-        assert!(sql.contains(r#"AND s."value" IS NOT NULL"#), "{sql}");
+        assert!(sql.contains(r#"WHERE (true) AND "value" IS NOT NULL) s"#), "{sql}");
         assert!(sql.contains(r#"e.op = 'd' AS "kafka_fdw deletes""#), "{sql}");
         let error =
             ChangePlan::new(ImportMode::Debezium, source(&[("a", "jsonb"), ("b", "int")], None), &t, None).unwrap_err();
