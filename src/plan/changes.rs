@@ -383,7 +383,7 @@ impl ChangePlan {
                 ))
                 .with_hint(match mode {
                     ImportMode::Debezium => "A Debezium delete event needs the key in \"before\", a create, read or update event the key in \"after\".",
-                    _ => "Tombstones (messages without a value) take their key from the message key: read the key columns from the source's key column.",
+                    _ => "Every message needs a key; a tombstone (no value) has only the message key, so read the key columns from the source's key column.",
                 }),
             Problem::Truncate => FdwError::new(ErrorKind::FeatureNotSupported, format!("Debezium truncate event at {at}"))
                 .with_detail(format!("The import does not truncate \"{}\".", self.target))

@@ -33,7 +33,7 @@ INSERT INTO upserted VALUES (3, 'before the import', 0), (1000, 'not in the topi
 SELECT kafka_fdw.import('kafka_upsert', 'upserted', mode => 'upsert') > 0 AS changed;
 SELECT (SELECT count(*) FROM upserted) AS rows,
        (SELECT count(*) FROM (SELECT * FROM upsert_reference EXCEPT SELECT * FROM upserted) d) AS missing,
-       (SELECT count(*) FROM (SELECT * FROM upserted EXCEPT SELECT * FROM upsert_reference) d) AS extra;
+       (SELECT count(*) FROM (SELECT * FROM upserted WHERE id <> 1000 EXCEPT SELECT * FROM upsert_reference) d) AS extra;
 SELECT * FROM upserted WHERE id = 1000;
 -- In small pieces (batches end anywhere: a key's updates and tombstones fall in
 -- different imports), with more messages arriving in between: the same result.
