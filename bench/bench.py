@@ -33,6 +33,8 @@ RUNS = int(os.environ.get("BENCH_RUNS", "5"))
 # Pairs to run, by number ("5,11"); all by default.
 PAIRS = set(filter(None, os.environ.get("BENCH_PAIRS", "").split(",")))
 FRESHNESS_SAMPLES = int(os.environ.get("BENCH_FRESHNESS_SAMPLES", "100"))
+# Keys of pair 12's topic.
+KEYS = MESSAGES // 10
 SCHEDULER_DATABASE = os.environ["SCHEDULER_DATABASE"]
 CHART = os.environ.get("BENCH_CHART", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs", "benchmarks.svg"))
 PARTITIONS = 32
@@ -340,6 +342,52 @@ def pair_freshness():
     log(rows_out[-1])
 
 
+def pair_upsert(session):
+    """Pair 12: the import in upsert mode (last value per key; the topic's messages over
+    MESSAGES / 10 keys, so most are updates, and every 10th key's last message a
+    tombstone) versus the append import of the same messages. Checks the upserted table
+    against the last value per key computed in SQL."""
+    path = os.path.join(WORK, f"keyed_{MESSAGES}.txt")
+
+    def keyed_line(i):
+        key = (i * 7919) % KEYS
+        # A key's last message is a tombstone for every 10th key.
+        return f"{key}|DELETE" if i >= MESSAGES - KEYS and key % 10 == 0 else f"{key}|{csv_line(i)}"
+
+    write_lines(path, MESSAGES, keyed_line)
+    mock_topic("bench_keyed", PARTITIONS)
+    log("loading bench_keyed (keyed: the partitioner spreads the keys)")
+    tool("produce", "--brokers", MOCK, "--topic", "bench_keyed", "--file", path, "--key-delimiter", "|", "--tombstone", "DELETE")
+    columns = "some_int int, some_text text, some_date date, some_time timestamp"
+    session.execute(f"CREATE FOREIGN TABLE keyed_mock (part int OPTIONS (partition 'true'), offs bigint OPTIONS (offset 'true'), "
+                    f"id text OPTIONS (key 'true'), {columns}) SERVER mock OPTIONS (topic 'bench_keyed', buffer_delay '100')")
+    session.execute(f"CREATE TABLE upsert_target (id int PRIMARY KEY, {columns})")
+    session.execute(f"CREATE TABLE append_target (id text, {columns})")
+
+    def import_into(target, mode):
+        def once():
+            session.execute(f"TRUNCATE {target}; DELETE FROM kafka_fdw.import_progress")
+            return session.run(f"SELECT kafka_fdw.import('keyed_mock', '{target}', mode => '{mode}')")[:2]
+        return once
+
+    ours, _ = median_of(import_into("upsert_target", "upsert"))
+    (rows, differences) = session.conn.execute(
+        "SELECT (SELECT count(*) FROM upsert_target), (SELECT count(*) FROM ("
+        "  (SELECT id::int, some_int, some_text, some_date, some_time FROM ("
+        "     SELECT *, rank() OVER (PARTITION BY id ORDER BY offs DESC) AS newest FROM keyed_mock) m"
+        "   WHERE newest = 1 AND some_int IS NOT NULL"
+        "   EXCEPT SELECT * FROM upsert_target)"
+        "  UNION ALL (SELECT * FROM upsert_target EXCEPT SELECT id::int, some_int, some_text, some_date, some_time FROM ("
+        "     SELECT *, rank() OVER (PARTITION BY id ORDER BY offs DESC) AS newest FROM keyed_mock) m"
+        "   WHERE newest = 1 AND some_int IS NOT NULL)) d)").fetchone()
+    assert differences == 0 and rows == KEYS - KEYS // 10, f"upserted {rows} rows, {differences} differing from the last values"
+    append, _ = median_of(import_into("append_target", "append"))
+    (count,) = session.conn.execute("SELECT count(*) FROM append_target").fetchone()
+    assert count == MESSAGES, f"appended {count} of {MESSAGES}"
+    report(f"12 upsert import ({KEYS:,} keys) vs append import, CSV (mock)", "import, mode upsert", ours,
+           "import, mode append", append, MESSAGES, ">= 0.5x", f"{rows:,} rows after upserts and tombstones")
+
+
 def pair_bad_messages(session):
     """Pair 8: what bad-message handling costs. Every column checked (on_error 'skip')
     against the default scan that raises on a bad message, on the topic with no bad
@@ -534,6 +582,8 @@ def main():
         pair_analyze(session)
     if wanted(11):
         pair_freshness()
+    if wanted(12):
+        pair_upsert(session)
     if wanted("codecs"):
         pair_codecs()
 

@@ -55,13 +55,17 @@ $$;
 -- of rows inserted. `columns` (default: the target's columns the source also has) name
 -- the source columns read and the target columns written. Stored offsets that no longer
 -- fit the topic (re-created or truncated) raise an ERROR, or with on_reset => 'earliest'
--- start the topic over with a WARNING. Runs as its caller.
+-- start the topic over with a WARNING. `mode` 'upsert' or 'debezium' applies the
+-- messages as changes to the target's rows by key instead (kafka_fdw.apply_changes, per
+-- batch; src/plan/changes.rs) and returns the rows inserted, updated or deleted. Runs as
+-- its caller.
 CREATE FUNCTION kafka_fdw.import(
     source regclass,
     target regclass,
     columns text[] DEFAULT NULL,
     max_messages bigint DEFAULT NULL,
-    on_reset text DEFAULT 'error'
+    on_reset text DEFAULT 'error',
+    mode text DEFAULT 'append'
 ) RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
     meta record;
@@ -97,9 +101,13 @@ BEGIN
         RAISE EXCEPTION 'kafka_fdw.import needs the partition and offset columns of "%"', source
             USING HINT = 'Add columns with the options partition ''true'' and offset ''true'' to the foreign table.';
     END IF;
-    column_names := kafka_fdw.import_column_list(source, target, columns);
-    SELECT string_agg(quote_ident(c), ', ' ORDER BY n) INTO column_list
-    FROM unnest(column_names) WITH ORDINALITY AS u(c, n);
+    IF mode = 'append' THEN
+        column_names := kafka_fdw.import_column_list(source, target, columns);
+        SELECT string_agg(quote_ident(c), ', ' ORDER BY n) INTO column_list
+        FROM unnest(column_names) WITH ORDINALITY AS u(c, n);
+    ELSE
+        PERFORM kafka_fdw.check_import_mode(source, target, columns, mode);
+    END IF;
 
     -- From the stored offsets (checked against the topic: see src/progress.rs) to the
     -- high watermarks taken now.
@@ -129,8 +137,12 @@ BEGIN
             batch_messages := batch_messages + (piece_end - start_offset);
             start_offset := piece_end;
             IF batch_messages >= batch_size THEN
-                inserted := kafka_fdw.bulk_insert(target, column_names, format('SELECT %s FROM %s WHERE %s', column_list,
-                                                  source, array_to_string(batch, ' OR ')));
+                IF mode = 'append' THEN
+                    inserted := kafka_fdw.bulk_insert(target, column_names, format('SELECT %s FROM %s WHERE %s', column_list,
+                                                      source, array_to_string(batch, ' OR ')));
+                ELSE
+                    inserted := kafka_fdw.apply_changes(source, target, columns, mode, array_to_string(batch, ' OR '));
+                END IF;
                 total := total + inserted;
                 done := done + batch_messages;
                 RAISE NOTICE 'kafka_fdw.import: % of % messages of "%"', done, wanted, source;
@@ -139,10 +151,12 @@ BEGIN
             END IF;
         END LOOP;
     END LOOP;
-    IF batch_messages > 0 THEN
+    IF batch_messages > 0 AND mode = 'append' THEN
         inserted := kafka_fdw.bulk_insert(target, column_names, format('SELECT %s FROM %s WHERE %s', column_list,
                                           source, array_to_string(batch, ' OR ')));
         total := total + inserted;
+    ELSIF batch_messages > 0 THEN
+        total := total + kafka_fdw.apply_changes(source, target, columns, mode, array_to_string(batch, ' OR '));
     END IF;
 
     IF topic IS NOT NULL THEN
@@ -181,6 +195,7 @@ CREATE TABLE kafka_fdw.import_jobs (
     columns text[],
     run_every interval NOT NULL DEFAULT '1 second' CHECK (run_every > interval '0'),
     on_reset text NOT NULL DEFAULT 'error',
+    mode text NOT NULL DEFAULT 'append',
     next_run timestamptz NOT NULL DEFAULT now(),
     last_run timestamptz,
     last_rows bigint,
@@ -219,7 +234,7 @@ BEGIN
             RAISE EXCEPTION 'the target "%" of import job % was dropped', j.target_name, job
                 USING HINT = format('Stop the job: SELECT kafka_fdw.stop_import(%s);', job);
         END IF;
-        rows := kafka_fdw.import_as(j.owner, j.source, j.target, j.columns, j.on_reset);
+        rows := kafka_fdw.import_as(j.owner, j.source, j.target, j.columns, j.on_reset, j.mode);
         UPDATE kafka_fdw.import_jobs
         SET last_run = now(), last_rows = rows, last_error = NULL, failures = 0,
             next_run = greatest(j.next_run + j.run_every, now())
@@ -235,11 +250,11 @@ BEGIN
 END
 $$;
 REVOKE ALL ON FUNCTION kafka_fdw.run_import_job(int) FROM PUBLIC;
-REVOKE ALL ON FUNCTION kafka_fdw.import_as(oid, oid, oid, text[], text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kafka_fdw.import_as(oid, oid, oid, text[], text, text) FROM PUBLIC;
 
 -- The jobs the current role may act on: its own, its roles' (and all, for superusers).
 CREATE VIEW kafka_fdw.import_jobs_status WITH (security_barrier) AS
-SELECT j.job_id, pg_catalog.pg_get_userbyid(j.owner) AS owner, j.source, j.target, j.run_every,
+SELECT j.job_id, pg_catalog.pg_get_userbyid(j.owner) AS owner, j.source, j.target, j.run_every, j.mode,
        CASE WHEN j.last_error IS NOT NULL THEN 'failing'
             WHEN j.last_run IS NULL THEN 'waiting'
             ELSE 'running' END AS state,

@@ -44,26 +44,72 @@ setup_import_database kafka_fdw_crash crash_source
 for _ in $(seq 200); do
     echo "SELECT kafka_fdw.import('source', 'target', max_messages => 1500);"
 done >"$SERVICE_DIR/imports.sql"
-kills=0
-while ((kills < 20)); do
-    PGAPPNAME=crash_victim psql -X -q -d kafka_fdw_crash -f "$SERVICE_DIR/imports.sql" >/dev/null 2>&1 &
-    importer=$!
-    # 0 to 2 s: before, during or after the first import of the session commits.
-    sleep "$((RANDOM % 2)).$((RANDOM % 10))$((RANDOM % 10))"
-    victim=$(psql -X -A -t -d kafka_fdw_crash -c "SELECT pid FROM pg_stat_activity WHERE application_name = 'crash_victim' AND state = 'active'" 2>/dev/null | head -n 1)
-    if [[ -n "$victim" ]]; then
-        kill -9 "$victim"
-        kills=$((kills + 1))
-    fi
-    wait "$importer" 2>/dev/null || true
-    wait_for_server kafka_fdw_crash
-done
+kill_imports() { # kill_imports DB SCRIPT: kill -9 the backend running SCRIPT's imports, 20 times
+    kills=0
+    while ((kills < 20)); do
+        PGAPPNAME=crash_victim psql -X -q -d "$1" -f "$2" >/dev/null 2>&1 &
+        importer=$!
+        # 0 to 2 s: before, during or after the first import of the session commits.
+        sleep "$((RANDOM % 2)).$((RANDOM % 10))$((RANDOM % 10))"
+        victim=$(psql -X -A -t -d "$1" -c "SELECT pid FROM pg_stat_activity WHERE application_name = 'crash_victim' AND state = 'active'" 2>/dev/null | head -n 1)
+        if [[ -n "$victim" ]]; then
+            kill -9 "$victim"
+            kills=$((kills + 1))
+        fi
+        wait "$importer" 2>/dev/null || true
+        wait_for_server "$1"
+    done
+}
+kill_imports kafka_fdw_crash "$SERVICE_DIR/imports.sql"
 read -r before_rows before_distinct in_topic <<<"$(import_counts kafka_fdw_crash)"
 psql -X -q -d kafka_fdw_crash -c "SELECT kafka_fdw.import('source', 'target')" >/dev/null
 read -r imported distinct in_topic <<<"$(import_counts kafka_fdw_crash)"
 echo "killed $kills times; before the final run: $before_rows rows ($before_distinct distinct); after: $imported rows, $distinct distinct messages, $in_topic in the topic"
 [[ "$before_rows" == "$before_distinct" ]] || scenario_fail "duplicates after crashes"
 [[ "$imported" == "$distinct" && "$imported" == "$in_topic" ]] || scenario_fail "target differs from the topic: $imported rows, $distinct distinct, $in_topic in topic"
+
+log "Scenario: kill -9 the backend of a running upsert import, 20 times"
+# 60000 keyed messages over 5000 keys, every 9th a tombstone; keys stay in their partition.
+keyed_rows() { # keyed_rows FIRST LAST KEYS: "key|n,message n", or "key|DELETE" (a tombstone) for every 9th
+    seq "$1" "$2" | awk -v keys="$3" '{ k = ($1 * 7919) % keys; if ($1 % 9 == 0) printf "%d|DELETE\n", k; else printf "%d|%d,message %d\n", k, $1, $1 }'
+}
+produce_keyed() { # produce_keyed TOPIC FILE
+    "$KAFKA_TOOL" produce --brokers "$TANSU_BROKERS" --topic "$1" --key-delimiter '|' --tombstone DELETE --file "$2" >/dev/null
+}
+setup_upsert_tables() { # setup_upsert_tables DB TOPIC: source, target, and the reference (last value per key)
+    psql -X -q -v ON_ERROR_STOP=1 -d "$1" <<SQL
+CREATE FOREIGN TABLE keyed_source (part int OPTIONS (partition 'true'), offs bigint OPTIONS (offset 'true'),
+                                   id text OPTIONS (key 'true'), n int, t text)
+SERVER s OPTIONS (topic '$2');
+CREATE TABLE keyed_target (id int PRIMARY KEY, n int, t text);
+CREATE VIEW keyed_reference AS
+SELECT id::int, n, t FROM (SELECT id, n, t, rank() OVER (PARTITION BY id ORDER BY offs DESC) AS newest FROM keyed_source) m
+WHERE newest = 1 AND (n IS NOT NULL OR t IS NOT NULL);
+SQL
+}
+# Rows of the target, reference rows missing from it, and rows it has beyond them.
+upsert_differences() {
+    psql -X -A -t -F ' ' -d "$1" -c "SELECT (SELECT count(*) FROM keyed_target), (SELECT count(*) FROM (SELECT * FROM keyed_reference EXCEPT SELECT * FROM keyed_target) d), (SELECT count(*) FROM (SELECT * FROM keyed_target EXCEPT SELECT * FROM keyed_reference) d)"
+}
+create_topic crash_upsert 4
+keyed_rows 1 60000 5000 >"$SERVICE_DIR/crash_upsert.txt"
+produce_keyed crash_upsert "$SERVICE_DIR/crash_upsert.txt"
+createdb kafka_fdw_crash_upsert
+psql -X -q -v ON_ERROR_STOP=1 -d kafka_fdw_crash_upsert <<SQL
+CREATE EXTENSION kafka_fdw;
+CREATE SERVER s FOREIGN DATA WRAPPER kafka_fdw OPTIONS (brokers '$TANSU_BROKERS');
+CREATE USER MAPPING FOR PUBLIC SERVER s;
+SQL
+setup_upsert_tables kafka_fdw_crash_upsert crash_upsert
+for _ in $(seq 200); do
+    echo "SELECT kafka_fdw.import('keyed_source', 'keyed_target', max_messages => 1500, mode => 'upsert');"
+done >"$SERVICE_DIR/upserts.sql"
+kill_imports kafka_fdw_crash_upsert "$SERVICE_DIR/upserts.sql"
+read -r before_rows _ <<<"$(upsert_differences kafka_fdw_crash_upsert)"
+psql -X -q -d kafka_fdw_crash_upsert -c "SELECT kafka_fdw.import('keyed_source', 'keyed_target', mode => 'upsert')" >/dev/null
+read -r rows missing extra <<<"$(upsert_differences kafka_fdw_crash_upsert)"
+echo "killed $kills times; before the final run: $before_rows rows; after: $rows rows, $missing missing and $extra extra against the last value per key"
+[[ "$missing" == 0 && "$extra" == 0 && "$rows" -gt 0 ]] || scenario_fail "the upserted target differs from the topic's last values: $rows rows, $missing missing, $extra extra"
 
 log "Scenario: a 1-second scheduled import keeps up, across a server restart"
 create_topic sched_source 2
@@ -111,6 +157,32 @@ new_pid=$(scheduler_pid)
 echo "scheduler $old_pid terminated; running again as $new_pid, job caught up $((SECONDS - terminated)) s after the termination"
 [[ -n "$new_pid" && "$new_pid" != "$old_pid" ]] || scenario_fail "the scheduler did not come back (pid '$new_pid')"
 grep -q "kafka_fdw import scheduler started" "$SERVICE_DIR/postgres.log" || scenario_fail "the scheduler's start is not logged"
+
+log "Scenario: a 1-second upsert job keeps a table equal to the topic's last values while keys change and go"
+create_topic sched_upsert 2
+setup_upsert_tables kafka_fdw_scheduler sched_upsert
+psql -X -q -d kafka_fdw_scheduler -c "SELECT kafka_fdw.start_import('keyed_source', 'keyed_target', mode => 'upsert')" >/dev/null
+upsert_converge() { # upsert_converge: wait until the target equals the reference, the job's lag 0
+    local started=$SECONDS rows missing extra lag
+    while ((SECONDS - started < 20)); do
+        read -r rows missing extra <<<"$(upsert_differences kafka_fdw_scheduler 2>/dev/null)"
+        lag=$(psql -X -A -t -d kafka_fdw_scheduler -c "SELECT lag FROM kafka_fdw.import_jobs_status WHERE target = 'keyed_target'::regclass" 2>/dev/null)
+        if [[ "$missing" == 0 && "$extra" == 0 && "$lag" == 0 ]]; then
+            echo "the table equals the last value of each key ($rows rows) after $((SECONDS - started)) s"
+            return 0
+        fi
+        sleep 0.2
+    done
+    psql -X -d kafka_fdw_scheduler -c "SELECT * FROM kafka_fdw.import_jobs_status" >&2
+    scenario_fail "the upsert job did not make the table equal the topic ($rows rows, $missing missing, $extra extra, lag $lag)"
+}
+# Round 1 creates keys; later rounds update most of them and delete every 9th message's key.
+for round in 1 2 3; do
+    keyed_rows "$((round * 10000 + 1))" "$((round * 10000 + 2000))" 500 >"$SERVICE_DIR/sched_upsert_$round.txt"
+    produce_keyed sched_upsert "$SERVICE_DIR/sched_upsert_$round.txt"
+    upsert_converge
+done
+psql -X -q -d kafka_fdw_scheduler -c "SELECT kafka_fdw.stop_import('keyed_source', 'keyed_target')" >/dev/null
 
 log "Scenario: a scheduled SQL task runs the reference page's import_kafka_data every second, across a scheduler crash"
 create_topic task_source 2

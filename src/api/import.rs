@@ -19,6 +19,7 @@ use crate::kafka::{self, Watermarks};
 use crate::error::{ErrorKind, FdwError};
 use crate::pg::errors::{raise, OrInternal, OrRaise};
 use crate::pg::privileges::{self, Columns};
+use crate::plan::changes::ImportMode;
 use crate::plan::progress::{self, CurrentTopic, OnReset, StoredOffset};
 use crate::pg::clients::TopicClient;
 
@@ -250,6 +251,34 @@ fn import_columns(source: &PgRelation, target: &PgRelation, columns: Option<Vec<
     .unwrap_or_default()
 }
 
+/// Raises PostgreSQL's permission error unless the current user may read the columns
+/// an append import of `source` into `target` reads and insert into those it writes.
+fn require_append_privileges(source: &PgRelation, target: &PgRelation, columns: Option<Vec<String>>) {
+    let definition = kafka_table(source);
+    let names = import_columns(source, target, columns);
+    let (partition, offset) = meta_column_names(&definition, source);
+    let read: Vec<i16> =
+        names.iter().cloned().chain(partition).chain(offset).map(|name| privileges::attnum(source.oid(), &name)).collect();
+    let written: Vec<i16> = names.iter().map(|name| privileges::attnum(target.oid(), name)).collect();
+    privileges::require_relation_privilege(source.oid(), pg_sys::ACL_SELECT as pg_sys::AclMode, Columns::Each(&read));
+    privileges::require_relation_privilege(target.oid(), pg_sys::ACL_INSERT as pg_sys::AclMode, Columns::Each(&written));
+}
+
+/// Raises what keeps `source` from being imported into `target` in `mode` (upsert or
+/// debezium: see kafka_fdw.check_import_mode), and PostgreSQL's permission error unless
+/// the current user may read the source and insert, update and delete target rows.
+fn require_change_privileges(source: &PgRelation, target: &PgRelation, columns: Option<Vec<String>>, mode: &str) {
+    Spi::run_with_args(
+        "SELECT kafka_fdw.check_import_mode($1, $2, $3, $4)",
+        &[source.oid().into(), target.oid().into(), columns.into(), mode.into()],
+    )
+    .or_internal("could not check the import mode");
+    privileges::require_relation_privilege(source.oid(), pg_sys::ACL_SELECT as pg_sys::AclMode, Columns::Any);
+    for right in [pg_sys::ACL_INSERT, pg_sys::ACL_UPDATE, pg_sys::ACL_DELETE] {
+        privileges::require_relation_privilege(target.oid(), right as pg_sys::AclMode, Columns::Any);
+    }
+}
+
 /// Starts (or changes) the scheduled import of `source` into `target`. The job belongs
 /// to the calling role and runs as it; the privileges the import needs are checked now
 /// and at every run.
@@ -260,16 +289,14 @@ fn start_import(
     columns: default!(Option<Vec<String>>, "NULL"),
     run_every: default!(Interval, "'1 second'"),
     on_reset: default!(&str, "'error'"),
+    mode: default!(&str, "'append'"),
 ) -> i32 {
     OnReset::parse(on_reset).or_raise();
-    let definition = kafka_table(&source);
-    let names = import_columns(&source, &target, columns.clone());
-    let (partition, offset) = meta_column_names(&definition, &source);
-    let read: Vec<i16> =
-        names.iter().cloned().chain(partition).chain(offset).map(|name| privileges::attnum(source.oid(), &name)).collect();
-    let written: Vec<i16> = names.iter().map(|name| privileges::attnum(target.oid(), name)).collect();
-    privileges::require_relation_privilege(source.oid(), pg_sys::ACL_SELECT as pg_sys::AclMode, Columns::Each(&read));
-    privileges::require_relation_privilege(target.oid(), pg_sys::ACL_INSERT as pg_sys::AclMode, Columns::Each(&written));
+    if ImportMode::parse(mode).or_raise() == ImportMode::Append {
+        require_append_privileges(&source, &target, columns.clone());
+    } else {
+        require_change_privileges(&source, &target, columns.clone(), mode);
+    }
 
     let caller = privileges::current_user();
     let (source_name, target_name) = (qualified_name(&source), qualified_name(&target));
@@ -287,12 +314,12 @@ fn start_import(
     }
     privileges::as_extension(|| {
         Spi::get_one_with_args::<i32>(
-            "INSERT INTO kafka_fdw.import_jobs AS j (owner, source, target, source_name, target_name, columns, run_every, on_reset)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+            "INSERT INTO kafka_fdw.import_jobs AS j (owner, source, target, source_name, target_name, columns, run_every, on_reset, mode)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
              ON CONFLICT (source, target) DO UPDATE
                  SET owner = excluded.owner, source_name = excluded.source_name, target_name = excluded.target_name,
                      columns = excluded.columns, run_every = excluded.run_every, on_reset = excluded.on_reset,
-                     next_run = now(), failures = 0, last_error = NULL
+                     mode = excluded.mode, next_run = now(), failures = 0, last_error = NULL
              RETURNING job_id",
             &[
                 caller.into(),
@@ -303,6 +330,7 @@ fn start_import(
                 columns.into(),
                 run_every.into(),
                 on_reset.into(),
+                mode.into(),
             ],
         )
         .or_internal("could not write kafka_fdw.import_jobs")
@@ -368,6 +396,7 @@ fn import_as(
     target: pg_sys::Oid,
     columns: Option<Vec<String>>,
     on_reset: &str,
+    mode: default!(&str, "'append'"),
 ) -> i64 {
     privileges::require_superuser_for(
         "kafka_fdw.import_as",
@@ -375,8 +404,8 @@ fn import_as(
     );
     privileges::as_job_owner(owner, || {
         Spi::get_one_with_args::<i64>(
-            "SELECT kafka_fdw.import($1, $2, $3, on_reset => $4)",
-            &[source.into(), target.into(), columns.into(), on_reset.into()],
+            "SELECT kafka_fdw.import($1, $2, $3, on_reset => $4, mode => $5)",
+            &[source.into(), target.into(), columns.into(), on_reset.into(), mode.into()],
         )
         .or_internal("could not run kafka_fdw.import")
         .unwrap_or_default()

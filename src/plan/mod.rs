@@ -10,6 +10,7 @@
 //! clause on the rows that come back, so the answer is always exactly that of a full
 //! scan followed by the filter.
 
+pub mod changes;
 pub mod parallel;
 pub mod progress;
 pub mod sample;

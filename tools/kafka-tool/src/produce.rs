@@ -43,6 +43,10 @@ pub struct ProduceArgs {
     /// Split each line at the first occurrence of this character: key before, payload after.
     #[arg(long)]
     key_delimiter: Option<char>,
+    /// A payload equal to this text is sent as no value at all: a tombstone (with
+    /// --key-delimiter, `KEY|TEXT` deletes KEY in a compacted topic).
+    #[arg(long)]
+    tombstone: Option<String>,
     /// A header NAME=VALUE added to every message (repeatable).
     #[arg(long = "header")]
     headers: Vec<String>,
@@ -237,6 +241,16 @@ fn read_lines(file: Option<&PathBuf>) -> Result<Vec<Vec<u8>>> {
         .collect::<io::Result<_>>()?)
 }
 
+/// A line's key (before the first `key_delimiter`, if given and present) and payload
+/// (the rest; None if it is the `tombstone` text).
+fn split_line<'a>(line: &'a [u8], key_delimiter: Option<char>, tombstone: Option<&str>) -> (Option<&'a [u8]>, Option<&'a [u8]>) {
+    let (key, payload) = match key_delimiter.and_then(|d| line.iter().position(|&b| b == d as u8)) {
+        Some(at) => (Some(&line[..at]), &line[at + 1..]),
+        None => (None, line),
+    };
+    (key, Some(payload).filter(|p| tombstone.map(str::as_bytes) != Some(*p)))
+}
+
 pub fn produce(args: &ProduceArgs) -> Result<()> {
     let lines = read_lines(args.file.as_ref())?;
     let mut headers = OwnedHeaders::new();
@@ -248,14 +262,11 @@ pub fn produce(args: &ProduceArgs) -> Result<()> {
     let partitions = args.placement.partitions(&sender, &args.topic)?;
     for _ in 0..args.repeat {
         for line in &lines {
-            let (key, payload) = match args.key_delimiter.map(|d| d as u8) {
-                Some(delimiter) => match line.iter().position(|&b| b == delimiter) {
-                    Some(at) => (Some(&line[..at]), &line[at + 1..]),
-                    None => (None, line.as_slice()),
-                },
-                None => (None, line.as_slice()),
-            };
-            let mut record = BaseRecord::<[u8], [u8]>::to(&args.topic).payload(payload);
+            let (key, payload) = split_line(line, args.key_delimiter, args.tombstone.as_deref());
+            let mut record = BaseRecord::<[u8], [u8]>::to(&args.topic);
+            if let Some(payload) = payload {
+                record = record.payload(payload);
+            }
             if let Some(key) = key {
                 record = record.key(key);
             }
@@ -399,5 +410,21 @@ impl Placement {
             (None, true) => Some((sent % partitions as u64) as i32),
             (None, false) => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_line;
+
+    #[test]
+    fn lines_split_into_key_and_payload_or_tombstone() {
+        assert_eq!(split_line(b"k|v", Some('|'), None), (Some(&b"k"[..]), Some(&b"v"[..])));
+        assert_eq!(split_line(b"k|v|w", Some('|'), None), (Some(&b"k"[..]), Some(&b"v|w"[..])));
+        assert_eq!(split_line(b"no key", Some('|'), None), (None, Some(&b"no key"[..])));
+        assert_eq!(split_line(b"k|v", None, None), (None, Some(&b"k|v"[..])));
+        assert_eq!(split_line(b"k|DELETE", Some('|'), Some("DELETE")), (Some(&b"k"[..]), None));
+        assert_eq!(split_line(b"k|DELETED", Some('|'), Some("DELETE")), (Some(&b"k"[..]), Some(&b"DELETED"[..])));
+        assert_eq!(split_line(b"k|", Some('|'), Some("")), (Some(&b"k"[..]), None));
     }
 }

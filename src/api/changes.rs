@@ -1,0 +1,144 @@
+//! The import modes `upsert` and `debezium` (src/plan/changes.rs): kafka_fdw.import
+//! (sql/import.sql) calls [`apply_changes`] once per batch, in its own transaction, so
+//! the changes and the stored offsets commit together as the appended rows do.
+//!
+//! Everything runs as the caller: PostgreSQL checks its INSERT, UPDATE and DELETE rights
+//! on the target and SELECT on the source when the batch's statement runs.
+
+use pgrx::prelude::*;
+use pgrx::spi::quote_qualified_identifier;
+use pgrx::PgRelation;
+
+use crate::api::functions::{kafka_table, meta_column_names};
+use crate::codec::ColumnType;
+use crate::error::{ErrorKind, FdwError};
+use crate::options::layout::ColumnSource;
+use crate::options::MetaColumn;
+use crate::pg::errors::{raise, OrInternal, OrRaise};
+use crate::plan::changes::{self, ChangePlan, Column, ImportMode, Problem, SourceShape, TargetShape};
+
+/// Name, type and attribute number of each live column of a relation (generated
+/// columns left out where `writable`).
+fn columns_of(relation: pg_sys::Oid, writable: bool) -> Vec<(i16, Column)> {
+    Spi::connect(|client| {
+        let rows = client.select(
+            "SELECT attnum, attname::text, format_type(atttypid, atttypmod) FROM pg_catalog.pg_attribute
+             WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped AND (NOT $2 OR attgenerated = '')
+             ORDER BY attnum",
+            None,
+            &[relation.into(), writable.into()],
+        )?;
+        rows.map(|row| {
+            Ok((
+                row.get::<i16>(1)?.unwrap_or_default(),
+                Column { name: row.get::<String>(2)?.unwrap_or_default(), sql_type: row.get::<String>(3)?.unwrap_or_default() },
+            ))
+        })
+        .collect::<Result<Vec<_>, pgrx::spi::Error>>()
+    })
+    .or_internal("could not read the columns of an import's tables")
+}
+
+/// The primary key's name and columns.
+fn primary_key(relation: pg_sys::Oid) -> Option<(String, Vec<String>)> {
+    Spi::connect(|client| {
+        let rows = client.select(
+            "SELECT c.conname::text, array_agg(a.attname::text ORDER BY k.n)
+             FROM pg_catalog.pg_constraint c
+             CROSS JOIN LATERAL unnest(c.conkey) WITH ORDINALITY AS k(attnum, n)
+             JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum
+             WHERE c.conrelid = $1 AND c.contype = 'p'
+             GROUP BY c.conname",
+            None,
+            &[relation.into()],
+        )?;
+        let mut found = None;
+        for row in rows {
+            found = row.get::<String>(1)?.zip(row.get::<Vec<String>>(2)?);
+        }
+        Ok::<_, pgrx::spi::Error>(found)
+    })
+    .or_internal("could not read the primary key of an import's target")
+}
+
+fn qualified_name(relation: &PgRelation) -> String {
+    quote_qualified_identifier(relation.namespace(), relation.name())
+}
+
+/// The plan of an import in `mode` (not append), and the source's topic.
+fn change_plan(source: &PgRelation, target: &PgRelation, columns: Option<Vec<String>>, mode: ImportMode) -> (ChangePlan, String) {
+    let definition = kafka_table(source);
+    let (Some(partition_column), Some(offset_column)) = meta_column_names(&definition, source) else {
+        raise(
+            FdwError::new(ErrorKind::InvalidParameterValue, format!("kafka_fdw.import needs the partition and offset columns of \"{}\"", source.name()))
+                .with_hint("Add columns with the options partition 'true' and offset 'true' to the foreign table."),
+        )
+    };
+    let mut shape = SourceShape {
+        relation: qualified_name(source),
+        partition_column,
+        offset_column,
+        key_column: None,
+        data_columns: Vec::new(),
+        columns: Vec::new(),
+    };
+    for (attnum, column) in columns_of(source.oid(), false) {
+        match definition.layout.columns.get(attnum as usize - 1) {
+            Some(ColumnSource::Field(_)) => shape.data_columns.push(column.clone()),
+            Some(ColumnSource::Meta(MetaColumn::Key, ColumnType::Text)) => shape.key_column = Some(column.name.clone()),
+            _ => {}
+        }
+        shape.columns.push(column.name);
+    }
+    let target_shape = TargetShape {
+        relation: qualified_name(target),
+        columns: columns_of(target.oid(), true).into_iter().map(|(_, c)| c).collect(),
+        primary_key: primary_key(target.oid()),
+    };
+    let plan = ChangePlan::new(mode, shape, &target_shape, columns.as_deref()).or_raise();
+    (plan, definition.table.topic)
+}
+
+/// Checks that `source` can be imported into `target` in `mode` (the target's key, the
+/// columns that fill it), raising what is wrong, before any message is read.
+#[pg_extern(schema = "kafka_fdw")]
+fn check_import_mode(source: PgRelation, target: PgRelation, columns: Option<Vec<String>>, mode: &str) {
+    let mode = ImportMode::parse(mode).or_raise();
+    if mode != ImportMode::Append {
+        change_plan(&source, &target, columns, mode);
+    }
+}
+
+/// Applies the messages of `source` that `batch` (a condition on its partition and
+/// offset columns) selects to `target`, in `mode` 'upsert' or 'debezium', and returns the
+/// number of rows inserted, updated or deleted. A message that cannot be applied raises
+/// an ERROR naming it.
+#[pg_extern(schema = "kafka_fdw")]
+fn apply_changes(source: PgRelation, target: PgRelation, columns: Option<Vec<String>>, mode: &str, batch: &str) -> i64 {
+    let mode = ImportMode::parse(mode).or_raise();
+    let (plan, topic) = change_plan(&source, &target, columns, mode);
+    let (changed, partition, offset, problem) = Spi::connect_mut(|client| {
+        let mut rows = client.update(&plan.statement(batch), None, &[])?;
+        let row = rows.next().ok_or(pgrx::spi::Error::InvalidPosition)?;
+        Ok::<_, pgrx::spi::Error>((
+            row.get::<i64>(1)?.unwrap_or_default(),
+            row.get::<i32>(2)?,
+            row.get::<i64>(3)?,
+            row.get::<String>(4)?,
+        ))
+    })
+    .or_internal("could not apply a batch of changes");
+    if let (Some(partition), Some(offset), Some(code)) = (partition, offset, problem) {
+        let problem = Problem::from_code(&code).unwrap_or(Problem::NotAnEvent);
+        raise(plan.problem_error(mode, problem, &topic, partition, offset));
+    }
+    changed
+}
+
+/// Field `field` of a message key holding a JSON object (Debezium's `schema`/`payload`
+/// wrapper unwrapped), as text; NULL if the key is no such object or lacks the field.
+/// The upsert mode reads key columns with it.
+#[pg_extern(schema = "kafka_fdw", immutable, parallel_safe)]
+fn key_field(key: &str, field: &str) -> Option<String> {
+    changes::key_field(key, field)
+}
