@@ -631,7 +631,7 @@ mod tests {
         assert_eq!(err.message, "invalid option \"host\"");
         assert_eq!(
             err.hint.as_deref(),
-            Some("Valid options in this context are: brokers, mpp_execute, timeout_ms, schema_registry, transactional, isolation_level, or librdkafka configuration properties.")
+            Some("Valid options in this context are: brokers, mpp_execute, timeout_ms, schema_registry, schema_registry.ca.pem, transactional, isolation_level, or librdkafka configuration properties.")
         );
         let err = parse_server(&opts(&[("brokers", "b:1"), ("group.id", "g")])).unwrap_err();
         assert_eq!(err.message, "librdkafka property \"group.id\" is set by kafka_fdw");
@@ -761,5 +761,23 @@ mod tests {
         assert_eq!(err.kind, ErrorKind::OptionNameNotFound);
         let err = validate(OptionLevel::Wrapper, &opts(&[("x", "1")]), true).unwrap_err();
         assert_eq!(err.hint.as_deref(), Some("There are no valid options in this context."));
+    }
+
+    /// A self-signed certificate (openssl req -x509, P-256).
+    const CERTIFICATE: &str = "-----BEGIN CERTIFICATE-----\nMIIBdDCCARugAwIBAgIUYIVriJJekJzirdi++K5BGHSEuQUwCgYIKoZIzj0EAwIw\nDzENMAsGA1UEAwwEdGVzdDAgFw0yNjEyMDIwMzAyNDdaGA8yMTI2MTEwODAzMDI0\nN1owDzENMAsGA1UEAwwEdGVzdDBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABBXE\nodjKhXhseE2YRMJhexukh+LM/rIW4E2KMq5igi6jBlQRt3wD/06iQ7Uc0w3shqkU\nXS2MbDPXI3m8pKhZ9gqjUzBRMB0GA1UdDgQWBBTDoimLl+kiib9tNc+y6U6UnAbF\n9jAfBgNVHSMEGDAWgBTDoimLl+kiib9tNc+y6U6UnAbF9jAPBgNVHRMBAf8EBTAD\nAQH/MAoGCCqGSM49BAMCA0cAMEQCIC6kBdtJnnyjY+gbpTPzmA8FSNjSFWcjGDeP\n9KmDDcQQAiAgOrkZtc2eGTrOoENKWB5shLUhUIYjuGkLPGy3cuKcXw==\n-----END CERTIFICATE-----";
+
+    #[test]
+    fn registry_certificates_are_checked_and_the_user_mappings_replace_the_servers() {
+        let server = parse_server(&opts(&[("brokers", "b:1"), (REGISTRY_CA_PEM, CERTIFICATE)])).unwrap();
+        assert_eq!(server.registry_ca_pem.as_deref(), Some(CERTIFICATE));
+        assert!(server.properties.is_empty());
+        let mapping = parse_user_mapping(&opts(&[(REGISTRY_CA_PEM, &CERTIFICATE.repeat(2))])).unwrap();
+        assert_eq!(mapping.registry_ca_pem, Some(CERTIFICATE.repeat(2)));
+        for bad in ["not a certificate", "", &CERTIFICATE.replace("BEGIN CERTIFICATE", "BEGIN PRIVATE KEY")] {
+            let err = parse_user_mapping(&opts(&[(REGISTRY_CA_PEM, bad)])).unwrap_err();
+            assert_eq!(err.kind, ErrorKind::InvalidParameterValue, "{bad}");
+            assert_eq!(err.message, "invalid value for option \"schema_registry.ca.pem\"");
+            assert!(parse_server(&opts(&[("brokers", "b:1"), (REGISTRY_CA_PEM, bad)])).is_err());
+        }
     }
 }
