@@ -144,7 +144,7 @@ run_tansu() {
 # in front of it (tansu 0.6.0 cannot do TLS itself). Users are created, and topic
 # TOPIC filled from FILE (round robin over 2 partitions), before authentication is on:
 #   start_secure_tansu USER PASSWORD TOPIC FILE
-# Sets SECURE_BROKERS (the TLS port), SECURE_CA (PEM of the broker's self-signed
+# Sets SECURE_BROKERS (the TLS port), SECURE_CA (PEM of the authority that signed the broker's
 # certificate) and UNTRUSTED_CA (PEM of an unrelated one).
 start_secure_tansu() {
     local dir="$SERVICE_DIR/secure-tansu" plain tls
@@ -161,20 +161,27 @@ start_secure_tansu() {
     run_tansu "$dir" "$plain" "$tls" --authentication
     tls_front "$dir" "$plain" "$tls"
     SECURE_BROKERS="127.0.0.1:$tls"
-    SECURE_CA="$dir/cert.pem"
+    SECURE_CA="$dir/ca.pem"
     # A certificate authority the broker's certificate is not from, for failing tests.
     openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=untrusted \
         -keyout "$dir/untrusted-key.pem" -out "$dir/untrusted.pem" 2>/dev/null
     UNTRUSTED_CA="$dir/untrusted.pem"
 }
 
-# stunnel terminating TLS on port TLS in front of the plain TCP port PLAIN, with a new
-# self-signed certificate for 127.0.0.1 in DIR/cert.pem: tls_front DIR PLAIN TLS
+# stunnel terminating TLS on port TLS in front of the plain TCP port PLAIN:
+#   tls_front DIR PLAIN TLS
+# with a new certificate authority (DIR/ca.pem, what clients trust) and a certificate
+# for 127.0.0.1 it signed (rustls, unlike OpenSSL, refuses a CA certificate as the
+# server's own).
 tls_front() {
     local dir="$1" plain="$2" tls="$3"
     mkdir -p "$dir"
-    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
-        -addext subjectAltName=IP:127.0.0.1 -keyout "$dir/key.pem" -out "$dir/cert.pem" 2>/dev/null
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=kafka_fdw-test-ca \
+        -keyout "$dir/ca-key.pem" -out "$dir/ca.pem" 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout "$dir/key.pem" -out "$dir/server.csr" 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$dir/server.ext"
+    openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca-key.pem" -CAcreateserial \
+        -days 2 -extfile "$dir/server.ext" -out "$dir/cert.pem" 2>/dev/null
     cat >"$dir/stunnel.conf" <<CONF
 foreground = yes
 pid =
@@ -193,13 +200,13 @@ CONF
 }
 
 # HTTPS in front of the registry at KAFKA_REGISTRY_URL (http://127.0.0.1:PORT); exports
-# KAFKA_TLS_REGISTRY_URL and KAFKA_TLS_REGISTRY_CA (PEM file of its certificate).
+# KAFKA_TLS_REGISTRY_URL and KAFKA_TLS_REGISTRY_CA (PEM file of the authority it trusts).
 start_tls_registry() {
     local tls
     tls="$(free_port)"
     tls_front "$SERVICE_DIR/tls-registry" "${KAFKA_REGISTRY_URL##*:}" "$tls"
     KAFKA_TLS_REGISTRY_URL="https://127.0.0.1:$tls"
-    KAFKA_TLS_REGISTRY_CA="$SERVICE_DIR/tls-registry/cert.pem"
+    KAFKA_TLS_REGISTRY_CA="$SERVICE_DIR/tls-registry/ca.pem"
     export KAFKA_TLS_REGISTRY_URL KAFKA_TLS_REGISTRY_CA
 }
 

@@ -13,7 +13,7 @@ use crate::api::functions::{kafka_table, meta_column_names};
 use crate::codec::ColumnType;
 use crate::error::{ErrorKind, FdwError};
 use crate::options::layout::ColumnSource;
-use crate::options::MetaColumn;
+use crate::options::{MetaColumn, OnError};
 use crate::pg::errors::{raise, OrInternal, OrRaise};
 use crate::plan::changes::{self, ChangePlan, Column, ImportMode, Problem, SourceShape, TargetShape};
 
@@ -22,7 +22,9 @@ use crate::plan::changes::{self, ChangePlan, Column, ImportMode, Problem, Source
 fn columns_of(relation: pg_sys::Oid, writable: bool) -> Vec<(i16, Column)> {
     Spi::connect(|client| {
         let rows = client.select(
-            "SELECT attnum, attname::text, format_type(atttypid, atttypmod) FROM pg_catalog.pg_attribute
+            // The type without its modifier: an explicit cast to varchar(n) would cut
+            // values (and keys) short where INSERT's assignment raises.
+            "SELECT attnum, attname::text, format_type(atttypid, NULL) FROM pg_catalog.pg_attribute
              WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped AND (NOT $2 OR attgenerated = '')
              ORDER BY attnum",
             None,
@@ -68,6 +70,16 @@ fn qualified_name(relation: &PgRelation) -> String {
 /// The plan of an import in `mode` (not append), and the source's topic.
 fn change_plan(source: &PgRelation, target: &PgRelation, columns: Option<Vec<String>>, mode: ImportMode) -> (ChangePlan, String) {
     let definition = kafka_table(source);
+    if definition.table.on_error == OnError::Null || definition.layout.has_junk_columns() {
+        raise(
+            FdwError::new(
+                ErrorKind::InvalidParameterValue,
+                format!("kafka_fdw.import in mode {} cannot read \"{}\", which turns bad messages into NULLs", mode.name(), source.name()),
+            )
+            .with_detail("An unreadable message would read as a tombstone and delete its key's row.")
+            .with_hint("Drop the option ignore_junk and the junk columns of the source (on_error 'skip' may stay), or import with mode => 'append'."),
+        )
+    }
     let (Some(partition_column), Some(offset_column)) = meta_column_names(&definition, source) else {
         raise(
             FdwError::new(ErrorKind::InvalidParameterValue, format!("kafka_fdw.import needs the partition and offset columns of \"{}\"", source.name()))

@@ -184,7 +184,8 @@ fn columns_for(
 /// A value column: named after its key or field, unless a meta column has that name
 /// (then `value_<name>`, with the column option `option` pointing at it).
 fn value_column(key: &str, sql_type: &str, option: &str) -> String {
-    if !META_COLUMNS.contains(&key) {
+    // Longer names would be cut to NAMEDATALEN - 1 bytes and read nothing: they get the option too.
+    if !META_COLUMNS.contains(&key) && key.len() < pg_sys::NAMEDATALEN as usize {
         return format!("{} {}", identifier(key), sql_type);
     }
     // JSON Pointer, so that keys with dots stay one key.

@@ -99,12 +99,18 @@ fn copy_refusal(client: &pgrx::spi::SpiClient<'_>, target: &PgRelation, columns:
     if ![pg_sys::RELKIND_RELATION, pg_sys::RELKIND_PARTITIONED_TABLE].contains(&relkind) {
         return Some("it is not a table".into());
     }
+    // SAFETY: as above.
+    if unsafe { (*target.rd_rel).relhasrules } {
+        return Some("it has rules, which COPY FROM does not apply".into());
+    }
     // SAFETY: catalog lookups inside a transaction.
     if unsafe { pg_sys::check_enable_rls(target.oid(), pg_sys::InvalidOid, false) } == pg_sys::CheckEnableRlsResult::RLS_ENABLED as c_int {
         return Some("it has row-level security, which COPY FROM does not support".into());
     }
-    // SAFETY: reading the session's and the database's encoding.
-    if unsafe { pg_sys::pg_get_client_encoding() != pg_sys::GetDatabaseEncoding() } {
+    // SAFETY: reading the session's and the database's encoding. SQL_ASCII (a background
+    // worker's) converts nothing and still validates what text's receive function gets.
+    let client_encoding = unsafe { pg_sys::pg_get_client_encoding() };
+    if client_encoding != unsafe { pg_sys::GetDatabaseEncoding() } && client_encoding != pg_sys::pg_enc::PG_SQL_ASCII as c_int {
         return Some("client_encoding differs from the database's".into());
     }
     let rows = client
@@ -280,7 +286,8 @@ extern "C-unwind" fn feed_copy(outbuf: *mut c_void, minread: c_int, maxread: c_i
             feed.read = 0;
         }
         while feed.renderer.rendered.len() - feed.read < minread as usize && !feed.finished {
-            let receiver: *mut pg_sys::DestReceiver = &mut feed.renderer.receiver;
+            // From the whole Renderer, which render_row reaches through this pointer.
+            let receiver: *mut pg_sys::DestReceiver = (&mut *feed.renderer as *mut Renderer).cast();
             // SAFETY: the portal is open until the COPY ends; the renderer outlives the
             // fetch and is reached only through `receiver` during it.
             let fetched = unsafe { pg_sys::PortalRunFetch(feed.portal, pg_sys::FetchDirection::FETCH_FORWARD, ROWS_PER_FETCH, receiver) };

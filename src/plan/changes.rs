@@ -33,7 +33,7 @@ impl ImportMode {
         }
     }
 
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             ImportMode::Append => "append",
             ImportMode::Upsert => "upsert",
@@ -148,8 +148,15 @@ pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// A string literal that means the same whatever `standard_conforming_strings` says
+/// (PostgreSQL's quote_literal: `E''` with doubled backslashes when there are any).
 fn quote_literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
+    let quoted = text.replace('\'', "''");
+    if text.contains('\\') {
+        format!("E'{}'", quoted.replace('\\', "\\\\"))
+    } else {
+        format!("'{quoted}'")
+    }
 }
 
 fn no_key_error(target: &TargetShape) -> FdwError {
@@ -219,12 +226,10 @@ impl ChangePlan {
             let column = target.columns.iter().find(|c| &c.name == name).cloned().ok_or_else(|| no_key_error(target))?;
             values.push((column, ValueSource::KeyField(key_column.clone())));
         }
-        let value_columns: Vec<String> = values
+        let writes_a_value = values
             .iter()
-            .filter(|(c, from)| *from == ValueSource::SourceColumn && source.data_columns.iter().any(|d| d.name == c.name))
-            .map(|(c, _)| c.name.clone())
-            .collect();
-        if value_columns.is_empty() {
+            .any(|(c, from)| *from == ValueSource::SourceColumn && source.data_columns.iter().any(|d| d.name == c.name));
+        if !writes_a_value {
             return Err(FdwError::new(
                 ErrorKind::InvalidParameterValue,
                 format!("an upsert of \"{}\" into \"{}\" reads no column of the messages' values", source.relation, target.relation),
@@ -232,6 +237,9 @@ impl ChangePlan {
             .with_detail("A message whose value columns are all NULL is a tombstone; without value columns every message would be one.")
             .with_hint("Import at least one column read from the value (for a table of keys only, a raw or jsonb column of the whole value)."));
         }
+        // A tombstone has no value at all: every data column of the source is NULL, not
+        // only the ones written (a message whose written fields are null is an update).
+        let value_columns = source.data_columns.iter().map(|d| d.name.clone()).collect();
         Ok(Reader::Upsert { values, value_columns })
     }
 
@@ -536,5 +544,6 @@ mod tests {
     fn identifiers_and_literals_are_quoted() {
         assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
         assert_eq!(quote_literal("it's"), "'it''s'");
+        assert_eq!(quote_literal("a\\b'c"), "E'a\\\\b''c'");
     }
 }

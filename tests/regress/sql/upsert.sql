@@ -136,6 +136,29 @@ SELECT kafka_fdw.import('kafka_upsert', 'no_key', mode => 'upsert');
 SELECT kafka_fdw.import('kafka_upsert', 'upserted', mode => 'merge');
 CREATE TABLE only_key (id int PRIMARY KEY);
 SELECT kafka_fdw.import('kafka_upsert', 'only_key', mode => 'upsert');
+-- Only a message without a value deletes: one whose written column is null (n, not
+-- name) updates. A source that turns bad messages into NULLs is refused (a bad message
+-- would read as a tombstone).
+\! tansu topic create regress_upsert_sparse --partitions 1 --broker "tcp://$KAFKA_BROKERS" >/dev/null
+\! printf '1|one,1\n2|two,2\n1|uno,\n2|DELETE\n' | "$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic regress_upsert_sparse --partition 0 --key-delimiter '|' --tombstone DELETE >/dev/null
+CREATE FOREIGN TABLE kafka_upsert_sparse (
+    part int OPTIONS (partition 'true'),
+    offs bigint OPTIONS (offset 'true'),
+    id text OPTIONS (key 'true'),
+    name text,
+    n int
+) SERVER upsert_server OPTIONS (topic 'regress_upsert_sparse');
+CREATE TABLE sparse_counts (id int PRIMARY KEY, n int);
+SELECT kafka_fdw.import('kafka_upsert_sparse', 'sparse_counts', mode => 'upsert') AS changed;
+SELECT * FROM sparse_counts ORDER BY id;
+ALTER FOREIGN TABLE kafka_upsert_sparse OPTIONS (ADD ignore_junk 'true');
+SELECT kafka_fdw.import('kafka_upsert_sparse', 'sparse_counts', mode => 'upsert');
+-- A key cast to a shorter varchar raises instead of cutting keys to the same text.
+CREATE TABLE short_keys (id varchar(1) PRIMARY KEY, n int);
+\set VERBOSITY terse
+SELECT kafka_fdw.import('kafka_upsert', 'short_keys', mode => 'upsert');
+\set VERBOSITY default
+SELECT count(*) AS written FROM short_keys;
 CREATE FOREIGN TABLE kafka_upsert_keyless (
     part int OPTIONS (partition 'true'),
     offs bigint OPTIONS (offset 'true'),
