@@ -167,10 +167,17 @@ fn await_admin(
     // SAFETY: the event is alive as long as `request`.
     match unsafe { event_error(event) } {
         None => Ok(Ok(event)),
-        Some((code, text)) if is_transient_code(code) => Ok(Err(text)),
+        Some((code, text)) if is_transient_code(code) || leaders_unknown(code, &text) => Ok(Err(text)),
         Some((code, text)) => Err(FdwError::new(ErrorKind::Kafka, format!("could not {what}"))
             .with_detail(if text.is_empty() { code.to_string() } else { text })),
     }
+}
+
+/// Whether a request failed because no partition leader is known yet: ListOffsets asks
+/// for the leaders first and, while brokers come back (or elect new leaders), librdkafka
+/// may answer NOENT for the whole request before its own timeout. Asked again, it works.
+fn leaders_unknown(code: RDKafkaErrorCode, text: &str) -> bool {
+    code == RDKafkaErrorCode::NoEnt && text.starts_with("Failed to query partition leaders")
 }
 
 /// One metadata request (of `topic`, or of the whole cluster), issued once with what is
