@@ -52,12 +52,12 @@ impl AvroSchema {
         Ok(schema)
     }
 
-    fn root(&self) -> &Schema {
+    pub(super) fn root(&self) -> &'static Schema {
         self.root
     }
 
     /// `schema` itself, or the named type it refers to.
-    fn resolve<'s>(&'s self, schema: &'s Schema) -> &'s Schema {
+    pub(super) fn resolve<'s>(&'s self, schema: &'s Schema) -> &'s Schema {
         match schema {
             Schema::Ref { name } => self.names.get(name).copied().unwrap_or(schema),
             other => other,

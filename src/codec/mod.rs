@@ -4,10 +4,13 @@
 //! the other reads back unchanged.
 
 pub mod avro;
+pub mod avro_encode;
+pub mod encode;
 pub mod csv;
 pub mod infer;
 pub mod json;
 pub mod protobuf;
+pub mod protobuf_encode;
 pub mod text;
 pub mod wire;
 
@@ -34,6 +37,22 @@ pub enum Format {
 }
 
 impl Format {
+    /// Whether messages are records of a schema (Avro, Protobuf).
+    pub fn has_schema(self) -> bool {
+        matches!(self, Format::Avro | Format::Protobuf)
+    }
+
+    /// The value of the table option `format`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Csv => "csv",
+            Format::Json => "json",
+            Format::Raw => "raw",
+            Format::Avro => "avro",
+            Format::Protobuf => "protobuf",
+        }
+    }
+
     /// Whether columns map to named (and nested) fields of a record.
     pub fn has_fields(self) -> bool {
         matches!(self, Format::Json | Format::Avro | Format::Protobuf)

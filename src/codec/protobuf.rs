@@ -50,7 +50,7 @@ impl ProtobufSchema {
     }
 
     /// The message type at `indexes` (top-level, then nested, in declaration order).
-    fn message_type(&self, indexes: &[usize]) -> Result<MessageDescriptor, String> {
+    pub(super) fn message_type(&self, indexes: &[usize]) -> Result<MessageDescriptor, String> {
         let missing = || format!("the schema has no message type at index {indexes:?}");
         let (first, nested) = indexes.split_first().ok_or_else(missing)?;
         let top = self.file.messages().nth(*first).ok_or_else(missing)?;
@@ -59,6 +59,28 @@ impl ProtobufSchema {
 }
 
 impl ProtobufSchema {
+    /// The message type of full name `name` (the first top-level one without a name),
+    /// with its indexes.
+    pub fn message_type_named(&self, name: Option<&str>) -> Result<(MessageDescriptor, Vec<usize>), String> {
+        let Some(name) = name else { return Ok((self.message_type(&[0])?, vec![0])) };
+        fn find(messages: impl Iterator<Item = MessageDescriptor>, name: &str, path: &mut Vec<usize>) -> Option<MessageDescriptor> {
+            for (index, message) in messages.enumerate() {
+                path.push(index);
+                if message.full_name() == name {
+                    return Some(message);
+                }
+                if let Some(found) = find(message.child_messages(), name, path) {
+                    return Some(found);
+                }
+                path.pop();
+            }
+            None
+        }
+        let mut indexes = Vec::new();
+        let message = find(self.file.messages(), name, &mut indexes).ok_or_else(|| format!("the schema has no message type {name}"))?;
+        Ok((message, indexes))
+    }
+
     /// The columns a table of the schema's first message type would have (IMPORT
     /// FOREIGN SCHEMA; the type Confluent's `[0]` index names): each field's name and
     /// the PostgreSQL type its values read as.

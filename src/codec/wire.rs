@@ -36,6 +36,31 @@ pub fn frame(payload: &[u8]) -> Result<(u32, &[u8]), String> {
     }
 }
 
+/// The header that frames a message written with schema `id`.
+pub fn frame_header(id: u32) -> [u8; FRAME_HEADER] {
+    let [a, b, c, d] = id.to_be_bytes();
+    [MAGIC_BYTE, a, b, c, d]
+}
+
+/// The bytes of a message type's indexes, as [`message_indexes`] reads them (`[0]` as
+/// the single byte 0, as Confluent's serializers write it).
+pub fn message_indexes_bytes(indexes: &[usize]) -> Vec<u8> {
+    if indexes == [0] {
+        return vec![0];
+    }
+    let mut bytes = Vec::new();
+    for number in std::iter::once(indexes.len()).chain(indexes.iter().copied()) {
+        // Zigzag of a non-negative number, as a varint.
+        let mut zigzag = (number as u64) << 1;
+        while zigzag >= 0x80 {
+            bytes.push((zigzag as u8 & 0x7f) | 0x80);
+            zigzag >>= 7;
+        }
+        bytes.push(zigzag as u8);
+    }
+    bytes
+}
+
 /// The message-type indexes that start a Protobuf message after the frame header and
 /// the rest: a zigzag varint count, then as many zigzag varint indexes (the first into
 /// the schema's top-level messages, the next into that one's nested messages, …); a
@@ -76,6 +101,16 @@ fn zigzag_varint(bytes: &[u8]) -> Result<(i64, &[u8]), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn message_indexes_read_back_as_written() {
+        for indexes in [vec![0], vec![1], vec![0, 1, 0], vec![70, 3]] {
+            let mut bytes = message_indexes_bytes(&indexes);
+            bytes.push(0xaa);
+            assert_eq!(message_indexes(&bytes).unwrap(), (indexes, &[0xaa][..]));
+        }
+        assert_eq!(frame_header(258), [0, 0, 0, 1, 2]);
+    }
 
     #[test]
     fn frames_and_message_indexes() {

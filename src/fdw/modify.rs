@@ -16,6 +16,7 @@ use crate::codec::csv;
 use crate::codec::json::{self, JsonField, JsonPath};
 use crate::pg::clients::{self, TableProducer};
 use crate::kafka::{Outgoing, Sender};
+use crate::codec::encode::{Cell, ColumnValue, RecordEncoder};
 use crate::codec::{ColumnType, Format};
 use crate::options::layout::ColumnSource;
 use crate::options::{MetaColumn, TableOptions};
@@ -26,6 +27,9 @@ use crate::plan;
 /// How one data column is written.
 struct FieldOutput {
     attribute: usize,
+    name: String,
+    /// How an Avro or Protobuf row takes the column's value.
+    cell_kind: CellKind,
     /// Boxed so the address PostgreSQL may cache in `fn_extra` stays put.
     function: Box<pg_sys::FmgrInfo>,
     json_path: JsonPath,
@@ -46,6 +50,23 @@ enum JsonKind {
     Json,
 }
 
+/// What a column's datum becomes for the encoders of typed formats (see [`Cell`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum CellKind {
+    Bool,
+    Bytes,
+    Timestamp,
+    Date,
+    Time,
+    Json,
+    /// Any array, as `array_to_json` gives it.
+    Array,
+    /// The output function's text of a number.
+    Number,
+    /// The output function's text.
+    Text,
+}
+
 /// What an INSERT or COPY keeps between rows. Owned by the query's memory context, so
 /// the producer goes back to the pool (or is closed, with messages pending) on ERROR.
 struct ModifyState {
@@ -61,6 +82,8 @@ struct ModifyState {
     headers: Option<usize>,
     topic_column: Option<usize>,
     fields: Vec<FieldOutput>,
+    /// Avro and Protobuf tables: the writer schema's encoder.
+    record_encoder: Option<RecordEncoder>,
     /// Reset after every row: output functions allocate there. A child of the query's
     /// context, which deletes it (so it is never deleted here).
     row_context: pg_sys::MemoryContext,
@@ -80,16 +103,8 @@ unsafe fn begin(rinfo: *mut pg_sys::ResultRelInfo) {
     unsafe {
         let relation = (*rinfo).ri_RelationDesc;
         let definition = catalog::foreign_table(relation);
-        if let Some(format) = match definition.table.format {
-            Format::Avro => Some("avro"),
-            Format::Protobuf => Some("protobuf"),
-            _ => None,
-        } {
-            raise(
-                FdwError::new(ErrorKind::FeatureNotSupported, format!("cannot produce to a table with format '{format}'"))
-                    .with_detail("kafka_fdw reads Schema Registry formats; writing them is not implemented yet."),
-            );
-        }
+        // Asked before any message goes out: a missing subject or schema fails the statement first.
+        let record_encoder = definition.table.format.has_schema().then(|| clients::record_encoder(&definition));
         let tupdesc = (*relation).rd_att;
         let attrs = (*tupdesc).attrs.as_slice((*tupdesc).natts as usize);
         let mut state_fields = Vec::new();
@@ -105,6 +120,8 @@ unsafe fn begin(rinfo: *mut pg_sys::ResultRelInfo) {
                     pg_sys::fmgr_info(output_function, function.as_mut());
                     state_fields.push(FieldOutput {
                         attribute,
+                        name: field.name.clone(),
+                        cell_kind: cell_kind(attr.atttypid),
                         function,
                         json_path: field.json_path.clone(),
                         json_kind: json_kind(attr.atttypid),
@@ -133,6 +150,7 @@ unsafe fn begin(rinfo: *mut pg_sys::ResultRelInfo) {
             headers,
             topic_column,
             fields: state_fields,
+            record_encoder,
             row_context: pg_sys::AllocSetContextCreateInternal(
                 pg_sys::CurrentMemoryContext,
                 c"kafka_fdw row".as_ptr(),
@@ -143,6 +161,25 @@ unsafe fn begin(rinfo: *mut pg_sys::ResultRelInfo) {
             payload: Vec::new(),
         };
         (*rinfo).ri_FdwState = PgMemoryContexts::CurrentMemoryContext.leak_and_drop_on_delete(state) as *mut c_void;
+    }
+}
+
+/// # Safety
+/// A catalog lookup: inside a transaction.
+unsafe fn cell_kind(type_oid: pg_sys::Oid) -> CellKind {
+    match type_oid {
+        pg_sys::BOOLOID => CellKind::Bool,
+        pg_sys::BYTEAOID => CellKind::Bytes,
+        pg_sys::TIMESTAMPTZOID | pg_sys::TIMESTAMPOID => CellKind::Timestamp,
+        pg_sys::DATEOID => CellKind::Date,
+        pg_sys::TIMEOID => CellKind::Time,
+        pg_sys::INT2OID | pg_sys::INT4OID | pg_sys::INT8OID | pg_sys::FLOAT4OID | pg_sys::FLOAT8OID | pg_sys::NUMERICOID => {
+            CellKind::Number
+        }
+        pg_sys::JSONOID | pg_sys::JSONBOID => CellKind::Json,
+        // SAFETY: the caller keeps the contract above.
+        _ if unsafe { pg_sys::get_element_type(type_oid) } != pg_sys::InvalidOid => CellKind::Array,
+        _ => CellKind::Text,
     }
 }
 
@@ -247,7 +284,10 @@ unsafe fn send_row(state: &mut ModifyState, values: &[pg_sys::Datum], nulls: &[b
         let timestamp = state.timestamp.and_then(value).map(|datum| plan::millisecond_bounds(datum.value() as i64).0);
         let headers = state.headers.and_then(value).and_then(|d| JsonB::from_datum(d, false)).map(|JsonB(json)| headers_of(&json));
 
-        let payload = encode_payload(&state.fields, &state.table, values, nulls, &mut state.payload);
+        let payload = match &state.record_encoder {
+            Some(encoder) => Some(encode_record(encoder, &state.fields, state.table.format, values, nulls, &mut state.payload)),
+            None => encode_payload(&state.fields, &state.table, values, nulls, &mut state.payload),
+        };
         let message = Outgoing { partition, key: key.as_deref(), payload: payload.as_deref(), timestamp, headers };
         state.sender.send(message).or_raise();
     }
@@ -307,7 +347,7 @@ unsafe fn encode_payload<'a>(
         match table.format {
             Format::Csv => csv::encode(&texts, &table.csv, buffer),
             Format::Raw => return texts[0],
-            Format::Avro | Format::Protobuf => unreachable!("begin refuses Schema Registry formats"),
+            Format::Avro | Format::Protobuf => unreachable!("typed formats go through encode_record"),
             Format::Json => {
                 let fields: Vec<(&JsonPath, JsonField<'_>)> = fields
                     .iter()
@@ -326,6 +366,75 @@ unsafe fn encode_payload<'a>(
             }
         }
         Some(buffer.as_slice())
+    }
+}
+
+/// The payload of a row of an Avro or Protobuf table, encoded into `buffer`.
+///
+/// # Safety
+/// As for [`send_row`].
+unsafe fn encode_record<'a>(
+    encoder: &RecordEncoder,
+    fields: &[FieldOutput],
+    format: Format,
+    values: &[pg_sys::Datum],
+    nulls: &[bool],
+    buffer: &'a mut Vec<u8>,
+) -> &'a [u8] {
+    // SAFETY: the caller keeps the contract above.
+    let columns: Vec<ColumnValue<'_>> = fields
+        .iter()
+        .map(|field| ColumnValue {
+            name: &field.name,
+            path: &field.json_path,
+            cell: if nulls[field.attribute] { Cell::Null } else { unsafe { cell(field, values[field.attribute]) } },
+        })
+        .collect();
+    encoder.encode(&columns, buffer).unwrap_or_else(|why| {
+        raise(FdwError::new(ErrorKind::InvalidTextRepresentation, format!("could not encode the row as {}: {why}", format.name())))
+    });
+    buffer.as_slice()
+}
+
+/// A column's value for the typed encoders; infinite dates and timestamps as their
+/// text (which no Avro or Protobuf type takes).
+///
+/// # Safety
+/// `datum` is a non-NULL value of the field's column, valid for the row.
+unsafe fn cell<'a>(field: &FieldOutput, datum: pg_sys::Datum) -> Cell<'a> {
+    /// From PostgreSQL's epoch (2000-01-01) to the Unix epoch.
+    const POSTGRES_EPOCH_DAYS: i64 = 10_957;
+    const POSTGRES_EPOCH_MICROS: i64 = POSTGRES_EPOCH_DAYS * 86_400_000_000;
+    let output = || {
+        // SAFETY: the caller keeps the contract above; the text lives in the row's context.
+        let text = unsafe { CStr::from_ptr(pg_sys::OutputFunctionCall(field.function.as_ref() as *const _ as *mut _, datum)) };
+        text.to_string_lossy()
+    };
+    let json = |text: &str| serde_json::from_str(text).map(Cell::Json).unwrap_or_else(|_| Cell::Text(text.to_string().into()));
+    match field.cell_kind {
+        CellKind::Bool => Cell::Bool(datum.value() != 0),
+        // SAFETY: a bytea datum, as the caller promises.
+        CellKind::Bytes => Cell::Bytes(unsafe { <&[u8]>::from_datum(datum, false) }.unwrap_or_default()),
+        CellKind::Timestamp => match datum.value() as i64 {
+            i64::MIN | i64::MAX => Cell::Text(output()),
+            micros => Cell::Timestamp(micros + POSTGRES_EPOCH_MICROS),
+        },
+        CellKind::Date => match datum.value() as i32 {
+            i32::MIN | i32::MAX => Cell::Text(output()),
+            days => Cell::Date(days + POSTGRES_EPOCH_DAYS as i32),
+        },
+        CellKind::Time => Cell::Time(datum.value() as i64),
+        CellKind::Json => json(&output()),
+        CellKind::Array => {
+            // SAFETY: array_to_json(anyarray) takes any array datum; its json result is a text datum.
+            let array_json = unsafe {
+                pg_sys::OidFunctionCall1Coll(pg_sys::Oid::from(pg_sys::F_ARRAY_TO_JSON_ANYARRAY), pg_sys::InvalidOid, datum)
+            };
+            // SAFETY: as above.
+            json(&unsafe { String::from_datum(array_json, false) }.unwrap_or_default())
+        }
+        CellKind::Number => Cell::Number(output()),
+        CellKind::Text => Cell::Text(output()),
     }
 }
 

@@ -54,6 +54,7 @@ impl OptionLevel {
                 "ignore_junk",
                 "on_error",
                 "avro_schema",
+                "protobuf_message",
                 "transactional",
                 "isolation_level",
             ],
@@ -143,6 +144,9 @@ pub struct TableOptions {
     /// `format 'avro'` without a registry: the JSON text of the schema every message
     /// was written with.
     pub avro_schema: Option<String>,
+    /// `format 'protobuf'`: the full name of the message type INSERT and COPY write
+    /// (default: the schema's first).
+    pub protobuf_message: Option<String>,
     /// INSERT and COPY produce inside a Kafka transaction that commits and aborts with the
     /// PostgreSQL transaction; `None`: as the server says.
     pub transactional: Option<bool>,
@@ -389,6 +393,18 @@ pub fn parse_table(options: &[(String, String)]) -> FdwResult<TableOptions> {
         }
         AvroSchema::parse(schema).map_err(|error| invalid_value("avro_schema", schema).with_detail(capitalized(&error)))?;
     }
+    let protobuf_message = lookup(options, "protobuf_message").map(str::to_string);
+    if let Some(name) = &protobuf_message {
+        if format != Format::Protobuf {
+            return Err(FdwError::new(ErrorKind::InvalidParameterValue, "option \"protobuf_message\" needs format 'protobuf'"));
+        }
+        let is_full_name = !name.is_empty()
+            && name.split('.').all(|part| part.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+        if !is_full_name {
+            return Err(invalid_value("protobuf_message", name).with_hint("Give the message type's full name, e.g. 'shop.Order'."));
+        }
+    }
     let batch_size = match lookup(options, "batch_size") {
         None => DEFAULT_BATCH_SIZE,
         Some(value) => positive_integer("batch_size", value)? as usize,
@@ -451,6 +467,7 @@ pub fn parse_table(options: &[(String, String)]) -> FdwResult<TableOptions> {
         strict,
         on_error,
         avro_schema,
+        protobuf_message,
         transactional,
         isolation_level,
     })

@@ -14,6 +14,11 @@ use pgrx::{pg_guard, pg_sys};
 use rdkafka::producer::Producer;
 
 use crate::codec::avro::{AvroSchema, WriterSchemas};
+use crate::codec::avro_encode::AvroEncoder;
+use crate::codec::encode::RecordEncoder;
+use crate::codec::protobuf::ProtobufSchema;
+use crate::codec::protobuf_encode::ProtobufEncoder;
+use crate::codec::Format;
 use crate::codec::wire::{SchemaById, WriterSchema};
 use crate::error::{ErrorKind, FdwError, FdwResult};
 use crate::kafka::registry::{self, RegistrySettings};
@@ -21,7 +26,7 @@ use crate::kafka::{self, ClientSettings, IsolationLevel, KafkaConsumer, KafkaPro
 use crate::options::{self, ServerOptions};
 use crate::pg::transactions;
 use crate::pg::catalog::{self, ForeignTableDef};
-use crate::pg::errors::OrRaise;
+use crate::pg::errors::{raise, OrRaise};
 
 /// Checks for query cancel and backend termination; the Kafka client calls it between
 /// the short slices its waits are cut into.
@@ -343,6 +348,45 @@ pub fn writer_schemas(definition: &ForeignTableDef) -> WriterSchemas {
     }
     let (settings, user_mapping) = registry_settings(definition.server_id, &definition.server);
     WriterSchemas::Registry(Box::new(RegistrySchemas { user_mapping, settings }))
+}
+
+/// What INSERT and COPY encode an Avro or Protobuf table's rows with: its `avro_schema`
+/// (bare datums), or the latest schema of the topic's value subject (Confluent's
+/// TopicNameStrategy, `<topic>-value`), asked once per statement as the current user.
+pub fn record_encoder(definition: &ForeignTableDef) -> RecordEncoder {
+    let refused = |e: String| FdwError::new(ErrorKind::InvalidParameterValue, e);
+    if let Some(text) = &definition.table.avro_schema {
+        let schema = AvroSchema::parse(text).map_err(refused).or_raise();
+        return RecordEncoder::Avro(AvroEncoder::new(schema, None).map_err(refused).or_raise());
+    }
+    let (settings, _) = registry_settings(definition.server_id, &definition.server);
+    let subject = format!("{}-value", definition.table.topic);
+    let latest = registry::schema_by_version(&settings, &subject, "latest").or_raise().unwrap_or_else(|why| {
+        raise(
+            FdwError::new(ErrorKind::ObjectNotInPrerequisiteState, format!("the schema registry has no schema for subject \"{subject}\""))
+                .with_detail(why)
+                .with_hint("Register the topic's value schema (subject <topic>-value) before producing to it."),
+        )
+    });
+    let schema_problem = |why: String| {
+        FdwError::new(ErrorKind::ObjectNotInPrerequisiteState, format!("cannot produce with the latest schema of subject \"{subject}\""))
+            .with_detail(why)
+    };
+    let id = latest.id.ok_or_else(|| schema_problem("The registry's answer gives no schema id.".to_string())).or_raise();
+    let encoder = match (definition.table.format, latest.schema_type.as_str()) {
+        (Format::Avro, "AVRO") => {
+            AvroSchema::parse(&latest.schema).and_then(|schema| AvroEncoder::new(schema, Some(id))).map(RecordEncoder::Avro)
+        }
+        (Format::Protobuf, "PROTOBUF") => {
+            let references = registry::referenced_schemas(&settings, &latest).or_raise();
+            references
+                .and_then(|references| ProtobufSchema::compile(&latest.schema, &references))
+                .and_then(|schema| ProtobufEncoder::new(&schema, id, definition.table.protobuf_message.as_deref()))
+                .map(RecordEncoder::Protobuf)
+        }
+        (format, other) => Err(format!("It is a {other} schema, but the table's format is '{}'.", format.name())),
+    };
+    encoder.map_err(schema_problem).or_raise()
 }
 
 /// How to ask a server's Schema Registry as the current user, and that user's mapping.

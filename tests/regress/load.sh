@@ -162,3 +162,13 @@ create_topic regress_protobuf 2
 produce_protobuf regress_protobuf shop.Order --partition 0 <"$REGRESS_DIR/data/protobuf_orders.jsonl"
 echo '{"who": "auditor"}' | produce_protobuf regress_protobuf shop.Audit --partition 1
 create_topic regress_protobuf_junk 1
+
+# Producing Avro and Protobuf (avro.sql, protobuf.sql): empty topics for INSERT and
+# COPY, whose value subjects hold the schemas they write with (registered by kafka-tool
+# producing nothing).
+create_topic regress_avro_out 2
+"$KAFKA_TOOL" produce-avro --brokers "$TANSU_BROKERS" --topic regress_avro_out \
+    --schema-file "$REGRESS_DIR/data/avro_event_v1.avsc" --registry "$KAFKA_REGISTRY_URL" </dev/null >/dev/null
+create_topic regress_avro_bare_out 1
+create_topic regress_protobuf_out 1
+produce_protobuf regress_protobuf_out shop.Order </dev/null

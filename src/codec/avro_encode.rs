@@ -1,0 +1,611 @@
+//! Writing Avro messages: a row's columns become a record of the writer schema (the
+//! subject's latest, or the table's `avro_schema`), framed with the schema's registry id
+//! when it has one.
+//!
+//! Columns go to fields as the scan reads them back: by name, or by a path into nested
+//! records (`field 'a.b'`); a lone json/jsonb column is the whole record. A field no
+//! column writes takes its schema default, or null if it is nullable; otherwise the row
+//! is refused. Values are converted by the field's type, never silently changed: a
+//! number out of range, a text that is no symbol of an enum, a NULL for a field that is
+//! not nullable, a decimal with more digits than its precision are errors naming the
+//! column. Decimals round to the schema's scale, times and timestamps truncate to the
+//! type's unit (as PostgreSQL's own typmods do).
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::str::FromStr;
+
+use apache_avro::schema::{DecimalSchema, InnerDecimalSchema, RecordField, RecordSchema, Schema, UuidSchema};
+use apache_avro::types::Value;
+use apache_avro::writer::datum::GenericDatumWriter;
+use apache_avro::Decimal;
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
+use num_bigint::BigInt;
+use serde_json::Value as Json;
+
+use super::avro::AvroSchema;
+use super::encode::{Cell, ColumnValue};
+use super::json::JsonPath;
+use super::wire::frame_header;
+
+/// Encodes rows as records of one writer schema.
+pub struct AvroEncoder {
+    schema: Rc<AvroSchema>,
+    writer: GenericDatumWriter<'static>,
+    /// The registry id messages are framed with; `None` for bare datums.
+    id: Option<u32>,
+}
+
+impl AvroEncoder {
+    pub fn new(schema: Rc<AvroSchema>, id: Option<u32>) -> Result<Self, String> {
+        if !matches!(schema.resolve(schema.root()), Schema::Record(_)) {
+            return Err("the Avro schema is not a record".to_string());
+        }
+        let writer = GenericDatumWriter::builder(schema.root()).build().map_err(|e| format!("invalid Avro schema: {e}"))?;
+        Ok(AvroEncoder { schema, writer, id })
+    }
+
+    /// Encodes a row into `out` (cleared first); the error names the column or field.
+    pub fn encode(&self, columns: &[ColumnValue<'_>], out: &mut Vec<u8>) -> Result<(), String> {
+        let root = self.schema.resolve(self.schema.root());
+        let value = match columns {
+            [ColumnValue { path: JsonPath::Whole, cell, name }] => {
+                self.value(root, cell).map_err(|why| format!("column \"{name}\": {why}"))?
+            }
+            _ => {
+                let Schema::Record(record) = root else { unreachable!("checked by new") };
+                let routed = columns
+                    .iter()
+                    .map(|column| match column.path {
+                        JsonPath::Keys(keys) => Ok((keys.as_slice(), column)),
+                        JsonPath::Whole => Err(format!("column \"{}\" is the whole record, but the row has other columns", column.name)),
+                    })
+                    .collect::<Result<Vec<_>, String>>()?;
+                self.record(record, &routed)?
+            }
+        };
+        out.clear();
+        if let Some(id) = self.id {
+            out.extend_from_slice(&frame_header(id));
+        }
+        // The value was built from the schema, so a validation failure is a bug here.
+        self.writer.write_value(out, value).map_err(|e| format!("could not encode the Avro record: {e}"))?;
+        Ok(())
+    }
+
+    /// A record from the columns whose remaining paths start at its fields.
+    fn record(&self, record: &RecordSchema, columns: &[(&[String], &ColumnValue<'_>)]) -> Result<Value, String> {
+        for (path, column) in columns {
+            if !record.lookup.contains_key(&path[0]) {
+                return Err(format!(
+                    "column \"{}\": the schema's record {} has no field \"{}\"",
+                    column.name, record.name.name(), path[0]
+                ));
+            }
+        }
+        let mut fields = Vec::with_capacity(record.fields.len());
+        for field in &record.fields {
+            let here: Vec<(&[String], &ColumnValue<'_>)> =
+                columns.iter().filter(|(path, _)| path[0] == field.name).map(|(path, column)| (&path[1..], *column)).collect();
+            let value = match here.as_slice() {
+                [] => self.unwritten(field)?,
+                [(rest, column)] if rest.is_empty() => {
+                    self.value(&field.schema, &column.cell).map_err(|why| format!("column \"{}\": {why}", column.name))?
+                }
+                nested if nested.iter().all(|(rest, _)| !rest.is_empty()) => self.nested(&field.schema, nested)?,
+                clash => {
+                    let names: Vec<String> = clash.iter().map(|(_, column)| format!("\"{}\"", column.name)).collect();
+                    return Err(format!("columns {} all write field \"{}\"", names.join(", "), field.name));
+                }
+            };
+            fields.push((field.name.clone(), value));
+        }
+        Ok(Value::Record(fields))
+    }
+
+    /// A record field (or a nullable one) that columns write into by paths.
+    fn nested(&self, schema: &Schema, columns: &[(&[String], &ColumnValue<'_>)]) -> Result<Value, String> {
+        match self.schema.resolve(schema) {
+            Schema::Record(record) => self.record(record, columns),
+            Schema::Union(union) => {
+                let branch = union.variants().iter().position(|v| matches!(self.schema.resolve(v), Schema::Record(_)));
+                match branch {
+                    Some(index) => Ok(Value::Union(index as u32, Box::new(self.nested(&union.variants()[index], columns)?))),
+                    None => Err(format!("column \"{}\": its path leads into a field that is not a record", columns[0].1.name)),
+                }
+            }
+            _ => Err(format!("column \"{}\": its path leads into a field that is not a record", columns[0].1.name)),
+        }
+    }
+
+    /// A field no column writes: its default, or null.
+    fn unwritten(&self, field: &RecordField) -> Result<Value, String> {
+        match &field.default {
+            Some(default) => self.default(&field.schema, default),
+            None => self
+                .value(&field.schema, &Cell::Null)
+                .map_err(|_| format!("no column writes field \"{}\", which has no default and is not nullable", field.name)),
+        }
+    }
+
+    /// A schema default: JSON, the first branch's for a union, bytes as latin-1 text.
+    fn default(&self, schema: &Schema, default: &Json) -> Result<Value, String> {
+        match (self.schema.resolve(schema), default) {
+            (Schema::Union(union), _) => {
+                let first = union.variants().first().ok_or("an empty union")?;
+                Ok(Value::Union(0, Box::new(self.default(first, default)?)))
+            }
+            (Schema::Bytes | Schema::Fixed(_), Json::String(text)) => {
+                let bytes: Vec<u8> = text.chars().map(|c| c as u32 as u8).collect();
+                self.value(schema, &Cell::Bytes(&bytes))
+            }
+            (_, default) => self.value(schema, &Cell::of_json(default)),
+        }
+    }
+
+    /// A value of `schema` from a cell; the error says why it does not fit.
+    fn value(&self, schema: &Schema, cell: &Cell<'_>) -> Result<Value, String> {
+        let schema = self.schema.resolve(schema);
+        let mismatch = || format!("{} does not fit Avro type {}", cell.describe(), type_name(schema));
+        let text = || cell.text().ok_or_else(mismatch);
+        Ok(match (schema, cell) {
+            (Schema::Union(union), Cell::Null) => {
+                let index = union.variants().iter().position(|v| matches!(v, Schema::Null)).ok_or_else(|| not_nullable(schema))?;
+                Value::Union(index as u32, Box::new(Value::Null))
+            }
+            (Schema::Union(union), _) => {
+                // The branches of the value's own kind first: a jsonb string "5" stays a
+                // string in ["long", "string"], a bigint 5 a long.
+                let branches = union.variants().iter().enumerate().filter(|(_, v)| !matches!(v, Schema::Null));
+                let (natural, others): (Vec<_>, Vec<_>) = branches.partition(|(_, v)| natural_for(self.schema.resolve(v), cell));
+                let mut last_error = mismatch();
+                for (index, variant) in natural.into_iter().chain(others) {
+                    match self.value(variant, cell) {
+                        Ok(value) => return Ok(Value::Union(index as u32, Box::new(value))),
+                        Err(why) => last_error = why,
+                    }
+                }
+                return Err(last_error);
+            }
+            (Schema::Null, Cell::Null) => Value::Null,
+            (Schema::Null, _) => return Err(mismatch()),
+            (_, Cell::Null) => return Err(not_nullable(schema)),
+            (Schema::Boolean, Cell::Bool(b)) => Value::Boolean(*b),
+            (Schema::Boolean, _) => match text()?.as_ref() {
+                "true" | "t" => Value::Boolean(true),
+                "false" | "f" => Value::Boolean(false),
+                _ => return Err(mismatch()),
+            },
+            (Schema::Int, _) => Value::Int(text()?.parse().map_err(|_| mismatch())?),
+            (Schema::Long, _) => Value::Long(text()?.parse().map_err(|_| mismatch())?),
+            (Schema::Float, _) => Value::Float(parse_float(&text()?).ok_or_else(mismatch)? as f32),
+            (Schema::Double, _) => Value::Double(parse_float(&text()?).ok_or_else(mismatch)?),
+            (Schema::String, _) => Value::String(text()?.into_owned()),
+            (Schema::Bytes, _) => Value::Bytes(bytes_of(cell).ok_or_else(mismatch)?),
+            (Schema::Fixed(fixed), _) => {
+                let bytes = bytes_of(cell).ok_or_else(mismatch)?;
+                if bytes.len() != fixed.size {
+                    return Err(format!("{} bytes do not fit Avro fixed {} of {} bytes", bytes.len(), fixed.name.name(), fixed.size));
+                }
+                Value::Fixed(fixed.size, bytes)
+            }
+            (Schema::Enum(enumeration), _) => {
+                let symbol = text()?;
+                let index = enumeration.symbols.iter().position(|s| *s == symbol).ok_or_else(|| {
+                    format!("\"{symbol}\" is not a symbol of Avro enum {} ({})", enumeration.name.name(), enumeration.symbols.join(", "))
+                })?;
+                Value::Enum(index as u32, symbol.into_owned())
+            }
+            (Schema::Uuid(kind), _) => {
+                let bytes = uuid_bytes(&text()?).ok_or_else(mismatch)?;
+                match kind {
+                    UuidSchema::String => Value::String(text()?.to_lowercase()),
+                    UuidSchema::Bytes => Value::Bytes(bytes.to_vec()),
+                    UuidSchema::Fixed(_) => Value::Fixed(16, bytes.to_vec()),
+                }
+            }
+            (Schema::Date, _) => Value::Date(days_of(cell).ok_or_else(mismatch)?),
+            (Schema::TimeMillis, _) => Value::TimeMillis((time_of(cell).ok_or_else(mismatch)? / 1000) as i32),
+            (Schema::TimeMicros, _) => Value::TimeMicros(time_of(cell).ok_or_else(mismatch)?),
+            (Schema::TimestampMillis, _) => Value::TimestampMillis(micros_of(cell).ok_or_else(mismatch)?.div_euclid(1000)),
+            (Schema::TimestampMicros, _) => Value::TimestampMicros(micros_of(cell).ok_or_else(mismatch)?),
+            (Schema::TimestampNanos, _) => Value::TimestampNanos(nanos(micros_of(cell).ok_or_else(mismatch)?).ok_or_else(mismatch)?),
+            (Schema::LocalTimestampMillis, _) => Value::LocalTimestampMillis(micros_of(cell).ok_or_else(mismatch)?.div_euclid(1000)),
+            (Schema::LocalTimestampMicros, _) => Value::LocalTimestampMicros(micros_of(cell).ok_or_else(mismatch)?),
+            (Schema::LocalTimestampNanos, _) => {
+                Value::LocalTimestampNanos(nanos(micros_of(cell).ok_or_else(mismatch)?).ok_or_else(mismatch)?)
+            }
+            (Schema::Decimal(decimal), _) => Value::Decimal(decimal_value(decimal, &text()?)?),
+            (Schema::Array(array), _) => match json_of(cell).ok_or_else(mismatch)?.as_ref() {
+                Json::Array(items) => Value::Array(
+                    items
+                        .iter()
+                        .enumerate()
+                        .map(|(i, item)| self.value(&array.items, &Cell::of_json(item)).map_err(|why| format!("item {}: {why}", i + 1)))
+                        .collect::<Result<_, _>>()?,
+                ),
+                _ => return Err(mismatch()),
+            },
+            (Schema::Map(map), _) => match json_of(cell).ok_or_else(mismatch)?.as_ref() {
+                Json::Object(entries) => Value::Map(
+                    entries
+                        .iter()
+                        .map(|(key, item)| Ok((key.clone(), self.value(&map.types, &Cell::of_json(item)).map_err(|why| format!("key \"{key}\": {why}"))?)))
+                        .collect::<Result<HashMap<_, _>, String>>()?,
+                ),
+                _ => return Err(mismatch()),
+            },
+            (Schema::Record(record), _) => match json_of(cell).ok_or_else(mismatch)?.as_ref() {
+                Json::Object(members) => {
+                    if let Some(unknown) = members.keys().find(|name| !record.lookup.contains_key(*name)) {
+                        return Err(format!("the schema's record {} has no field \"{unknown}\"", record.name.name()));
+                    }
+                    let fields = record
+                        .fields
+                        .iter()
+                        .map(|field| {
+                            let value = match members.get(&field.name) {
+                                Some(member) => self.value(&field.schema, &Cell::of_json(member)),
+                                None => self.unwritten(field),
+                            };
+                            Ok((field.name.clone(), value.map_err(|why| format!("field \"{}\": {why}", field.name))?))
+                        })
+                        .collect::<Result<Vec<_>, String>>()?;
+                    Value::Record(fields)
+                }
+                _ => return Err(mismatch()),
+            },
+            (Schema::BigDecimal | Schema::Duration(_) | Schema::Ref { .. }, _) => {
+                return Err(format!("writing Avro type {} is not supported", type_name(schema)))
+            }
+        })
+    }
+}
+
+/// Whether `schema` is the kind of type a cell is: what a union tries first.
+fn natural_for(schema: &Schema, cell: &Cell<'_>) -> bool {
+    match cell {
+        Cell::Null => matches!(schema, Schema::Null),
+        Cell::Number(_) => matches!(schema, Schema::Int | Schema::Long | Schema::Float | Schema::Double | Schema::Decimal(_)),
+        Cell::Text(_) => matches!(schema, Schema::String | Schema::Enum(_) | Schema::Uuid(_)),
+        Cell::Bool(_) => matches!(schema, Schema::Boolean),
+        Cell::Bytes(_) => matches!(schema, Schema::Bytes | Schema::Fixed(_)),
+        Cell::Timestamp(_) => matches!(
+            schema,
+            Schema::TimestampMillis
+                | Schema::TimestampMicros
+                | Schema::TimestampNanos
+                | Schema::LocalTimestampMillis
+                | Schema::LocalTimestampMicros
+                | Schema::LocalTimestampNanos
+        ),
+        Cell::Date(_) => matches!(schema, Schema::Date),
+        Cell::Time(_) => matches!(schema, Schema::TimeMillis | Schema::TimeMicros),
+        Cell::Json(Json::Array(_)) => matches!(schema, Schema::Array(_)),
+        Cell::Json(Json::Object(_)) => matches!(schema, Schema::Record(_) | Schema::Map(_)),
+        Cell::Json(json) => natural_for(schema, &Cell::of_json(json)),
+    }
+}
+
+fn not_nullable(schema: &Schema) -> String {
+    format!("NULL does not fit Avro type {}, which is not nullable", type_name(schema))
+}
+
+fn type_name(schema: &Schema) -> String {
+    match schema {
+        Schema::Record(record) => format!("record {}", record.name.name()),
+        Schema::Enum(enumeration) => format!("enum {}", enumeration.name.name()),
+        Schema::Fixed(fixed) => format!("fixed {}", fixed.name.name()),
+        Schema::Union(union) => {
+            let names: Vec<String> = union.variants().iter().map(type_name).collect();
+            format!("[{}]", names.join(", "))
+        }
+        Schema::Decimal(decimal) => format!("decimal({}, {})", decimal.precision, decimal.scale),
+        other => serde_json::to_value(other)
+            .ok()
+            .map(|json| match json {
+                Json::String(name) => name,
+                Json::Object(object) => object
+                    .get("logicalType")
+                    .or_else(|| object.get("type"))
+                    .and_then(Json::as_str)
+                    .unwrap_or("?")
+                    .to_string(),
+                _ => "?".to_string(),
+            })
+            .unwrap_or_else(|| "?".to_string()),
+    }
+}
+
+/// PostgreSQL's float texts, including NaN and the infinities.
+fn parse_float(text: &str) -> Option<f64> {
+    match text {
+        "NaN" => Some(f64::NAN),
+        "Infinity" => Some(f64::INFINITY),
+        "-Infinity" => Some(f64::NEG_INFINITY),
+        _ => text.parse().ok(),
+    }
+}
+
+/// Bytes from a bytea column, or a text's UTF-8 bytes.
+fn bytes_of(cell: &Cell<'_>) -> Option<Vec<u8>> {
+    match cell {
+        Cell::Bytes(bytes) => Some(bytes.to_vec()),
+        Cell::Text(text) => Some(text.as_bytes().to_vec()),
+        _ => None,
+    }
+}
+
+fn json_of<'c>(cell: &'c Cell<'_>) -> Option<Cow<'c, Json>> {
+    match cell {
+        Cell::Json(json) => Some(Cow::Borrowed(json)),
+        Cell::Text(text) => serde_json::from_str(text.as_ref()).ok().map(Cow::Owned),
+        _ => None,
+    }
+}
+
+fn uuid_bytes(text: &str) -> Option<[u8; 16]> {
+    let hex: Vec<u8> = text.bytes().filter(|b| *b != b'-').collect();
+    if hex.len() != 32 || text.len() != 36 {
+        return None;
+    }
+    let mut bytes = [0u8; 16];
+    for (i, pair) in hex.chunks(2).enumerate() {
+        bytes[i] = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+    }
+    Some(bytes)
+}
+
+const UNIX_EPOCH_FROM_CE: i32 = 719_163;
+
+fn days_of(cell: &Cell<'_>) -> Option<i32> {
+    match cell {
+        Cell::Date(days) => Some(*days),
+        Cell::Timestamp(micros) => i32::try_from(micros.div_euclid(86_400_000_000)).ok(),
+        Cell::Text(text) => {
+            use chrono::Datelike;
+            Some(NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?.num_days_from_ce() - UNIX_EPOCH_FROM_CE)
+        }
+        _ => None,
+    }
+}
+
+fn time_of(cell: &Cell<'_>) -> Option<i64> {
+    match cell {
+        Cell::Time(micros) => Some(*micros),
+        Cell::Text(text) => {
+            let time = NaiveTime::parse_from_str(text, "%H:%M:%S%.f").ok()?;
+            Some(i64::from(time.num_seconds_from_midnight()) * 1_000_000 + i64::from(time.nanosecond() / 1000))
+        }
+        _ => None,
+    }
+}
+
+/// Microseconds since the epoch from a timestamp, a date, or an ISO text (with an offset,
+/// or UTC without).
+fn micros_of(cell: &Cell<'_>) -> Option<i64> {
+    match cell {
+        Cell::Timestamp(micros) => Some(*micros),
+        Cell::Date(days) => Some(i64::from(*days) * 86_400_000_000),
+        Cell::Text(text) => {
+            let text = text.trim();
+            let parsed = DateTime::parse_from_rfc3339(text)
+                .ok()
+                .or_else(|| DateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f%#z").ok())
+                .map(|at| at.timestamp_micros());
+            parsed.or_else(|| {
+                ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"]
+                    .iter()
+                    .find_map(|format| NaiveDateTime::parse_from_str(text, format).ok())
+                    .map(|at| at.and_utc().timestamp_micros())
+            })
+        }
+        _ => None,
+    }
+}
+
+fn nanos(micros: i64) -> Option<i64> {
+    micros.checked_mul(1000)
+}
+
+/// The decimal of `text` at the schema's scale (rounded half away from zero, as
+/// PostgreSQL's numeric(p, s) does); more digits than the precision is an error.
+fn decimal_value(decimal: &DecimalSchema, text: &str) -> Result<Decimal, String> {
+    let unscaled = unscaled(text, decimal.scale).ok_or_else(|| format!("\"{text}\" is not a number for Avro decimal"))?;
+    let digits = unscaled.magnitude().to_string().len();
+    if digits > decimal.precision && unscaled != BigInt::from(0) {
+        return Err(format!(
+            "{text} does not fit Avro decimal({}, {}): more than {} digits",
+            decimal.precision, decimal.scale, decimal.precision
+        ));
+    }
+    let bytes = unscaled.to_signed_bytes_be();
+    if let InnerDecimalSchema::Fixed(fixed) = &decimal.inner {
+        if bytes.len() > fixed.size {
+            return Err(format!("{text} does not fit Avro decimal in fixed {} of {} bytes", fixed.name.name(), fixed.size));
+        }
+    }
+    Ok(Decimal::from(bytes))
+}
+
+/// `text` (digits, an optional fraction and exponent) times 10^scale, rounded half away
+/// from zero; `None` if it is not a finite number.
+fn unscaled(text: &str, scale: usize) -> Option<BigInt> {
+    let text = text.trim();
+    let (negative, unsigned) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text.strip_prefix('+').unwrap_or(text)),
+    };
+    let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
+        Some(at) => (&unsigned[..at], unsigned[at + 1..].parse::<i64>().ok()?),
+        None => (unsigned, 0),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if whole.is_empty() && fraction.is_empty() || !whole.bytes().chain(fraction.bytes()).all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // digits × 10^(exponent - fraction digits) × 10^scale
+    let digits = format!("{whole}{fraction}");
+    let shift = exponent.checked_sub(fraction.len() as i64)?.checked_add(scale as i64)?;
+    if shift.unsigned_abs() > 10_000 {
+        return None;
+    }
+    let mut value = BigInt::from_str(&digits).ok()?;
+    if shift >= 0 {
+        value *= BigInt::from(10).pow(shift as u32);
+    } else {
+        let divisor = BigInt::from(10).pow(shift.unsigned_abs() as u32);
+        let (quotient, remainder) = (&value / &divisor, &value % &divisor);
+        value = if remainder * 2 >= divisor { quotient + 1 } else { quotient };
+    }
+    Some(if negative { -value } else { value })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::avro::{AvroDecoder, WriterSchemas};
+
+    const SCHEMA: &str = r#"{"type": "record", "name": "Row", "fields": [
+        {"name": "id", "type": "long"},
+        {"name": "name", "type": ["null", "string"], "default": null},
+        {"name": "ok", "type": "boolean", "default": true},
+        {"name": "small", "type": "int"},
+        {"name": "ratio", "type": "double"},
+        {"name": "f", "type": "float"},
+        {"name": "blob", "type": "bytes"},
+        {"name": "hash", "type": {"type": "fixed", "name": "H", "size": 2}},
+        {"name": "color", "type": {"type": "enum", "name": "Color", "symbols": ["RED", "GREEN"]}},
+        {"name": "uid", "type": {"type": "string", "logicalType": "uuid"}},
+        {"name": "day", "type": {"type": "int", "logicalType": "date"}},
+        {"name": "at", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+        {"name": "local", "type": {"type": "long", "logicalType": "local-timestamp-micros"}},
+        {"name": "tm", "type": {"type": "int", "logicalType": "time-millis"}},
+        {"name": "price", "type": {"type": "bytes", "logicalType": "decimal", "precision": 6, "scale": 2}},
+        {"name": "tags", "type": {"type": "array", "items": "string"}},
+        {"name": "attrs", "type": {"type": "map", "values": "long"}},
+        {"name": "point", "type": ["null", {"type": "record", "name": "P", "fields": [{"name": "x", "type": "int"}, {"name": "y", "type": "int", "default": 7}]}]}
+    ]}"#;
+
+    fn keys(path: &str) -> JsonPath {
+        JsonPath::parse(path).unwrap()
+    }
+
+    fn text(s: &str) -> Cell<'_> {
+        Cell::Text(Cow::Borrowed(s))
+    }
+
+    fn encoder() -> AvroEncoder {
+        AvroEncoder::new(AvroSchema::parse(SCHEMA).unwrap(), Some(42)).unwrap()
+    }
+
+    fn encode(columns: Vec<(&str, Cell<'_>)>) -> Result<Vec<u8>, String> {
+        let paths: Vec<JsonPath> = columns.iter().map(|(name, _)| keys(name)).collect();
+        let row: Vec<ColumnValue<'_>> =
+            columns.into_iter().zip(&paths).map(|((name, cell), path)| ColumnValue { name, path, cell }).collect();
+        let mut out = Vec::new();
+        encoder().encode(&row, &mut out).map(|()| out)
+    }
+
+    fn full_row() -> Vec<(&'static str, Cell<'static>)> {
+        vec![
+            ("id", text("9007199254740993")),
+            ("small", text("-2147483648")),
+            ("ratio", text("-Infinity")),
+            ("f", text("1.5")),
+            ("blob", Cell::Bytes(b"\x00\xff")),
+            ("hash", Cell::Bytes(b"ab")),
+            ("color", text("GREEN")),
+            ("uid", text("0E8A1F5C-1111-2222-3333-444455556666")),
+            ("day", Cell::Date(-1)),
+            ("at", Cell::Timestamp(1_700_000_000_123_999)),
+            ("local", Cell::Timestamp(-1)),
+            ("tm", Cell::Time(3_723_004_999)),
+            ("price", text("-1234.565")),
+            ("tags", Cell::Json(serde_json::json!(["a", "b \"c\""]))),
+            ("attrs", Cell::Json(serde_json::json!({"k": 1}))),
+            ("point.x", text("3")),
+        ]
+    }
+
+    #[test]
+    fn rows_read_back_as_written() {
+        let payload = encode(full_row()).unwrap();
+        assert_eq!(&payload[..5], &[0, 0, 0, 0, 42]);
+        let given = AvroSchema::parse(SCHEMA).unwrap();
+        let mut decoder = AvroDecoder::new(WriterSchemas::Given(given));
+        let record = decoder.decode(&payload[5..]).unwrap();
+        let read = |path: &str| record.field(&keys(path), false).map(|t| String::from_utf8(t.into_owned()).unwrap());
+        assert_eq!(read("id").as_deref(), Some("9007199254740993"));
+        assert_eq!(read("name"), None, "nullable fields without a column are null");
+        assert_eq!(read("ok").as_deref(), Some("true"), "defaults");
+        assert_eq!(read("small").as_deref(), Some("-2147483648"));
+        assert_eq!(read("ratio").as_deref(), Some("-Infinity"));
+        assert_eq!(read("blob").as_deref(), Some("\\x00ff"));
+        assert_eq!(read("hash").as_deref(), Some("\\x6162"));
+        assert_eq!(read("color").as_deref(), Some("GREEN"));
+        assert_eq!(read("uid").as_deref(), Some("0e8a1f5c-1111-2222-3333-444455556666"));
+        assert_eq!(read("day").as_deref(), Some("1969-12-31"));
+        assert_eq!(read("at").as_deref(), Some("2023-11-14 22:13:20.123000+00"), "milliseconds truncate");
+        assert_eq!(read("local").as_deref(), Some("1969-12-31 23:59:59.999999"));
+        assert_eq!(read("tm").as_deref(), Some("01:02:03.004000"));
+        assert_eq!(read("price").as_deref(), Some("-1234.57"), "rounded half away from zero");
+        assert_eq!(read("tags").as_deref(), Some("{\"a\",\"b \\\"c\\\"\"}"));
+        assert_eq!(read("attrs").as_deref(), Some("{\"k\":1}"));
+        assert_eq!(read("point.x").as_deref(), Some("3"));
+        assert_eq!(read("point.y").as_deref(), Some("7"), "nested defaults");
+    }
+
+    #[test]
+    fn values_that_do_not_fit_are_errors_naming_the_column() {
+        let with = |name: &str, cell: Cell<'static>| {
+            let mut row = full_row();
+            row.retain(|(n, _)| *n != name);
+            row.push((Box::leak(name.to_string().into_boxed_str()), cell));
+            encode(row).unwrap_err()
+        };
+        assert_eq!(with("small", text("2147483648")), "column \"small\": \"2147483648\" does not fit Avro type int");
+        assert_eq!(with("id", Cell::Null), "column \"id\": NULL does not fit Avro type long, which is not nullable");
+        assert_eq!(with("color", text("BLUE")), "column \"color\": \"BLUE\" is not a symbol of Avro enum Color (RED, GREEN)");
+        assert_eq!(with("hash", Cell::Bytes(b"abc")), "column \"hash\": 3 bytes do not fit Avro fixed H of 2 bytes");
+        assert_eq!(with("price", text("12345.6")), "column \"price\": 12345.6 does not fit Avro decimal(6, 2): more than 6 digits");
+        assert_eq!(with("uid", text("nope")), "column \"uid\": \"nope\" does not fit Avro type uuid");
+        assert_eq!(
+            with("tags", Cell::Json(serde_json::json!(["a", null]))),
+            "column \"tags\": item 2: NULL does not fit Avro type string, which is not nullable"
+        );
+        assert!(with("nope", text("1")).contains("has no field \"nope\""));
+        let mut row = full_row();
+        row.retain(|(n, _)| *n != "small");
+        assert_eq!(encode(row).unwrap_err(), "no column writes field \"small\", which has no default and is not nullable");
+    }
+
+    #[test]
+    fn a_lone_json_column_is_the_whole_record() {
+        let schema = AvroSchema::parse(r#"{"type":"record","name":"R","fields":[{"name":"a","type":"int"},{"name":"b","type":["null","string"],"default":null}]}"#).unwrap();
+        let encoder = AvroEncoder::new(schema.clone(), None).unwrap();
+        let whole = JsonPath::Whole;
+        let mut out = Vec::new();
+        let row = [ColumnValue { name: "doc", path: &whole, cell: Cell::Json(serde_json::json!({"a": 5})) }];
+        encoder.encode(&row, &mut out).unwrap();
+        let mut decoder = AvroDecoder::new(WriterSchemas::Given(schema));
+        let record = decoder.decode(&out).unwrap();
+        assert_eq!(record.field(&whole, true).unwrap().as_ref(), br#"{"a":5,"b":null}"#);
+        let row = [ColumnValue { name: "doc", path: &whole, cell: Cell::Json(serde_json::json!({"a": 5, "c": 1})) }];
+        assert_eq!(encoder.encode(&row, &mut out).unwrap_err(), "column \"doc\": the schema's record R has no field \"c\"");
+    }
+
+    #[test]
+    fn decimals_scale_and_round_like_numeric() {
+        assert_eq!(unscaled("1.005", 2), Some(BigInt::from(101)));
+        assert_eq!(unscaled("-1.005", 2), Some(BigInt::from(-101)));
+        assert_eq!(unscaled("1.004", 2), Some(BigInt::from(100)));
+        assert_eq!(unscaled("12", 3), Some(BigInt::from(12000)));
+        assert_eq!(unscaled("1.5e2", 0), Some(BigInt::from(150)));
+        assert_eq!(unscaled("0.000", 1), Some(BigInt::from(0)));
+        assert_eq!(unscaled("NaN", 2), None);
+        assert_eq!(unscaled("1e99999", 2), None);
+        assert_eq!(unscaled(".", 2), None);
+    }
+}

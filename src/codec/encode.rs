@@ -1,0 +1,103 @@
+//! What the encoders of typed formats (Avro, Protobuf) share: a row's columns as cells,
+//! and the encoder of a table's format. The glue hands over what needs no parsing
+//! (booleans, bytes, dates and times as numbers, JSON) and the output function's text
+//! for the rest, so that nothing depends on the session's DateStyle or TimeZone.
+
+use std::borrow::Cow;
+
+use serde_json::Value as Json;
+
+use super::avro_encode::AvroEncoder;
+use super::json::JsonPath;
+use super::protobuf_encode::ProtobufEncoder;
+use super::text::{date_text, time_text, timestamp_text};
+
+/// Encodes rows as records of the table's writer schema.
+pub enum RecordEncoder {
+    Avro(AvroEncoder),
+    Protobuf(ProtobufEncoder),
+}
+
+impl RecordEncoder {
+    /// Encodes a row into `out` (cleared first); the error names the column or field.
+    pub fn encode(&self, columns: &[ColumnValue<'_>], out: &mut Vec<u8>) -> Result<(), String> {
+        match self {
+            RecordEncoder::Avro(encoder) => encoder.encode(columns, out),
+            RecordEncoder::Protobuf(encoder) => encoder.encode(columns, out),
+        }
+    }
+}
+
+/// One column of a row to encode: where it goes (a field's name or path, or the whole
+/// record) and its value.
+pub struct ColumnValue<'a> {
+    pub name: &'a str,
+    pub path: &'a JsonPath,
+    pub cell: Cell<'a>,
+}
+
+/// A column's value.
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell<'a> {
+    Null,
+    /// The output function's text of a number (integers, floats, numeric).
+    Number(Cow<'a, str>),
+    /// The output function's text of anything else: strings, uuid, …
+    Text(Cow<'a, str>),
+    Bool(bool),
+    Bytes(&'a [u8]),
+    /// Microseconds since 1970-01-01 00:00 (UTC for timestamptz, wall clock for timestamp).
+    Timestamp(i64),
+    /// Days since 1970-01-01.
+    Date(i32),
+    /// Microseconds since midnight.
+    Time(i64),
+    /// json and jsonb values, and arrays (as `array_to_json` gives them).
+    Json(Json),
+}
+
+impl<'a> Cell<'a> {
+    /// A value inside a JSON column, as a cell of its own.
+    pub fn of_json(json: &'a Json) -> Cell<'a> {
+        match json {
+            Json::Null => Cell::Null,
+            Json::Bool(b) => Cell::Bool(*b),
+            Json::Number(n) => Cell::Number(Cow::Owned(n.to_string())),
+            Json::String(s) => Cell::Text(Cow::Borrowed(s)),
+            other => Cell::Json(other.clone()),
+        }
+    }
+
+    /// The value as text, as PostgreSQL would print it (timestamps in UTC, ISO style);
+    /// `None` for bytes that are not UTF-8 and for NULL.
+    pub fn text(&self) -> Option<Cow<'_, str>> {
+        Some(match self {
+            Cell::Null => return None,
+            Cell::Text(text) | Cell::Number(text) => Cow::Borrowed(text.as_ref()),
+            Cell::Bool(b) => Cow::Borrowed(if *b { "true" } else { "false" }),
+            Cell::Bytes(bytes) => Cow::Borrowed(std::str::from_utf8(bytes).ok()?),
+            Cell::Timestamp(micros) => Cow::Owned(timestamp_text(*micros, true)),
+            Cell::Date(days) => Cow::Owned(date_text(*days)),
+            Cell::Time(micros) => Cow::Owned(time_text(*micros)),
+            Cell::Json(Json::String(text)) => Cow::Borrowed(text.as_str()),
+            Cell::Json(json) => Cow::Owned(json.to_string()),
+        })
+    }
+
+    /// What the value is, for error messages.
+    pub fn describe(&self) -> String {
+        match self {
+            Cell::Null => "NULL".to_string(),
+            Cell::Bytes(bytes) => format!("{} bytes", bytes.len()),
+            other => {
+                let text = other.text().unwrap_or_default();
+                let mut shown: String = text.chars().take(60).collect();
+                if shown.len() < text.len() {
+                    shown.push('…');
+                }
+                format!("\"{shown}\"")
+            }
+        }
+    }
+}
