@@ -597,6 +597,25 @@ mod tests {
     }
 
     #[test]
+    fn unions_take_the_branch_of_the_values_kind_first() {
+        let schema = AvroSchema::parse(r#"{"type":"record","name":"U","fields":[{"name":"c","type":["null","long","string"]}]}"#).unwrap();
+        let encoder = AvroEncoder::new(schema.clone(), None).unwrap();
+        let path = keys("c");
+        let mut decoder = AvroDecoder::new(WriterSchemas::Given(schema));
+        let mut branch = |cell: Cell<'_>| {
+            let mut out = Vec::new();
+            encoder.encode(&[ColumnValue { name: "c", path: &path, cell }], &mut out).unwrap();
+            let record = decoder.decode(&out).unwrap();
+            record.field(&path, true).map(|t| String::from_utf8(t.into_owned()).unwrap())
+        };
+        assert_eq!(branch(Cell::Json(serde_json::json!("5"))).as_deref(), Some("\"5\""), "a JSON string stays a string");
+        assert_eq!(branch(Cell::Json(serde_json::json!(5))).as_deref(), Some("5"));
+        assert_eq!(branch(Cell::Number("5".into())).as_deref(), Some("5"), "a number column writes the long");
+        assert_eq!(branch(text("5")).as_deref(), Some("\"5\""), "a text column writes the string");
+        assert_eq!(branch(Cell::Null), None);
+    }
+
+    #[test]
     fn decimals_scale_and_round_like_numeric() {
         assert_eq!(unscaled("1.005", 2), Some(BigInt::from(101)));
         assert_eq!(unscaled("-1.005", 2), Some(BigInt::from(-101)));

@@ -391,7 +391,8 @@ unsafe fn encode_record<'a>(
         })
         .collect();
     encoder.encode(&columns, buffer).unwrap_or_else(|why| {
-        raise(FdwError::new(ErrorKind::InvalidTextRepresentation, format!("could not encode the row as {}: {why}", format.name())))
+        let record = if format == Format::Avro { "an Avro record" } else { "a Protobuf message" };
+        raise(FdwError::new(ErrorKind::InvalidTextRepresentation, format!("could not encode the row as {record}: {why}")))
     });
     buffer.as_slice()
 }
