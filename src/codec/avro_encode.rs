@@ -25,7 +25,7 @@ use num_bigint::BigInt;
 use serde_json::Value as Json;
 
 use super::avro::AvroSchema;
-use super::encode::{Cell, ColumnValue};
+use super::encode::{derived_field_name, derived_record_name, Cell, ColumnValue, DerivedField, SqlType};
 use super::json::JsonPath;
 use super::wire::frame_header;
 
@@ -285,6 +285,48 @@ fn natural_for(schema: &Schema, cell: &Cell<'_>) -> bool {
         Cell::Json(Json::Array(_)) => matches!(schema, Schema::Array(_)),
         Cell::Json(Json::Object(_)) => matches!(schema, Schema::Record(_) | Schema::Map(_)),
         Cell::Json(json) => natural_for(schema, &Cell::of_json(json)),
+    }
+}
+
+/// The Avro schema (JSON text) of a record with a field per column, as INSERT registers
+/// it under `auto_register`: each column's type as the codec reads it back (numeric with
+/// a typmod as decimal, without as string; json as string), nullable unless NOT NULL.
+pub fn derived_schema(topic: &str, fields: &[DerivedField<'_>]) -> Result<String, String> {
+    let fields = fields
+        .iter()
+        .map(|field| {
+            let name = derived_field_name(field)?;
+            let avro_type = derived_type(&field.sql_type);
+            Ok(if field.not_null {
+                serde_json::json!({ "name": name, "type": avro_type })
+            } else {
+                serde_json::json!({ "name": name, "type": ["null", avro_type], "default": null })
+            })
+        })
+        .collect::<Result<Vec<Json>, String>>()?;
+    Ok(serde_json::json!({ "type": "record", "name": derived_record_name(topic), "fields": fields }).to_string())
+}
+
+fn derived_type(sql_type: &SqlType) -> Json {
+    use serde_json::json;
+    let logical = |base: &str, logical: &str| json!({ "type": base, "logicalType": logical });
+    match sql_type {
+        SqlType::Boolean => json!("boolean"),
+        SqlType::SmallInt | SqlType::Integer => json!("int"),
+        SqlType::BigInt => json!("long"),
+        SqlType::Real => json!("float"),
+        SqlType::Double => json!("double"),
+        SqlType::Numeric(Some((precision, scale))) => {
+            json!({ "type": "bytes", "logicalType": "decimal", "precision": precision, "scale": scale })
+        }
+        SqlType::Bytea => json!("bytes"),
+        SqlType::Date => logical("int", "date"),
+        SqlType::Time => logical("long", "time-micros"),
+        SqlType::Timestamp => logical("long", "local-timestamp-micros"),
+        SqlType::TimestampTz => logical("long", "timestamp-micros"),
+        SqlType::Uuid => logical("string", "uuid"),
+        SqlType::Array(items) => json!({ "type": "array", "items": ["null", derived_type(items)] }),
+        SqlType::Numeric(None) | SqlType::Json | SqlType::Text => json!("string"),
     }
 }
 
@@ -613,6 +655,51 @@ mod tests {
         assert_eq!(branch(Cell::Number("5".into())).as_deref(), Some("5"), "a number column writes the long");
         assert_eq!(branch(text("5")).as_deref(), Some("\"5\""), "a text column writes the string");
         assert_eq!(branch(Cell::Null), None);
+    }
+
+    #[test]
+    fn derived_schemas_read_back_into_their_columns() {
+        let paths: Vec<JsonPath> = ["id", "price", "at", "tags", "doc"].iter().map(|k| keys(k)).collect();
+        let types = [
+            SqlType::BigInt,
+            SqlType::Numeric(Some((10, 2))),
+            SqlType::TimestampTz,
+            SqlType::Array(Box::new(SqlType::Text)),
+            SqlType::Json,
+        ];
+        let fields: Vec<DerivedField<'_>> = paths
+            .iter()
+            .zip(types)
+            .enumerate()
+            .map(|(i, (path, sql_type))| DerivedField { name: "c", path, sql_type, not_null: i == 0 })
+            .collect();
+        let text = derived_schema("my-topic.v1", &fields).unwrap();
+        let schema = AvroSchema::parse(&text).unwrap();
+        assert_eq!(
+            schema.columns().unwrap(),
+            [
+                ("id", "bigint"),
+                ("price", "numeric(10, 2)"),
+                ("at", "timestamp with time zone"),
+                ("tags", "text[]"),
+                ("doc", "text"),
+            ]
+            .map(|(n, t)| (n.to_string(), t.to_string()))
+        );
+        assert!(text.contains(r#""name":"my_topic_v1""#), "{text}");
+        let encoder = AvroEncoder::new(schema, Some(1)).unwrap();
+        let row: Vec<ColumnValue<'_>> = vec![
+            ColumnValue { name: "id", path: &paths[0], cell: Cell::Number("1".into()) },
+            ColumnValue { name: "price", path: &paths[1], cell: Cell::Number("2.5".into()) },
+            ColumnValue { name: "at", path: &paths[2], cell: Cell::Null },
+            ColumnValue { name: "tags", path: &paths[3], cell: Cell::Json(serde_json::json!(["a", null])) },
+            ColumnValue { name: "doc", path: &paths[4], cell: Cell::Json(serde_json::json!({"k": [1]})) },
+        ];
+        encoder.encode(&row, &mut Vec::new()).unwrap();
+        let nested = [DerivedField { name: "p", path: &keys("a.b"), sql_type: SqlType::Text, not_null: false }];
+        assert!(derived_schema("t", &nested).unwrap_err().contains("nested field"));
+        let odd = [DerivedField { name: "my col", path: &keys("my col"), sql_type: SqlType::Text, not_null: false }];
+        assert!(derived_schema("t", &odd).unwrap_err().contains("not a valid field name"));
     }
 
     #[test]

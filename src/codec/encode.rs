@@ -36,6 +36,63 @@ pub struct ColumnValue<'a> {
     pub cell: Cell<'a>,
 }
 
+/// A column's PostgreSQL type, as far as a schema derived from the table's columns
+/// (`auto_register`) tells types apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SqlType {
+    Boolean,
+    SmallInt,
+    Integer,
+    BigInt,
+    Real,
+    Double,
+    /// With its precision and scale, if the column has them.
+    Numeric(Option<(u32, u32)>),
+    Bytea,
+    Date,
+    Time,
+    Timestamp,
+    TimestampTz,
+    Uuid,
+    Json,
+    Array(Box<SqlType>),
+    /// Text, and every type written as its text.
+    Text,
+}
+
+/// A data column a derived schema has a field for.
+pub struct DerivedField<'a> {
+    pub name: &'a str,
+    pub path: &'a JsonPath,
+    pub sql_type: SqlType,
+    pub not_null: bool,
+}
+
+/// The name a derived field gets: the column's (or its `field` option's) one key, which
+/// must be a valid Avro and Protobuf name.
+pub fn derived_field_name<'a>(field: &DerivedField<'a>) -> Result<&'a str, String> {
+    let name = match field.path {
+        JsonPath::Keys(keys) if keys.len() == 1 => keys[0].as_str(),
+        _ => return Err(format!("column \"{}\" reads a nested field or the whole record: a schema cannot be derived for it", field.name)),
+    };
+    let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid {
+        return Err(format!("\"{name}\" is not a valid field name for a schema (letters, digits and _, not starting with a digit)"));
+    }
+    Ok(name)
+}
+
+/// A topic's name as a record or message name: letters, digits and _.
+pub fn derived_record_name(topic: &str) -> String {
+    let name: String = topic.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+    if name.starts_with(|c: char| c.is_ascii_digit()) {
+        format!("_{name}")
+    } else {
+        name
+    }
+}
+
 /// A column's value.
 
 #[derive(Debug, Clone, PartialEq)]

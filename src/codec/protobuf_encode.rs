@@ -16,7 +16,7 @@ use prost_reflect::prost::Message;
 use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MessageDescriptor};
 use serde_json::{Map, Value as Json};
 
-use super::encode::{Cell, ColumnValue};
+use super::encode::{derived_field_name, derived_record_name, Cell, ColumnValue, DerivedField, SqlType};
 use super::json::JsonPath;
 use super::protobuf::ProtobufSchema;
 use super::text::timestamp_text;
@@ -104,6 +104,41 @@ impl ProtobufEncoder {
                 .map(|error| format!("column \"{}\": {error}", column.name))
         })
     }
+}
+
+/// The `.proto` text (proto3) of a message with a field per column, as INSERT registers
+/// it under `auto_register`: scalars `optional` (so NULL stays NULL), timestamptz as
+/// `google.protobuf.Timestamp`, arrays `repeated`, numeric, dates, times, timestamps,
+/// uuid and json as strings.
+pub fn derived_schema(topic: &str, fields: &[DerivedField<'_>]) -> Result<String, String> {
+    let mut lines = Vec::with_capacity(fields.len());
+    let mut imports_timestamp = false;
+    for (number, field) in fields.iter().enumerate() {
+        let name = derived_field_name(field)?;
+        let (repeated, scalar) = match &field.sql_type {
+            SqlType::Array(items) => (true, &**items),
+            scalar => (false, scalar),
+        };
+        let proto_type = match scalar {
+            SqlType::Boolean => "bool",
+            SqlType::SmallInt | SqlType::Integer => "int32",
+            SqlType::BigInt => "int64",
+            SqlType::Real => "float",
+            SqlType::Double => "double",
+            SqlType::Bytea => "bytes",
+            SqlType::TimestampTz => "google.protobuf.Timestamp",
+            SqlType::Array(_) => return Err(format!("column \"{}\" is an array of arrays: Protobuf has no such field", field.name)),
+            SqlType::Numeric(_) | SqlType::Date | SqlType::Time | SqlType::Timestamp | SqlType::Uuid | SqlType::Json | SqlType::Text => {
+                "string"
+            }
+        };
+        imports_timestamp |= *scalar == SqlType::TimestampTz;
+        // Messages have presence already; lists have none to give.
+        let label = if repeated { "repeated " } else if *scalar == SqlType::TimestampTz { "" } else { "optional " };
+        lines.push(format!("  {label}{proto_type} {name} = {};", number + 1));
+    }
+    let import = if imports_timestamp { "import \"google/protobuf/timestamp.proto\";\n\n" } else { "" };
+    Ok(format!("syntax = \"proto3\";\n\n{import}message {} {{\n{}\n}}\n", derived_record_name(topic), lines.join("\n")))
 }
 
 fn field_of(message: &MessageDescriptor, name: &str) -> Result<FieldDescriptor, String> {
@@ -242,6 +277,30 @@ mod tests {
         let status = ProtobufEncoder::new(&schema, 7, Some("shop.Order.Status"));
         assert_eq!(status.err().unwrap(), "the schema has no message type shop.Order.Status");
         assert!(ProtobufEncoder::new(&schema, 7, Some("shop.Nope")).is_err());
+    }
+
+    #[test]
+    fn derived_schemas_compile_and_keep_nulls() {
+        let paths: Vec<JsonPath> = ["id", "at", "tags", "note"].iter().map(|k| JsonPath::parse(k).unwrap()).collect();
+        let types = [SqlType::BigInt, SqlType::TimestampTz, SqlType::Array(Box::new(SqlType::Integer)), SqlType::Text];
+        let fields: Vec<DerivedField<'_>> =
+            paths.iter().zip(types).map(|(path, sql_type)| DerivedField { name: "c", path, sql_type, not_null: false }).collect();
+        let proto = derived_schema("orders", &fields).unwrap();
+        let schema = ProtobufSchema::compile(&proto, &[]).unwrap();
+        let columns = schema.columns().unwrap();
+        assert_eq!(
+            columns,
+            [("id", "bigint"), ("at", "timestamp with time zone"), ("tags", "integer[]"), ("note", "text")].map(|(n, t)| (n.to_string(), t.to_string()))
+        );
+        let encoder = ProtobufEncoder::new(&schema, 3, None).unwrap();
+        let row = vec![
+            ColumnValue { name: "id", path: &paths[0], cell: Cell::Null },
+            ColumnValue { name: "at", path: &paths[1], cell: Cell::Timestamp(0) },
+            ColumnValue { name: "tags", path: &paths[2], cell: Cell::Json(serde_json::json!([1, 2])) },
+            ColumnValue { name: "note", path: &paths[3], cell: text("n") },
+        ];
+        let mut out = Vec::new();
+        encoder.encode(&row, &mut out).unwrap();
     }
 
     #[test]

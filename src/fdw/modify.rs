@@ -16,7 +16,7 @@ use crate::codec::csv;
 use crate::codec::json::{self, JsonField, JsonPath};
 use crate::pg::clients::{self, TableProducer};
 use crate::kafka::{Outgoing, Sender};
-use crate::codec::encode::{Cell, ColumnValue, RecordEncoder};
+use crate::codec::encode::{Cell, ColumnValue, DerivedField, RecordEncoder, SqlType};
 use crate::codec::{ColumnType, Format};
 use crate::options::layout::ColumnSource;
 use crate::options::{MetaColumn, TableOptions};
@@ -103,8 +103,6 @@ unsafe fn begin(rinfo: *mut pg_sys::ResultRelInfo) {
     unsafe {
         let relation = (*rinfo).ri_RelationDesc;
         let definition = catalog::foreign_table(relation);
-        // Asked before any message goes out: a missing subject or schema fails the statement first.
-        let record_encoder = definition.table.format.has_schema().then(|| clients::record_encoder(&definition));
         let tupdesc = (*relation).rd_att;
         let attrs = (*tupdesc).attrs.as_slice((*tupdesc).natts as usize);
         let mut state_fields = Vec::new();
@@ -138,6 +136,22 @@ unsafe fn begin(rinfo: *mut pg_sys::ResultRelInfo) {
                 ColumnSource::Meta(MetaColumn::Junk | MetaColumn::JunkError, _) | ColumnSource::Dropped => {}
             }
         }
+        // Asked before any message goes out: a missing subject or schema fails the statement first.
+        let record_encoder = definition.table.format.has_schema().then(|| {
+            let derived: Vec<DerivedField<'_>> = state_fields
+                .iter()
+                .map(|field| {
+                    let attr = &attrs[field.attribute];
+                    DerivedField {
+                        name: &field.name,
+                        path: &field.json_path,
+                        sql_type: sql_type(attr.atttypid, attr.atttypmod),
+                        not_null: attr.attnotnull,
+                    }
+                })
+                .collect();
+            clients::record_encoder(&definition, &derived)
+        });
         let (settings, producer) = clients::table_producer(&definition);
         let state = ModifyState {
             transactional: matches!(producer, TableProducer::Transactional(_)),
@@ -180,6 +194,40 @@ unsafe fn cell_kind(type_oid: pg_sys::Oid) -> CellKind {
         // SAFETY: the caller keeps the contract above.
         _ if unsafe { pg_sys::get_element_type(type_oid) } != pg_sys::InvalidOid => CellKind::Array,
         _ => CellKind::Text,
+    }
+}
+
+/// A column's type for a derived schema.
+///
+/// # Safety
+/// A catalog lookup: inside a transaction.
+unsafe fn sql_type(type_oid: pg_sys::Oid, typmod: i32) -> SqlType {
+    match type_oid {
+        pg_sys::BOOLOID => SqlType::Boolean,
+        pg_sys::INT2OID => SqlType::SmallInt,
+        pg_sys::INT4OID => SqlType::Integer,
+        pg_sys::INT8OID => SqlType::BigInt,
+        pg_sys::FLOAT4OID => SqlType::Real,
+        pg_sys::FLOAT8OID => SqlType::Double,
+        // numeric(p, s)'s typmod: ((p << 16) | s) + VARHDRSZ; a negative scale has no Avro decimal.
+        pg_sys::NUMERICOID => SqlType::Numeric((typmod >= 4).then(|| (((typmod - 4) >> 16) as u32, ((typmod - 4) & 0xffff) as u32)).filter(|(p, s)| s <= p)),
+        pg_sys::BYTEAOID => SqlType::Bytea,
+        pg_sys::DATEOID => SqlType::Date,
+        pg_sys::TIMEOID => SqlType::Time,
+        pg_sys::TIMESTAMPOID => SqlType::Timestamp,
+        pg_sys::TIMESTAMPTZOID => SqlType::TimestampTz,
+        pg_sys::UUIDOID => SqlType::Uuid,
+        pg_sys::JSONOID | pg_sys::JSONBOID => SqlType::Json,
+        other => {
+            // SAFETY: the caller keeps the contract above.
+            let element = unsafe { pg_sys::get_element_type(other) };
+            if element == pg_sys::InvalidOid {
+                SqlType::Text
+            } else {
+                // SAFETY: as above.
+                SqlType::Array(Box::new(unsafe { sql_type(element, -1) }))
+            }
+        }
     }
 }
 

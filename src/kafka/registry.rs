@@ -21,6 +21,9 @@ use super::Interrupt;
 /// Media types the registry speaks, most specific first (Confluent's documentation).
 const ACCEPT: &str = "application/vnd.schemaregistry.v1+json, application/vnd.schemaregistry+json; q=0.9, application/json; q=0.5";
 
+/// The media type of what clients send (Confluent's documentation).
+const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
+
 /// How often a waiting caller checks for interrupts.
 const WAIT_SLICE: Duration = Duration::from_millis(20);
 
@@ -87,14 +90,48 @@ pub fn referenced_schemas(settings: &RegistrySettings, schema: &RegisteredSchema
     Ok(Ok(found))
 }
 
+/// Registers `schema` (of `schema_type`: AVRO, PROTOBUF) under `subject`
+/// (`POST /subjects/{subject}/versions`) and returns its id (the existing one if the
+/// subject has it already). `Ok(Err(why))` when the registry refuses it (e.g. not
+/// compatible with the subject's versions).
+pub fn register(settings: &RegistrySettings, subject: &str, schema_type: &str, schema: &str) -> FdwResult<Result<u32, String>> {
+    let subject_segment = percent_encoding::utf8_percent_encode(subject, percent_encoding::NON_ALPHANUMERIC);
+    let mut body = serde_json::json!({ "schema": schema });
+    // AVRO is the default; older registries know no schemaType.
+    if schema_type != "AVRO" {
+        body["schemaType"] = Value::from(schema_type);
+    }
+    let path = format!("/subjects/{subject_segment}/versions");
+    let (url, body) = match ask(settings, &path, Some(body.to_string()), &format!("subject \"{subject}\" not found"))? {
+        Ok(answer) => answer,
+        Err(why) => return Ok(Err(why)),
+    };
+    let answer: Value = serde_json::from_str(&body).map_err(|e| bad_answer(&url, &format!("not JSON: {e}")))?;
+    let id = answer.get("id").and_then(Value::as_u64).and_then(|id| u32::try_from(id).ok());
+    id.map(Ok).ok_or_else(|| bad_answer(&url, &format!("no \"id\" in {body}")))
+}
+
 /// A GET of a schema at `path` from the first registry that answers.
 fn lookup(settings: &RegistrySettings, path: &str, not_found: &str) -> FdwResult<Result<RegisteredSchema, String>> {
+    Ok(match ask(settings, path, None, not_found)? {
+        Ok((url, body)) => Ok(parse_schema(&body).map_err(|e| bad_answer(&url, &e))?),
+        Err(why) => Err(why),
+    })
+}
+
+/// A GET (or with `post`, a POST of that JSON) at `path` from the first registry that
+/// answers: the URL and body of a success, `Ok(Err(why))` for the registry's refusal (4xx but
+/// an authentication failure), `Err` when none could answer.
+fn ask(settings: &RegistrySettings, path: &str, post: Option<String>, not_found: &str) -> FdwResult<Result<(String, String), String>> {
     let mut failures = Vec::new();
     for url in &settings.urls {
-        let answer = get(settings, &format!("{url}{path}"))?;
+        let answer = send(settings, &format!("{url}{path}"), post.clone())?;
         match answer {
-            Ok((200, body)) => return parse_schema(&body).map(Ok).map_err(|e| bad_answer(url, &e)),
+            Ok((200, body)) => return Ok(Ok((url.clone(), body))),
             Ok((404, body)) => return Ok(Err(error_message(&body).unwrap_or_else(|| not_found.to_string()))),
+            Ok((409 | 422, body)) if post.is_some() => {
+                return Ok(Err(error_message(&body).unwrap_or_else(|| "the schema registry refused the schema".to_string())))
+            }
             Ok((401 | 403, _)) => {
                 return Err(FdwError::new(ErrorKind::InsufficientPrivilege, "the schema registry refused the credentials")
                     .with_detail(format!("{url} answered HTTP 401/403."))
@@ -110,11 +147,12 @@ fn lookup(settings: &RegistrySettings, path: &str, not_found: &str) -> FdwResult
         .with_detail(failures.join("; ")))
 }
 
-/// One GET: the status and body, or why there was no answer. Waits cancellably.
-fn get(settings: &RegistrySettings, url: &str) -> FdwResult<Result<(u16, String), String>> {
+/// One request: the status and body, or why there was no answer. Waits cancellably.
+fn send(settings: &RegistrySettings, url: &str, post: Option<String>) -> FdwResult<Result<(u16, String), String>> {
     let (sender, answer) = mpsc::channel();
     let request = Request {
         url: url.to_string(),
+        post,
         credentials: settings.credentials.clone(),
         ca_pem: settings.ca_pem.clone(),
         timeout: settings.timeout,
@@ -139,6 +177,8 @@ fn get(settings: &RegistrySettings, url: &str) -> FdwResult<Result<(u16, String)
 /// What the helper thread needs: owned, so the caller may return before it ends.
 struct Request {
     url: String,
+    /// A JSON body to POST; GET without.
+    post: Option<String>,
     credentials: Option<(String, String)>,
     ca_pem: Option<String>,
     timeout: Duration,
@@ -152,12 +192,26 @@ impl Request {
             config = config.tls_config(TlsConfig::builder().root_certs(roots).build());
         }
         let agent = ureq::Agent::new_with_config(config.build());
-        let mut request = agent.get(&self.url).header("Accept", ACCEPT);
-        if let Some((user, password)) = &self.credentials {
-            let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-            request = request.header("Authorization", format!("Basic {token}"));
-        }
-        let mut response = request.call().map_err(|e| e.to_string())?;
+        let authorization = self.credentials.as_ref().map(|(user, password)| {
+            format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
+        });
+        let sent = match &self.post {
+            None => {
+                let mut request = agent.get(&self.url).header("Accept", ACCEPT);
+                if let Some(authorization) = &authorization {
+                    request = request.header("Authorization", authorization);
+                }
+                request.call()
+            }
+            Some(body) => {
+                let mut request = agent.post(&self.url).header("Accept", ACCEPT).header("Content-Type", CONTENT_TYPE);
+                if let Some(authorization) = &authorization {
+                    request = request.header("Authorization", authorization);
+                }
+                request.send(body.as_str())
+            }
+        };
+        let mut response = sent.map_err(|e| e.to_string())?;
         let status = response.status().as_u16();
         let body = response.body_mut().read_to_string().map_err(|e| e.to_string())?;
         Ok((status, body))
@@ -284,6 +338,21 @@ mod tests {
         let latest = schema_by_version(&settings(vec![url], Duration::from_secs(5)), "t-value", "latest").unwrap().unwrap();
         assert_eq!(latest.id, Some(21));
         assert_eq!(requests.recv().unwrap()[0], "GET /subjects/t%2Dvalue/versions/latest HTTP/1.1");
+    }
+
+    #[test]
+    fn schemas_are_registered_by_post_and_refusals_are_answers() {
+        let (url, requests) = canned(vec![
+            (200, r#"{"id":7}"#),
+            (409, r#"{"error_code":409,"message":"Schema being registered is incompatible"}"#),
+        ]);
+        let settings = settings(vec![url], Duration::from_secs(5));
+        assert_eq!(register(&settings, "t-value", "PROTOBUF", "syntax = \"proto3\";").unwrap(), Ok(7));
+        let head = requests.recv().unwrap();
+        assert_eq!(head[0], "POST /subjects/t%2Dvalue/versions HTTP/1.1");
+        assert!(head.iter().any(|h| h.eq_ignore_ascii_case("content-type: application/vnd.schemaregistry.v1+json")), "{head:?}");
+        let refused = register(&settings, "t-value", "AVRO", "\"long\"").unwrap();
+        assert_eq!(refused, Err("Schema being registered is incompatible".to_string()));
     }
 
     #[test]

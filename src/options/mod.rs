@@ -55,6 +55,7 @@ impl OptionLevel {
                 "on_error",
                 "avro_schema",
                 "protobuf_message",
+                "auto_register",
                 "transactional",
                 "isolation_level",
             ],
@@ -147,6 +148,9 @@ pub struct TableOptions {
     /// `format 'protobuf'`: the full name of the message type INSERT and COPY write
     /// (default: the schema's first).
     pub protobuf_message: Option<String>,
+    /// INSERT and COPY register a schema derived from the table's columns when the
+    /// topic's value subject has none (Confluent's `auto.register.schemas`).
+    pub auto_register: bool,
     /// INSERT and COPY produce inside a Kafka transaction that commits and aborts with the
     /// PostgreSQL transaction; `None`: as the server says.
     pub transactional: Option<bool>,
@@ -421,6 +425,11 @@ pub fn parse_table(options: &[(String, String)]) -> FdwResult<TableOptions> {
     let flag = |name: &str| lookup(options, name).map_or(Ok(false), |value| boolean(name, value));
     let timestamps_ordered = flag("timestamps_ordered")?;
     let strict = flag("strict")?;
+    let auto_register = flag("auto_register")?;
+    if auto_register && (!format.has_schema() || avro_schema.is_some()) {
+        return Err(FdwError::new(ErrorKind::InvalidParameterValue, "option \"auto_register\" needs format 'avro' or 'protobuf' with a schema registry")
+            .with_hint("It registers the schema INSERT writes with under the topic's value subject; a table with avro_schema writes bare records."));
+    }
     let on_error = match (flag("ignore_junk")?, lookup(options, "on_error")) {
         (false, None) => OnError::Error,
         (true, None) => OnError::Null,
@@ -468,6 +477,7 @@ pub fn parse_table(options: &[(String, String)]) -> FdwResult<TableOptions> {
         on_error,
         avro_schema,
         protobuf_message,
+        auto_register,
         transactional,
         isolation_level,
     })

@@ -14,14 +14,14 @@ use pgrx::{pg_guard, pg_sys};
 use rdkafka::producer::Producer;
 
 use crate::codec::avro::{AvroSchema, WriterSchemas};
-use crate::codec::avro_encode::AvroEncoder;
-use crate::codec::encode::RecordEncoder;
+use crate::codec::avro_encode::{self, AvroEncoder};
+use crate::codec::encode::{DerivedField, RecordEncoder};
 use crate::codec::protobuf::ProtobufSchema;
-use crate::codec::protobuf_encode::ProtobufEncoder;
+use crate::codec::protobuf_encode::{self, ProtobufEncoder};
 use crate::codec::Format;
 use crate::codec::wire::{SchemaById, WriterSchema};
 use crate::error::{ErrorKind, FdwError, FdwResult};
-use crate::kafka::registry::{self, RegistrySettings};
+use crate::kafka::registry::{self, RegisteredSchema, RegistrySettings};
 use crate::kafka::{self, ClientSettings, IsolationLevel, KafkaConsumer, KafkaProducer, RangeReader, Watermarks};
 use crate::options::{self, ServerOptions};
 use crate::pg::transactions;
@@ -352,28 +352,32 @@ pub fn writer_schemas(definition: &ForeignTableDef) -> WriterSchemas {
 
 /// What INSERT and COPY encode an Avro or Protobuf table's rows with: its `avro_schema`
 /// (bare datums), or the latest schema of the topic's value subject (Confluent's
-/// TopicNameStrategy, `<topic>-value`), asked once per statement as the current user.
-pub fn record_encoder(definition: &ForeignTableDef) -> RecordEncoder {
+/// TopicNameStrategy, `<topic>-value`), asked once per statement as the current user;
+/// under `auto_register`, a subject without one gets a schema derived from `columns`.
+pub fn record_encoder(definition: &ForeignTableDef, columns: &[DerivedField<'_>]) -> RecordEncoder {
     let refused = |e: String| FdwError::new(ErrorKind::InvalidParameterValue, e);
     if let Some(text) = &definition.table.avro_schema {
         let schema = AvroSchema::parse(text).map_err(refused).or_raise();
         return RecordEncoder::Avro(AvroEncoder::new(schema, None).map_err(refused).or_raise());
     }
     let (settings, _) = registry_settings(definition.server_id, &definition.server);
+    let format = definition.table.format;
     let subject = format!("{}-value", definition.table.topic);
-    let latest = registry::schema_by_version(&settings, &subject, "latest").or_raise().unwrap_or_else(|why| {
-        raise(
+    let latest = match registry::schema_by_version(&settings, &subject, "latest").or_raise() {
+        Ok(latest) => latest,
+        Err(_) if definition.table.auto_register => register_derived(&settings, &subject, definition, columns),
+        Err(why) => raise(
             FdwError::new(ErrorKind::ObjectNotInPrerequisiteState, format!("the schema registry has no schema for subject \"{subject}\""))
                 .with_detail(why)
-                .with_hint("Register the topic's value schema (subject <topic>-value) before producing to it."),
-        )
-    });
+                .with_hint("Register the topic's value schema (subject <topic>-value), or set the table option auto_register 'true' to register one derived from the table's columns."),
+        ),
+    };
     let schema_problem = |why: String| {
         FdwError::new(ErrorKind::ObjectNotInPrerequisiteState, format!("cannot produce with the latest schema of subject \"{subject}\""))
             .with_detail(why)
     };
     let id = latest.id.ok_or_else(|| schema_problem("The registry's answer gives no schema id.".to_string())).or_raise();
-    let encoder = match (definition.table.format, latest.schema_type.as_str()) {
+    let encoder = match (format, latest.schema_type.as_str()) {
         (Format::Avro, "AVRO") => {
             AvroSchema::parse(&latest.schema).and_then(|schema| AvroEncoder::new(schema, Some(id))).map(RecordEncoder::Avro)
         }
@@ -387,6 +391,23 @@ pub fn record_encoder(definition: &ForeignTableDef) -> RecordEncoder {
         (format, other) => Err(format!("It is a {other} schema, but the table's format is '{}'.", format.name())),
     };
     encoder.map_err(schema_problem).or_raise()
+}
+
+/// Registers a schema derived from the table's columns under `subject`; what the
+/// registry holds for the subject afterwards (its id included).
+fn register_derived(settings: &RegistrySettings, subject: &str, definition: &ForeignTableDef, columns: &[DerivedField<'_>]) -> RegisteredSchema {
+    let topic = &definition.table.topic;
+    let (schema_type, derived) = match definition.table.format {
+        Format::Protobuf => ("PROTOBUF", protobuf_encode::derived_schema(topic, columns)),
+        _ => ("AVRO", avro_encode::derived_schema(topic, columns)),
+    };
+    let cannot = |why: String| {
+        FdwError::new(ErrorKind::ObjectNotInPrerequisiteState, format!("could not register a schema for subject \"{subject}\""))
+            .with_detail(why)
+    };
+    let schema = derived.map_err(cannot).or_raise();
+    let id = registry::register(settings, subject, schema_type, &schema).or_raise().map_err(cannot).or_raise();
+    RegisteredSchema { schema, schema_type: schema_type.to_string(), references: Vec::new(), id: Some(id) }
 }
 
 /// How to ask a server's Schema Registry as the current user, and that user's mapping.

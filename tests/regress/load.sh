@@ -171,4 +171,7 @@ create_topic regress_avro_out 2
     --schema-file "$REGRESS_DIR/data/avro_event_v1.avsc" --registry "$KAFKA_REGISTRY_URL" </dev/null >/dev/null
 create_topic regress_avro_bare_out 1
 create_topic regress_protobuf_out 1
+# Topics without subjects, for auto_register.
+create_topic regress_avro_auto 1
+create_topic regress_protobuf_auto 1
 produce_protobuf regress_protobuf_out shop.Order </dev/null

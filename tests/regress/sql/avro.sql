@@ -178,6 +178,23 @@ SELECT count(*) FROM avro_out;
 -- No subject for the topic: an ERROR saying so.
 CREATE FOREIGN TABLE avro_nowhere (id bigint) SERVER avro_server OPTIONS (topic 'regress_avro_bare_out', format 'avro');
 INSERT INTO avro_nowhere VALUES (1);
+-- auto_register: a topic without a value subject gets a schema derived from the
+-- table's columns, registered by the first INSERT; IMPORT FOREIGN SCHEMA reads it back.
+CREATE FOREIGN TABLE avro_auto (
+    id bigint NOT NULL, name text, price numeric(8, 2), at timestamptz, day date, tags text[], doc jsonb, ok boolean
+) SERVER avro_server OPTIONS (topic 'regress_avro_auto', format 'avro', auto_register 'true');
+INSERT INTO avro_auto VALUES
+    (1, 'a', 12.345, '2024-01-01 00:00:00.5+00', '2024-02-29', '{x,NULL}', '{"k": [1]}', true),
+    (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+INSERT INTO avro_auto (id) VALUES (3);
+SELECT * FROM avro_auto ORDER BY id;
+CREATE SCHEMA avro_auto_imported;
+IMPORT FOREIGN SCHEMA kafka LIMIT TO (regress_avro_auto) FROM SERVER avro_server INTO avro_auto_imported
+    OPTIONS (format 'avro');
+SELECT column_name, data_type FROM information_schema.columns
+WHERE table_schema = 'avro_auto_imported' ORDER BY ordinal_position;
+DROP SCHEMA avro_auto_imported CASCADE;
+CREATE FOREIGN TABLE avro_auto_csv (id bigint) SERVER avro_server OPTIONS (topic 't', auto_register 'true');
 
 -- Bad messages, in one partition: good (offset 0), plain text (1), an unknown schema id
 -- (2), a record cut inside a string (3), a record cut inside a number (4), good (5).

@@ -133,6 +133,18 @@ COPY proto_out_whole FROM STDIN;
 INSERT INTO proto_out_whole VALUES ('{"id": 12, "status": "LOST"}');
 SELECT id, customer, status, at, tags, note FROM proto_out WHERE id > 3 ORDER BY id;
 SELECT count(*) FROM proto_out;
+-- auto_register: a topic without a value subject gets a message type derived from the
+-- table's columns (scalars optional, so NULL stays NULL), registered by the first INSERT.
+CREATE FOREIGN TABLE proto_auto (id bigint, name text, at timestamptz, tags int[], paid boolean, raw bytea)
+    SERVER proto_server OPTIONS (topic 'regress_protobuf_auto', format 'protobuf', auto_register 'true');
+INSERT INTO proto_auto VALUES (1, 'a', '2024-01-01 00:00:00.5+00', '{1,2}', false, '\x00ff'), (2, NULL, NULL, NULL, NULL, NULL);
+SELECT * FROM proto_auto ORDER BY id;
+CREATE SCHEMA proto_auto_imported;
+IMPORT FOREIGN SCHEMA kafka LIMIT TO (regress_protobuf_auto) FROM SERVER proto_server INTO proto_auto_imported
+    OPTIONS (format 'protobuf');
+SELECT column_name, data_type FROM information_schema.columns
+WHERE table_schema = 'proto_auto_imported' ORDER BY ordinal_position;
+DROP SCHEMA proto_auto_imported CASCADE;
 
 -- Bad messages, made from the header of a good one: good (offset 0), plain text (1), an
 -- unknown schema id (2), an Avro schema's id (3), a message cut inside a string (4), a
