@@ -326,6 +326,7 @@ fn derived_type(sql_type: &SqlType) -> Json {
         SqlType::TimestampTz => logical("long", "timestamp-micros"),
         SqlType::Uuid => logical("string", "uuid"),
         SqlType::Array(items) => json!({ "type": "array", "items": ["null", derived_type(items)] }),
+        // Json has no field (derived_field_name).
         SqlType::Numeric(None) | SqlType::Json | SqlType::Text => json!("string"),
     }
 }
@@ -665,7 +666,7 @@ mod tests {
             SqlType::Numeric(Some((10, 2))),
             SqlType::TimestampTz,
             SqlType::Array(Box::new(SqlType::Text)),
-            SqlType::Json,
+            SqlType::Numeric(None),
         ];
         let fields: Vec<DerivedField<'_>> = paths
             .iter()
@@ -693,13 +694,15 @@ mod tests {
             ColumnValue { name: "price", path: &paths[1], cell: Cell::Number("2.5".into()) },
             ColumnValue { name: "at", path: &paths[2], cell: Cell::Null },
             ColumnValue { name: "tags", path: &paths[3], cell: Cell::Json(serde_json::json!(["a", null])) },
-            ColumnValue { name: "doc", path: &paths[4], cell: Cell::Json(serde_json::json!({"k": [1]})) },
+            ColumnValue { name: "doc", path: &paths[4], cell: Cell::Number("1e400".into()) },
         ];
         encoder.encode(&row, &mut Vec::new()).unwrap();
         let nested = [DerivedField { name: "p", path: &keys("a.b"), sql_type: SqlType::Text, not_null: false }];
         assert!(derived_schema("t", &nested).unwrap_err().contains("nested field"));
         let odd = [DerivedField { name: "my col", path: &keys("my col"), sql_type: SqlType::Text, not_null: false }];
         assert!(derived_schema("t", &odd).unwrap_err().contains("not a valid field name"));
+        let json = [DerivedField { name: "doc", path: &keys("doc"), sql_type: SqlType::Json, not_null: false }];
+        assert!(derived_schema("t", &json).unwrap_err().contains("is json or jsonb"));
     }
 
     #[test]

@@ -69,8 +69,15 @@ pub struct DerivedField<'a> {
 }
 
 /// The name a derived field gets: the column's (or its `field` option's) one key, which
-/// must be a valid Avro and Protobuf name.
+/// must be a valid Avro and Protobuf name. json and jsonb columns get no field: neither
+/// format has a type that reads back as JSON (a string would read back as a JSON string).
 pub fn derived_field_name<'a>(field: &DerivedField<'a>) -> Result<&'a str, String> {
+    if field.sql_type == SqlType::Json {
+        return Err(format!(
+            "column \"{}\" is json or jsonb, which no field of a derived schema reads back as; register the schema yourself (a record, map or array field for it)",
+            field.name
+        ));
+    }
     let name = match field.path {
         JsonPath::Keys(keys) if keys.len() == 1 => keys[0].as_str(),
         _ => return Err(format!("column \"{}\" reads a nested field or the whole record: a schema cannot be derived for it", field.name)),

@@ -8,8 +8,9 @@
 //! Protobuf defines: numbers from their texts, enums by name, bytes from base64,
 //! `google.protobuf.Timestamp` from RFC 3339, wrapper types from their value, repeated
 //! fields from arrays, maps and messages from JSON objects. A NULL goes to a field with
-//! presence (`optional`, messages, oneof members) as unset; a field without presence
-//! would read back as its default, so a NULL there is an error.
+//! presence (`optional`, messages, oneof members) as unset, and to a repeated or map
+//! field as empty (they have no NULL); a scalar without presence would read back as its
+//! default, so a NULL there is an error.
 
 use base64::Engine;
 use prost_reflect::prost::Message;
@@ -108,8 +109,8 @@ impl ProtobufEncoder {
 
 /// The `.proto` text (proto3) of a message with a field per column, as INSERT registers
 /// it under `auto_register`: scalars `optional` (so NULL stays NULL), timestamptz as
-/// `google.protobuf.Timestamp`, arrays `repeated`, numeric, dates, times, timestamps,
-/// uuid and json as strings.
+/// `google.protobuf.Timestamp`, arrays `repeated`, numeric, dates, times, timestamps
+/// and uuid as strings.
 pub fn derived_schema(topic: &str, fields: &[DerivedField<'_>]) -> Result<String, String> {
     let mut lines = Vec::with_capacity(fields.len());
     let mut imports_timestamp = false;
@@ -128,6 +129,7 @@ pub fn derived_schema(topic: &str, fields: &[DerivedField<'_>]) -> Result<String
             SqlType::Bytea => "bytes",
             SqlType::TimestampTz => "google.protobuf.Timestamp",
             SqlType::Array(_) => return Err(format!("column \"{}\" is an array of arrays: Protobuf has no such field", field.name)),
+            // Json has no field (derived_field_name).
             SqlType::Numeric(_) | SqlType::Date | SqlType::Time | SqlType::Timestamp | SqlType::Uuid | SqlType::Json | SqlType::Text => {
                 "string"
             }
@@ -152,7 +154,8 @@ fn field_of(message: &MessageDescriptor, name: &str) -> Result<FieldDescriptor, 
 fn json_value(field: &FieldDescriptor, cell: &Cell<'_>) -> Result<Option<Json>, String> {
     let base64 = |bytes: &[u8]| Json::String(base64::engine::general_purpose::STANDARD.encode(bytes));
     Ok(Some(match cell {
-        Cell::Null if field.supports_presence() => return Ok(None),
+        // Lists and maps have no NULL: an empty one is the nearest (and reads back as {}).
+        Cell::Null if field.supports_presence() || field.is_list() || field.is_map() => return Ok(None),
         Cell::Null => {
             return Err(format!(
                 "NULL does not fit Protobuf field \"{}\", which has no presence (it would read back as its default); give it a value, or declare it optional",

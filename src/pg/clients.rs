@@ -20,7 +20,7 @@ use crate::codec::protobuf::ProtobufSchema;
 use crate::codec::protobuf_encode::{self, ProtobufEncoder};
 use crate::codec::Format;
 use crate::codec::wire::{SchemaById, WriterSchema};
-use crate::error::{ErrorKind, FdwError, FdwResult};
+use crate::error::{capitalized, ErrorKind, FdwError, FdwResult};
 use crate::kafka::registry::{self, RegisteredSchema, RegistrySettings};
 use crate::kafka::{self, ClientSettings, IsolationLevel, KafkaConsumer, KafkaProducer, RangeReader, Watermarks};
 use crate::options::{self, ServerOptions};
@@ -403,7 +403,7 @@ fn register_derived(settings: &RegistrySettings, subject: &str, definition: &For
     };
     let cannot = |why: String| {
         FdwError::new(ErrorKind::ObjectNotInPrerequisiteState, format!("could not register a schema for subject \"{subject}\""))
-            .with_detail(why)
+            .with_detail(format!("{}.", capitalized(&why)))
     };
     let schema = derived.map_err(cannot).or_raise();
     let id = registry::register(settings, subject, schema_type, &schema).or_raise().map_err(cannot).or_raise();

@@ -183,9 +183,12 @@ INSERT INTO avro_nowhere VALUES (1);
 CREATE FOREIGN TABLE avro_auto (
     id bigint NOT NULL, name text, price numeric(8, 2), at timestamptz, day date, tags text[], doc jsonb, ok boolean
 ) SERVER avro_server OPTIONS (topic 'regress_avro_auto', format 'avro', auto_register 'true');
+-- A jsonb column has no field type that reads back as JSON: refused, nothing registered.
+INSERT INTO avro_auto (id) VALUES (0);
+ALTER FOREIGN TABLE avro_auto DROP COLUMN doc;
 INSERT INTO avro_auto VALUES
-    (1, 'a', 12.345, '2024-01-01 00:00:00.5+00', '2024-02-29', '{x,NULL}', '{"k": [1]}', true),
-    (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+    (1, 'a', 12.345, '2024-01-01 00:00:00.5+00', '2024-02-29', '{x,NULL}', true),
+    (2, NULL, NULL, NULL, NULL, NULL, NULL);
 INSERT INTO avro_auto (id) VALUES (3);
 SELECT * FROM avro_auto ORDER BY id;
 CREATE SCHEMA avro_auto_imported;
