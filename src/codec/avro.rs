@@ -52,12 +52,12 @@ impl AvroSchema {
         Ok(schema)
     }
 
-    pub(super) fn root(&self) -> &'static Schema {
+    fn root(&self) -> &Schema {
         self.root
     }
 
     /// `schema` itself, or the named type it refers to.
-    pub(super) fn resolve<'s>(&'s self, schema: &'s Schema) -> &'s Schema {
+    fn resolve<'s>(&'s self, schema: &'s Schema) -> &'s Schema {
         match schema {
             Schema::Ref { name } => self.names.get(name).copied().unwrap_or(schema),
             other => other,

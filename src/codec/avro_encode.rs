@@ -12,11 +12,12 @@
 //! type's unit (as PostgreSQL's own typmods do).
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::str::FromStr;
 
-use apache_avro::schema::{DecimalSchema, InnerDecimalSchema, RecordField, RecordSchema, Schema, UuidSchema};
+use apache_avro::schema::{DecimalSchema, InnerDecimalSchema, NamesRef, RecordField, RecordSchema, ResolvedSchema, Schema, UuidSchema};
 use apache_avro::types::Value;
 use apache_avro::writer::datum::GenericDatumWriter;
 use apache_avro::Decimal;
@@ -24,31 +25,66 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
 use num_bigint::BigInt;
 use serde_json::Value as Json;
 
-use super::avro::AvroSchema;
 use super::encode::{derived_field_name, derived_record_name, Cell, ColumnValue, DerivedField, SqlType};
 use super::json::JsonPath;
 use super::wire::frame_header;
 
+/// A writer schema, parsed for encoding, with its named types (for following references).
+struct WriterSchema {
+    root: &'static Schema,
+    names: NamesRef<'static>,
+    writer: GenericDatumWriter<'static>,
+}
+
+thread_local! {
+    /// Writer schemas parsed so far, by their text. A writer borrows its schema, so a
+    /// schema lives as long as the backend: each distinct text is parsed (and kept) once.
+    static WRITER_SCHEMAS: RefCell<HashMap<String, Rc<WriterSchema>>> = RefCell::new(HashMap::new());
+}
+
+impl WriterSchema {
+    fn parse(text: &str) -> Result<Rc<WriterSchema>, String> {
+        if let Some(parsed) = WRITER_SCHEMAS.with_borrow(|parsed| parsed.get(text).cloned()) {
+            return Ok(parsed);
+        }
+        let invalid = |e: apache_avro::Error| format!("invalid Avro schema: {e}");
+        let root: &'static Schema = Box::leak(Box::new(Schema::parse_str(text).map_err(invalid)?));
+        let names = ResolvedSchema::try_from(root).map_err(invalid)?.get_names().clone();
+        let writer = GenericDatumWriter::builder(root).build().map_err(invalid)?;
+        let schema = Rc::new(WriterSchema { root, names, writer });
+        WRITER_SCHEMAS.with_borrow_mut(|parsed| parsed.insert(text.to_string(), schema.clone()));
+        Ok(schema)
+    }
+
+    /// `schema` itself, or the named type it refers to.
+    fn resolve<'s>(&'s self, schema: &'s Schema) -> &'s Schema {
+        match schema {
+            Schema::Ref { name } => self.names.get(name).copied().unwrap_or(schema),
+            other => other,
+        }
+    }
+}
+
 /// Encodes rows as records of one writer schema.
 pub struct AvroEncoder {
-    schema: Rc<AvroSchema>,
-    writer: GenericDatumWriter<'static>,
+    schema: Rc<WriterSchema>,
     /// The registry id messages are framed with; `None` for bare datums.
     id: Option<u32>,
 }
 
 impl AvroEncoder {
-    pub fn new(schema: Rc<AvroSchema>, id: Option<u32>) -> Result<Self, String> {
-        if !matches!(schema.resolve(schema.root()), Schema::Record(_)) {
+    /// An encoder of records of the schema `text`, framed with `id` if given.
+    pub fn new(text: &str, id: Option<u32>) -> Result<Self, String> {
+        let schema = WriterSchema::parse(text)?;
+        if !matches!(schema.resolve(schema.root), Schema::Record(_)) {
             return Err("the Avro schema is not a record".to_string());
         }
-        let writer = GenericDatumWriter::builder(schema.root()).build().map_err(|e| format!("invalid Avro schema: {e}"))?;
-        Ok(AvroEncoder { schema, writer, id })
+        Ok(AvroEncoder { schema, id })
     }
 
     /// Encodes a row into `out` (cleared first); the error names the column or field.
     pub fn encode(&self, columns: &[ColumnValue<'_>], out: &mut Vec<u8>) -> Result<(), String> {
-        let root = self.schema.resolve(self.schema.root());
+        let root = self.schema.resolve(self.schema.root);
         let value = match columns {
             [ColumnValue { path: JsonPath::Whole, cell, name }] => {
                 self.value(root, cell).map_err(|why| format!("column \"{name}\": {why}"))?
@@ -70,7 +106,7 @@ impl AvroEncoder {
             out.extend_from_slice(&frame_header(id));
         }
         // The value was built from the schema, so a validation failure is a bug here.
-        self.writer.write_value(out, value).map_err(|e| format!("could not encode the Avro record: {e}"))?;
+        self.schema.writer.write_value(out, value).map_err(|e| format!("could not encode the Avro record: {e}"))?;
         Ok(())
     }
 
@@ -508,7 +544,7 @@ fn unscaled(text: &str, scale: usize) -> Option<BigInt> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::avro::{AvroDecoder, WriterSchemas};
+    use crate::codec::avro::{AvroDecoder, AvroSchema, WriterSchemas};
 
     const SCHEMA: &str = r#"{"type": "record", "name": "Row", "fields": [
         {"name": "id", "type": "long"},
@@ -540,7 +576,7 @@ mod tests {
     }
 
     fn encoder() -> AvroEncoder {
-        AvroEncoder::new(AvroSchema::parse(SCHEMA).unwrap(), Some(42)).unwrap()
+        AvroEncoder::new(SCHEMA, Some(42)).unwrap()
     }
 
     fn encode(columns: Vec<(&str, Cell<'_>)>) -> Result<Vec<u8>, String> {
@@ -626,8 +662,9 @@ mod tests {
 
     #[test]
     fn a_lone_json_column_is_the_whole_record() {
-        let schema = AvroSchema::parse(r#"{"type":"record","name":"R","fields":[{"name":"a","type":"int"},{"name":"b","type":["null","string"],"default":null}]}"#).unwrap();
-        let encoder = AvroEncoder::new(schema.clone(), None).unwrap();
+        let text = r#"{"type":"record","name":"R","fields":[{"name":"a","type":"int"},{"name":"b","type":["null","string"],"default":null}]}"#;
+        let schema = AvroSchema::parse(text).unwrap();
+        let encoder = AvroEncoder::new(text, None).unwrap();
         let whole = JsonPath::Whole;
         let mut out = Vec::new();
         let row = [ColumnValue { name: "doc", path: &whole, cell: Cell::Json(serde_json::json!({"a": 5})) }];
@@ -641,8 +678,9 @@ mod tests {
 
     #[test]
     fn unions_take_the_branch_of_the_values_kind_first() {
-        let schema = AvroSchema::parse(r#"{"type":"record","name":"U","fields":[{"name":"c","type":["null","long","string"]}]}"#).unwrap();
-        let encoder = AvroEncoder::new(schema.clone(), None).unwrap();
+        let union = r#"{"type":"record","name":"U","fields":[{"name":"c","type":["null","long","string"]}]}"#;
+        let schema = AvroSchema::parse(union).unwrap();
+        let encoder = AvroEncoder::new(union, None).unwrap();
         let path = keys("c");
         let mut decoder = AvroDecoder::new(WriterSchemas::Given(schema));
         let mut branch = |cell: Cell<'_>| {
@@ -688,7 +726,7 @@ mod tests {
             .map(|(n, t)| (n.to_string(), t.to_string()))
         );
         assert!(text.contains(r#""name":"my_topic_v1""#), "{text}");
-        let encoder = AvroEncoder::new(schema, Some(1)).unwrap();
+        let encoder = AvroEncoder::new(&text, Some(1)).unwrap();
         let row: Vec<ColumnValue<'_>> = vec![
             ColumnValue { name: "id", path: &paths[0], cell: Cell::Number("1".into()) },
             ColumnValue { name: "price", path: &paths[1], cell: Cell::Number("2.5".into()) },

@@ -357,8 +357,7 @@ pub fn writer_schemas(definition: &ForeignTableDef) -> WriterSchemas {
 pub fn record_encoder(definition: &ForeignTableDef, columns: &[DerivedField<'_>]) -> RecordEncoder {
     let refused = |e: String| FdwError::new(ErrorKind::InvalidParameterValue, e);
     if let Some(text) = &definition.table.avro_schema {
-        let schema = AvroSchema::parse(text).map_err(refused).or_raise();
-        return RecordEncoder::Avro(AvroEncoder::new(schema, None).map_err(refused).or_raise());
+        return RecordEncoder::Avro(AvroEncoder::new(text, None).map_err(refused).or_raise());
     }
     let (settings, _) = registry_settings(definition.server_id, &definition.server);
     let format = definition.table.format;
@@ -379,7 +378,7 @@ pub fn record_encoder(definition: &ForeignTableDef, columns: &[DerivedField<'_>]
     let id = latest.id.ok_or_else(|| schema_problem("The registry's answer gives no schema id.".to_string())).or_raise();
     let encoder = match (format, latest.schema_type.as_str()) {
         (Format::Avro, "AVRO") => {
-            AvroSchema::parse(&latest.schema).and_then(|schema| AvroEncoder::new(schema, Some(id))).map(RecordEncoder::Avro)
+            AvroEncoder::new(&latest.schema, Some(id)).map(RecordEncoder::Avro)
         }
         (Format::Protobuf, "PROTOBUF") => {
             let references = registry::referenced_schemas(&settings, &latest).or_raise();
