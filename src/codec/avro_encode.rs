@@ -73,13 +73,10 @@ pub struct AvroEncoder {
 }
 
 impl AvroEncoder {
-    /// An encoder of records of the schema `text`, framed with `id` if given.
+    /// An encoder of values of the schema `text` (a record, or for keys any type),
+    /// framed with `id` if given.
     pub fn new(text: &str, id: Option<u32>) -> Result<Self, String> {
-        let schema = WriterSchema::parse(text)?;
-        if !matches!(schema.resolve(schema.root), Schema::Record(_)) {
-            return Err("the Avro schema is not a record".to_string());
-        }
-        Ok(AvroEncoder { schema, id })
+        Ok(AvroEncoder { schema: WriterSchema::parse(text)?, id })
     }
 
     /// Encodes a row into `out` (cleared first); the error names the column or field.
@@ -90,7 +87,9 @@ impl AvroEncoder {
                 self.value(root, cell).map_err(|why| format!("column \"{name}\": {why}"))?
             }
             _ => {
-                let Schema::Record(record) = root else { unreachable!("checked by new") };
+                let Schema::Record(record) = root else {
+                    return Err(format!("the Avro schema is {}, not a record: one column must hold the whole value", type_name(root)));
+                };
                 let routed = columns
                     .iter()
                     .map(|column| match column.path {
@@ -741,6 +740,18 @@ mod tests {
         assert!(derived_schema("t", &odd).unwrap_err().contains("not a valid field name"));
         let json = [DerivedField { name: "doc", path: &keys("doc"), sql_type: SqlType::Json, not_null: false }];
         assert!(derived_schema("t", &json).unwrap_err().contains("is json or jsonb"));
+    }
+
+    #[test]
+    fn a_schema_that_is_not_a_record_takes_one_whole_column() {
+        let encoder = AvroEncoder::new(r#""long""#, Some(3)).unwrap();
+        let whole = JsonPath::Whole;
+        let mut out = Vec::new();
+        encoder.encode(&[ColumnValue { name: "k", path: &whole, cell: Cell::Number("-1".into()) }], &mut out).unwrap();
+        assert_eq!(out, [0, 0, 0, 0, 3, 1], "framed zigzag -1");
+        let id = keys("id");
+        let error = encoder.encode(&[ColumnValue { name: "k", path: &id, cell: Cell::Number("1".into()) }], &mut out).unwrap_err();
+        assert_eq!(error, "the Avro schema is long, not a record: one column must hold the whole value");
     }
 
     #[test]

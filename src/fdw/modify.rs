@@ -14,10 +14,10 @@ use rdkafka::message::{Header, OwnedHeaders};
 use crate::pg::catalog;
 use crate::codec::csv;
 use crate::codec::json::{self, JsonField, JsonPath};
-use crate::pg::clients::{self, TableProducer};
+use crate::pg::clients::{self, MessagePart, TableProducer};
 use crate::kafka::{Outgoing, Sender};
 use crate::codec::encode::{Cell, ColumnValue, DerivedField, RecordEncoder, SqlType};
-use crate::codec::{ColumnType, Format};
+use crate::codec::{ColumnType, FieldDef, Format};
 use crate::options::layout::ColumnSource;
 use crate::options::{MetaColumn, TableOptions};
 use crate::error::{ErrorKind, FdwError};
@@ -84,6 +84,10 @@ struct ModifyState {
     fields: Vec<FieldOutput>,
     /// Avro and Protobuf tables: the writer schema's encoder.
     record_encoder: Option<RecordEncoder>,
+    /// `key_format` json, avro or protobuf: the key field columns (the key column too).
+    key_fields: Vec<FieldOutput>,
+    /// `key_format` avro or protobuf: the key schema's encoder.
+    key_encoder: Option<RecordEncoder>,
     /// Reset after every row: output functions allocate there. A child of the query's
     /// context, which deletes it (so it is never deleted here).
     row_context: pg_sys::MemoryContext,
@@ -106,26 +110,32 @@ unsafe fn begin(rinfo: *mut pg_sys::ResultRelInfo) {
         let tupdesc = (*relation).rd_att;
         let attrs = (*tupdesc).attrs.as_slice((*tupdesc).natts as usize);
         let mut state_fields = Vec::new();
+        let mut key_fields = Vec::new();
         let (mut partition, mut offset, mut key, mut timestamp, mut headers, mut topic_column) = (None, None, None, None, None, None);
+        let output = |attribute: usize, attr: &pg_sys::FormData_pg_attribute, field: &FieldDef, raw_bytes: bool| {
+            let mut output_function = pg_sys::Oid::INVALID;
+            let mut is_varlena = false;
+            pg_sys::getTypeOutputInfo(attr.atttypid, &mut output_function, &mut is_varlena);
+            let mut function = Box::new(std::mem::zeroed::<pg_sys::FmgrInfo>());
+            pg_sys::fmgr_info(output_function, function.as_mut());
+            FieldOutput {
+                attribute,
+                name: field.name.clone(),
+                cell_kind: cell_kind(attr.atttypid),
+                function,
+                json_path: field.json_path.clone(),
+                json_kind: json_kind(attr.atttypid),
+                raw_bytes,
+            }
+        };
         for (attribute, (source, attr)) in definition.layout.columns.iter().zip(attrs).enumerate() {
             match *source {
                 ColumnSource::Field(index) => {
                     let field = &definition.layout.fields[index];
-                    let mut output_function = pg_sys::Oid::INVALID;
-                    let mut is_varlena = false;
-                    pg_sys::getTypeOutputInfo(attr.atttypid, &mut output_function, &mut is_varlena);
-                    let mut function = Box::new(std::mem::zeroed::<pg_sys::FmgrInfo>());
-                    pg_sys::fmgr_info(output_function, function.as_mut());
-                    state_fields.push(FieldOutput {
-                        attribute,
-                        name: field.name.clone(),
-                        cell_kind: cell_kind(attr.atttypid),
-                        function,
-                        json_path: field.json_path.clone(),
-                        json_kind: json_kind(attr.atttypid),
-                        raw_bytes: definition.table.format == Format::Raw && field.column_type == ColumnType::Bytea,
-                    });
+                    let raw_bytes = definition.table.format == Format::Raw && field.column_type == ColumnType::Bytea;
+                    state_fields.push(output(attribute, attr, field, raw_bytes));
                 }
+                ColumnSource::KeyField(index) => key_fields.push(output(attribute, attr, &definition.layout.key_fields[index], false)),
                 ColumnSource::Meta(MetaColumn::Partition, column_type) => partition = Some((attribute, column_type)),
                 ColumnSource::Meta(MetaColumn::Offset, _) => offset = Some(attribute),
                 ColumnSource::Meta(MetaColumn::Key, column_type) => key = Some((attribute, column_type)),
@@ -137,8 +147,8 @@ unsafe fn begin(rinfo: *mut pg_sys::ResultRelInfo) {
             }
         }
         // Asked before any message goes out: a missing subject or schema fails the statement first.
-        let record_encoder = definition.table.format.has_schema().then(|| {
-            let derived: Vec<DerivedField<'_>> = state_fields
+        let encoder = |part: MessagePart, fields: &[FieldOutput]| {
+            let derived: Vec<DerivedField<'_>> = fields
                 .iter()
                 .map(|field| {
                     let attr = &attrs[field.attribute];
@@ -150,8 +160,10 @@ unsafe fn begin(rinfo: *mut pg_sys::ResultRelInfo) {
                     }
                 })
                 .collect();
-            clients::record_encoder(&definition, &derived)
-        });
+            clients::record_encoder(&definition, part, &derived)
+        };
+        let record_encoder = definition.table.format.has_schema().then(|| encoder(MessagePart::Value, &state_fields));
+        let key_encoder = definition.table.key_format.has_schema().then(|| encoder(MessagePart::Key, &key_fields));
         let (settings, producer) = clients::table_producer(&definition);
         let state = ModifyState {
             transactional: matches!(producer, TableProducer::Transactional(_)),
@@ -165,6 +177,8 @@ unsafe fn begin(rinfo: *mut pg_sys::ResultRelInfo) {
             topic_column,
             fields: state_fields,
             record_encoder,
+            key_fields,
+            key_encoder,
             row_context: pg_sys::AllocSetContextCreateInternal(
                 pg_sys::CurrentMemoryContext,
                 c"kafka_fdw row".as_ptr(),
@@ -321,19 +335,31 @@ unsafe fn send_row(state: &mut ModifyState, values: &[pg_sys::Datum], nulls: &[b
                 raise(FdwError::new(ErrorKind::NumericValueOutOfRange, format!("partition {number} is out of range")))
             }))
         });
-        let key: Option<Vec<u8>> = state.key.and_then(|(attribute, column_type)| {
-            let datum = value(attribute)?;
-            match column_type {
-                ColumnType::Bytea => Vec::<u8>::from_datum(datum, false),
-                _ => String::from_datum(datum, false).map(String::into_bytes),
+        let key: Option<Vec<u8>> = match (&state.key_encoder, state.table.key_format) {
+            // No key column has a value: no key.
+            _ if state.key_fields.iter().all(|field| nulls[field.attribute]) && state.key.is_none() => None,
+            (Some(encoder), format) => {
+                let mut key = Vec::new();
+                encode_record(encoder, &state.key_fields, format, MessagePart::Key, values, nulls, &mut key);
+                Some(key)
             }
-        });
+            (None, Format::Json) => Some(encode_json(&state.key_fields, values, nulls)),
+            (None, _) => state.key.and_then(|(attribute, column_type)| {
+                let datum = value(attribute)?;
+                match column_type {
+                    ColumnType::Bytea => Vec::<u8>::from_datum(datum, false),
+                    _ => String::from_datum(datum, false).map(String::into_bytes),
+                }
+            }),
+        };
         // Kafka timestamps are whole milliseconds: sub-millisecond digits are dropped.
         let timestamp = state.timestamp.and_then(value).map(|datum| plan::millisecond_bounds(datum.value() as i64).0);
         let headers = state.headers.and_then(value).and_then(|d| JsonB::from_datum(d, false)).map(|JsonB(json)| headers_of(&json));
 
         let payload = match &state.record_encoder {
-            Some(encoder) => Some(encode_record(encoder, &state.fields, state.table.format, values, nulls, &mut state.payload)),
+            Some(encoder) => {
+                Some(encode_record(encoder, &state.fields, state.table.format, MessagePart::Value, values, nulls, &mut state.payload))
+            }
             None => encode_payload(&state.fields, &state.table, values, nulls, &mut state.payload),
         };
         let message = Outgoing { partition, key: key.as_deref(), payload: payload.as_deref(), timestamp, headers };
@@ -376,48 +402,67 @@ unsafe fn encode_payload<'a>(
     buffer: &'a mut Vec<u8>,
 ) -> Option<&'a [u8]> {
     // SAFETY: the caller keeps the contract above.
-    unsafe {
-        let texts: Vec<Option<&'a [u8]>> = fields
-            .iter()
-            .map(|field| {
-                if nulls[field.attribute] {
-                    return None;
-                }
-                let datum = values[field.attribute];
+    let texts = unsafe { output_texts(fields, values, nulls) };
+    buffer.clear();
+    match table.format {
+        Format::Csv => csv::encode(&texts, &table.csv, buffer),
+        Format::Raw => return texts[0],
+        Format::Avro | Format::Protobuf => unreachable!("typed formats go through encode_record"),
+        Format::Json => *buffer = json_message(fields, &texts),
+    }
+    Some(buffer.as_slice())
+}
+
+/// The columns' output texts (a raw bytea column's own bytes); `None` for NULL.
+///
+/// # Safety
+/// As for [`send_row`].
+unsafe fn output_texts<'a>(fields: &[FieldOutput], values: &[pg_sys::Datum], nulls: &[bool]) -> Vec<Option<&'a [u8]>> {
+    fields
+        .iter()
+        .map(|field| {
+            if nulls[field.attribute] {
+                return None;
+            }
+            let datum = values[field.attribute];
+            // SAFETY: the caller keeps the contract above; the text lives in the row's context.
+            unsafe {
                 if field.raw_bytes {
                     return <&[u8]>::from_datum(datum, false);
                 }
                 let text = pg_sys::OutputFunctionCall(field.function.as_ref() as *const _ as *mut _, datum);
                 Some(CStr::from_ptr(text).to_bytes())
-            })
-            .collect();
-        buffer.clear();
-        match table.format {
-            Format::Csv => csv::encode(&texts, &table.csv, buffer),
-            Format::Raw => return texts[0],
-            Format::Avro | Format::Protobuf => unreachable!("typed formats go through encode_record"),
-            Format::Json => {
-                let fields: Vec<(&JsonPath, JsonField<'_>)> = fields
-                    .iter()
-                    .zip(&texts)
-                    .map(|(field, text)| {
-                        // Output functions give UTF-8 in a UTF-8 database.
-                        let text = text.map(|bytes| std::str::from_utf8(bytes).unwrap_or_default());
-                        (&field.json_path, json_field(field.json_kind, text))
-                    })
-                    .collect();
-                *buffer = json::encode(&fields).unwrap_or_else(|error| {
-                    raise(
-                        FdwError::new(ErrorKind::InvalidTextRepresentation, format!("could not encode a JSON message: {error}")),
-                    )
-                });
             }
-        }
-        Some(buffer.as_slice())
-    }
+        })
+        .collect()
 }
 
-/// The payload of a row of an Avro or Protobuf table, encoded into `buffer`.
+/// A JSON message (or key) of the columns' texts, each at its path.
+fn json_message(fields: &[FieldOutput], texts: &[Option<&[u8]>]) -> Vec<u8> {
+    let fields: Vec<(&JsonPath, JsonField<'_>)> = fields
+        .iter()
+        .zip(texts)
+        .map(|(field, text)| {
+            // Output functions give UTF-8 in a UTF-8 database.
+            let text = text.map(|bytes| std::str::from_utf8(bytes).unwrap_or_default());
+            (&field.json_path, json_field(field.json_kind, text))
+        })
+        .collect();
+    json::encode(&fields).unwrap_or_else(|error| {
+        raise(FdwError::new(ErrorKind::InvalidTextRepresentation, format!("could not encode a JSON message: {error}")))
+    })
+}
+
+/// A JSON key of the key field columns.
+///
+/// # Safety
+/// As for [`send_row`].
+unsafe fn encode_json(fields: &[FieldOutput], values: &[pg_sys::Datum], nulls: &[bool]) -> Vec<u8> {
+    // SAFETY: the caller keeps the contract above.
+    json_message(fields, &unsafe { output_texts(fields, values, nulls) })
+}
+
+/// The payload (or key) of a row of an Avro or Protobuf table, encoded into `buffer`.
 ///
 /// # Safety
 /// As for [`send_row`].
@@ -425,6 +470,7 @@ unsafe fn encode_record<'a>(
     encoder: &RecordEncoder,
     fields: &[FieldOutput],
     format: Format,
+    part: MessagePart,
     values: &[pg_sys::Datum],
     nulls: &[bool],
     buffer: &'a mut Vec<u8>,
@@ -440,7 +486,8 @@ unsafe fn encode_record<'a>(
         .collect();
     encoder.encode(&columns, buffer).unwrap_or_else(|why| {
         let record = if format == Format::Avro { "an Avro record" } else { "a Protobuf message" };
-        raise(FdwError::new(ErrorKind::InvalidTextRepresentation, format!("could not encode the row as {record}: {why}")))
+        let what = if part == MessagePart::Key { "key" } else { "row" };
+        raise(FdwError::new(ErrorKind::InvalidTextRepresentation, format!("could not encode the {what} as {record}: {why}")))
     });
     buffer.as_slice()
 }

@@ -42,6 +42,8 @@ enum Fill {
     /// A message property, into a column of that type.
     Meta(MetaColumn, ColumnType),
     Field(FieldInput),
+    /// A field of the decoded key (or the whole key), as a data column is filled.
+    KeyField(FieldInput),
 }
 
 /// A data column and its type's input function.
@@ -112,6 +114,8 @@ pub enum Outcome {
 pub struct RowBuilder {
     fills: Vec<Fill>,
     decoder: PayloadDecoder,
+    /// Decodes keys when the query reads key fields (`key_format` json, avro, protobuf).
+    key_decoder: Option<PayloadDecoder>,
     decodes_payload: bool,
     on_error: OnError,
     strict: bool,
@@ -151,6 +155,22 @@ impl RowBuilder {
             let collects_junk = layout.has_junk_columns();
             // Skipping or collecting bad messages checks every data column, needed or not.
             let checks_all = collects_junk || table.on_error == OnError::Skip;
+            let input = |attr: &pg_sys::FormData_pg_attribute, index: usize, field: &FieldDef| {
+                let mut input_function = pg_sys::Oid::INVALID;
+                let mut io_param = pg_sys::Oid::INVALID;
+                pg_sys::getTypeInputInfo(attr.atttypid, &mut input_function, &mut io_param);
+                let mut function = Box::new(std::mem::zeroed::<pg_sys::FmgrInfo>());
+                pg_sys::fmgr_info(input_function, function.as_mut());
+                FieldInput {
+                    index,
+                    raw_bytes: table.format == Format::Raw && field.column_type == ColumnType::Bytea,
+                    field: field.clone(),
+                    function,
+                    io_param,
+                    typmod: attr.atttypmod,
+                    self_contained: SELF_CONTAINED_INPUT.contains(&attr.atttypid),
+                }
+            };
             let fills = layout
                 .columns
                 .iter()
@@ -158,33 +178,25 @@ impl RowBuilder {
                 .zip(needed)
                 .map(|((source, attr), &needed)| match source {
                     ColumnSource::Dropped => Fill::Null,
-                    ColumnSource::Field(index) if needed || checks_all => {
-                        let mut input_function = pg_sys::Oid::INVALID;
-                        let mut io_param = pg_sys::Oid::INVALID;
-                        pg_sys::getTypeInputInfo(attr.atttypid, &mut input_function, &mut io_param);
-                        let mut function = Box::new(std::mem::zeroed::<pg_sys::FmgrInfo>());
-                        pg_sys::fmgr_info(input_function, function.as_mut());
-                        let field = layout.fields[*index].clone();
-                        Fill::Field(FieldInput {
-                            index: *index,
-                            raw_bytes: table.format == Format::Raw && field.column_type == ColumnType::Bytea,
-                            field,
-                            function,
-                            io_param,
-                            typmod: attr.atttypmod,
-                            self_contained: SELF_CONTAINED_INPUT.contains(&attr.atttypid),
-                        })
+                    ColumnSource::Field(index) if needed || checks_all => Fill::Field(input(attr, *index, &layout.fields[*index])),
+                    ColumnSource::KeyField(index) if needed || checks_all => {
+                        let mut key_input = input(attr, *index, &layout.key_fields[*index]);
+                        key_input.raw_bytes = false;
+                        Fill::KeyField(key_input)
                     }
                     _ if !needed => Fill::Null,
                     ColumnSource::Meta(meta, column_type) => Fill::Meta(*meta, *column_type),
-                    ColumnSource::Field(_) => Fill::Null,
+                    ColumnSource::Field(_) | ColumnSource::KeyField(_) => Fill::Null,
                 })
                 .collect::<Vec<_>>();
+            let decodes_key = fills.iter().any(|fill| matches!(fill, Fill::KeyField(_)));
             let decodes_payload = fills.iter().any(|fill| matches!(fill, Fill::Field(_)));
             let on_error = if collects_junk { OnError::Null } else { table.on_error };
             RowBuilder {
                 fills,
                 decoder: PayloadDecoder::new(table.format, &table.csv, || clients::writer_schemas(definition)),
+                key_decoder: decodes_key
+                    .then(|| PayloadDecoder::new(table.key_format, &table.csv, || clients::registry_writer_schemas(definition))),
                 decodes_payload,
                 on_error,
                 strict: table.strict,
@@ -233,11 +245,37 @@ impl RowBuilder {
                     }
                 }
             }
-            let Some(payload) = message.payload().filter(|_| self.decodes_payload) else {
-                return Outcome::Row; // nothing to decode, or a tombstone: data columns are NULL
+            self.problems.clear();
+            if let (Some(key_decoder), Some(key)) = (&mut self.key_decoder, message.key()) {
+                let RowBuilder { fills, on_error, cstring, problems, .. } = self;
+                match key_decoder.decode(key) {
+                    Err(undecodable) if *on_error == OnError::Error => raise(
+                        FdwError::new(ErrorKind::BadMessageFormat, format!("malformed key of Kafka message at {}", position.describe()))
+                            .with_detail(format!("{}. Key: {}", capitalized(&undecodable.reason), excerpt(key))),
+                    ),
+                    Err(undecodable) => problems.push(format!("key: {}", undecodable.reason)),
+                    Ok(decoded) => {
+                        for (i, fill) in fills.iter().enumerate() {
+                            let Fill::KeyField(input) = fill else { continue };
+                            let Some(text) = decoded.field(input.index, &input.field) else { continue };
+                            match convert(input, &text, cstring, *on_error, key, &position) {
+                                Ok(value) => {
+                                    values[i] = value;
+                                    nulls[i] = false;
+                                }
+                                Err(problem) => problems.push(problem),
+                            }
+                        }
+                    }
+                }
+            }
+            let payload = match message.payload().filter(|_| self.decodes_payload) {
+                Some(payload) => payload,
+                // Nothing to decode, or a tombstone: data columns are NULL.
+                None if self.problems.is_empty() => return Outcome::Row,
+                None => return self.bad_message(values, nulls, &[]),
             };
             let RowBuilder { fills, decoder, on_error, strict, collects_junk, all_fields, cstring, problems, .. } = self;
-            problems.clear();
             let decoded = match decoder.decode(payload) {
                 Err(undecodable) => {
                     if *on_error == OnError::Error {
@@ -289,26 +327,32 @@ impl RowBuilder {
             if problems.is_empty() {
                 return Outcome::Row;
             }
-            self.bad_messages += 1;
-            if self.on_error == OnError::Skip {
-                return Outcome::Skipped;
-            }
-            if self.collects_junk {
-                // The data columns keep what did convert; the junk columns say what did not.
-                let junk_text = String::from_utf8_lossy(payload);
-                let errors = self.problems.join("\n");
-                for (i, fill) in self.fills.iter().enumerate() {
-                    let value = match fill {
-                        Fill::Meta(MetaColumn::Junk, _) => junk_text.as_ref().into_datum(),
-                        Fill::Meta(MetaColumn::JunkError, _) => errors.as_str().into_datum(),
-                        _ => continue,
-                    };
-                    values[i] = value.expect("text is never NULL");
-                    nulls[i] = false;
-                }
-            }
-            Outcome::Row
+            self.bad_message(values, nulls, payload)
         }
+    }
+
+    /// Counts a message with problems that did not raise, and skips it or fills its junk
+    /// columns.
+    fn bad_message(&mut self, values: &mut [pg_sys::Datum], nulls: &mut [bool], payload: &[u8]) -> Outcome {
+        self.bad_messages += 1;
+        if self.on_error == OnError::Skip {
+            return Outcome::Skipped;
+        }
+        if self.collects_junk {
+            // The data columns keep what did convert; the junk columns say what did not.
+            let junk_text = String::from_utf8_lossy(payload);
+            let errors = self.problems.join("\n");
+            for (i, fill) in self.fills.iter().enumerate() {
+                let value = match fill {
+                    Fill::Meta(MetaColumn::Junk, _) => junk_text.as_ref().into_datum(),
+                    Fill::Meta(MetaColumn::JunkError, _) => errors.as_str().into_datum(),
+                    _ => continue,
+                };
+                values[i] = value.expect("text is never NULL");
+                nulls[i] = false;
+            }
+        }
+        Outcome::Row
     }
 }
 

@@ -37,6 +37,9 @@ pub enum ColumnSource {
     Meta(MetaColumn, ColumnType),
     /// The n-th field of the payload (0-based, counting data columns only).
     Field(usize),
+    /// The n-th field of the decoded key (`key_format` json, avro or protobuf): a key
+    /// field column, or the key column itself (the whole key).
+    KeyField(usize),
     /// A dropped attribute: always NULL.
     Dropped,
 }
@@ -48,6 +51,8 @@ pub struct TableLayout {
     pub columns: Vec<ColumnSource>,
     /// Indexed by `ColumnSource::Field`'s number.
     pub fields: Vec<FieldDef>,
+    /// Indexed by `ColumnSource::KeyField`'s number.
+    pub key_fields: Vec<FieldDef>,
 }
 
 impl TableLayout {
@@ -63,7 +68,8 @@ impl TableLayout {
 /// that can hold it; what the format needs of the data columns) and returns where each
 /// attribute's value comes from.
 pub fn table_layout(columns: &[ColumnDef], table: &TableOptions) -> FdwResult<TableLayout> {
-    let mut layout = TableLayout { columns: Vec::with_capacity(columns.len()), fields: Vec::new() };
+    let mut layout = TableLayout { columns: Vec::with_capacity(columns.len()), fields: Vec::new(), key_fields: Vec::new() };
+    let structured_keys = table.key_format != Format::Raw;
     let mut declared: Vec<(MetaColumn, &str)> = Vec::new();
     for column in columns {
         if column.dropped {
@@ -85,6 +91,18 @@ pub fn table_layout(columns: &[ColumnDef], table: &TableOptions) -> FdwResult<Ta
                 layout.fields.push(FieldDef { name: column.name.clone(), column_type: column.column_type, json_path });
                 ColumnSource::Field(layout.fields.len() - 1)
             }
+            ColumnRole::KeyField => {
+                if !structured_keys {
+                    return Err(FdwError::new(
+                        ErrorKind::InvalidParameterValue,
+                        format!("column \"{}\" reads a field of the key, but the table's key_format is text or bytea", column.name),
+                    )
+                    .with_hint("Set the table option key_format to json, avro or protobuf."));
+                }
+                let json_path = column.options.path.clone().unwrap_or(JsonPath::Whole);
+                layout.key_fields.push(FieldDef { name: column.name.clone(), column_type: column.column_type, json_path });
+                ColumnSource::KeyField(layout.key_fields.len() - 1)
+            }
             ColumnRole::Meta(meta) => {
                 if let Some((_, first)) = declared.iter().find(|(m, _)| *m == meta) {
                     return Err(FdwError::new(
@@ -94,6 +112,13 @@ pub fn table_layout(columns: &[ColumnDef], table: &TableOptions) -> FdwResult<Ta
                     .with_detail(format!("Columns \"{first}\" and \"{}\" both have it.", column.name)));
                 }
                 declared.push((meta, &column.name));
+                if meta == MetaColumn::Key && structured_keys {
+                    // The whole decoded key, in a column of any type (JSON in json/jsonb).
+                    let field = FieldDef { name: column.name.clone(), column_type: column.column_type, json_path: JsonPath::Whole };
+                    layout.key_fields.push(field);
+                    layout.columns.push(ColumnSource::KeyField(layout.key_fields.len() - 1));
+                    continue;
+                }
                 let (allowed, description) = meta.allowed_types();
                 if !allowed.contains(&column.column_type) {
                     return Err(FdwError::new(
@@ -223,6 +248,17 @@ mod tests {
         table_layout(&[col("payload", ColumnType::Bytea, ColumnRole::Data)], &raw).unwrap();
         assert!(table_layout(&[col("a", ColumnType::Text, ColumnRole::Data), col("b", ColumnType::Text, ColumnRole::Data)], &raw).is_err());
         assert!(table_layout(&[col("n", ColumnType::Integer, ColumnRole::Data)], &raw).is_err());
+        // Keys with fields: the key column is the whole key, key field columns its fields.
+        let keyed = table_with(&[("key_format", "json")]);
+        let mut key_id = col("kid", ColumnType::Integer, ColumnRole::KeyField);
+        key_id.options.path = Some(JsonPath::parse("id").unwrap());
+        let key = col("k", ColumnType::Jsonb, ColumnRole::Meta(MetaColumn::Key));
+        let layout = table_layout(&[key.clone(), key_id.clone(), col("v", ColumnType::Text, ColumnRole::Data)], &keyed).unwrap();
+        assert_eq!(layout.columns, vec![ColumnSource::KeyField(0), ColumnSource::KeyField(1), ColumnSource::Field(0)]);
+        assert_eq!(layout.key_fields[0].json_path, JsonPath::Whole);
+        assert_eq!(layout.key_fields[1].json_path, JsonPath::Keys(vec!["id".into()]));
+        assert!(table_layout(&[key_id], &table_with(&[])).is_err(), "key fields need a key_format with fields");
+        assert!(table_layout(&[key], &table_with(&[])).is_err(), "a text key is text or bytea");
         let junk = col("j", ColumnType::Text, ColumnRole::Meta(MetaColumn::Junk));
         assert!(table_layout(&[junk.clone()], &table_with(&[])).unwrap().has_junk_columns());
         assert!(table_layout(&[junk], &table_with(&[("on_error", "skip")])).is_err());

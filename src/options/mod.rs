@@ -56,6 +56,7 @@ impl OptionLevel {
                 "avro_schema",
                 "protobuf_message",
                 "auto_register",
+                "key_format",
                 "transactional",
                 "isolation_level",
             ],
@@ -151,6 +152,9 @@ pub struct TableOptions {
     /// INSERT and COPY register a schema derived from the table's columns when the
     /// topic's value subject has none (Confluent's `auto.register.schemas`).
     pub auto_register: bool,
+    /// How message keys are encoded: `Raw` (`key_format` text or bytea, the default: the
+    /// key column's type decides), or a format with fields (json, avro, protobuf).
+    pub key_format: Format,
     /// INSERT and COPY produce inside a Kafka transaction that commits and aborts with the
     /// PostgreSQL transaction; `None`: as the server says.
     pub transactional: Option<bool>,
@@ -236,6 +240,9 @@ pub enum ColumnRole {
     /// Part of the message payload.
     Data,
     Meta(MetaColumn),
+    /// A field of the decoded key (column option `key 'field'`, with `key_format` json,
+    /// avro or protobuf); its path is the column's `path`.
+    KeyField,
 }
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -390,6 +397,19 @@ pub fn parse_table(options: &[(String, String)]) -> FdwResult<TableOptions> {
             }
         },
     };
+    let key_format = match lookup(options, "key_format") {
+        None => Format::Raw,
+        Some(value) => match value.to_ascii_lowercase().as_str() {
+            "text" | "bytea" => Format::Raw,
+            "json" => Format::Json,
+            "avro" => Format::Avro,
+            "protobuf" => Format::Protobuf,
+            _ => {
+                return Err(invalid_value("key_format", value)
+                    .with_hint("Valid key formats are \"text\", \"bytea\", \"json\", \"avro\" and \"protobuf\"."))
+            }
+        },
+    };
     let avro_schema = lookup(options, "avro_schema").map(str::to_string);
     if let Some(schema) = &avro_schema {
         if format != Format::Avro {
@@ -478,6 +498,7 @@ pub fn parse_table(options: &[(String, String)]) -> FdwResult<TableOptions> {
         avro_schema,
         protobuf_message,
         auto_register,
+        key_format,
         transactional,
         isolation_level,
     })
@@ -489,6 +510,13 @@ pub fn check_table_on_server(table: &TableOptions, server: &ServerOptions) -> Fd
         return Err(FdwError::new(ErrorKind::OptionNameNotFound, "format 'avro' needs the messages' schema").with_hint(
             "Set the server option schema_registry (messages in the registry's wire format), or the table option avro_schema (bare Avro records of that schema).",
         ));
+    }
+    if table.key_format.has_schema() && server.schema_registry.is_empty() {
+        return Err(FdwError::new(
+            ErrorKind::OptionNameNotFound,
+            format!("key_format '{}' needs the server option schema_registry", table.key_format.name()),
+        )
+        .with_hint("Keys are read in the Schema Registry's wire format, with their writer schemas from the registry."));
     }
     if table.format == Format::Protobuf && server.schema_registry.is_empty() {
         return Err(FdwError::new(ErrorKind::OptionNameNotFound, "format 'protobuf' needs the server option schema_registry")
@@ -524,6 +552,18 @@ pub fn parse_column(options: &[(String, String)]) -> FdwResult<ColumnOptions> {
     let mut parsed = ColumnOptions { role: ColumnRole::Data, path: None };
     for (name, value) in options {
         if name == "json" || name == "field" {
+            if parsed.role == ColumnRole::KeyField {
+                return Err(FdwError::new(ErrorKind::InvalidParameterValue, "a key field column has no other column option"));
+            }
+            parsed.path = Some(JsonPath::parse(value).map_err(|error| invalid_value(name, value).with_detail(error))?);
+            continue;
+        }
+        // `key 'true'` is the key column; `key 'id'` reads a field of the decoded key.
+        if name == "key" && boolean(name, value).is_err() {
+            if parsed.role != ColumnRole::Data || parsed.path.is_some() {
+                return Err(FdwError::new(ErrorKind::InvalidParameterValue, "a key field column has no other column option"));
+            }
+            parsed.role = ColumnRole::KeyField;
             parsed.path = Some(JsonPath::parse(value).map_err(|error| invalid_value(name, value).with_detail(error))?);
             continue;
         }
@@ -531,15 +571,21 @@ pub fn parse_column(options: &[(String, String)]) -> FdwResult<ColumnOptions> {
             continue;
         }
         let meta = MetaColumn::ALL.into_iter().find(|m| m.option_name() == name).expect("names were checked");
-        if let ColumnRole::Meta(first) = parsed.role {
-            return Err(FdwError::new(
-                ErrorKind::InvalidParameterValue,
-                format!("a column cannot have both options \"{}\" and \"{}\"", first.option_name(), name),
-            ));
+        match parsed.role {
+            ColumnRole::Meta(first) => {
+                return Err(FdwError::new(
+                    ErrorKind::InvalidParameterValue,
+                    format!("a column cannot have both options \"{}\" and \"{}\"", first.option_name(), name),
+                ))
+            }
+            ColumnRole::KeyField => {
+                return Err(FdwError::new(ErrorKind::InvalidParameterValue, "a key field column has no other column option"))
+            }
+            ColumnRole::Data => {}
         }
         parsed.role = ColumnRole::Meta(meta);
     }
-    if parsed.path.is_some() && parsed.role != ColumnRole::Data {
+    if parsed.path.is_some() && matches!(parsed.role, ColumnRole::Meta(_)) {
         return Err(FdwError::new(ErrorKind::InvalidParameterValue, "options \"json\" and \"field\" apply to data columns only"));
     }
     Ok(parsed)
@@ -729,6 +775,11 @@ mod tests {
         assert_eq!(parse_column(&opts(&[("json", "a.b")])).unwrap().path, Some(JsonPath::Keys(vec!["a".into(), "b".into()])));
         assert!(parse_column(&opts(&[("json", "a..b")])).is_err());
         assert!(parse_column(&opts(&[("json", "k"), ("key", "true")])).is_err());
+        let key_field = parse_column(&opts(&[("key", "user.id")])).unwrap();
+        assert_eq!((key_field.role, key_field.path), (ColumnRole::KeyField, Some(JsonPath::parse("user.id").unwrap())));
+        assert_eq!(parse_column(&opts(&[("key", "on")])).unwrap().role, ColumnRole::Meta(MetaColumn::Key));
+        assert!(parse_column(&opts(&[("key", "id"), ("field", "x")])).is_err());
+        assert!(parse_column(&opts(&[("offset", "true"), ("key", "id")])).is_err());
         assert_eq!(role(&[("jsn", "true")]).unwrap_err().kind, ErrorKind::InvalidOptionName);
     }
 

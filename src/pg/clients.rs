@@ -346,29 +346,38 @@ pub fn writer_schemas(definition: &ForeignTableDef) -> WriterSchemas {
         let schema = AvroSchema::parse(text).map_err(|e| FdwError::new(ErrorKind::InvalidParameterValue, e));
         return WriterSchemas::Given(schema.or_raise());
     }
-    let (settings, user_mapping) = registry_settings(definition.server_id, &definition.server);
-    WriterSchemas::Registry(Box::new(RegistrySchemas { user_mapping, settings }))
+    registry_writer_schemas(definition)
 }
 
-/// What INSERT and COPY encode an Avro or Protobuf table's rows with: its `avro_schema`
+/// The part of a message a schema describes (Confluent's subjects `<topic>-key` and `<topic>-value`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessagePart {
+    Key,
+    Value,
+}
+
+/// What INSERT and COPY encode an Avro or Protobuf table's rows (or keys) with: its `avro_schema`
 /// (bare datums), or the latest schema of the topic's value subject (Confluent's
 /// TopicNameStrategy, `<topic>-value`), asked once per statement as the current user;
 /// under `auto_register`, a subject without one gets a schema derived from `columns`.
-pub fn record_encoder(definition: &ForeignTableDef, columns: &[DerivedField<'_>]) -> RecordEncoder {
+pub fn record_encoder(definition: &ForeignTableDef, part: MessagePart, columns: &[DerivedField<'_>]) -> RecordEncoder {
     let refused = |e: String| FdwError::new(ErrorKind::InvalidParameterValue, e);
-    if let Some(text) = &definition.table.avro_schema {
+    let (format, suffix, message_type) = match part {
+        MessagePart::Value => (definition.table.format, "value", definition.table.protobuf_message.as_deref()),
+        MessagePart::Key => (definition.table.key_format, "key", None),
+    };
+    if let (Some(text), MessagePart::Value) = (&definition.table.avro_schema, part) {
         return RecordEncoder::Avro(AvroEncoder::new(text, None).map_err(refused).or_raise());
     }
     let (settings, _) = registry_settings(definition.server_id, &definition.server);
-    let format = definition.table.format;
-    let subject = format!("{}-value", definition.table.topic);
+    let subject = format!("{}-{suffix}", definition.table.topic);
     let latest = match registry::schema_by_version(&settings, &subject, "latest").or_raise() {
         Ok(latest) => latest,
-        Err(_) if definition.table.auto_register => register_derived(&settings, &subject, definition, columns),
+        Err(_) if definition.table.auto_register => register_derived(&settings, &subject, format, definition, columns),
         Err(why) => raise(
             FdwError::new(ErrorKind::ObjectNotInPrerequisiteState, format!("the schema registry has no schema for subject \"{subject}\""))
                 .with_detail(why)
-                .with_hint("Register the topic's value schema (subject <topic>-value), or set the table option auto_register 'true' to register one derived from the table's columns."),
+                .with_hint(format!("Register the topic's {suffix} schema (subject <topic>-{suffix}), or set the table option auto_register 'true' to register one derived from the table's columns.")),
         ),
     };
     let schema_problem = |why: String| {
@@ -384,19 +393,25 @@ pub fn record_encoder(definition: &ForeignTableDef, columns: &[DerivedField<'_>]
             let references = registry::referenced_schemas(&settings, &latest).or_raise();
             references
                 .and_then(|references| ProtobufSchema::compile(&latest.schema, &references))
-                .and_then(|schema| ProtobufEncoder::new(&schema, id, definition.table.protobuf_message.as_deref()))
+                .and_then(|schema| ProtobufEncoder::new(&schema, id, message_type))
                 .map(RecordEncoder::Protobuf)
         }
-        (format, other) => Err(format!("It is a {other} schema, but the table's format is '{}'.", format.name())),
+        (format, other) => Err(format!("It is a {other} schema, but the table's {} is '{}'.", if part == MessagePart::Key { "key_format" } else { "format" }, format.name())),
     };
     encoder.map_err(schema_problem).or_raise()
 }
 
 /// Registers a schema derived from the table's columns under `subject`; what the
 /// registry holds for the subject afterwards (its id included).
-fn register_derived(settings: &RegistrySettings, subject: &str, definition: &ForeignTableDef, columns: &[DerivedField<'_>]) -> RegisteredSchema {
+fn register_derived(
+    settings: &RegistrySettings,
+    subject: &str,
+    format: Format,
+    definition: &ForeignTableDef,
+    columns: &[DerivedField<'_>],
+) -> RegisteredSchema {
     let topic = &definition.table.topic;
-    let (schema_type, derived) = match definition.table.format {
+    let (schema_type, derived) = match format {
         Format::Protobuf => ("PROTOBUF", protobuf_encode::derived_schema(topic, columns)),
         _ => ("AVRO", avro_encode::derived_schema(topic, columns)),
     };
@@ -407,6 +422,13 @@ fn register_derived(settings: &RegistrySettings, subject: &str, definition: &For
     let schema = derived.map_err(cannot).or_raise();
     let id = registry::register(settings, subject, schema_type, &schema).or_raise().map_err(cannot).or_raise();
     RegisteredSchema { schema, schema_type: schema_type.to_string(), references: Vec::new(), id: Some(id) }
+}
+
+/// Writer schemas from the table's server's registry, whatever the table's value format:
+/// what keys in a registry format (`key_format`) are read with.
+pub fn registry_writer_schemas(definition: &ForeignTableDef) -> WriterSchemas {
+    let (settings, user_mapping) = registry_settings(definition.server_id, &definition.server);
+    WriterSchemas::Registry(Box::new(RegistrySchemas { user_mapping, settings }))
 }
 
 /// How to ask a server's Schema Registry as the current user, and that user's mapping.
