@@ -34,7 +34,7 @@ SELECT kid, v, problem FROM json_keys ORDER BY v;
 
 -- Avro keys: auto_register derives the key schema from the key field columns (a
 -- record of id and region) and the value schema from the data columns.
-CREATE FOREIGN TABLE avro_keys_in (kid bigint NOT NULL OPTIONS (key 'id'), kregion text OPTIONS (key 'region'), v text)
+CREATE FOREIGN TABLE avro_keys_in (kid bigint OPTIONS (key 'id') NOT NULL, kregion text OPTIONS (key 'region'), v text)
     SERVER key_server OPTIONS (topic 'regress_keys_avro', format 'avro', key_format 'avro', auto_register 'true');
 INSERT INTO avro_keys_in VALUES (1, 'eu', 'one'), (2, NULL, 'two');
 CREATE FOREIGN TABLE avro_keys (
