@@ -255,6 +255,16 @@ pub struct CopyLines {
     strict: bool,
     /// Reused field list of a message encoded again.
     values: Vec<Option<Vec<u8>>>,
+    /// What each byte is to [`reads_alike`](Self::reads_alike).
+    classes: [ByteClass; 256],
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ByteClass {
+    Plain,
+    Delimiter,
+    /// A quote or line break: COPY may read the message otherwise.
+    Special,
 }
 
 /// Why a message gives no line: as a scan with `on_error 'error'` would fail on it.
@@ -268,7 +278,16 @@ pub enum LineError {
 
 impl CopyLines {
     pub fn new(options: CsvOptions, fields: Vec<FieldDef>, strict: bool) -> Self {
-        CopyLines { decoder: CsvDecoder::new(options), fields, strict, values: Vec::new() }
+        let mut classes = [ByteClass::Plain; 256];
+        classes[options.delimiter as usize] = ByteClass::Delimiter;
+        for special in [options.quote, b'\n', b'\r'] {
+            classes[special as usize] = ByteClass::Special;
+        }
+        CopyLines { decoder: CsvDecoder::new(options), fields, strict, values: Vec::new(), classes }
+    }
+
+    pub fn options(&self) -> &CsvOptions {
+        &self.decoder.options
     }
 
     /// Appends the line of a message (`None`: a message without a value, whose data
@@ -278,7 +297,12 @@ impl CopyLines {
     pub fn render(&mut self, payload: Option<&[u8]>, trailing: &[&[u8]], out: &mut Vec<u8>) -> Result<usize, LineError> {
         let start = out.len();
         match payload {
-            Some(message) if self.reads_alike(message) => out.extend_from_slice(message),
+            Some(message) if self.reads_alike(message) => {
+                // No line break inside, and not `\.`: the line is done.
+                out.extend_from_slice(message);
+                self.end_line(trailing, out);
+                return Ok(0);
+            }
             Some(message) => {
                 if let Err(error) = self.decoder.decode(message) {
                     return Err(LineError::Malformed(error.to_string()));
@@ -305,21 +329,30 @@ impl CopyLines {
             out.extend_from_slice(&[quote, b'\\', b'.', quote]);
         }
         let breaks = memchr::memchr_iter(b'\n', &out[start..]).count();
+        self.end_line(trailing, out);
+        Ok(breaks)
+    }
+
+    fn end_line(&self, trailing: &[&[u8]], out: &mut Vec<u8>) {
         for value in trailing {
             out.push(self.decoder.options.delimiter);
             out.extend_from_slice(value);
         }
         out.push(b'\n');
-        Ok(breaks)
     }
 
-    /// Whether COPY reads `message` as it is into the fields the decoder reads.
+    /// Whether COPY reads `message` as it is into the fields the decoder reads. One pass
+    /// over the bytes: messages are short, and this runs for every one.
     fn reads_alike(&self, message: &[u8]) -> bool {
-        let options = &self.decoder.options;
-        memchr::memchr3(options.quote, b'\n', b'\r', message).is_none()
-            && !message.starts_with("\u{feff}".as_bytes())
-            && message != b"\\."
-            && memchr::memchr_iter(options.delimiter, message).count() + 1 == self.fields.len()
+        let mut delimiters = 0;
+        for &byte in message {
+            match self.classes[byte as usize] {
+                ByteClass::Plain => {}
+                ByteClass::Delimiter => delimiters += 1,
+                ByteClass::Special => return false,
+            }
+        }
+        delimiters + 1 == self.fields.len() && !message.starts_with("\u{feff}".as_bytes()) && message != b"\\."
     }
 }
 

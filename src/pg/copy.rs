@@ -23,7 +23,11 @@ use pgrx::prelude::*;
 use pgrx::spi::quote_qualified_identifier;
 use pgrx::PgRelation;
 
+use std::borrow::Borrow;
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::Arc;
 use std::panic::AssertUnwindSafe;
 
 use pgrx::pg_sys::panic::{CaughtError, ErrorReportWithLevel};
@@ -32,13 +36,13 @@ use pgrx::{PgSqlErrorCode, PgTryBuilder};
 
 use crate::codec::csv::{self, CopyLines, LineError};
 use crate::codec::{excerpt, malformed_message, mismatched_message, FieldDef, MessagePosition};
-use crate::error::{capitalized, FdwError};
-use crate::kafka::RangeReader;
+use crate::error::{capitalized, ErrorKind, FdwError};
+use crate::kafka::{self, ClientSettings, KafkaConsumer, RangeReader, POLL_SLICE};
 use crate::kafka::ReadRange;
 use crate::options::layout::ColumnSource;
 use crate::options::{MetaColumn, OnError};
 use crate::pg::catalog::ForeignTableDef;
-use crate::pg::clients::{PooledConsumer, TopicClient};
+use crate::pg::clients::{check_interrupts, TopicClient};
 use crate::pg::errors::{raise, reported_kind, OrInternal, OrRaise};
 use crate::pg::privileges::{self, Columns};
 
@@ -461,6 +465,9 @@ pub fn plan_message_copy(source: &PgRelation, definition: ForeignTableDef, targe
     if unsafe { pg_sys::GetDatabaseEncoding() } != pg_sys::pg_enc::PG_UTF8 as c_int {
         return Err("the database encoding is not UTF8, which the scan checks messages against".into());
     }
+    if definition.layout.fields.is_empty() {
+        return Err("the source has no data columns, so the scan reads no message's value".into());
+    }
     let mut by_field: Vec<Option<String>> = vec![None; definition.layout.fields.len()];
     let mut trailing = Vec::new();
     let mut trailing_columns = Vec::new();
@@ -471,6 +478,7 @@ pub fn plan_message_copy(source: &PgRelation, definition: ForeignTableDef, targe
             return Err(format!("the source has no column \"{name}\""));
         };
         match *column {
+            ColumnSource::Field(index) if by_field[index].is_some() => return Err(format!("column \"{name}\" is listed twice")),
             ColumnSource::Field(index) => by_field[index] = Some(name.clone()),
             ColumnSource::Meta(MetaColumn::Partition, _) => trailing.push(Trailing::Partition),
             ColumnSource::Meta(MetaColumn::Offset, _) => trailing.push(Trailing::Offset),
@@ -519,20 +527,114 @@ struct MessageRun {
     count: u64,
 }
 
-/// Messages of a topic rendered as CSV lines for COPY.
+/// What the fetching thread renders and hands to COPY's data source: the messages'
+/// CSV lines, in chunks.
+enum Fetched {
+    Lines {
+        lines: Vec<u8>,
+        /// Where each message of `lines` starts (line numbers count on across chunks).
+        runs: Vec<MessageRun>,
+        messages: u64,
+    },
+    /// Every message is rendered.
+    End,
+    /// The reading failed, or a message the scan would have failed on (its error).
+    Failed(FdwError),
+}
+
+/// Chunks rendered ahead of COPY: enough to keep both threads busy, bounded memory.
+const CHUNKS_AHEAD: usize = 4;
+
+/// Reads the messages of `ranges` and renders them as CSV lines for COPY, in chunks of
+/// about [`REFILL_BYTES`], until they are all read, something fails, `stop` is set or
+/// the receiver is gone. Runs on a thread of its own beside the backend's, which
+/// meanwhile parses and inserts the previous chunks: it touches nothing of PostgreSQL
+/// (its reader's settings interrupt nothing; the backend checks for interrupts).
+fn fetch_lines<C: Borrow<KafkaConsumer>>(mut reader: RangeReader<C>, mut lines: CopyLines, trailing: &[Trailing], topic: &str, sender: SyncSender<Fetched>) {
+    let mut topic_field = Vec::new();
+    csv::encode(&[Some(topic.as_bytes())], lines.options(), &mut topic_field);
+    let (mut partition_text, mut offset_text) = (Vec::with_capacity(12), Vec::with_capacity(20));
+    let mut lines_rendered = 0u64;
+    loop {
+        let mut chunk = Vec::with_capacity(REFILL_BYTES + 1024);
+        let mut runs: Vec<MessageRun> = Vec::new();
+        let mut messages = 0;
+        let mut failure = None;
+        let mut finished = false;
+        while chunk.len() < REFILL_BYTES {
+            let message = match reader.next_message() {
+                Ok(Some(message)) => message,
+                Ok(None) => {
+                    finished = true;
+                    break;
+                }
+                Err(error) => {
+                    failure = Some(error);
+                    break;
+                }
+            };
+            let (partition, offset) = (message.partition(), message.offset());
+            if !trailing.is_empty() {
+                partition_text.clear();
+                offset_text.clear();
+                // Writing to a Vec does not fail.
+                let _ = write!(partition_text, "{partition}");
+                let _ = write!(offset_text, "{offset}");
+            }
+            let mut values: [&[u8]; 3] = [&[]; 3];
+            for (value, trailing) in values.iter_mut().zip(trailing) {
+                *value = match trailing {
+                    Trailing::Partition => &partition_text,
+                    Trailing::Offset => &offset_text,
+                    Trailing::Topic => &topic_field,
+                };
+            }
+            match lines.render(message.payload(), &values[..trailing.len()], &mut chunk) {
+                Ok(breaks) => {
+                    let line = lines_rendered + 1;
+                    match runs.last_mut() {
+                        Some(run) if run.partition == partition && run.first_offset + run.count as i64 == offset && run.first_line + run.count == line => {
+                            run.count += 1
+                        }
+                        _ => runs.push(MessageRun { first_line: line, partition, first_offset: offset, count: 1 }),
+                    }
+                    lines_rendered += 1 + breaks as u64;
+                    messages += 1;
+                }
+                Err(error) => {
+                    let position = MessagePosition { topic, partition, offset };
+                    let payload = message.payload().unwrap_or_default();
+                    failure = Some(match error {
+                        LineError::Malformed(reason) => malformed_message(&position, &reason, payload),
+                        LineError::Mismatch(mismatch) => mismatched_message(&position, &mismatch, payload),
+                    });
+                    break;
+                }
+            }
+        }
+        // Lines before a failure go first, so that COPY reports their own errors first, as
+        // a scan would.
+        if !chunk.is_empty() && sender.send(Fetched::Lines { lines: chunk, runs, messages }).is_err() {
+            return;
+        }
+        if let Some(error) = failure {
+            let _ = sender.send(Fetched::Failed(error));
+            return;
+        }
+        if finished {
+            let _ = sender.send(Fetched::End);
+            return;
+        }
+    }
+}
+
+/// COPY's input from the fetching thread, on the backend's side.
 struct MessageLines {
-    reader: RangeReader<PooledConsumer>,
-    lines: CopyLines,
-    trailing: Vec<Trailing>,
-    topic: String,
-    /// The topic as a CSV field.
-    topic_field: Vec<u8>,
+    receiver: Receiver<Fetched>,
     rendered: Vec<u8>,
-    /// Lines rendered so far (COPY numbers them from 1; a quoted line break starts one).
-    lines_rendered: u64,
     runs: Vec<MessageRun>,
-    /// The error of a message the scan would have failed on: raised after COPY has
-    /// read the lines before it, so that their errors come first, as in a scan.
+    /// The error the fetching thread ended with: raised after COPY has read the lines
+    /// before it.
     pending: Option<FdwError>,
     /// For the progress NOTICEs: the source's name, messages read and to read.
     source_name: String,
@@ -541,60 +643,37 @@ struct MessageLines {
 }
 
 impl MessageLines {
+    /// Takes the next chunk of lines; false at the end (or a failure, kept in `pending`).
     fn render_more(&mut self) -> bool {
-        let (mut partition_text, mut offset_text) = (Vec::with_capacity(12), Vec::with_capacity(20));
-        while self.rendered.len() < REFILL_BYTES && self.pending.is_none() {
-            let Some(message) = self.reader.next_message().or_raise() else { return false };
-            let (partition, offset) = (message.partition(), message.offset());
-            partition_text.clear();
-            offset_text.clear();
-            // Writing to a Vec does not fail.
-            let _ = write!(partition_text, "{partition}");
-            let _ = write!(offset_text, "{offset}");
-            let mut values: [&[u8]; 3] = [&[]; 3];
-            for (value, trailing) in values.iter_mut().zip(&self.trailing) {
-                *value = match trailing {
-                    Trailing::Partition => &partition_text,
-                    Trailing::Offset => &offset_text,
-                    Trailing::Topic => &self.topic_field,
-                };
-            }
-            match self.lines.render(message.payload(), &values[..self.trailing.len()], &mut self.rendered) {
-                Ok(breaks) => {
-                    let line = self.lines_rendered + 1;
-                    match self.runs.last_mut() {
-                        Some(run) if run.partition == partition && run.first_offset + run.count as i64 == offset && run.first_line + run.count == line => {
-                            run.count += 1
-                        }
-                        _ => self.runs.push(MessageRun { first_line: line, partition, first_offset: offset, count: 1 }),
-                    }
-                    self.lines_rendered += 1 + breaks as u64;
-                }
-                Err(error) => {
-                    let position = MessagePosition { topic: &self.topic, partition, offset };
-                    let payload = message.payload().unwrap_or_default();
-                    self.pending = Some(match error {
-                        LineError::Malformed(reason) => malformed_message(&position, &reason, payload),
-                        LineError::Mismatch(mismatch) => mismatched_message(&position, &mismatch, payload),
-                    });
+        let fetched = loop {
+            match self.receiver.recv_timeout(POLL_SLICE) {
+                Ok(fetched) => break fetched,
+                Err(RecvTimeoutError::Timeout) => check_interrupts(),
+                Err(RecvTimeoutError::Disconnected) => {
+                    break Fetched::Failed(FdwError::new(ErrorKind::Internal, "kafka_fdw's fetching thread ended before the messages did"))
                 }
             }
-            self.read += 1;
-            if self.read % PROGRESS_EVERY == 0 {
-                notice!("kafka_fdw.import: {} of {} messages of \"{}\"", self.read, self.wanted, self.source_name);
+        };
+        match fetched {
+            Fetched::Lines { lines, runs, messages } => {
+                if self.rendered.is_empty() {
+                    self.rendered = lines; // COPY read everything before: no copy
+                } else {
+                    self.rendered.extend_from_slice(&lines);
+                }
+                self.runs.extend(runs);
+                let before = self.read / PROGRESS_EVERY;
+                self.read += messages;
+                if self.read / PROGRESS_EVERY > before {
+                    notice!("kafka_fdw.import: {} of {} messages of \"{}\"", self.read, self.wanted, self.source_name);
+                }
+                true
             }
-        }
-        self.pending.is_none()
-    }
-
-    /// The value of one message, read again for an error's detail (empty if it can't be).
-    fn payload_of(&mut self, partition: i32, offset: i64) -> Vec<u8> {
-        if self.reader.restart(&[ReadRange { partition, start: offset, end: offset + 1 }]).is_err() {
-            return Vec::new();
-        }
-        match self.reader.next_message() {
-            Ok(Some(message)) => message.payload().unwrap_or_default().to_vec(),
-            _ => Vec::new(),
+            Fetched::End => false,
+            Fetched::Failed(error) => {
+                self.pending = Some(error);
+                false
+            }
         }
     }
 
@@ -649,16 +728,52 @@ unsafe fn reads_copy_state(state: pg_sys::CopyFromState, relation: pg_sys::Relat
         && prefix.filename.is_null()
 }
 
-/// The error to raise for `report`, an ERROR COPY raised while reading or inserting
-/// the line it was at (`state`'s line number): the scan's error for a value the column's
-/// input function refused, or a bad encoding; the error itself, naming the message in its
-/// detail, for anything else (a constraint, a trigger). `None` when the line is not one
-/// of a message.
+/// An ERROR COPY raised at a line of a message: the message, and the error to raise
+/// once its value is read again for the detail.
+struct FailedAt {
+    partition: i32,
+    offset: i64,
+    /// The column whose input function failed, if it was one.
+    column: Option<String>,
+    code: PgSqlErrorCode,
+    message: String,
+    detail: Option<String>,
+    hint: Option<String>,
+}
+
+impl FailedAt {
+    /// The scan's error for a value a column's input function refused, or a bad
+    /// encoding; the error itself, naming the message in its detail, for a constraint.
+    fn error(self, topic: &str, payload: &[u8]) -> FdwError {
+        let position = MessagePosition { topic, partition: self.partition, offset: self.offset };
+        let kind = reported_kind(self.code);
+        let is_data_exception = (self.code as i32 & 0xfff) == (PgSqlErrorCode::ERRCODE_DATA_EXCEPTION as i32 & 0xfff);
+        match self.column {
+            Some(column) => FdwError::new(kind, format!("invalid value in Kafka message at {}", position.describe()))
+                .with_detail(format!("Column \"{column}\": {}. Message: {}", self.message, excerpt(payload))),
+            None if is_data_exception => FdwError::new(kind, format!("invalid value in Kafka message at {}", position.describe()))
+                .with_detail(format!("{}. Message: {}", capitalized(&self.message), excerpt(payload))),
+            None => {
+                let named = format!("Kafka message at {}: {}.", position.describe(), excerpt(payload));
+                let error = FdwError::new(kind, self.message).with_detail(self.detail.map_or(named.clone(), |detail| format!("{detail}\n{named}")));
+                match self.hint {
+                    Some(hint) => error.with_hint(hint),
+                    None => error,
+                }
+            }
+        }
+    }
+}
+
+/// Where `report`, an ERROR COPY raised about a row (a value, an encoding, a
+/// constraint), happened: the message of the line COPY was at (`state`'s line number),
+/// and the column if an input function failed. `None` for other errors, or when the line
+/// is not one of a message.
 ///
 /// # Safety
 /// `state` is the state of the COPY that failed, whose prefix [`reads_copy_state`]
 /// recognized.
-unsafe fn error_at_message(state: pg_sys::CopyFromState, report: &ErrorReportWithLevel) -> Option<FdwError> {
+unsafe fn failed_at(state: pg_sys::CopyFromState, report: &ErrorReportWithLevel) -> Option<FailedAt> {
     // SAFETY: the caller keeps the contract above; COPY's state outlives the COPY's ERROR
     // (it is freed with the function's memory context).
     let (line, column) = unsafe {
@@ -666,59 +781,61 @@ unsafe fn error_at_message(state: pg_sys::CopyFromState, report: &ErrorReportWit
         let column = (!prefix.cur_attname.is_null()).then(|| CStr::from_ptr(prefix.cur_attname).to_string_lossy().into_owned());
         (prefix.cur_lineno, column)
     };
-    FEED.with(|feed| {
-        let mut feed = feed.try_borrow_mut().ok()?;
-        let Some(Feed { source: Source::Messages(messages), .. }) = feed.as_mut() else { return None };
-        let (partition, offset) = messages.message_at(line)?;
-        let payload = messages.payload_of(partition, offset);
-        let position = MessagePosition { topic: &messages.topic, partition, offset };
-        let kind = reported_kind(report.sql_error_code());
-        let cause = report.message();
-        let error = match column {
-            Some(column) => FdwError::new(kind, format!("invalid value in Kafka message at {}", position.describe()))
-                .with_detail(format!("Column \"{column}\": {cause}. Message: {}", excerpt(&payload))),
-            None if (report.sql_error_code() as i32 & 0xfff) == (PgSqlErrorCode::ERRCODE_DATA_EXCEPTION as i32 & 0xfff) => {
-                FdwError::new(kind, format!("invalid value in Kafka message at {}", position.describe()))
-                    .with_detail(format!("{}. Message: {}", capitalized(cause), excerpt(&payload)))
-            }
-            None => {
-                let named = format!("Kafka message at {}: {}.", position.describe(), excerpt(&payload));
-                let error = FdwError::new(kind, cause.to_string())
-                    .with_detail(report.detail().map_or(named.clone(), |detail| format!("{detail}\n{named}")));
-                match report.hint() {
-                    Some(hint) => error.with_hint(hint.to_string()),
-                    None => error,
-                }
-            }
-        };
-        Some(error)
+    let class = report.sql_error_code() as i32 & 0xfff;
+    let about_the_row = [PgSqlErrorCode::ERRCODE_DATA_EXCEPTION, PgSqlErrorCode::ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION]
+        .iter()
+        .any(|&code| code as i32 & 0xfff == class);
+    if column.is_none() && !about_the_row {
+        return None; // a cancel, say: not the message's doing
+    }
+    let (partition, offset) = FEED.with(|feed| {
+        let feed = feed.try_borrow().ok()?;
+        let Some(Feed { source: Source::Messages(messages), .. }) = feed.as_ref() else { return None };
+        messages.message_at(line)
+    })?;
+    Some(FailedAt {
+        partition,
+        offset,
+        column,
+        code: report.sql_error_code(),
+        message: report.message().to_string(),
+        detail: report.detail().map(str::to_string),
+        hint: report.hint().map(str::to_string),
     })
 }
 
+/// The value of one message, read again for an error's detail (empty if it can't be).
+fn payload_of(consumer: &KafkaConsumer, settings: &ClientSettings, topic: &str, partition: i32, offset: i64) -> Vec<u8> {
+    let Ok(mut reader) = RangeReader::new(consumer, settings.clone(), topic, &[ReadRange { partition, start: offset, end: offset + 1 }]) else {
+        return Vec::new();
+    };
+    match reader.next_message() {
+        Ok(Some(message)) => message.payload().unwrap_or_default().to_vec(),
+        _ => Vec::new(),
+    }
+}
+
+/// Sets a flag when dropped, however the scope it guards ends.
+struct SetOnDrop(Arc<AtomicBool>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 /// COPY FROM of the messages in `ranges` into the target as `plan` says; the number of
-/// rows and how they went in. `source_name` and `wanted` are for the progress NOTICEs.
+/// rows and how they went in. A thread of its own reads and renders the messages
+/// meanwhile (`fetch_lines`). `source_name` is for the progress NOTICEs.
 pub fn copy_messages(target: &PgRelation, plan: MessageCopy, ranges: &[ReadRange], source_name: String) -> (u64, InsertPath) {
     // SAFETY: opens a relation the caller has open; the lock is COPY FROM's.
     let target = unsafe { PgRelation::with_lock(target.oid(), pg_sys::RowExclusiveLock as pg_sys::LOCKMODE) };
     let table = &plan.definition.table;
-    let mut reader = TopicClient::for_table(&plan.definition).into_reader().or_raise();
-    reader.restart(ranges).or_raise();
-    let mut topic_field = Vec::new();
-    csv::encode(&[Some(table.topic.as_bytes())], &table.csv, &mut topic_field);
-    let lines = MessageLines {
-        reader,
-        lines: CopyLines::new(table.csv.clone(), plan.fields, table.strict),
-        trailing: plan.trailing,
-        topic: table.topic.clone(),
-        topic_field,
-        rendered: Vec::with_capacity(2 * REFILL_BYTES),
-        lines_rendered: 0,
-        runs: Vec::new(),
-        pending: None,
-        source_name,
-        read: 0,
-        wanted: ranges.iter().map(|r| (r.end - r.start).max(0) as u64).sum(),
-    };
+    let client = TopicClient::for_table(&plan.definition);
+    let consumer = client.consumer.client();
+    // The fetching thread must not call into PostgreSQL; the backend checks for
+    // interrupts while it waits for lines.
+    let fetch_settings = ClientSettings { interrupt: || {}, ..client.settings.clone() };
     let csv = &table.csv;
     let options = copy_options(&[
         (c"format", b"csv"),
@@ -729,35 +846,69 @@ pub fn copy_messages(target: &PgRelation, plan: MessageCopy, ranges: &[ReadRange
         // The messages' bytes as they are: COPY checks them as UTF-8, as the scan does.
         (c"encoding", b"UTF8"),
     ]);
-    let _guard = FeedGuard;
-    FEED.with(|feed| *feed.borrow_mut() = Some(Feed { source: Source::Messages(Box::new(lines)), read: 0, finished: false }));
-    // SAFETY: the relation is open and locked; the options are valid (copy_incompatibility
-    // checked the CSV ones); COPY's state lives until the function's memory context ends.
-    let inserted = unsafe {
-        let state = begin_copy(&target, &plan.copy_columns, options);
-        let names_messages = reads_copy_state(state, target.as_ptr());
-        // Unwind safety: after a caught ERROR only COPY's state is read, then an ERROR raised.
-        let copied = PgTryBuilder::new(AssertUnwindSafe(|| Ok(pg_sys::CopyFrom(state))))
-            .catch_others(|caught| {
-                let named = match &caught {
-                    CaughtError::PostgresError(report) | CaughtError::ErrorReport(report) if names_messages => {
-                        error_at_message(state, report)
-                    }
-                    _ => None,
-                };
-                named.map_or_else(|| caught.rethrow(), Err)
-            })
-            .execute();
-        let inserted = copied.unwrap_or_else(|error| raise(error));
-        pg_sys::EndCopyFrom(state);
-        inserted
-    };
-    let pending = FEED.with(|feed| match feed.borrow_mut().as_mut().map(|feed| &mut feed.source) {
-        Some(Source::Messages(messages)) => messages.pending.take(),
-        _ => None,
+    let outcome = std::thread::scope(|scope| {
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut reader = RangeReader::new(consumer, fetch_settings, &table.topic, ranges).or_raise();
+        reader.stop_when(stop.clone());
+        let (sender, receiver) = sync_channel(CHUNKS_AHEAD);
+        let lines = CopyLines::new(table.csv.clone(), plan.fields.clone(), table.strict);
+        let (trailing, topic) = (&plan.trailing, table.topic.as_str());
+        // Spawned with every signal blocked, so that the thread inherits a mask that
+        // keeps the backend's signals on the backend's thread.
+        let fetcher = kafka::with_signals_blocked(|| {
+            std::thread::Builder::new().name("kafka_fdw fetch".into()).spawn_scoped(scope, move || fetch_lines(reader, lines, trailing, topic, sender))
+        })
+        .or_internal("could not start the thread that reads the messages");
+        // Declared after the thread, so dropped (when the COPY fails, too) before the
+        // scope waits for it: the thread stops at its next message or idle poll.
+        let _stop = SetOnDrop(stop);
+        let _guard = FeedGuard;
+        let feed = MessageLines {
+            receiver,
+            rendered: Vec::new(),
+            runs: Vec::new(),
+            pending: None,
+            source_name,
+            read: 0,
+            wanted: ranges.iter().map(|r| (r.end - r.start).max(0) as u64).sum(),
+        };
+        FEED.with(|slot| *slot.borrow_mut() = Some(Feed { source: Source::Messages(Box::new(feed)), read: 0, finished: false }));
+        // SAFETY: the relation is open and locked; the options are valid
+        // (copy_incompatibility checked the CSV ones); COPY's state lives until the
+        // function's memory context ends.
+        let copied = unsafe {
+            let state = begin_copy(&target, &plan.copy_columns, options);
+            let names_messages = reads_copy_state(state, target.as_ptr());
+            // Unwind safety: after a caught ERROR only COPY's state is read, then an ERROR raised.
+            let copied = PgTryBuilder::new(AssertUnwindSafe(|| Ok(pg_sys::CopyFrom(state))))
+                .catch_others(|caught| {
+                    let failed = match &caught {
+                        CaughtError::PostgresError(report) | CaughtError::ErrorReport(report) if names_messages => failed_at(state, report),
+                        _ => None,
+                    };
+                    failed.map_or_else(|| caught.rethrow(), Err)
+                })
+                .execute();
+            if copied.is_ok() {
+                pg_sys::EndCopyFrom(state);
+            }
+            copied
+        };
+        let pending = FEED.with(|slot| match slot.borrow_mut().take().map(|feed| feed.source) {
+            Some(Source::Messages(messages)) => messages.pending,
+            _ => None,
+        });
+        drop(_stop);
+        // The thread has rendered everything, or stops now; it panics only on a bug.
+        let _ = fetcher.join();
+        (copied, pending)
     });
-    if let Some(error) = pending {
-        raise(error);
+    match outcome {
+        (Err(failed), _) => {
+            let payload = payload_of(consumer, &client.settings, &table.topic, failed.partition, failed.offset);
+            raise(failed.error(&table.topic, &payload))
+        }
+        (Ok(_), Some(error)) => raise(error),
+        (Ok(inserted), None) => (inserted, row_by_row_reason(&target).map_or(InsertPath::Copy, InsertPath::CopyRowByRow)),
     }
-    (inserted, row_by_row_reason(&target).map_or(InsertPath::Copy, InsertPath::CopyRowByRow))
 }

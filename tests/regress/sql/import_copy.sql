@@ -34,17 +34,17 @@ SELECT part, offs, a FROM copied_one WHERE a LIKE '\\.%' ORDER BY part, offs;
 
 -- Where COPY would read otherwise (a column the target lacks, the message key), the
 -- scan's rows go in, and the NOTICE says why.
-CREATE TABLE partial (a text, b text);
-SELECT kafka_fdw.import('copy_in', 'partial');
+CREATE TABLE copy_partial (a text, b text);
+SELECT kafka_fdw.import('copy_in', 'copy_partial');
 CREATE FOREIGN TABLE copy_keyed (k text OPTIONS (key 'true'), part int OPTIONS (partition 'true'), offs bigint OPTIONS (offset 'true'), a text, b text, c date)
 SERVER copy_server OPTIONS (topic 'regress_import_copy');
-CREATE TABLE keyed (k text, a text, b text, c date);
-SELECT kafka_fdw.import('copy_keyed', 'keyed');
-SELECT count(*) AS imported FROM keyed;
+CREATE TABLE copy_keyed_target (k text, a text, b text, c date);
+SELECT kafka_fdw.import('copy_keyed', 'copy_keyed_target');
+SELECT count(*) AS imported FROM copy_keyed_target;
 
 -- Bad messages fail as in the scan, with the scan's error naming the message (the
 -- second message spans three lines in COPY's input), and nothing is imported or stored.
-CREATE FUNCTION error_of(query text) RETURNS text LANGUAGE plpgsql AS $$
+CREATE FUNCTION copy_error_of(query text) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
     detail text;
 BEGIN
@@ -55,25 +55,29 @@ EXCEPTION WHEN OTHERS THEN
     RETURN SQLSTATE || ': ' || SQLERRM || E'\n' || coalesce(detail, '');
 END
 $$;
-CREATE FOREIGN TABLE bad_dates (part int OPTIONS (partition 'true'), offs bigint OPTIONS (offset 'true'), a int, b text, c date)
+CREATE FOREIGN TABLE copy_bad_dates (part int OPTIONS (partition 'true'), offs bigint OPTIONS (offset 'true'), a int, b text, c date)
 SERVER copy_server OPTIONS (topic 'regress_import_copy_bad');
-CREATE FOREIGN TABLE bad_strict (part int OPTIONS (partition 'true'), offs bigint OPTIONS (offset 'true'), a int, b text, c text)
+CREATE FOREIGN TABLE copy_bad_strict (part int OPTIONS (partition 'true'), offs bigint OPTIONS (offset 'true'), a int, b text, c text)
 SERVER copy_server OPTIONS (topic 'regress_import_copy_bad', strict 'true');
-CREATE FOREIGN TABLE bad_quote (part int OPTIONS (partition 'true'), offs bigint OPTIONS (offset 'true'), a int, b text, c text)
+CREATE FOREIGN TABLE copy_bad_quote (part int OPTIONS (partition 'true'), offs bigint OPTIONS (offset 'true'), a int, b text, c text)
 SERVER copy_server OPTIONS (topic 'regress_import_copy_bad');
-CREATE TABLE bad_target (a int, b text, c date);
-CREATE TABLE bad_text_target (a int, b text, c text);
-SELECT error_of($$SELECT kafka_fdw.import('bad_dates', 'bad_target')$$) AS import,
-       error_of($$SELECT kafka_fdw.import('bad_dates', 'bad_target')$$)
-           = error_of($$SELECT count(*) FROM bad_dates t WHERE t IS NOT NULL$$) AS as_the_scan;
-SELECT error_of($$SELECT kafka_fdw.import('bad_strict', 'bad_text_target')$$) AS import,
-       error_of($$SELECT kafka_fdw.import('bad_strict', 'bad_text_target')$$)
-           = error_of($$SELECT count(*) FROM bad_strict t WHERE t IS NOT NULL$$) AS as_the_scan;
-SELECT error_of($$SELECT kafka_fdw.import('bad_quote', 'bad_text_target')$$) AS import,
-       error_of($$SELECT kafka_fdw.import('bad_quote', 'bad_text_target')$$)
-           = error_of($$SELECT count(*) FROM bad_quote t WHERE t IS NOT NULL$$) AS as_the_scan;
-SELECT (SELECT count(*) FROM bad_target) + (SELECT count(*) FROM bad_text_target) AS rows,
-       (SELECT count(*) FROM kafka_fdw.import_progress WHERE target IN ('bad_target'::regclass, 'bad_text_target'::regclass)) AS offsets;
+CREATE TABLE copy_bad_target (a int, b text, c date);
+CREATE TABLE copy_bad_text_target (a int, b text, c text);
+SELECT copy_error_of($$SELECT kafka_fdw.import('copy_bad_dates', 'copy_bad_target')$$) AS import,
+       copy_error_of($$SELECT kafka_fdw.import('copy_bad_dates', 'copy_bad_target')$$)
+           = copy_error_of($$SELECT count(*) FROM copy_bad_dates t WHERE t IS NOT NULL$$) AS as_the_scan;
+SELECT copy_error_of($$SELECT kafka_fdw.import('copy_bad_strict', 'copy_bad_text_target')$$) AS import,
+       copy_error_of($$SELECT kafka_fdw.import('copy_bad_strict', 'copy_bad_text_target')$$)
+           = copy_error_of($$SELECT count(*) FROM copy_bad_strict t WHERE t IS NOT NULL$$) AS as_the_scan;
+SELECT copy_error_of($$SELECT kafka_fdw.import('copy_bad_quote', 'copy_bad_text_target')$$) AS import,
+       copy_error_of($$SELECT kafka_fdw.import('copy_bad_quote', 'copy_bad_text_target')$$)
+           = copy_error_of($$SELECT count(*) FROM copy_bad_quote t WHERE t IS NOT NULL$$) AS as_the_scan;
+SELECT (SELECT count(*) FROM copy_bad_target) + (SELECT count(*) FROM copy_bad_text_target) AS rows,
+       (SELECT count(*) FROM kafka_fdw.import_progress WHERE target IN ('copy_bad_target'::regclass, 'copy_bad_text_target'::regclass)) AS offsets;
 -- The first messages alone import.
-SELECT kafka_fdw.import('bad_dates', 'bad_target', max_messages => 2);
-SELECT a, b, c FROM bad_target ORDER BY a;
+SELECT kafka_fdw.import('copy_bad_dates', 'copy_bad_target', max_messages => 2);
+SELECT a, b, c FROM copy_bad_target ORDER BY a;
+-- A constraint COPY checks fails the import; its detail names the message of the row.
+CREATE TABLE copy_picky_dates (a int, b text, c date CHECK (c < '2024-01-02'), part int, offs bigint);
+SELECT copy_error_of($$SELECT kafka_fdw.import('copy_bad_dates', 'copy_picky_dates', max_messages => 2)$$) AS import;
+SELECT count(*) AS rows, (SELECT count(*) FROM kafka_fdw.import_progress WHERE target = 'copy_picky_dates'::regclass) AS offsets FROM copy_picky_dates;

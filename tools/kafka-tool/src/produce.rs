@@ -443,7 +443,7 @@ impl Placement {
 
 #[cfg(test)]
 mod tests {
-    use super::split_line;
+    use super::{split_line, unescape};
 
     #[test]
     fn unescaping_reads_line_breaks_and_backslashes() {
