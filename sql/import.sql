@@ -88,6 +88,7 @@ DECLARE
     done bigint := 0;
     wanted bigint := 0;
     inserted bigint;
+    copied bigint;
     total bigint := 0;
     budget bigint := max_messages;
     -- One batch (one kafka_fdw.bulk_insert, a COPY FROM of its rows) reads at most about
@@ -127,36 +128,46 @@ BEGIN
         wanted := wanted + (end_offset - start_offset);
     END LOOP;
 
-    -- Read the ranges in batches of about batch_size messages.
-    FOR i IN 1 .. coalesce(array_length(plan_partitions, 1), 0) LOOP
-        start_offset := plan_starts[i];
-        WHILE start_offset < plan_ends[i] LOOP
-            piece_end := least(plan_ends[i], start_offset + (batch_size - batch_messages));
-            batch := batch || format('(%I = %s AND %I >= %s AND %I < %s)', meta.partition_column, plan_partitions[i],
-                                     meta.offset_column, start_offset, meta.offset_column, piece_end);
-            batch_messages := batch_messages + (piece_end - start_offset);
-            start_offset := piece_end;
-            IF batch_messages >= batch_size THEN
-                IF mode = 'append' THEN
-                    inserted := kafka_fdw.bulk_insert(target, column_names, format('SELECT %s FROM %s WHERE %s', column_list,
-                                                      source, array_to_string(batch, ' OR ')));
-                ELSE
-                    inserted := kafka_fdw.apply_changes(source, target, columns, mode, array_to_string(batch, ' OR '));
+    -- CSV messages go straight into COPY FROM's parser when that gives the rows the scan
+    -- gives (one COPY for the whole plan); otherwise (NULL) the scan's rows go in batches.
+    IF mode = 'append' THEN
+        copied := kafka_fdw.copy_messages(source, target, column_names, plan_partitions, plan_starts, plan_ends);
+    END IF;
+    IF copied IS NOT NULL THEN
+        total := copied;
+    ELSE
+        -- Read the ranges in batches of about batch_size messages.
+        FOR i IN 1 .. coalesce(array_length(plan_partitions, 1), 0) LOOP
+            start_offset := plan_starts[i];
+            WHILE start_offset < plan_ends[i] LOOP
+                piece_end := least(plan_ends[i], start_offset + (batch_size - batch_messages));
+                batch := batch || format('(%I = %s AND %I >= %s AND %I < %s)', meta.partition_column, plan_partitions[i],
+                                         meta.offset_column, start_offset, meta.offset_column, piece_end);
+                batch_messages := batch_messages + (piece_end - start_offset);
+                start_offset := piece_end;
+                IF batch_messages >= batch_size THEN
+                    IF mode = 'append' THEN
+                        inserted := kafka_fdw.bulk_insert(target, column_names, format('SELECT %s FROM %s WHERE %s', column_list,
+                                                          source, array_to_string(batch, ' OR ')));
+                    ELSE
+                        inserted := kafka_fdw.apply_changes(source, target, columns, mode, array_to_string(batch, ' OR '));
+                    END IF;
+                    total := total + inserted;
+                    done := done + batch_messages;
+                    RAISE NOTICE 'kafka_fdw.import: % of % messages of "%"', done, wanted, source;
+                    batch := '{}';
+                    batch_messages := 0;
                 END IF;
-                total := total + inserted;
-                done := done + batch_messages;
-                RAISE NOTICE 'kafka_fdw.import: % of % messages of "%"', done, wanted, source;
-                batch := '{}';
-                batch_messages := 0;
-            END IF;
+            END LOOP;
         END LOOP;
-    END LOOP;
-    IF batch_messages > 0 AND mode = 'append' THEN
-        inserted := kafka_fdw.bulk_insert(target, column_names, format('SELECT %s FROM %s WHERE %s', column_list,
-                                          source, array_to_string(batch, ' OR ')));
-        total := total + inserted;
-    ELSIF batch_messages > 0 THEN
-        total := total + kafka_fdw.apply_changes(source, target, columns, mode, array_to_string(batch, ' OR '));
+        IF batch_messages > 0 AND mode = 'append' THEN
+            inserted := kafka_fdw.bulk_insert(target, column_names, format('SELECT %s FROM %s WHERE %s', column_list,
+                                              source, array_to_string(batch, ' OR ')));
+            total := total + inserted;
+        ELSIF batch_messages > 0 THEN
+            total := total + kafka_fdw.apply_changes(source, target, columns, mode, array_to_string(batch, ' OR '));
+        END IF;
+
     END IF;
 
     IF topic IS NOT NULL THEN

@@ -44,6 +44,7 @@ pgrx::extension_sql_file!(
         api::import::import_plan,
         api::import::save_import_progress,
         api::import::bulk_insert,
+        api::import::copy_messages,
         api::import::reset_import,
         api::import::start_import,
         api::import::stop_import,

@@ -15,7 +15,8 @@ use pgrx::PgRelation;
 use crate::pg::catalog::ForeignTableDef;
 use crate::pg::copy::{self, InsertPath};
 use crate::api::functions::{kafka_table, meta_column_names};
-use crate::kafka::{self, Watermarks};
+use crate::codec::Format;
+use crate::kafka::{self, ReadRange, Watermarks};
 use crate::error::{ErrorKind, FdwError};
 use crate::pg::errors::{raise, OrInternal, OrRaise};
 use crate::pg::privileges::{self, Columns};
@@ -212,6 +213,52 @@ fn bulk_insert(target: PgRelation, columns: Vec<String>, query: &str) -> i64 {
         InsertPath::Insert(why) => notice!("kafka_fdw.import: rows go into {name} by INSERT, not COPY: {why}"),
     }
     inserted as i64
+}
+
+/// Inserts the messages of `source` in the given offset ranges (per partition: the
+/// first offset and the end, exclusive) into `columns` of `target` by handing them to
+/// COPY FROM's own CSV parser, when that gives exactly the rows an import through the
+/// foreign table's scan gives (see `pg::copy::plan_message_copy`): one COPY for all the
+/// ranges. Returns the number of rows, or NULL when it can't (a CSV source says why in a
+/// NOTICE) and kafka_fdw.import goes through the scan. Runs as its caller.
+#[pg_extern(schema = "kafka_fdw")]
+fn copy_messages(
+    source: PgRelation,
+    target: PgRelation,
+    columns: Vec<String>,
+    partitions: Vec<i32>,
+    starts: Vec<i64>,
+    ends: Vec<i64>,
+) -> Option<i64> {
+    let definition = require_import_privileges(&source, &target);
+    if definition.table.format != Format::Csv {
+        return None;
+    }
+    if partitions.len() != starts.len() || partitions.len() != ends.len() {
+        raise(FdwError::new(ErrorKind::InvalidParameterValue, "kafka_fdw.copy_messages needs as many partitions as starts and ends"));
+    }
+    let (source_name, target_name) = (regclass_text(&source), qualified_name(&target));
+    let plan = match copy::plan_message_copy(&source, definition, &target, &columns) {
+        Ok(plan) => plan,
+        Err(why) => {
+            notice!("kafka_fdw.import: messages of \"{source_name}\" go through the foreign table's scan, not straight to COPY: {why}");
+            return None;
+        }
+    };
+    let ranges: Vec<ReadRange> =
+        partitions.into_iter().zip(starts).zip(ends).map(|((partition, start), end)| ReadRange { partition, start, end }).collect();
+    let (inserted, path) = copy::copy_messages(&target, plan, &ranges, source_name);
+    if let InsertPath::CopyRowByRow(why) = path {
+        notice!("kafka_fdw.import: COPY inserts into {target_name} one row at a time: {why}");
+    }
+    Some(inserted as i64)
+}
+
+/// A relation's name as `regclass` prints it (schema-qualified only when not visible).
+fn regclass_text(relation: &PgRelation) -> String {
+    Spi::get_one_with_args::<String>("SELECT $1::regclass::text", &[relation.oid().into()])
+        .or_internal("could not name the relation")
+        .unwrap_or_default()
 }
 
 /// Takes the import lock of a source and target, as kafka_fdw.import does.

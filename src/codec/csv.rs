@@ -8,6 +8,8 @@
 
 use csv_core::{ReadFieldResult, Reader, ReaderBuilder};
 
+use super::{Decoded, FieldDef, Mismatch};
+
 /// COPY's CSV options.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CsvOptions {
@@ -220,6 +222,140 @@ pub fn encode(fields: &[Option<&[u8]>], options: &CsvOptions, out: &mut Vec<u8>)
     }
 }
 
+/// Why PostgreSQL's `COPY FROM (FORMAT csv)` given these options would not read lines
+/// as [`CopyLines`] writes them, if it would not: COPY refuses them, or they make a
+/// line that COPY reads otherwise (its end-of-data marker `\.`, a backslash delimiter).
+pub fn copy_incompatibility(options: &CsvOptions) -> Option<&'static str> {
+    let plain = |byte: u8| byte.is_ascii() && !matches!(byte, 0 | b'\n' | b'\r' | b'\\');
+    if !plain(options.delimiter) || !plain(options.quote) || !(plain(options.escape) || options.escape == b'\\') {
+        return Some("the delimiter, quote or escape is a byte COPY takes otherwise");
+    }
+    if options.delimiter == options.quote || options.delimiter == options.escape {
+        return Some("the delimiter is also the quote or escape");
+    }
+    if options.null.iter().any(|&b| matches!(b, 0 | b'\n' | b'\r') || b == options.delimiter || b == options.quote)
+        || options.null == b"\\."
+    {
+        return Some("the null string holds a byte COPY does not allow in it");
+    }
+    None
+}
+
+/// Messages as input lines for `COPY FROM (FORMAT csv)` with the same options: COPY
+/// reads from each line exactly the fields [`CsvDecoder`] reads from the message, as
+/// many as the columns (missing ones NULL, extra ones dropped, as a scan does without
+/// `strict`), followed by fixed trailing fields (a message's partition, say). A message
+/// COPY reads alike (no quote, no line break, no byte-order mark, one field per column)
+/// goes as it is; any other is decoded and encoded again. The options must pass
+/// [`copy_incompatibility`].
+pub struct CopyLines {
+    decoder: CsvDecoder,
+    /// The data columns, in field order.
+    fields: Vec<FieldDef>,
+    strict: bool,
+    /// Reused field list of a message encoded again.
+    values: Vec<Option<Vec<u8>>>,
+    /// What each byte is to [`reads_alike`](Self::reads_alike).
+    classes: [ByteClass; 256],
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ByteClass {
+    Plain,
+    Delimiter,
+    /// A quote or line break: COPY may read the message otherwise.
+    Special,
+}
+
+/// Why a message gives no line: as a scan with `on_error 'error'` would fail on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LineError {
+    /// Not one CSV record.
+    Malformed(String),
+    /// Under `strict`, not one field per column.
+    Mismatch(Mismatch),
+}
+
+impl CopyLines {
+    pub fn new(options: CsvOptions, fields: Vec<FieldDef>, strict: bool) -> Self {
+        let mut classes = [ByteClass::Plain; 256];
+        classes[options.delimiter as usize] = ByteClass::Delimiter;
+        for special in [options.quote, b'\n', b'\r'] {
+            classes[special as usize] = ByteClass::Special;
+        }
+        CopyLines { decoder: CsvDecoder::new(options), fields, strict, values: Vec::new(), classes }
+    }
+
+    pub fn options(&self) -> &CsvOptions {
+        &self.decoder.options
+    }
+
+    /// Appends the line of a message (`None`: a message without a value, whose data
+    /// columns are NULL) with `trailing` (already encoded, each after a delimiter) and a
+    /// line break. Returns the number of line breaks inside quoted values: COPY counts
+    /// them as lines of their own.
+    pub fn render(&mut self, payload: Option<&[u8]>, trailing: &[&[u8]], out: &mut Vec<u8>) -> Result<usize, LineError> {
+        let start = out.len();
+        match payload {
+            Some(message) if self.reads_alike(message) => {
+                // No line break inside, and not `\.`: the line is done.
+                out.extend_from_slice(message);
+                self.end_line(trailing, out);
+                return Ok(0);
+            }
+            Some(message) => {
+                if let Err(error) = self.decoder.decode(message) {
+                    return Err(LineError::Malformed(error.to_string()));
+                }
+                let record = Decoded::Csv(self.decoder.fields());
+                if self.strict {
+                    if let Some(mismatch) = record.mismatches(&self.fields).into_iter().next() {
+                        return Err(LineError::Mismatch(mismatch));
+                    }
+                }
+                let Decoded::Csv(record) = record else { unreachable!("decoded as CSV just above") };
+                self.values.clear();
+                self.values.extend((0..self.fields.len()).map(|i| record.field(i).map(<[u8]>::to_vec)));
+                let values: Vec<Option<&[u8]>> = self.values.iter().map(Option::as_deref).collect();
+                encode(&values, &self.decoder.options, out);
+            }
+            None => encode(&vec![None; self.fields.len()], &self.decoder.options, out),
+        }
+        // A line of just `\.` is COPY's end-of-data marker; quoted, the same value (the
+        // null string is never `\.`).
+        if out[start..] == *b"\\." {
+            let quote = self.decoder.options.quote;
+            out.truncate(start);
+            out.extend_from_slice(&[quote, b'\\', b'.', quote]);
+        }
+        let breaks = memchr::memchr_iter(b'\n', &out[start..]).count();
+        self.end_line(trailing, out);
+        Ok(breaks)
+    }
+
+    fn end_line(&self, trailing: &[&[u8]], out: &mut Vec<u8>) {
+        for value in trailing {
+            out.push(self.decoder.options.delimiter);
+            out.extend_from_slice(value);
+        }
+        out.push(b'\n');
+    }
+
+    /// Whether COPY reads `message` as it is into the fields the decoder reads. One pass
+    /// over the bytes: messages are short, and this runs for every one.
+    fn reads_alike(&self, message: &[u8]) -> bool {
+        let mut delimiters = 0;
+        for &byte in message {
+            match self.classes[byte as usize] {
+                ByteClass::Plain => {}
+                ByteClass::Delimiter => delimiters += 1,
+                ByteClass::Special => return false,
+            }
+        }
+        delimiters + 1 == self.fields.len() && !message.starts_with("\u{feff}".as_bytes()) && message != b"\\."
+    }
+}
+
 /// Whether a field that opened with a quote also closed it. `raw` is the field's input
 /// bytes, possibly followed by its delimiter or terminator.
 fn quote_closed(raw: &[u8], options: &CsvOptions) -> bool {
@@ -337,6 +473,78 @@ mod tests {
             };
             prop_assert_eq!(describe(fast.decode_unquoted(&bytes)), describe(slow.decode_with_state_machine(&bytes)));
         }
+    }
+
+    fn data_fields(count: usize) -> Vec<FieldDef> {
+        (0..count)
+            .map(|i| FieldDef { name: format!("c{i}"), column_type: super::super::ColumnType::Other, json_path: super::super::json::JsonPath::Whole })
+            .collect()
+    }
+
+    /// The fields a line of CopyLines holds, read back with the decoder (COPY's reading
+    /// of the same lines is checked in the regression test import.sql).
+    fn line_fields(line: &[u8], options: &CsvOptions) -> Vec<Option<Vec<u8>>> {
+        let mut decoder = CsvDecoder::new(options.clone());
+        let record = decoder.decode(line.strip_suffix(b"\n").unwrap()).unwrap();
+        (0..record.len()).map(|i| record.field(i).map(<[u8]>::to_vec)).collect()
+    }
+
+    proptest! {
+        /// A line holds the fields the scan reads from the message, one per column,
+        /// then the trailing ones; line breaks inside values are counted.
+        #[test]
+        fn copy_lines_hold_the_fields_the_scan_reads(
+            bytes in prop::collection::vec(prop_oneof![
+                4 => prop::sample::select(b"ab,;\t\\N.\"' \r\n\xef\xbb\xbf".to_vec()),
+                1 => any::<u8>(),
+            ], 0..40),
+            columns in 1usize..4,
+            options in csv_options())
+        {
+            let mut scan = CsvDecoder::new(options.clone());
+            let Ok(record) = scan.decode(&bytes) else { return Ok(()) };
+            let mut expected: Vec<Option<Vec<u8>>> = (0..columns).map(|i| record.field(i).map(<[u8]>::to_vec)).collect();
+            expected.push(Some(b"7".to_vec()));
+            let mut lines = CopyLines::new(options.clone(), data_fields(columns), false);
+            let mut out = Vec::new();
+            let breaks = lines.render(Some(&bytes), &[b"7"], &mut out).unwrap();
+            prop_assert_eq!(breaks + 1, memchr::memchr_iter(b'\n', &out).count());
+            prop_assert_ne!(&out[..], b"\\.\n");
+            prop_assert_eq!(line_fields(&out, &options), expected);
+        }
+    }
+
+    #[test]
+    fn copy_lines_pass_plain_messages_as_they_are() {
+        let mut lines = CopyLines::new(CsvOptions::default(), data_fields(3), false);
+        let mut out = Vec::new();
+        assert_eq!(lines.render(Some(b"1,text,"), &[b"0", b"42"], &mut out), Ok(0));
+        assert_eq!(lines.render(Some(b"\"a\nb\",2"), &[b"0", b"43"], &mut out), Ok(1));
+        assert_eq!(lines.render(None, &[b"0", b"44"], &mut out), Ok(0));
+        assert_eq!(out, b"1,text,,0,42\n\"a\nb\",2,,0,43\n,,,0,44\n");
+        let mut single = CopyLines::new(CsvOptions::default(), data_fields(1), false);
+        out.clear();
+        assert_eq!(single.render(Some(b"\\."), &[], &mut out), Ok(0));
+        assert_eq!(out, b"\"\\.\"\n");
+    }
+
+    #[test]
+    fn copy_lines_under_strict_refuse_what_the_scan_refuses() {
+        let mut lines = CopyLines::new(CsvOptions::default(), data_fields(2), true);
+        let mut out = Vec::new();
+        assert!(matches!(lines.render(Some(b"1"), &[], &mut out), Err(LineError::Mismatch(Mismatch::Missing(_)))));
+        assert!(matches!(lines.render(Some(b"1,2,3"), &[], &mut out), Err(LineError::Mismatch(Mismatch::Extra(_)))));
+        assert!(matches!(lines.render(Some(b"1,\"2"), &[], &mut out), Err(LineError::Malformed(_))));
+        assert_eq!(lines.render(Some(b"1,2"), &[], &mut out), Ok(0));
+    }
+
+    #[test]
+    fn copy_refuses_some_options() {
+        assert_eq!(copy_incompatibility(&CsvOptions::default()), None);
+        assert_eq!(copy_incompatibility(&CsvOptions { escape: b'\\', null: b"\\N".to_vec(), ..CsvOptions::default() }), None);
+        assert!(copy_incompatibility(&CsvOptions { delimiter: b'\\', ..CsvOptions::default() }).is_some());
+        assert!(copy_incompatibility(&CsvOptions { null: b"a,b".to_vec(), ..CsvOptions::default() }).is_some());
+        assert!(copy_incompatibility(&CsvOptions { null: b"\\.".to_vec(), ..CsvOptions::default() }).is_some());
     }
 
     proptest! {

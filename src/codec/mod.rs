@@ -16,6 +16,8 @@ pub mod wire;
 
 use std::borrow::Cow;
 
+use crate::error::{capitalized, ErrorKind, FdwError};
+
 use avro::{AvroDecoder, AvroRecord, WriterSchemas};
 use protobuf::{ProtobufDecoder, ProtobufRecord};
 use csv::{CsvDecoder, CsvError, CsvOptions, CsvRecord};
@@ -123,6 +125,49 @@ impl Mismatch {
         match self {
             Mismatch::Extra(text) | Mismatch::Missing(text) | Mismatch::Unread(text) => text,
         }
+    }
+}
+
+/// Where a message came from, for error messages.
+pub struct MessagePosition<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+impl MessagePosition<'_> {
+    pub fn describe(&self) -> String {
+        format!("topic \"{}\", partition {}, offset {}", self.topic, self.partition, self.offset)
+    }
+}
+
+/// The error of a message that is not one of the table's format (`reason`: why).
+pub fn malformed_message(position: &MessagePosition<'_>, reason: &str, payload: &[u8]) -> FdwError {
+    FdwError::new(ErrorKind::BadMessageFormat, format!("malformed Kafka message at {}", position.describe()))
+        .with_detail(format!("{}. Message: {}", capitalized(reason), excerpt(payload)))
+}
+
+/// The error of a message whose fields do not match the table's data columns (under the
+/// table option strict, or an extra field with junk columns).
+pub fn mismatched_message(position: &MessagePosition<'_>, mismatch: &Mismatch, payload: &[u8]) -> FdwError {
+    FdwError::new(ErrorKind::BadMessageFormat, format!("Kafka message at {} does not match the table", position.describe()))
+        .with_detail(format!("{}. Message: {}", capitalized(mismatch.text()), excerpt(payload)))
+        .with_hint("Without the table option strict, extra fields are ignored and missing ones are NULL.")
+}
+
+/// The start of a payload, lossily decoded, for error details.
+pub fn excerpt(bytes: &[u8]) -> String {
+    const LIMIT: usize = 60;
+    // Control characters as \xNN: binary messages (Avro) would otherwise end the text at
+    // their first zero byte.
+    let text: String = String::from_utf8_lossy(&bytes[..bytes.len().min(LIMIT)])
+        .chars()
+        .map(|c| if c.is_control() { format!("\\x{:02x}", c as u32) } else { c.to_string() })
+        .collect();
+    if bytes.len() > LIMIT {
+        format!("\"{text}…\"")
+    } else {
+        format!("\"{text}\"")
     }
 }
 

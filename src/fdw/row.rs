@@ -27,7 +27,7 @@ use rdkafka::Message;
 
 use crate::pg::catalog::ForeignTableDef;
 use crate::pg::clients;
-use crate::codec::PayloadDecoder;
+use crate::codec::{excerpt, malformed_message, mismatched_message, MessagePosition, PayloadDecoder};
 use crate::error::{capitalized, ErrorKind, FdwError};
 use crate::codec::{ColumnType, FieldDef, Format};
 use crate::options::layout::ColumnSource;
@@ -128,19 +128,6 @@ pub struct RowBuilder {
     topic: String,
     /// Messages with a problem that did not raise (NULLed, skipped or collected).
     pub bad_messages: u64,
-}
-
-/// Where a message came from, for error messages.
-struct MessagePosition<'a> {
-    topic: &'a str,
-    partition: i32,
-    offset: i64,
-}
-
-impl MessagePosition<'_> {
-    fn describe(&self) -> String {
-        format!("topic \"{}\", partition {}, offset {}", self.topic, self.partition, self.offset)
-    }
 }
 
 impl RowBuilder {
@@ -279,10 +266,7 @@ impl RowBuilder {
             let decoded = match decoder.decode(payload) {
                 Err(undecodable) => {
                     if *on_error == OnError::Error {
-                        raise(
-                            FdwError::new(ErrorKind::BadMessageFormat, format!("malformed Kafka message at {}", position.describe()))
-                                .with_detail(format!("{}. Message: {}", capitalized(&undecodable.reason), excerpt(payload))),
-                        );
+                        raise(malformed_message(&position, &undecodable.reason, payload));
                     }
                     problems.push(undecodable.reason);
                     // The fields read before the problem still fill their columns.
@@ -297,14 +281,7 @@ impl RowBuilder {
                             continue;
                         }
                         if *on_error == OnError::Error {
-                            raise(
-                                FdwError::new(
-                                    ErrorKind::BadMessageFormat,
-                                    format!("Kafka message at {} does not match the table", position.describe()),
-                                )
-                                .with_detail(format!("{}. Message: {}", capitalized(mismatch.text()), excerpt(payload)))
-                                .with_hint("Without the table option strict, extra fields are ignored and missing ones are NULL."),
-                            );
+                            raise(mismatched_message(&position, &mismatch, payload));
                         }
                         problems.push(mismatch.text().to_string());
                     }
@@ -509,21 +486,5 @@ fn in_subtransaction<T>(run: impl FnOnce() -> T) -> Result<T, (ErrorKind, String
         pg_sys::MemoryContextSwitchTo(memory_context);
         pg_sys::CurrentResourceOwner = resource_owner;
         result
-    }
-}
-
-/// The start of a payload, lossily decoded, for error details.
-fn excerpt(bytes: &[u8]) -> String {
-    const LIMIT: usize = 60;
-    // Control characters as \xNN: binary messages (Avro) would otherwise end the text at
-    // their first zero byte.
-    let text: String = String::from_utf8_lossy(&bytes[..bytes.len().min(LIMIT)])
-        .chars()
-        .map(|c| if c.is_control() { format!("\\x{:02x}", c as u32) } else { c.to_string() })
-        .collect();
-    if bytes.len() > LIMIT {
-        format!("\"{text}…\"")
-    } else {
-        format!("\"{text}\"")
     }
 }

@@ -139,7 +139,7 @@ impl ClientSettings {
 /// Runs `create` with every signal blocked in the calling thread, so that the threads
 /// librdkafka starts inherit a mask that keeps the host's signals (SIGINT for cancel,
 /// SIGALRM for statement_timeout, ...) on the host's own thread.
-pub(super) fn with_signals_blocked<T>(create: impl FnOnce() -> T) -> T {
+pub fn with_signals_blocked<T>(create: impl FnOnce() -> T) -> T {
     // SAFETY: plain POSIX calls on stack-allocated signal sets; the old mask is restored
     // before returning, and `create` does not unwind through here (it returns a Result).
     unsafe {

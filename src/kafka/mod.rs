@@ -33,7 +33,7 @@ mod tests;
 
 use std::time::Duration;
 
-pub use config::{is_known_property, new_consumer, ClientSettings, IsolationLevel, KafkaConsumer};
+pub use config::{is_known_property, new_consumer, with_signals_blocked, ClientSettings, IsolationLevel, KafkaConsumer};
 pub use metadata::{all_topics, cluster_id, describe, offsets_for_time, topic_partitions, watermarks, TopicDescription};
 pub use reader::{clear_assignment, Backwards, RangeReader};
 pub use sender::{new_producer, DeliveryTracker, KafkaProducer, Outgoing, Sender};

@@ -3,6 +3,8 @@
 
 use std::borrow::Borrow;
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::Consumer;
@@ -78,6 +80,8 @@ pub struct RangeReader<C: Borrow<KafkaConsumer>> {
     last_client_error: Option<KafkaError>,
     /// Messages received from the client over every pass, inside the ranges or not.
     pub messages_fetched: u64,
+    /// When set, a read that waits for messages ends (see [`stop_when`](Self::stop_when)).
+    stop: Option<Arc<AtomicBool>>,
 }
 
 impl<C: Borrow<KafkaConsumer>> RangeReader<C> {
@@ -92,6 +96,7 @@ impl<C: Borrow<KafkaConsumer>> RangeReader<C> {
             open_count: 0,
             last_client_error: None,
             messages_fetched: 0,
+            stop: None,
         };
         reader.restart(ranges)?;
         Ok(reader)
@@ -128,6 +133,13 @@ impl<C: Borrow<KafkaConsumer>> RangeReader<C> {
         self.last_client_error = None;
         self.consumer().context().take();
         Ok(())
+    }
+
+    /// Makes [`next_message`](Self::next_message) fail soon after `flag` is set, while it
+    /// waits for messages: for a reader on a thread of its own, whose settings interrupt
+    /// nothing.
+    pub fn stop_when(&mut self, flag: Arc<AtomicBool>) {
+        self.stop = Some(flag);
     }
 
     pub fn consumer(&self) -> &KafkaConsumer {
@@ -194,6 +206,9 @@ impl<C: Borrow<KafkaConsumer>> RangeReader<C> {
                 }
                 None => {
                     (self.settings.interrupt)();
+                    if self.stop.as_ref().is_some_and(|stop| stop.load(Ordering::Relaxed)) {
+                        return Err(FdwError::new(ErrorKind::Kafka, format!("reading topic \"{}\" was stopped", self.topic)));
+                    }
                     if idle_since.get_or_insert_with(Instant::now).elapsed() >= self.settings.timeout {
                         return Err(self.stalled());
                     }

@@ -16,14 +16,35 @@
 //! says why.
 
 use std::cell::RefCell;
-use std::ffi::{c_int, c_void, CString};
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
 
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::spi::quote_qualified_identifier;
 use pgrx::PgRelation;
 
-use crate::pg::errors::OrInternal;
+use std::borrow::Borrow;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::Arc;
+use std::panic::AssertUnwindSafe;
+
+use pgrx::pg_sys::panic::{CaughtError, ErrorReportWithLevel};
+use rdkafka::Message;
+use pgrx::{PgSqlErrorCode, PgTryBuilder};
+
+use crate::codec::csv::{self, CopyLines, LineError};
+use crate::codec::{excerpt, malformed_message, mismatched_message, FieldDef, MessagePosition};
+use crate::error::{capitalized, ErrorKind, FdwError};
+use crate::kafka::{self, ClientSettings, KafkaConsumer, RangeReader, POLL_SLICE};
+use crate::kafka::ReadRange;
+use crate::options::layout::ColumnSource;
+use crate::options::{MetaColumn, OnError};
+use crate::pg::catalog::ForeignTableDef;
+use crate::pg::clients::{check_interrupts, TopicClient};
+use crate::pg::errors::{raise, reported_kind, OrInternal, OrRaise};
+use crate::pg::privileges::{self, Columns};
 
 /// How the rows of one call went in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -174,13 +195,20 @@ struct Renderer {
     scratch: pg_sys::MemoryContext,
 }
 
-/// What the data source callback reads from: the portal, through the renderer.
+/// What the data source callback reads from.
+enum Source {
+    /// A query's rows, rendered as binary COPY by the renderer.
+    Portal { portal: pg_sys::Portal, renderer: Box<Renderer> },
+    /// A topic's messages, as CSV lines.
+    Messages(Box<MessageLines>),
+}
+
+/// The input of the COPY running in this backend.
 struct Feed {
-    portal: pg_sys::Portal,
-    renderer: Box<Renderer>,
+    source: Source,
     /// Rendered bytes before this were handed to COPY.
     read: usize,
-    /// The trailer is rendered: the portal is exhausted.
+    /// Everything is rendered.
     finished: bool,
 }
 
@@ -200,12 +228,12 @@ impl Drop for FeedGuard {
     }
 }
 
-/// COPY FROM of the portal's rows into `columns` of `target`; the number of rows.
+/// Starts COPY FROM into `columns` of `target` with `options` (a `List` of `DefElem`),
+/// reading from [`feed_copy`], after COPY's own privilege and read-only checks.
 ///
 /// # Safety
-/// Inside SPI; `target` open and locked for insertion; `portal` open, its columns in
-/// the order of `columns` and of the target columns' types.
-unsafe fn copy_from_portal(target: &PgRelation, columns: &[String], portal: pg_sys::Portal) -> u64 {
+/// `target` open and locked for insertion; `options` valid COPY options.
+unsafe fn begin_copy(target: &PgRelation, columns: &[String], options: *mut pg_sys::List) -> pg_sys::CopyFromState {
     // SAFETY: the caller keeps the contract above; every node is built in the current
     // (SPI procedure) memory context, which outlives the COPY.
     unsafe {
@@ -234,9 +262,32 @@ unsafe fn copy_from_portal(target: &PgRelation, columns: &[String], portal: pg_s
         if pg_sys::XactReadOnly && !(*relation).rd_islocaltemp {
             pg_sys::PreventCommandIfReadOnly(c"COPY FROM".as_ptr());
         }
-        let binary = pg_sys::makeDefElem(pg_sys::pstrdup(c"format".as_ptr()), pg_sys::makeString(pg_sys::pstrdup(c"binary".as_ptr())).cast(), -1);
-        let options = pg_sys::lappend(std::ptr::null_mut(), binary.cast());
+        pg_sys::BeginCopyFrom(pstate, relation, std::ptr::null_mut(), std::ptr::null(), false, Some(feed_copy), names, options)
+    }
+}
 
+/// COPY options, as the parser makes them.
+fn copy_options(options: &[(&CStr, &[u8])]) -> *mut pg_sys::List {
+    let mut list = std::ptr::null_mut();
+    for (name, value) in options {
+        let value = CString::new(*value).or_internal("a COPY option holds a NUL byte");
+        // SAFETY: nodes built in the current memory context from NUL-terminated copies.
+        unsafe {
+            let element = pg_sys::makeDefElem(pg_sys::pstrdup(name.as_ptr()), pg_sys::makeString(pg_sys::pstrdup(value.as_ptr())).cast(), -1);
+            list = pg_sys::lappend(list, element.cast());
+        }
+    }
+    list
+}
+
+/// COPY FROM of the portal's rows into `columns` of `target`; the number of rows.
+///
+/// # Safety
+/// Inside SPI; `target` open and locked for insertion; `portal` open, its columns in
+/// the order of `columns` and of the target columns' types.
+unsafe fn copy_from_portal(target: &PgRelation, columns: &[String], portal: pg_sys::Portal) -> u64 {
+    // SAFETY: the caller keeps the contract above.
+    unsafe {
         let tupdesc = (*portal).tupDesc;
         let senders = (*tupdesc)
             .attrs
@@ -266,42 +317,71 @@ unsafe fn copy_from_portal(target: &PgRelation, columns: &[String], portal: pg_s
         };
         let renderer = Box::new(Renderer { receiver, senders, rendered: BINARY_HEADER.to_vec(), scratch });
         let _guard = FeedGuard;
-        FEED.with(|feed| *feed.borrow_mut() = Some(Feed { portal, renderer, read: 0, finished: false }));
-        let state = pg_sys::BeginCopyFrom(pstate, relation, std::ptr::null_mut(), std::ptr::null(), false, Some(feed_copy), names, options);
+        FEED.with(|feed| *feed.borrow_mut() = Some(Feed { source: Source::Portal { portal, renderer }, read: 0, finished: false }));
+        let state = begin_copy(target, columns, copy_options(&[(c"format", b"binary")]));
         let inserted = pg_sys::CopyFrom(state);
         pg_sys::EndCopyFrom(state);
         inserted
     }
 }
 
-/// COPY's data source: at least `minread` and at most `maxread` bytes of the binary
+/// COPY's data source: at least `minread` and at most `maxread` bytes of the feed's
 /// rendering into `outbuf`; fewer than `minread` only at the end.
 #[pg_guard]
 extern "C-unwind" fn feed_copy(outbuf: *mut c_void, minread: c_int, maxread: c_int) -> c_int {
     FEED.with(|feed| {
         let mut feed = feed.borrow_mut();
         let Some(feed) = feed.as_mut() else { return 0 };
-        if feed.renderer.rendered.len() - feed.read < minread as usize {
-            feed.renderer.rendered.drain(..feed.read);
-            feed.read = 0;
+        if feed.source.rendered().len() - feed.read < minread as usize {
+            let read = std::mem::take(&mut feed.read);
+            feed.source.rendered_mut().drain(..read);
         }
-        while feed.renderer.rendered.len() - feed.read < minread as usize && !feed.finished {
-            // From the whole Renderer, which render_row reaches through this pointer.
-            let receiver: *mut pg_sys::DestReceiver = (&mut *feed.renderer as *mut Renderer).cast();
-            // SAFETY: the portal is open until the COPY ends; the renderer outlives the
-            // fetch and is reached only through `receiver` during it.
-            let fetched = unsafe { pg_sys::PortalRunFetch(feed.portal, pg_sys::FetchDirection::FETCH_FORWARD, ROWS_PER_FETCH, receiver) };
-            if fetched == 0 {
-                feed.renderer.rendered.extend_from_slice(&(-1i16).to_be_bytes());
-                feed.finished = true;
-            }
+        while feed.source.rendered().len() - feed.read < minread as usize && !feed.finished {
+            feed.finished = !feed.source.render_more();
         }
-        let count = (feed.renderer.rendered.len() - feed.read).min(maxread as usize);
+        let rendered = feed.source.rendered();
+        let count = (rendered.len() - feed.read).min(maxread as usize);
         // SAFETY: COPY hands a buffer of at least `maxread` bytes.
-        unsafe { std::ptr::copy_nonoverlapping(feed.renderer.rendered[feed.read..].as_ptr(), outbuf.cast::<u8>(), count) };
+        unsafe { std::ptr::copy_nonoverlapping(rendered[feed.read..].as_ptr(), outbuf.cast::<u8>(), count) };
         feed.read += count;
         count as c_int
     })
+}
+
+impl Source {
+    fn rendered(&self) -> &Vec<u8> {
+        match self {
+            Source::Portal { renderer, .. } => &renderer.rendered,
+            Source::Messages(messages) => &messages.rendered,
+        }
+    }
+
+    fn rendered_mut(&mut self) -> &mut Vec<u8> {
+        match self {
+            Source::Portal { renderer, .. } => &mut renderer.rendered,
+            Source::Messages(messages) => &mut messages.rendered,
+        }
+    }
+
+    /// Renders more input; false once everything is rendered (the binary trailer
+    /// included).
+    fn render_more(&mut self) -> bool {
+        match self {
+            Source::Portal { portal, renderer } => {
+                // From the whole Renderer, which render_row reaches through this pointer.
+                let receiver: *mut pg_sys::DestReceiver = (&mut **renderer as *mut Renderer).cast();
+                // SAFETY: the portal is open until the COPY ends; the renderer outlives the
+                // fetch and is reached only through `receiver` during it.
+                let fetched = unsafe { pg_sys::PortalRunFetch(*portal, pg_sys::FetchDirection::FETCH_FORWARD, ROWS_PER_FETCH, receiver) };
+                if fetched == 0 {
+                    renderer.rendered.extend_from_slice(&(-1i16).to_be_bytes());
+                    return false;
+                }
+                true
+            }
+            Source::Messages(messages) => messages.render_more(),
+        }
+    }
 }
 
 /// Appends one row of the portal to the rendering: its field count, then each value's
@@ -342,3 +422,493 @@ extern "C-unwind" fn render_nothing_at_startup(_receiver: *mut pg_sys::DestRecei
 
 #[pg_guard]
 extern "C-unwind" fn render_nothing_at_end(_receiver: *mut pg_sys::DestReceiver) {}
+
+/// Lines handed to COPY per refill: about COPY's own read size.
+const REFILL_BYTES: usize = 64 * 1024;
+
+/// How often a long import says how far it got, in messages.
+const PROGRESS_EVERY: u64 = 100_000;
+
+/// A message property a line carries after the message's fields, for a column of the
+/// target that takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trailing {
+    Partition,
+    Offset,
+    Topic,
+}
+
+/// What the import hands COPY's CSV parser: which messages, read how, into which target
+/// columns. Built by [`plan_message_copy`].
+pub struct MessageCopy {
+    definition: ForeignTableDef,
+    /// The target's columns in the order of a line's fields: the data fields, then the
+    /// trailing properties.
+    copy_columns: Vec<String>,
+    trailing: Vec<Trailing>,
+    fields: Vec<FieldDef>,
+}
+
+/// Whether the messages of `source` (a Kafka foreign table, read through `definition`)
+/// can go straight into COPY FROM's CSV parser for an import of `columns` (named alike
+/// in source and target) into `target`, giving exactly the rows a scan would: the
+/// plan, or why not. Takes the source's format for granted (csv).
+pub fn plan_message_copy(source: &PgRelation, definition: ForeignTableDef, target: &PgRelation, columns: &[String]) -> Result<MessageCopy, String> {
+    let table = &definition.table;
+    if table.on_error != OnError::Error || definition.layout.has_junk_columns() {
+        return Err("bad messages are skipped or kept (on_error, ignore_junk or junk columns), which only the scan does".into());
+    }
+    if let Some(why) = csv::copy_incompatibility(&table.csv) {
+        return Err(format!("COPY reads its CSV options otherwise: {why}"));
+    }
+    // SAFETY: reading the database's encoding.
+    if unsafe { pg_sys::GetDatabaseEncoding() } != pg_sys::pg_enc::PG_UTF8 as c_int {
+        return Err("the database encoding is not UTF8, which the scan checks messages against".into());
+    }
+    if definition.layout.fields.is_empty() {
+        return Err("the source has no data columns, so the scan reads no message's value".into());
+    }
+    let mut by_field: Vec<Option<String>> = vec![None; definition.layout.fields.len()];
+    let mut trailing = Vec::new();
+    let mut trailing_columns = Vec::new();
+    let mut source_types = Vec::with_capacity(columns.len());
+    for name in columns {
+        let attnum = privileges::attnum(source.oid(), name);
+        let Some(column) = usize::try_from(attnum - 1).ok().and_then(|i| definition.layout.columns.get(i)) else {
+            return Err(format!("the source has no column \"{name}\""));
+        };
+        match *column {
+            ColumnSource::Field(index) if by_field[index].is_some() => return Err(format!("column \"{name}\" is listed twice")),
+            ColumnSource::Field(index) => by_field[index] = Some(name.clone()),
+            ColumnSource::Meta(MetaColumn::Partition, _) => trailing.push(Trailing::Partition),
+            ColumnSource::Meta(MetaColumn::Offset, _) => trailing.push(Trailing::Offset),
+            ColumnSource::Meta(MetaColumn::Topic, _) => trailing.push(Trailing::Topic),
+            ColumnSource::Meta(meta, _) => return Err(format!("column \"{name}\" holds the message's {}, which only the scan reads", meta.option_name())),
+            ColumnSource::Dropped => return Err(format!("the source has no column \"{name}\"")),
+        }
+        if !matches!(column, ColumnSource::Field(_)) {
+            trailing_columns.push(name.clone());
+        }
+        source_types.push(type_and_modifier(source.oid(), attnum));
+    }
+    let Some(data_columns) = by_field.into_iter().collect::<Option<Vec<String>>>() else {
+        return Err("the target does not take every field of the messages".into());
+    };
+    let refusal = Spi::connect(|client| copy_refusal(client, target, columns, &source_types.iter().map(|t| t.0).collect::<Vec<_>>()));
+    if let Some(why) = refusal.or_else(another_copy_feeding) {
+        return Err(why);
+    }
+    for (name, &(_, typmod)) in columns.iter().zip(&source_types) {
+        if type_and_modifier(target.oid(), privileges::attnum(target.oid(), name)).1 != typmod {
+            return Err(format!("column \"{name}\" has another type modifier in the target"));
+        }
+    }
+    // The scan checks SELECT on the columns it reads; so does this.
+    let read: Vec<i16> = columns.iter().map(|name| privileges::attnum(source.oid(), name)).collect();
+    privileges::require_relation_privilege(source.oid(), pg_sys::ACL_SELECT as pg_sys::AclMode, Columns::Each(&read));
+    let fields = definition.layout.fields.clone();
+    Ok(MessageCopy { definition, copy_columns: data_columns.into_iter().chain(trailing_columns).collect(), trailing, fields })
+}
+
+/// The type and type modifier of attribute `attnum` of `relid`, an existing one.
+fn type_and_modifier(relid: pg_sys::Oid, attnum: i16) -> (pg_sys::Oid, i32) {
+    let (mut type_id, mut typmod, mut collation) = (pg_sys::InvalidOid, -1, pg_sys::InvalidOid);
+    // SAFETY: a catalog lookup inside a transaction (an ERROR for a missing attribute).
+    unsafe { pg_sys::get_atttypetypmodcoll(relid, attnum, &mut type_id, &mut typmod, &mut collation) };
+    (type_id, typmod)
+}
+
+/// Consecutive messages of one partition on consecutive lines: how a line number that
+/// COPY reports names its message.
+struct MessageRun {
+    first_line: u64,
+    partition: i32,
+    first_offset: i64,
+    count: u64,
+}
+
+/// What the fetching thread renders and hands to COPY's data source: the messages'
+/// CSV lines, in chunks.
+enum Fetched {
+    Lines {
+        lines: Vec<u8>,
+        /// Where each message of `lines` starts (line numbers count on across chunks).
+        runs: Vec<MessageRun>,
+        messages: u64,
+    },
+    /// Every message is rendered.
+    End,
+    /// The reading failed, or a message the scan would have failed on (its error).
+    Failed(FdwError),
+}
+
+/// Chunks rendered ahead of COPY: enough to keep both threads busy, bounded memory.
+const CHUNKS_AHEAD: usize = 4;
+
+/// Reads the messages of `ranges` and renders them as CSV lines for COPY, in chunks of
+/// about [`REFILL_BYTES`], until they are all read, something fails, `stop` is set or
+/// the receiver is gone. Runs on a thread of its own beside the backend's, which
+/// meanwhile parses and inserts the previous chunks: it touches nothing of PostgreSQL
+/// (its reader's settings interrupt nothing; the backend checks for interrupts).
+fn fetch_lines<C: Borrow<KafkaConsumer>>(mut reader: RangeReader<C>, mut lines: CopyLines, trailing: &[Trailing], topic: &str, sender: SyncSender<Fetched>) {
+    let mut topic_field = Vec::new();
+    csv::encode(&[Some(topic.as_bytes())], lines.options(), &mut topic_field);
+    let (mut partition_text, mut offset_text) = (Vec::with_capacity(12), Vec::with_capacity(20));
+    let mut lines_rendered = 0u64;
+    loop {
+        let mut chunk = Vec::with_capacity(REFILL_BYTES + 1024);
+        let mut runs: Vec<MessageRun> = Vec::new();
+        let mut messages = 0;
+        let mut failure = None;
+        let mut finished = false;
+        while chunk.len() < REFILL_BYTES {
+            let message = match reader.next_message() {
+                Ok(Some(message)) => message,
+                Ok(None) => {
+                    finished = true;
+                    break;
+                }
+                Err(error) => {
+                    failure = Some(error);
+                    break;
+                }
+            };
+            let (partition, offset) = (message.partition(), message.offset());
+            if !trailing.is_empty() {
+                partition_text.clear();
+                offset_text.clear();
+                // Writing to a Vec does not fail.
+                let _ = write!(partition_text, "{partition}");
+                let _ = write!(offset_text, "{offset}");
+            }
+            let mut values: [&[u8]; 3] = [&[]; 3];
+            for (value, trailing) in values.iter_mut().zip(trailing) {
+                *value = match trailing {
+                    Trailing::Partition => &partition_text,
+                    Trailing::Offset => &offset_text,
+                    Trailing::Topic => &topic_field,
+                };
+            }
+            match lines.render(message.payload(), &values[..trailing.len()], &mut chunk) {
+                Ok(breaks) => {
+                    let line = lines_rendered + 1;
+                    match runs.last_mut() {
+                        Some(run) if run.partition == partition && run.first_offset + run.count as i64 == offset && run.first_line + run.count == line => {
+                            run.count += 1
+                        }
+                        _ => runs.push(MessageRun { first_line: line, partition, first_offset: offset, count: 1 }),
+                    }
+                    lines_rendered += 1 + breaks as u64;
+                    messages += 1;
+                }
+                Err(error) => {
+                    let position = MessagePosition { topic, partition, offset };
+                    let payload = message.payload().unwrap_or_default();
+                    failure = Some(match error {
+                        LineError::Malformed(reason) => malformed_message(&position, &reason, payload),
+                        LineError::Mismatch(mismatch) => mismatched_message(&position, &mismatch, payload),
+                    });
+                    break;
+                }
+            }
+        }
+        // Lines before a failure go first, so that COPY reports their own errors first, as
+        // a scan would.
+        if !chunk.is_empty() && sender.send(Fetched::Lines { lines: chunk, runs, messages }).is_err() {
+            return;
+        }
+        if let Some(error) = failure {
+            let _ = sender.send(Fetched::Failed(error));
+            return;
+        }
+        if finished {
+            let _ = sender.send(Fetched::End);
+            return;
+        }
+    }
+}
+
+/// COPY's input from the fetching thread, on the backend's side.
+struct MessageLines {
+    receiver: Receiver<Fetched>,
+    rendered: Vec<u8>,
+    runs: Vec<MessageRun>,
+    /// The error the fetching thread ended with: raised after COPY has read the lines
+    /// before it.
+    pending: Option<FdwError>,
+    /// For the progress NOTICEs: the source's name, messages read and to read.
+    source_name: String,
+    read: u64,
+    wanted: u64,
+}
+
+impl MessageLines {
+    /// Takes the next chunk of lines; false at the end (or a failure, kept in `pending`).
+    fn render_more(&mut self) -> bool {
+        let fetched = loop {
+            match self.receiver.recv_timeout(POLL_SLICE) {
+                Ok(fetched) => break fetched,
+                Err(RecvTimeoutError::Timeout) => check_interrupts(),
+                Err(RecvTimeoutError::Disconnected) => {
+                    break Fetched::Failed(FdwError::new(ErrorKind::Internal, "kafka_fdw's fetching thread ended before the messages did"))
+                }
+            }
+        };
+        match fetched {
+            Fetched::Lines { lines, runs, messages } => {
+                if self.rendered.is_empty() {
+                    self.rendered = lines; // COPY read everything before: no copy
+                } else {
+                    self.rendered.extend_from_slice(&lines);
+                }
+                self.runs.extend(runs);
+                let before = self.read / PROGRESS_EVERY;
+                self.read += messages;
+                if self.read / PROGRESS_EVERY > before {
+                    notice!("kafka_fdw.import: {} of {} messages of \"{}\"", self.read, self.wanted, self.source_name);
+                }
+                true
+            }
+            Fetched::End => false,
+            Fetched::Failed(error) => {
+                self.pending = Some(error);
+                false
+            }
+        }
+    }
+
+    /// The partition and offset of the message on COPY's line `line`.
+    fn message_at(&self, line: u64) -> Option<(i32, i64)> {
+        let index = self.runs.partition_point(|run| run.first_line <= line).checked_sub(1)?;
+        let run = &self.runs[index];
+        // Past the run's last line: that message spans several lines (runs of such
+        // messages hold one).
+        Some((run.partition, run.first_offset + (line - run.first_line).min(run.count - 1) as i64))
+    }
+}
+
+/// The leading fields of PostgreSQL 15's `CopyFromStateData` (commands/copyfrom_internal.h,
+/// not in pgrx's bindings), up to the line and column COPY's own error context reports.
+/// Read only after [`reads_copy_state`] recognized the fields before it.
+#[repr(C)]
+struct CopyStatePrefix {
+    copy_src: c_int,
+    copy_file: *mut c_void,
+    fe_msgbuf: *mut c_void,
+    eol_type: c_int,
+    file_encoding: c_int,
+    need_transcoding: bool,
+    conversion_proc: pg_sys::Oid,
+    rel: pg_sys::Relation,
+    attnumlist: *mut pg_sys::List,
+    filename: *mut c_char,
+    is_program: bool,
+    data_source_cb: pg_sys::copy_data_source_cb,
+    opts: pg_sys::CopyFormatOptions,
+    convert_select_flags: *mut bool,
+    where_clause: *mut pg_sys::Node,
+    cur_relname: *const c_char,
+    cur_lineno: u64,
+    cur_attname: *const c_char,
+}
+
+/// Whether `state`, just begun by BeginCopyFrom on `relation` with [`feed_copy`], has
+/// the layout of [`CopyStatePrefix`]: its relation, data source and CSV mode where the
+/// prefix says.
+///
+/// # Safety
+/// `state` is a live COPY FROM state.
+unsafe fn reads_copy_state(state: pg_sys::CopyFromState, relation: pg_sys::Relation) -> bool {
+    // SAFETY: the state is at least as large as the prefix in every PostgreSQL 15 build.
+    let prefix = unsafe { &*state.cast::<CopyStatePrefix>() };
+    prefix.rel == relation
+        && prefix.data_source_cb.map(|f| f as *const ()) == Some(feed_copy as *const ())
+        && prefix.opts.csv_mode
+        && !prefix.opts.binary
+        && prefix.filename.is_null()
+}
+
+/// An ERROR COPY raised at a line of a message: the message, and the error to raise
+/// once its value is read again for the detail.
+struct FailedAt {
+    partition: i32,
+    offset: i64,
+    /// The column whose input function failed, if it was one.
+    column: Option<String>,
+    code: PgSqlErrorCode,
+    message: String,
+    detail: Option<String>,
+    hint: Option<String>,
+}
+
+impl FailedAt {
+    /// The scan's error for a value a column's input function refused, or a bad
+    /// encoding; the error itself, naming the message in its detail, for a constraint.
+    fn error(self, topic: &str, payload: &[u8]) -> FdwError {
+        let position = MessagePosition { topic, partition: self.partition, offset: self.offset };
+        let kind = reported_kind(self.code);
+        let is_data_exception = (self.code as i32 & 0xfff) == (PgSqlErrorCode::ERRCODE_DATA_EXCEPTION as i32 & 0xfff);
+        match self.column {
+            Some(column) => FdwError::new(kind, format!("invalid value in Kafka message at {}", position.describe()))
+                .with_detail(format!("Column \"{column}\": {}. Message: {}", self.message, excerpt(payload))),
+            None if is_data_exception => FdwError::new(kind, format!("invalid value in Kafka message at {}", position.describe()))
+                .with_detail(format!("{}. Message: {}", capitalized(&self.message), excerpt(payload))),
+            None => {
+                let named = format!("Kafka message at {}: {}.", position.describe(), excerpt(payload));
+                let error = FdwError::new(kind, self.message).with_detail(self.detail.map_or(named.clone(), |detail| format!("{detail}\n{named}")));
+                match self.hint {
+                    Some(hint) => error.with_hint(hint),
+                    None => error,
+                }
+            }
+        }
+    }
+}
+
+/// Where `report`, an ERROR COPY raised about a row (a value, an encoding, a
+/// constraint), happened: the message of the line COPY was at (`state`'s line number),
+/// and the column if an input function failed. `None` for other errors, or when the line
+/// is not one of a message.
+///
+/// # Safety
+/// `state` is the state of the COPY that failed, whose prefix [`reads_copy_state`]
+/// recognized.
+unsafe fn failed_at(state: pg_sys::CopyFromState, report: &ErrorReportWithLevel) -> Option<FailedAt> {
+    // SAFETY: the caller keeps the contract above; COPY's state outlives the COPY's ERROR
+    // (it is freed with the function's memory context).
+    let (line, column) = unsafe {
+        let prefix = &*state.cast::<CopyStatePrefix>();
+        let column = (!prefix.cur_attname.is_null()).then(|| CStr::from_ptr(prefix.cur_attname).to_string_lossy().into_owned());
+        (prefix.cur_lineno, column)
+    };
+    let class = report.sql_error_code() as i32 & 0xfff;
+    let about_the_row = [PgSqlErrorCode::ERRCODE_DATA_EXCEPTION, PgSqlErrorCode::ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION]
+        .iter()
+        .any(|&code| code as i32 & 0xfff == class);
+    if column.is_none() && !about_the_row {
+        return None; // a cancel, say: not the message's doing
+    }
+    let (partition, offset) = FEED.with(|feed| {
+        let feed = feed.try_borrow().ok()?;
+        let Some(Feed { source: Source::Messages(messages), .. }) = feed.as_ref() else { return None };
+        messages.message_at(line)
+    })?;
+    Some(FailedAt {
+        partition,
+        offset,
+        column,
+        code: report.sql_error_code(),
+        message: report.message().to_string(),
+        detail: report.detail().map(str::to_string),
+        hint: report.hint().map(str::to_string),
+    })
+}
+
+/// The value of one message, read again for an error's detail (empty if it can't be).
+fn payload_of(consumer: &KafkaConsumer, settings: &ClientSettings, topic: &str, partition: i32, offset: i64) -> Vec<u8> {
+    let Ok(mut reader) = RangeReader::new(consumer, settings.clone(), topic, &[ReadRange { partition, start: offset, end: offset + 1 }]) else {
+        return Vec::new();
+    };
+    match reader.next_message() {
+        Ok(Some(message)) => message.payload().unwrap_or_default().to_vec(),
+        _ => Vec::new(),
+    }
+}
+
+/// Sets a flag when dropped, however the scope it guards ends.
+struct SetOnDrop(Arc<AtomicBool>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// COPY FROM of the messages in `ranges` into the target as `plan` says; the number of
+/// rows and how they went in. A thread of its own reads and renders the messages
+/// meanwhile (`fetch_lines`). `source_name` is for the progress NOTICEs.
+pub fn copy_messages(target: &PgRelation, plan: MessageCopy, ranges: &[ReadRange], source_name: String) -> (u64, InsertPath) {
+    // SAFETY: opens a relation the caller has open; the lock is COPY FROM's.
+    let target = unsafe { PgRelation::with_lock(target.oid(), pg_sys::RowExclusiveLock as pg_sys::LOCKMODE) };
+    let table = &plan.definition.table;
+    let client = TopicClient::for_table(&plan.definition);
+    let consumer = client.consumer.client();
+    // The fetching thread must not call into PostgreSQL; the backend checks for
+    // interrupts while it waits for lines.
+    let fetch_settings = ClientSettings { interrupt: || {}, ..client.settings.clone() };
+    let csv = &table.csv;
+    let options = copy_options(&[
+        (c"format", b"csv"),
+        (c"delimiter", &[csv.delimiter]),
+        (c"quote", &[csv.quote]),
+        (c"escape", &[csv.escape]),
+        (c"null", &csv.null),
+        // The messages' bytes as they are: COPY checks them as UTF-8, as the scan does.
+        (c"encoding", b"UTF8"),
+    ]);
+    let outcome = std::thread::scope(|scope| {
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut reader = RangeReader::new(consumer, fetch_settings, &table.topic, ranges).or_raise();
+        reader.stop_when(stop.clone());
+        let (sender, receiver) = sync_channel(CHUNKS_AHEAD);
+        let lines = CopyLines::new(table.csv.clone(), plan.fields.clone(), table.strict);
+        let (trailing, topic) = (&plan.trailing, table.topic.as_str());
+        // Spawned with every signal blocked, so that the thread inherits a mask that
+        // keeps the backend's signals on the backend's thread.
+        let fetcher = kafka::with_signals_blocked(|| {
+            std::thread::Builder::new().name("kafka_fdw fetch".into()).spawn_scoped(scope, move || fetch_lines(reader, lines, trailing, topic, sender))
+        })
+        .or_internal("could not start the thread that reads the messages");
+        // Declared after the thread, so dropped (when the COPY fails, too) before the
+        // scope waits for it: the thread stops at its next message or idle poll.
+        let _stop = SetOnDrop(stop);
+        let _guard = FeedGuard;
+        let feed = MessageLines {
+            receiver,
+            rendered: Vec::new(),
+            runs: Vec::new(),
+            pending: None,
+            source_name,
+            read: 0,
+            wanted: ranges.iter().map(|r| (r.end - r.start).max(0) as u64).sum(),
+        };
+        FEED.with(|slot| *slot.borrow_mut() = Some(Feed { source: Source::Messages(Box::new(feed)), read: 0, finished: false }));
+        // SAFETY: the relation is open and locked; the options are valid
+        // (copy_incompatibility checked the CSV ones); COPY's state lives until the
+        // function's memory context ends.
+        let copied = unsafe {
+            let state = begin_copy(&target, &plan.copy_columns, options);
+            let names_messages = reads_copy_state(state, target.as_ptr());
+            // Unwind safety: after a caught ERROR only COPY's state is read, then an ERROR raised.
+            let copied = PgTryBuilder::new(AssertUnwindSafe(|| Ok(pg_sys::CopyFrom(state))))
+                .catch_others(|caught| {
+                    let failed = match &caught {
+                        CaughtError::PostgresError(report) | CaughtError::ErrorReport(report) if names_messages => failed_at(state, report),
+                        _ => None,
+                    };
+                    failed.map_or_else(|| caught.rethrow(), Err)
+                })
+                .execute();
+            if copied.is_ok() {
+                pg_sys::EndCopyFrom(state);
+            }
+            copied
+        };
+        let pending = FEED.with(|slot| match slot.borrow_mut().take().map(|feed| feed.source) {
+            Some(Source::Messages(messages)) => messages.pending,
+            _ => None,
+        });
+        drop(_stop);
+        // The thread has rendered everything, or stops now; it panics only on a bug.
+        let _ = fetcher.join();
+        (copied, pending)
+    });
+    match outcome {
+        (Err(failed), _) => {
+            let payload = payload_of(consumer, &client.settings, &table.topic, failed.partition, failed.offset);
+            raise(failed.error(&table.topic, &payload))
+        }
+        (Ok(_), Some(error)) => raise(error),
+        (Ok(inserted), None) => (inserted, row_by_row_reason(&target).map_or(InsertPath::Copy, InsertPath::CopyRowByRow)),
+    }
+}

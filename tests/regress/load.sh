@@ -100,6 +100,15 @@ create_topic regress_copy_in 1
 create_topic regress_import 4
 produce regress_import "$KAFKA_FDW_REGRESS_DATA/import_first.csv"
 
+# Imports straight into COPY's CSV parser (import_copy.sql): messages COPY would read
+# otherwise as they are (line breaks, `\.`, a byte-order mark, no value...), and bad ones.
+create_topic regress_import_copy 2
+"$KAFKA_TOOL" produce --brokers "$TANSU_BROKERS" --topic regress_import_copy --round-robin --unescape --tombstone TOMBSTONE \
+    --file "$KAFKA_FDW_REGRESS_DATA/import_copy.csv" >/dev/null
+create_topic regress_import_copy_bad 1
+"$KAFKA_TOOL" produce --brokers "$TANSU_BROKERS" --topic regress_import_copy_bad --round-robin --unescape \
+    --file "$KAFKA_FDW_REGRESS_DATA/import_copy_bad.csv" >/dev/null
+
 # Privileges and stored offsets (privileges.sql): 100 messages over 2 partitions, and a
 # second topic of 30 for switching the table's topic. regress_recreated, on the scratch
 # broker, is deleted and created again with fewer messages during the test.

@@ -43,6 +43,10 @@ pub struct ProduceArgs {
     /// Split each line at the first occurrence of this character: key before, payload after.
     #[arg(long)]
     key_delimiter: Option<char>,
+    /// Read `\n`, `\r` and `\\` in a line as a line feed, a carriage return and a
+    /// backslash: messages that hold line breaks.
+    #[arg(long)]
+    unescape: bool,
     /// A payload equal to this text is sent as no value at all: a tombstone (with
     /// --key-delimiter, `KEY|TEXT` deletes KEY in a compacted topic).
     #[arg(long)]
@@ -251,8 +255,32 @@ fn split_line<'a>(line: &'a [u8], key_delimiter: Option<char>, tombstone: Option
     (key, Some(payload).filter(|p| tombstone.map(str::as_bytes) != Some(*p)))
 }
 
+/// A line with `\n`, `\r` and `\\` read as a line feed, a carriage return and a
+/// backslash; any other backslash stays.
+fn unescape(line: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(line.len());
+    let mut bytes = line.iter().peekable();
+    while let Some(&byte) = bytes.next() {
+        let escaped = match (byte, bytes.peek().map(|&&next| next)) {
+            (b'\\', Some(b'n')) => b'\n',
+            (b'\\', Some(b'r')) => b'\r',
+            (b'\\', Some(b'\\')) => b'\\',
+            _ => {
+                out.push(byte);
+                continue;
+            }
+        };
+        bytes.next();
+        out.push(escaped);
+    }
+    out
+}
+
 pub fn produce(args: &ProduceArgs) -> Result<()> {
-    let lines = read_lines(args.file.as_ref())?;
+    let mut lines = read_lines(args.file.as_ref())?;
+    if args.unescape {
+        lines = lines.iter().map(|line| unescape(line)).collect();
+    }
     let mut headers = OwnedHeaders::new();
     for header in &args.headers {
         let (name, value) = header.split_once('=').ok_or("--header takes NAME=VALUE")?;
@@ -415,7 +443,12 @@ impl Placement {
 
 #[cfg(test)]
 mod tests {
-    use super::split_line;
+    use super::{split_line, unescape};
+
+    #[test]
+    fn unescaping_reads_line_breaks_and_backslashes() {
+        assert_eq!(unescape(br"a\nb\r\n\\.\x"), b"a\nb\r\n\\.\\x".to_vec());
+    }
 
     #[test]
     fn lines_split_into_key_and_payload_or_tombstone() {
