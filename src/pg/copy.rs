@@ -484,6 +484,7 @@ pub fn plan_message_copy(source: &PgRelation, definition: ForeignTableDef, targe
             ColumnSource::Meta(MetaColumn::Offset, _) => trailing.push(Trailing::Offset),
             ColumnSource::Meta(MetaColumn::Topic, _) => trailing.push(Trailing::Topic),
             ColumnSource::Meta(meta, _) => return Err(format!("column \"{name}\" holds the message's {}, which only the scan reads", meta.option_name())),
+            ColumnSource::KeyField(_) => return Err(format!("column \"{name}\" holds a field of the message's key, which only the scan reads")),
             ColumnSource::Dropped => return Err(format!("the source has no column \"{name}\"")),
         }
         if !matches!(column, ColumnSource::Field(_)) {
