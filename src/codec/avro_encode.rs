@@ -25,7 +25,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
 use num_bigint::BigInt;
 use serde_json::Value as Json;
 
-use super::encode::{derived_field_name, derived_record_name, Cell, ColumnValue, DerivedField, SqlType};
+use super::encode::{bytea_hex, derived_field_name, derived_record_name, Cell, ColumnValue, DerivedField, SqlType};
 use super::json::JsonPath;
 use super::wire::frame_header;
 
@@ -139,8 +139,14 @@ impl AvroEncoder {
         Ok(Value::Record(fields))
     }
 
-    /// A record field (or a nullable one) that columns write into by paths.
+    /// A record field (or a nullable one) that columns write into by paths; null when it
+    /// is nullable and every one of them is NULL (as the scan reads a null record).
     fn nested(&self, schema: &Schema, columns: &[(&[String], &ColumnValue<'_>)]) -> Result<Value, String> {
+        if columns.iter().all(|(_, column)| column.cell == Cell::Null) {
+            if let Ok(null) = self.value(schema, &Cell::Null) {
+                return Ok(null);
+            }
+        }
         match self.schema.resolve(schema) {
             Schema::Record(record) => self.record(record, columns),
             Schema::Union(union) => {
@@ -171,9 +177,29 @@ impl AvroEncoder {
                 let first = union.variants().first().ok_or("an empty union")?;
                 Ok(Value::Union(0, Box::new(self.default(first, default)?)))
             }
-            (Schema::Bytes | Schema::Fixed(_), Json::String(text)) => {
+            (Schema::Bytes | Schema::Fixed(_) | Schema::Decimal(_), Json::String(text)) => {
+                // Avro's JSON form of bytes: one character per byte.
                 let bytes: Vec<u8> = text.chars().map(|c| c as u32 as u8).collect();
-                self.value(schema, &Cell::Bytes(&bytes))
+                match self.schema.resolve(schema) {
+                    Schema::Decimal(_) => Ok(Value::Decimal(Decimal::from(bytes))),
+                    _ => self.value(schema, &Cell::Bytes(&bytes)),
+                }
+            }
+            // Logical types' defaults are their underlying numbers.
+            (logical, Json::Number(number)) if number.as_i64().is_some() && is_numeric_logical(logical) => {
+                let n = number.as_i64().unwrap_or_default();
+                let int = || i32::try_from(n).map_err(|_| format!("default {n} is out of range"));
+                Ok(match logical {
+                    Schema::Date => Value::Date(int()?),
+                    Schema::TimeMillis => Value::TimeMillis(int()?),
+                    Schema::TimeMicros => Value::TimeMicros(n),
+                    Schema::TimestampMillis => Value::TimestampMillis(n),
+                    Schema::TimestampMicros => Value::TimestampMicros(n),
+                    Schema::TimestampNanos => Value::TimestampNanos(n),
+                    Schema::LocalTimestampMillis => Value::LocalTimestampMillis(n),
+                    Schema::LocalTimestampMicros => Value::LocalTimestampMicros(n),
+                    _ => Value::LocalTimestampNanos(n),
+                })
             }
             (_, default) => self.value(schema, &Cell::of_json(default)),
         }
@@ -190,12 +216,14 @@ impl AvroEncoder {
                 Value::Union(index as u32, Box::new(Value::Null))
             }
             (Schema::Union(union), _) => {
-                // The branches of the value's own kind first: a jsonb string "5" stays a
-                // string in ["long", "string"], a bigint 5 a long.
-                let branches = union.variants().iter().enumerate().filter(|(_, v)| !matches!(v, Schema::Null));
-                let (natural, others): (Vec<_>, Vec<_>) = branches.partition(|(_, v)| natural_for(self.schema.resolve(v), cell));
+                // The branches of the value's own kind first (a jsonb string "5" stays a
+                // string in ["long", "string"], a bigint 5 a long), and among numbers the
+                // ones that keep the value (a fraction to double before float).
+                let mut branches: Vec<(usize, &Schema)> =
+                    union.variants().iter().enumerate().filter(|(_, v)| !matches!(v, Schema::Null)).collect();
+                branches.sort_by_key(|(_, v)| affinity(self.schema.resolve(v), cell));
                 let mut last_error = mismatch();
-                for (index, variant) in natural.into_iter().chain(others) {
+                for (index, variant) in branches {
                     match self.value(variant, cell) {
                         Ok(value) => return Ok(Value::Union(index as u32, Box::new(value))),
                         Err(why) => last_error = why,
@@ -214,7 +242,14 @@ impl AvroEncoder {
             },
             (Schema::Int, _) => Value::Int(text()?.parse().map_err(|_| mismatch())?),
             (Schema::Long, _) => Value::Long(text()?.parse().map_err(|_| mismatch())?),
-            (Schema::Float, _) => Value::Float(parse_float(&text()?).ok_or_else(mismatch)? as f32),
+            (Schema::Float, _) => {
+                let x = parse_float(&text()?).ok_or_else(mismatch)?;
+                let narrow = x as f32;
+                if narrow.is_infinite() && x.is_finite() {
+                    return Err(format!("{} is out of range for Avro type float", cell.describe()));
+                }
+                Value::Float(narrow)
+            }
             (Schema::Double, _) => Value::Double(parse_float(&text()?).ok_or_else(mismatch)?),
             (Schema::String, _) => Value::String(text()?.into_owned()),
             (Schema::Bytes, _) => Value::Bytes(bytes_of(cell).ok_or_else(mismatch)?),
@@ -243,13 +278,17 @@ impl AvroEncoder {
             (Schema::Date, _) => Value::Date(days_of(cell).ok_or_else(mismatch)?),
             (Schema::TimeMillis, _) => Value::TimeMillis((time_of(cell).ok_or_else(mismatch)? / 1000) as i32),
             (Schema::TimeMicros, _) => Value::TimeMicros(time_of(cell).ok_or_else(mismatch)?),
-            (Schema::TimestampMillis, _) => Value::TimestampMillis(micros_of(cell).ok_or_else(mismatch)?.div_euclid(1000)),
-            (Schema::TimestampMicros, _) => Value::TimestampMicros(micros_of(cell).ok_or_else(mismatch)?),
-            (Schema::TimestampNanos, _) => Value::TimestampNanos(nanos(micros_of(cell).ok_or_else(mismatch)?).ok_or_else(mismatch)?),
-            (Schema::LocalTimestampMillis, _) => Value::LocalTimestampMillis(micros_of(cell).ok_or_else(mismatch)?.div_euclid(1000)),
-            (Schema::LocalTimestampMicros, _) => Value::LocalTimestampMicros(micros_of(cell).ok_or_else(mismatch)?),
+            (Schema::TimestampMillis, _) => Value::TimestampMillis(micros_of(cell, Clock::Utc).ok_or_else(mismatch)?.div_euclid(1000)),
+            (Schema::TimestampMicros, _) => Value::TimestampMicros(micros_of(cell, Clock::Utc).ok_or_else(mismatch)?),
+            (Schema::TimestampNanos, _) => {
+                Value::TimestampNanos(nanos(micros_of(cell, Clock::Utc).ok_or_else(mismatch)?).ok_or_else(mismatch)?)
+            }
+            (Schema::LocalTimestampMillis, _) => {
+                Value::LocalTimestampMillis(micros_of(cell, Clock::Local).ok_or_else(mismatch)?.div_euclid(1000))
+            }
+            (Schema::LocalTimestampMicros, _) => Value::LocalTimestampMicros(micros_of(cell, Clock::Local).ok_or_else(mismatch)?),
             (Schema::LocalTimestampNanos, _) => {
-                Value::LocalTimestampNanos(nanos(micros_of(cell).ok_or_else(mismatch)?).ok_or_else(mismatch)?)
+                Value::LocalTimestampNanos(nanos(micros_of(cell, Clock::Local).ok_or_else(mismatch)?).ok_or_else(mismatch)?)
             }
             (Schema::Decimal(decimal), _) => Value::Decimal(decimal_value(decimal, &text()?)?),
             (Schema::Array(array), _) => match json_of(cell).ok_or_else(mismatch)?.as_ref() {
@@ -298,7 +337,44 @@ impl AvroEncoder {
     }
 }
 
-/// Whether `schema` is the kind of type a cell is: what a union tries first.
+fn is_numeric_logical(schema: &Schema) -> bool {
+    matches!(
+        schema,
+        Schema::Date
+            | Schema::TimeMillis
+            | Schema::TimeMicros
+            | Schema::TimestampMillis
+            | Schema::TimestampMicros
+            | Schema::TimestampNanos
+            | Schema::LocalTimestampMillis
+            | Schema::LocalTimestampMicros
+            | Schema::LocalTimestampNanos
+    )
+}
+
+/// How well `schema` takes a cell: a union tries its branches from the lowest.
+fn affinity(schema: &Schema, cell: &Cell<'_>) -> u8 {
+    const OTHER: u8 = 9;
+    match cell {
+        Cell::Json(number @ Json::Number(_)) => affinity(schema, &Cell::of_json(number)),
+        Cell::Number(text) => {
+            let integral = !text.contains(['.', 'e', 'E', 'N', 'I']);
+            match (schema, integral) {
+                (Schema::Long, true) => 0,
+                (Schema::Int, true) => 1,
+                (Schema::Decimal(_), _) => 2,
+                (Schema::Double, _) => 3,
+                (Schema::Float, _) => 4,
+                (Schema::Long | Schema::Int, false) => 5,
+                _ => OTHER,
+            }
+        }
+        _ if natural_for(schema, cell) => 0,
+        _ => OTHER,
+    }
+}
+
+/// Whether `schema` is the kind of type a cell is (numbers aside: see [`affinity`]).
 fn natural_for(schema: &Schema, cell: &Cell<'_>) -> bool {
     match cell {
         Cell::Null => matches!(schema, Schema::Null),
@@ -306,7 +382,7 @@ fn natural_for(schema: &Schema, cell: &Cell<'_>) -> bool {
         Cell::Text(_) => matches!(schema, Schema::String | Schema::Enum(_) | Schema::Uuid(_)),
         Cell::Bool(_) => matches!(schema, Schema::Boolean),
         Cell::Bytes(_) => matches!(schema, Schema::Bytes | Schema::Fixed(_)),
-        Cell::Timestamp(_) => matches!(
+        Cell::Timestamp { .. } => matches!(
             schema,
             Schema::TimestampMillis
                 | Schema::TimestampMicros
@@ -406,14 +482,16 @@ fn parse_float(text: &str) -> Option<f64> {
     }
 }
 
-/// Bytes from a bytea column, or a text's UTF-8 bytes.
+/// Bytes from a bytea column, a bytea's hex text (`\x00ff`, as bytea arrays and values
+/// inside JSON spell them), or a text's UTF-8 bytes.
 fn bytes_of(cell: &Cell<'_>) -> Option<Vec<u8>> {
     match cell {
         Cell::Bytes(bytes) => Some(bytes.to_vec()),
-        Cell::Text(text) => Some(text.as_bytes().to_vec()),
+        Cell::Text(text) => Some(bytea_hex(text).unwrap_or_else(|| text.as_bytes().to_vec())),
         _ => None,
     }
 }
+
 
 fn json_of<'c>(cell: &'c Cell<'_>) -> Option<Cow<'c, Json>> {
     match cell {
@@ -435,15 +513,15 @@ fn uuid_bytes(text: &str) -> Option<[u8; 16]> {
     Some(bytes)
 }
 
-const UNIX_EPOCH_FROM_CE: i32 = 719_163;
-
 fn days_of(cell: &Cell<'_>) -> Option<i32> {
     match cell {
         Cell::Date(days) => Some(*days),
-        Cell::Timestamp(micros) => i32::try_from(micros.div_euclid(86_400_000_000)).ok(),
+        // A timestamp's date is its wall clock's, as PostgreSQL casts timestamptz to date.
+        Cell::Timestamp { local, .. } => i32::try_from(local.div_euclid(86_400_000_000)).ok(),
         Cell::Text(text) => {
-            use chrono::Datelike;
-            Some(NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?.num_days_from_ce() - UNIX_EPOCH_FROM_CE)
+            // NaiveDate's default is 1970-01-01.
+            let days = NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()? - NaiveDate::default();
+            i32::try_from(days.num_days()).ok()
         }
         _ => None,
     }
@@ -460,24 +538,34 @@ fn time_of(cell: &Cell<'_>) -> Option<i64> {
     }
 }
 
+/// Which of a timestamp's readings a type takes.
+#[derive(Clone, Copy)]
+enum Clock {
+    /// The instant (timestamp-*).
+    Utc,
+    /// The wall clock (local-timestamp-*).
+    Local,
+}
+
 /// Microseconds since the epoch from a timestamp, a date, or an ISO text (with an offset,
-/// or UTC without).
-fn micros_of(cell: &Cell<'_>) -> Option<i64> {
-    match cell {
-        Cell::Timestamp(micros) => Some(*micros),
-        Cell::Date(days) => Some(i64::from(*days) * 86_400_000_000),
-        Cell::Text(text) => {
+/// the instant, or its wall clock as written; without, UTC).
+fn micros_of(cell: &Cell<'_>, clock: Clock) -> Option<i64> {
+    match (cell, clock) {
+        (Cell::Timestamp { utc, .. }, Clock::Utc) => Some(*utc),
+        (Cell::Timestamp { local, .. }, Clock::Local) => Some(*local),
+        (Cell::Date(days), _) => Some(i64::from(*days) * 86_400_000_000),
+        (Cell::Text(text), _) => {
             let text = text.trim();
-            let parsed = DateTime::parse_from_rfc3339(text)
-                .ok()
-                .or_else(|| DateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f%#z").ok())
-                .map(|at| at.timestamp_micros());
-            parsed.or_else(|| {
-                ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"]
+            let with_offset =
+                DateTime::parse_from_rfc3339(text).ok().or_else(|| DateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f%#z").ok());
+            match (with_offset, clock) {
+                (Some(at), Clock::Utc) => Some(at.timestamp_micros()),
+                (Some(at), Clock::Local) => Some(at.naive_local().and_utc().timestamp_micros()),
+                (None, _) => ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"]
                     .iter()
                     .find_map(|format| NaiveDateTime::parse_from_str(text, format).ok())
-                    .map(|at| at.and_utc().timestamp_micros())
-            })
+                    .map(|at| at.and_utc().timestamp_micros()),
+            }
         }
         _ => None,
     }
@@ -597,8 +685,8 @@ mod tests {
             ("color", text("GREEN")),
             ("uid", text("0E8A1F5C-1111-2222-3333-444455556666")),
             ("day", Cell::Date(-1)),
-            ("at", Cell::Timestamp(1_700_000_000_123_999)),
-            ("local", Cell::Timestamp(-1)),
+            ("at", Cell::Timestamp { utc: 1_700_000_000_123_999, local: 0 }),
+            ("local", Cell::Timestamp { utc: 0, local: -1 }),
             ("tm", Cell::Time(3_723_004_999)),
             ("price", text("-1234.565")),
             ("tags", Cell::Json(serde_json::json!(["a", "b \"c\""]))),
@@ -752,6 +840,40 @@ mod tests {
         let id = keys("id");
         let error = encoder.encode(&[ColumnValue { name: "k", path: &id, cell: Cell::Number("1".into()) }], &mut out).unwrap_err();
         assert_eq!(error, "the Avro schema is long, not a record: one column must hold the whole value");
+    }
+
+    #[test]
+    fn review_cases_bytes_parents_defaults_and_numbers() {
+        let text = r#"{"type":"record","name":"R","fields":[
+            {"name":"blobs","type":{"type":"array","items":"bytes"}},
+            {"name":"p","type":["null",{"type":"record","name":"P","fields":[{"name":"x","type":"int"}]}],"default":null},
+            {"name":"at","type":{"type":"long","logicalType":"timestamp-millis"},"default":0},
+            {"name":"n","type":["null","float","double","long"],"default":null},
+            {"name":"f","type":["null","float"],"default":null}
+        ]}"#;
+        let encoder = AvroEncoder::new(text, None).unwrap();
+        let mut decoder = AvroDecoder::new(WriterSchemas::Given(AvroSchema::parse(text).unwrap()));
+        let paths: Vec<JsonPath> = ["blobs", "p.x", "n", "f"].iter().map(|k| keys(k)).collect();
+        let mut row = |blobs: Cell<'static>, x: Cell<'static>, n: Cell<'static>, f: Cell<'static>| {
+            let cells = [blobs, x, n, f];
+            let columns: Vec<ColumnValue<'_>> =
+                paths.iter().zip(cells).map(|(path, cell)| ColumnValue { name: "c", path, cell }).collect();
+            let mut out = Vec::new();
+            encoder.encode(&columns, &mut out).map(|()| {
+                let record = decoder.decode(&out).unwrap();
+                ["blobs", "p", "at", "n"].map(|k| record.field(&keys(k), true).map(|t| String::from_utf8(t.into_owned()).unwrap()))
+            })
+        };
+        let read = row(Cell::Json(serde_json::json!(["\\x00ff"])), Cell::Null, Cell::Number("1.5".into()), Cell::Null).unwrap();
+        assert_eq!(read[0].as_deref(), Some(r#"["\\x00ff"]"#), "bytea hex text is its bytes, not the text");
+        assert_eq!(read[1], None, "all columns of a nullable record NULL: the record is null");
+        assert_eq!(read[2].as_deref(), Some(r#""1970-01-01 00:00:00.000000+00""#), "a logical type's default");
+        assert_eq!(read[3].as_deref(), Some("1.5"), "a fraction goes to double before float... or float exactly");
+        let read = row(Cell::Json(serde_json::json!([])), Cell::Number("3".into()), Cell::Number("9007199254740993".into()), Cell::Null).unwrap();
+        assert_eq!(read[1].as_deref(), Some(r#"{"x":3}"#));
+        assert_eq!(read[3].as_deref(), Some("9007199254740993"), "an integer goes to long, not double");
+        let error = row(Cell::Json(serde_json::json!([])), Cell::Null, Cell::Null, Cell::Number("1e39".into())).unwrap_err();
+        assert_eq!(error, "column \"c\": \"1e39\" is out of range for Avro type float");
     }
 
     #[test]

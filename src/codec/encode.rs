@@ -111,8 +111,10 @@ pub enum Cell<'a> {
     Text(Cow<'a, str>),
     Bool(bool),
     Bytes(&'a [u8]),
-    /// Microseconds since 1970-01-01 00:00 (UTC for timestamptz, wall clock for timestamp).
-    Timestamp(i64),
+    /// A timestamp as microseconds since 1970-01-01 00:00: the instant (UTC) and the wall
+    /// clock, one of them converted from the other in the session's time zone, as
+    /// PostgreSQL casts between timestamptz and timestamp.
+    Timestamp { utc: i64, local: i64 },
     /// Days since 1970-01-01.
     Date(i32),
     /// Microseconds since midnight.
@@ -141,7 +143,7 @@ impl<'a> Cell<'a> {
             Cell::Text(text) | Cell::Number(text) => Cow::Borrowed(text.as_ref()),
             Cell::Bool(b) => Cow::Borrowed(if *b { "true" } else { "false" }),
             Cell::Bytes(bytes) => Cow::Borrowed(std::str::from_utf8(bytes).ok()?),
-            Cell::Timestamp(micros) => Cow::Owned(timestamp_text(*micros, true)),
+            Cell::Timestamp { utc, .. } => Cow::Owned(timestamp_text(*utc, true)),
             Cell::Date(days) => Cow::Owned(date_text(*days)),
             Cell::Time(micros) => Cow::Owned(time_text(*micros)),
             Cell::Json(Json::String(text)) => Cow::Borrowed(text.as_str()),
@@ -164,4 +166,13 @@ impl<'a> Cell<'a> {
             }
         }
     }
+}
+
+/// The bytes of bytea's hex form, `\x` and pairs of hex digits; `None` for other texts.
+pub fn bytea_hex(text: &str) -> Option<Vec<u8>> {
+    let digits = text.strip_prefix("\\x")?.as_bytes();
+    if digits.len() % 2 != 0 {
+        return None;
+    }
+    digits.chunks(2).map(|pair| u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()).collect()
 }

@@ -17,7 +17,7 @@ use prost_reflect::prost::Message;
 use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MessageDescriptor};
 use serde_json::{Map, Value as Json};
 
-use super::encode::{derived_field_name, derived_record_name, Cell, ColumnValue, DerivedField, SqlType};
+use super::encode::{bytea_hex, derived_field_name, derived_record_name, Cell, ColumnValue, DerivedField, SqlType};
 use super::json::JsonPath;
 use super::protobuf::ProtobufSchema;
 use super::text::timestamp_text;
@@ -42,9 +42,19 @@ impl ProtobufEncoder {
     /// Encodes a row into `out` (cleared first); the error names the column.
     pub fn encode(&self, columns: &[ColumnValue<'_>], out: &mut Vec<u8>) -> Result<(), String> {
         let mut document = Json::Object(Map::new());
+        let mut nested_nulls = Vec::new();
         for column in columns {
-            self.place(&mut document, column).map_err(|why| format!("column \"{}\": {why}", column.name))?;
+            let placed = self.place(&mut document, column).map_err(|why| format!("column \"{}\": {why}", column.name))?;
+            nested_nulls.extend(placed.map(|parents| (column, parents)));
         }
+        // A NULL inside a message is fine while that message stays unset (it reads back
+        // NULL); once other columns write the message, the field would read as its default.
+        for (column, parents) in nested_nulls {
+            if parents.iter().try_fold(&document, |object, name| object.get(name)).is_some() {
+                return Err(format!("column \"{}\": {}", column.name, no_presence(column.path)));
+            }
+        }
+        normalize_numbers(&mut document);
         let message = match DynamicMessage::deserialize(self.message.clone(), document) {
             Ok(message) => message,
             Err(error) => return Err(self.culprit(columns).unwrap_or_else(|| error.to_string())),
@@ -54,14 +64,16 @@ impl ProtobufEncoder {
         message.encode(out).map_err(|e| format!("could not encode the Protobuf message: {e}"))
     }
 
-    /// Puts a column's value into the message's JSON form at its path.
-    fn place(&self, document: &mut Json, column: &ColumnValue<'_>) -> Result<(), String> {
+    /// Puts a column's value into the message's JSON form at its path. A NULL for a
+    /// nested field without presence is left out; its parents' JSON names are returned,
+    /// for [`Self::encode`] to check that no other column writes them.
+    fn place(&self, document: &mut Json, column: &ColumnValue<'_>) -> Result<Option<Vec<String>>, String> {
         let keys = match column.path {
             JsonPath::Whole => {
                 return match &column.cell {
                     Cell::Json(whole @ Json::Object(_)) => {
                         *document = whole.clone();
-                        Ok(())
+                        Ok(None)
                     }
                     other => Err(format!("{} is not a JSON object, so it cannot be the whole message", other.describe())),
                 }
@@ -70,7 +82,7 @@ impl ProtobufEncoder {
         };
         let (last, parents) = keys.split_last().ok_or("an empty path")?;
         let mut message = self.message.clone();
-        let mut object = document;
+        let mut path_fields = Vec::with_capacity(parents.len());
         for key in parents {
             let field = field_of(&message, key)?;
             let Kind::Message(child) = field.kind() else {
@@ -79,20 +91,29 @@ impl ProtobufEncoder {
             if field.is_list() || field.is_map() {
                 return Err(format!("its path leads into field \"{key}\", which is repeated"));
             }
+            path_fields.push(field);
             message = child;
+        }
+        let field = field_of(&message, last)?;
+        // A NULL leaves the field unset, and creates no message on its path: a message all
+        // of whose columns are NULL stays unset, as the scan reads an unset message.
+        if column.cell == Cell::Null && !path_fields.is_empty() && !has_null(&field) {
+            return Ok(Some(path_fields.iter().map(|parent| parent.json_name().to_string()).collect()));
+        }
+        let Some(value) = json_value(&field, &column.cell)? else { return Ok(None) };
+        let mut object = document;
+        for parent in path_fields {
             object = object
                 .as_object_mut()
                 .ok_or("another column writes the whole of a message its path leads into")?
-                .entry(field.json_name())
+                .entry(parent.json_name())
                 .or_insert_with(|| Json::Object(Map::new()));
         }
-        let field = field_of(&message, last)?;
-        let Some(value) = json_value(&field, &column.cell)? else { return Ok(()) };
         let members = object.as_object_mut().ok_or("another column writes the whole of a message its path leads into")?;
         if members.insert(field.json_name().to_string(), value).is_some() {
             return Err(format!("another column also writes field \"{last}\""));
         }
-        Ok(())
+        Ok(None)
     }
 
     /// The first column whose value alone the message type refuses, with the reason.
@@ -100,6 +121,7 @@ impl ProtobufEncoder {
         columns.iter().find_map(|column| {
             let mut alone = Json::Object(Map::new());
             self.place(&mut alone, column).ok()?;
+            normalize_numbers(&mut alone);
             DynamicMessage::deserialize(self.message.clone(), alone)
                 .err()
                 .map(|error| format!("column \"{}\": {error}", column.name))
@@ -143,6 +165,23 @@ pub fn derived_schema(topic: &str, fields: &[DerivedField<'_>]) -> Result<String
     Ok(format!("syntax = \"proto3\";\n\n{import}message {} {{\n{}\n}}\n", derived_record_name(topic), lines.join("\n")))
 }
 
+/// JSON numbers as the deserializer takes them: serde_json keeps a number's text
+/// (arbitrary_precision), and hands one that is not exactly what its f64 prints
+/// (`10.50`, `1e+300`) on as a map, which Protobuf's number fields refuse. Integers
+/// stay as written (exact); others become the f64 they stand for.
+fn normalize_numbers(json: &mut Json) {
+    match json {
+        Json::Number(number) if number.as_i64().is_none() && number.as_u64().is_none() => {
+            if let Some(normal) = number.as_f64().and_then(serde_json::Number::from_f64) {
+                *number = normal;
+            }
+        }
+        Json::Array(items) => items.iter_mut().for_each(normalize_numbers),
+        Json::Object(members) => members.values_mut().for_each(normalize_numbers),
+        _ => {}
+    }
+}
+
 fn field_of(message: &MessageDescriptor, name: &str) -> Result<FieldDescriptor, String> {
     message
         .get_field_by_name(name)
@@ -150,26 +189,44 @@ fn field_of(message: &MessageDescriptor, name: &str) -> Result<FieldDescriptor, 
         .ok_or_else(|| format!("Protobuf message {} has no field \"{name}\"", message.full_name()))
 }
 
+/// Whether a NULL may go to `field`: fields with presence, and lists and maps, which
+/// have no NULL (an empty one is the nearest, and reads back as {}).
+fn has_null(field: &FieldDescriptor) -> bool {
+    field.supports_presence() || field.is_list() || field.is_map()
+}
+
+fn no_presence(path: &JsonPath) -> String {
+    let name = match path {
+        JsonPath::Keys(keys) => keys.last().map(String::as_str).unwrap_or_default(),
+        JsonPath::Whole => "",
+    };
+    format!("NULL does not fit Protobuf field \"{name}\", which has no presence (it would read back as its default); give it a value, or declare it optional")
+}
+
 /// A cell in the proto3 JSON form of `field`; `None` leaves the field unset.
 fn json_value(field: &FieldDescriptor, cell: &Cell<'_>) -> Result<Option<Json>, String> {
     let base64 = |bytes: &[u8]| Json::String(base64::engine::general_purpose::STANDARD.encode(bytes));
     Ok(Some(match cell {
-        // Lists and maps have no NULL: an empty one is the nearest (and reads back as {}).
-        Cell::Null if field.supports_presence() || field.is_list() || field.is_map() => return Ok(None),
-        Cell::Null => {
-            return Err(format!(
-                "NULL does not fit Protobuf field \"{}\", which has no presence (it would read back as its default); give it a value, or declare it optional",
-                field.name()
-            ))
-        }
+        Cell::Null if has_null(field) => return Ok(None),
+        Cell::Null => return Err(no_presence(&JsonPath::Keys(vec![field.name().to_string()]))),
         Cell::Bool(b) => Json::Bool(*b),
         Cell::Bytes(bytes) => base64(bytes),
-        Cell::Text(text) if is_bytes(field) => base64(text.as_bytes()),
+        Cell::Text(text) if is_bytes(field) => base64(&bytea_hex(text).unwrap_or_else(|| text.as_bytes().to_vec())),
+        // bytea[] (array_to_json spells bytes as bytea's hex text).
+        Cell::Json(Json::Array(items)) if is_bytes(field) => Json::Array(
+            items
+                .iter()
+                .map(|item| match item {
+                    Json::String(text) => bytea_hex(text).map_or_else(|| item.clone(), |bytes| base64(&bytes)),
+                    other => other.clone(),
+                })
+                .collect(),
+        ),
         // Protobuf's JSON form takes numbers, enums, strings and wrapped values as strings.
         Cell::Text(text) | Cell::Number(text) => Json::String(text.to_string()),
-        Cell::Timestamp(micros) => {
+        Cell::Timestamp { utc, .. } => {
             // RFC 3339 in UTC, as the JSON form of google.protobuf.Timestamp.
-            let text = timestamp_text(*micros, true);
+            let text = timestamp_text(*utc, true);
             Json::String(format!("{}Z", text.trim_end_matches("+00").replacen(' ', "T", 1)))
         }
         Cell::Date(_) | Cell::Time(_) => Json::String(cell.text().unwrap_or_default().into_owned()),
@@ -244,7 +301,7 @@ mod tests {
             ("paid", Cell::Bool(true)),
             ("blob", Cell::Bytes(b"\x00\xff")),
             ("status", text("SHIPPED")),
-            ("at", Cell::Timestamp(1_700_000_000_123_456)),
+            ("at", Cell::Timestamp { utc: 1_700_000_000_123_456, local: 0 }),
             ("tags", Cell::Json(serde_json::json!(["a", "b"]))),
             ("counts", Cell::Json(serde_json::json!({"x": 3}))),
             ("line.sku", text("S-1")),
@@ -273,6 +330,30 @@ mod tests {
     }
 
     #[test]
+    fn review_cases_numbers_bytes_and_unset_parents() {
+        let payload = encode(vec![
+            ("id", text("1")),
+            ("paid", Cell::Bool(false)),
+            ("ratio", Cell::Json(serde_json::from_str("10.50").unwrap())),
+            ("blob", text("\\x00ff")),
+            ("line.sku", Cell::Null),
+            ("line.qty", Cell::Null),
+        ])
+        .unwrap();
+        let record = ProtobufDecoder::new(Box::new(OneSchema)).decode(&payload).unwrap();
+        let read = |path: &str| record.field(&JsonPath::parse(path).unwrap(), false).map(|t| String::from_utf8(t.into_owned()).unwrap());
+        assert_eq!(read("ratio").as_deref(), Some("10.5"));
+        assert_eq!(read("blob").as_deref(), Some("\\x00ff"), "bytea hex text is its bytes");
+        assert_eq!(read("line"), None, "a message all of whose columns are NULL stays unset");
+    }
+
+    #[test]
+    fn a_null_in_a_message_other_columns_write_is_refused() {
+        let error = encode(vec![("id", text("1")), ("line.sku", Cell::Null), ("line.qty", text("2"))]).unwrap_err();
+        assert!(error.starts_with("column \"line.sku\": NULL does not fit Protobuf field \"sku\""), "{error}");
+    }
+
+    #[test]
     fn a_named_message_type_is_framed_with_its_indexes() {
         let schema = ProtobufSchema::compile(SCHEMA, &[]).unwrap();
         let line = ProtobufEncoder::new(&schema, 7, Some("shop.Line")).unwrap();
@@ -298,7 +379,7 @@ mod tests {
         let encoder = ProtobufEncoder::new(&schema, 3, None).unwrap();
         let row = vec![
             ColumnValue { name: "id", path: &paths[0], cell: Cell::Null },
-            ColumnValue { name: "at", path: &paths[1], cell: Cell::Timestamp(0) },
+            ColumnValue { name: "at", path: &paths[1], cell: Cell::Timestamp { utc: 0, local: 0 } },
             ColumnValue { name: "tags", path: &paths[2], cell: Cell::Json(serde_json::json!([1, 2])) },
             ColumnValue { name: "note", path: &paths[3], cell: text("n") },
         ];

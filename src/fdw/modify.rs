@@ -20,7 +20,7 @@ use crate::codec::encode::{Cell, ColumnValue, DerivedField, RecordEncoder, SqlTy
 use crate::codec::{ColumnType, FieldDef, Format};
 use crate::options::layout::ColumnSource;
 use crate::options::{MetaColumn, TableOptions};
-use crate::error::{ErrorKind, FdwError};
+use crate::error::{capitalized, ErrorKind, FdwError};
 use crate::pg::errors::{raise, OrRaise};
 use crate::plan;
 
@@ -56,6 +56,7 @@ enum CellKind {
     Bool,
     Bytes,
     Timestamp,
+    TimestampTz,
     Date,
     Time,
     Json,
@@ -163,7 +164,9 @@ unsafe fn begin(rinfo: *mut pg_sys::ResultRelInfo) {
             clients::record_encoder(&definition, part, &derived)
         };
         let record_encoder = definition.table.format.has_schema().then(|| encoder(MessagePart::Value, &state_fields));
-        let key_encoder = definition.table.key_format.has_schema().then(|| encoder(MessagePart::Key, &key_fields));
+        // Only a table that writes keys needs (or registers) the key subject's schema.
+        let key_encoder =
+            (definition.table.key_format.has_schema() && !key_fields.is_empty()).then(|| encoder(MessagePart::Key, &key_fields));
         let (settings, producer) = clients::table_producer(&definition);
         let state = ModifyState {
             transactional: matches!(producer, TableProducer::Transactional(_)),
@@ -195,10 +198,13 @@ unsafe fn begin(rinfo: *mut pg_sys::ResultRelInfo) {
 /// # Safety
 /// A catalog lookup: inside a transaction.
 unsafe fn cell_kind(type_oid: pg_sys::Oid) -> CellKind {
+    // SAFETY: the caller keeps the contract above. A domain is its base type here.
+    let type_oid = unsafe { pg_sys::getBaseType(type_oid) };
     match type_oid {
         pg_sys::BOOLOID => CellKind::Bool,
         pg_sys::BYTEAOID => CellKind::Bytes,
-        pg_sys::TIMESTAMPTZOID | pg_sys::TIMESTAMPOID => CellKind::Timestamp,
+        pg_sys::TIMESTAMPOID => CellKind::Timestamp,
+        pg_sys::TIMESTAMPTZOID => CellKind::TimestampTz,
         pg_sys::DATEOID => CellKind::Date,
         pg_sys::TIMEOID => CellKind::Time,
         pg_sys::INT2OID | pg_sys::INT4OID | pg_sys::INT8OID | pg_sys::FLOAT4OID | pg_sys::FLOAT8OID | pg_sys::NUMERICOID => {
@@ -216,6 +222,8 @@ unsafe fn cell_kind(type_oid: pg_sys::Oid) -> CellKind {
 /// # Safety
 /// A catalog lookup: inside a transaction.
 unsafe fn sql_type(type_oid: pg_sys::Oid, typmod: i32) -> SqlType {
+    // SAFETY: the caller keeps the contract above. A domain is its base type here.
+    let type_oid = unsafe { pg_sys::getBaseType(type_oid) };
     match type_oid {
         pg_sys::BOOLOID => SqlType::Boolean,
         pg_sys::INT2OID => SqlType::SmallInt,
@@ -336,21 +344,38 @@ unsafe fn send_row(state: &mut ModifyState, values: &[pg_sys::Datum], nulls: &[b
             }))
         });
         let key: Option<Vec<u8>> = match (&state.key_encoder, state.table.key_format) {
-            // No key column has a value: no key.
-            _ if state.key_fields.iter().all(|field| nulls[field.attribute]) && state.key.is_none() => None,
-            (Some(encoder), format) => {
-                let mut key = Vec::new();
-                encode_record(encoder, &state.key_fields, format, MessagePart::Key, values, nulls, &mut key);
-                Some(key)
-            }
-            (None, Format::Json) => Some(encode_json(&state.key_fields, values, nulls)),
-            (None, _) => state.key.and_then(|(attribute, column_type)| {
+            (_, Format::Raw) => state.key.and_then(|(attribute, column_type)| {
                 let datum = value(attribute)?;
                 match column_type {
                     ColumnType::Bytea => Vec::<u8>::from_datum(datum, false),
                     _ => String::from_datum(datum, false).map(String::into_bytes),
                 }
             }),
+            (encoder, format) => {
+                let given: Vec<&FieldOutput> = state.key_fields.iter().filter(|field| !nulls[field.attribute]).collect();
+                // The key column (the whole key) or the key field columns, not both.
+                let (whole, fields): (Vec<&FieldOutput>, Vec<&FieldOutput>) =
+                    state.key_fields.iter().partition(|field| field.json_path == JsonPath::Whole);
+                let written: Vec<&FieldOutput> = match (given.iter().any(|f| f.json_path == JsonPath::Whole), given.len()) {
+                    (_, 0) => Vec::new(),
+                    (true, 1) => whole,
+                    (true, _) => raise(
+                        FdwError::new(ErrorKind::InvalidParameterValue, "the key column and key field columns both have a value")
+                            .with_hint("Give the whole key in the key column, or its fields in the key field columns."),
+                    ),
+                    (false, _) => fields,
+                };
+                match (encoder, written.is_empty()) {
+                    // No key column has a value: no key.
+                    (_, true) => None,
+                    (Some(encoder), false) => {
+                        let mut key = Vec::new();
+                        encode_record(encoder, &written, format, MessagePart::Key, values, nulls, &mut key);
+                        Some(key)
+                    }
+                    (None, false) => Some(encode_json(&written, values, nulls)),
+                }
+            }
         };
         // Kafka timestamps are whole milliseconds: sub-millisecond digits are dropped.
         let timestamp = state.timestamp.and_then(value).map(|datum| plan::millisecond_bounds(datum.value() as i64).0);
@@ -358,7 +383,8 @@ unsafe fn send_row(state: &mut ModifyState, values: &[pg_sys::Datum], nulls: &[b
 
         let payload = match &state.record_encoder {
             Some(encoder) => {
-                Some(encode_record(encoder, &state.fields, state.table.format, MessagePart::Value, values, nulls, &mut state.payload))
+                let fields: Vec<&FieldOutput> = state.fields.iter().collect();
+                Some(encode_record(encoder, &fields, state.table.format, MessagePart::Value, values, nulls, &mut state.payload))
             }
             None => encode_payload(&state.fields, &state.table, values, nulls, &mut state.payload),
         };
@@ -402,13 +428,15 @@ unsafe fn encode_payload<'a>(
     buffer: &'a mut Vec<u8>,
 ) -> Option<&'a [u8]> {
     // SAFETY: the caller keeps the contract above.
-    let texts = unsafe { output_texts(fields, values, nulls) };
+    let fields: Vec<&FieldOutput> = fields.iter().collect();
+    // SAFETY: as above.
+    let texts = unsafe { output_texts(&fields, values, nulls) };
     buffer.clear();
     match table.format {
         Format::Csv => csv::encode(&texts, &table.csv, buffer),
         Format::Raw => return texts[0],
         Format::Avro | Format::Protobuf => unreachable!("typed formats go through encode_record"),
-        Format::Json => *buffer = json_message(fields, &texts),
+        Format::Json => *buffer = json_message(&fields, &texts),
     }
     Some(buffer.as_slice())
 }
@@ -417,7 +445,7 @@ unsafe fn encode_payload<'a>(
 ///
 /// # Safety
 /// As for [`send_row`].
-unsafe fn output_texts<'a>(fields: &[FieldOutput], values: &[pg_sys::Datum], nulls: &[bool]) -> Vec<Option<&'a [u8]>> {
+unsafe fn output_texts<'a>(fields: &[&FieldOutput], values: &[pg_sys::Datum], nulls: &[bool]) -> Vec<Option<&'a [u8]>> {
     fields
         .iter()
         .map(|field| {
@@ -438,7 +466,7 @@ unsafe fn output_texts<'a>(fields: &[FieldOutput], values: &[pg_sys::Datum], nul
 }
 
 /// A JSON message (or key) of the columns' texts, each at its path.
-fn json_message(fields: &[FieldOutput], texts: &[Option<&[u8]>]) -> Vec<u8> {
+fn json_message(fields: &[&FieldOutput], texts: &[Option<&[u8]>]) -> Vec<u8> {
     let fields: Vec<(&JsonPath, JsonField<'_>)> = fields
         .iter()
         .zip(texts)
@@ -457,7 +485,7 @@ fn json_message(fields: &[FieldOutput], texts: &[Option<&[u8]>]) -> Vec<u8> {
 ///
 /// # Safety
 /// As for [`send_row`].
-unsafe fn encode_json(fields: &[FieldOutput], values: &[pg_sys::Datum], nulls: &[bool]) -> Vec<u8> {
+unsafe fn encode_json(fields: &[&FieldOutput], values: &[pg_sys::Datum], nulls: &[bool]) -> Vec<u8> {
     // SAFETY: the caller keeps the contract above.
     json_message(fields, &unsafe { output_texts(fields, values, nulls) })
 }
@@ -468,7 +496,7 @@ unsafe fn encode_json(fields: &[FieldOutput], values: &[pg_sys::Datum], nulls: &
 /// As for [`send_row`].
 unsafe fn encode_record<'a>(
     encoder: &RecordEncoder,
-    fields: &[FieldOutput],
+    fields: &[&FieldOutput],
     format: Format,
     part: MessagePart,
     values: &[pg_sys::Datum],
@@ -487,7 +515,10 @@ unsafe fn encode_record<'a>(
     encoder.encode(&columns, buffer).unwrap_or_else(|why| {
         let record = if format == Format::Avro { "an Avro record" } else { "a Protobuf message" };
         let what = if part == MessagePart::Key { "key" } else { "row" };
-        raise(FdwError::new(ErrorKind::InvalidTextRepresentation, format!("could not encode the {what} as {record}: {why}")))
+        raise(
+            FdwError::new(ErrorKind::InvalidTextRepresentation, format!("could not encode the {what} as {record}"))
+                .with_detail(format!("{}.", capitalized(&why))),
+        )
     });
     buffer.as_slice()
 }
@@ -499,8 +530,7 @@ unsafe fn encode_record<'a>(
 /// `datum` is a non-NULL value of the field's column, valid for the row.
 unsafe fn cell<'a>(field: &FieldOutput, datum: pg_sys::Datum) -> Cell<'a> {
     /// From PostgreSQL's epoch (2000-01-01) to the Unix epoch.
-    const POSTGRES_EPOCH_DAYS: i64 = 10_957;
-    const POSTGRES_EPOCH_MICROS: i64 = POSTGRES_EPOCH_DAYS * 86_400_000_000;
+    const POSTGRES_EPOCH_DAYS: i32 = (plan::POSTGRES_EPOCH_UNIX_MICROS / 86_400_000_000) as i32;
     let output = || {
         // SAFETY: the caller keeps the contract above; the text lives in the row's context.
         let text = unsafe { CStr::from_ptr(pg_sys::OutputFunctionCall(field.function.as_ref() as *const _ as *mut _, datum)) };
@@ -511,13 +541,31 @@ unsafe fn cell<'a>(field: &FieldOutput, datum: pg_sys::Datum) -> Cell<'a> {
         CellKind::Bool => Cell::Bool(datum.value() != 0),
         // SAFETY: a bytea datum, as the caller promises.
         CellKind::Bytes => Cell::Bytes(unsafe { <&[u8]>::from_datum(datum, false) }.unwrap_or_default()),
-        CellKind::Timestamp => match datum.value() as i64 {
-            i64::MIN | i64::MAX => Cell::Text(output()),
-            micros => Cell::Timestamp(micros + POSTGRES_EPOCH_MICROS),
-        },
+        CellKind::Timestamp | CellKind::TimestampTz => {
+            // The other reading, as PostgreSQL casts it in the session's time zone.
+            let (cast, timestamptz) = match field.cell_kind {
+                CellKind::TimestampTz => (pg_sys::F_TIMESTAMPTZ_TIMESTAMP, true),
+                _ => (pg_sys::F_TIMESTAMP_TIMESTAMPTZ, false),
+            };
+            let unix = |micros: i64| micros.checked_add(plan::POSTGRES_EPOCH_UNIX_MICROS);
+            let own = datum.value() as i64;
+            match own {
+                i64::MIN | i64::MAX => Cell::Text(output()),
+                _ => {
+                    // SAFETY: both casts take and return a timestamp datum (by value); finite
+                    // ones never fail but far beyond the types' range, which raises.
+                    let other = unsafe { pg_sys::OidFunctionCall1Coll(pg_sys::Oid::from(cast), pg_sys::InvalidOid, datum) }.value() as i64;
+                    let (utc, local) = if timestamptz { (own, other) } else { (other, own) };
+                    match (unix(utc), unix(local)) {
+                        (Some(utc), Some(local)) => Cell::Timestamp { utc, local },
+                        _ => Cell::Text(output()),
+                    }
+                }
+            }
+        }
         CellKind::Date => match datum.value() as i32 {
             i32::MIN | i32::MAX => Cell::Text(output()),
-            days => Cell::Date(days + POSTGRES_EPOCH_DAYS as i32),
+            days => Cell::Date(days + POSTGRES_EPOCH_DAYS),
         },
         CellKind::Time => Cell::Time(datum.value() as i64),
         CellKind::Json => json(&output()),

@@ -73,7 +73,7 @@ pub unsafe fn converts_in_subtransactions(relid: pg_sys::Oid, definition: &Forei
         let handles_bad_messages = definition.layout.has_junk_columns() || definition.table.on_error != OnError::Error;
         handles_bad_messages
             && definition.layout.columns.iter().enumerate().any(|(i, source)| {
-                matches!(source, ColumnSource::Field(_)) && !SELF_CONTAINED_INPUT.contains(&pg_sys::get_atttype(relid, (i + 1) as i16))
+                matches!(source, ColumnSource::Field(_) | ColumnSource::KeyField(_)) && !SELF_CONTAINED_INPUT.contains(&pg_sys::get_atttype(relid, (i + 1) as i16))
             })
     }
 }

@@ -382,9 +382,9 @@ pub fn record_encoder(definition: &ForeignTableDef, part: MessagePart, columns: 
     };
     let schema_problem = |why: String| {
         FdwError::new(ErrorKind::ObjectNotInPrerequisiteState, format!("cannot produce with the latest schema of subject \"{subject}\""))
-            .with_detail(why)
+            .with_detail(sentence(&why))
     };
-    let id = latest.id.ok_or_else(|| schema_problem("The registry's answer gives no schema id.".to_string())).or_raise();
+    let id = latest.id.ok_or_else(|| schema_problem("the registry's answer gives no schema id".to_string())).or_raise();
     let encoder = match (format, latest.schema_type.as_str()) {
         (Format::Avro, "AVRO") => {
             AvroEncoder::new(&latest.schema, Some(id)).map(RecordEncoder::Avro)
@@ -396,9 +396,19 @@ pub fn record_encoder(definition: &ForeignTableDef, part: MessagePart, columns: 
                 .and_then(|schema| ProtobufEncoder::new(&schema, id, message_type))
                 .map(RecordEncoder::Protobuf)
         }
-        (format, other) => Err(format!("It is a {other} schema, but the table's {} is '{}'.", if part == MessagePart::Key { "key_format" } else { "format" }, format.name())),
+        (format, other) => Err(format!("it is a {other} schema, but the table's {} is '{}'", if part == MessagePart::Key { "key_format" } else { "format" }, format.name())),
     };
     encoder.map_err(schema_problem).or_raise()
+}
+
+/// `why` as a DETAIL: capitalized, ending with a period.
+fn sentence(why: &str) -> String {
+    let why = capitalized(why);
+    if why.ends_with('.') {
+        why
+    } else {
+        format!("{why}.")
+    }
 }
 
 /// Registers a schema derived from the table's columns under `subject`; what the
@@ -417,7 +427,7 @@ fn register_derived(
     };
     let cannot = |why: String| {
         FdwError::new(ErrorKind::ObjectNotInPrerequisiteState, format!("could not register a schema for subject \"{subject}\""))
-            .with_detail(format!("{}.", capitalized(&why)))
+            .with_detail(sentence(&why))
     };
     let schema = derived.map_err(cannot).or_raise();
     let id = registry::register(settings, subject, schema_type, &schema).or_raise().map_err(cannot).or_raise();

@@ -175,6 +175,21 @@ UPDATE avro_rows SET attrs = '{"a": "x"}' WHERE id = 1;
 INSERT INTO avro_out SELECT * FROM avro_rows WHERE id = 1;
 ROLLBACK;
 SELECT count(*) FROM avro_out;
+-- Across types, as PostgreSQL casts them in the session's time zone: a timestamp into
+-- timestamp-micros is the instant of that wall clock, a timestamptz into
+-- local-timestamp-micros its wall clock.
+SET timezone = 'America/New_York';
+CREATE FOREIGN TABLE avro_cross (
+    id bigint, name text, score float8, small int, ratio real, ok boolean, raw bytea, kind text, day date,
+    at timestamp, at_ms timestamptz, local timestamptz, clock time, price numeric, uid uuid, tags text[],
+    counts bigint[], attrs jsonb, point jsonb, hash bytea, choice jsonb
+) SERVER avro_server OPTIONS (topic 'regress_avro_out', format 'avro');
+INSERT INTO avro_cross
+SELECT 10, name, score, small, ratio, ok, raw, kind, day, '2024-01-01 12:00', at_ms, '2024-06-01 12:00+00', clock,
+       price, uid, tags, counts, attrs, point, hash, choice
+FROM avro_rows WHERE id = 1;
+SELECT at, local FROM avro_out WHERE id = 10;
+SET timezone = 'UTC';
 -- No subject for the topic: an ERROR saying so.
 CREATE FOREIGN TABLE avro_nowhere (id bigint) SERVER avro_server OPTIONS (topic 'regress_avro_bare_out', format 'avro');
 INSERT INTO avro_nowhere VALUES (1);

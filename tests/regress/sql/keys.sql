@@ -18,6 +18,10 @@ CREATE FOREIGN TABLE json_keys (
     k jsonb OPTIONS (key 'true'), kid int OPTIONS (key 'id'), kregion text OPTIONS (key 'region'), v text
 ) SERVER key_server OPTIONS (topic 'regress_keys_json', format 'json', key_format 'json');
 SELECT * FROM json_keys ORDER BY v;
+-- INSERT through the key column (the whole key) or the key field columns, not both.
+INSERT INTO json_keys (k, v) VALUES ('{"id": 7, "region": "us"}', 'whole');
+INSERT INTO json_keys (k, kid, v) VALUES ('{"id": 8}', 8, 'both');
+SELECT * FROM json_keys WHERE v = 'whole';
 CREATE FOREIGN TABLE json_keys_raw (k text OPTIONS (key 'true'), v text)
     SERVER key_server OPTIONS (topic 'regress_keys_json', format 'json');
 SELECT * FROM json_keys_raw ORDER BY v;
@@ -41,6 +45,9 @@ CREATE FOREIGN TABLE avro_keys (
     k jsonb OPTIONS (key 'true'), kid bigint OPTIONS (key 'id'), kregion text OPTIONS (key 'region'), v text
 ) SERVER key_server OPTIONS (topic 'regress_keys_avro', format 'avro', key_format 'avro');
 SELECT * FROM avro_keys ORDER BY v;
+INSERT INTO avro_keys (kid, kregion, v) VALUES (3, 'us', 'three');
+INSERT INTO avro_keys (k, v) VALUES ('{"id": 4, "region": null}', 'four');
+SELECT kid, kregion, v FROM avro_keys WHERE kid > 2 ORDER BY kid;
 -- The raw key is in the registry's wire format (zero byte, the key schema's id, the record).
 CREATE FOREIGN TABLE avro_keys_raw (k bytea OPTIONS (key 'true'), v bytea)
     SERVER key_server OPTIONS (topic 'regress_keys_avro', format 'raw');
