@@ -8,6 +8,9 @@
 //! input function gets: numbers and strings as written, bytes as `\x` hex, dates and
 //! times in ISO form (timestamps in UTC), decimals exact at their scale, arrays of
 //! scalars as PostgreSQL array literals, and records, maps and other arrays as JSON.
+//!
+//! apache-avro parses the schemas; the messages are read by `avro_datum`, straight from
+//! their bytes, each column's text from its field's bytes when it is asked for.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
