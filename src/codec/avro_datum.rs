@@ -27,6 +27,9 @@ pub(super) type NodeId = usize;
 /// A writer schema compiled for reading: its types, the record's at `root`.
 pub(super) struct Plan {
     nodes: Vec<Node>,
+    /// By node: whether its values are written in no bytes at all (null, a fixed of size
+    /// 0, a record of such fields). Every other value takes a byte at least.
+    empty: Vec<bool>,
     root: NodeId,
 }
 
@@ -102,10 +105,12 @@ impl Record {
 /// message, not a stack overflow. The JSON codec's parser has the same limit.
 const MAX_DEPTH: usize = 128;
 
-/// How many items an array or map may hold: items of types written in no bytes (null,
-/// an empty record) cost nothing to write, and a count must not make the reader loop
-/// for ever. apache-avro has a similar bound (512 MiB of values).
-const MAX_ITEMS: u64 = 1 << 24;
+/// How many items an array of values written in no bytes (nulls, empty records) may
+/// hold: such items cost nothing to write, and a count must neither make the reader loop
+/// for ever nor a column's text huge. Other items take a byte each at least, so the
+/// message's length bounds their count. (apache-avro bounds every array by 512 MiB of
+/// its values.)
+const MAX_EMPTY_ITEMS: u64 = 1 << 20;
 
 /// Why a message's bytes are not a datum of its schema.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,7 +142,9 @@ impl Plan {
         let resolved = ResolvedSchema::try_from(schema).map_err(|e| e.to_string())?;
         let mut compiler = Compiler { names: resolved.get_names(), named: HashMap::new(), nodes: Vec::new() };
         let root = compiler.node(schema, None)?;
-        Ok(Plan { nodes: compiler.nodes, root })
+        let nodes = compiler.nodes;
+        let empty = (0..nodes.len()).map(|id| written_in_no_bytes(&nodes, id, &mut Vec::new())).collect();
+        Ok(Plan { nodes, empty, root })
     }
 
     pub fn root(&self) -> NodeId {
@@ -207,8 +214,8 @@ impl Plan {
             return invalid(format!("values nest deeper than {MAX_DEPTH} levels"));
         }
         match self.node(id) {
-            Node::Array(items) => reader.blocks(|reader| self.skip(*items, reader, depth + 1)),
-            Node::Map(values) => reader.blocks(|reader| {
+            Node::Array(items) => reader.blocks(self.empty[*items], |reader| self.skip(*items, reader, depth + 1)),
+            Node::Map(values) => reader.blocks(false, |reader| {
                 reader.string()?;
                 self.skip(*values, reader, depth + 1)
             }),
@@ -244,7 +251,7 @@ impl Plan {
             }
             Node::Map(values) => {
                 let mut found = None;
-                reader.blocks(|reader| {
+                reader.blocks(false, |reader| {
                     if reader.string()? == key {
                         found = Some((*values, *reader));
                     }
@@ -264,7 +271,7 @@ impl Plan {
             Node::Null => return Ok(None),
             Node::Array(items) if !as_json && self.items_are_scalars(*items) => {
                 let mut texts = Vec::new();
-                reader.blocks(|reader| {
+                reader.blocks(self.empty[*items], |reader| {
                     let item = self.branches(*items, reader)?;
                     texts.push(match self.scalar(item, reader)? {
                         Scalar::Null => None,
@@ -308,7 +315,7 @@ impl Plan {
             }
             Node::Map(values) => {
                 let mut entries = Vec::new();
-                reader.blocks(|reader| {
+                reader.blocks(false, |reader| {
                     entries.push((reader.string()?, *reader));
                     self.skip(*values, reader, 1)
                 })?;
@@ -332,7 +339,7 @@ impl Plan {
             Node::Array(items) => {
                 json.push(b'[');
                 let mut first = true;
-                reader.blocks(|reader| {
+                reader.blocks(self.empty[*items], |reader| {
                     if !std::mem::take(&mut first) {
                         json.push(b',');
                     }
@@ -575,7 +582,8 @@ impl<'a> Reader<'a> {
 
     /// The items of an array or map: blocks of a count and as many items, ended by a
     /// count of 0; a negative count is followed by the block's size in bytes.
-    fn blocks(&mut self, mut item: impl FnMut(&mut Self) -> Read<()>) -> Read<()> {
+    /// `empty_items`: whether the items are written in no bytes.
+    fn blocks(&mut self, empty_items: bool, mut item: impl FnMut(&mut Self) -> Read<()>) -> Read<()> {
         let mut total: u64 = 0;
         loop {
             let count = match self.long()? {
@@ -586,14 +594,34 @@ impl<'a> Reader<'a> {
                 }
                 count => count as u64,
             };
-            total = total.saturating_add(count);
-            if total > MAX_ITEMS {
-                return invalid(format!("an array or map of more than {MAX_ITEMS} items"));
+            if empty_items {
+                total = total.saturating_add(count);
+                if total > MAX_EMPTY_ITEMS {
+                    return invalid(format!("an array of more than {MAX_EMPTY_ITEMS} items written in no bytes"));
+                }
+            } else if count > self.rest.len() as u64 {
+                // Fewer bytes than items, each of a byte at least.
+                return Err(DatumError::EndsEarly);
             }
             for _ in 0..count {
                 item(self)?;
             }
         }
+    }
+}
+
+/// Whether the values of a node are written in no bytes at all (a record that contains
+/// itself, through no union, array or map, has no values to write).
+fn written_in_no_bytes(nodes: &[Node], id: NodeId, records_in: &mut Vec<NodeId>) -> bool {
+    match &nodes[id] {
+        Node::Null | Node::Fixed(0) | Node::Decimal { fixed: Some(0), .. } => true,
+        Node::Record(record) if !records_in.contains(&id) => {
+            records_in.push(id);
+            let empty = record.fields.iter().all(|&(_, field)| written_in_no_bytes(nodes, field, records_in));
+            records_in.pop();
+            empty
+        }
+        _ => false,
     }
 }
 
