@@ -4,6 +4,7 @@
 //! the other reads back unchanged.
 
 pub mod avro;
+mod avro_datum;
 pub mod csv;
 pub mod infer;
 pub mod json;
@@ -85,7 +86,7 @@ pub enum Decoded<'a> {
     Csv(CsvRecord<'a>),
     Json(JsonMessage<'a>),
     Raw(&'a [u8]),
-    Avro(AvroRecord),
+    Avro(AvroRecord<'a>),
     Protobuf(ProtobufRecord),
 }
 
