@@ -8,32 +8,29 @@
 //! input function gets: numbers and strings as written, bytes as `\x` hex, dates and
 //! times in ISO form (timestamps in UTC), decimals exact at their scale, arrays of
 //! scalars as PostgreSQL array literals, and records, maps and other arrays as JSON.
+//!
+//! apache-avro parses the schemas; the messages are read by `avro_datum`, straight from
+//! their bytes, each column's text from its field's bytes when it is asked for.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use apache_avro::schema::{NamesRef, ResolvedSchema, Schema};
-use apache_avro::reader::datum::GenericDatumReader;
-use apache_avro::types::Value;
-use num_bigint::BigInt;
-use serde_json::{Map, Value as Json};
+use apache_avro::schema::Schema;
 
+use super::avro_datum::{DatumError, Node, Plan, Reader};
 use super::json::JsonPath;
-use super::text::{self, bytea_text, date_text, float_text, json_float, time_text, timestamp_text};
 use super::wire::{frame, SchemaById, WriterSchema};
 
-/// A parsed schema, with its named types (for following references) and a reader.
+/// A schema, compiled for reading messages written with it.
 pub struct AvroSchema {
-    root: &'static Schema,
-    names: NamesRef<'static>,
-    reader: GenericDatumReader<'static>,
+    plan: Plan,
 }
 
 thread_local! {
-    /// Schemas parsed so far, by their text. A reader borrows its schema, so a schema
-    /// lives as long as the process: each distinct schema text is parsed (and kept) once.
+    /// Schemas compiled so far, by their text: each distinct text is parsed and
+    /// compiled once per backend.
     static PARSED: RefCell<HashMap<String, Rc<AvroSchema>>> = RefCell::new(HashMap::new());
 }
 
@@ -43,25 +40,11 @@ impl AvroSchema {
         if let Some(parsed) = PARSED.with_borrow(|parsed| parsed.get(text).cloned()) {
             return Ok(parsed);
         }
-        let invalid = |e: apache_avro::Error| format!("invalid Avro schema: {e}");
-        let root: &'static Schema = Box::leak(Box::new(Schema::parse_str(text).map_err(invalid)?));
-        let names = ResolvedSchema::try_from(root).map_err(invalid)?.get_names().clone();
-        let reader = GenericDatumReader::builder(root).build().map_err(invalid)?;
-        let schema = Rc::new(AvroSchema { root, names, reader });
+        let schema = Schema::parse_str(text).map_err(|e| format!("invalid Avro schema: {e}"))?;
+        let plan = Plan::compile(&schema).map_err(|e| format!("invalid Avro schema: {e}"))?;
+        let schema = Rc::new(AvroSchema { plan });
         PARSED.with_borrow_mut(|parsed| parsed.insert(text.to_string(), schema.clone()));
         Ok(schema)
-    }
-
-    fn root(&self) -> &Schema {
-        self.root
-    }
-
-    /// `schema` itself, or the named type it refers to.
-    fn resolve<'s>(&'s self, schema: &'s Schema) -> &'s Schema {
-        match schema {
-            Schema::Ref { name } => self.names.get(name).copied().unwrap_or(schema),
-            other => other,
-        }
     }
 }
 
@@ -73,26 +56,30 @@ pub enum WriterSchemas {
     Registry(Box<dyn SchemaById>),
 }
 
-/// Decodes Avro messages, parsing each writer schema once.
+/// Decodes Avro messages, compiling each writer schema once.
 pub struct AvroDecoder {
     schemas: WriterSchemas,
     by_id: HashMap<u32, Result<Rc<AvroSchema>, String>>,
+    /// Where the top-level fields of the last message start in its datum.
+    field_starts: Vec<usize>,
 }
 
-/// A decoded message: a record and the schema it was written with.
-pub struct AvroRecord {
+/// A decoded message: its datum, checked against the schema it was written with, and
+/// where its fields start. Columns are rendered from the bytes as they are asked for.
+pub struct AvroRecord<'a> {
     schema: Rc<AvroSchema>,
-    value: Value,
+    datum: &'a [u8],
+    field_starts: &'a [usize],
 }
 
 impl AvroDecoder {
     pub fn new(schemas: WriterSchemas) -> Self {
-        AvroDecoder { schemas, by_id: HashMap::new() }
+        AvroDecoder { schemas, by_id: HashMap::new(), field_starts: Vec::new() }
     }
 
     /// Decodes a payload; the error says why it is not an Avro record of its schema.
-    pub fn decode(&mut self, payload: &[u8]) -> Result<AvroRecord, String> {
-        let (schema, mut datum) = match &mut self.schemas {
+    pub fn decode<'a>(&'a mut self, payload: &'a [u8]) -> Result<AvroRecord<'a>, String> {
+        let (schema, datum) = match &mut self.schemas {
             WriterSchemas::Given(schema) => (schema.clone(), payload),
             WriterSchemas::Registry(registry) => {
                 let (id, datum) = frame(payload)?;
@@ -105,17 +92,11 @@ impl AvroDecoder {
                 (schema, datum)
             }
         };
-        let value = schema.reader.read_value(&mut datum).map_err(|e| format!("invalid Avro data: {e}"))?;
-        if !datum.is_empty() {
-            return Err(format!("invalid Avro data: {} bytes after the record", datum.len()));
-        }
-        if !complete(&schema, schema.root(), &value) {
-            return Err("invalid Avro data: the record ends early".to_string());
-        }
-        if !matches!(value, Value::Record(_)) {
+        schema.plan.check(datum, &mut self.field_starts).map_err(|e| e.to_string())?;
+        if schema.plan.record().is_none() {
             return Err("Avro message is not a record".to_string());
         }
-        Ok(AvroRecord { schema, value })
+        Ok(AvroRecord { schema, datum, field_starts: &self.field_starts })
     }
 }
 
@@ -124,42 +105,46 @@ impl AvroSchema {
     /// each field's name and the PostgreSQL type its values read as; `None` if the
     /// schema is not a record.
     pub fn columns(&self) -> Option<Vec<(String, String)>> {
-        let Schema::Record(record) = self.root() else { return None };
-        Some(record.fields.iter().map(|field| (field.name.clone(), self.sql_type(&field.schema))).collect())
+        let record = self.plan.record()?;
+        Some(record.fields.iter().map(|(name, field)| (name.clone(), self.sql_type(*field))).collect())
     }
 
-    fn sql_type(&self, schema: &Schema) -> String {
-        let schema = match self.resolve(schema) {
-            // Nullable: ["null", T] or [T, "null"].
-            Schema::Union(union) => match union.variants() {
-                [Schema::Null, other] | [other, Schema::Null] => self.resolve(other),
-                _ => return "jsonb".to_string(),
+    fn sql_type(&self, id: usize) -> String {
+        let plan = &self.plan;
+        let id = match plan.node(id) {
+            Node::Union(_) => match plan.nullable(id) {
+                Some(other) => other,
+                None => return "jsonb".to_string(),
             },
-            other => other,
+            _ => id,
         };
-        match schema {
-            Schema::Boolean => "boolean".into(),
-            Schema::Int => "integer".into(),
-            Schema::Long => "bigint".into(),
-            Schema::Float => "real".into(),
-            Schema::Double => "double precision".into(),
-            Schema::Bytes | Schema::Fixed(_) => "bytea".into(),
-            Schema::String | Schema::Enum(_) => "text".into(),
-            Schema::Uuid(_) => "uuid".into(),
-            Schema::Date => "date".into(),
-            Schema::TimeMillis | Schema::TimeMicros => "time".into(),
-            Schema::TimestampMillis | Schema::TimestampMicros | Schema::TimestampNanos => "timestamp with time zone".into(),
-            Schema::LocalTimestampMillis | Schema::LocalTimestampMicros | Schema::LocalTimestampNanos => "timestamp".into(),
-            Schema::Decimal(decimal) => format!("numeric({}, {})", decimal.precision, decimal.scale),
-            Schema::BigDecimal => "numeric".into(),
-            Schema::Duration(_) => "interval".into(),
-            Schema::Array(_) if items_are_scalars(self, schema) => {
-                let Schema::Array(array) = schema else { unreachable!() };
-                format!("{}[]", self.sql_type(&array.items))
-            }
-            _ => "jsonb".into(),
+        match plan.node(id) {
+            Node::Boolean => "boolean".into(),
+            Node::Int => "integer".into(),
+            Node::Long => "bigint".into(),
+            Node::Float => "real".into(),
+            Node::Double => "double precision".into(),
+            Node::Bytes | Node::Fixed(_) => "bytea".into(),
+            Node::String | Node::Enum(_) => "text".into(),
+            Node::Uuid(_) => "uuid".into(),
+            Node::Date => "date".into(),
+            Node::TimeMillis | Node::TimeMicros => "time".into(),
+            Node::Timestamp { utc: true, .. } => "timestamp with time zone".into(),
+            Node::Timestamp { utc: false, .. } => "timestamp".into(),
+            Node::Decimal { precision, scale, .. } => format!("numeric({precision}, {scale})"),
+            Node::BigDecimal => "numeric".into(),
+            Node::Duration(_) => "interval".into(),
+            Node::Array(items) if plan.items_are_scalars(*items) => format!("{}[]", self.sql_type(*items)),
+            Node::Null | Node::Array(_) | Node::Map(_) | Node::Union(_) | Node::Record(_) => "jsonb".into(),
         }
     }
+}
+
+/// What reading a part of a datum gives: the datum was checked whole by `decode`, so
+/// reading it again cannot fail.
+fn reread<T: std::fmt::Debug>(read: Result<T, DatumError>) -> Option<T> {
+    debug_assert!(read.is_ok(), "a checked datum could not be read again: {read:?}");
+    read.ok()
 }
 
 /// The text of an Avro writer schema; another type of schema is a bad message's reason.
@@ -170,24 +155,21 @@ fn avro_text(id: u32, writer: WriterSchema) -> Result<String, String> {
     }
 }
 
-impl AvroRecord {
+impl AvroRecord<'_> {
     /// The text of the field at `path` (`None` for null or a missing field); with
     /// `as_json`, for a json/jsonb column, as JSON text.
     pub fn field(&self, path: &JsonPath, as_json: bool) -> Option<Cow<'_, [u8]>> {
-        let (schema, value) = match path {
-            JsonPath::Whole => (self.schema.root(), &self.value),
-            JsonPath::Keys(keys) => keys.iter().try_fold((self.schema.root(), &self.value), |(schema, value), key| {
-                self.child(schema, value, key)
-            })?,
+        let plan = &self.schema.plan;
+        let (node, reader) = match path {
+            JsonPath::Whole => (plan.root(), Reader::new(self.datum)),
+            JsonPath::Keys(keys) => {
+                let (first, rest) = keys.split_first()?;
+                let position = plan.record()?.position(first)?;
+                let start = (plan.record()?.fields[position].1, Reader::new(&self.datum[self.field_starts[position]..]));
+                rest.iter().try_fold(start, |(node, reader), key| reread(plan.child(node, reader, key))?)?
+            }
         };
-        // Null is NULL for every column, json and jsonb included, as for JSON messages.
-        let (schema, value) = unwrap_union(&self.schema, schema, value);
-        let text = match value {
-            Value::Null => None,
-            _ if as_json => Some(to_json(&self.schema, schema, value).to_string()),
-            _ => to_text(&self.schema, schema, value),
-        };
-        text.map(|text| Cow::Owned(text.into_bytes()))
+        reread(plan.text(node, reader, as_json))?
     }
 
     /// Top-level fields no path starts with.
@@ -195,178 +177,24 @@ impl AvroRecord {
         if paths.clone().any(|path| matches!(path, JsonPath::Whole)) {
             return Vec::new();
         }
-        let Value::Record(fields) = &self.value else { return Vec::new() };
-        fields
+        let Some(record) = self.schema.plan.record() else { return Vec::new() };
+        record
+            .fields
             .iter()
             .map(|(name, _)| name.as_str())
             .filter(|name| !paths.clone().any(|path| matches!(path, JsonPath::Keys(keys) if keys[0] == *name)))
             .collect()
     }
-
-    /// The member `key` of a record or map (through nullable unions).
-    fn child<'v>(&'v self, schema: &'v Schema, value: &'v Value, key: &str) -> Option<(&'v Schema, &'v Value)> {
-        let (schema, value) = unwrap_union(&self.schema, schema, value);
-        match (schema, value) {
-            (Schema::Record(record), Value::Record(fields)) => {
-                let position = fields.iter().position(|(name, _)| name == key)?;
-                Some((&record.fields[position].schema, &fields[position].1))
-            }
-            (Schema::Map(map), Value::Map(entries)) => Some((&map.types, entries.get(key)?)),
-            _ => None,
-        }
-    }
-}
-
-/// Whether no value is a null its schema does not allow. apache-avro's decoder reads a
-/// string or bytes value cut off by the end of the message as null, and a record whose
-/// last field is cut off that way must be a bad message, not a row with a NULL.
-fn complete(names: &AvroSchema, schema: &Schema, value: &Value) -> bool {
-    let (schema, value) = unwrap_union(names, schema, value);
-    match (schema, value) {
-        (Schema::Null, _) => true,
-        (_, Value::Null) => false,
-        (Schema::Record(record), Value::Record(fields)) => {
-            fields.iter().zip(&record.fields).all(|((_, value), field)| complete(names, &field.schema, value))
-        }
-        (Schema::Array(array), Value::Array(items)) => items.iter().all(|item| complete(names, &array.items, item)),
-        (Schema::Map(map), Value::Map(entries)) => entries.values().all(|value| complete(names, &map.types, value)),
-        _ => true,
-    }
-}
-
-/// The branch a union value took, with its schema; other values as they are.
-fn unwrap_union<'v>(names: &'v AvroSchema, schema: &'v Schema, value: &'v Value) -> (&'v Schema, &'v Value) {
-    let mut schema = names.resolve(schema);
-    let mut value = value;
-    while let (Schema::Union(union), Value::Union(branch, inner)) = (schema, value) {
-        let Some(variant) = union.variants().get(*branch as usize) else { break };
-        schema = names.resolve(variant);
-        value = inner;
-    }
-    (schema, value)
-}
-
-/// A value as the text a PostgreSQL input function takes; `None` for null.
-fn to_text(names: &AvroSchema, schema: &Schema, value: &Value) -> Option<String> {
-    let (schema, value) = unwrap_union(names, schema, value);
-    Some(match value {
-        Value::Null => return None,
-        Value::Boolean(b) => b.to_string(),
-        Value::Int(n) => n.to_string(),
-        Value::Long(n) => n.to_string(),
-        Value::Float(x) => float_text(f64::from(*x)),
-        Value::Double(x) => float_text(*x),
-        Value::Bytes(bytes) | Value::Fixed(_, bytes) => bytea_text(bytes),
-        Value::String(text) | Value::Enum(_, text) => text.clone(),
-        Value::Uuid(uuid) => uuid.to_string(),
-        Value::Date(days) => date_text(*days),
-        Value::TimeMillis(ms) => time_text(i64::from(*ms) * 1000),
-        Value::TimeMicros(us) => time_text(*us),
-        Value::TimestampMillis(ms) => timestamp_text(*ms * 1000, true),
-        Value::TimestampMicros(us) => timestamp_text(*us, true),
-        Value::TimestampNanos(ns) => timestamp_text(ns.div_euclid(1000), true),
-        Value::LocalTimestampMillis(ms) => timestamp_text(*ms * 1000, false),
-        Value::LocalTimestampMicros(us) => timestamp_text(*us, false),
-        Value::LocalTimestampNanos(ns) => timestamp_text(ns.div_euclid(1000), false),
-        Value::Decimal(decimal) => decimal_text(BigInt::from(decimal.clone()), decimal_scale(schema)),
-        Value::BigDecimal(decimal) => decimal.to_string(),
-        Value::Duration(duration) => format!(
-            "{} mons {} days {} milliseconds",
-            u32::from(duration.months()),
-            u32::from(duration.days()),
-            u32::from(duration.millis())
-        ),
-        Value::Array(items) if items_are_scalars(names, schema) => array_literal(names, schema, items),
-        Value::Array(_) | Value::Map(_) | Value::Record(_) | Value::Union(..) => to_json(names, schema, value).to_string(),
-    })
-}
-
-/// A value as JSON: strings for text, bytes, dates, times, UUIDs and (exact) decimals.
-fn to_json(names: &AvroSchema, schema: &Schema, value: &Value) -> Json {
-    let (schema, value) = unwrap_union(names, schema, value);
-    match value {
-        Value::Null => Json::Null,
-        Value::Boolean(b) => Json::Bool(*b),
-        Value::Int(n) => Json::from(*n),
-        Value::Long(n) => Json::from(*n),
-        Value::Float(x) => json_float(f64::from(*x)),
-        Value::Double(x) => json_float(*x),
-        Value::Record(fields) => {
-            let field_schemas: Vec<&Schema> = match schema {
-                Schema::Record(record) => record.fields.iter().map(|f| &f.schema).collect(),
-                _ => Vec::new(),
-            };
-            let object: Map<String, Json> = fields
-                .iter()
-                .enumerate()
-                .map(|(i, (name, value))| (name.clone(), to_json(names, field_schemas.get(i).copied().unwrap_or(schema), value)))
-                .collect();
-            Json::Object(object)
-        }
-        Value::Map(entries) => {
-            let item = match schema {
-                Schema::Map(map) => map.types.as_ref(),
-                other => other,
-            };
-            let mut keys: Vec<&String> = entries.keys().collect();
-            // Avro maps have no order; sorted keys keep the text stable.
-            keys.sort();
-            Json::Object(keys.into_iter().map(|key| (key.clone(), to_json(names, item, &entries[key]))).collect())
-        }
-        Value::Array(items) => {
-            let item = match schema {
-                Schema::Array(array) => array.items.as_ref(),
-                other => other,
-            };
-            Json::Array(items.iter().map(|value| to_json(names, item, value)).collect())
-        }
-        other => to_text(names, schema, other).map_or(Json::Null, Json::String),
-    }
-}
-
-fn decimal_scale(schema: &Schema) -> usize {
-    match schema {
-        Schema::Decimal(decimal) => decimal.scale,
-        _ => 0,
-    }
-}
-
-/// The exact decimal text of `unscaled` × 10^-`scale`.
-fn decimal_text(unscaled: BigInt, scale: usize) -> String {
-    let digits = unscaled.magnitude().to_string();
-    let sign = if unscaled.sign() == num_bigint::Sign::Minus { "-" } else { "" };
-    if scale == 0 {
-        return format!("{sign}{digits}");
-    }
-    let padded = format!("{digits:0>width$}", width = scale + 1);
-    let (whole, fraction) = padded.split_at(padded.len() - scale);
-    format!("{sign}{whole}.{fraction}")
-}
-
-/// Whether an array's items are scalars, so that it reads into a PostgreSQL array.
-fn items_are_scalars(names: &AvroSchema, schema: &Schema) -> bool {
-    let Schema::Array(array) = schema else { return false };
-    let mut item = names.resolve(&array.items);
-    if let Schema::Union(union) = item {
-        // Nullable items: ["null", T].
-        match union.variants() {
-            [Schema::Null, other] | [other, Schema::Null] => item = names.resolve(other),
-            _ => return false,
-        }
-    }
-    !matches!(item, Schema::Array(_) | Schema::Map(_) | Schema::Record(_) | Schema::Union(_))
-}
-
-/// The array as a PostgreSQL array literal (its items are scalars).
-fn array_literal(names: &AvroSchema, schema: &Schema, items: &[Value]) -> String {
-    let Schema::Array(array) = schema else { unreachable!("checked by items_are_scalars") };
-    text::array_literal(items.iter().map(|item| to_text(names, &array.items, item)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use apache_avro::types::Record;
+    use apache_avro::types::{Record, Value};
+    use num_bigint::BigInt;
+    use serde_json::Value as Json;
+
+    use crate::codec::avro_datum::decimal_text;
 
     const SCHEMA: &str = r#"{
         "type": "record", "name": "Event",
@@ -389,8 +217,13 @@ mod tests {
         ]
     }"#;
 
-    fn event(schema: &AvroSchema) -> Vec<u8> {
-        let mut record = Record::new(schema.root()).unwrap();
+    /// The schema as apache-avro parses it, to write test data with.
+    fn parsed(text: &str) -> Schema {
+        Schema::parse_str(text).unwrap()
+    }
+
+    fn event(schema: &Schema) -> Vec<u8> {
+        let mut record = Record::new(schema).unwrap();
         record.put("id", 7i64);
         record.put("name", Value::Union(1, Box::new(Value::String("a \"quoted\" name".into()))));
         record.put("score", 2.5f64);
@@ -406,7 +239,7 @@ mod tests {
         record.put("attrs", Value::Map([("b".to_string(), Value::Int(2)), ("a".to_string(), Value::Int(1))].into()));
         record.put("inner", Value::Record(vec![("x".into(), Value::Int(5))]));
         record.put("again", Value::Union(0, Box::new(Value::Null)));
-        datum(schema.root(), record).unwrap()
+        datum(schema, record).unwrap()
     }
 
     #[allow(deprecated)] // the simplest writer; decoding is what is tested
@@ -439,7 +272,7 @@ mod tests {
     fn every_type_reads_as_postgresql_input_text() {
         let schema = AvroSchema::parse(SCHEMA).unwrap();
         let mut decoder = AvroDecoder::new(WriterSchemas::Given(schema.clone()));
-        let datum = event(&schema);
+        let datum = event(&parsed(SCHEMA));
         let record = decoder.decode(&datum).unwrap();
         let expect = [
             ("id", "7"),
@@ -480,26 +313,26 @@ mod tests {
     fn framed_messages_name_their_writer_schema_and_versions_read_by_field_name() {
         let v1 = r#"{"type":"record","name":"R","fields":[{"name":"a","type":"int"}]}"#;
         let v2 = r#"{"type":"record","name":"R","fields":[{"name":"b","type":"string"},{"name":"a","type":"long"}]}"#;
-        let (s1, s2) = (AvroSchema::parse(v1).unwrap(), AvroSchema::parse(v2).unwrap());
+        let (s1, s2) = (parsed(v1), parsed(v2));
         let registry = Registry([(1, v1.to_string()), (2, v2.to_string())].into());
         let mut decoder = AvroDecoder::new(WriterSchemas::Registry(Box::new(registry)));
-        let old = datum(s1.root(), Value::Record(vec![("a".into(), Value::Int(1))])).unwrap();
+        let old = datum(&s1, Value::Record(vec![("a".into(), Value::Int(1))])).unwrap();
         let new = datum(
-            s2.root(),
+            &s2,
             Value::Record(vec![("b".into(), Value::String("n".into())), ("a".into(), Value::Long(2))]),
         )
         .unwrap();
-        let first = decoder.decode(&framed(1, &old)).unwrap();
+        let (old, new) = (framed(1, &old), framed(2, &new));
+        let first = decoder.decode(&old).unwrap();
         assert_eq!((text(&first, "a", false).as_deref(), text(&first, "b", false)), (Some("1"), None));
-        let second = decoder.decode(&framed(2, &new)).unwrap();
+        let second = decoder.decode(&new).unwrap();
         assert_eq!((text(&second, "a", false).as_deref(), text(&second, "b", false).as_deref()), (Some("2"), Some("n")));
     }
 
     #[test]
     fn bad_messages_are_errors() {
         let v1 = r#"{"type":"record","name":"R","fields":[{"name":"a","type":"string"}]}"#;
-        let schema = AvroSchema::parse(v1).unwrap();
-        let good = datum(schema.root(), Value::Record(vec![("a".into(), Value::String("hello".into()))])).unwrap();
+        let good = datum(&parsed(v1), Value::Record(vec![("a".into(), Value::String("hello".into()))])).unwrap();
         let registry = Registry([(1, v1.to_string()), (3, "syntax = \"proto3\";".to_string())].into());
         let mut decoder = AvroDecoder::new(WriterSchemas::Registry(Box::new(registry)));
         let cases: [(Vec<u8>, &str); 8] = [
@@ -543,17 +376,16 @@ mod tests {
         for (unscaled, scale, want) in
             [(12345, 2, "123.45"), (-5, 3, "-0.005"), (0, 2, "0.00"), (7, 0, "7"), (-120, 1, "-12.0")]
         {
-            assert_eq!(decimal_text(BigInt::from(unscaled), scale), want);
+            assert_eq!(decimal_text(&BigInt::from(unscaled), scale), want);
         }
         let huge = "123456789012345678901234567890123456789".parse::<BigInt>().unwrap();
-        assert_eq!(decimal_text(huge, 5), "1234567890123456789012345678901234.56789");
+        assert_eq!(decimal_text(&huge, 5), "1234567890123456789012345678901234.56789");
     }
 
     #[test]
     fn random_and_corrupted_payloads_never_panic() {
-        let schema = AvroSchema::parse(SCHEMA).unwrap();
-        let good = event(&schema);
-        let mut decoder = AvroDecoder::new(WriterSchemas::Given(schema));
+        let good = event(&parsed(SCHEMA));
+        let mut decoder = AvroDecoder::new(WriterSchemas::Given(AvroSchema::parse(SCHEMA).unwrap()));
         let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
         let mut next = move || {
             seed ^= seed << 13;
@@ -575,6 +407,528 @@ mod tests {
                 for path in &paths {
                     let _ = record.field(path, round % 3 == 0);
                 }
+            }
+        }
+    }
+
+    /// A schema with every type the codec reads: logical types, named types used again,
+    /// nested records, maps and arrays, unions of every kind, a recursive type, and types
+    /// written in no bytes at all.
+    const RICH: &str = r#"{"type": "record", "name": "Rich", "namespace": "test", "fields": [
+        {"name": "n", "type": "null"},
+        {"name": "b", "type": "boolean"},
+        {"name": "i", "type": "int"},
+        {"name": "l", "type": "long"},
+        {"name": "f", "type": "float"},
+        {"name": "d", "type": "double"},
+        {"name": "by", "type": "bytes"},
+        {"name": "s", "type": "string"},
+        {"name": "e", "type": {"type": "enum", "name": "Suit", "symbols": ["S", "H", "D", "C"]}},
+        {"name": "fx", "type": {"type": "fixed", "name": "Four", "size": 4}},
+        {"name": "u", "type": {"type": "string", "logicalType": "uuid"}},
+        {"name": "uf", "type": {"type": "fixed", "name": "Sixteen", "size": 16, "logicalType": "uuid"}},
+        {"name": "date", "type": {"type": "int", "logicalType": "date"}},
+        {"name": "tms", "type": {"type": "int", "logicalType": "time-millis"}},
+        {"name": "tus", "type": {"type": "long", "logicalType": "time-micros"}},
+        {"name": "tsms", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+        {"name": "tsus", "type": {"type": "long", "logicalType": "timestamp-micros"}},
+        {"name": "tsns", "type": {"type": "long", "logicalType": "timestamp-nanos"}},
+        {"name": "ltms", "type": {"type": "long", "logicalType": "local-timestamp-millis"}},
+        {"name": "ltus", "type": {"type": "long", "logicalType": "local-timestamp-micros"}},
+        {"name": "ltns", "type": {"type": "long", "logicalType": "local-timestamp-nanos"}},
+        {"name": "dec", "type": {"type": "bytes", "logicalType": "decimal", "precision": 30, "scale": 3}},
+        {"name": "decf", "type": {"type": "fixed", "name": "Dec8", "size": 8, "logicalType": "decimal", "precision": 18, "scale": 2}},
+        {"name": "big", "type": {"type": "bytes", "logicalType": "big-decimal"}},
+        {"name": "dur", "type": {"type": "fixed", "name": "Dur", "size": 12, "logicalType": "duration"}},
+        {"name": "tags", "type": {"type": "array", "items": "string"}},
+        {"name": "maybe", "type": {"type": "array", "items": ["null", "long"]}},
+        {"name": "suits", "type": {"type": "array", "items": "Suit"}},
+        {"name": "grid", "type": {"type": "array", "items": {"type": "array", "items": "int"}}},
+        {"name": "attrs", "type": {"type": "map", "values": "int"}},
+        {"name": "deep", "type": {"type": "map", "values": ["null", {"type": "record", "name": "Leaf", "fields": [
+            {"name": "x", "type": "int"}, {"name": "s", "type": ["string", "null"]}]}]}},
+        {"name": "leaf", "type": "Leaf"},
+        {"name": "opt", "type": ["null", "test.Leaf"]},
+        {"name": "choice", "type": ["null", "long", "string", "Four"]},
+        {"name": "either", "type": ["string", "null"]},
+        {"name": "list", "type": ["null", {"type": "record", "name": "Cell", "fields": [
+            {"name": "v", "type": "long"}, {"name": "next", "type": ["null", "Cell"]}]}]},
+        {"name": "empty", "type": {"type": "record", "name": "Empty", "fields": []}},
+        {"name": "nulls", "type": {"type": "array", "items": "null"}}
+    ]}"#;
+
+    /// The column paths the differential test reads: every field, nested ones through
+    /// records, maps, nullable unions and the recursive type, and paths that lead nowhere.
+    const RICH_PATHS: &[&str] = &[
+        "n", "b", "i", "l", "f", "d", "by", "s", "e", "fx", "u", "uf", "date", "tms", "tus", "tsms", "tsus", "tsns",
+        "ltms", "ltus", "ltns", "dec", "decf", "big", "dur", "tags", "maybe", "suits", "grid", "attrs", "deep", "leaf",
+        "opt", "choice", "either", "list", "empty", "nulls", "leaf.x", "leaf.s", "opt.x", "opt.s", "deep.a", "deep.a.x",
+        "deep.b.s", "attrs.a", "attrs.b", "list.v", "list.next.v", "list.next.next.v", "list.next.next",
+        "missing", "leaf.missing", "s.x", "choice.x", "tags.0", "empty.x",
+    ];
+
+    /// xorshift64: deterministic random numbers for the generated tests.
+    struct Random(u64);
+
+    impl Random {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+
+        /// Small, 32-bit and 64-bit magnitudes and the extremes, as often.
+        fn long(&mut self) -> i64 {
+            match self.below(5) {
+                0 => self.below(200) as i64 - 100,
+                1 => self.next() as i32 as i64,
+                2 => self.next() as i64,
+                3 => [i64::MIN, i64::MAX, 0, -1, 1_700_000_000_000_000][self.below(5) as usize],
+                _ => (self.next() >> (self.below(64) as u32)) as i64 * if self.below(2) == 0 { 1 } else { -1 },
+            }
+        }
+
+        fn bytes(&mut self, len: usize) -> Vec<u8> {
+            (0..len).map(|_| self.next() as u8).collect()
+        }
+
+        fn string(&mut self) -> String {
+            const PIECES: [&str; 12] = ["a", "Z", " ", "\"", "\\", "\n", "\u{1}", "é", "✓", "😀", "/", "\u{7f}"];
+            (0..self.below(6)).map(|_| PIECES[self.below(PIECES.len() as u64) as usize]).collect()
+        }
+    }
+
+    /// A random value of `schema`, as apache-avro's writer takes it.
+    fn random_value(oracle: &oracle::Oracle, schema: &Schema, random: &mut Random, depth: usize) -> Value {
+        use apache_avro::{Days, Duration, Millis, Months};
+        match oracle.resolve(schema) {
+            Schema::Null => Value::Null,
+            Schema::Boolean => Value::Boolean(random.below(2) == 0),
+            Schema::Int => Value::Int(random.long() as i32),
+            Schema::Long => Value::Long(random.long()),
+            Schema::Float => Value::Float(match random.below(3) {
+                0 => f32::from_bits(random.next() as u32),
+                1 => [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 0.1, -0.0][random.below(5) as usize],
+                _ => random.long() as f32 / 1000.0,
+            }),
+            Schema::Double => Value::Double(match random.below(3) {
+                0 => f64::from_bits(random.next()),
+                1 => [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 1e300, -0.0][random.below(5) as usize],
+                _ => random.long() as f64 / 1000.0,
+            }),
+            Schema::Bytes => {
+                let len = random.below(6) as usize;
+                Value::Bytes(random.bytes(len))
+            }
+            Schema::String => Value::String(random.string()),
+            Schema::Enum(e) => {
+                let index = random.below(e.symbols.len() as u64) as usize;
+                Value::Enum(index as u32, e.symbols[index].clone())
+            }
+            Schema::Fixed(fixed) => Value::Fixed(fixed.size, random.bytes(fixed.size)),
+            Schema::Uuid(_) => Value::Uuid(apache_avro::Uuid::from_u64_pair(random.next(), random.next())),
+            Schema::Date => Value::Date(if random.below(2) == 0 { random.long() as i32 } else { random.below(40_000) as i32 - 10_000 }),
+            Schema::TimeMillis => Value::TimeMillis(random.below(86_400_000) as i32),
+            Schema::TimeMicros => Value::TimeMicros(random.below(86_400_000_000) as i64),
+            Schema::TimestampMillis => Value::TimestampMillis(random.long()),
+            Schema::TimestampMicros => Value::TimestampMicros(random.long()),
+            Schema::TimestampNanos => Value::TimestampNanos(random.long()),
+            Schema::LocalTimestampMillis => Value::LocalTimestampMillis(random.long()),
+            Schema::LocalTimestampMicros => Value::LocalTimestampMicros(random.long()),
+            Schema::LocalTimestampNanos => Value::LocalTimestampNanos(random.long()),
+            Schema::Decimal(decimal) => {
+                let len = match &decimal.inner {
+                    apache_avro::schema::InnerDecimalSchema::Fixed(fixed) => fixed.size,
+                    apache_avro::schema::InnerDecimalSchema::Bytes => 1 + random.below(12) as usize,
+                };
+                Value::Decimal(apache_avro::Decimal::from(random.bytes(len)))
+            }
+            Schema::BigDecimal => {
+                let unscaled = BigInt::from(random.long()) * BigInt::from(random.long());
+                Value::BigDecimal(apache_avro::BigDecimal::new(unscaled, random.below(40) as i64 - 20))
+            }
+            Schema::Duration(_) => Value::Duration(Duration::new(
+                Months::new(random.next() as u32),
+                Days::new(random.next() as u32),
+                Millis::new(random.next() as u32),
+            )),
+            Schema::Array(array) => {
+                let len = if depth > 3 { 0 } else { random.below(4) };
+                Value::Array((0..len).map(|_| random_value(oracle, &array.items, random, depth + 1)).collect())
+            }
+            Schema::Map(map) => {
+                let len = if depth > 3 { 0 } else { random.below(4) };
+                Value::Map(
+                    (0..len)
+                        .map(|_| (["a", "b", "c", ""][random.below(4) as usize].to_string(), random_value(oracle, &map.types, random, depth + 1)))
+                        .collect(),
+                )
+            }
+            Schema::Union(union) => {
+                // Deep down, the first (null) branch, so that the recursive type ends.
+                let index = if depth > 4 { 0 } else { random.below(union.variants().len() as u64) as usize };
+                Value::Union(index as u32, Box::new(random_value(oracle, &union.variants()[index], random, depth + 1)))
+            }
+            Schema::Record(record) => Value::Record(
+                record.fields.iter().map(|field| (field.name.clone(), random_value(oracle, &field.schema, random, depth + 1))).collect(),
+            ),
+            Schema::Ref { name } => unreachable!("{name} resolved"),
+        }
+    }
+
+    /// A payload made bad in one of the ways messages get damaged.
+    fn corrupted(good: &[u8], random: &mut Random) -> Vec<u8> {
+        let mut bad = good.to_vec();
+        match random.below(6) {
+            0 if !bad.is_empty() => {
+                for _ in 0..1 + random.below(3) {
+                    let at = random.below(bad.len() as u64) as usize;
+                    bad[at] = random.next() as u8;
+                }
+            }
+            1 => bad.truncate(random.below(good.len() as u64 + 1) as usize),
+            2 => {
+                let at = random.below(bad.len() as u64 + 1) as usize;
+                bad.insert(at, random.next() as u8);
+            }
+            3 if !bad.is_empty() => {
+                // A byte with its continuation bit flipped: varints swallow or lose bytes.
+                let at = random.below(bad.len() as u64) as usize;
+                bad[at] ^= 0x80;
+            }
+            4 => {
+                let len = 1 + random.below(3) as usize;
+                bad.extend(random.bytes(len));
+            }
+            _ => {
+                let len = random.below(48) as usize;
+                bad = random.bytes(len);
+            }
+        }
+        bad
+    }
+
+    /// The new decoder against apache-avro's reader and the codec's former renderer (the
+    /// oracle): for random records of every type and random damage to them, the same
+    /// messages are bad, and the good ones give the same text for every path, as text and
+    /// as JSON, and the same unmapped fields.
+    #[test]
+    fn decodes_as_apache_avro_reads() {
+        let schema = parsed(RICH);
+        let oracle = oracle::Oracle::new(&schema);
+        let mut decoder = AvroDecoder::new(WriterSchemas::Given(AvroSchema::parse(RICH).unwrap()));
+        let paths: Vec<JsonPath> = RICH_PATHS.iter().map(|path| JsonPath::parse(path).unwrap()).collect();
+        let some_paths = [JsonPath::parse("s").unwrap(), JsonPath::parse("leaf.x").unwrap()];
+        let mut random = Random(0x5eed_cafe_f00d_d00d);
+        let (mut read, mut bad, mut damaged_but_good) = (0, 0, 0);
+        for round in 0..3000 {
+            let value = random_value(&oracle, &schema, &mut random, 0);
+            let good = datum(&schema, value).unwrap();
+            for attempt in 0..4 {
+                let payload = if attempt == 0 { good.clone() } else { corrupted(&good, &mut random) };
+                let expected = oracle.decode(&payload);
+                let got = decoder.decode(&payload);
+                let (expected, record) = match (expected, got) {
+                    (None, Err(_)) => {
+                        bad += 1;
+                        continue;
+                    }
+                    (Some(expected), Ok(record)) => (expected, record),
+                    (expected, got) => panic!(
+                        "round {round}, attempt {attempt}, payload {payload:?}: apache-avro read {expected:?}, the codec {:?}",
+                        got.map(|_| "a record")
+                    ),
+                };
+                read += 1;
+                damaged_but_good += usize::from(attempt > 0);
+                for path in paths.iter().chain([&JsonPath::Whole]) {
+                    for as_json in [false, true] {
+                        let want = oracle.field(&expected, path, as_json);
+                        let have = record.field(path, as_json).map(|text| String::from_utf8(text.into_owned()).unwrap());
+                        assert_eq!(have, want, "round {round}, attempt {attempt}, {path:?} (json: {as_json}), payload {payload:?}");
+                    }
+                }
+                assert_eq!(record.unmapped_fields(some_paths.iter()), oracle.unmapped_fields(&expected, some_paths.iter()));
+            }
+        }
+        // Both kinds were met often: good messages read, damaged ones refused, and some
+        // damage that still leaves a record of the schema.
+        assert!(read > 3000 && bad > 5000 && damaged_but_good > 100, "{read} read, {bad} bad, {damaged_but_good} damaged but good");
+    }
+
+    /// Blocks of arrays and maps as writers may split them (a negative count, then the
+    /// block's size in bytes), non-canonical varints, and a map key written twice (the
+    /// last value counts): what the codec reads is what apache-avro reads.
+    #[test]
+    fn blocks_and_repeated_map_keys_read_as_apache_avro_reads() {
+        let text_schema = r#"{"type": "record", "name": "B", "fields": [
+            {"name": "a", "type": {"type": "array", "items": "long"}},
+            {"name": "m", "type": {"type": "map", "values": "int"}}]}"#;
+        let schema = parsed(text_schema);
+        let oracle = oracle::Oracle::new(&schema);
+        let mut decoder = AvroDecoder::new(WriterSchemas::Given(AvroSchema::parse(text_schema).unwrap()));
+        // a: a block of -3 items of 3 bytes (1, 2, 3), a block of 1 item (4, its count
+        // written in two bytes), the end; m: k → 1, j → 2, k → 3, in one block, the end.
+        let datum = [5, 6, 2, 4, 6, 0x82, 0x00, 8, 0, 6, 2, b'k', 2, 2, b'j', 4, 2, b'k', 6, 0];
+        let record = decoder.decode(&datum).unwrap();
+        let value = oracle.decode(&datum).unwrap();
+        for path in ["a", "m", "m.k", "m.j"] {
+            for as_json in [false, true] {
+                assert_eq!(text(&record, path, as_json), oracle.field(&value, &JsonPath::parse(path).unwrap(), as_json), "{path}");
+            }
+        }
+        assert_eq!(text(&record, "a", false).as_deref(), Some(r#"{"1","2","3","4"}"#));
+        assert_eq!(text(&record, "m", false).as_deref(), Some(r#"{"j":2,"k":3}"#));
+        assert_eq!(text(&record, "m.k", false).as_deref(), Some("3"));
+    }
+
+    /// Bad datums of every kind are bad messages with a reason, found without reading
+    /// (or allocating for) lengths and counts beyond the message, and without recursing
+    /// without end; a message cut before a union's branch is cut short, not a NULL.
+    #[test]
+    fn bad_datums_say_why() {
+        let field = |avro_type: &str| format!(r#"{{"type": "record", "name": "R", "fields": [{{"name": "f", "type": {avro_type}}}]}}"#);
+        let list = r#"{"type": "record", "name": "Cell", "fields": [{"name": "v", "type": "long"}, {"name": "next", "type": ["null", "Cell"]}]}"#;
+        let nested = |depth: usize| [vec![0, 2].repeat(depth), vec![0, 0]].concat();
+        let cases: Vec<(String, Vec<u8>, Result<&str, &str>)> = vec![
+            (field(r#""long""#), vec![0x80, 0x80, 0x00], Ok("0")),
+            (field(r#""long""#), [vec![0xff; 9], vec![0x01]].concat(), Ok("-9223372036854775808")),
+            (field(r#""long""#), [vec![0xff; 10], vec![0x01]].concat(), Err("a variable-length integer is longer than 10 bytes")),
+            (field(r#""long""#), vec![0xff; 5], Err("the record ends early")),
+            (field(r#""int""#), vec![0x80, 0x80, 0x80, 0x80, 0x10], Err("2147483648 is out of range for an int")),
+            (field(r#""boolean""#), vec![2], Err("2 is not a boolean (0 or 1)")),
+            (field(r#""string""#), vec![0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01], Err("the record ends early")),
+            (field(r#""bytes""#), vec![0x01], Err("negative length -1")),
+            (field(r#""string""#), vec![2, 0xff], Err("a string is not valid UTF-8")),
+            (field(r#"{"type": "string", "logicalType": "uuid"}"#), vec![2, b'x'], Err("invalid uuid: invalid character: found `x` at 0")),
+            (field(r#"{"type": "enum", "name": "E", "symbols": ["A"]}"#), vec![2], Err("enum index 1 out of range (1 symbols)")),
+            (field(r#"["null", "long"]"#), vec![4], Err("union branch 2 out of range (2 branches)")),
+            (field(r#"["null", "long"]"#), vec![], Err("the record ends early")),
+            (field(r#"["null", "long"]"#), vec![0], Ok("")),
+            (field(r#"{"type": "array", "items": "null"}"#), vec![0xfe, 0x07, 0], Ok("")),
+            (field(r#"{"type": "array", "items": "null"}"#), vec![0x80, 0x80, 0x80, 0x80, 0x80, 0x40], Err("an array of more than 1048576 items written in no bytes")),
+            (field(r#"{"type": "array", "items": {"type": "record", "name": "E", "fields": [{"name": "n", "type": "null"}]}}"#), vec![0x81, 0x80, 0x80, 0x01, 0], Err("an array of more than 1048576 items written in no bytes")),
+            (field(r#"{"type": "array", "items": {"type": "record", "name": "E", "fields": []}}"#), vec![6, 0], Ok("[{},{},{}]")),
+            (field(r#"{"type": "array", "items": "long"}"#), vec![0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 2], Err("the record ends early")),
+            (field(r#"{"type": "array", "items": "long"}"#), vec![6, 2], Err("the record ends early")),
+            (field(r#"{"type": "map", "values": "long"}"#), vec![1, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01], Err("the record ends early")),
+            (field(r#"{"type": "fixed", "name": "F", "size": 3}"#), vec![1, 2], Err("the record ends early")),
+            (list.to_string(), nested(100), Ok("")),
+            (list.to_string(), nested(200), Err("values nest deeper than 128 levels")),
+        ];
+        for (schema, datum, want) in cases {
+            let mut decoder = AvroDecoder::new(WriterSchemas::Given(AvroSchema::parse(&schema).unwrap()));
+            match (decoder.decode(&datum), want) {
+                (Ok(record), Ok(want)) if !want.is_empty() => assert_eq!(text(&record, "f", false).as_deref(), Some(want), "{schema} {datum:?}"),
+                (Ok(_), Ok(_)) => {}
+                (Err(error), Err(want)) => assert_eq!(error, format!("invalid Avro data: {want}"), "{schema} {datum:?}"),
+                (got, want) => panic!("{schema} {datum:?}: {:?}, not {want:?}", got.map(|_| "a record")),
+            }
+        }
+    }
+
+    /// The former decoder: apache-avro's reader and the codec's renderer of its values.
+    mod oracle {
+        use std::io::Read;
+
+        use apache_avro::reader::datum::GenericDatumReader;
+        use apache_avro::schema::{NamesRef, ResolvedSchema, Schema};
+        use apache_avro::types::Value;
+        use num_bigint::BigInt;
+        use serde_json::{Map, Value as Json};
+
+        use crate::codec::avro_datum::decimal_text;
+        use crate::codec::json::JsonPath;
+        use crate::codec::text::{self, bytea_text, date_text, float_text, json_float, time_text, timestamp_text};
+
+        pub struct Oracle<'s> {
+            root: &'s Schema,
+            names: NamesRef<'s>,
+        }
+
+        /// Bytes that note whether apache-avro read at their end: it reads a string,
+        /// boolean or union index cut off there as null, which is a message cut short.
+        struct Watched<'a> {
+            rest: &'a [u8],
+            read_at_end: bool,
+        }
+
+        impl Read for Watched<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                if !buf.is_empty() && self.rest.is_empty() {
+                    self.read_at_end = true;
+                }
+                self.rest.read(buf)
+            }
+        }
+
+        impl<'s> Oracle<'s> {
+            pub fn new(root: &'s Schema) -> Self {
+                Oracle { root, names: ResolvedSchema::try_from(root).unwrap().get_names().clone() }
+            }
+
+            /// The record apache-avro reads, if it reads one, not cut short, with no bytes over.
+            pub fn decode(&self, datum: &[u8]) -> Option<Value> {
+                let mut watched = Watched { rest: datum, read_at_end: false };
+                let reader = GenericDatumReader::builder(self.root).build().unwrap();
+                let value = reader.read_value(&mut watched).ok()?;
+                (!watched.read_at_end && watched.rest.is_empty() && matches!(value, Value::Record(_))).then_some(value)
+            }
+
+            /// `schema` itself, or the named type it refers to.
+            pub fn resolve<'v>(&'v self, schema: &'v Schema) -> &'v Schema {
+                match schema {
+                    Schema::Ref { name } => self.names.get(name).copied().unwrap_or(schema),
+                    other => other,
+                }
+            }
+
+            pub fn field(&self, value: &Value, path: &JsonPath, as_json: bool) -> Option<String> {
+                let (schema, value) = match path {
+                    JsonPath::Whole => (self.root, value),
+                    JsonPath::Keys(keys) => keys.iter().try_fold((self.root, value), |(schema, value), key| self.child(schema, value, key))?,
+                };
+                let (schema, value) = self.unwrap_union(schema, value);
+                match value {
+                    Value::Null => None,
+                    _ if as_json => Some(self.to_json(schema, value).to_string()),
+                    _ => self.to_text(schema, value),
+                }
+            }
+
+            pub fn unmapped_fields<'p>(&self, value: &'s Value, paths: impl Iterator<Item = &'p JsonPath> + Clone) -> Vec<&'s str> {
+                let Value::Record(fields) = value else { return Vec::new() };
+                fields
+                    .iter()
+                    .map(|(name, _)| name.as_str())
+                    .filter(|name| !paths.clone().any(|path| matches!(path, JsonPath::Keys(keys) if keys[0] == *name)))
+                    .collect()
+            }
+
+            fn child<'v>(&'v self, schema: &'v Schema, value: &'v Value, key: &str) -> Option<(&'v Schema, &'v Value)> {
+                let (schema, value) = self.unwrap_union(schema, value);
+                match (schema, value) {
+                    (Schema::Record(record), Value::Record(fields)) => {
+                        let position = fields.iter().position(|(name, _)| name == key)?;
+                        Some((&record.fields[position].schema, &fields[position].1))
+                    }
+                    (Schema::Map(map), Value::Map(entries)) => Some((&map.types, entries.get(key)?)),
+                    _ => None,
+                }
+            }
+
+            fn unwrap_union<'v>(&'v self, schema: &'v Schema, value: &'v Value) -> (&'v Schema, &'v Value) {
+                let mut schema = self.resolve(schema);
+                let mut value = value;
+                while let (Schema::Union(union), Value::Union(branch, inner)) = (schema, value) {
+                    let Some(variant) = union.variants().get(*branch as usize) else { break };
+                    schema = self.resolve(variant);
+                    value = inner;
+                }
+                (schema, value)
+            }
+
+            fn to_text(&self, schema: &Schema, value: &Value) -> Option<String> {
+                let (schema, value) = self.unwrap_union(schema, value);
+                Some(match value {
+                    Value::Null => return None,
+                    Value::Boolean(b) => b.to_string(),
+                    Value::Int(n) => n.to_string(),
+                    Value::Long(n) => n.to_string(),
+                    Value::Float(x) => float_text(f64::from(*x)),
+                    Value::Double(x) => float_text(*x),
+                    Value::Bytes(bytes) | Value::Fixed(_, bytes) => bytea_text(bytes),
+                    Value::String(text) | Value::Enum(_, text) => text.clone(),
+                    Value::Uuid(uuid) => uuid.to_string(),
+                    Value::Date(days) => date_text(*days),
+                    Value::TimeMillis(ms) => time_text(i64::from(*ms) * 1000),
+                    Value::TimeMicros(us) => time_text(*us),
+                    // The former renderer multiplied (wrapping round in release builds); now saturated.
+                    Value::TimestampMillis(ms) => timestamp_text(ms.saturating_mul(1000), true),
+                    Value::TimestampMicros(us) => timestamp_text(*us, true),
+                    Value::TimestampNanos(ns) => timestamp_text(ns.div_euclid(1000), true),
+                    Value::LocalTimestampMillis(ms) => timestamp_text(ms.saturating_mul(1000), false),
+                    Value::LocalTimestampMicros(us) => timestamp_text(*us, false),
+                    Value::LocalTimestampNanos(ns) => timestamp_text(ns.div_euclid(1000), false),
+                    Value::Decimal(decimal) => decimal_text(&BigInt::from(decimal.clone()), decimal_scale(schema)),
+                    Value::BigDecimal(decimal) => decimal.to_string(),
+                    Value::Duration(duration) => format!(
+                        "{} mons {} days {} milliseconds",
+                        u32::from(duration.months()),
+                        u32::from(duration.days()),
+                        u32::from(duration.millis())
+                    ),
+                    Value::Array(items) if self.items_are_scalars(schema) => {
+                        let Schema::Array(array) = schema else { unreachable!() };
+                        text::array_literal(items.iter().map(|item| self.to_text(&array.items, item)))
+                    }
+                    Value::Array(_) | Value::Map(_) | Value::Record(_) | Value::Union(..) => self.to_json(schema, value).to_string(),
+                })
+            }
+
+            fn to_json(&self, schema: &Schema, value: &Value) -> Json {
+                let (schema, value) = self.unwrap_union(schema, value);
+                match value {
+                    Value::Null => Json::Null,
+                    Value::Boolean(b) => Json::Bool(*b),
+                    Value::Int(n) => Json::from(*n),
+                    Value::Long(n) => Json::from(*n),
+                    Value::Float(x) => json_float(f64::from(*x)),
+                    Value::Double(x) => json_float(*x),
+                    Value::Record(fields) => {
+                        let field_schemas: Vec<&Schema> = match schema {
+                            Schema::Record(record) => record.fields.iter().map(|f| &f.schema).collect(),
+                            _ => Vec::new(),
+                        };
+                        let object: Map<String, Json> = fields
+                            .iter()
+                            .enumerate()
+                            .map(|(i, (name, value))| (name.clone(), self.to_json(field_schemas.get(i).copied().unwrap_or(schema), value)))
+                            .collect();
+                        Json::Object(object)
+                    }
+                    Value::Map(entries) => {
+                        let item = match schema {
+                            Schema::Map(map) => map.types.as_ref(),
+                            other => other,
+                        };
+                        let mut keys: Vec<&String> = entries.keys().collect();
+                        keys.sort();
+                        Json::Object(keys.into_iter().map(|key| (key.clone(), self.to_json(item, &entries[key]))).collect())
+                    }
+                    Value::Array(items) => {
+                        let item = match schema {
+                            Schema::Array(array) => array.items.as_ref(),
+                            other => other,
+                        };
+                        Json::Array(items.iter().map(|value| self.to_json(item, value)).collect())
+                    }
+                    other => self.to_text(schema, other).map_or(Json::Null, Json::String),
+                }
+            }
+
+            fn items_are_scalars(&self, schema: &Schema) -> bool {
+                let Schema::Array(array) = schema else { return false };
+                let mut item = self.resolve(&array.items);
+                if let Schema::Union(union) = item {
+                    match union.variants() {
+                        [Schema::Null, other] | [other, Schema::Null] => item = self.resolve(other),
+                        _ => return false,
+                    }
+                }
+                !matches!(item, Schema::Array(_) | Schema::Map(_) | Schema::Record(_) | Schema::Union(_))
+            }
+        }
+
+        fn decimal_scale(schema: &Schema) -> usize {
+            match schema {
+                Schema::Decimal(decimal) => decimal.scale,
+                _ => 0,
             }
         }
     }

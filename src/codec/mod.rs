@@ -5,6 +5,7 @@
 
 pub mod avro;
 pub mod avro_encode;
+mod avro_datum;
 pub mod encode;
 pub mod csv;
 pub mod infer;
@@ -104,7 +105,7 @@ pub enum Decoded<'a> {
     Csv(CsvRecord<'a>),
     Json(JsonMessage<'a>),
     Raw(&'a [u8]),
-    Avro(AvroRecord),
+    Avro(AvroRecord<'a>),
     Protobuf(ProtobufRecord),
 }
 
