@@ -62,6 +62,8 @@ pub struct AvroDecoder {
     by_id: HashMap<u32, Result<Rc<AvroSchema>, String>>,
     /// Where the top-level fields of the last message start in its datum.
     field_starts: Vec<usize>,
+    /// Messages must be records (values); keys may be of any type.
+    records_only: bool,
 }
 
 /// A decoded message: its datum, checked against the schema it was written with, and
@@ -74,7 +76,13 @@ pub struct AvroRecord<'a> {
 
 impl AvroDecoder {
     pub fn new(schemas: WriterSchemas) -> Self {
-        AvroDecoder { schemas, by_id: HashMap::new(), field_starts: Vec::new() }
+        AvroDecoder { schemas, by_id: HashMap::new(), field_starts: Vec::new(), records_only: true }
+    }
+
+    /// A decoder of keys, which may be of any type (a `"long"` or `"string"` key is read
+    /// whole).
+    pub fn for_keys(schemas: WriterSchemas) -> Self {
+        AvroDecoder { records_only: false, ..AvroDecoder::new(schemas) }
     }
 
     /// Decodes a payload; the error says why it is not an Avro record of its schema.
@@ -93,7 +101,7 @@ impl AvroDecoder {
             }
         };
         schema.plan.check(datum, &mut self.field_starts).map_err(|e| e.to_string())?;
-        if schema.plan.record().is_none() {
+        if self.records_only && schema.plan.record().is_none() {
             return Err("Avro message is not a record".to_string());
         }
         Ok(AvroRecord { schema, datum, field_starts: &self.field_starts })

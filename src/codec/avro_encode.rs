@@ -399,10 +399,17 @@ fn natural_for(schema: &Schema, cell: &Cell<'_>) -> bool {
     }
 }
 
-/// The Avro schema (JSON text) of a record with a field per column, as INSERT registers
-/// it under `auto_register`: each column's type as the codec reads it back (numeric with
+/// The Avro schema (JSON text) of a record with a field per column (or of a whole key
+/// column's type), as INSERT registers it under `auto_register`: each column's type as the codec reads it back (numeric with
 /// a typmod as decimal, without as string; json as string), nullable unless NOT NULL.
 pub fn derived_schema(topic: &str, fields: &[DerivedField<'_>]) -> Result<String, String> {
+    // A key column alone (the whole key): a schema of its type, as a `"long"` key.
+    if let [field @ DerivedField { path: JsonPath::Whole, .. }] = fields {
+        if field.sql_type == SqlType::Json {
+            return Err(format!("column \"{}\" is json or jsonb, which no type of a derived schema reads back as", field.name));
+        }
+        return Ok(derived_type(&field.sql_type).to_string());
+    }
     let fields = fields
         .iter()
         .map(|field| {
@@ -837,6 +844,10 @@ mod tests {
         let mut out = Vec::new();
         encoder.encode(&[ColumnValue { name: "k", path: &whole, cell: Cell::Number("-1".into()) }], &mut out).unwrap();
         assert_eq!(out, [0, 0, 0, 0, 3, 1], "framed zigzag -1");
+        let mut keys_decoder = AvroDecoder::for_keys(WriterSchemas::Given(AvroSchema::parse(r#""long""#).unwrap()));
+        assert_eq!(keys_decoder.decode(&out[5..]).unwrap().field(&whole, false).unwrap().as_ref(), b"-1");
+        let mut values_decoder = AvroDecoder::new(WriterSchemas::Given(AvroSchema::parse(r#""long""#).unwrap()));
+        assert_eq!(values_decoder.decode(&out[5..]).err().unwrap(), "Avro message is not a record");
         let id = keys("id");
         let error = encoder.encode(&[ColumnValue { name: "k", path: &id, cell: Cell::Number("1".into()) }], &mut out).unwrap_err();
         assert_eq!(error, "the Avro schema is long, not a record: one column must hold the whole value");

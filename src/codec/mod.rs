@@ -187,6 +187,15 @@ impl PayloadDecoder {
         }
     }
 
+    /// A decoder of keys in `format` (json, avro or protobuf): as for payloads, but an
+    /// Avro key need not be a record.
+    pub fn for_keys(format: Format, csv: &CsvOptions, writer_schemas: impl FnOnce() -> WriterSchemas) -> Self {
+        match format {
+            Format::Avro => PayloadDecoder::Avro(AvroDecoder::for_keys(writer_schemas())),
+            _ => PayloadDecoder::new(format, csv, writer_schemas),
+        }
+    }
+
     /// Parses a payload; the error says why it is not a message of this format, and
     /// holds what could still be read of it.
     pub fn decode<'a>(&'a mut self, payload: &'a [u8]) -> Result<Decoded<'a>, Undecodable<'a>> {

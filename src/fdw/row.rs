@@ -183,7 +183,7 @@ impl RowBuilder {
                 fills,
                 decoder: PayloadDecoder::new(table.format, &table.csv, || clients::writer_schemas(definition)),
                 key_decoder: decodes_key
-                    .then(|| PayloadDecoder::new(table.key_format, &table.csv, || clients::registry_writer_schemas(definition))),
+                    .then(|| PayloadDecoder::for_keys(table.key_format, &table.csv, || clients::registry_writer_schemas(definition))),
                 decodes_payload,
                 on_error,
                 strict: table.strict,

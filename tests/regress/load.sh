@@ -186,5 +186,6 @@ create_topic regress_protobuf_auto 1
 # keys.sql: keys with fields (JSON, and Avro/Protobuf whose schemas auto_register makes).
 create_topic regress_keys_json 1
 create_topic regress_keys_avro 1
+create_topic regress_keys_avro_long 1
 create_topic regress_keys_protobuf 1
 produce_protobuf regress_protobuf_out shop.Order </dev/null

@@ -55,6 +55,15 @@ SELECT get_byte(k, 0) AS magic, length(k) > 5 AS framed FROM avro_keys_raw;
 -- A key that does not fit the key schema is an ERROR naming the column.
 INSERT INTO avro_keys_in VALUES (NULL, 'x', 'no id');
 
+-- A key that is not a record: the key column alone, auto_register derives "long".
+CREATE FOREIGN TABLE avro_long_keys (k bigint OPTIONS (key 'true'), v text)
+    SERVER key_server OPTIONS (topic 'regress_keys_avro_long', format 'avro', key_format 'avro', auto_register 'true');
+INSERT INTO avro_long_keys VALUES (-5, 'minus five'), (NULL, 'keyless');
+SELECT * FROM avro_long_keys ORDER BY v;
+CREATE FOREIGN TABLE avro_long_keys_raw (k bytea OPTIONS (key 'true'), v bytea)
+    SERVER key_server OPTIONS (topic 'regress_keys_avro_long', format 'raw');
+SELECT substr(k, 6) AS zigzag_of_minus_five FROM avro_long_keys_raw WHERE k IS NOT NULL;
+
 -- Protobuf keys, the same way.
 CREATE FOREIGN TABLE proto_keys_in (kid bigint OPTIONS (key 'id'), kregion text OPTIONS (key 'region'), v text)
     SERVER key_server OPTIONS (topic 'regress_keys_protobuf', format 'protobuf', key_format 'protobuf', auto_register 'true');
