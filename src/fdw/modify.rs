@@ -542,10 +542,11 @@ unsafe fn cell<'a>(field: &FieldOutput, datum: pg_sys::Datum) -> Cell<'a> {
         // SAFETY: a bytea datum, as the caller promises.
         CellKind::Bytes => Cell::Bytes(unsafe { <&[u8]>::from_datum(datum, false) }.unwrap_or_default()),
         CellKind::Timestamp | CellKind::TimestampTz => {
-            // The other reading, as PostgreSQL casts it in the session's time zone.
+            // The other reading, as PostgreSQL casts it in the session's time zone
+            // (fmgroids name functions by result then argument: timestamp(timestamptz)).
             let (cast, timestamptz) = match field.cell_kind {
-                CellKind::TimestampTz => (pg_sys::F_TIMESTAMPTZ_TIMESTAMP, true),
-                _ => (pg_sys::F_TIMESTAMP_TIMESTAMPTZ, false),
+                CellKind::TimestampTz => (pg_sys::F_TIMESTAMP_TIMESTAMPTZ, true),
+                _ => (pg_sys::F_TIMESTAMPTZ_TIMESTAMP, false),
             };
             let unix = |micros: i64| micros.checked_add(plan::POSTGRES_EPOCH_UNIX_MICROS);
             let own = datum.value() as i64;
