@@ -29,7 +29,7 @@ use crate::pg::catalog::ForeignTableDef;
 use crate::pg::clients;
 use crate::codec::{excerpt, malformed_message, mismatched_message, MessagePosition, PayloadDecoder};
 use crate::error::{capitalized, ErrorKind, FdwError};
-use crate::codec::{ColumnType, FieldDef, Format};
+use crate::codec::{ColumnType, Decoded, FieldDef, Format};
 use crate::options::layout::ColumnSource;
 use crate::options::{MetaColumn, OnError};
 use crate::pg::errors::{raise, reported_kind};
@@ -242,17 +242,8 @@ impl RowBuilder {
                     ),
                     Err(undecodable) => problems.push(format!("key: {}", undecodable.reason)),
                     Ok(decoded) => {
-                        for (i, fill) in fills.iter().enumerate() {
-                            let Fill::KeyField(input) = fill else { continue };
-                            let Some(text) = decoded.field(input.index, &input.field) else { continue };
-                            match convert(input, &text, cstring, *on_error, key, &position) {
-                                Ok(value) => {
-                                    values[i] = value;
-                                    nulls[i] = false;
-                                }
-                                Err(problem) => problems.push(problem),
-                            }
-                        }
+                        let converted = Converted { values: &mut *values, nulls: &mut *nulls, problems: &mut *problems };
+                        fill_fields(&decoded, fills, key_field, cstring, *on_error, key, &position, converted);
                     }
                 }
             }
@@ -289,17 +280,8 @@ impl RowBuilder {
                 }
             };
             if let Some(decoded) = decoded {
-                for (i, fill) in fills.iter().enumerate() {
-                    let Fill::Field(input) = fill else { continue };
-                    let Some(text) = decoded.field(input.index, &input.field) else { continue };
-                    match convert(input, &text, cstring, *on_error, payload, &position) {
-                        Ok(value) => {
-                            values[i] = value;
-                            nulls[i] = false;
-                        }
-                        Err(problem) => problems.push(problem),
-                    }
-                }
+                let converted = Converted { values: &mut *values, nulls: &mut *nulls, problems: &mut *problems };
+                fill_fields(&decoded, fills, data_field, cstring, *on_error, payload, &position, converted);
             }
             if problems.is_empty() {
                 return Outcome::Row;
@@ -330,6 +312,48 @@ impl RowBuilder {
             }
         }
         Outcome::Row
+    }
+}
+
+fn data_field(fill: &Fill) -> Option<&FieldInput> {
+    if let Fill::Field(input) = fill { Some(input) } else { None }
+}
+
+fn key_field(fill: &Fill) -> Option<&FieldInput> {
+    if let Fill::KeyField(input) = fill { Some(input) } else { None }
+}
+
+/// Where converted values go: the slot's values and nulls, and the problems of values
+/// that did not convert (when they don't raise).
+struct Converted<'a> {
+    values: &'a mut [pg_sys::Datum],
+    nulls: &'a mut [bool],
+    problems: &'a mut Vec<String>,
+}
+
+/// Converts the fields of `decoded` (a payload, or a key) that the fills `pick` chooses
+/// read into their attributes.
+#[allow(clippy::too_many_arguments)]
+fn fill_fields(
+    decoded: &Decoded<'_>,
+    fills: &[Fill],
+    pick: fn(&Fill) -> Option<&FieldInput>,
+    cstring: &mut Vec<u8>,
+    on_error: OnError,
+    bytes: &[u8],
+    position: &MessagePosition<'_>,
+    out: Converted<'_>,
+) {
+    for (i, fill) in fills.iter().enumerate() {
+        let Some(input) = pick(fill) else { continue };
+        let Some(text) = decoded.field(input.index, &input.field) else { continue };
+        match convert(input, &text, cstring, on_error, bytes, position) {
+            Ok(value) => {
+                out.values[i] = value;
+                out.nulls[i] = false;
+            }
+            Err(problem) => out.problems.push(problem),
+        }
     }
 }
 
