@@ -19,7 +19,8 @@ use std::rc::Rc;
 
 use apache_avro::schema::Schema;
 
-use super::avro_datum::{DatumError, Node, Plan, Reader};
+use super::avro_datum::{DatumError, Node, NodeId, Plan, Reader};
+use super::avro_encode::AvroEncoder;
 use super::json::JsonPath;
 use super::wire::{frame, SchemaById, WriterSchema};
 
@@ -64,6 +65,34 @@ pub struct AvroDecoder {
     field_starts: Vec<usize>,
     /// Messages must be records (values); keys may be of any type.
     records_only: bool,
+    /// The defaults of the subject's latest schema, asked for at the first message
+    /// (`None` until then).
+    reader_defaults: Option<Option<Rc<ReaderDefaults>>>,
+}
+
+/// What a reader of the subject's latest schema takes for a top-level field a message's
+/// writer lacks: the field's default, encoded, and rendered with the latest schema's plan.
+pub struct ReaderDefaults {
+    schema: Rc<AvroSchema>,
+    encoded: HashMap<String, Vec<u8>>,
+}
+
+impl ReaderDefaults {
+    /// The defaults of the record schema `text`; `None` if it is no Avro record schema.
+    pub fn new(text: &str) -> Option<ReaderDefaults> {
+        let schema = AvroSchema::parse(text).ok()?;
+        schema.plan.record()?;
+        let encoded = AvroEncoder::new(text, None).ok()?.field_defaults().into_iter().collect();
+        Some(ReaderDefaults { schema, encoded })
+    }
+
+    /// Where a field's default is read from: its node in the latest schema's plan and
+    /// the encoded default.
+    fn field(&self, name: &str) -> Option<(NodeId, Reader<'_>)> {
+        let bytes = self.encoded.get(name)?;
+        let record = self.schema.plan.record()?;
+        Some((record.fields[record.position(name)?].1, Reader::new(bytes)))
+    }
 }
 
 /// A decoded message: its datum, checked against the schema it was written with, and
@@ -72,11 +101,13 @@ pub struct AvroRecord<'a> {
     schema: Rc<AvroSchema>,
     datum: &'a [u8],
     field_starts: &'a [usize],
+    /// The subject's latest schema's defaults, for fields the writer lacks.
+    defaults: Option<&'a ReaderDefaults>,
 }
 
 impl AvroDecoder {
     pub fn new(schemas: WriterSchemas) -> Self {
-        AvroDecoder { schemas, by_id: HashMap::new(), field_starts: Vec::new(), records_only: true }
+        AvroDecoder { schemas, by_id: HashMap::new(), field_starts: Vec::new(), records_only: true, reader_defaults: None }
     }
 
     /// A decoder of keys, which may be of any type (a `"long"` or `"string"` key is read
@@ -90,6 +121,10 @@ impl AvroDecoder {
         let (schema, datum) = match &mut self.schemas {
             WriterSchemas::Given(schema) => (schema.clone(), payload),
             WriterSchemas::Registry(registry) => {
+                if self.reader_defaults.is_none() {
+                    let latest = registry.latest().filter(|latest| latest.schema_type == "AVRO");
+                    self.reader_defaults = Some(latest.and_then(|latest| ReaderDefaults::new(&latest.text)).map(Rc::new));
+                }
                 let (id, datum) = frame(payload)?;
                 let schema = self
                     .by_id
@@ -104,7 +139,8 @@ impl AvroDecoder {
         if self.records_only && schema.plan.record().is_none() {
             return Err("Avro message is not a record".to_string());
         }
-        Ok(AvroRecord { schema, datum, field_starts: &self.field_starts })
+        let defaults = self.reader_defaults.as_ref().and_then(Option::as_deref);
+        Ok(AvroRecord { schema, datum, field_starts: &self.field_starts, defaults })
     }
 }
 
@@ -172,8 +208,17 @@ impl AvroRecord<'_> {
             JsonPath::Whole => (plan.root(), Reader::new(self.datum)),
             JsonPath::Keys(keys) => {
                 let (first, rest) = keys.split_first()?;
-                let position = plan.record()?.position(first)?;
-                let start = (plan.record()?.fields[position].1, Reader::new(&self.datum[self.field_starts[position]..]));
+                let start = match plan.record()?.position(first) {
+                    Some(position) => (plan.record()?.fields[position].1, Reader::new(&self.datum[self.field_starts[position]..])),
+                    // A field the writer lacks: the reader's default, if it has one.
+                    None => {
+                        let defaults = self.defaults?;
+                        let (node, reader) = defaults.field(first)?;
+                        let plan = &defaults.schema.plan;
+                        let (node, reader) = rest.iter().try_fold((node, reader), |(node, reader), key| reread(plan.child(node, reader, key))?)?;
+                        return reread(plan.text(node, reader, as_json))?;
+                    }
+                };
                 rest.iter().try_fold(start, |(node, reader), key| reread(plan.child(node, reader, key))?)?
             }
         };

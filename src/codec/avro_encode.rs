@@ -79,6 +79,24 @@ impl AvroEncoder {
         Ok(AvroEncoder { schema: WriterSchema::parse(text)?, id })
     }
 
+    /// The binary encoding of each top-level field's default (fields without one left
+    /// out): what a reader of this schema takes for a field a message's writer lacks.
+    pub fn field_defaults(&self) -> Vec<(String, Vec<u8>)> {
+        let root: &'static Schema = self.schema.root;
+        let Schema::Record(record) = self.schema.resolve(root) else { return Vec::new() };
+        record
+            .fields
+            .iter()
+            .filter_map(|field| {
+                let value = self.default(&field.schema, field.default.as_ref()?).ok()?;
+                // The field's schema may name types defined anywhere in the record's.
+                let names = ResolvedSchema::try_from(root).ok()?;
+                let writer = GenericDatumWriter::builder(&field.schema).resolved_schemata(names).build().ok()?;
+                Some((field.name.clone(), writer.write_value_to_vec(value).ok()?))
+            })
+            .collect()
+    }
+
     /// Encodes a row into `out` (cleared first); the error names the column or field.
     pub fn encode(&self, columns: &[ColumnValue<'_>], out: &mut Vec<u8>) -> Result<(), String> {
         let root = self.schema.resolve(self.schema.root);
@@ -885,6 +903,47 @@ mod tests {
         assert_eq!(read[3].as_deref(), Some("9007199254740993"), "an integer goes to long, not double");
         let error = row(Cell::Json(serde_json::json!([])), Cell::Null, Cell::Null, Cell::Number("1e39".into())).unwrap_err();
         assert_eq!(error, "column \"c\": \"1e39\" is out of range for Avro type float");
+    }
+
+    #[test]
+    fn fields_the_writer_lacks_read_as_the_latest_schemas_defaults() {
+        use crate::codec::wire::{SchemaById, WriterSchema};
+        const V1: &str = r#"{"type":"record","name":"E","fields":[{"name":"id","type":"long"}]}"#;
+        const V2: &str = r#"{"type":"record","name":"E","fields":[
+            {"name":"id","type":"long"},
+            {"name":"tier","type":"string","default":"basic"},
+            {"name":"since","type":{"type":"int","logicalType":"date"},"default":1},
+            {"name":"point","type":{"type":"record","name":"P","fields":[{"name":"x","type":"int"}]},"default":{"x":7}},
+            {"name":"note","type":["null","string"],"default":null},
+            {"name":"bare","type":"string"}
+        ]}"#;
+        struct Evolving;
+        impl SchemaById for Evolving {
+            fn schema(&mut self, id: u32) -> Result<WriterSchema, String> {
+                let text = if id == 1 { V1 } else { V2 };
+                Ok(WriterSchema { schema_type: "AVRO".into(), text: text.into(), references: Vec::new() })
+            }
+            fn latest(&mut self) -> Option<WriterSchema> {
+                self.schema(2).ok()
+            }
+        }
+        let mut out = Vec::new();
+        let id_path = keys("id");
+        AvroEncoder::new(V1, Some(1))
+            .unwrap()
+            .encode(&[ColumnValue { name: "id", path: &id_path, cell: Cell::Number("5".into()) }], &mut out)
+            .unwrap();
+        let mut decoder = AvroDecoder::new(WriterSchemas::Registry(Box::new(Evolving)));
+        let record = decoder.decode(&out).unwrap();
+        let read = |path: &str, json: bool| record.field(&keys(path), json).map(|t| String::from_utf8(t.into_owned()).unwrap());
+        assert_eq!(read("id", false).as_deref(), Some("5"));
+        assert_eq!(read("tier", false).as_deref(), Some("basic"));
+        assert_eq!(read("since", false).as_deref(), Some("1970-01-02"));
+        assert_eq!(read("point.x", false).as_deref(), Some("7"));
+        assert_eq!(read("point", true).as_deref(), Some(r#"{"x":7}"#));
+        assert_eq!(read("note", false), None, "a null default");
+        assert_eq!(read("bare", false), None, "no default: NULL");
+        assert_eq!(read("nope", false), None);
     }
 
     #[test]

@@ -595,7 +595,7 @@ mod tests {
             seed
         };
         let paths: Vec<JsonPath> = ["id", "at", "counts.a", "first.sku", "lines", "tags"].iter().map(|p| JsonPath::parse(p).unwrap()).collect();
-        for round in 0..50_000 {
+        for round in 0..100_000 {
             let mut payload = good.clone();
             for _ in 0..1 + next() % 4 {
                 let at = 5 + (next() as usize) % (payload.len() - 5);

@@ -24,6 +24,12 @@ pub trait SchemaById {
     /// be read (no such schema): such messages are bad messages. A registry that cannot
     /// be asked is the host's ERROR, not an `Err`.
     fn schema(&mut self, id: u32) -> Result<WriterSchema, String>;
+
+    /// The latest schema of the subject the messages are read from (the reader's
+    /// schema, whose defaults fill fields a writer lacks), if the host knows one.
+    fn latest(&mut self) -> Option<WriterSchema> {
+        None
+    }
 }
 
 /// The schema id and the rest of a message in Confluent's wire format.

@@ -26,7 +26,7 @@ use rdkafka::message::Headers;
 use rdkafka::Message;
 
 use crate::pg::catalog::ForeignTableDef;
-use crate::pg::clients;
+use crate::pg::clients::{self, MessagePart};
 use crate::codec::{excerpt, malformed_message, mismatched_message, MessagePosition, PayloadDecoder};
 use crate::error::{capitalized, ErrorKind, FdwError};
 use crate::codec::{ColumnType, Decoded, FieldDef, Format};
@@ -183,7 +183,7 @@ impl RowBuilder {
                 fills,
                 decoder: PayloadDecoder::new(table.format, &table.csv, || clients::writer_schemas(definition)),
                 key_decoder: decodes_key
-                    .then(|| PayloadDecoder::for_keys(table.key_format, &table.csv, || clients::registry_writer_schemas(definition))),
+                    .then(|| PayloadDecoder::for_keys(table.key_format, &table.csv, || clients::registry_writer_schemas(definition, MessagePart::Key))),
                 decodes_payload,
                 on_error,
                 strict: table.strict,

@@ -346,7 +346,7 @@ pub fn writer_schemas(definition: &ForeignTableDef) -> WriterSchemas {
         let schema = AvroSchema::parse(text).map_err(|e| FdwError::new(ErrorKind::InvalidParameterValue, e));
         return WriterSchemas::Given(schema.or_raise());
     }
-    registry_writer_schemas(definition)
+    registry_writer_schemas(definition, MessagePart::Value)
 }
 
 /// The part of a message a schema describes (Confluent's subjects `<topic>-key` and `<topic>-value`).
@@ -356,15 +356,26 @@ pub enum MessagePart {
     Value,
 }
 
+impl MessagePart {
+    /// What TopicNameStrategy appends to the topic's name.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            MessagePart::Key => "key",
+            MessagePart::Value => "value",
+        }
+    }
+}
+
 /// What INSERT and COPY encode an Avro or Protobuf table's rows (or keys) with: its `avro_schema`
 /// (bare datums), or the latest schema of the topic's value subject (Confluent's
 /// TopicNameStrategy, `<topic>-value`), asked once per statement as the current user;
 /// under `auto_register`, a subject without one gets a schema derived from `columns`.
 pub fn record_encoder(definition: &ForeignTableDef, part: MessagePart, columns: &[DerivedField<'_>]) -> RecordEncoder {
     let refused = |e: String| FdwError::new(ErrorKind::InvalidParameterValue, e);
-    let (format, suffix, message_type) = match part {
-        MessagePart::Value => (definition.table.format, "value", definition.table.protobuf_message.as_deref()),
-        MessagePart::Key => (definition.table.key_format, "key", None),
+    let suffix = part.suffix();
+    let (format, message_type) = match part {
+        MessagePart::Value => (definition.table.format, definition.table.protobuf_message.as_deref()),
+        MessagePart::Key => (definition.table.key_format, None),
     };
     if let (Some(text), MessagePart::Value) = (&definition.table.avro_schema, part) {
         return RecordEncoder::Avro(AvroEncoder::new(text, None).map_err(refused).or_raise());
@@ -434,11 +445,12 @@ fn register_derived(
     RegisteredSchema { schema, schema_type: schema_type.to_string(), references: Vec::new(), id: Some(id) }
 }
 
-/// Writer schemas from the table's server's registry, whatever the table's value format:
-/// what keys in a registry format (`key_format`) are read with.
-pub fn registry_writer_schemas(definition: &ForeignTableDef) -> WriterSchemas {
+/// Writer schemas of the table's values or keys from its server's registry (whatever the
+/// table's value format: keys in a registry format, `key_format`, are read with them too).
+pub fn registry_writer_schemas(definition: &ForeignTableDef, part: MessagePart) -> WriterSchemas {
     let (settings, user_mapping) = registry_settings(definition.server_id, &definition.server);
-    WriterSchemas::Registry(Box::new(RegistrySchemas { user_mapping, settings }))
+    let subject = format!("{}-{}", definition.table.topic, part.suffix());
+    WriterSchemas::Registry(Box::new(RegistrySchemas { user_mapping, settings, subject }))
 }
 
 /// How to ask a server's Schema Registry as the current user, and that user's mapping.
@@ -462,6 +474,8 @@ pub fn registry_settings(server_id: pg_sys::Oid, server: &ServerOptions) -> (Reg
 struct RegistrySchemas {
     user_mapping: pg_sys::Oid,
     settings: RegistrySettings,
+    /// The subject the messages are read from (TopicNameStrategy), for its latest schema.
+    subject: String,
 }
 
 impl SchemaById for RegistrySchemas {
@@ -475,6 +489,12 @@ impl SchemaById for RegistrySchemas {
         let schema = WriterSchema { schema_type: registered.schema_type, text: registered.schema, references };
         REGISTRY_SCHEMAS.with_borrow_mut(|cache| cache.insert(key, schema.clone()));
         Ok(schema)
+    }
+
+    /// Asked once per scan (a subject's latest version changes; ids never do).
+    fn latest(&mut self) -> Option<WriterSchema> {
+        let latest = registry::schema_by_version(&self.settings, &self.subject, "latest").or_raise().ok()?;
+        Some(WriterSchema { schema_type: latest.schema_type, text: latest.schema, references: Vec::new() })
     }
 }
 

@@ -140,6 +140,11 @@ produce_avro() { # produce_avro TOPIC SCHEMA JSONLINES [kafka-tool options…]
 create_topic regress_avro 2
 produce_avro regress_avro avro_event_v1.avsc avro_v1.jsonl --registry "$KAFKA_REGISTRY_URL"
 produce_avro regress_avro avro_event_v2.avsc avro_v2.jsonl --registry "$KAFKA_REGISTRY_URL"
+# Schema evolution with defaults: version 1 messages, then version 2 (new fields with
+# defaults, the subject's latest) messages, in one topic.
+create_topic regress_avro_evolve 1
+produce_avro regress_avro_evolve avro_evolve_v1.avsc avro_evolve_v1.jsonl --registry "$KAFKA_REGISTRY_URL" --partition 0
+produce_avro regress_avro_evolve avro_evolve_v2.avsc avro_evolve_v2.jsonl --registry "$KAFKA_REGISTRY_URL" --partition 0
 create_topic regress_avro_bare 1
 produce_avro regress_avro_bare avro_event_v2.avsc avro_v2.jsonl
 create_topic regress_avro_auth 1
