@@ -427,9 +427,8 @@ unsafe fn encode_payload<'a>(
     nulls: &[bool],
     buffer: &'a mut Vec<u8>,
 ) -> Option<&'a [u8]> {
-    // SAFETY: the caller keeps the contract above.
     let fields: Vec<&FieldOutput> = fields.iter().collect();
-    // SAFETY: as above.
+    // SAFETY: the caller keeps the contract above.
     let texts = unsafe { output_texts(&fields, values, nulls) };
     buffer.clear();
     match table.format {

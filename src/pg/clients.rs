@@ -387,7 +387,7 @@ pub fn record_encoder(definition: &ForeignTableDef, part: MessagePart, columns: 
         Err(_) if definition.table.auto_register => register_derived(&settings, &subject, format, definition, columns),
         Err(why) => raise(
             FdwError::new(ErrorKind::ObjectNotInPrerequisiteState, format!("the schema registry has no schema for subject \"{subject}\""))
-                .with_detail(why)
+                .with_detail(sentence(&why))
                 .with_hint(format!("Register the topic's {suffix} schema (subject <topic>-{suffix}), or set the table option auto_register 'true' to register one derived from the table's columns.")),
         ),
     };
