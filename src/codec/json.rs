@@ -56,12 +56,24 @@ impl std::fmt::Display for JsonError {
 pub struct JsonMessage<'a> {
     payload: &'a [u8],
     object: Map<String, Value>,
+    /// A key that is a string, number or Boolean (see [`decode_key`]).
+    scalar: Option<Value>,
 }
 
 pub fn decode(payload: &[u8]) -> Result<JsonMessage<'_>, JsonError> {
     match serde_json::from_slice::<Value>(payload) {
-        Ok(Value::Object(object)) => Ok(JsonMessage { payload, object }),
+        Ok(Value::Object(object)) => Ok(JsonMessage { payload, object, scalar: None }),
         Ok(_) => Err(JsonError::NotAnObject),
+        Err(error) => Err(JsonError::Malformed(error.to_string())),
+    }
+}
+
+/// A JSON key: an object as a message, or any other JSON value (Kafka Connect's
+/// JsonConverter writes a string key as `"abc"`), read whole.
+pub fn decode_key(payload: &[u8]) -> Result<JsonMessage<'_>, JsonError> {
+    match serde_json::from_slice::<Value>(payload) {
+        Ok(Value::Object(object)) => Ok(JsonMessage { payload, object, scalar: None }),
+        Ok(scalar) => Ok(JsonMessage { payload, object: Map::new(), scalar: Some(scalar) }),
         Err(error) => Err(JsonError::Malformed(error.to_string())),
     }
 }
@@ -71,15 +83,19 @@ impl JsonMessage<'_> {
     /// its content, unless `as_json` (a json or jsonb column), which gets every value as
     /// JSON text.
     pub fn field(&self, path: &JsonPath, as_json: bool) -> Option<Cow<'_, [u8]>> {
-        let keys = match path {
-            JsonPath::Whole => return Some(Cow::Borrowed(self.payload)),
-            JsonPath::Keys(keys) => keys,
+        let value = match (path, &self.scalar) {
+            (JsonPath::Whole, Some(scalar)) => scalar,
+            (JsonPath::Whole, None) => return Some(Cow::Borrowed(self.payload)),
+            (JsonPath::Keys(_), Some(_)) => return None,
+            (JsonPath::Keys(keys), None) => {
+                let (first, rest) = keys.split_first()?;
+                let mut value = self.object.get(first)?;
+                for key in rest {
+                    value = value.as_object()?.get(key)?;
+                }
+                value
+            }
         };
-        let (first, rest) = keys.split_first()?;
-        let mut value = self.object.get(first)?;
-        for key in rest {
-            value = value.as_object()?.get(key)?;
-        }
         match value {
             Value::Null => None,
             Value::String(text) if !as_json => Some(Cow::Borrowed(text.as_bytes())),
@@ -122,7 +138,9 @@ pub fn encode(fields: &[(&JsonPath, JsonField<'_>)]) -> Result<Vec<u8>, String> 
     if let [(JsonPath::Whole, field)] = fields {
         return Ok(match field {
             JsonField::Null => b"null".to_vec(),
-            JsonField::Text(text) | JsonField::Literal(text) | JsonField::Json(text) => text.as_bytes().to_vec(),
+            // A text key column holding the whole key: a JSON string.
+            JsonField::Text(text) => serde_json::to_vec(text).expect("a string serializes"),
+            JsonField::Literal(text) | JsonField::Json(text) => text.as_bytes().to_vec(),
         });
     }
     let mut root = Map::new();
@@ -206,6 +224,15 @@ mod tests {
         .unwrap();
         assert_eq!(String::from_utf8(encoded).unwrap(), r#"{"a":12,"n":{"x":"hi","y":{"k":[1]}}}"#);
         assert_eq!(encode(&[(&JsonPath::Whole, JsonField::Json("[1]"))]).unwrap(), b"[1]");
+        assert_eq!(encode(&[(&JsonPath::Whole, JsonField::Text("a\"b"))]).unwrap(), br#""a\"b""#);
+        assert_eq!(encode(&[(&JsonPath::Whole, JsonField::Literal("42"))]).unwrap(), b"42");
+        // Keys may be any JSON value, read whole.
+        let key = decode_key(br#""abc""#).unwrap();
+        assert_eq!(key.field(&JsonPath::Whole, false).unwrap().as_ref(), b"abc");
+        assert_eq!(key.field(&JsonPath::Whole, true).unwrap().as_ref(), br#""abc""#);
+        assert_eq!(key.field(&JsonPath::parse("a").unwrap(), false), None);
+        assert_eq!(decode_key(b"7").unwrap().field(&JsonPath::Whole, false).unwrap().as_ref(), b"7");
+        assert!(decode(br#""abc""#).is_err(), "messages are objects");
         assert!(encode(&[(&a, JsonField::Json("{"))]).is_err());
     }
 

@@ -95,6 +95,8 @@ pub struct FieldDef {
 pub enum PayloadDecoder {
     Csv(CsvDecoder),
     Json,
+    /// JSON keys: any JSON value (see `json::decode_key`).
+    JsonKey,
     Raw,
     Avro(AvroDecoder),
     Protobuf(ProtobufDecoder),
@@ -187,11 +189,12 @@ impl PayloadDecoder {
         }
     }
 
-    /// A decoder of keys in `format` (json, avro or protobuf): as for payloads, but an
-    /// Avro key need not be a record.
+    /// A decoder of keys in `format` (json, avro or protobuf): as for payloads, but a
+    /// JSON or Avro key need not be an object or record.
     pub fn for_keys(format: Format, csv: &CsvOptions, writer_schemas: impl FnOnce() -> WriterSchemas) -> Self {
         match format {
             Format::Avro => PayloadDecoder::Avro(AvroDecoder::for_keys(writer_schemas())),
+            Format::Json => PayloadDecoder::JsonKey,
             _ => PayloadDecoder::new(format, csv, writer_schemas),
         }
     }
@@ -211,6 +214,9 @@ impl PayloadDecoder {
             },
             PayloadDecoder::Json => {
                 json::decode(payload).map(Decoded::Json).map_err(|e| Undecodable { reason: e.to_string(), partial: None })
+            }
+            PayloadDecoder::JsonKey => {
+                json::decode_key(payload).map(Decoded::Json).map_err(|e| Undecodable { reason: e.to_string(), partial: None })
             }
             PayloadDecoder::Raw => Ok(Decoded::Raw(payload)),
             PayloadDecoder::Avro(decoder) => {

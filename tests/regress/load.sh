@@ -190,6 +190,7 @@ create_topic regress_avro_auto 1
 create_topic regress_protobuf_auto 1
 # keys.sql: keys with fields (JSON, and Avro/Protobuf whose schemas auto_register makes).
 create_topic regress_keys_json 1
+create_topic regress_keys_json_scalar 1
 create_topic regress_keys_avro 1
 create_topic regress_keys_avro_long 1
 create_topic regress_keys_protobuf 1

@@ -36,6 +36,17 @@ ALTER FOREIGN TABLE json_keys OPTIONS (DROP on_error);
 ALTER FOREIGN TABLE json_keys ADD COLUMN problem text OPTIONS (junk_error 'true');
 SELECT kid, v, problem FROM json_keys ORDER BY v;
 
+-- JSON keys need not be objects (Kafka Connect's JsonConverter writes "abc" and 42): a
+-- key column reads them whole; a text key column writes a JSON string.
+CREATE FOREIGN TABLE json_scalar_keys (k text OPTIONS (key 'true'), v text)
+    SERVER key_server OPTIONS (topic 'regress_keys_json_scalar', format 'json', key_format 'json');
+INSERT INTO json_scalar_keys VALUES ('abc', 'string'), ('say "hi"', 'quotes');
+CREATE FOREIGN TABLE json_scalar_keys_raw (k text OPTIONS (key 'true'), v text)
+    SERVER key_server OPTIONS (topic 'regress_keys_json_scalar', format 'json');
+INSERT INTO json_scalar_keys_raw VALUES ('42', 'number');
+SELECT * FROM json_scalar_keys ORDER BY v;
+SELECT * FROM json_scalar_keys_raw ORDER BY v;
+
 -- Avro keys: auto_register derives the key schema from the key field columns (a
 -- record of id and region) and the value schema from the data columns.
 CREATE FOREIGN TABLE avro_keys_in (kid bigint OPTIONS (key 'id') NOT NULL, kregion text OPTIONS (key 'region'), v text)
