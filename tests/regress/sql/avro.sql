@@ -251,6 +251,13 @@ SELECT id FROM avro_unreachable;
 SELECT clock_timestamp() - :'started' < interval '4 seconds' AS in_time;
 -- count(*) decodes nothing, so it needs no schema.
 SELECT count(*) FROM avro_unreachable;
+-- INSERT asks the registry for the subject's latest schema first: the same ERROR in
+-- time, nothing sent.
+SELECT clock_timestamp() AS started \gset
+\set VERBOSITY terse
+INSERT INTO avro_unreachable VALUES (1);
+\set VERBOSITY default
+SELECT clock_timestamp() - :'started' < interval '4 seconds' AS in_time;
 
 -- A registry that wants credentials: refused without, read with.
 CREATE SERVER avro_auth FOREIGN DATA WRAPPER kafka_fdw OPTIONS (brokers :'brokers', schema_registry :'auth_registry');
