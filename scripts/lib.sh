@@ -5,9 +5,15 @@
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-PG_CONFIG=/usr/bin/pg_config
-PG_BIN=/usr/lib/postgresql/15/bin
-PG_REGRESS=/usr/lib/postgresql/15/lib/pgxs/src/test/regress/pg_regress
+# The PostgreSQL installation to build for and test against: Debian's by default. For
+# development side by side, KAFKA_FDW_PG_ROOT may name a copy of it (PostgreSQL is
+# relocatable: `cp -a /usr/lib/postgresql/15 /usr/share/postgresql/15` into ROOT/usr/…),
+# so that installing the extension there leaves other copies alone.
+PG_ROOT="${KAFKA_FDW_PG_ROOT:-}"
+PG_CONFIG="$PG_ROOT/usr/lib/postgresql/15/bin/pg_config"
+[[ -n "$PG_ROOT" ]] || PG_CONFIG=/usr/bin/pg_config
+PG_BIN="$PG_ROOT/usr/lib/postgresql/15/bin"
+PG_REGRESS="$PG_ROOT/usr/lib/postgresql/15/lib/pgxs/src/test/regress/pg_regress"
 # Where cargo builds (CARGO_TARGET_DIR, if set, as cargo itself honours it).
 KAFKA_TOOL="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release/kafka-tool"
 APT_PACKAGES=(postgresql-15 postgresql-server-dev-15 libclang-dev clang sudo libssl-dev pkg-config python3 stunnel4 openssl)
