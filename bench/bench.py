@@ -8,9 +8,10 @@ Run through bench/run.sh, which starts the brokers and PostgreSQL and sets:
   PGHOST, PGPORT, PGUSER      the throwaway cluster
   KAFKA_TOOL                  the kafka-tool binary (raw consume/produce loops)
   BENCH_DIR                   scratch directory for data files
-  SCHEDULER_DATABASE          the import scheduler's database (pair 11)
+  SCHEDULER_DATABASE          the scheduler's database (pairs 11 and 14)
 Sizes: BENCH_MESSAGES (default 1000000), BENCH_RSS_MESSAGES (default 10000000),
-BENCH_RUNS (default 5), BENCH_FRESHNESS_SAMPLES (default 100). BENCH_PAIRS ("5,11",
+BENCH_RUNS (default 5), BENCH_FRESHNESS_SAMPLES (default 100), BENCH_SCHEDULER_SECONDS
+(default 30), BENCH_SCHEDULER_HISTORY_RUNS (default 10000). BENCH_PAIRS ("5,11",
 "codecs") runs only those pairs. The table is also drawn as an SVG chart, BENCH_CHART
 (default docs/benchmarks.svg).
 """
@@ -33,6 +34,8 @@ RUNS = int(os.environ.get("BENCH_RUNS", "5"))
 # Pairs to run, by number ("5,11"); all by default.
 PAIRS = set(filter(None, os.environ.get("BENCH_PAIRS", "").split(",")))
 FRESHNESS_SAMPLES = int(os.environ.get("BENCH_FRESHNESS_SAMPLES", "100"))
+SCHEDULER_SECONDS = int(os.environ.get("BENCH_SCHEDULER_SECONDS", "30"))
+SCHEDULER_HISTORY_RUNS = int(os.environ.get("BENCH_SCHEDULER_HISTORY_RUNS", "10000"))
 # Keys of pair 12's topic.
 KEYS = MESSAGES // 10
 SCHEDULER_DATABASE = os.environ["SCHEDULER_DATABASE"]
@@ -365,6 +368,60 @@ def pair_freshness():
     log(rows_out[-1])
 
 
+def pair_scheduler():
+    """Pair 14: the scheduler's own CPU does not grow with idle tasks, and the run history
+    stays bounded. CPU of the scheduler process over SCHEDULER_SECONDS with one due
+    1-second task (the baseline) against the same with 500 idle tasks besides (cron
+    schedules due next year); then SCHEDULER_HISTORY_RUNS runs of 1-second tasks with
+    kafka_fdw.task_run_history = 5, counting the history's rows. Runs in the scheduler's
+    database (SCHEDULER_DATABASE)."""
+    conn = psycopg.connect(dbname=SCHEDULER_DATABASE, autocommit=True)
+    conn.execute("DROP EXTENSION IF EXISTS kafka_fdw CASCADE")
+    conn.execute("CREATE EXTENSION kafka_fdw")
+    scheduler = conn.execute("SELECT pid FROM pg_stat_activity WHERE backend_type = 'kafka_fdw scheduler'").fetchone()[0]
+
+    def scheduler_cpu():
+        before = backend_cpu(scheduler)
+        time.sleep(SCHEDULER_SECONDS)
+        return backend_cpu(scheduler) - before
+
+    conn.execute("SELECT kafka_fdw.schedule('due', '1 seconds', 'SELECT 1')")
+    one = scheduler_cpu()
+    conn.execute("SELECT kafka_fdw.schedule('idle_' || i, '0 0 1 1 *', 'SELECT 1') FROM generate_series(1, 500) i")
+    many = scheduler_cpu()
+    due_runs = conn.execute("SELECT count(*) FROM kafka_fdw.task_run_details WHERE task = 'due'").fetchone()[0]
+    rows_out.append(
+        f"| 14 scheduler CPU, 500 idle tasks + 1 due | {many:.2f} s CPU | in {SCHEDULER_SECONDS} s | | 1 due task | {one:.2f} s CPU | "
+        f"| {many / one if one else float('inf'):.2f}x | within noise | the due task ran {due_runs} times |"
+    )
+    log(rows_out[-1])
+    conn.execute("SELECT kafka_fdw.unschedule(task_id) FROM kafka_fdw.tasks")
+
+    conn.execute("ALTER SYSTEM SET kafka_fdw.task_run_history = 5")
+    conn.execute("SELECT pg_reload_conf()")
+    tasks = 50
+    conn.execute(f"SELECT kafka_fdw.schedule('history_' || i, '1 seconds', 'SELECT 1') FROM generate_series(1, {tasks}) i")
+    started = time.perf_counter()
+    first = conn.execute("SELECT coalesce(max(runid), 0) FROM kafka_fdw.task_runs").fetchone()[0]
+    largest = 0
+    while True:
+        runs, rows = conn.execute("SELECT coalesce(max(runid), 0), count(*) FROM kafka_fdw.task_runs").fetchone()
+        largest = max(largest, rows)
+        if runs - first >= SCHEDULER_HISTORY_RUNS:
+            break
+        time.sleep(0.5)
+    elapsed = time.perf_counter() - started
+    conn.execute("SELECT kafka_fdw.unschedule(task_id) FROM kafka_fdw.tasks")
+    conn.execute("ALTER SYSTEM RESET kafka_fdw.task_run_history")
+    conn.execute("SELECT pg_reload_conf()")
+    conn.close()
+    rows_out.append(
+        f"| 14 run history over {SCHEDULER_HISTORY_RUNS} runs of {tasks} 1-second tasks | {largest} rows at most | {elapsed:.0f} s "
+        f"| {SCHEDULER_HISTORY_RUNS / elapsed:.0f} runs/s | bound | {tasks * 5} rows + runs in progress | | | within the bound | |"
+    )
+    log(rows_out[-1])
+
+
 def pair_upsert(session):
     """Pair 12: the import in upsert mode (last value per key; the topic's messages over
     MESSAGES / 10 keys, so most are updates, and every 10th key's last message a
@@ -607,6 +664,8 @@ def main():
         pair_freshness()
     if wanted(12):
         pair_upsert(session)
+    if wanted(14):
+        pair_scheduler()
     if wanted("codecs"):
         pair_codecs()
 

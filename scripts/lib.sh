@@ -85,6 +85,7 @@ install_extension() {
 SERVICE_DIR=""
 SERVICE_PIDS=()
 PG_DATA=""
+EXTRA_PG_DATA=()
 
 make_service_dir() {
     if [[ -z "$SERVICE_DIR" ]]; then
@@ -94,9 +95,12 @@ make_service_dir() {
 }
 
 stop_services() {
-    if [[ -n "$PG_DATA" && -f "$PG_DATA/postmaster.pid" ]]; then
-        sudo -u postgres "$PG_BIN/pg_ctl" -D "$PG_DATA" -m immediate stop >/dev/null 2>&1 || true
-    fi
+    local data
+    for data in "$PG_DATA" "${EXTRA_PG_DATA[@]}"; do
+        if [[ -n "$data" && -f "$data/postmaster.pid" ]]; then
+            sudo -u postgres "$PG_BIN/pg_ctl" -D "$data" -m immediate stop >/dev/null 2>&1 || true
+        fi
+    done
     for pid in "${SERVICE_PIDS[@]}"; do
         kill "$pid" 2>/dev/null || true
     done
@@ -258,25 +262,45 @@ start_registry() {
     export KAFKA_REGISTRY_URL
 }
 
-# Starts a throwaway PostgreSQL 15 cluster as user postgres, listening only on a Unix
+# Starts a throwaway PostgreSQL cluster as user postgres, listening only on a Unix
 # socket in the service directory; sets PGHOST, PGPORT, PGUSER for psql.
 start_postgres() {
     make_service_dir
     PG_DATA="$SERVICE_DIR/pgdata"
-    chown postgres "$SERVICE_DIR"
-    sudo -u postgres "$PG_BIN/initdb" -D "$PG_DATA" -A trust -U postgres --no-sync -E UTF8 --locale=C.UTF-8 >"$SERVICE_DIR/initdb.log"
+    init_cluster "$PG_DATA"
     export PGPORT PGHOST="$SERVICE_DIR" PGUSER=postgres
     PGPORT="$(free_port)"
     pg_start
 }
 
-# Starts (again) the cluster made by start_postgres. The import scheduler works in
-# database $SCHEDULER_DATABASE.
+# A second throwaway cluster beside the first (e.g. to restore a dump into), started
+# as the first is; prints its port. Stopped by stop_services.
+#   port=$(start_extra_postgres NAME)
+start_extra_postgres() {
+    local data="$SERVICE_DIR/$1" port
+    port="$(free_port)"
+    init_cluster "$data"
+    EXTRA_PG_DATA+=("$data")
+    cluster_start "$data" "$port" "$SERVICE_DIR/$1.log"
+    echo "$port"
+}
+
+init_cluster() { # init_cluster DATA_DIR
+    chown postgres "$SERVICE_DIR"
+    sudo -u postgres "$PG_BIN/initdb" -D "$1" -A trust -U postgres --no-sync -E UTF8 --locale=C.UTF-8 >"$1.initdb.log"
+}
+
+# The scheduler works in database $SCHEDULER_DATABASE.
 SCHEDULER_DATABASE=kafka_fdw_scheduler
-pg_start() {
-    sudo -u postgres "$PG_BIN/pg_ctl" -D "$PG_DATA" -w -l "$SERVICE_DIR/postgres.log" \
-        -o "-p $PGPORT -k $SERVICE_DIR -c listen_addresses='' -c fsync=off -c shared_preload_libraries=kafka_fdw -c kafka_fdw.scheduler_database=$SCHEDULER_DATABASE" \
+cluster_start() { # cluster_start DATA_DIR PORT LOG
+    sudo -u postgres "$PG_BIN/pg_ctl" -D "$1" -w -l "$3" \
+        -o "-p $2 -k $SERVICE_DIR -c listen_addresses='' -c fsync=off -c shared_preload_libraries=kafka_fdw -c kafka_fdw.scheduler_database=$SCHEDULER_DATABASE" \
         start >/dev/null
+}
+
+# Starts (again) the cluster made by start_postgres.
+pg_start() {
+    cluster_start "$PG_DATA" "$PGPORT" "$SERVICE_DIR/postgres.log"
 }
 
 pg_stop() {

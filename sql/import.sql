@@ -1,5 +1,9 @@
 -- Exactly-once import of a Kafka foreign table into an ordinary table, its progress and
--- status, and the jobs the scheduler runs. Included by src/lib.rs.
+-- status. Included by src/lib.rs; the scheduled imports are tasks (sql/tasks.sql).
+--
+-- Every function here runs with search_path pinned to pg_catalog, pg_temp and names
+-- everything else by its schema, so no function or operator another role creates (in
+-- public, say) can ever run in the session of whoever imports (a superuser, a job's owner).
 
 -- The next offset to import, per source, target and partition, and the topic it belongs
 -- to (with its topic id and the brokers' cluster id, where they report them). Written in the same transaction as the rows it
@@ -14,27 +18,21 @@ CREATE TABLE kafka_fdw.import_progress (
     topic text NOT NULL,
     topic_id text,
     cluster text,
-    imported_at timestamptz NOT NULL DEFAULT now(),
+    imported_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
     PRIMARY KEY (source, target, partition)
 );
 REVOKE ALL ON kafka_fdw.import_progress FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('kafka_fdw.import_progress', '');
 
--- One import of a source and target at a time: a second one waits for the first and
--- then starts from the offsets it stored.
-CREATE FUNCTION kafka_fdw.lock_import(source regclass, target regclass) RETURNS void LANGUAGE sql AS $$
-    SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('kafka_fdw.import ' || source::oid || ' ' || target::oid));
-$$;
-
 -- The columns an import reads from `source` and writes to `target`: `columns`, or the
 -- target's columns the source also has.
 CREATE FUNCTION kafka_fdw.import_column_list(source regclass, target regclass, columns text[]) RETURNS text[]
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     names text[];
 BEGIN
     IF columns IS NULL THEN
-        SELECT array_agg(t.attname::text ORDER BY t.attnum) INTO names
+        SELECT pg_catalog.array_agg(t.attname::text ORDER BY t.attnum) INTO names
         FROM pg_catalog.pg_attribute t
         WHERE t.attrelid = target AND t.attnum > 0 AND NOT t.attisdropped
           AND EXISTS (SELECT FROM pg_catalog.pg_attribute s
@@ -42,7 +40,7 @@ BEGIN
     ELSE
         names := columns;
     END IF;
-    IF coalesce(cardinality(names), 0) = 0 THEN
+    IF coalesce(pg_catalog.cardinality(names), 0) = 0 THEN
         RAISE EXCEPTION 'no columns to import from "%" into "%"', source, target
             USING HINT = 'Give the columns, or give the target columns named as the source''s.';
     END IF;
@@ -58,7 +56,9 @@ $$;
 -- start the topic over with a WARNING. `mode` 'upsert' or 'debezium' applies the
 -- messages as changes to the target's rows by key instead (kafka_fdw.apply_changes, per
 -- batch; src/plan/changes.rs) and returns the rows inserted, updated or deleted. Runs as
--- its caller.
+-- its caller, with search_path pinned: so do the triggers, defaults and constraints of the
+-- target it fires, whose functions should name their schemas (or SET search_path), as
+-- PostgreSQL 17 asks of functions that maintenance commands run.
 CREATE FUNCTION kafka_fdw.import(
     source regclass,
     target regclass,
@@ -66,7 +66,7 @@ CREATE FUNCTION kafka_fdw.import(
     max_messages bigint DEFAULT NULL,
     on_reset text DEFAULT 'error',
     mode text DEFAULT 'append'
-) RETURNS bigint LANGUAGE plpgsql AS $$
+) RETURNS bigint LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     meta record;
     planned record;
@@ -104,13 +104,13 @@ BEGIN
     END IF;
     IF mode = 'append' THEN
         column_names := kafka_fdw.import_column_list(source, target, columns);
-        SELECT string_agg(quote_ident(c), ', ' ORDER BY n) INTO column_list
-        FROM unnest(column_names) WITH ORDINALITY AS u(c, n);
+        SELECT pg_catalog.string_agg(pg_catalog.quote_ident(c), ', ' ORDER BY n) INTO column_list
+        FROM pg_catalog.unnest(column_names) WITH ORDINALITY AS u(c, n);
     ELSE
         PERFORM kafka_fdw.check_import_mode(source, target, columns, mode);
     END IF;
 
-    -- From the stored offsets (checked against the topic: see src/progress.rs) to the
+    -- From the stored offsets (checked against the topic: see src/plan/progress.rs) to the
     -- high watermarks taken now.
     FOR planned IN SELECT * FROM kafka_fdw.import_plan(source, target, on_reset) ORDER BY partition LOOP
         topic := planned.topic;
@@ -137,20 +137,20 @@ BEGIN
         total := copied;
     ELSE
         -- Read the ranges in batches of about batch_size messages.
-        FOR i IN 1 .. coalesce(array_length(plan_partitions, 1), 0) LOOP
+        FOR i IN 1 .. coalesce(pg_catalog.array_length(plan_partitions, 1), 0) LOOP
             start_offset := plan_starts[i];
             WHILE start_offset < plan_ends[i] LOOP
                 piece_end := least(plan_ends[i], start_offset + (batch_size - batch_messages));
-                batch := batch || format('(%I = %s AND %I >= %s AND %I < %s)', meta.partition_column, plan_partitions[i],
+                batch := batch || pg_catalog.format('(%I = %s AND %I >= %s AND %I < %s)', meta.partition_column, plan_partitions[i],
                                          meta.offset_column, start_offset, meta.offset_column, piece_end);
                 batch_messages := batch_messages + (piece_end - start_offset);
                 start_offset := piece_end;
                 IF batch_messages >= batch_size THEN
                     IF mode = 'append' THEN
-                        inserted := kafka_fdw.bulk_insert(target, column_names, format('SELECT %s FROM %s WHERE %s', column_list,
-                                                          source, array_to_string(batch, ' OR ')));
+                        inserted := kafka_fdw.bulk_insert(target, column_names, pg_catalog.format('SELECT %s FROM %s WHERE %s', column_list,
+                                                          source, pg_catalog.array_to_string(batch, ' OR ')));
                     ELSE
-                        inserted := kafka_fdw.apply_changes(source, target, columns, mode, array_to_string(batch, ' OR '));
+                        inserted := kafka_fdw.apply_changes(source, target, columns, mode, pg_catalog.array_to_string(batch, ' OR '));
                     END IF;
                     total := total + inserted;
                     done := done + batch_messages;
@@ -161,11 +161,11 @@ BEGIN
             END LOOP;
         END LOOP;
         IF batch_messages > 0 AND mode = 'append' THEN
-            inserted := kafka_fdw.bulk_insert(target, column_names, format('SELECT %s FROM %s WHERE %s', column_list,
-                                              source, array_to_string(batch, ' OR ')));
+            inserted := kafka_fdw.bulk_insert(target, column_names, pg_catalog.format('SELECT %s FROM %s WHERE %s', column_list,
+                                              source, pg_catalog.array_to_string(batch, ' OR ')));
             total := total + inserted;
         ELSIF batch_messages > 0 THEN
-            total := total + kafka_fdw.apply_changes(source, target, columns, mode, array_to_string(batch, ' OR '));
+            total := total + kafka_fdw.apply_changes(source, target, columns, mode, pg_catalog.array_to_string(batch, ' OR '));
         END IF;
 
     END IF;
@@ -190,87 +190,3 @@ CROSS JOIN LATERAL kafka_fdw.watermarks(pairs.source) w
 LEFT JOIN kafka_fdw.import_progress p
        ON p.source = pairs.source AND p.target = pairs.target AND p.partition = w.partition;
 GRANT SELECT ON kafka_fdw.import_status TO PUBLIC;
-
--- Continuous imports, run by the extension's scheduler (a background worker; needs
--- shared_preload_libraries = 'kafka_fdw' and kafka_fdw.scheduler_database). A job
--- belongs to the role that started it and runs as that role. Written only through
--- kafka_fdw.start_import and stop_import; no normal role has any privilege on it.
-CREATE TABLE kafka_fdw.import_jobs (
-    job_id serial PRIMARY KEY,
-    owner oid NOT NULL,
-    source regclass NOT NULL,
-    target regclass NOT NULL,
-    -- The names when the job was started, to name them once they are dropped.
-    source_name text NOT NULL,
-    target_name text NOT NULL,
-    columns text[],
-    run_every interval NOT NULL DEFAULT '1 second' CHECK (run_every > interval '0'),
-    on_reset text NOT NULL DEFAULT 'error',
-    mode text NOT NULL DEFAULT 'append',
-    next_run timestamptz NOT NULL DEFAULT now(),
-    last_run timestamptz,
-    last_rows bigint,
-    last_error text,
-    failures int NOT NULL DEFAULT 0,
-    UNIQUE (source, target)
-);
-REVOKE ALL ON kafka_fdw.import_jobs FROM PUBLIC;
-SELECT pg_catalog.pg_extension_config_dump('kafka_fdw.import_jobs', '');
-SELECT pg_catalog.pg_extension_config_dump('kafka_fdw.import_jobs_job_id_seq', '');
-
--- One run of one job, in the caller's transaction: the import and the job's bookkeeping
--- commit together. The import runs as the job's owner (kafka_fdw.import_as). A failure
--- rolls the import back (the EXCEPTION block is a subtransaction, whose abort also
--- restores the scheduler's own identity), is recorded, and backs off: the wait doubles
--- up to a minute. Only the scheduler (a superuser) runs it.
-CREATE FUNCTION kafka_fdw.run_import_job(job int) RETURNS void LANGUAGE plpgsql AS $$
-DECLARE
-    j kafka_fdw.import_jobs;
-    rows bigint;
-BEGIN
-    SELECT * INTO j FROM kafka_fdw.import_jobs WHERE job_id = job FOR UPDATE SKIP LOCKED;
-    IF NOT FOUND THEN
-        RETURN;
-    END IF;
-    BEGIN
-        IF NOT EXISTS (SELECT FROM pg_catalog.pg_authid WHERE oid = j.owner) THEN
-            RAISE EXCEPTION 'the owner of import job % (role with OID %) was dropped', job, j.owner
-                USING HINT = format('Start the import again as another role, or stop it: SELECT kafka_fdw.stop_import(%s);', job);
-        END IF;
-        IF NOT EXISTS (SELECT FROM pg_catalog.pg_class WHERE oid = j.source) THEN
-            RAISE EXCEPTION 'the source "%" of import job % was dropped', j.source_name, job
-                USING HINT = format('Stop the job: SELECT kafka_fdw.stop_import(%s);', job);
-        END IF;
-        IF NOT EXISTS (SELECT FROM pg_catalog.pg_class WHERE oid = j.target) THEN
-            RAISE EXCEPTION 'the target "%" of import job % was dropped', j.target_name, job
-                USING HINT = format('Stop the job: SELECT kafka_fdw.stop_import(%s);', job);
-        END IF;
-        rows := kafka_fdw.import_as(j.owner, j.source, j.target, j.columns, j.on_reset, j.mode);
-        UPDATE kafka_fdw.import_jobs
-        SET last_run = now(), last_rows = rows, last_error = NULL, failures = 0,
-            next_run = greatest(j.next_run + j.run_every, now())
-        WHERE job_id = job;
-    EXCEPTION WHEN OTHERS THEN
-        UPDATE kafka_fdw.import_jobs
-        SET last_run = now(), last_error = SQLERRM, failures = j.failures + 1,
-            next_run = now() + least(j.run_every * power(2, least(j.failures, 16)), interval '1 minute')
-        WHERE job_id = job;
-        RAISE WARNING 'kafka_fdw import job % ("%" into "%", as role "%") failed: %',
-            job, j.source_name, j.target_name, coalesce(pg_catalog.pg_get_userbyid(j.owner)::text, j.owner::text), SQLERRM;
-    END;
-END
-$$;
-REVOKE ALL ON FUNCTION kafka_fdw.run_import_job(int) FROM PUBLIC;
-REVOKE ALL ON FUNCTION kafka_fdw.import_as(oid, oid, oid, text[], text, text) FROM PUBLIC;
-
--- The jobs the current role may act on: its own, its roles' (and all, for superusers).
-CREATE VIEW kafka_fdw.import_jobs_status WITH (security_barrier) AS
-SELECT j.job_id, pg_catalog.pg_get_userbyid(j.owner) AS owner, j.source, j.target, j.run_every, j.mode,
-       CASE WHEN j.last_error IS NOT NULL THEN 'failing'
-            WHEN j.last_run IS NULL THEN 'waiting'
-            ELSE 'running' END AS state,
-       j.last_run, j.last_rows, j.last_error, j.failures, j.next_run,
-       (SELECT sum(s.lag) FROM kafka_fdw.import_status s WHERE s.source = j.source AND s.target = j.target) AS lag
-FROM kafka_fdw.import_jobs j
-WHERE pg_catalog.pg_has_role(j.owner, 'USAGE');
-GRANT SELECT ON kafka_fdw.import_jobs_status TO PUBLIC;

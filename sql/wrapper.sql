@@ -6,12 +6,14 @@ CREATE FOREIGN DATA WRAPPER kafka_fdw
     HANDLER kafka_fdw.kafka_fdw_handler
     VALIDATOR kafka_fdw.kafka_fdw_validator;
 
+-- Runs in the session of whoever creates a foreign table (superusers included), so with
+-- search_path pinned: no function or operator another role created can run in it.
 CREATE FUNCTION kafka_fdw.check_new_foreign_tables() RETURNS event_trigger
-    LANGUAGE plpgsql AS $$
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     command record;
 BEGIN
-    FOR command IN SELECT objid FROM pg_event_trigger_ddl_commands()
+    FOR command IN SELECT objid FROM pg_catalog.pg_event_trigger_ddl_commands()
                    WHERE object_type = 'foreign table'
     LOOP
         PERFORM kafka_fdw.check_foreign_table(command.objid);

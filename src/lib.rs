@@ -45,11 +45,8 @@ pgrx::extension_sql_file!(
         api::import::save_import_progress,
         api::import::bulk_insert,
         api::import::copy_messages,
+        api::import::lock_import,
         api::import::reset_import,
-        api::import::start_import,
-        api::import::stop_import,
-        api::import::stop_import_job,
-        api::import::import_as,
     ],
 );
 
@@ -59,14 +56,10 @@ pgrx::extension_sql_file!(
     requires = [
         "import",
         api::tasks::schedule_next_epoch,
-        api::tasks::schedule,
-        api::tasks::unschedule,
-        api::tasks::unschedule_id,
-        api::tasks::task_as,
     ],
 );
 
-/// Registers the scheduler (import jobs and tasks) when the library is preloaded.
+/// Registers the scheduler (scheduled tasks and import jobs) when the library is preloaded.
 #[pgrx::pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     // SAFETY: reading a flag PostgreSQL sets while it loads preloaded libraries.

@@ -144,7 +144,7 @@ psql -X -A -t -d kafka_fdw_scheduler -c "SELECT state, last_error IS NULL FROM k
 
 log "Scenario: the scheduler is terminated, comes back, and its job runs again"
 scheduler_pid() {
-    psql -X -A -t -d kafka_fdw_scheduler -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'kafka_fdw import scheduler'"
+    psql -X -A -t -d kafka_fdw_scheduler -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'kafka_fdw scheduler'"
 }
 old_pid=$(scheduler_pid)
 [[ -n "$old_pid" ]] || scenario_fail "no scheduler running"
@@ -156,7 +156,7 @@ converge 4000
 new_pid=$(scheduler_pid)
 echo "scheduler $old_pid terminated; running again as $new_pid, job caught up $((SECONDS - terminated)) s after the termination"
 [[ -n "$new_pid" && "$new_pid" != "$old_pid" ]] || scenario_fail "the scheduler did not come back (pid '$new_pid')"
-grep -q "kafka_fdw import scheduler started" "$SERVICE_DIR/postgres.log" || scenario_fail "the scheduler's start is not logged"
+grep -q "kafka_fdw scheduler started" "$SERVICE_DIR/postgres.log" || scenario_fail "the scheduler's start is not logged"
 
 log "Scenario: a 1-second upsert job keeps a table equal to the topic's last values while keys change and go"
 create_topic sched_upsert 2
@@ -218,9 +218,9 @@ task_converge 1000
 "$KAFKA_TOOL" produce --brokers "$TANSU_BROKERS" --topic task_source --round-robin --file "$SERVICE_DIR/task2.csv" >/dev/null
 task_converge 2000
 # A task that outlasts its 1-second interval never overlaps itself; the scheduler is
-# killed (kill -9: the server restarts) in the middle of one of its runs, which is then
-# recorded as failed. (pg_terminate_backend lets the run finish: the worker stops
-# between runs.)
+# killed (kill -9: the server restarts, every backend with it) in the middle of one of
+# its runs, which is then recorded as failed. (pg_terminate_backend of the scheduler
+# leaves runs alone: each is a process of its own.)
 psql -X -q -d kafka_fdw_scheduler -c "SELECT kafka_fdw.schedule('sleeper', '1 seconds', 'SELECT pg_sleep(2)')" >/dev/null
 old_pid=""
 for _ in $(seq 100); do
@@ -256,6 +256,88 @@ echo "import_kafka_data: $import_runs runs, one every $period s on average (the 
 ((overlaps == 0)) || scenario_fail "$overlaps runs overlapped a run of the same task"
 ((import_failed == 0)) || scenario_fail "$import_failed runs of import_kafka_data failed"
 psql -X -q -d kafka_fdw_scheduler -c "SELECT kafka_fdw.unschedule('sleeper'), kafka_fdw.unschedule('import_kafka_data')" >/dev/null
+
+log "Scenario: a 90-second task holds up no 1-second job, and a fast shutdown does not wait for it"
+# The 1-second import job of the first scheduler scenario still runs (source into target).
+job=$(psql -X -A -t -d kafka_fdw_scheduler -c "SELECT job_id FROM kafka_fdw.import_jobs_status WHERE target = 'target'::regclass")
+[[ -n "$job" ]] || scenario_fail "the 1-second job is gone"
+psql -X -q -d kafka_fdw_scheduler -c "SELECT kafka_fdw.schedule('sleep90', '1 seconds', 'SELECT pg_sleep(90)')" >/dev/null
+for _ in $(seq 100); do
+    sleeping=$(psql -X -A -t -d kafka_fdw_scheduler -c "SELECT count(*) FROM kafka_fdw.task_run_details WHERE task = 'sleep90' AND status = 'running'")
+    ((sleeping == 1)) && break
+    sleep 0.1
+done
+((sleeping == 1)) || scenario_fail "the 90-second task did not start"
+window_start=$(psql -X -A -t -d kafka_fdw_scheduler -c "SELECT clock_timestamp()")
+sleep 30
+read -r job_runs p99 longest <<<"$(psql -X -A -t -F ' ' -d kafka_fdw_scheduler <<SQL
+SELECT count(*), round(percentile_cont(0.99) WITHIN GROUP (ORDER BY gap)::numeric, 3), round(max(gap)::numeric, 3)
+FROM (SELECT extract(epoch FROM start_time - lag(start_time) OVER (ORDER BY runid)) AS gap
+      FROM kafka_fdw.task_runs WHERE task_id = $job AND start_time >= '$window_start') gaps
+WHERE gap IS NOT NULL;
+SQL
+)"
+echo "beside a task sleeping 90 s, the 1-second job ran $((job_runs + 1)) times in 30 s: p99 interval $p99 s, longest $longest s"
+((job_runs >= 25)) || scenario_fail "the 1-second job ran only $((job_runs + 1)) times in 30 s"
+awk -v p="$p99" 'BEGIN { exit !(p <= 1.5) }' || scenario_fail "p99 interval of the 1-second job: $p99 s"
+started=$(date +%s%N)
+pg_stop
+stop_ms=$((($(date +%s%N) - started) / 1000000))
+echo "pg_ctl stop -m fast with the 90-second run in progress: $stop_ms ms"
+((stop_ms < 5000)) || scenario_fail "fast shutdown took $stop_ms ms"
+pg_start
+wait_for_server kafka_fdw_scheduler
+psql -X -q -d kafka_fdw_scheduler -c "SELECT kafka_fdw.unschedule('sleep90')" >/dev/null
+
+log "Scenario: pg_dump and pg_restore into a cluster whose roles have other OIDs: each task and job runs as the role of its name"
+psql -X -q -v ON_ERROR_STOP=1 -d kafka_fdw_scheduler <<'SQL'
+CREATE ROLE dump_alice LOGIN;
+CREATE ROLE dump_bob LOGIN;
+GRANT USAGE ON SCHEMA kafka_fdw TO dump_alice, dump_bob;
+CREATE TABLE ran_as (task text, who name, session name);
+GRANT INSERT ON ran_as TO dump_alice, dump_bob;
+CREATE TABLE alice_target (n int, t text);
+CREATE FUNCTION record_importer() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO public.ran_as VALUES ('alice''s job', current_user, session_user);
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER record_importer AFTER INSERT ON alice_target FOR EACH STATEMENT EXECUTE FUNCTION record_importer();
+GRANT SELECT ON source TO dump_alice;
+GRANT INSERT ON alice_target TO dump_alice;
+SET ROLE dump_alice;
+SELECT kafka_fdw.schedule('alice_task', '1 seconds', $$INSERT INTO ran_as VALUES ('alice''s task', current_user, session_user)$$);
+SELECT kafka_fdw.start_import('source', 'alice_target');
+SET ROLE dump_bob;
+SELECT kafka_fdw.schedule('bob_task', '1 seconds', $$INSERT INTO ran_as VALUES ('bob''s task', current_user, session_user)$$);
+RESET ROLE;
+SQL
+sudo -u postgres "$PG_BIN/pg_dump" -h "$PGHOST" -p "$PGPORT" -Fc -f "$SERVICE_DIR/scheduler.dump" kafka_fdw_scheduler
+psql -X -q -d kafka_fdw_scheduler -c "SELECT kafka_fdw.unschedule(task_id) FROM kafka_fdw.tasks WHERE owner LIKE 'dump_%'" >/dev/null
+# Both clusters' schedulers work in a database of that name; each runs its own tasks
+# into its own tables.
+restored_port=$(start_extra_postgres restored)
+# Roles created in another order, with others before them: other OIDs.
+psql -X -q -v ON_ERROR_STOP=1 -p "$restored_port" -d postgres <<'SQL'
+CREATE ROLE padding_1;
+CREATE ROLE dump_bob LOGIN;
+CREATE ROLE padding_2;
+CREATE ROLE dump_alice LOGIN;
+CREATE DATABASE kafka_fdw_scheduler;
+SQL
+sudo -u postgres "$PG_BIN/pg_restore" --exit-on-error -h "$PGHOST" -p "$restored_port" -d kafka_fdw_scheduler "$SERVICE_DIR/scheduler.dump"
+ran_as() { psql -X -A -t -F ' ' -p "$restored_port" -d kafka_fdw_scheduler -c "SELECT DISTINCT task, who, session FROM ran_as ORDER BY 1" 2>/dev/null; }
+for _ in $(seq 300); do
+    [[ "$(ran_as | wc -l)" == 3 ]] && break
+    sleep 0.1
+done
+ran_as
+expected=$'alice\'s job dump_alice dump_alice\nalice\'s task dump_alice dump_alice\nbob\'s task dump_bob dump_bob'
+[[ "$(ran_as)" == "$expected" ]] || scenario_fail "restored tasks and jobs ran as: $(ran_as)"
+read -r restored_oids <<<"$(psql -X -A -t -p "$restored_port" -d kafka_fdw_scheduler -c "SELECT string_agg(oid::text, ',' ORDER BY rolname) FROM pg_roles WHERE rolname LIKE 'dump_%'")"
+echo "restored: alice and bob have OIDs $restored_oids there; the tasks and the job ran as the roles of their names"
+sudo -u postgres "$PG_BIN/pg_ctl" -D "$SERVICE_DIR/restored" -w -m fast stop >/dev/null
 
 log "Scenario: cancel and statement_timeout end a wait on a dead broker within 1 s"
 createdb kafka_fdw_robust

@@ -114,6 +114,7 @@ fn change_plan(source: &PgRelation, target: &PgRelation, columns: Option<Vec<Str
 /// Checks that `source` can be imported into `target` in `mode` (the target's key, the
 /// columns that fill it), raising what is wrong, before any message is read.
 #[pg_extern(schema = "kafka_fdw")]
+#[search_path(pg_catalog, pg_temp)]
 fn check_import_mode(source: PgRelation, target: PgRelation, columns: Option<Vec<String>>, mode: &str) {
     let mode = ImportMode::parse(mode).or_raise();
     if mode != ImportMode::Append {
@@ -126,6 +127,7 @@ fn check_import_mode(source: PgRelation, target: PgRelation, columns: Option<Vec
 /// number of rows inserted, updated or deleted. A message that cannot be applied raises
 /// an ERROR naming it.
 #[pg_extern(schema = "kafka_fdw")]
+#[search_path(pg_catalog, pg_temp)]
 fn apply_changes(source: PgRelation, target: PgRelation, columns: Option<Vec<String>>, mode: &str, batch: &str) -> i64 {
     let mode = ImportMode::parse(mode).or_raise();
     let (plan, topic) = change_plan(&source, &target, columns, mode);
@@ -151,6 +153,7 @@ fn apply_changes(source: PgRelation, target: PgRelation, columns: Option<Vec<Str
 /// wrapper unwrapped), as text; NULL if the key is no such object or lacks the field.
 /// The upsert mode reads key columns with it.
 #[pg_extern(schema = "kafka_fdw", immutable, parallel_safe)]
+#[search_path(pg_catalog, pg_temp)]
 fn key_field(key: &str, field: &str) -> Option<String> {
     changes::key_field(key, field)
 }

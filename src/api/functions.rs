@@ -36,6 +36,7 @@ fn readable_kafka_table(source: &PgRelation) -> ForeignTableDef {
 
 /// Low and high watermarks of every partition of a foreign table's topic.
 #[pg_extern(schema = "kafka_fdw")]
+#[search_path(pg_catalog, pg_temp)]
 fn watermarks(
     source: PgRelation,
 ) -> TableIterator<'static, (name!(partition, i32), name!(low, i64), name!(high, i64))> {
@@ -45,6 +46,7 @@ fn watermarks(
 /// adjust/kafka_fdw's name and columns for [`watermarks`], in the extension's schema as
 /// adjust's is (`SELECT * FROM kafka_get_watermarks('t')`).
 #[pg_extern]
+#[search_path(pg_catalog, pg_temp)]
 fn kafka_get_watermarks(
     rel: PgRelation,
 ) -> TableIterator<'static, (name!(partition, i32), name!(offset_low, i64), name!(offset_high, i64))> {
@@ -60,6 +62,7 @@ fn watermark_rows(source: &PgRelation) -> Vec<(i32, i64, i64)> {
 
 /// Per partition, the offset of the first message at or after `at` (NULL: none yet).
 #[pg_extern(schema = "kafka_fdw")]
+#[search_path(pg_catalog, pg_temp)]
 fn offsets_for_time(
     source: PgRelation,
     at: TimestampWithTimeZone,
@@ -76,6 +79,7 @@ fn offsets_for_time(
 /// The topics of a server, with their partition and message counts. Internal topics
 /// (names starting with `__`) only when asked for.
 #[pg_extern(schema = "kafka_fdw")]
+#[search_path(pg_catalog, pg_temp)]
 fn topics(
     server: &str,
     include_internal: default!(bool, false),
@@ -109,6 +113,7 @@ fn topics(
 /// The names of a foreign table's partition and offset columns (NULL where it has none),
 /// for SQL that builds queries on them (kafka_fdw.import).
 #[pg_extern(schema = "kafka_fdw")]
+#[search_path(pg_catalog, pg_temp)]
 fn meta_columns(
     source: PgRelation,
 ) -> TableIterator<'static, (name!(partition_column, Option<String>), name!(offset_column, Option<String>))> {

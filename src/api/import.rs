@@ -2,10 +2,9 @@
 //!
 //! `kafka_fdw.import` (PL/pgSQL) runs as its caller: PostgreSQL checks the caller's
 //! SELECT on the source and INSERT on the target as for any query. Its bookkeeping, the
-//! tables `kafka_fdw.import_progress` and `kafka_fdw.import_jobs`, no normal role may
-//! write: the functions here check that the caller could run the import, then write
-//! those tables as the extension. Scheduled runs switch to the job's owner
-//! ([`import_as`]), so a job never has more rights than the role that started it.
+//! table `kafka_fdw.import_progress`, no normal role may write: the functions here check
+//! that the caller could run the import, then write it as the extension. A scheduled
+//! import ([`start_import`]) is a task (`tasks.rs`), each run a session of its owner.
 
 use pgrx::datum::Interval;
 use pgrx::prelude::*;
@@ -23,6 +22,8 @@ use crate::pg::privileges::{self, Columns};
 use crate::plan::changes::ImportMode;
 use crate::plan::progress::{self, CurrentTopic, OnReset, StoredOffset};
 use crate::pg::clients::TopicClient;
+use crate::pg::locks;
+use crate::api::tasks::{self, Task};
 
 fn qualified_name(relation: &PgRelation) -> String {
     quote_qualified_identifier(relation.namespace(), relation.name())
@@ -139,6 +140,7 @@ impl TopicNow {
 /// the stored offsets (checked against the topic now, see `progress::resume_points`) to
 /// the high watermarks. Raises on a detected reset unless `on_reset` is 'earliest'.
 #[pg_extern(schema = "kafka_fdw")]
+#[search_path(pg_catalog, pg_temp)]
 fn import_plan(
     source: PgRelation,
     target: PgRelation,
@@ -182,6 +184,7 @@ fn import_plan(
 /// Stores where the next import of `source` into `target` starts, in the caller's
 /// transaction (kafka_fdw.import calls it after inserting the rows).
 #[pg_extern(schema = "kafka_fdw")]
+#[search_path(pg_catalog, pg_temp)]
 fn save_import_progress(
     source: PgRelation,
     target: PgRelation,
@@ -204,6 +207,7 @@ fn save_import_progress(
 /// `pg::copy`); kafka_fdw.import runs it once per batch. Runs as its caller, query
 /// included. A NOTICE says when the rows did not take the multi-insert path, and why.
 #[pg_extern(schema = "kafka_fdw")]
+#[search_path(pg_catalog, pg_temp)]
 fn bulk_insert(target: PgRelation, columns: Vec<String>, query: &str) -> i64 {
     let (inserted, path) = copy::insert_query_rows(&target, &columns, query);
     let name = qualified_name(&target);
@@ -222,6 +226,7 @@ fn bulk_insert(target: PgRelation, columns: Vec<String>, query: &str) -> i64 {
 /// ranges. Returns the number of rows, or NULL when it can't (a CSV source says why in a
 /// NOTICE) and kafka_fdw.import goes through the scan. Runs as its caller.
 #[pg_extern(schema = "kafka_fdw")]
+#[search_path(pg_catalog, pg_temp)]
 fn copy_messages(
     source: PgRelation,
     target: PgRelation,
@@ -261,10 +266,15 @@ fn regclass_text(relation: &PgRelation) -> String {
         .unwrap_or_default()
 }
 
-/// Takes the import lock of a source and target, as kafka_fdw.import does.
-fn lock_pair(source: &PgRelation, target: &PgRelation) {
-    Spi::run_with_args("SELECT kafka_fdw.lock_import($1, $2)", &[source.oid().into(), target.oid().into()])
-        .or_internal("could not take the import lock");
+/// Waits until no other import of `source` into `target` runs, and keeps others waiting
+/// until the end of the transaction: one import of a pair at a time, the second starting
+/// from the offsets the first stored. A lock no SQL statement can take (`pg::locks`), so
+/// no role can stall imports by holding it; taking it needs the import's privileges.
+#[pg_extern(schema = "kafka_fdw")]
+#[search_path(pg_catalog, pg_temp)]
+fn lock_import(source: PgRelation, target: PgRelation) {
+    require_import_privileges(&source, &target);
+    locks::lock_import(source.oid(), target.oid());
 }
 
 /// Where the next import of `source` into `target` starts: 'earliest' forgets the stored
@@ -272,9 +282,10 @@ fn lock_pair(source: &PgRelation, target: &PgRelation) {
 /// the high watermarks (it skips what the topic holds now). Returns the number of
 /// partitions the next import will start from the new position.
 #[pg_extern(schema = "kafka_fdw")]
+#[search_path(pg_catalog, pg_temp)]
 fn reset_import(source: PgRelation, target: PgRelation, position: &str) -> i64 {
     let definition = require_import_privileges(&source, &target);
-    lock_pair(&source, &target);
+    locks::lock_import(source.oid(), target.oid());
     let now = TopicNow::of(&definition);
     let offsets: Vec<(i32, i64)> = match position {
         "earliest" => Vec::new(),
@@ -326,10 +337,12 @@ fn require_change_privileges(source: &PgRelation, target: &PgRelation, columns: 
     }
 }
 
-/// Starts (or changes) the scheduled import of `source` into `target`. The job belongs
-/// to the calling role and runs as it; the privileges the import needs are checked now
-/// and at every run.
+/// Starts (or changes) the scheduled import of `source` into `target`: a task whose
+/// command is this import (sql/tasks.sql). The job belongs to the calling role and each
+/// run is a session of that role; the privileges the import needs are checked now and,
+/// as the import runs, at every run. Returns the job's (task's) id.
 #[pg_extern(schema = "kafka_fdw")]
+#[search_path(pg_catalog, pg_temp)]
 fn start_import(
     source: PgRelation,
     target: PgRelation,
@@ -337,18 +350,23 @@ fn start_import(
     run_every: default!(Interval, "'1 second'"),
     on_reset: default!(&str, "'error'"),
     mode: default!(&str, "'append'"),
-) -> i32 {
+    time_limit: default!(Option<Interval>, "NULL"),
+) -> i64 {
     OnReset::parse(on_reset).or_raise();
     if ImportMode::parse(mode).or_raise() == ImportMode::Append {
         require_append_privileges(&source, &target, columns.clone());
     } else {
         require_change_privileges(&source, &target, columns.clone(), mode);
     }
+    if tasks::interval_seconds(run_every) <= 0.0 {
+        raise(FdwError::new(ErrorKind::InvalidParameterValue, "run_every must be a positive interval"));
+    }
+    tasks::check_time_limit(time_limit);
 
     let caller = privileges::current_user();
     let (source_name, target_name) = (qualified_name(&source), qualified_name(&target));
-    if let Some((job, owner)) = job_of_pair(source.oid(), target.oid()) {
-        require_job_owner(job, owner, caller, "change");
+    if let Some(job) = job_of_pair(source.oid(), target.oid()) {
+        job.require_owner_rights("change");
     }
     // SAFETY: reads the relation's cached catalog row, valid while it is open.
     let target_owner = unsafe { (*target.rd_rel).relowner };
@@ -359,102 +377,60 @@ fn start_import(
             privileges::role_name(target_owner)
         );
     }
+    tasks::warn_unless_scheduled_here(&format!("the import job of \"{source_name}\" into \"{target_name}\""));
+    let owner = tasks::current_role_name();
     privileges::as_extension(|| {
-        Spi::get_one_with_args::<i32>(
-            "INSERT INTO kafka_fdw.import_jobs AS j (owner, source, target, source_name, target_name, columns, run_every, on_reset, mode)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-             ON CONFLICT (source, target) DO UPDATE
-                 SET owner = excluded.owner, source_name = excluded.source_name, target_name = excluded.target_name,
-                     columns = excluded.columns, run_every = excluded.run_every, on_reset = excluded.on_reset,
-                     mode = excluded.mode, next_run = now(), failures = 0, last_error = NULL
-             RETURNING job_id",
+        Spi::get_one_with_args::<i64>(
+            "INSERT INTO kafka_fdw.tasks AS t (owner, schedule, every, source, target, source_name, target_name, columns,
+                                               on_reset, mode, time_limit, next_run)
+             VALUES ($1, $2::text, $2, $3, $4, $5, $6, $7, $8, $9, $10, pg_catalog.now())
+             ON CONFLICT (source, target) WHERE source IS NOT NULL DO UPDATE
+                 SET owner = excluded.owner, schedule = excluded.schedule, every = excluded.every,
+                     source_name = excluded.source_name, target_name = excluded.target_name, columns = excluded.columns,
+                     on_reset = excluded.on_reset, mode = excluded.mode, time_limit = excluded.time_limit,
+                     next_run = excluded.next_run, failures = 0, warned_at = NULL
+             RETURNING task_id",
             &[
-                caller.into(),
+                owner.as_str().into(),
+                run_every.into(),
                 source.oid().into(),
                 target.oid().into(),
                 source_name.as_str().into(),
                 target_name.as_str().into(),
                 columns.into(),
-                run_every.into(),
                 on_reset.into(),
                 mode.into(),
+                time_limit.into(),
             ],
         )
-        .or_internal("could not write kafka_fdw.import_jobs")
+        .or_internal("could not write kafka_fdw.tasks")
         .unwrap_or_default()
     })
 }
 
-/// The job of a source and target and its owner, if there is one.
-fn job_of_pair(source: pg_sys::Oid, target: pg_sys::Oid) -> Option<(i32, pg_sys::Oid)> {
-    job_where("source = $1 AND target = $2", &[source.into(), target.into()])
+/// The import job of a source and target, if there is one.
+fn job_of_pair(source: pg_sys::Oid, target: pg_sys::Oid) -> Option<Task> {
+    tasks::find_task("source = $1 AND target = $2", &[source.into(), target.into()])
 }
 
-fn job_where(condition: &str, args: &[pgrx::datum::DatumWithOid<'_>]) -> Option<(i32, pg_sys::Oid)> {
-    privileges::as_extension(|| {
-        Spi::connect(|client| {
-            let rows = client.select(&format!("SELECT job_id, owner FROM kafka_fdw.import_jobs WHERE {condition}"), Some(1), args)?;
-            let mut found = None;
-            for row in rows {
-                found = row.get::<i32>(1)?.zip(row.get::<pg_sys::Oid>(2)?);
-            }
-            Ok::<_, pgrx::spi::Error>(found)
-        })
-        .or_internal("could not read kafka_fdw.import_jobs")
-    })
-}
-
-/// Raises unless `caller` may act as the owner of `job`: be it, be a member of it, or be
-/// a superuser, as for ALTER and DROP of PostgreSQL's own objects.
-fn require_job_owner(job: i32, owner: pg_sys::Oid, caller: pg_sys::Oid, action: &str) {
-    privileges::require_owner_rights(&format!("import job {job}"), "job", "change or stop", owner, caller, action);
-}
-
-fn stop_job(found: Option<(i32, pg_sys::Oid)>) -> bool {
-    let Some((job, owner)) = found else { return false };
-    require_job_owner(job, owner, privileges::current_user(), "stop");
-    privileges::as_extension(|| {
-        Spi::run_with_args("DELETE FROM kafka_fdw.import_jobs WHERE job_id = $1", &[job.into()])
-            .or_internal("could not write kafka_fdw.import_jobs")
-    });
+fn stop_job(found: Option<Task>) -> bool {
+    let Some(job) = found else { return false };
+    job.require_owner_rights("stop");
+    job.delete();
     true
 }
 
 /// Stops the scheduled import of `source` into `target`; false if there is none.
 #[pg_extern(schema = "kafka_fdw")]
+#[search_path(pg_catalog, pg_temp)]
 fn stop_import(source: PgRelation, target: PgRelation) -> bool {
     stop_job(job_of_pair(source.oid(), target.oid()))
 }
 
 /// Stops import job `job`, also when its source or target was dropped; false if there
-/// is none.
+/// is no such job.
 #[pg_extern(schema = "kafka_fdw", name = "stop_import")]
-fn stop_import_job(job: i32) -> bool {
-    stop_job(job_where("job_id = $1", &[job.into()]))
-}
-
-/// One scheduled run: `kafka_fdw.import` as the job's owner. Only the scheduler (a
-/// superuser) calls it; kafka_fdw.run_import_job checks first that the owner, source and
-/// target still exist.
-#[pg_extern(schema = "kafka_fdw")]
-fn import_as(
-    owner: pg_sys::Oid,
-    source: pg_sys::Oid,
-    target: pg_sys::Oid,
-    columns: Option<Vec<String>>,
-    on_reset: &str,
-    mode: default!(&str, "'append'"),
-) -> i64 {
-    privileges::require_superuser_for(
-        "kafka_fdw.import_as",
-        "Only the import scheduler runs jobs; use kafka_fdw.import to import now.",
-    );
-    privileges::as_job_owner(owner, || {
-        Spi::get_one_with_args::<i64>(
-            "SELECT kafka_fdw.import($1, $2, $3, on_reset => $4, mode => $5)",
-            &[source.into(), target.into(), columns.into(), on_reset.into(), mode.into()],
-        )
-        .or_internal("could not run kafka_fdw.import")
-        .unwrap_or_default()
-    })
+#[search_path(pg_catalog, pg_temp)]
+fn stop_import_job(job: i64) -> bool {
+    stop_job(tasks::find_task("task_id = $1 AND source IS NOT NULL", &[job.into()]))
 }

@@ -5,4 +5,5 @@ pub mod changes;
 pub mod functions;
 pub mod import;
 pub mod scheduler;
+pub mod task_run;
 pub mod tasks;

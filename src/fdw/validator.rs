@@ -9,6 +9,7 @@ use crate::pg::errors::OrRaise;
 /// The wrapper's validator: PostgreSQL calls it with the complete option list of the
 /// object being created or altered, and the catalog it belongs to.
 #[pg_extern(schema = "kafka_fdw")]
+#[search_path(pg_catalog, pg_temp)]
 fn kafka_fdw_validator(options: Vec<String>, catalog: pg_sys::Oid) {
     let level = match catalog {
         pg_sys::ForeignDataWrapperRelationId => OptionLevel::Wrapper,
@@ -33,6 +34,7 @@ fn kafka_fdw_validator(options: Vec<String>, catalog: pg_sys::Oid) {
 /// Checks the rules that involve several columns of a Kafka foreign table; run by the
 /// extension's event trigger after `CREATE`/`ALTER FOREIGN TABLE`.
 #[pg_extern(schema = "kafka_fdw")]
+#[search_path(pg_catalog, pg_temp)]
 fn check_foreign_table(relid: pg_sys::Oid) {
     // SAFETY: called inside a transaction; the relation is opened and closed here.
     unsafe {

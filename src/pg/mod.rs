@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod clients;
 pub mod copy;
 pub mod errors;
+pub mod locks;
 pub mod privileges;
 pub mod transactions;
 

@@ -3,8 +3,9 @@
 //! Functions that touch Kafka or the import's tables check what the equivalent query
 //! would need (SELECT on a foreign table, USAGE on a server, INSERT on a target), with
 //! PostgreSQL's own error messages. Work done later on someone's behalf (a scheduled
-//! import) runs as that role, never as the scheduler's superuser; the import's own
-//! bookkeeping tables are written by the extension alone, as their owner.
+//! task) runs in a session of that role (src/api/task_run.rs), never under the
+//! scheduler's identity; the extension's own bookkeeping tables are written by the
+//! extension alone, as their owner ([`as_extension`]).
 
 use std::ffi::{c_int, CStr, CString};
 
@@ -73,34 +74,32 @@ pub fn current_user() -> pg_sys::Oid {
     unsafe { pg_sys::GetUserId() }
 }
 
-/// Whether `member` has the privileges of `role` (is it, is a member, or is a superuser),
-/// as PostgreSQL decides who may act as an object's owner.
-pub fn has_privileges_of(member: pg_sys::Oid, role: pg_sys::Oid) -> bool {
-    // SAFETY: a catalog lookup inside a transaction.
-    unsafe { pg_sys::has_privs_of_role(member, role) }
+/// The OID of the role named `name`, if there is one.
+pub fn role_oid(name: &str) -> Option<pg_sys::Oid> {
+    let name = CString::new(name).ok()?;
+    // SAFETY: a catalog lookup inside a transaction; with missing_ok it never raises.
+    let oid = unsafe { pg_sys::get_role_oid(name.as_ptr(), true) };
+    (oid != pg_sys::Oid::INVALID).then_some(oid)
 }
 
-/// Raises unless `caller` may act as the owner of a job or task (`object`, e.g. "import
-/// job 3"): be it, be a member of it, or be a superuser, as PostgreSQL decides for ALTER
-/// and DROP of its own objects. `kind` ("job") and `changes` ("change or stop") word the
-/// hint.
-pub fn require_owner_rights(object: &str, kind: &str, changes: &str, owner: pg_sys::Oid, caller: pg_sys::Oid, action: &str) {
-    if !has_privileges_of(caller, owner) {
+/// Raises unless the current role may act as `owner`, the role that owns a job or task
+/// (`object`, e.g. "import job 3"): be it, be a member of it, or be a superuser, as
+/// PostgreSQL decides for ALTER and DROP of its own objects (a dropped owner's objects
+/// are superusers'). `kind` ("job") and `changes` ("change or stop") word the hint.
+pub fn require_owner_rights(object: &str, kind: &str, changes: &str, owner: &str, action: &str) {
+    let caller = current_user();
+    // SAFETY: catalog lookups inside a transaction.
+    let allowed = unsafe {
+        match role_oid(owner) {
+            Some(owner) => pg_sys::has_privs_of_role(caller, owner),
+            None => pg_sys::superuser_arg(caller),
+        }
+    };
+    if !allowed {
         raise(
             FdwError::new(ErrorKind::InsufficientPrivilege, format!("permission denied to {action} {object}"))
-                .with_detail(format!("The {kind} belongs to role \"{}\".", role_name(owner)))
+                .with_detail(format!("The {kind} belongs to role \"{owner}\"."))
                 .with_hint(format!("Only its owner, members of its owner and superusers may {changes} a {kind}.")),
-        );
-    }
-}
-
-/// Raises unless the current role is a superuser: for the functions only the scheduler
-/// (a superuser) calls.
-pub fn require_superuser_for(function: &str, hint: &str) {
-    if !is_superuser(current_user()) {
-        raise(
-            FdwError::new(ErrorKind::InsufficientPrivilege, format!("permission denied for function {function}"))
-                .with_hint(hint),
         );
     }
 }
@@ -123,17 +122,18 @@ pub fn role_name(role: pg_sys::Oid) -> String {
     }
 }
 
-/// Runs `run` as `role`, as PostgreSQL runs code as a table's owner in maintenance
-/// commands (REFRESH MATERIALIZED VIEW, VACUUM): the role cannot `SET ROLE` or `SET
-/// SESSION AUTHORIZATION` its way back out (SECURITY_LOCAL_USERID_CHANGE), cannot leave
-/// session state behind (SECURITY_RESTRICTED_OPERATION: no temporary objects, no cursors
-/// WITH HOLD), and every setting it changes, `SET` or `SET LOCAL`, is undone afterwards.
-/// With `pin_search_path`, `search_path` is `pg_catalog, pg_temp` meanwhile, so no name in
-/// `run`'s own SQL can be captured by another role's objects.
+/// Runs `run` as the bootstrap superuser, who can write the extension's bookkeeping
+/// tables whichever superuser installed the extension, for the extension's own fixed
+/// statements on them: as PostgreSQL runs code as a table's owner in maintenance commands
+/// (REFRESH MATERIALIZED VIEW), the identity cannot be changed from inside
+/// (SECURITY_LOCAL_USERID_CHANGE), no session state can be left behind
+/// (SECURITY_RESTRICTED_OPERATION), `search_path` is `pg_catalog, pg_temp` meanwhile (so no
+/// name in the statements can be captured by another role's objects), and every setting
+/// changed meanwhile is undone afterwards. Never around code of any role's choosing.
 ///
 /// On an ERROR the surrounding (sub)transaction's abort restores the user and settings,
 /// as it does for SECURITY DEFINER functions; the guard below restores the user too.
-fn as_role<T>(role: pg_sys::Oid, pin_search_path: bool, run: impl FnOnce() -> T) -> T {
+pub fn as_extension<T>(run: impl FnOnce() -> T) -> T {
     struct Restore {
         user: pg_sys::Oid,
         security_context: c_int,
@@ -150,24 +150,22 @@ fn as_role<T>(role: pg_sys::Oid, pin_search_path: bool, run: impl FnOnce() -> T)
     let nest_level = unsafe {
         pg_sys::GetUserIdAndSecContext(&mut saved.user, &mut saved.security_context);
         pg_sys::SetUserIdAndSecContext(
-            role,
+            pg_sys::Oid::from(pg_sys::BOOTSTRAP_SUPERUSERID),
             saved.security_context
                 | pg_sys::SECURITY_LOCAL_USERID_CHANGE as c_int
                 | pg_sys::SECURITY_RESTRICTED_OPERATION as c_int,
         );
         let nest_level = pg_sys::NewGUCNestLevel();
-        if pin_search_path {
-            pg_sys::set_config_option(
-                c"search_path".as_ptr(),
-                c"pg_catalog, pg_temp".as_ptr(),
-                pg_sys::GucContext::PGC_USERSET,
-                pg_sys::GucSource::PGC_S_SESSION,
-                pg_sys::GucAction::GUC_ACTION_SAVE,
-                true,
-                0,
-                false,
-            );
-        }
+        pg_sys::set_config_option(
+            c"search_path".as_ptr(),
+            c"pg_catalog, pg_temp".as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SAVE,
+            true,
+            0,
+            false,
+        );
         nest_level
     };
     let result = run();
@@ -176,17 +174,4 @@ fn as_role<T>(role: pg_sys::Oid, pin_search_path: bool, run: impl FnOnce() -> T)
     unsafe { pg_sys::AtEOXact_GUC(false, nest_level) };
     drop(saved);
     result
-}
-
-/// Runs `run` as the owner of a scheduled job, with the session's `search_path` (as the
-/// owner's own session would have it: `"$user"` is the owner).
-pub fn as_job_owner<T>(owner: pg_sys::Oid, run: impl FnOnce() -> T) -> T {
-    as_role(owner, false, run)
-}
-
-/// Runs `run` as the bootstrap superuser, who can write the import's bookkeeping tables
-/// whichever superuser installed the extension, for the extension's own fixed
-/// statements on them.
-pub fn as_extension<T>(run: impl FnOnce() -> T) -> T {
-    as_role(pg_sys::Oid::from(pg_sys::BOOTSTRAP_SUPERUSERID), true, run)
 }

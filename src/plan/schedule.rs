@@ -1,5 +1,5 @@
-//! When a scheduled SQL task runs: its schedule as pg_cron writes one, and the next time
-//! it is due.
+//! When a scheduled task runs: its schedule as pg_cron writes one, the next time it is
+//! due, and how a task that keeps failing backs off and logs.
 //!
 //! Two kinds, as `cron.schedule` accepts them:
 //! - `'N seconds'` (N from 1 to 59; `'1 second'` too): every N seconds;
@@ -193,6 +193,28 @@ fn parse_field(field: &str, min: u32, max: u32, names: &[&str]) -> Result<u64, S
     Ok(set)
 }
 
+/// The longest a task that keeps failing waits between runs.
+pub const MAX_BACKOFF_SECONDS: f64 = 60.0;
+
+/// How often, at most, a task that keeps failing logs a WARNING about it (besides its
+/// first failure).
+pub const WARNING_INTERVAL_SECONDS: f64 = 600.0;
+
+/// How long after its `failures`-th consecutive failure (1 or more) a task waits before
+/// it runs again: its period (a cron task's: a minute), doubled with each further
+/// failure, at most [`MAX_BACKOFF_SECONDS`] (or one period, when that is longer).
+pub fn backoff_seconds(period_seconds: f64, failures: u32) -> f64 {
+    let doublings = failures.saturating_sub(1).min(30);
+    (period_seconds * f64::from(1u32 << doublings)).min(MAX_BACKOFF_SECONDS.max(period_seconds))
+}
+
+/// Whether a failure should be logged: the first of a series always, later ones at most
+/// once per [`WARNING_INTERVAL_SECONDS`] (`since_last_warning`: seconds since the last
+/// one, None if none was logged), so a task failing every second fills no log.
+pub fn warn_about_failure(failures: u32, since_last_warning: Option<f64>) -> bool {
+    failures <= 1 || since_last_warning.is_none_or(|since| since >= WARNING_INTERVAL_SECONDS)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,5 +317,25 @@ mod tests {
             .map(|m| at("2024-03-10T00:00:00Z") + i64::from(m) * 60)
             .collect();
         assert_eq!(seen, expected);
+    }
+
+    #[test]
+    fn failing_tasks_back_off_doubling_up_to_a_minute() {
+        let waits: Vec<f64> = (1..=9).map(|failures| backoff_seconds(1.0, failures)).collect();
+        assert_eq!(waits, [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0, 60.0]);
+        assert_eq!(backoff_seconds(0.5, 1), 0.5);
+        assert_eq!(backoff_seconds(10.0, 3), 40.0);
+        assert_eq!(backoff_seconds(10.0, u32::MAX), 60.0);
+        // A period longer than the cap is never shortened.
+        assert_eq!(backoff_seconds(3600.0, 5), 3600.0);
+    }
+
+    #[test]
+    fn failures_are_logged_first_then_every_ten_minutes() {
+        assert!(warn_about_failure(1, Some(1.0)));
+        assert!(!warn_about_failure(2, Some(1.0)));
+        assert!(!warn_about_failure(500, Some(599.0)));
+        assert!(warn_about_failure(501, Some(600.0)));
+        assert!(warn_about_failure(7, None));
     }
 }
