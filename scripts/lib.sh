@@ -61,8 +61,10 @@ install_cargo_tools() {
         tail -n 40 "$logs_dir"/*.log >&2
         return 1
     fi
+    # pgrx reads the server headers through this pg_config (any copy has the same ones)
+    # and `cargo pgrx test` installs into its directories: always Debian's.
     if ! grep -qs '^pg15' "$HOME/.pgrx/config.toml"; then
-        cargo pgrx init --pg15 "$PG_CONFIG"
+        cargo pgrx init --pg15 /usr/bin/pg_config
     fi
 }
 
