@@ -15,7 +15,7 @@ use crate::error::{ErrorKind, FdwError};
 use crate::options::layout::ColumnSource;
 use crate::options::{MetaColumn, OnError};
 use crate::pg::errors::{raise, OrInternal, OrRaise};
-use crate::plan::changes::{self, ChangePlan, Column, ImportMode, Problem, SourceShape, TargetShape};
+use crate::plan::changes::{self, ChangePlan, Column, ImportMode, PrimaryKey, Problem, SourceShape, TargetShape};
 
 /// Name, type and attribute number of each live column of a relation (generated
 /// columns left out where `writable`).
@@ -41,14 +41,22 @@ fn columns_of(relation: pg_sys::Oid, writable: bool) -> Vec<(i16, Column)> {
     .or_internal("could not read the columns of an import's tables")
 }
 
-/// The primary key's name and columns.
-fn primary_key(relation: pg_sys::Oid) -> Option<(String, Vec<String>)> {
+/// The primary key: its name, columns, and each column's equality operator (the one of
+/// its index's operator class, as ON CONFLICT compares keys).
+fn primary_key(relation: pg_sys::Oid) -> Option<PrimaryKey> {
     Spi::connect(|client| {
         let rows = client.select(
-            "SELECT c.conname::text, array_agg(a.attname::text ORDER BY k.n)
+            "SELECT c.conname::text, pg_catalog.array_agg(a.attname::text ORDER BY k.n),
+                    pg_catalog.array_agg(pg_catalog.format('OPERATOR(%I.%s)', opn.nspname, op.oprname) ORDER BY k.n)
              FROM pg_catalog.pg_constraint c
-             CROSS JOIN LATERAL unnest(c.conkey) WITH ORDINALITY AS k(attnum, n)
+             CROSS JOIN LATERAL pg_catalog.unnest(c.conkey) WITH ORDINALITY AS k(attnum, n)
              JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum
+             JOIN pg_catalog.pg_index i ON i.indexrelid = c.conindid
+             JOIN pg_catalog.pg_opclass oc ON oc.oid = i.indclass[(k.n - 1)::int]
+             JOIN pg_catalog.pg_amop ao ON ao.amopfamily = oc.opcfamily AND ao.amopstrategy = 3
+                                       AND ao.amoplefttype = oc.opcintype AND ao.amoprighttype = oc.opcintype
+             JOIN pg_catalog.pg_operator op ON op.oid = ao.amopopr
+             JOIN pg_catalog.pg_namespace opn ON opn.oid = op.oprnamespace
              WHERE c.conrelid = $1 AND c.contype = 'p'
              GROUP BY c.conname",
             None,
@@ -56,7 +64,11 @@ fn primary_key(relation: pg_sys::Oid) -> Option<(String, Vec<String>)> {
         )?;
         let mut found = None;
         for row in rows {
-            found = row.get::<String>(1)?.zip(row.get::<Vec<String>>(2)?);
+            if let (Some(constraint), Some(columns), Some(equality)) =
+                (row.get::<String>(1)?, row.get::<Vec<String>>(2)?, row.get::<Vec<String>>(3)?)
+            {
+                found = Some(PrimaryKey { constraint, columns, equality });
+            }
         }
         Ok::<_, pgrx::spi::Error>(found)
     })

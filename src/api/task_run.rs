@@ -39,14 +39,15 @@ pub struct Start {
     pub time_limit_seconds: Option<f64>,
 }
 
-/// The first row `query` returns, read by `read`; None when it returns none.
+/// The first row `query` returns, read by `read`; None when it returns none. (Run as a
+/// statement that may write: some lock the rows they read.)
 fn first_row<T>(
     query: &str,
     args: &[pgrx::datum::DatumWithOid<'_>],
     read: impl Fn(&pgrx::spi::SpiHeapTupleData<'_>) -> Result<T, pgrx::spi::Error>,
 ) -> Option<T> {
-    Spi::connect(|client| {
-        let mut rows = client.select(query, Some(1), args)?;
+    Spi::connect_mut(|client| {
+        let mut rows = client.update(query, Some(1), args)?;
         rows.next().map(|row| read(&row)).transpose()
     })
     .or_internal("could not read the scheduler's tables")

@@ -71,8 +71,19 @@ pub struct TargetShape {
     pub relation: String,
     /// The columns an INSERT may write (not generated), in order.
     pub columns: Vec<Column>,
-    /// The primary key's constraint name and columns, if it has one.
-    pub primary_key: Option<(String, Vec<String>)>,
+    /// The primary key, if it has one.
+    pub primary_key: Option<PrimaryKey>,
+}
+
+/// A target's primary key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrimaryKey {
+    pub constraint: String,
+    pub columns: Vec<String>,
+    /// Per column, the equality operator of its index, schema-qualified as
+    /// `OPERATOR(schema.=)`: the statement runs with search_path pinned to pg_catalog, so
+    /// a key of a type whose operators live elsewhere (citext) compares as its index does.
+    pub equality: Vec<String>,
 }
 
 /// Where an upsert takes a target column's value.
@@ -106,6 +117,7 @@ pub struct ChangePlan {
     target: String,
     constraint: String,
     key: Vec<String>,
+    key_equality: Vec<String>,
     reader: Reader,
 }
 
@@ -170,7 +182,8 @@ impl ChangePlan {
     /// `columns` (default: for upsert the target's columns the source also has, for
     /// debezium all the target's columns).
     pub fn new(mode: ImportMode, source: SourceShape, target: &TargetShape, columns: Option<&[String]>) -> FdwResult<ChangePlan> {
-        let (constraint, key) = target.primary_key.clone().ok_or_else(|| no_key_error(target))?;
+        let PrimaryKey { constraint, columns: key, equality: key_equality } =
+            target.primary_key.clone().ok_or_else(|| no_key_error(target))?;
         let target_column = |name: &str| {
             target.columns.iter().find(|c| c.name == name).cloned().ok_or_else(|| {
                 FdwError::new(ErrorKind::InvalidParameterValue, format!("column \"{name}\" of import target \"{}\" cannot be written", target.relation))
@@ -193,7 +206,7 @@ impl ChangePlan {
                 Self::debezium_reader(&source, written)?
             }
         };
-        Ok(ChangePlan { source, target: target.relation.clone(), constraint, key, reader })
+        Ok(ChangePlan { source, target: target.relation.clone(), constraint, key, key_equality, reader })
     }
 
     fn upsert_reader(source: &SourceShape, target: &TargetShape, key: &[String], written: Vec<Column>) -> FdwResult<Reader> {
@@ -345,7 +358,8 @@ impl ChangePlan {
         let keys: Vec<String> = self.key.iter().map(|k| quote_ident(k)).collect();
         let key_list = keys.join(", ");
         let key_missing = keys.iter().map(|k| format!("{k} IS NULL")).collect::<Vec<_>>().join(" OR ");
-        let key_match = keys.iter().map(|k| format!("t.{k} = newest.{k}")).collect::<Vec<_>>().join(" AND ");
+        let key_match =
+            keys.iter().zip(&self.key_equality).map(|(k, equals)| format!("t.{k} {equals} newest.{k}")).collect::<Vec<_>>().join(" AND ");
         let written: Vec<String> = self.written().into_iter().map(quote_ident).collect();
         let updates: Vec<String> =
             written.iter().filter(|c| !keys.contains(c)).map(|c| format!("{c} = excluded.{c}")).collect();
@@ -445,7 +459,11 @@ mod tests {
         TargetShape {
             relation: "public.dst".into(),
             columns: columns.iter().map(|(n, t)| column(n, t)).collect(),
-            primary_key: (!key.is_empty()).then(|| ("dst_pkey".to_string(), key.iter().map(|k| k.to_string()).collect())),
+            primary_key: (!key.is_empty()).then(|| PrimaryKey {
+                constraint: "dst_pkey".to_string(),
+                columns: key.iter().map(|k| k.to_string()).collect(),
+                equality: key.iter().map(|_| "OPERATOR(pg_catalog.=)".to_string()).collect(),
+            }),
         }
     }
 

@@ -68,9 +68,10 @@ $$;
 SELECT count(*) AS rows, (SELECT count(*) FROM kafka_fdw.import_progress WHERE target = 'misread'::regclass) AS offsets FROM misread;
 -- Rows go in through COPY FROM's machinery (kafka_fdw.bulk_insert): row triggers fire
 -- once per row (a BEFORE ROW trigger makes COPY insert one row at a time, and the NOTICE
--- says so), and the import shows in pg_stat_progress_copy while it runs.
+-- says so), and the import shows in pg_stat_progress_copy while it runs. (The import
+-- runs with search_path pinned to pg_catalog, so trigger functions set their own.)
 CREATE TABLE trigger_log (trigger text, part int, offs bigint, progress_relid regclass, command text, type text);
-CREATE FUNCTION log_row() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION log_row() RETURNS trigger LANGUAGE plpgsql SET search_path = public AS $$
 BEGIN
     INSERT INTO trigger_log
     SELECT TG_NAME, NEW.part, NEW.offs, p.relid::regclass, p.command, p.type
@@ -102,7 +103,7 @@ SELECT some_int, some_text FROM misread ORDER BY 1;
 -- middle of its input) goes by INSERT, and the outer one still gets every row.
 CREATE TABLE nest_log (n int);
 CREATE TABLE nest_target (n int);
-CREATE FUNCTION nest_logger() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION nest_logger() RETURNS trigger LANGUAGE plpgsql SET search_path = public AS $$
 BEGIN
     PERFORM kafka_fdw.bulk_insert('nest_log', ARRAY['n'], format('SELECT %s', NEW.n));
     RETURN NEW;

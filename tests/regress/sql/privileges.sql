@@ -26,7 +26,7 @@ SET ROLE kafka_victim;
 CREATE TABLE victim_table (part int, offs bigint, some_int int, some_text text);
 CREATE TABLE seen_as (who name, superuser bool);
 GRANT INSERT ON seen_as TO PUBLIC;
-CREATE FUNCTION escalate() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION escalate() RETURNS trigger LANGUAGE plpgsql SET search_path = public AS $$
 BEGIN
     INSERT INTO seen_as SELECT current_user, rolsuper FROM pg_roles WHERE rolname = current_user;
     IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN

@@ -124,9 +124,18 @@ SELECT kafka_fdw.schedule('expired', '1 seconds', $$INSERT INTO seen VALUES ('ex
 SET ROLE sched_noconnect;
 SELECT kafka_fdw.schedule('noconnect', '1 seconds', $$INSERT INTO seen VALUES ('noconnect')$$) IS NOT NULL AS scheduled;
 RESET ROLE;
-SELECT wait_for_runs('nologin') AND wait_for_runs('expired') AND wait_for_runs('noconnect') AS ran;
+-- And a task whose owner was dropped.
+CREATE ROLE sched_dropped LOGIN;
+GRANT USAGE ON SCHEMA kafka_fdw TO sched_dropped;
+SET ROLE sched_dropped;
+SELECT kafka_fdw.schedule('dropped', '1 seconds', $$SELECT 1$$) IS NOT NULL AS scheduled;
+RESET ROLE;
+DROP OWNED BY sched_dropped;
+DROP ROLE sched_dropped;
+SELECT wait_for_runs('nologin') AND wait_for_runs('expired') AND wait_for_runs('noconnect') AND wait_for_runs('dropped') AS ran;
 SELECT DISTINCT task, status, return_message, pid IS NULL AS no_process FROM kafka_fdw.task_run_details ORDER BY task;
-SELECT kafka_fdw.unschedule('nologin'), kafka_fdw.unschedule('expired'), kafka_fdw.unschedule('noconnect');
+SELECT kafka_fdw.unschedule('nologin'), kafka_fdw.unschedule('expired'), kafka_fdw.unschedule('noconnect'),
+       kafka_fdw.unschedule('dropped');
 SELECT count(*) AS ran_anyway FROM seen;
 
 -- A failing task backs off (the wait doubles with each failure, up to a minute) and
@@ -211,40 +220,47 @@ SELECT format('%s', 'x') AS planted_format, ARRAY['a'] || 'b'::text AS planted_c
 RESET ROLE;
 SELECT what, by_role FROM planted_calls ORDER BY what;
 TRUNCATE planted_calls;
+-- This session, a superuser's, leaves public off its path from here on: its own checks
+-- must not call the planted objects either (it names public's objects).
+SET search_path = pg_catalog, pg_temp;
 -- A superuser imports; a failing 1-second job (its topic does not exist) and a
--- succeeding one of the database owner's; a task of the superuser's that imports; a
--- reset and a stop.
-CREATE TABLE dest_superuser (some_int int, some_text text);
-SELECT kafka_fdw.import('kafka_tasks', 'dest_superuser') AS imported_by_superuser;
-CREATE FOREIGN TABLE kafka_missing (part int OPTIONS (partition 'true'), offs bigint OPTIONS (offset 'true'), some_int int, some_text text)
+-- succeeding one of the database owner's; a job and a task of the superuser's that
+-- import; a reset and a stop.
+CREATE TABLE public.dest_superuser (some_int int, some_text text);
+SELECT kafka_fdw.import('public.kafka_tasks', 'public.dest_superuser') AS imported_by_superuser;
+CREATE FOREIGN TABLE public.kafka_missing (part int OPTIONS (partition 'true'), offs bigint OPTIONS (offset 'true'), some_int int, some_text text)
 SERVER sched_server OPTIONS (topic 'regress_scheduler_missing');
-GRANT SELECT ON kafka_missing TO sched_dbowner;
+GRANT SELECT ON public.kafka_missing TO sched_dbowner;
 SET ROLE sched_dbowner;
-SELECT kafka_fdw.start_import('kafka_missing', 'dbowner_target') IS NOT NULL AS failing_job;
-SELECT kafka_fdw.start_import('kafka_tasks', 'dbowner_target') IS NOT NULL AS succeeding_job;
+SELECT kafka_fdw.start_import('public.kafka_missing', 'public.dbowner_target') IS NOT NULL AS failing_job;
+SELECT kafka_fdw.start_import('public.kafka_tasks', 'public.dbowner_target') IS NOT NULL AS succeeding_job;
 RESET ROLE;
-CREATE TABLE dest_superuser_task (some_int int, some_text text);
+CREATE TABLE public.dest_superuser_task (some_int int, some_text text);
+CREATE TABLE public.dest_superuser_job (some_int int, some_text text);
+SELECT kafka_fdw.start_import('public.kafka_tasks', 'public.dest_superuser_job') IS NOT NULL AS superusers_job;
 SELECT kafka_fdw.schedule('superuser_import', '1 seconds',
     $$SELECT kafka_fdw.import('kafka_tasks', 'dest_superuser_task')$$) IS NOT NULL AS scheduled;
-SELECT wait_for('(SELECT count(*) = 300 FROM dbowner_target)') AS job_imported,
-       wait_for('(SELECT count(*) = 300 FROM dest_superuser_task)') AS task_imported,
-       wait_for('(SELECT failures >= 3 FROM kafka_fdw.import_jobs_status WHERE source = ''kafka_missing''::regclass)') AS job_failed;
-SELECT kafka_fdw.reset_import('kafka_tasks', 'dest_superuser', 'earliest') AS partitions_reset;
-SELECT kafka_fdw.unschedule('superuser_import');
+SELECT public.wait_for('(SELECT count(*) = 300 FROM public.dbowner_target)') AS job_imported,
+       public.wait_for('(SELECT count(*) = 300 FROM public.dest_superuser_task)') AS task_imported,
+       public.wait_for('(SELECT count(*) = 300 FROM public.dest_superuser_job)') AS superusers_job_imported,
+       public.wait_for('(SELECT failures >= 3 FROM kafka_fdw.import_jobs_status WHERE source = ''public.kafka_missing''::regclass)') AS job_failed;
+SELECT kafka_fdw.reset_import('public.kafka_tasks', 'public.dest_superuser', 'earliest') AS partitions_reset;
+SELECT kafka_fdw.unschedule('superuser_import'), kafka_fdw.stop_import('public.kafka_tasks', 'public.dest_superuser_job');
 SET ROLE sched_dbowner;
-SELECT kafka_fdw.stop_import('kafka_missing', 'dbowner_target'), kafka_fdw.stop_import('kafka_tasks', 'dbowner_target');
+SELECT kafka_fdw.stop_import('public.kafka_missing', 'public.dbowner_target'),
+       kafka_fdw.stop_import('public.kafka_tasks', 'public.dbowner_target');
 RESET ROLE;
-SELECT count(*) AS planted_calls FROM planted_calls;
+SELECT what, by_role, count(*) FROM public.planted_calls GROUP BY 1, 2;
 SELECT rolsuper AS dbowner_is_superuser FROM pg_roles WHERE rolname = 'sched_dbowner';
 
 -- Imports take a lock no SQL statement can take: holding the advisory lock the import
 -- once used, or any other, holds up no job.
-SELECT pg_advisory_lock(hashtext('kafka_fdw.import ' || 'kafka_tasks'::regclass::oid || ' ' || 'job_target'::regclass::oid));
+SELECT pg_advisory_lock(hashtext('kafka_fdw.import ' || 'public.kafka_tasks'::regclass::oid || ' ' || 'public.job_target'::regclass::oid));
 SET ROLE sched_owner;
-SELECT kafka_fdw.start_import('kafka_tasks', 'job_target', ARRAY['some_int', 'some_text']) AS job \gset
+SELECT kafka_fdw.start_import('public.kafka_tasks', 'public.job_target', ARRAY['some_int', 'some_text']) AS job \gset
 RESET ROLE;
 \! seq 301 310 | awk '{ printf "%d,task %d\n", $1, $1 }' | "$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic regress_scheduler --round-robin >/dev/null
-SELECT wait_for('(SELECT count(*) = 310 FROM job_target)') AS imported_despite_the_lock;
+SELECT public.wait_for('(SELECT count(*) = 310 FROM public.job_target)') AS imported_despite_the_lock;
 SELECT pg_advisory_unlock_all();
 SELECT kafka_fdw.stop_import(:job);
 
