@@ -292,11 +292,12 @@ init_cluster() { # init_cluster DATA_DIR
     sudo -u postgres "$PG_BIN/initdb" -D "$1" -A trust -U postgres --no-sync -E UTF8 --locale=C.UTF-8 >"$1.initdb.log"
 }
 
-# The scheduler works in database $SCHEDULER_DATABASE.
+# The scheduler works in database $SCHEDULER_DATABASE. Its runs are background workers,
+# as are parallel queries' workers: max_worker_processes leaves room for both.
 SCHEDULER_DATABASE=kafka_fdw_scheduler
 cluster_start() { # cluster_start DATA_DIR PORT LOG
     sudo -u postgres "$PG_BIN/pg_ctl" -D "$1" -w -l "$3" \
-        -o "-p $2 -k $SERVICE_DIR -c listen_addresses='' -c fsync=off -c shared_preload_libraries=kafka_fdw -c kafka_fdw.scheduler_database=$SCHEDULER_DATABASE" \
+        -o "-p $2 -k $SERVICE_DIR -c listen_addresses='' -c fsync=off -c max_worker_processes=16 -c shared_preload_libraries=kafka_fdw -c kafka_fdw.scheduler_database=$SCHEDULER_DATABASE" \
         start >/dev/null
 }
 

@@ -235,7 +235,7 @@ wait_for_server kafka_fdw_scheduler
 task_converge 3000
 read -r interrupted_status interrupted_message <<<"$(psql -X -A -t -F ' ' -d kafka_fdw_scheduler -c "SELECT status, return_message FROM kafka_fdw.task_run_details WHERE runid = $running")"
 echo "run $running of the sleeper, cut short by kill -9 of the scheduler: $interrupted_status ($interrupted_message)"
-[[ "$interrupted_status" == failed && "$interrupted_message" == "the scheduler stopped during this run"* ]] || scenario_fail "the interrupted run is $interrupted_status: $interrupted_message"
+[[ "$interrupted_status" == failed && "$interrupted_message" == "the run ended without recording an outcome"* ]] || scenario_fail "the interrupted run is $interrupted_status: $interrupted_message"
 # Let the sleeper run twice more after the restart, then check the history.
 for _ in $(seq 100); do
     later=$(psql -X -A -t -d kafka_fdw_scheduler -c "SELECT count(*) FROM kafka_fdw.task_run_details WHERE task = 'sleeper' AND runid > $running AND status = 'succeeded'")
@@ -247,7 +247,7 @@ read -r overlaps sleeper_runs import_runs import_failed period <<<"$(psql -X -A 
 SELECT (SELECT count(*) FROM kafka_fdw.task_run_details a JOIN kafka_fdw.task_run_details b
         ON a.task = b.task AND a.runid < b.runid AND b.start_time < a.end_time),
        (SELECT count(*) FROM kafka_fdw.task_run_details WHERE task = 'sleeper'),
-       count(*), count(*) FILTER (WHERE status = 'failed' AND return_message NOT LIKE 'the scheduler stopped%'),
+       count(*), count(*) FILTER (WHERE status = 'failed' AND return_message NOT LIKE 'the run ended without recording an outcome%'),
        round(extract(epoch FROM max(start_time) - min(start_time))::numeric / greatest(count(*) - 1, 1), 2)
 FROM kafka_fdw.task_run_details WHERE task = 'import_kafka_data';
 SQL

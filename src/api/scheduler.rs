@@ -55,6 +55,11 @@ const RESTART_AFTER: Duration = Duration::from_secs(1);
 /// is terminated.
 const TERMINATE_AFTER: Duration = Duration::from_secs(10);
 
+/// What the history says of a run whose worker ended without recording an outcome (an
+/// ERROR is recorded by the run itself): its transaction never committed.
+const RUN_LOST: &str = "the run ended without recording an outcome (its worker was terminated, or the server \
+                        crashed, restarted or is shutting down; see the server log): nothing it did was committed";
+
 /// The `backend_type` of runs' workers in `pg_stat_activity`.
 pub const RUN_WORKER_TYPE: &str = "kafka_fdw task run";
 
@@ -218,7 +223,7 @@ fn reap(launched: &mut Vec<Launched>) {
         let why = if run.terminated {
             format!("the run exceeded its time limit ({}) and was terminated", seconds_text(run.time_limit))
         } else {
-            "the run's worker exited before recording an outcome (terminated, or the server crashed or is shutting down; see the server log): nothing it did was committed".to_string()
+            RUN_LOST.to_string()
         };
         ended.push((run.run, run.task, why));
         false
@@ -240,11 +245,7 @@ fn reap(launched: &mut Vec<Launched>) {
         });
         for (run, task) in others {
             if !locks::task_is_running(task) {
-                task_run::fail_if_running(
-                    task,
-                    run,
-                    "the scheduler stopped during this run (server restart, crash or termination); nothing it did was committed",
-                );
+                task_run::fail_if_running(task, run, RUN_LOST);
             }
         }
     });
@@ -271,10 +272,11 @@ fn enforce_time_limits(launched: &mut [Launched]) {
 }
 
 /// Launches the due tasks that have no run in progress, oldest due first, as long as
-/// fewer than kafka_fdw.max_running_tasks runs are in progress.
+/// fewer than kafka_fdw.max_running_tasks runs are in progress (this scheduler's and any
+/// an earlier one left running).
 fn launch_due(launched: &mut Vec<Launched>) {
-    let room = MAX_RUNNING_TASKS.get() as i64 - launched.len() as i64;
-    if room <= 0 {
+    let most = i64::from(MAX_RUNNING_TASKS.get());
+    if launched.len() as i64 >= most {
         return;
     }
     let due: Vec<i64> = BackgroundWorker::transaction(move || {
@@ -284,9 +286,10 @@ fn launch_due(launched: &mut Vec<Launched>) {
                     "SELECT t.task_id FROM kafka_fdw.tasks t
                      WHERE t.next_run <= pg_catalog.now()
                        AND NOT EXISTS (SELECT FROM kafka_fdw.task_runs r WHERE r.task_id = t.task_id AND r.status = 'running')
-                     ORDER BY t.next_run LIMIT $1",
+                     ORDER BY t.next_run
+                     LIMIT greatest(0, $1 - (SELECT count(*) FROM kafka_fdw.task_runs WHERE status = 'running'))",
                     None,
-                    &[room.into()],
+                    &[most.into()],
                 )
                 .map(|rows| rows.filter_map(|row| row.get::<i64>(1).ok().flatten()).collect())
                 .unwrap_or_default()

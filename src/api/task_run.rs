@@ -177,28 +177,26 @@ pub fn record_failure(task: i64, run: i64, why: &str) {
             delete_run(run);
             return;
         };
-        {
-            let failures = failures.max(1) as u32;
-            let warn = warn_about_failure(failures, since_warning);
-            let next = Spi::get_one_with_args::<String>(
-                "UPDATE kafka_fdw.tasks
-                 SET failures = $2,
-                     next_run = greatest(next_run, pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => $3)),
-                     warned_at = CASE WHEN $4 THEN pg_catalog.clock_timestamp() ELSE warned_at END
-                 WHERE task_id = $1
-                 RETURNING next_run::text",
-                &[task.into(), (failures as i32).into(), backoff_seconds(period, failures).into(), warn.into()],
-            )
-            .or_internal("could not write kafka_fdw.tasks");
-            if warn {
-                let (what, owner) = describe_task(task);
-                let series = if failures > 1 {
-                    format!(" ({failures} failures in a row; next run at {})", next.unwrap_or_default())
-                } else {
-                    String::new()
-                };
-                warning!("kafka_fdw {what} (as role \"{owner}\") failed: {message}{series}");
-            }
+        let failures = failures.max(1) as u32;
+        let warn = warn_about_failure(failures, since_warning);
+        let next = Spi::get_one_with_args::<String>(
+            "UPDATE kafka_fdw.tasks
+             SET failures = $2,
+                 next_run = greatest(next_run, pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => $3)),
+                 warned_at = CASE WHEN $4 THEN pg_catalog.clock_timestamp() ELSE warned_at END
+             WHERE task_id = $1
+             RETURNING next_run::text",
+            &[task.into(), (failures as i32).into(), backoff_seconds(period, failures).into(), warn.into()],
+        )
+        .or_internal("could not write kafka_fdw.tasks");
+        if warn {
+            let (what, owner) = describe_task(task);
+            let series = if failures > 1 {
+                format!(" ({failures} failures in a row; next run at {})", next.unwrap_or_default())
+            } else {
+                String::new()
+            };
+            warning!("kafka_fdw {what} (as role \"{owner}\") failed: {message}{series}");
         }
         cut_history(task);
     });

@@ -494,7 +494,7 @@ mod tests {
         assert!(sql.contains(r#"CAST(kafka_fdw.key_field(s."k", 'id') AS integer) AS "id""#), "{sql}");
         assert!(sql.contains(r#"(s."name" IS NULL) AS "kafka_fdw deletes""#), "{sql}");
         assert!(sql.contains(r#"ON CONFLICT ON CONSTRAINT "dst_pkey" DO UPDATE SET "name" = excluded."name""#), "{sql}");
-        assert!(sql.contains(r#"t."region" = newest."region" AND t."id" = newest."id""#), "{sql}");
+        assert!(sql.contains(r#"t."region" OPERATOR(pg_catalog.=) newest."region" AND t."id" OPERATOR(pg_catalog.=) newest."id""#), "{sql}");
         assert!(sql.contains("(SELECT * FROM public.src WHERE (part = 0)) s"), "{sql}");
 
         // A source column of the key's name is read instead (here the key meta column).
