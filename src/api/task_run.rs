@@ -15,6 +15,7 @@
 
 use std::ffi::CString;
 use std::panic::AssertUnwindSafe;
+use std::time::{Duration, Instant};
 
 use pgrx::bgworkers::BackgroundWorker;
 use pgrx::pg_sys::panic::{CaughtError, ErrorReportWithLevel};
@@ -230,6 +231,8 @@ struct Claimed {
     run: i64,
     work: Work,
     time_limit_seconds: f64,
+    /// When the scheduler launched it, as this process's clock tells.
+    launched: Instant,
 }
 
 /// Runs `body` in a transaction of its own, committed when it returns (the commit's own
@@ -278,6 +281,8 @@ struct RunRow {
     time_limit_seconds: Option<f64>,
     /// The name of the import job's source or target that no longer exists.
     dropped: Option<(&'static str, String)>,
+    /// Seconds since the scheduler launched the run (its time limit counts from then).
+    launched_ago: f64,
 }
 
 fn read_run(run: i64) -> Option<RunRow> {
@@ -287,7 +292,8 @@ fn read_run(run: i64) -> Option<RunRow> {
                 CASE WHEN t.source IS NOT NULL AND NOT EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.oid = t.source)
                      THEN t.source_name END,
                 CASE WHEN t.target IS NOT NULL AND NOT EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.oid = t.target)
-                     THEN t.target_name END
+                     THEN t.target_name END,
+                pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() - r.start_time)
          FROM kafka_fdw.task_runs r LEFT JOIN kafka_fdw.tasks t ON t.task_id = r.task_id
          WHERE r.runid = $1 AND r.status = 'running'",
         &[run.into()],
@@ -308,6 +314,7 @@ fn read_run(run: i64) -> Option<RunRow> {
                 mode: row.get::<String>(8)?.unwrap_or_default(),
                 time_limit_seconds: row.get(9)?,
                 dropped,
+                launched_ago: row.get::<f64>(12)?.unwrap_or_default(),
             })
         },
     )
@@ -350,7 +357,8 @@ fn claim(run: i64, session_owner: &str) -> Option<Claimed> {
             _ => return None,
         };
         let time_limit_seconds = row.time_limit_seconds.unwrap_or_else(|| f64::from(scheduler::default_time_limit_seconds()));
-        Some(Claimed { task, run, work, time_limit_seconds })
+        let launched = Instant::now().checked_sub(Duration::from_secs_f64(row.launched_ago.max(0.0))).unwrap_or_else(Instant::now);
+        Some(Claimed { task, run, work, time_limit_seconds, launched })
     })
 }
 
@@ -433,7 +441,8 @@ fn import(source: pg_sys::Oid, target: pg_sys::Oid, columns: &Option<Vec<String>
 }
 
 /// The message of a failed run: the error's, with its DETAIL, and the time limit named
-/// when the run was cancelled past it.
+/// when the run was cancelled past it (`elapsed`: seconds since it was launched, as the
+/// scheduler counts them).
 fn failure_message(report: &ErrorReportWithLevel, claimed: &Claimed, elapsed: f64) -> String {
     let mut message = report.message().to_string();
     if let Some(detail) = report.detail() {
@@ -478,7 +487,6 @@ pub extern "C-unwind" fn kafka_fdw_task_run_main(argument: pg_sys::Datum) {
             return;
         }
     };
-    let started = std::time::Instant::now();
     let outcome = transaction(|| {
         let (message, rows) = match &claimed.work {
             Work::Sql(command) => execute(command),
@@ -487,7 +495,7 @@ pub extern "C-unwind" fn kafka_fdw_task_run_main(argument: pg_sys::Datum) {
         record_success(&claimed, &message, rows);
     });
     if let Err(report) = outcome {
-        let message = failure_message(&report, &claimed, started.elapsed().as_secs_f64());
+        let message = failure_message(&report, &claimed, claimed.launched.elapsed().as_secs_f64());
         if let Err(again) = transaction(|| record_failure(claimed.task, claimed.run, &message)) {
             warning!("kafka_fdw run {run} failed ({message}), and recording that failed too: {}", again.message());
         }
