@@ -290,7 +290,7 @@ wait_for_server kafka_fdw_scheduler
 psql -X -q -d kafka_fdw_scheduler -c "SELECT kafka_fdw.unschedule('sleep90')" >/dev/null
 
 log "Scenario: pg_dump and pg_restore into a cluster whose roles have other OIDs: each task and job runs as the role of its name"
-psql -X -q -v ON_ERROR_STOP=1 -d kafka_fdw_scheduler <<'SQL'
+psql -X -q -v ON_ERROR_STOP=1 -d kafka_fdw_scheduler >/dev/null <<'SQL'
 CREATE ROLE dump_alice LOGIN;
 CREATE ROLE dump_bob LOGIN;
 GRANT USAGE ON SCHEMA kafka_fdw TO dump_alice, dump_bob;
