@@ -19,7 +19,7 @@ setup_import_database() { # setup_import_database DB TOPIC
     createdb "$1"
     psql -X -q -v ON_ERROR_STOP=1 -d "$1" <<SQL
 CREATE EXTENSION kafka_fdw;
-CREATE SERVER s FOREIGN DATA WRAPPER kafka_fdw OPTIONS (brokers '$TANSU_BROKERS');
+CREATE SERVER s FOREIGN DATA WRAPPER kafka_fdw OPTIONS (brokers '$KAFKA_BROKERS');
 CREATE USER MAPPING FOR PUBLIC SERVER s;
 CREATE FOREIGN TABLE source (part int OPTIONS (partition 'true'), offs bigint OPTIONS (offset 'true'), n int, t text)
 SERVER s OPTIONS (topic '$2');
@@ -39,7 +39,7 @@ rows() { # rows FIRST LAST
 log "Scenario: kill -9 the backend of a running import, 20 times"
 create_topic crash_source 4
 rows 1 60000 >"$SERVICE_DIR/crash.csv"
-"$KAFKA_TOOL" produce --brokers "$TANSU_BROKERS" --topic crash_source --round-robin --file "$SERVICE_DIR/crash.csv" >/dev/null
+"$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic crash_source --round-robin --file "$SERVICE_DIR/crash.csv" >/dev/null
 setup_import_database kafka_fdw_crash crash_source
 for _ in $(seq 200); do
     echo "SELECT kafka_fdw.import('source', 'target', max_messages => 1500);"
@@ -74,7 +74,7 @@ keyed_rows() { # keyed_rows FIRST LAST KEYS: "key|n,message n", or "key|DELETE" 
     seq "$1" "$2" | awk -v keys="$3" '{ k = ($1 * 7919) % keys; if ($1 % 9 == 0) printf "%d|DELETE\n", k; else printf "%d|%d,message %d\n", k, $1, $1 }'
 }
 produce_keyed() { # produce_keyed TOPIC FILE
-    "$KAFKA_TOOL" produce --brokers "$TANSU_BROKERS" --topic "$1" --key-delimiter '|' --tombstone DELETE --file "$2" >/dev/null
+    "$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic "$1" --key-delimiter '|' --tombstone DELETE --file "$2" >/dev/null
 }
 setup_upsert_tables() { # setup_upsert_tables DB TOPIC: source, target, and the reference (last value per key)
     psql -X -q -v ON_ERROR_STOP=1 -d "$1" <<SQL
@@ -97,7 +97,7 @@ produce_keyed crash_upsert "$SERVICE_DIR/crash_upsert.txt"
 createdb kafka_fdw_crash_upsert
 psql -X -q -v ON_ERROR_STOP=1 -d kafka_fdw_crash_upsert <<SQL
 CREATE EXTENSION kafka_fdw;
-CREATE SERVER s FOREIGN DATA WRAPPER kafka_fdw OPTIONS (brokers '$TANSU_BROKERS');
+CREATE SERVER s FOREIGN DATA WRAPPER kafka_fdw OPTIONS (brokers '$KAFKA_BROKERS');
 CREATE USER MAPPING FOR PUBLIC SERVER s;
 SQL
 setup_upsert_tables kafka_fdw_crash_upsert crash_upsert
@@ -116,7 +116,7 @@ create_topic sched_source 2
 rows 1 1000 >"$SERVICE_DIR/sched1.csv"
 rows 1001 2000 >"$SERVICE_DIR/sched2.csv"
 rows 2001 3000 >"$SERVICE_DIR/sched3.csv"
-"$KAFKA_TOOL" produce --brokers "$TANSU_BROKERS" --topic sched_source --round-robin --file "$SERVICE_DIR/sched1.csv" >/dev/null
+"$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic sched_source --round-robin --file "$SERVICE_DIR/sched1.csv" >/dev/null
 setup_import_database kafka_fdw_scheduler sched_source
 psql -X -q -d kafka_fdw_scheduler -c "SELECT kafka_fdw.start_import('source', 'target')" >/dev/null
 
@@ -132,11 +132,11 @@ converge() { # converge EXPECTED: wait until the target holds EXPECTED distinct 
 }
 # The scheduler worker retries its database every second until it exists.
 converge 1000
-"$KAFKA_TOOL" produce --brokers "$TANSU_BROKERS" --topic sched_source --round-robin --file "$SERVICE_DIR/sched2.csv" >/dev/null
+"$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic sched_source --round-robin --file "$SERVICE_DIR/sched2.csv" >/dev/null
 converge 2000
 # Messages arrive while the server is down; the job resumes from its stored offsets.
 pg_stop
-"$KAFKA_TOOL" produce --brokers "$TANSU_BROKERS" --topic sched_source --round-robin --file "$SERVICE_DIR/sched3.csv" >/dev/null
+"$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic sched_source --round-robin --file "$SERVICE_DIR/sched3.csv" >/dev/null
 pg_start
 wait_for_server kafka_fdw_scheduler
 converge 3000
@@ -151,7 +151,7 @@ old_pid=$(scheduler_pid)
 rows 3001 4000 >"$SERVICE_DIR/sched4.csv"
 psql -X -q -A -t -d kafka_fdw_scheduler -c "SELECT pg_terminate_backend($old_pid)" >/dev/null
 terminated=$SECONDS
-"$KAFKA_TOOL" produce --brokers "$TANSU_BROKERS" --topic sched_source --round-robin --file "$SERVICE_DIR/sched4.csv" >/dev/null
+"$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic sched_source --round-robin --file "$SERVICE_DIR/sched4.csv" >/dev/null
 converge 4000
 new_pid=$(scheduler_pid)
 echo "scheduler $old_pid terminated; running again as $new_pid, job caught up $((SECONDS - terminated)) s after the termination"
@@ -189,7 +189,7 @@ create_topic task_source 2
 rows 1 1000 >"$SERVICE_DIR/task1.csv"
 rows 1001 2000 >"$SERVICE_DIR/task2.csv"
 rows 2001 3000 >"$SERVICE_DIR/task3.csv"
-"$KAFKA_TOOL" produce --brokers "$TANSU_BROKERS" --topic task_source --round-robin --file "$SERVICE_DIR/task1.csv" >/dev/null
+"$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic task_source --round-robin --file "$SERVICE_DIR/task1.csv" >/dev/null
 psql -X -q -v ON_ERROR_STOP=1 -d kafka_fdw_scheduler <<SQL
 \i $REPO_ROOT/demo/import_kafka_data.sql
 CREATE FOREIGN TABLE kafka_task (part int OPTIONS (partition 'true'), offs bigint OPTIONS (offset 'true'), n int, t text)
@@ -215,7 +215,7 @@ task_converge() { # task_converge EXPECTED: wait until the table equals the topi
     scenario_fail "the scheduled task did not make the table equal the topic of $1 messages ($rows rows, $distinct distinct, $in_topic in topic, $missing missing)"
 }
 task_converge 1000
-"$KAFKA_TOOL" produce --brokers "$TANSU_BROKERS" --topic task_source --round-robin --file "$SERVICE_DIR/task2.csv" >/dev/null
+"$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic task_source --round-robin --file "$SERVICE_DIR/task2.csv" >/dev/null
 task_converge 2000
 # A task that outlasts its 1-second interval never overlaps itself; the scheduler is
 # killed (kill -9: the server restarts) in the middle of one of its runs, which is then
@@ -231,7 +231,7 @@ done
 [[ -n "$old_pid" ]] || scenario_fail "the sleeper task never ran"
 kill -9 "$old_pid"
 wait_for_server kafka_fdw_scheduler
-"$KAFKA_TOOL" produce --brokers "$TANSU_BROKERS" --topic task_source --round-robin --file "$SERVICE_DIR/task3.csv" >/dev/null
+"$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic task_source --round-robin --file "$SERVICE_DIR/task3.csv" >/dev/null
 task_converge 3000
 read -r interrupted_status interrupted_message <<<"$(psql -X -A -t -F ' ' -d kafka_fdw_scheduler -c "SELECT status, return_message FROM kafka_fdw.task_run_details WHERE runid = $running")"
 echo "run $running of the sleeper, cut short by kill -9 of the scheduler: $interrupted_status ($interrupted_message)"
@@ -308,14 +308,14 @@ done
 log "Scenario: 1000 failing queries leave the backend's threads and file descriptors flat"
 create_topic leak_bad 1
 printf '1,fine\nnot a number,bad\n' >"$SERVICE_DIR/bad.csv"
-"$KAFKA_TOOL" produce --brokers "$TANSU_BROKERS" --topic leak_bad --partition 0 --file "$SERVICE_DIR/bad.csv" >/dev/null
+"$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic leak_bad --partition 0 --file "$SERVICE_DIR/bad.csv" >/dev/null
 psql -X -q -v ON_ERROR_STOP=1 -d kafka_fdw_robust <<SQL
 CREATE SERVER nowhere FOREIGN DATA WRAPPER kafka_fdw OPTIONS (brokers '127.0.0.1:$(free_port)', timeout_ms '20');
 CREATE USER MAPPING FOR PUBLIC SERVER nowhere;
 CREATE FOREIGN TABLE unreachable (n int, t text) SERVER nowhere OPTIONS (topic 'leak_bad');
-CREATE SERVER tansu FOREIGN DATA WRAPPER kafka_fdw OPTIONS (brokers '$TANSU_BROKERS');
-CREATE USER MAPPING FOR PUBLIC SERVER tansu;
-CREATE FOREIGN TABLE bad_messages (n int, t text) SERVER tansu OPTIONS (topic 'leak_bad');
+CREATE SERVER kafka FOREIGN DATA WRAPPER kafka_fdw OPTIONS (brokers '$KAFKA_BROKERS');
+CREATE USER MAPPING FOR PUBLIC SERVER kafka;
+CREATE FOREIGN TABLE bad_messages (n int, t text) SERVER kafka OPTIONS (topic 'leak_bad');
 SQL
 resources="SELECT (SELECT count(*) FROM pg_ls_dir('/proc/' || pg_backend_pid() || '/task')) || ' ' || (SELECT count(*) FROM pg_ls_dir('/proc/' || pg_backend_pid() || '/fd')) AS resources"
 {
@@ -419,7 +419,7 @@ for statement in "SELECT count(*) FROM silent_table" "SELECT * FROM kafka_fdw.wa
 done
 kill "$silent_pid" 2>/dev/null || true
 
-log "Scenario: 16 connections insert, scan and import for 30 s on tansu, with a scheduled job"
+log "Scenario: 16 connections insert, scan and import for 30 s on Kafka, with a scheduled job"
 # 12 connections INSERT 50 uniquely numbered rows and count the topic, 4 import it into
 # one table (they take turns: one import per pair at a time), and the scheduler imports
 # it into another every second. Each connection stops starting statements after 30 s.

@@ -28,7 +28,7 @@ SELECT kafka_fdw.schedule('', '1 seconds', 'SELECT 1');
 
 -- The reference page's task, as one line: import_kafka_data (created by import.sql)
 -- every second. The WARNING says this database's tasks do not run here.
-\! tansu topic create regress_tasks --partitions 2 --broker "tcp://$KAFKA_BROKERS" >/dev/null
+\! "$KAFKA_TOOL" create-topic --brokers "$KAFKA_BROKERS" --topic regress_tasks --partitions 2 >/dev/null
 \! seq 1 200 | awk '{ printf "%d,task %d\n", $1, $1 }' | "$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic regress_tasks --round-robin >/dev/null
 CREATE FOREIGN TABLE kafka_tasks (
     part int OPTIONS (partition 'true'),
