@@ -111,6 +111,58 @@ read -r rows missing extra <<<"$(upsert_differences kafka_fdw_crash_upsert)"
 echo "killed $kills times; before the final run: $before_rows rows; after: $rows rows, $missing missing and $extra extra against the last value per key"
 [[ "$missing" == 0 && "$extra" == 0 && "$rows" -gt 0 ]] || scenario_fail "the upserted target differs from the topic's last values: $rows rows, $missing missing, $extra extra"
 
+log "Scenario: kill -9 of a backend inside a transaction that wrote to a transactional table"
+# The backend's Kafka transaction stays open: read_committed readers (kafka_fdw's scans
+# and kafka-tool's consumer) stop at it and never see its messages; read_uncommitted
+# readers do. The broker aborts it once transaction.timeout.ms (5 s here) passes, and
+# messages committed after it become visible then, the killed ones never.
+create_topic txn_killed 2
+createdb kafka_fdw_txn
+psql -X -q -v ON_ERROR_STOP=1 -d kafka_fdw_txn <<SQL
+CREATE EXTENSION kafka_fdw;
+CREATE SERVER s FOREIGN DATA WRAPPER kafka_fdw
+OPTIONS (brokers '$KAFKA_BROKERS', transactional 'true', timeout_ms '3000', "transaction.timeout.ms" '5000');
+CREATE USER MAPPING FOR PUBLIC SERVER s;
+CREATE FOREIGN TABLE out (part int OPTIONS (partition 'true'), n int, t text) SERVER s OPTIONS (topic 'txn_killed');
+CREATE FOREIGN TABLE out_uncommitted (part int OPTIONS (partition 'true'), n int, t text)
+SERVER s OPTIONS (topic 'txn_killed', isolation_level 'read_uncommitted');
+SQL
+txn_counts() { # messages of the killed transaction (n <= 1000) and committed later (n > 1000): read_committed, read_uncommitted
+    psql -X -A -t -F ' ' -d kafka_fdw_txn -c "SELECT count(*) FILTER (WHERE n <= 1000), count(*) FILTER (WHERE n > 1000) FROM out" \
+        -c "SELECT count(*) FILTER (WHERE n <= 1000), count(*) FILTER (WHERE n > 1000) FROM out_uncommitted" | paste -sd' '
+}
+PGAPPNAME=txn_victim psql -X -q -d kafka_fdw_txn >/dev/null 2>&1 <<'SQL' &
+BEGIN;
+INSERT INTO out (n, t) SELECT i, 'killed ' || i FROM generate_series(1, 1000) i;
+SELECT pg_sleep(60);
+SQL
+victim_psql=$!
+victim=""
+for _ in $(seq 100); do
+    victim=$(psql -X -A -t -d kafka_fdw_txn -c "SELECT pid FROM pg_stat_activity WHERE application_name = 'txn_victim' AND query LIKE 'SELECT pg_sleep%'")
+    [[ -n "$victim" ]] && break
+    sleep 0.1
+done
+[[ -n "$victim" ]] || scenario_fail "the transaction to kill did not reach its sleep"
+kill -9 "$victim"
+wait "$victim_psql" 2>/dev/null || true
+wait_for_server kafka_fdw_txn
+read -r killed_committed _ killed_uncommitted _ <<<"$(txn_counts)"
+raw_committed=$("$KAFKA_TOOL" count --brokers "$KAFKA_BROKERS" --topic txn_killed --isolation-level read_committed | cut -d' ' -f1)
+echo "after kill -9: read_committed scan $killed_committed, kafka-tool read_committed $raw_committed, read_uncommitted scan $killed_uncommitted of the 1000 messages"
+((killed_committed == 0 && raw_committed == 0 && killed_uncommitted == 1000)) || scenario_fail "the killed transaction's messages are visible"
+psql -X -q -v ON_ERROR_STOP=1 -d kafka_fdw_txn -c "INSERT INTO out (n, t) SELECT i, 'committed ' || i FROM generate_series(1001, 1010) i"
+started=$SECONDS
+for _ in $(seq 200); do
+    read -r killed_committed later_committed killed_uncommitted later_uncommitted <<<"$(txn_counts)"
+    ((later_committed > 0)) && break
+    sleep 0.1
+done
+raw_committed=$("$KAFKA_TOOL" count --brokers "$KAFKA_BROKERS" --topic txn_killed --isolation-level read_committed | cut -d' ' -f1)
+echo "a later commit became visible $((SECONDS - started)) s after it: read_committed $killed_committed killed + $later_committed later (kafka-tool: $raw_committed); read_uncommitted $killed_uncommitted + $later_uncommitted"
+((killed_committed == 0 && later_committed == 10 && raw_committed == 10 && killed_uncommitted == 1000 && later_uncommitted == 10)) \
+    || scenario_fail "after the broker aborted the killed transaction, read_committed readers do not see exactly the 10 committed messages"
+
 log "Scenario: a 1-second scheduled import keeps up, across a server restart"
 create_topic sched_source 2
 rows 1 1000 >"$SERVICE_DIR/sched1.csv"

@@ -32,7 +32,14 @@ struct Outcomes {
     first_error: Option<String>,
     /// Per partition: messages delivered, lowest and highest offset.
     offsets: BTreeMap<i32, (u64, i64, i64)>,
+    /// Of a transactional producer, the offsets delivered since its current Kafka
+    /// transaction began, over its statements (see [`super::transaction`]); `None` for
+    /// other producers.
+    transaction_offsets: Option<WrittenOffsets>,
 }
+
+/// Per topic, per partition: the first and last offset written.
+pub type WrittenOffsets = BTreeMap<String, BTreeMap<i32, (i64, i64)>>;
 
 /// Counts delivery reports of a producer. Reports arrive on the thread that polls the
 /// producer (the backend's own), but librdkafka requires the context to be shareable.
@@ -56,6 +63,12 @@ impl DeliveryTracker {
 
     fn outcomes(&self) -> std::sync::MutexGuard<'_, Outcomes> {
         self.outcomes.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The offsets delivered since the last call, which starts the tracking (a
+    /// transactional producer calls it when each transaction begins and ends).
+    pub(super) fn take_transaction_offsets(&self) -> WrittenOffsets {
+        self.outcomes().transaction_offsets.replace(WrittenOffsets::new()).unwrap_or_default()
     }
 }
 
@@ -85,6 +98,14 @@ impl ProducerContext for DeliveryTracker {
                 let offset = message.offset();
                 let entry = outcomes.offsets.entry(message.partition()).or_insert((0, offset, offset));
                 *entry = (entry.0 + 1, entry.1.min(offset), entry.2.max(offset));
+                if let Some(written) = outcomes.transaction_offsets.as_mut() {
+                    let partitions = match written.get_mut(message.topic()) {
+                        Some(partitions) => partitions,
+                        None => written.entry(message.topic().to_string()).or_default(),
+                    };
+                    let span = partitions.entry(message.partition()).or_insert((offset, offset));
+                    *span = (span.0.min(offset), span.1.max(offset));
+                }
             }
             Err((error, message)) => {
                 self.ever_failed.store(true, Ordering::Relaxed);
@@ -220,8 +241,11 @@ fn delivered_offsets(offsets: &BTreeMap<i32, (u64, i64, i64)>) -> String {
 impl<P: Borrow<KafkaProducer>> Sender<P> {
     pub fn new(producer: P, settings: ClientSettings, topic: &str) -> Self {
         let tracker = producer.borrow().context();
-        // A pooled producer is only reused with nothing in flight: counts start afresh.
-        *tracker.outcomes() = Outcomes::default();
+        // A pooled producer is only reused with nothing in flight: counts start afresh
+        // (a Kafka transaction's offsets span its statements).
+        let mut outcomes = tracker.outcomes();
+        *outcomes = Outcomes { transaction_offsets: outcomes.transaction_offsets.take(), ..Outcomes::default() };
+        drop(outcomes);
         tracker.missing_topic.store(false, Ordering::Relaxed);
         tracker.client_errors.take();
         Sender { producer, settings, topic: topic.to_string(), sent: 0 }
