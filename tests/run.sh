@@ -39,7 +39,13 @@ build_tool
 install_extension
 start_kafka
 start_mock
-start_secure_kafka admin:admin-secret alice:wonderland
+# Kafka users: admin (a super user), alice (security.sql) and those of acls.sql, each
+# lacking one ACL (tests/regress/load.sh grants the rest).
+secure_users=(admin:admin-secret alice:wonderland)
+for user in no_describe no_read no_write no_idempotent no_txn_id; do
+    secure_users+=("$user:$user-secret")
+done
+start_secure_kafka "${secure_users[@]}"
 # Two schema registries: one that wants credentials, one open (KAFKA_REGISTRY_URL), the
 # open one also over HTTPS (KAFKA_TLS_REGISTRY_URL).
 start_registry --user reader --password secret

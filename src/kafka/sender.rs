@@ -18,7 +18,7 @@ use rdkafka::Message;
 
 use crate::error::{ErrorKind, FdwError, FdwResult};
 
-use super::config::{ClientErrors, ClientSettings, apply_properties, unreachable_brokers, with_signals_blocked};
+use super::config::{ClientErrors, ClientSettings, Refused, apply_properties, is_refusal, refusal, unreachable_brokers, with_signals_blocked};
 use super::metadata::no_such_topic;
 
 /// What became of the messages of one statement, as far as delivery reports told.
@@ -30,6 +30,8 @@ struct Outcomes {
     /// No answer in time after the message was sent: it may be in the topic.
     unknown: u64,
     first_error: Option<String>,
+    /// The failure's code, when Kafka answered one.
+    first_error_code: Option<RDKafkaErrorCode>,
     /// Per partition: messages delivered, lowest and highest offset.
     offsets: BTreeMap<i32, (u64, i64, i64)>,
     /// Of a transactional producer, the offsets delivered since its current Kafka
@@ -120,7 +122,10 @@ impl ProducerContext for DeliveryTracker {
                 if matches!(code, Some(RDKafkaErrorCode::UnknownTopic | RDKafkaErrorCode::UnknownTopicOrPartition)) {
                     self.missing_topic.store(true, Ordering::Relaxed);
                 }
-                outcomes.first_error.get_or_insert_with(|| format!("{error} (partition {})", message.partition()));
+                if outcomes.first_error.is_none() {
+                    outcomes.first_error = Some(format!("{error} (partition {})", message.partition()));
+                    outcomes.first_error_code = code;
+                }
             }
         }
     }
@@ -348,11 +353,23 @@ impl<P: Borrow<KafkaProducer>> Sender<P> {
             return Ok(counts.delivered);
         }
         let tracker = self.tracker();
-        let (first, offsets) = {
+        let (first, first_code, offsets) = {
             let outcomes = tracker.outcomes();
-            (outcomes.first_error.clone().unwrap_or_default(), delivered_offsets(&outcomes.offsets))
+            (outcomes.first_error.clone().unwrap_or_default(), outcomes.first_error_code, delivered_offsets(&outcomes.offsets))
         };
         let delivered = if offsets.is_empty() { "None was delivered.".to_string() } else { format!("Delivered: {offsets}.") };
+        // A producer refused idempotence fails for good and purges its messages (their
+        // own error says only that); a refused produce fails its messages.
+        let refused = match producer.client().fatal_error() {
+            Some((code, reason)) if is_refusal(code) => Some((Refused::IdempotentWrite { topic: &self.topic }, reason)),
+            _ if first_code.is_some_and(is_refusal) => Some((Refused::Topic { topic: &self.topic, operation: "WRITE" }, first.clone())),
+            _ => None,
+        };
+        if let Some((refused, cause)) = refused {
+            let error = refusal(&self.settings, refused, &cause);
+            let detail = format!("{} {} {delivered}", error.detail.as_deref().unwrap_or_default(), counts.summary());
+            return Err(error.with_detail(detail));
+        }
         let mut detail = format!("First error: {first}. {delivered}");
         if let Some(client_error) = tracker.client_errors.take() {
             detail.push_str(&format!(" Last client error: {client_error}"));
@@ -422,7 +439,7 @@ mod tests {
         // A produce error that retries cannot fix.
         cluster.request_errors(
             rdkafka::types::RDKafkaApiKey::Produce,
-            &[rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED; 50],
+            &[rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_INVALID_RECORD; 50],
         );
         let mut sender = Sender::new(&producer, settings, "out");
         for _ in 0..3 {
@@ -511,7 +528,7 @@ mod tests {
         }
         cluster.request_errors(
             rdkafka::types::RDKafkaApiKey::Produce,
-            &[rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED; 50],
+            &[rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_INVALID_RECORD; 50],
         );
         for _ in 0..3 {
             sender.send(Outgoing { partition: Some(1), payload: Some(b"lost"), ..Outgoing::default() }).unwrap();
@@ -523,8 +540,30 @@ mod tests {
         );
         let detail = error.detail.unwrap();
         assert!(detail.contains("Delivered: partition 0 offsets 0..2 (3 messages), partition 1 offset 0 (1 message)."), "{detail}");
-        assert!(detail.contains("Topic authorization failed"), "{detail}");
+        assert!(detail.contains("Broker failed to validate record"), "{detail}");
         assert!(error.hint.unwrap().contains("retrying the statement duplicates them"));
+    }
+
+    #[test]
+    fn a_write_kafka_refuses_is_a_privilege_error_naming_the_topic_and_operation() {
+        let mock = mock_cluster(1);
+        let cluster = mock.cluster();
+        cluster.create_topic("out", 1, 1).unwrap();
+        let mut settings = test_settings(&cluster.bootstrap_servers());
+        settings.properties = vec![("sasl.username".into(), "bob".into())];
+        let producer = new_producer(&settings).unwrap();
+        cluster.request_errors(
+            rdkafka::types::RDKafkaApiKey::Produce,
+            &[rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED; 50],
+        );
+        let mut sender = Sender::new(&producer, settings, "out");
+        sender.send(Outgoing { partition: Some(0), payload: Some(b"refused"), ..Outgoing::default() }).unwrap();
+        let error = sender.finish().unwrap_err();
+        assert_eq!(error.kind, ErrorKind::InsufficientPrivilege);
+        assert_eq!(error.message, "permission denied for Kafka topic \"out\"");
+        let detail = error.detail.unwrap();
+        assert!(detail.starts_with("Kafka refused WRITE on topic \"out\" to principal User:bob: "), "{detail}");
+        assert!(detail.contains("None was delivered."), "{detail}");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use rdkafka::producer::Producer;
 
 use crate::error::{ErrorKind, FdwError, FdwResult};
 
-use super::config::{ClientSettings, IsolationLevel, KafkaConsumer};
+use super::config::{ClientSettings, IsolationLevel, KafkaConsumer, Refused, is_refusal, refusal};
 use super::metadata::watermarks;
 use super::sender::{configured_producer, KafkaProducer, WrittenOffsets};
 use super::{Interrupt, POLL_SLICE};
@@ -26,7 +26,14 @@ use super::{Interrupt, POLL_SLICE};
 /// its open transaction is aborted.
 pub fn transactional_producer(settings: &ClientSettings, transactional_id: &str) -> FdwResult<KafkaProducer> {
     let producer = configured_producer(settings, &[("transactional.id", transactional_id)])?;
-    in_slices(settings, settings.interrupt, "initialize Kafka transactions", |slice| producer.init_transactions(slice)).map_err(|e| e.error)?;
+    in_slices(settings, settings.interrupt, "initialize Kafka transactions", |slice| producer.init_transactions(slice)).map_err(
+        |failure| match failure.code {
+            Some(code) if is_refusal(code) => {
+                refusal(settings, Refused::TransactionalId(transactional_id), failure.error.detail.as_deref().unwrap_or_default())
+            }
+            _ => failure.error,
+        },
+    )?;
     Ok(producer)
 }
 
@@ -111,10 +118,12 @@ pub fn abort_transaction(producer: &KafkaProducer, settings: &ClientSettings) ->
 
 fn no_interrupt() {}
 
-/// A transactional call's failure, and whether librdkafka wants the transaction aborted.
+/// A transactional call's failure, whether librdkafka wants the transaction aborted, and
+/// Kafka's error code.
 struct CallFailure {
     error: FdwError,
     requires_abort: bool,
+    code: Option<RDKafkaErrorCode>,
 }
 
 /// Calls `call` with short timeouts until it succeeds, fails for good, or `settings.timeout`
@@ -146,7 +155,7 @@ fn in_slices(
                 )
                 .with_detail(error.to_string());
             }
-            return Err(CallFailure { error: failure, requires_abort });
+            return Err(CallFailure { error: failure, requires_abort, code: error.rdkafka_error_code() });
         }
         interrupt();
     }
@@ -242,6 +251,20 @@ mod tests {
         let started = Instant::now();
         assert!(commit_transaction(&producer, &settings).is_err());
         assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    }
+
+    #[test]
+    fn a_transactional_id_kafka_refuses_is_a_privilege_error_naming_it() {
+        let mock = mock_cluster(1);
+        let cluster = mock.cluster();
+        let refusals = [rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED; 10];
+        cluster.request_errors(rdkafka::types::RDKafkaApiKey::InitProducerId, &refusals);
+        let error = transactional_producer(&test_settings(&cluster.bootstrap_servers()), "kafka_fdw-test-refused-id")
+            .err()
+            .expect("refused");
+        assert_eq!(error.kind, ErrorKind::InsufficientPrivilege);
+        assert_eq!(error.message, "permission denied for Kafka transactional id \"kafka_fdw-test-refused-id\"");
+        assert!(error.detail.unwrap().starts_with("Kafka refused WRITE on transactional id \"kafka_fdw-test-refused-id\""));
     }
 
     #[test]

@@ -123,12 +123,26 @@ produce regress_recreated "$KAFKA_FDW_REGRESS_DATA/privileges.csv"
 
 # Security (security.sql): 1000 rows over 2 partitions on the broker that wants
 # SASL/SCRAM, which alice may read.
+grant() { # grant USER OPERATION RESOURCE_TYPE RESOURCE
+    "$KAFKA_TOOL" acl --brokers "$SECURE_ADMIN_BROKERS" --principal "User:$1" --operation "$2" --resource-type "$3" --resource "$4"
+}
 seq 1 1000 | awk '{ printf "%d,secret %d\n", $1, $1 }' >"$KAFKA_FDW_REGRESS_DATA/secure.csv"
 KAFKA_BROKERS="$SECURE_ADMIN_BROKERS" create_topic secure_topic 2
 "$KAFKA_TOOL" produce --brokers "$SECURE_ADMIN_BROKERS" --topic secure_topic --round-robin \
     --file "$KAFKA_FDW_REGRESS_DATA/secure.csv" >/dev/null
-"$KAFKA_TOOL" acl --brokers "$SECURE_ADMIN_BROKERS" --principal User:alice --operation read \
-    --resource-type topic --resource secure_topic
+grant alice read topic secure_topic
+
+# ACLs (acls.sql): 20 rows over 2 partitions on the same broker, and for each Kafka user
+# the ACLs it has (what it lacks is the test).
+seq 1 20 | awk '{ printf "%d,acl %d\n", $1, $1 }' >"$KAFKA_FDW_REGRESS_DATA/acl.csv"
+KAFKA_BROKERS="$SECURE_ADMIN_BROKERS" create_topic acl_topic 2
+"$KAFKA_TOOL" produce --brokers "$SECURE_ADMIN_BROKERS" --topic acl_topic --round-robin \
+    --file "$KAFKA_FDW_REGRESS_DATA/acl.csv" >/dev/null
+grant no_read describe topic acl_topic
+grant no_write read topic acl_topic
+grant no_write idempotent_write cluster kafka-cluster
+grant no_idempotent read topic acl_topic
+grant no_txn_id write topic acl_topic
 
 # Avro (avro.sql): version 1 then version 2 of one schema in one topic, framed for
 # kafka-tool's schema registry (ids 1 and 2); bare Avro of version 2; and bad messages
