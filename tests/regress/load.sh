@@ -144,6 +144,48 @@ grant no_write idempotent_write cluster kafka-cluster
 grant no_idempotent read topic acl_topic
 grant no_txn_id write topic acl_topic
 
+# Real topic shapes (shapes.sql), made by the broker itself:
+# - regress_compacted (cleanup.policy=compact; a new segment every 100 ms, so each
+#   round below is a segment of its own; the cleaner takes any dirty segment): keys
+#   0..99 written four times, the third round deleting every tenth key (tombstones), the
+#   fourth rewriting the even keys but every twentieth; then one more message, so the
+#   last round's segment is closed too. Once cleaned: the odd keys' third values, five
+#   tombstones and the even keys' fourth values, with gaps between their offsets.
+create_topic regress_compacted 1 --config cleanup.policy=compact --config segment.ms=100 \
+    --config min.cleanable.dirty.ratio=0.01 --config min.compaction.lag.ms=0
+compaction_round() { # compaction_round ROUND: "key|key,round" lines, or tombstones
+    seq 0 99 | awk -v round="$1" '
+        round == 3 && $1 % 10 == 0 { printf "%d|DELETE\n", $1; next }
+        round == 4 && ($1 % 2 == 1 || $1 % 20 == 0) { next }
+        { printf "%d|%d,%d\n", $1, $1, round }'
+}
+for round in 1 2 3 4; do
+    compaction_round "$round" | "$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic regress_compacted \
+        --partition 0 --key-delimiter '|' --tombstone DELETE >/dev/null
+    sleep 0.3
+done
+echo 'end|1000,5' | "$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic regress_compacted --partition 0 \
+    --key-delimiter '|' >/dev/null
+# 346 messages went in; 101 remain once the cleaner has been (within a few seconds).
+for _ in $(seq 300); do
+    [[ "$("$KAFKA_TOOL" count --brokers "$KAFKA_BROKERS" --topic regress_compacted | cut -d' ' -f1)" == 101 ]] && break
+    sleep 0.2
+done
+# - regress_wide: 100 partitions, 100 messages each.
+create_topic regress_wide 100
+seq 1 10000 | awk '{ printf "%d,wide %d\n", $1, $1 }' | "$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" \
+    --topic regress_wide --round-robin >/dev/null
+# - regress_append_time (message.timestamp.type=LogAppendTime): three batches of 30
+#   messages a second or more apart; the broker stamps them, whatever the producer says
+#   (here: 2017).
+create_topic regress_append_time 3 --config message.timestamp.type=LogAppendTime
+for batch in 0 1 2; do
+    seq $((batch * 30 + 1)) $((batch * 30 + 30)) | awk -v batch="$batch" '{ printf "%d,batch %d\n", $1, batch }' |
+        "$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic regress_append_time --round-robin \
+            --timestamp-start 1500000000000 >/dev/null
+    sleep 1.1
+done
+
 # Avro (avro.sql): version 1 then version 2 of one schema in one topic, framed for
 # kafka-tool's schema registry (ids 1 and 2); bare Avro of version 2; and bad messages
 # in one partition: good (v2, id 2), plain text, an unknown schema id, a record cut
