@@ -86,6 +86,8 @@ install_extension() {
 SERVICE_DIR=""
 SERVICE_PIDS=()
 PG_DATA=""
+# The nodes of the cluster start_kafka_cluster starts, by node id - 1.
+KAFKA_NODE_DIRS=()
 
 make_service_dir() {
     if [[ -z "$SERVICE_DIR" ]]; then
@@ -98,6 +100,7 @@ stop_services() {
     if [[ -n "$PG_DATA" && -f "$PG_DATA/postmaster.pid" ]]; then
         sudo -u postgres "$PG_BIN/pg_ctl" -D "$PG_DATA" -m immediate stop >/dev/null 2>&1 || true
     fi
+    stop_kafka_cluster
     for pid in "${SERVICE_PIDS[@]}"; do
         kill "$pid" 2>/dev/null || true
     done
@@ -224,7 +227,6 @@ start_kafka_cluster() {
         addresses+=("127.0.0.1:${ports[-1]}")
         voters+="${voters:+,}$node@127.0.0.1:${controllers[-1]}"
     done
-    KAFKA_NODE_DIRS=()
     for node in $(seq "$nodes"); do
         local dir="$SERVICE_DIR/kafka-node-$node"
         mkdir -p "$dir"
@@ -260,10 +262,22 @@ PROPERTIES
 stop_kafka_node() {
     local pid
     pid="$(<"${KAFKA_NODE_DIRS[$1 - 1]}/pid")"
-    kill -"$2" "$pid"
+    kill -"$2" "$pid" 2>/dev/null || true
+    # Reaped here (by the shell that launched it), so that bash does not report the
+    # killed job later.
+    wait "$pid" 2>/dev/null || true
     while kill -0 "$pid" 2>/dev/null; do
         sleep 0.1
     done
+}
+
+# Ends the cluster with SIGKILL: its data is thrown away, and SIGTERM would hang, since
+# the last nodes' controlled shutdown waits for a controller quorum that is gone.
+stop_kafka_cluster() {
+    for node in $(seq "${#KAFKA_NODE_DIRS[@]}"); do
+        stop_kafka_node "$node" KILL
+    done
+    KAFKA_NODE_DIRS=()
 }
 
 # restart_kafka_node NODE: starts a stopped node of the cluster again and waits until it serves.

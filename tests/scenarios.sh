@@ -535,3 +535,98 @@ for target in load_imported load_scheduled; do
     [[ "$rows" == "$in_topic" && "$distinct_rows" == "$in_topic" && "$missing" == 0 ]] || scenario_fail "$target differs from the topic"
 done
 psql -X -q -d kafka_fdw_scheduler -c "SELECT kafka_fdw.stop_import('load_source', 'load_scheduled')" >/dev/null
+
+log "Scenario: failover on a 3-node Kafka cluster: a partition's leader stops (SIGTERM, SIGKILL) during a scan, an INSERT and a 1-second import job"
+# Topics with 3 replicas, 2 of them in sync for a write to count; a node stops while a
+# statement uses the leader of partition 0, and comes back before the next case. A scan
+# either returns exactly the topic or fails with an ERROR, never other rows; INSERT's
+# idempotent producer leaves each row once in the topic; the import job ends equal to
+# the topic.
+start_kafka_cluster 3
+failover_topic() { # failover_topic NAME
+    KAFKA_BROKERS="$KAFKA_CLUSTER_BROKERS" create_topic "$1" 3 --replication-factor 3 --config min.insync.replicas=2
+}
+leader_of_partition_0() { # leader_of_partition_0 TOPIC: its node id
+    "$KAFKA_TOOL" leaders --brokers "$KAFKA_CLUSTER_BROKERS" --topic "$1" | awk -F'\t' '$1 == 0 { print $2 }'
+}
+# stop_leader_during TOPIC SIGNAL PID: stops partition 0's leader 0.5 s into the statement
+# run by PID, then restarts it once the statement ended; sets STOPPED_DURING (whether
+# the statement was still running when the node went down).
+stop_leader_during() {
+    local node
+    node="$(leader_of_partition_0 "$1")"
+    sleep 0.5
+    STOPPED_DURING=no
+    kill -0 "$3" 2>/dev/null && STOPPED_DURING=yes
+    stop_kafka_node "$node" "$2"
+    wait "$3" || true
+    restart_kafka_node "$node"
+}
+psql -X -q -v ON_ERROR_STOP=1 -d kafka_fdw_scheduler <<SQL
+CREATE SERVER cluster FOREIGN DATA WRAPPER kafka_fdw OPTIONS (brokers '$KAFKA_CLUSTER_BROKERS', timeout_ms '30000');
+CREATE USER MAPPING FOR PUBLIC SERVER cluster;
+SQL
+
+failover_topic failover_scan
+rows 1 500000 >"$SERVICE_DIR/failover.csv"
+"$KAFKA_TOOL" produce --brokers "$KAFKA_CLUSTER_BROKERS" --topic failover_scan --round-robin --file "$SERVICE_DIR/failover.csv" >/dev/null
+psql -X -q -v ON_ERROR_STOP=1 -d kafka_fdw_scheduler -c "CREATE FOREIGN TABLE failover_scan (part int OPTIONS (partition 'true'), offs bigint OPTIONS (offset 'true'), n int, t text) SERVER cluster OPTIONS (topic 'failover_scan')"
+reference=$("$KAFKA_TOOL" count --brokers "$KAFKA_CLUSTER_BROKERS" --topic failover_scan | cut -d' ' -f1)
+for signal in TERM KILL; do
+    psql -X -A -t -F ' ' -d kafka_fdw_scheduler -c "SELECT count(*), count(DISTINCT (part, offs)), sum(n) FROM failover_scan" \
+        >"$SERVICE_DIR/failover_scan.out" 2>&1 &
+    stop_leader_during failover_scan "$signal" $!
+    if grep -q ERROR "$SERVICE_DIR/failover_scan.out"; then
+        echo "full scan, leader stopped with SIG$signal (during the scan: $STOPPED_DURING): failed: $(grep -A1 ERROR "$SERVICE_DIR/failover_scan.out" | paste -sd' ')"
+    else
+        read -r rows distinct sum <"$SERVICE_DIR/failover_scan.out"
+        echo "full scan, leader stopped with SIG$signal (during the scan: $STOPPED_DURING): $rows rows, $distinct distinct, sum $sum; the topic holds $reference"
+        [[ "$rows" == "$reference" && "$distinct" == "$reference" && "$sum" == 125000250000 ]] || scenario_fail "a scan across a failover returned other rows than the topic's"
+    fi
+done
+
+for signal in TERM KILL; do
+    failover_topic "failover_insert_$signal"
+    psql -X -q -v ON_ERROR_STOP=1 -d kafka_fdw_scheduler -c "CREATE FOREIGN TABLE failover_insert_$signal (n int, t text) SERVER cluster OPTIONS (topic 'failover_insert_$signal')"
+    psql -X -d kafka_fdw_scheduler -c "INSERT INTO failover_insert_$signal SELECT i, 'inserted ' || i FROM generate_series(1, 100000) i" \
+        >"$SERVICE_DIR/failover_insert.out" 2>&1 &
+    stop_leader_during "failover_insert_$signal" "$signal" $!
+    read -r rows distinct low high <<<"$(psql -X -A -t -F ' ' -d kafka_fdw_scheduler -c "SELECT count(*), count(DISTINCT n), min(n), max(n) FROM failover_insert_$signal")"
+    reference=$("$KAFKA_TOOL" count --brokers "$KAFKA_CLUSTER_BROKERS" --topic "failover_insert_$signal" | cut -d' ' -f1)
+    echo "INSERT of 100000 rows, leader stopped with SIG$signal (during the INSERT: $STOPPED_DURING): $(head -1 "$SERVICE_DIR/failover_insert.out"); the topic holds $rows messages ($reference for kafka-tool), $distinct distinct, $low..$high"
+    grep -q '^INSERT 0 100000$' "$SERVICE_DIR/failover_insert.out" || scenario_fail "the INSERT failed across a failover: $(cat "$SERVICE_DIR/failover_insert.out")"
+    [[ "$rows" == 100000 && "$distinct" == 100000 && "$reference" == 100000 && "$low" == 1 && "$high" == 100000 ]] \
+        || scenario_fail "the INSERT left duplicates or gaps across a failover"
+done
+
+for signal in TERM KILL; do
+    failover_topic "failover_job_$signal"
+    psql -X -q -v ON_ERROR_STOP=1 -d kafka_fdw_scheduler <<SQL
+CREATE FOREIGN TABLE failover_job_$signal (part int OPTIONS (partition 'true'), offs bigint OPTIONS (offset 'true'), n int, t text)
+SERVER cluster OPTIONS (topic 'failover_job_$signal');
+CREATE TABLE failover_target_$signal (part int, offs bigint, n int, t text);
+SELECT kafka_fdw.start_import('failover_job_$signal', 'failover_target_$signal') \g /dev/null
+SQL
+    # 20 batches of 1000 messages, one every 0.2 s, while the job imports every second.
+    for batch in $(seq 0 19); do
+        rows $((batch * 1000 + 1)) $((batch * 1000 + 1000))
+        sleep 0.2
+    done | "$KAFKA_TOOL" produce --brokers "$KAFKA_CLUSTER_BROKERS" --topic "failover_job_$signal" --round-robin >/dev/null &
+    producer=$!
+    sleep 1.5
+    stop_leader_during "failover_job_$signal" "$signal" "$producer"
+    started=$SECONDS
+    reference=$("$KAFKA_TOOL" count --brokers "$KAFKA_CLUSTER_BROKERS" --topic "failover_job_$signal" | cut -d' ' -f1)
+    while ((SECONDS - started < 60)); do
+        read -r imported distinct lag <<<"$(psql -X -A -t -F ' ' -d kafka_fdw_scheduler -c "SELECT count(*), count(DISTINCT (part, offs)), (SELECT sum(lag) FROM kafka_fdw.import_jobs_status WHERE target = 'failover_target_$signal'::regclass) FROM failover_target_$signal")"
+        [[ "$imported" == "$reference" && "$lag" == 0 ]] && break
+        sleep 0.5
+    done
+    read -r topic_messages topic_distinct <<<"$(psql -X -A -t -F ' ' -d kafka_fdw_scheduler -c "SELECT count(*), count(DISTINCT n) FROM failover_job_$signal")"
+    failed_runs=$(grep -c "kafka_fdw import job .*failover_target_$signal.* failed" "$SERVICE_DIR/postgres.log" || true)
+    echo "1-second import job, leader stopped with SIG$signal (while producing: $STOPPED_DURING): the topic holds $reference messages ($topic_distinct distinct values), the target $imported rows, $distinct distinct; $failed_runs job runs failed on the way; caught up $((SECONDS - started)) s after the node came back"
+    [[ "$imported" == "$reference" && "$distinct" == "$reference" && "$topic_messages" == "$reference" ]] \
+        || scenario_fail "the import job lost or duplicated messages across a failover"
+    psql -X -q -d kafka_fdw_scheduler -c "SELECT kafka_fdw.stop_import('failover_job_$signal', 'failover_target_$signal')" >/dev/null
+done
+stop_kafka_cluster
