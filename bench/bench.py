@@ -3,7 +3,7 @@ on the same broker and data, and reports the median of several runs and their ra
 
 Run through bench/run.sh, which starts the brokers and PostgreSQL and sets:
   MOCK_BROKERS, MOCK_CONTROL  librdkafka mock cluster hosted by kafka-tool (main broker)
-  TANSU_BROKERS               tansu, for the broker-bound run of pair 1
+  KAFKA_BROKERS               Apache Kafka, for the broker-bound run of pair 1
   KAFKA_REGISTRY_URL          kafka-tool's schema registry, for the Avro topic
   PGHOST, PGPORT, PGUSER      the throwaway cluster
   KAFKA_TOOL                  the kafka-tool binary (raw consume/produce loops)
@@ -44,7 +44,7 @@ PARTITIONS = 32
 TOOL = os.environ["KAFKA_TOOL"]
 MOCK = os.environ["MOCK_BROKERS"]
 MOCK_CONTROL = os.environ["MOCK_CONTROL"]
-TANSU = os.environ["TANSU_BROKERS"]
+KAFKA = os.environ["KAFKA_BROKERS"]
 REGISTRY = os.environ["KAFKA_REGISTRY_URL"]
 WORK = os.environ["BENCH_DIR"]
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -190,14 +190,14 @@ def setup_database(session):
     session.execute("DROP DOMAIN IF EXISTS checked_int CASCADE")
     session.execute("CREATE EXTENSION kafka_fdw")
     session.execute(f"CREATE SERVER mock FOREIGN DATA WRAPPER kafka_fdw OPTIONS (brokers '{MOCK}', mpp_execute 'all segments', timeout_ms '60000')")
-    session.execute(f"CREATE SERVER tansu FOREIGN DATA WRAPPER kafka_fdw OPTIONS (brokers '{TANSU}', timeout_ms '60000')")
-    for server in ("mock", "tansu"):
+    session.execute(f"CREATE SERVER kafka FOREIGN DATA WRAPPER kafka_fdw OPTIONS (brokers '{KAFKA}', timeout_ms '60000')")
+    for server in ("mock", "kafka"):
         session.execute(f"CREATE USER MAPPING FOR PUBLIC SERVER {server}")
     columns = "part int OPTIONS (partition 'true'), offs bigint OPTIONS (offset 'true'), some_int int, some_text text, some_date date, some_time timestamp"
     for table, server, topic in [
         ("csv_mock", "mock", "bench_csv"),
         ("csv_out", "mock", "bench_out"),
-        ("csv_tansu", "tansu", "bench_csv"),
+        ("csv_kafka", "kafka", "bench_csv"),
         ("point_1k", "mock", "bench_1k"),
         ("caught_up", "mock", "bench_empty"),
         ("rss_mock", "mock", "bench_rss"),
@@ -545,13 +545,13 @@ def pair_codecs():
         log(rows_out[-1])
 
 
-def pair_full_scan_tansu(session):
-    """Pair 1 on tansu, once: broker-bound."""
+def pair_full_scan_kafka(session):
+    """Pair 1 on Apache Kafka, once: broker-bound."""
     started = time.perf_counter()
-    _, _, (count,) = session.run("SELECT count(*) FROM csv_tansu")
+    _, _, (count,) = session.run("SELECT count(*) FROM csv_kafka")
     ours = time.perf_counter() - started
-    raw, _, _ = timed_tool("count", "--brokers", TANSU, "--topic", "bench_csv")
-    report("1 full scan, count(*), CSV (tansu, broker-bound, 1 run)", "SELECT count(*)", ours, "kafka-tool count", raw, count, ">= 0.8x")
+    raw, _, _ = timed_tool("count", "--brokers", KAFKA, "--topic", "bench_csv")
+    report("1 full scan, count(*), CSV (Apache Kafka, broker-bound, 1 run)", "SELECT count(*)", ours, "kafka-tool count", raw, count, ">= 0.8x")
 
 
 def pair_point_read(session):
@@ -622,8 +622,8 @@ def main():
     if wanted(1):
         produce(MOCK, "bench_json", json_path)
         produce_avro("bench_avro", json_path)
-        subprocess.run(["tansu", "topic", "create", "bench_csv", "--partitions", "4", "--broker", f"tcp://{TANSU}"], check=True, capture_output=True)
-        produce(TANSU, "bench_csv", csv_path)
+        subprocess.run([TOOL, "create-topic", "--brokers", KAFKA, "--topic", "bench_csv", "--partitions", "4"], check=True, capture_output=True)
+        produce(KAFKA, "bench_csv", csv_path)
     if wanted(2):
         produce(MOCK, "bench_1k", write_lines(os.path.join(WORK, "csv_1000.csv"), 1000, csv_line))
 
@@ -634,7 +634,7 @@ def main():
         pair_full_scan(session, "CSV", "csv_mock", "bench_csv", copy)
         pair_full_scan(session, "JSON", "json_mock", "bench_json", copy)
         pair_full_scan(session, "Avro", "avro_mock", "bench_avro", copy)
-        pair_full_scan_tansu(session)
+        pair_full_scan_kafka(session)
     if wanted(4):
         pair_insert(session, csv_path)
     if wanted(13):

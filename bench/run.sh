@@ -2,7 +2,7 @@
 # Runs every benchmark pair on this machine: kafka_fdw against the raw kafka-tool loops
 # (same librdkafka, same broker) and COPY, and prints a table of medians and ratios.
 # The main broker is librdkafka's mock cluster hosted by kafka-tool (in memory, so the
-# table shows our overhead rather than the broker's); pair 1 also runs once on tansu.
+# table shows our overhead rather than the broker's); pair 1 also runs once on Apache Kafka.
 # Sizes: BENCH_MESSAGES (1000000), BENCH_RSS_MESSAGES (10000000), BENCH_RUNS (5).
 # BENCH_PAIRS=5,11 runs only those pairs. The table is also drawn as docs/benchmarks.svg.
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
@@ -13,10 +13,10 @@ python3 -c 'import psycopg' 2>/dev/null || pip install --quiet 'psycopg[binary]'
 build_tool
 install_extension
 start_mock
-start_tansu
+start_kafka
 start_registry
 start_postgres
 createdb bench
 createdb "$SCHEDULER_DATABASE"
-export KAFKA_TOOL MOCK_BROKERS MOCK_CONTROL TANSU_BROKERS SCHEDULER_DATABASE BENCH_DIR="$SERVICE_DIR"
+export KAFKA_TOOL MOCK_BROKERS MOCK_CONTROL KAFKA_BROKERS SCHEDULER_DATABASE BENCH_DIR="$SERVICE_DIR"
 python3 "$REPO_ROOT/bench/bench.py"

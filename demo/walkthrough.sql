@@ -1,5 +1,5 @@
 -- The reference page's walkthrough on plain PostgreSQL 15 against a real broker.
--- Run by scripts/demo.sh, which starts tansu and PostgreSQL, and loads 4 partitions of
+-- Run by scripts/demo.sh, which starts Apache Kafka and PostgreSQL, and loads 4 partitions of
 -- topic contrib_regress_csv with kafka-tool.
 \set ON_ERROR_STOP on
 \pset pager off

@@ -16,14 +16,30 @@ PG_BIN="$PG_ROOT/usr/lib/postgresql/15/bin"
 PG_REGRESS="$PG_ROOT/usr/lib/postgresql/15/lib/pgxs/src/test/regress/pg_regress"
 # Where cargo builds (CARGO_TARGET_DIR, if set, as cargo itself honours it).
 KAFKA_TOOL="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release/kafka-tool"
-APT_PACKAGES=(postgresql-15 postgresql-server-dev-15 libclang-dev clang sudo libssl-dev pkg-config python3 stunnel4 openssl)
+APT_PACKAGES=(postgresql-15 postgresql-server-dev-15 libclang-dev clang sudo libssl-dev pkg-config python3 stunnel4 openssl
+    openjdk-17-jre-headless maven)
 export PATH="$HOME/.cargo/bin:$PATH"
 
 log() { printf '\n==> %s\n' "$*" >&2; }
 
-# A TCP port nothing listens on right now.
+# A TCP port nothing listens on right now, below the range the kernel gives outgoing
+# connections: a service restarted on its port (a Kafka node in the failover tests)
+# could otherwise find it taken by a client that, retrying to reach that very port while
+# it was closed, was given it as its own and connected to itself.
 free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+    python3 - <<'PY'
+import random, socket
+low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+while True:
+    port = random.randrange(10000, low)
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+    print(port)
+    break
+PY
 }
 
 install_apt_packages() {
@@ -38,28 +54,12 @@ install_apt_packages() {
     fi
 }
 
-# cargo-pgrx and tansu are slow to build (about 7 and 11 minutes), so they build side by
-# side and their binaries stay in ~/.cargo/bin for the next run.
+# cargo-pgrx is slow to build (about 7 minutes); its binary stays in ~/.cargo/bin for
+# the next run.
 install_cargo_tools() {
-    local pids=() logs_dir
-    logs_dir="$(mktemp -d)"
     if ! cargo pgrx --version 2>/dev/null | grep -q ' 0\.18\.0'; then
         log "Building cargo-pgrx 0.18.0 (about 7 minutes)"
-        cargo install cargo-pgrx --version 0.18.0 --locked >"$logs_dir/cargo-pgrx.log" 2>&1 &
-        pids+=($!)
-    fi
-    if ! tansu --version 2>/dev/null | grep -q '0\.6\.0'; then
-        log "Building the tansu 0.6.0 broker with SQLite storage (about 11 minutes)"
-        cargo install tansu --version 0.6.0 --locked --features libsql >"$logs_dir/tansu.log" 2>&1 &
-        pids+=($!)
-    fi
-    local failed=0
-    for pid in "${pids[@]}"; do
-        wait "$pid" || failed=1
-    done
-    if ((failed)); then
-        tail -n 40 "$logs_dir"/*.log >&2
-        return 1
+        cargo install cargo-pgrx --version 0.18.0 --locked
     fi
     # pgrx reads the server headers through this pg_config (any copy has the same ones)
     # and `cargo pgrx test` installs into its directories: always Debian's.
@@ -70,6 +70,7 @@ install_cargo_tools() {
 
 setup_machine() {
     install_apt_packages
+    install_kafka
     install_cargo_tools
 }
 
@@ -88,6 +89,8 @@ SERVICE_DIR=""
 SERVICE_PIDS=()
 PG_DATA=""
 EXTRA_PG_DATA=()
+# The nodes of the cluster start_kafka_cluster starts, by node id - 1.
+KAFKA_NODE_DIRS=()
 
 make_service_dir() {
     if [[ -z "$SERVICE_DIR" ]]; then
@@ -103,6 +106,7 @@ stop_services() {
             sudo -u postgres "$PG_BIN/pg_ctl" -D "$data" -m immediate stop >/dev/null 2>&1 || true
         fi
     done
+    stop_kafka_cluster
     for pid in "${SERVICE_PIDS[@]}"; do
         kill "$pid" 2>/dev/null || true
     done
@@ -112,66 +116,240 @@ stop_services() {
     SERVICE_PIDS=()
 }
 
-# Starts tansu with SQLite storage in a fresh directory; sets TANSU_BROKERS.
-start_tansu() {
-    make_service_dir
-    local port
-    port="$(free_port)"
-    run_tansu "$SERVICE_DIR/tansu" "$port" "$port"
-    TANSU_BROKERS="127.0.0.1:$port"
+# Apache Kafka's broker runs from the jars of scripts/kafka/pom.xml (Maven Central), cached
+# per version in KAFKA_JARS; Maven's own cache (~/.m2) only saves downloads.
+KAFKA_POM="$REPO_ROOT/scripts/kafka/pom.xml"
+KAFKA_VERSION="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$KAFKA_POM")"
+KAFKA_JARS="$HOME/.cache/kafka_fdw/kafka-$KAFKA_VERSION"
+
+install_kafka() {
+    [[ -d "$KAFKA_JARS" ]] && return 0
+    log "Downloading Apache Kafka $KAFKA_VERSION from Maven Central"
+    rm -rf "$KAFKA_JARS.partial"
+    mvn -q -B -f "$KAFKA_POM" dependency:copy-dependencies -DincludeScope=runtime \
+        -DoutputDirectory="$KAFKA_JARS.partial"
+    # Renamed when complete, so an interrupted download is never taken for a cache.
+    mv "$KAFKA_JARS.partial" "$KAFKA_JARS"
 }
 
-# A second tansu, for tests that delete topics: tansu 0.6.0's `topic delete` deletes every
-# topic of the broker. Sets SCRATCH_BROKERS.
-start_scratch_tansu() {
-    local port
-    port="$(free_port)"
-    run_tansu "$SERVICE_DIR/scratch-tansu" "$port" "$port"
-    SCRATCH_BROKERS="127.0.0.1:$port"
+# Runs a class of Kafka's jars, with the test logging: "${KAFKA_JAVA[@]}" MAIN_CLASS ARGS…
+# (a command, not a function, so that `… &` gives the JVM's own pid to signal).
+KAFKA_JAVA=(java -Xmx512m -Dlog4j2.configurationFile="$REPO_ROOT/scripts/kafka/log4j2.xml" -cp "$KAFKA_JARS/*")
+
+# The settings every test node shares (append to its server.properties):
+#   kafka_settings DIR REPLICAS
+# Kafka's internal topics (consumer offsets, transaction state, share-group state) get
+# REPLICAS replicas, and one partition each: their defaults (3 replicas, 50 partitions)
+# never come up on one node, or come up slowly. Groups start without the 3 s wait. Test
+# data carries timestamps from 2015 on, so nothing is deleted by age unless a topic asks
+# for it (retention.ms), and retention and the log cleaner look every second instead of
+# every 5 minutes and 15 s, so the tests of real topic shapes see them act; and the
+# transaction coordinator aborts transactions past their timeout (a crashed producer's)
+# within a second, not ten.
+kafka_settings() {
+    local dir="$1" replicas="$2" min_isr=$(($2 > 1 ? 2 : 1))
+    cat <<PROPERTIES
+log.dirs=$dir/data
+offsets.topic.replication.factor=$replicas
+offsets.topic.num.partitions=1
+transaction.state.log.replication.factor=$replicas
+transaction.state.log.min.isr=$min_isr
+transaction.state.log.num.partitions=1
+share.coordinator.state.topic.replication.factor=$replicas
+share.coordinator.state.topic.min.isr=$min_isr
+share.coordinator.state.topic.num.partitions=1
+group.initial.rebalance.delay.ms=0
+log.retention.ms=-1
+log.retention.check.interval.ms=1000
+log.initial.task.delay.ms=0
+log.cleaner.backoff.ms=500
+transaction.abort.timed.out.transaction.cleanup.interval.ms=1000
+PROPERTIES
 }
 
-# run_tansu DIR LISTEN_PORT ADVERTISED_PORT [tansu broker options…]: starts tansu on the
-# sqlite file in DIR and waits until it is ready; sets TANSU_PID.
-run_tansu() {
-    local dir="$1" port="$2" advertised="$3"
-    shift 3
-    mkdir -p "$dir"
-    # tansu reads a .env file from its working directory: start it in an empty one.
-    (cd "$dir" && exec tansu broker \
-        --listener-url "tcp://127.0.0.1:$port" \
-        --advertised-listener-url "tcp://127.0.0.1:$advertised" \
-        --storage-engine sqlite://tansu.db "$@" >"$dir/tansu.log" 2>&1) &
-    TANSU_PID=$!
-    SERVICE_PIDS+=("$TANSU_PID")
-    for _ in $(seq 100); do
-        grep -q 'ready in' "$dir/tansu.log" 2>/dev/null && return 0
+# Launches the node configured in DIR/server.properties (formatted already) in the
+# background: launch_kafka DIR. await_kafka DIR then waits until it serves.
+launch_kafka() {
+    local dir="$1"
+    # The readiness line is counted, so that a restarted node is awaited afresh.
+    grep -c 'Kafka Server started' "$dir/kafka.log" >"$dir/starts" 2>/dev/null || true
+    "${KAFKA_JAVA[@]}" kafka.Kafka "$dir/server.properties" >>"$dir/kafka.log" 2>&1 &
+    echo $! >"$dir/pid"
+    SERVICE_PIDS+=($!)
+}
+
+# Kafka binds its ports before it can serve; the log says when it can.
+await_kafka() {
+    local dir="$1" pid started_before
+    pid="$(<"$dir/pid")"
+    started_before="$(<"$dir/starts")"
+    for _ in $(seq 1200); do
+        (($(grep -c 'Kafka Server started' "$dir/kafka.log") > started_before)) && return 0
+        kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
     done
-    cat "$dir/tansu.log" >&2
-    echo "tansu did not start" >&2
+    tail -n 40 "$dir/kafka.log" >&2
+    echo "Kafka ($dir) did not start" >&2
     return 1
 }
 
-# A second tansu that only speaks SASL/SCRAM-SHA-512 over TLS, which stunnel terminates
-# in front of it (tansu 0.6.0 cannot do TLS itself). Users are created, and topic
-# TOPIC filled from FILE (round robin over 2 partitions), before authentication is on:
-#   start_secure_tansu USER PASSWORD TOPIC FILE
-# Sets SECURE_BROKERS (the TLS port), SECURE_CA (PEM of the authority that signed the broker's
-# certificate) and UNTRUSTED_CA (PEM of an unrelated one).
-start_secure_tansu() {
-    local dir="$SERVICE_DIR/secure-tansu" plain tls
-    plain="$(free_port)"
-    tls="$(free_port)"
+# Starts one Apache Kafka node (KRaft: broker and controller in one process) on
+# loopback in a fresh directory; sets KAFKA_BROKERS.
+start_kafka() {
+    make_service_dir
+    local dir="$SERVICE_DIR/kafka" port controller
+    port="$(free_port)"
+    controller="$(free_port)"
     mkdir -p "$dir"
-    run_tansu "$dir" "$plain" "$plain"
-    tansu user create "$1" "$2" --broker "tcp://127.0.0.1:$plain" >/dev/null
-    tansu topic create "$3" --partitions 2 --broker "tcp://127.0.0.1:$plain" >/dev/null
-    "$KAFKA_TOOL" produce --brokers "127.0.0.1:$plain" --topic "$3" --round-robin --file "$4" >/dev/null
-    kill "$TANSU_PID"
-    wait "$TANSU_PID" 2>/dev/null || true
-    rm -f "$dir/tansu.log"
-    run_tansu "$dir" "$plain" "$tls" --authentication
-    tls_front "$dir" "$plain" "$tls"
+    {
+        cat <<PROPERTIES
+process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=127.0.0.1:$controller
+controller.listener.names=CONTROLLER
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+PROPERTIES
+        kafka_settings "$dir" 1
+    } >"$dir/server.properties"
+    "${KAFKA_JAVA[@]}" kafka.tools.StorageTool format --standalone -t "$("${KAFKA_JAVA[@]}" kafka.tools.StorageTool random-uuid)" \
+        -c "$dir/server.properties" >"$dir/format.log"
+    launch_kafka "$dir"
+    await_kafka "$dir"
+    KAFKA_BROKERS="127.0.0.1:$port"
+}
+
+# Starts a cluster of N Kafka nodes, each broker and controller (one quorum of N voters),
+# for failover tests: start_kafka_cluster N. Sets KAFKA_CLUSTER_BROKERS (every node's
+# address, comma-separated) and KAFKA_NODE_DIRS (node i's directory at index i - 1, for
+# stop_kafka_node and restart_kafka_node). Internal topics have 3 replicas (2 in sync).
+start_kafka_cluster() {
+    make_service_dir
+    local nodes="$1" cluster_id voters="" node ports=() controllers=() addresses=()
+    cluster_id="$("${KAFKA_JAVA[@]}" kafka.tools.StorageTool random-uuid)"
+    for node in $(seq "$nodes"); do
+        ports+=("$(free_port)")
+        controllers+=("$(free_port)")
+        addresses+=("127.0.0.1:${ports[-1]}")
+        voters+="${voters:+,}$node@127.0.0.1:${controllers[-1]}"
+    done
+    for node in $(seq "$nodes"); do
+        local dir="$SERVICE_DIR/kafka-node-$node"
+        mkdir -p "$dir"
+        {
+            cat <<PROPERTIES
+process.roles=broker,controller
+node.id=$node
+controller.quorum.voters=$voters
+controller.listener.names=CONTROLLER
+listeners=PLAINTEXT://127.0.0.1:${ports[node - 1]},CONTROLLER://127.0.0.1:${controllers[node - 1]}
+advertised.listeners=PLAINTEXT://127.0.0.1:${ports[node - 1]}
+# A crashed node's partitions get new leaders 3 s after its last heartbeat, not 9 s.
+broker.heartbeat.interval.ms=500
+broker.session.timeout.ms=3000
+PROPERTIES
+            kafka_settings "$dir" "$((nodes < 3 ? nodes : 3))"
+        } >"$dir/server.properties"
+        "${KAFKA_JAVA[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$dir/server.properties" >"$dir/format.log"
+        KAFKA_NODE_DIRS+=("$dir")
+    done
+    # A node serves only once a majority of the quorum is up: launch all, then wait.
+    for dir in "${KAFKA_NODE_DIRS[@]}"; do
+        launch_kafka "$dir"
+    done
+    for dir in "${KAFKA_NODE_DIRS[@]}"; do
+        await_kafka "$dir"
+    done
+    KAFKA_CLUSTER_BROKERS="$(IFS=,; echo "${addresses[*]}")"
+}
+
+# stop_kafka_node NODE SIGNAL: stops node NODE (1-based) of the cluster with SIGNAL
+# (TERM: a controlled shutdown; KILL: a crash) and waits until it is gone.
+stop_kafka_node() {
+    local pid
+    pid="$(<"${KAFKA_NODE_DIRS[$1 - 1]}/pid")"
+    kill -"$2" "$pid" 2>/dev/null || true
+    # Reaped here (by the shell that launched it), so that bash does not report the
+    # killed job later.
+    wait "$pid" 2>/dev/null || true
+    while kill -0 "$pid" 2>/dev/null; do
+        sleep 0.1
+    done
+}
+
+# Ends the cluster with SIGKILL: its data is thrown away, and SIGTERM would hang, since
+# the last nodes' controlled shutdown waits for a controller quorum that is gone.
+stop_kafka_cluster() {
+    for node in $(seq "${#KAFKA_NODE_DIRS[@]}"); do
+        stop_kafka_node "$node" KILL
+    done
+    KAFKA_NODE_DIRS=()
+}
+
+# restart_kafka_node NODE: starts a stopped node of the cluster again and waits until it serves.
+restart_kafka_node() {
+    launch_kafka "${KAFKA_NODE_DIRS[$1 - 1]}"
+    await_kafka "${KAFKA_NODE_DIRS[$1 - 1]}"
+}
+
+# A Kafka node whose clients authenticate with SASL/SCRAM (SHA-256 and SHA-512), over
+# TLS or not, and are authorized by ACLs (StandardAuthorizer); users NAME:PASSWORD are
+# created at format time, with user admin a super user:
+#   start_secure_kafka NAME:PASSWORD…
+# Sets SECURE_BROKERS (SASL_SSL), SECURE_SASL_BROKERS (SASL_PLAINTEXT), SECURE_CA (PEM
+# of the certificate clients must trust), UNTRUSTED_CA (PEM of an unrelated one) and
+# SECURE_ADMIN_BROKERS: a plaintext listener for the test setup (topics, ACLs), whose
+# principal, ANONYMOUS, is a super user because the node's broker and controller talk to
+# each other as ANONYMOUS too.
+start_secure_kafka() {
+    make_service_dir
+    local dir="$SERVICE_DIR/secure-kafka" plain sasl tls controller scram=() user listener mechanism
+    plain="$(free_port)"
+    sasl="$(free_port)"
+    tls="$(free_port)"
+    controller="$(free_port)"
+    mkdir -p "$dir"
+    # A self-signed certificate for 127.0.0.1 (clients check the address against it).
+    keytool -genkeypair -keystore "$dir/keystore.p12" -storetype PKCS12 -storepass changeit \
+        -alias broker -keyalg RSA -keysize 2048 -validity 2 -dname CN=127.0.0.1 \
+        -ext SAN=IP:127.0.0.1,DNS:localhost 2>/dev/null
+    keytool -exportcert -rfc -keystore "$dir/keystore.p12" -storepass changeit -alias broker \
+        -file "$dir/ca.pem" 2>/dev/null
+    {
+        cat <<PROPERTIES
+process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=127.0.0.1:$controller
+controller.listener.names=CONTROLLER
+listeners=PLAINTEXT://127.0.0.1:$plain,SASL_PLAINTEXT://127.0.0.1:$sasl,SASL_SSL://127.0.0.1:$tls,CONTROLLER://127.0.0.1:$controller
+advertised.listeners=PLAINTEXT://127.0.0.1:$plain,SASL_PLAINTEXT://127.0.0.1:$sasl,SASL_SSL://127.0.0.1:$tls
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512
+ssl.keystore.type=PKCS12
+ssl.keystore.location=$dir/keystore.p12
+ssl.keystore.password=changeit
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+super.users=User:admin;User:ANONYMOUS
+PROPERTIES
+        for listener in sasl_plaintext sasl_ssl; do
+            for mechanism in scram-sha-256 scram-sha-512; do
+                echo "listener.name.$listener.$mechanism.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            done
+        done
+        kafka_settings "$dir" 1
+    } >"$dir/server.properties"
+    for user in "$@"; do
+        for mechanism in SCRAM-SHA-256 SCRAM-SHA-512; do
+            scram+=(--add-scram "$mechanism=[name=\"${user%%:*}\",password=\"${user#*:}\"]")
+        done
+    done
+    "${KAFKA_JAVA[@]}" kafka.tools.StorageTool format --standalone -t "$("${KAFKA_JAVA[@]}" kafka.tools.StorageTool random-uuid)" \
+        -c "$dir/server.properties" "${scram[@]}" >"$dir/format.log"
+    launch_kafka "$dir"
+    await_kafka "$dir"
+    SECURE_ADMIN_BROKERS="127.0.0.1:$plain"
+    SECURE_SASL_BROKERS="127.0.0.1:$sasl"
     SECURE_BROKERS="127.0.0.1:$tls"
     SECURE_CA="$dir/ca.pem"
     # A certificate authority the broker's certificate is not from, for failing tests.
@@ -222,9 +400,10 @@ start_tls_registry() {
     export KAFKA_TLS_REGISTRY_URL KAFKA_TLS_REGISTRY_CA
 }
 
-# Creates a topic on tansu: create_topic NAME PARTITIONS
+# Creates a topic on the broker at KAFKA_BROKERS and waits until it can be used:
+#   create_topic NAME PARTITIONS [kafka-tool create-topic options…, e.g. --config cleanup.policy=compact]
 create_topic() {
-    tansu topic create "$1" --partitions "$2" --broker "tcp://$TANSU_BROKERS" >/dev/null
+    "$KAFKA_TOOL" create-topic --brokers "$KAFKA_BROKERS" --topic "$1" --partitions "$2" "${@:3}" >/dev/null
 }
 
 # Hosts a librdkafka mock cluster in kafka-tool; sets MOCK_BROKERS and MOCK_CONTROL.

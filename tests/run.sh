@@ -4,9 +4,10 @@
 #                         codecs, pools; Kafka code against an in-process librdkafka
 #                         mock cluster)
 #   2. cargo pgrx test    Rust tests inside a PostgreSQL 15 backend
-#   3. pg_regress         SQL regression files against a real broker (tansu) and a
-#                         throwaway PostgreSQL 15 cluster
-# Installs what is missing first (Debian packages, cargo-pgrx 0.18.0, tansu 0.6.0).
+#   3. pg_regress         SQL regression files against Apache Kafka (and librdkafka's
+#                         mock cluster for injected faults) and a throwaway PostgreSQL 15
+#                         cluster, then tests/scenarios.sh
+# Installs what is missing first (Debian packages, Apache Kafka's jars, cargo-pgrx 0.18.0).
 # KAFKA_FDW_TEST_LAYERS=3 runs only the SQL layer, KAFKA_FDW_REGRESS_ONLY="avro …" only
 # those regression files (for development; CI runs all).
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
@@ -36,11 +37,15 @@ log "Layer 3: SQL regression tests"
 # Installed after layer 2, which installs its own test build of the extension.
 build_tool
 install_extension
-start_tansu
-start_scratch_tansu
-start_mock --topic regress_snappy:2
-seq 1 1000 | awk '{ printf "%d,secret %d\n", $1, $1 }' >"$SERVICE_DIR/secure.csv"
-start_secure_tansu alice wonderland secure_topic "$SERVICE_DIR/secure.csv"
+start_kafka
+start_mock
+# Kafka users: admin (a super user), alice (security.sql) and those of acls.sql, each
+# lacking one ACL (tests/regress/load.sh grants the rest).
+secure_users=(admin:admin-secret alice:wonderland)
+for user in no_describe no_read no_write no_idempotent no_txn_id; do
+    secure_users+=("$user:$user-secret")
+done
+start_secure_kafka "${secure_users[@]}"
 # Two schema registries: one that wants credentials, one open (KAFKA_REGISTRY_URL), the
 # open one also over HTTPS (KAFKA_TLS_REGISTRY_URL).
 start_registry --user reader --password secret
@@ -50,8 +55,8 @@ start_tls_registry
 export KAFKA_AUTH_REGISTRY_URL
 start_postgres
 source "$REPO_ROOT/tests/regress/load.sh"
-export KAFKA_BROKERS="$TANSU_BROKERS" KAFKA_SCRATCH_BROKERS="$SCRATCH_BROKERS" KAFKA_MOCK_BROKERS="$MOCK_BROKERS" KAFKA_MOCK_CONTROL="$MOCK_CONTROL" KAFKA_TOOL
-export KAFKA_SECURE_BROKERS="$SECURE_BROKERS" KAFKA_SECURE_CA="$SECURE_CA" KAFKA_UNTRUSTED_CA="$UNTRUSTED_CA"
+export KAFKA_BROKERS KAFKA_MOCK_BROKERS="$MOCK_BROKERS" KAFKA_MOCK_CONTROL="$MOCK_CONTROL" KAFKA_TOOL
+export KAFKA_SECURE_BROKERS="$SECURE_BROKERS" KAFKA_SECURE_SASL_BROKERS="$SECURE_SASL_BROKERS" KAFKA_SECURE_ADMIN_BROKERS="$SECURE_ADMIN_BROKERS" KAFKA_SECURE_CA="$SECURE_CA" KAFKA_UNTRUSTED_CA="$UNTRUSTED_CA"
 export KAFKA_FDW_REPO="$REPO_ROOT"
 schedule="$REPO_ROOT/tests/regress/schedule"
 if [[ -n "${KAFKA_FDW_REGRESS_ONLY:-}" ]]; then

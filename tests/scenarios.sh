@@ -19,7 +19,7 @@ setup_import_database() { # setup_import_database DB TOPIC
     createdb "$1"
     psql -X -q -v ON_ERROR_STOP=1 -d "$1" <<SQL
 CREATE EXTENSION kafka_fdw;
-CREATE SERVER s FOREIGN DATA WRAPPER kafka_fdw OPTIONS (brokers '$TANSU_BROKERS');
+CREATE SERVER s FOREIGN DATA WRAPPER kafka_fdw OPTIONS (brokers '$KAFKA_BROKERS');
 CREATE USER MAPPING FOR PUBLIC SERVER s;
 CREATE FOREIGN TABLE source (part int OPTIONS (partition 'true'), offs bigint OPTIONS (offset 'true'), n int, t text)
 SERVER s OPTIONS (topic '$2');
@@ -39,7 +39,7 @@ rows() { # rows FIRST LAST
 log "Scenario: kill -9 the backend of a running import, 20 times"
 create_topic crash_source 4
 rows 1 60000 >"$SERVICE_DIR/crash.csv"
-"$KAFKA_TOOL" produce --brokers "$TANSU_BROKERS" --topic crash_source --round-robin --file "$SERVICE_DIR/crash.csv" >/dev/null
+"$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic crash_source --round-robin --file "$SERVICE_DIR/crash.csv" >/dev/null
 setup_import_database kafka_fdw_crash crash_source
 for _ in $(seq 200); do
     echo "SELECT kafka_fdw.import('source', 'target', max_messages => 1500);"
@@ -74,7 +74,7 @@ keyed_rows() { # keyed_rows FIRST LAST KEYS: "key|n,message n", or "key|DELETE" 
     seq "$1" "$2" | awk -v keys="$3" '{ k = ($1 * 7919) % keys; if ($1 % 9 == 0) printf "%d|DELETE\n", k; else printf "%d|%d,message %d\n", k, $1, $1 }'
 }
 produce_keyed() { # produce_keyed TOPIC FILE
-    "$KAFKA_TOOL" produce --brokers "$TANSU_BROKERS" --topic "$1" --key-delimiter '|' --tombstone DELETE --file "$2" >/dev/null
+    "$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic "$1" --key-delimiter '|' --tombstone DELETE --file "$2" >/dev/null
 }
 setup_upsert_tables() { # setup_upsert_tables DB TOPIC: source, target, and the reference (last value per key)
     psql -X -q -v ON_ERROR_STOP=1 -d "$1" <<SQL
@@ -97,7 +97,7 @@ produce_keyed crash_upsert "$SERVICE_DIR/crash_upsert.txt"
 createdb kafka_fdw_crash_upsert
 psql -X -q -v ON_ERROR_STOP=1 -d kafka_fdw_crash_upsert <<SQL
 CREATE EXTENSION kafka_fdw;
-CREATE SERVER s FOREIGN DATA WRAPPER kafka_fdw OPTIONS (brokers '$TANSU_BROKERS');
+CREATE SERVER s FOREIGN DATA WRAPPER kafka_fdw OPTIONS (brokers '$KAFKA_BROKERS');
 CREATE USER MAPPING FOR PUBLIC SERVER s;
 SQL
 setup_upsert_tables kafka_fdw_crash_upsert crash_upsert
@@ -111,12 +111,64 @@ read -r rows missing extra <<<"$(upsert_differences kafka_fdw_crash_upsert)"
 echo "killed $kills times; before the final run: $before_rows rows; after: $rows rows, $missing missing and $extra extra against the last value per key"
 [[ "$missing" == 0 && "$extra" == 0 && "$rows" -gt 0 ]] || scenario_fail "the upserted target differs from the topic's last values: $rows rows, $missing missing, $extra extra"
 
+log "Scenario: kill -9 of a backend inside a transaction that wrote to a transactional table"
+# The backend's Kafka transaction stays open: read_committed readers (kafka_fdw's scans
+# and kafka-tool's consumer) stop at it and never see its messages; read_uncommitted
+# readers do. The broker aborts it once transaction.timeout.ms (5 s here) passes, and
+# messages committed after it become visible then, the killed ones never.
+create_topic txn_killed 2
+createdb kafka_fdw_txn
+psql -X -q -v ON_ERROR_STOP=1 -d kafka_fdw_txn <<SQL
+CREATE EXTENSION kafka_fdw;
+CREATE SERVER s FOREIGN DATA WRAPPER kafka_fdw
+OPTIONS (brokers '$KAFKA_BROKERS', transactional 'true', timeout_ms '3000', "transaction.timeout.ms" '5000');
+CREATE USER MAPPING FOR PUBLIC SERVER s;
+CREATE FOREIGN TABLE out (part int OPTIONS (partition 'true'), n int, t text) SERVER s OPTIONS (topic 'txn_killed');
+CREATE FOREIGN TABLE out_uncommitted (part int OPTIONS (partition 'true'), n int, t text)
+SERVER s OPTIONS (topic 'txn_killed', isolation_level 'read_uncommitted');
+SQL
+txn_counts() { # messages of the killed transaction (n <= 1000) and committed later (n > 1000): read_committed, read_uncommitted
+    psql -X -A -t -F ' ' -d kafka_fdw_txn -c "SELECT count(*) FILTER (WHERE n <= 1000), count(*) FILTER (WHERE n > 1000) FROM out" \
+        -c "SELECT count(*) FILTER (WHERE n <= 1000), count(*) FILTER (WHERE n > 1000) FROM out_uncommitted" | paste -sd' '
+}
+PGAPPNAME=txn_victim psql -X -q -d kafka_fdw_txn >/dev/null 2>&1 <<'SQL' &
+BEGIN;
+INSERT INTO out (n, t) SELECT i, 'killed ' || i FROM generate_series(1, 1000) i;
+SELECT pg_sleep(60);
+SQL
+victim_psql=$!
+victim=""
+for _ in $(seq 100); do
+    victim=$(psql -X -A -t -d kafka_fdw_txn -c "SELECT pid FROM pg_stat_activity WHERE application_name = 'txn_victim' AND query LIKE 'SELECT pg_sleep%'")
+    [[ -n "$victim" ]] && break
+    sleep 0.1
+done
+[[ -n "$victim" ]] || scenario_fail "the transaction to kill did not reach its sleep"
+kill -9 "$victim"
+wait "$victim_psql" 2>/dev/null || true
+wait_for_server kafka_fdw_txn
+read -r killed_committed _ killed_uncommitted _ <<<"$(txn_counts)"
+raw_committed=$("$KAFKA_TOOL" count --brokers "$KAFKA_BROKERS" --topic txn_killed --isolation-level read_committed | cut -d' ' -f1)
+echo "after kill -9: read_committed scan $killed_committed, kafka-tool read_committed $raw_committed, read_uncommitted scan $killed_uncommitted of the 1000 messages"
+((killed_committed == 0 && raw_committed == 0 && killed_uncommitted == 1000)) || scenario_fail "the killed transaction's messages are visible"
+psql -X -q -v ON_ERROR_STOP=1 -d kafka_fdw_txn -c "INSERT INTO out (n, t) SELECT i, 'committed ' || i FROM generate_series(1001, 1010) i"
+started=$SECONDS
+for _ in $(seq 200); do
+    read -r killed_committed later_committed killed_uncommitted later_uncommitted <<<"$(txn_counts)"
+    ((later_committed > 0)) && break
+    sleep 0.1
+done
+raw_committed=$("$KAFKA_TOOL" count --brokers "$KAFKA_BROKERS" --topic txn_killed --isolation-level read_committed | cut -d' ' -f1)
+echo "a later commit became visible $((SECONDS - started)) s after it: read_committed $killed_committed killed + $later_committed later (kafka-tool: $raw_committed); read_uncommitted $killed_uncommitted + $later_uncommitted"
+((killed_committed == 0 && later_committed == 10 && raw_committed == 10 && killed_uncommitted == 1000 && later_uncommitted == 10)) \
+    || scenario_fail "after the broker aborted the killed transaction, read_committed readers do not see exactly the 10 committed messages"
+
 log "Scenario: a 1-second scheduled import keeps up, across a server restart"
 create_topic sched_source 2
 rows 1 1000 >"$SERVICE_DIR/sched1.csv"
 rows 1001 2000 >"$SERVICE_DIR/sched2.csv"
 rows 2001 3000 >"$SERVICE_DIR/sched3.csv"
-"$KAFKA_TOOL" produce --brokers "$TANSU_BROKERS" --topic sched_source --round-robin --file "$SERVICE_DIR/sched1.csv" >/dev/null
+"$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic sched_source --round-robin --file "$SERVICE_DIR/sched1.csv" >/dev/null
 setup_import_database kafka_fdw_scheduler sched_source
 psql -X -q -d kafka_fdw_scheduler -c "SELECT kafka_fdw.start_import('source', 'target')" >/dev/null
 
@@ -132,11 +184,11 @@ converge() { # converge EXPECTED: wait until the target holds EXPECTED distinct 
 }
 # The scheduler worker retries its database every second until it exists.
 converge 1000
-"$KAFKA_TOOL" produce --brokers "$TANSU_BROKERS" --topic sched_source --round-robin --file "$SERVICE_DIR/sched2.csv" >/dev/null
+"$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic sched_source --round-robin --file "$SERVICE_DIR/sched2.csv" >/dev/null
 converge 2000
 # Messages arrive while the server is down; the job resumes from its stored offsets.
 pg_stop
-"$KAFKA_TOOL" produce --brokers "$TANSU_BROKERS" --topic sched_source --round-robin --file "$SERVICE_DIR/sched3.csv" >/dev/null
+"$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic sched_source --round-robin --file "$SERVICE_DIR/sched3.csv" >/dev/null
 pg_start
 wait_for_server kafka_fdw_scheduler
 converge 3000
@@ -151,7 +203,7 @@ old_pid=$(scheduler_pid)
 rows 3001 4000 >"$SERVICE_DIR/sched4.csv"
 psql -X -q -A -t -d kafka_fdw_scheduler -c "SELECT pg_terminate_backend($old_pid)" >/dev/null
 terminated=$SECONDS
-"$KAFKA_TOOL" produce --brokers "$TANSU_BROKERS" --topic sched_source --round-robin --file "$SERVICE_DIR/sched4.csv" >/dev/null
+"$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic sched_source --round-robin --file "$SERVICE_DIR/sched4.csv" >/dev/null
 converge 4000
 new_pid=$(scheduler_pid)
 echo "scheduler $old_pid terminated; running again as $new_pid, job caught up $((SECONDS - terminated)) s after the termination"
@@ -189,7 +241,7 @@ create_topic task_source 2
 rows 1 1000 >"$SERVICE_DIR/task1.csv"
 rows 1001 2000 >"$SERVICE_DIR/task2.csv"
 rows 2001 3000 >"$SERVICE_DIR/task3.csv"
-"$KAFKA_TOOL" produce --brokers "$TANSU_BROKERS" --topic task_source --round-robin --file "$SERVICE_DIR/task1.csv" >/dev/null
+"$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic task_source --round-robin --file "$SERVICE_DIR/task1.csv" >/dev/null
 psql -X -q -v ON_ERROR_STOP=1 -d kafka_fdw_scheduler <<SQL
 \i $REPO_ROOT/demo/import_kafka_data.sql
 CREATE FOREIGN TABLE kafka_task (part int OPTIONS (partition 'true'), offs bigint OPTIONS (offset 'true'), n int, t text)
@@ -215,7 +267,7 @@ task_converge() { # task_converge EXPECTED: wait until the table equals the topi
     scenario_fail "the scheduled task did not make the table equal the topic of $1 messages ($rows rows, $distinct distinct, $in_topic in topic, $missing missing)"
 }
 task_converge 1000
-"$KAFKA_TOOL" produce --brokers "$TANSU_BROKERS" --topic task_source --round-robin --file "$SERVICE_DIR/task2.csv" >/dev/null
+"$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic task_source --round-robin --file "$SERVICE_DIR/task2.csv" >/dev/null
 task_converge 2000
 # A task that outlasts its 1-second interval never overlaps itself; the scheduler is
 # killed (kill -9: the server restarts, every backend with it) in the middle of one of
@@ -231,7 +283,7 @@ done
 [[ -n "$old_pid" ]] || scenario_fail "the sleeper task never ran"
 kill -9 "$old_pid"
 wait_for_server kafka_fdw_scheduler
-"$KAFKA_TOOL" produce --brokers "$TANSU_BROKERS" --topic task_source --round-robin --file "$SERVICE_DIR/task3.csv" >/dev/null
+"$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic task_source --round-robin --file "$SERVICE_DIR/task3.csv" >/dev/null
 task_converge 3000
 read -r interrupted_status interrupted_message <<<"$(psql -X -A -t -F ' ' -d kafka_fdw_scheduler -c "SELECT status, return_message FROM kafka_fdw.task_run_details WHERE runid = $running")"
 echo "run $running of the sleeper, cut short by kill -9 of the scheduler: $interrupted_status ($interrupted_message)"
@@ -390,14 +442,14 @@ done
 log "Scenario: 1000 failing queries leave the backend's threads and file descriptors flat"
 create_topic leak_bad 1
 printf '1,fine\nnot a number,bad\n' >"$SERVICE_DIR/bad.csv"
-"$KAFKA_TOOL" produce --brokers "$TANSU_BROKERS" --topic leak_bad --partition 0 --file "$SERVICE_DIR/bad.csv" >/dev/null
+"$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic leak_bad --partition 0 --file "$SERVICE_DIR/bad.csv" >/dev/null
 psql -X -q -v ON_ERROR_STOP=1 -d kafka_fdw_robust <<SQL
 CREATE SERVER nowhere FOREIGN DATA WRAPPER kafka_fdw OPTIONS (brokers '127.0.0.1:$(free_port)', timeout_ms '20');
 CREATE USER MAPPING FOR PUBLIC SERVER nowhere;
 CREATE FOREIGN TABLE unreachable (n int, t text) SERVER nowhere OPTIONS (topic 'leak_bad');
-CREATE SERVER tansu FOREIGN DATA WRAPPER kafka_fdw OPTIONS (brokers '$TANSU_BROKERS');
-CREATE USER MAPPING FOR PUBLIC SERVER tansu;
-CREATE FOREIGN TABLE bad_messages (n int, t text) SERVER tansu OPTIONS (topic 'leak_bad');
+CREATE SERVER kafka FOREIGN DATA WRAPPER kafka_fdw OPTIONS (brokers '$KAFKA_BROKERS');
+CREATE USER MAPPING FOR PUBLIC SERVER kafka;
+CREATE FOREIGN TABLE bad_messages (n int, t text) SERVER kafka OPTIONS (topic 'leak_bad');
 SQL
 resources="SELECT (SELECT count(*) FROM pg_ls_dir('/proc/' || pg_backend_pid() || '/task')) || ' ' || (SELECT count(*) FROM pg_ls_dir('/proc/' || pg_backend_pid() || '/fd')) AS resources"
 {
@@ -501,7 +553,7 @@ for statement in "SELECT count(*) FROM silent_table" "SELECT * FROM kafka_fdw.wa
 done
 kill "$silent_pid" 2>/dev/null || true
 
-log "Scenario: 16 connections insert, scan and import for 30 s on tansu, with a scheduled job"
+log "Scenario: 16 connections insert, scan and import for 30 s on Kafka, with a scheduled job"
 # 12 connections INSERT 50 uniquely numbered rows and count the topic, 4 import it into
 # one table (they take turns: one import per pair at a time), and the scheduler imports
 # it into another every second. Each connection stops starting statements after 30 s.
@@ -565,3 +617,98 @@ for target in load_imported load_scheduled; do
     [[ "$rows" == "$in_topic" && "$distinct_rows" == "$in_topic" && "$missing" == 0 ]] || scenario_fail "$target differs from the topic"
 done
 psql -X -q -d kafka_fdw_scheduler -c "SELECT kafka_fdw.stop_import('load_source', 'load_scheduled')" >/dev/null
+
+log "Scenario: failover on a 3-node Kafka cluster: a partition's leader stops (SIGTERM, SIGKILL) during a scan, an INSERT and a 1-second import job"
+# Topics with 3 replicas, 2 of them in sync for a write to count; a node stops while a
+# statement uses the leader of partition 0, and comes back before the next case. A scan
+# either returns exactly the topic or fails with an ERROR, never other rows; INSERT's
+# idempotent producer leaves each row once in the topic; the import job ends equal to
+# the topic.
+start_kafka_cluster 3
+failover_topic() { # failover_topic NAME
+    KAFKA_BROKERS="$KAFKA_CLUSTER_BROKERS" create_topic "$1" 3 --replication-factor 3 --config min.insync.replicas=2
+}
+leader_of_partition_0() { # leader_of_partition_0 TOPIC: its node id
+    "$KAFKA_TOOL" leaders --brokers "$KAFKA_CLUSTER_BROKERS" --topic "$1" | awk -F'\t' '$1 == 0 { print $2 }'
+}
+# stop_leader_during TOPIC SIGNAL PID: stops partition 0's leader 0.5 s into the statement
+# run by PID, then restarts it once the statement ended; sets STOPPED_DURING (whether
+# the statement was still running when the node went down).
+stop_leader_during() {
+    local node
+    node="$(leader_of_partition_0 "$1")"
+    sleep 0.5
+    STOPPED_DURING=no
+    kill -0 "$3" 2>/dev/null && STOPPED_DURING=yes
+    stop_kafka_node "$node" "$2"
+    wait "$3" || true
+    restart_kafka_node "$node"
+}
+psql -X -q -v ON_ERROR_STOP=1 -d kafka_fdw_scheduler <<SQL
+CREATE SERVER cluster FOREIGN DATA WRAPPER kafka_fdw OPTIONS (brokers '$KAFKA_CLUSTER_BROKERS', timeout_ms '30000');
+CREATE USER MAPPING FOR PUBLIC SERVER cluster;
+SQL
+
+failover_topic failover_scan
+rows 1 500000 >"$SERVICE_DIR/failover.csv"
+"$KAFKA_TOOL" produce --brokers "$KAFKA_CLUSTER_BROKERS" --topic failover_scan --round-robin --file "$SERVICE_DIR/failover.csv" >/dev/null
+psql -X -q -v ON_ERROR_STOP=1 -d kafka_fdw_scheduler -c "CREATE FOREIGN TABLE failover_scan (part int OPTIONS (partition 'true'), offs bigint OPTIONS (offset 'true'), n int, t text) SERVER cluster OPTIONS (topic 'failover_scan')"
+reference=$("$KAFKA_TOOL" count --brokers "$KAFKA_CLUSTER_BROKERS" --topic failover_scan | cut -d' ' -f1)
+for signal in TERM KILL; do
+    psql -X -A -t -F ' ' -d kafka_fdw_scheduler -c "SELECT count(*), count(DISTINCT (part, offs)), sum(n) FROM failover_scan" \
+        >"$SERVICE_DIR/failover_scan.out" 2>&1 &
+    stop_leader_during failover_scan "$signal" $!
+    if grep -q ERROR "$SERVICE_DIR/failover_scan.out"; then
+        echo "full scan, leader stopped with SIG$signal (during the scan: $STOPPED_DURING): failed: $(grep -A1 ERROR "$SERVICE_DIR/failover_scan.out" | paste -sd' ')"
+    else
+        read -r rows distinct sum <"$SERVICE_DIR/failover_scan.out"
+        echo "full scan, leader stopped with SIG$signal (during the scan: $STOPPED_DURING): $rows rows, $distinct distinct, sum $sum; the topic holds $reference"
+        [[ "$rows" == "$reference" && "$distinct" == "$reference" && "$sum" == 125000250000 ]] || scenario_fail "a scan across a failover returned other rows than the topic's"
+    fi
+done
+
+for signal in TERM KILL; do
+    failover_topic "failover_insert_$signal"
+    psql -X -q -v ON_ERROR_STOP=1 -d kafka_fdw_scheduler -c "CREATE FOREIGN TABLE failover_insert_$signal (n int, t text) SERVER cluster OPTIONS (topic 'failover_insert_$signal')"
+    psql -X -d kafka_fdw_scheduler -c "INSERT INTO failover_insert_$signal SELECT i, 'inserted ' || i FROM generate_series(1, 100000) i" \
+        >"$SERVICE_DIR/failover_insert.out" 2>&1 &
+    stop_leader_during "failover_insert_$signal" "$signal" $!
+    read -r rows distinct low high <<<"$(psql -X -A -t -F ' ' -d kafka_fdw_scheduler -c "SELECT count(*), count(DISTINCT n), min(n), max(n) FROM failover_insert_$signal")"
+    reference=$("$KAFKA_TOOL" count --brokers "$KAFKA_CLUSTER_BROKERS" --topic "failover_insert_$signal" | cut -d' ' -f1)
+    echo "INSERT of 100000 rows, leader stopped with SIG$signal (during the INSERT: $STOPPED_DURING): $(head -1 "$SERVICE_DIR/failover_insert.out"); the topic holds $rows messages ($reference for kafka-tool), $distinct distinct, $low..$high"
+    grep -q '^INSERT 0 100000$' "$SERVICE_DIR/failover_insert.out" || scenario_fail "the INSERT failed across a failover: $(cat "$SERVICE_DIR/failover_insert.out")"
+    [[ "$rows" == 100000 && "$distinct" == 100000 && "$reference" == 100000 && "$low" == 1 && "$high" == 100000 ]] \
+        || scenario_fail "the INSERT left duplicates or gaps across a failover"
+done
+
+for signal in TERM KILL; do
+    failover_topic "failover_job_$signal"
+    psql -X -q -v ON_ERROR_STOP=1 -d kafka_fdw_scheduler <<SQL
+CREATE FOREIGN TABLE failover_job_$signal (part int OPTIONS (partition 'true'), offs bigint OPTIONS (offset 'true'), n int, t text)
+SERVER cluster OPTIONS (topic 'failover_job_$signal');
+CREATE TABLE failover_target_$signal (part int, offs bigint, n int, t text);
+SELECT kafka_fdw.start_import('failover_job_$signal', 'failover_target_$signal') \g /dev/null
+SQL
+    # 20 batches of 1000 messages, one every 0.2 s, while the job imports every second.
+    for batch in $(seq 0 19); do
+        rows $((batch * 1000 + 1)) $((batch * 1000 + 1000))
+        sleep 0.2
+    done | "$KAFKA_TOOL" produce --brokers "$KAFKA_CLUSTER_BROKERS" --topic "failover_job_$signal" --round-robin >/dev/null &
+    producer=$!
+    sleep 1.5
+    stop_leader_during "failover_job_$signal" "$signal" "$producer"
+    started=$SECONDS
+    reference=$("$KAFKA_TOOL" count --brokers "$KAFKA_CLUSTER_BROKERS" --topic "failover_job_$signal" | cut -d' ' -f1)
+    while ((SECONDS - started < 60)); do
+        read -r imported distinct lag <<<"$(psql -X -A -t -F ' ' -d kafka_fdw_scheduler -c "SELECT count(*), count(DISTINCT (part, offs)), (SELECT sum(lag) FROM kafka_fdw.import_jobs_status WHERE target = 'failover_target_$signal'::regclass) FROM failover_target_$signal")"
+        [[ "$imported" == "$reference" && "$lag" == 0 ]] && break
+        sleep 0.5
+    done
+    read -r topic_messages topic_distinct <<<"$(psql -X -A -t -F ' ' -d kafka_fdw_scheduler -c "SELECT count(*), count(DISTINCT n) FROM failover_job_$signal")"
+    failed_runs=$(grep -c "kafka_fdw import job .*failover_target_$signal.* failed" "$SERVICE_DIR/postgres.log" || true)
+    echo "1-second import job, leader stopped with SIG$signal (while producing: $STOPPED_DURING): the topic holds $reference messages ($topic_distinct distinct values), the target $imported rows, $distinct distinct; $failed_runs job runs failed on the way; caught up $((SECONDS - started)) s after the node came back"
+    [[ "$imported" == "$reference" && "$distinct" == "$reference" && "$topic_messages" == "$reference" ]] \
+        || scenario_fail "the import job lost or duplicated messages across a failover"
+    psql -X -q -d kafka_fdw_scheduler -c "SELECT kafka_fdw.stop_import('failover_job_$signal', 'failover_target_$signal')" >/dev/null
+done
+stop_kafka_cluster

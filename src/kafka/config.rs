@@ -219,6 +219,64 @@ pub(super) fn is_transient_code(code: RDKafkaErrorCode) -> bool {
     )
 }
 
+/// What a broker's authorizer refused, by its ACLs, to the client's principal.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Refused<'a> {
+    /// An operation (DESCRIBE, READ, WRITE) on a topic.
+    Topic { topic: &'a str, operation: &'static str },
+    /// IDEMPOTENT_WRITE on the cluster, which an idempotent producer asks for before it
+    /// writes to `topic`.
+    IdempotentWrite { topic: &'a str },
+    /// WRITE on a transactional id.
+    TransactionalId(&'a str),
+}
+
+/// Whether Kafka's answer is a refusal by its authorizer.
+pub(super) fn is_refusal(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::TopicAuthorizationFailed
+            | RDKafkaErrorCode::ClusterAuthorizationFailed
+            | RDKafkaErrorCode::TransactionalIdAuthorizationFailed
+    )
+}
+
+/// An operation Kafka refused (`cause`: its answer), as an insufficient-privilege error
+/// naming the resource, the operation and the principal it was refused to.
+pub(super) fn refusal(settings: &ClientSettings, refused: Refused<'_>, cause: &str) -> FdwError {
+    let principal = settings
+        .properties
+        .iter()
+        .find(|(name, _)| name == "sasl.username")
+        .map_or_else(|| "the client's principal".to_string(), |(_, user)| format!("principal User:{user}"));
+    let cause = cause.trim_end_matches('.');
+    let (message, detail, hint) = match refused {
+        Refused::Topic { topic, operation } => (
+            format!("permission denied for Kafka topic \"{topic}\""),
+            format!("Kafka refused {operation} on topic \"{topic}\" to {principal}: {cause}."),
+            format!(
+                "An ACL allowing {operation} on the topic to that principal is needed{}.",
+                if operation == "DESCRIBE" { " (READ or WRITE imply it)" } else { "" }
+            ),
+        ),
+        Refused::IdempotentWrite { topic } => (
+            "permission denied for the Kafka cluster".to_string(),
+            format!(
+                "Kafka refused IDEMPOTENT_WRITE on the cluster to {principal}, which kafka_fdw's idempotent producer needs before writing to topic \"{topic}\": {cause}."
+            ),
+            format!(
+                "An ACL allowing WRITE on topic \"{topic}\" to that principal is needed (Kafka 3.0 and later then allow idempotent writes too), or IDEMPOTENT_WRITE on the cluster."
+            ),
+        ),
+        Refused::TransactionalId(id) => (
+            format!("permission denied for Kafka transactional id \"{id}\""),
+            format!("Kafka refused WRITE on transactional id \"{id}\" to {principal}: {cause}."),
+            "kafka_fdw's transactional ids all begin with \"kafka_fdw-\": an ACL allowing WRITE on transactional ids with that prefix serves every backend.".to_string(),
+        ),
+    };
+    FdwError::new(ErrorKind::InsufficientPrivilege, message).with_detail(detail).with_hint(hint)
+}
+
 pub(super) fn unreachable_brokers(settings: &ClientSettings, what: &str, last_error: &str) -> FdwError {
     FdwError::new(
         ErrorKind::UnableToEstablishConnection,

@@ -13,7 +13,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use crate::error::{ErrorKind, FdwError, FdwResult};
 
-use super::config::{ClientSettings, IsolationLevel, KafkaConsumer, is_transient, is_transient_code, reported_errors, unreachable_brokers, with_signals_blocked};
+use super::config::{ClientSettings, IsolationLevel, KafkaConsumer, Refused, is_refusal, is_transient, is_transient_code, refusal, reported_errors, unreachable_brokers, with_signals_blocked};
 use super::{POLL_SLICE, Watermarks};
 
 /// One request of librdkafka's asynchronous Admin API, issued once on an existing
@@ -241,6 +241,7 @@ pub fn describe(consumer: &KafkaConsumer, settings: &ClientSettings, topic: &str
     match with_retries(consumer, settings, &what, |deadline| describe_topic(consumer, settings, topic, &what, deadline))? {
         Ok(description) => Ok(description),
         Err(RDKafkaErrorCode::UnknownTopicOrPartition) => Err(no_such_topic(topic)),
+        Err(code) if is_refusal(code) => Err(refusal(settings, Refused::Topic { topic, operation: "DESCRIBE" }, &code.to_string())),
         Err(code) => Err(FdwError::new(ErrorKind::Kafka, format!("could not {what}")).with_detail(code.to_string())),
     }
 }
@@ -387,10 +388,11 @@ fn issue_list_offsets(
 /// librdkafka's "no offset" (`RD_KAFKA_OFFSET_INVALID`).
 const RD_KAFKA_OFFSET_INVALID: i64 = -1001;
 
-/// The answer of a ListOffsets request: per partition, its offset (-1: none).
+/// The answer of a ListOffsets request about `topic`: per partition, its offset (-1: none).
 fn list_offsets_result(
     request: &mut AdminRequest,
     settings: &ClientSettings,
+    topic: &str,
     what: &str,
     deadline: Instant,
 ) -> FdwResult<Attempt<Vec<(i32, i64)>>> {
@@ -415,6 +417,8 @@ fn list_offsets_result(
                 offsets.push((element.partition, element.offset));
             } else if is_transient_code(code) {
                 return Ok(Attempt::Retry(format!("{code} (partition {})", element.partition)));
+            } else if is_refusal(code) {
+                return Err(refusal(settings, Refused::Topic { topic, operation: "DESCRIBE" }, &code.to_string()));
             } else {
                 return Err(FdwError::new(ErrorKind::Kafka, format!("could not {what}, partition {}", element.partition))
                     .with_detail(code.to_string()));
@@ -444,11 +448,11 @@ pub fn watermarks(
     let (lows, highs) = with_retries(consumer, settings, &what, |deadline| {
         let mut low = issue_list_offsets(consumer, topic, partitions, earliest, settings.isolation, deadline)?;
         let mut high = issue_list_offsets(consumer, topic, partitions, latest, settings.isolation, deadline)?;
-        let lows = match list_offsets_result(&mut low, settings, &what, deadline)? {
+        let lows = match list_offsets_result(&mut low, settings, topic, &what, deadline)? {
             Attempt::Done(lows) => lows,
             Attempt::Retry(reason) => return Ok(Attempt::Retry(reason)),
         };
-        Ok(match list_offsets_result(&mut high, settings, &what, deadline)? {
+        Ok(match list_offsets_result(&mut high, settings, topic, &what, deadline)? {
             Attempt::Done(highs) => Attempt::Done((lows, highs)),
             Attempt::Retry(reason) => Attempt::Retry(reason),
         })
@@ -483,7 +487,7 @@ pub fn offsets_for_time(
     // than 1970, so ask for 0 instead.
     let answer = with_retries(consumer, settings, &what, |deadline| {
         let mut request = issue_list_offsets(consumer, topic, partitions, unix_ms.max(0), settings.isolation, deadline)?;
-        list_offsets_result(&mut request, settings, &what, deadline)
+        list_offsets_result(&mut request, settings, topic, &what, deadline)
     })?;
     Ok(partitions
         .iter()

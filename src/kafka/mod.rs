@@ -36,8 +36,8 @@ use std::time::Duration;
 pub use config::{is_known_property, new_consumer, with_signals_blocked, ClientSettings, IsolationLevel, KafkaConsumer};
 pub use metadata::{all_topics, cluster_id, describe, offsets_for_time, topic_partitions, watermarks, TopicDescription};
 pub use reader::{clear_assignment, Backwards, RangeReader};
-pub use sender::{new_producer, DeliveryTracker, KafkaProducer, Outgoing, Sender};
-pub use transaction::{abort_transaction, begin_transaction, commit_transaction, transactional_producer};
+pub use sender::{new_producer, DeliveryTracker, KafkaProducer, Outgoing, Sender, WrittenOffsets};
+pub use transaction::{abort_transaction, await_visible, begin_transaction, commit_transaction, transactional_producer};
 
 /// The longest single blocking call into librdkafka, so interrupts are seen quickly.
 pub const POLL_SLICE: Duration = Duration::from_millis(100);

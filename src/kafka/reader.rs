@@ -8,14 +8,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::Consumer;
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, OwnedMessage};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::Message;
 
 use crate::error::{ErrorKind, FdwError, FdwResult};
 
-use super::config::{ClientSettings, KafkaConsumer, is_transient, unreachable_brokers};
+use super::config::{ClientSettings, KafkaConsumer, Refused, is_refusal, is_transient, refusal, unreachable_brokers};
 use super::{POLL_SLICE, ReadRange};
 
 /// The ranges still to read in one partition, in offset order; bookkeeping only.
@@ -197,6 +197,15 @@ impl<C: Borrow<KafkaConsumer>> RangeReader<C> {
                     }
                     idle_since = None;
                 }
+                // librdkafka looks up the coordinator of the consumer's group, which
+                // kafka_fdw never joins nor commits to (see `new_consumer`); a broker with
+                // ACLs refuses that lookup to a role without rights on the group. Reading
+                // needs nothing of the group.
+                Some(Err(error)) if error.rdkafka_error_code() == Some(RDKafkaErrorCode::GroupAuthorizationFailed) => {}
+                Some(Err(error)) if error.rdkafka_error_code().is_some_and(is_refusal) => {
+                    let read = Refused::Topic { topic: &self.topic, operation: "READ" };
+                    return Err(refusal(&self.settings, read, &error.to_string()));
+                }
                 Some(Err(error)) => {
                     if matches!(error, KafkaError::MessageConsumptionFatal(_)) || !is_transient(&error) {
                         return Err(self.client_error("read messages", error));
@@ -336,6 +345,43 @@ mod tests {
         expected.extend((0..7).map(|o| (2, o, format!("m{o}"))));
         assert_eq!(rows, expected);
         assert_eq!(reader.messages_fetched, 10);
+    }
+
+    #[test]
+    fn a_refused_group_coordinator_lookup_does_not_stop_a_read() {
+        let mock = mock_cluster(1);
+        let cluster = mock.cluster();
+        cluster.create_topic("acl", 1, 1).unwrap();
+        let brokers = cluster.bootstrap_servers();
+        let lines: Vec<String> = (0..20).map(|i| format!("m{i}")).collect();
+        produce(&brokers, "acl", 0, &lines);
+        // As a broker answers a role without rights on kafka_fdw's placeholder group.
+        let refusals = [rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED; 50];
+        cluster.request_errors(rdkafka::types::RDKafkaApiKey::FindCoordinator, &refusals);
+        let consumer = new_consumer(&test_settings(&brokers)).unwrap();
+        let mut reader =
+            RangeReader::new(consumer, test_settings(&brokers), "acl", &[ReadRange { partition: 0, start: 0, end: 20 }]).unwrap();
+        assert_eq!(read_all(&mut reader).len(), 20);
+    }
+
+    #[test]
+    fn a_read_kafka_refuses_is_a_privilege_error_naming_the_topic_and_operation() {
+        let mock = mock_cluster(1);
+        let cluster = mock.cluster();
+        cluster.create_topic("secret", 1, 1).unwrap();
+        let brokers = cluster.bootstrap_servers();
+        produce(&brokers, "secret", 0, &["m".to_string()]);
+        cluster.request_errors(
+            rdkafka::types::RDKafkaApiKey::Fetch,
+            &[rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED; 50],
+        );
+        let consumer = new_consumer(&test_settings(&brokers)).unwrap();
+        let mut reader =
+            RangeReader::new(consumer, test_settings(&brokers), "secret", &[ReadRange { partition: 0, start: 0, end: 1 }]).unwrap();
+        let error = reader.next_message().map(|_| ()).unwrap_err();
+        assert_eq!(error.kind, ErrorKind::InsufficientPrivilege);
+        assert_eq!(error.message, "permission denied for Kafka topic \"secret\"");
+        assert!(error.detail.unwrap().starts_with("Kafka refused READ on topic \"secret\" to the client's principal: "));
     }
 
     fn ranges(spans: &[(i64, i64)]) -> PartitionRanges {

@@ -18,7 +18,7 @@ use rdkafka::Message;
 
 use crate::error::{ErrorKind, FdwError, FdwResult};
 
-use super::config::{ClientErrors, ClientSettings, apply_properties, unreachable_brokers, with_signals_blocked};
+use super::config::{ClientErrors, ClientSettings, Refused, apply_properties, is_refusal, refusal, unreachable_brokers, with_signals_blocked};
 use super::metadata::no_such_topic;
 
 /// What became of the messages of one statement, as far as delivery reports told.
@@ -30,9 +30,18 @@ struct Outcomes {
     /// No answer in time after the message was sent: it may be in the topic.
     unknown: u64,
     first_error: Option<String>,
+    /// The failure's code, when Kafka answered one.
+    first_error_code: Option<RDKafkaErrorCode>,
     /// Per partition: messages delivered, lowest and highest offset.
     offsets: BTreeMap<i32, (u64, i64, i64)>,
+    /// Of a transactional producer, the offsets delivered since its current Kafka
+    /// transaction began, over its statements (see [`super::transaction`]); `None` for
+    /// other producers.
+    transaction_offsets: Option<WrittenOffsets>,
 }
+
+/// Per topic, per partition: the first and last offset written.
+pub type WrittenOffsets = BTreeMap<String, BTreeMap<i32, (i64, i64)>>;
 
 /// Counts delivery reports of a producer. Reports arrive on the thread that polls the
 /// producer (the backend's own), but librdkafka requires the context to be shareable.
@@ -56,6 +65,12 @@ impl DeliveryTracker {
 
     fn outcomes(&self) -> std::sync::MutexGuard<'_, Outcomes> {
         self.outcomes.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The offsets delivered since the last call, which starts the tracking (a
+    /// transactional producer calls it when each transaction begins and ends).
+    pub(super) fn take_transaction_offsets(&self) -> WrittenOffsets {
+        self.outcomes().transaction_offsets.replace(WrittenOffsets::new()).unwrap_or_default()
     }
 }
 
@@ -85,6 +100,14 @@ impl ProducerContext for DeliveryTracker {
                 let offset = message.offset();
                 let entry = outcomes.offsets.entry(message.partition()).or_insert((0, offset, offset));
                 *entry = (entry.0 + 1, entry.1.min(offset), entry.2.max(offset));
+                if let Some(written) = outcomes.transaction_offsets.as_mut() {
+                    let partitions = match written.get_mut(message.topic()) {
+                        Some(partitions) => partitions,
+                        None => written.entry(message.topic().to_string()).or_default(),
+                    };
+                    let span = partitions.entry(message.partition()).or_insert((offset, offset));
+                    *span = (span.0.min(offset), span.1.max(offset));
+                }
             }
             Err((error, message)) => {
                 self.ever_failed.store(true, Ordering::Relaxed);
@@ -99,7 +122,10 @@ impl ProducerContext for DeliveryTracker {
                 if matches!(code, Some(RDKafkaErrorCode::UnknownTopic | RDKafkaErrorCode::UnknownTopicOrPartition)) {
                     self.missing_topic.store(true, Ordering::Relaxed);
                 }
-                outcomes.first_error.get_or_insert_with(|| format!("{error} (partition {})", message.partition()));
+                if outcomes.first_error.is_none() {
+                    outcomes.first_error = Some(format!("{error} (partition {})", message.partition()));
+                    outcomes.first_error_code = code;
+                }
             }
         }
     }
@@ -220,8 +246,11 @@ fn delivered_offsets(offsets: &BTreeMap<i32, (u64, i64, i64)>) -> String {
 impl<P: Borrow<KafkaProducer>> Sender<P> {
     pub fn new(producer: P, settings: ClientSettings, topic: &str) -> Self {
         let tracker = producer.borrow().context();
-        // A pooled producer is only reused with nothing in flight: counts start afresh.
-        *tracker.outcomes() = Outcomes::default();
+        // A pooled producer is only reused with nothing in flight: counts start afresh
+        // (a Kafka transaction's offsets span its statements).
+        let mut outcomes = tracker.outcomes();
+        *outcomes = Outcomes { transaction_offsets: outcomes.transaction_offsets.take(), ..Outcomes::default() };
+        drop(outcomes);
         tracker.missing_topic.store(false, Ordering::Relaxed);
         tracker.client_errors.take();
         Sender { producer, settings, topic: topic.to_string(), sent: 0 }
@@ -324,11 +353,23 @@ impl<P: Borrow<KafkaProducer>> Sender<P> {
             return Ok(counts.delivered);
         }
         let tracker = self.tracker();
-        let (first, offsets) = {
+        let (first, first_code, offsets) = {
             let outcomes = tracker.outcomes();
-            (outcomes.first_error.clone().unwrap_or_default(), delivered_offsets(&outcomes.offsets))
+            (outcomes.first_error.clone().unwrap_or_default(), outcomes.first_error_code, delivered_offsets(&outcomes.offsets))
         };
         let delivered = if offsets.is_empty() { "None was delivered.".to_string() } else { format!("Delivered: {offsets}.") };
+        // A producer refused idempotence fails for good and purges its messages (their
+        // own error says only that); a refused produce fails its messages.
+        let refused = match producer.client().fatal_error() {
+            Some((code, reason)) if is_refusal(code) => Some((Refused::IdempotentWrite { topic: &self.topic }, reason)),
+            _ if first_code.is_some_and(is_refusal) => Some((Refused::Topic { topic: &self.topic, operation: "WRITE" }, first.clone())),
+            _ => None,
+        };
+        if let Some((refused, cause)) = refused {
+            let error = refusal(&self.settings, refused, &cause);
+            let detail = format!("{} {} {delivered}", error.detail.as_deref().unwrap_or_default(), counts.summary());
+            return Err(error.with_detail(detail));
+        }
         let mut detail = format!("First error: {first}. {delivered}");
         if let Some(client_error) = tracker.client_errors.take() {
             detail.push_str(&format!(" Last client error: {client_error}"));
@@ -398,7 +439,7 @@ mod tests {
         // A produce error that retries cannot fix.
         cluster.request_errors(
             rdkafka::types::RDKafkaApiKey::Produce,
-            &[rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED; 50],
+            &[rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_INVALID_RECORD; 50],
         );
         let mut sender = Sender::new(&producer, settings, "out");
         for _ in 0..3 {
@@ -487,7 +528,7 @@ mod tests {
         }
         cluster.request_errors(
             rdkafka::types::RDKafkaApiKey::Produce,
-            &[rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED; 50],
+            &[rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_INVALID_RECORD; 50],
         );
         for _ in 0..3 {
             sender.send(Outgoing { partition: Some(1), payload: Some(b"lost"), ..Outgoing::default() }).unwrap();
@@ -499,8 +540,30 @@ mod tests {
         );
         let detail = error.detail.unwrap();
         assert!(detail.contains("Delivered: partition 0 offsets 0..2 (3 messages), partition 1 offset 0 (1 message)."), "{detail}");
-        assert!(detail.contains("Topic authorization failed"), "{detail}");
+        assert!(detail.contains("Broker failed to validate record"), "{detail}");
         assert!(error.hint.unwrap().contains("retrying the statement duplicates them"));
+    }
+
+    #[test]
+    fn a_write_kafka_refuses_is_a_privilege_error_naming_the_topic_and_operation() {
+        let mock = mock_cluster(1);
+        let cluster = mock.cluster();
+        cluster.create_topic("out", 1, 1).unwrap();
+        let mut settings = test_settings(&cluster.bootstrap_servers());
+        settings.properties = vec![("sasl.username".into(), "bob".into())];
+        let producer = new_producer(&settings).unwrap();
+        cluster.request_errors(
+            rdkafka::types::RDKafkaApiKey::Produce,
+            &[rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED; 50],
+        );
+        let mut sender = Sender::new(&producer, settings, "out");
+        sender.send(Outgoing { partition: Some(0), payload: Some(b"refused"), ..Outgoing::default() }).unwrap();
+        let error = sender.finish().unwrap_err();
+        assert_eq!(error.kind, ErrorKind::InsufficientPrivilege);
+        assert_eq!(error.message, "permission denied for Kafka topic \"out\"");
+        let detail = error.detail.unwrap();
+        assert!(detail.starts_with("Kafka refused WRITE on topic \"out\" to principal User:bob: "), "{detail}");
+        assert!(detail.contains("None was delivered."), "{detail}");
     }
 
     #[test]

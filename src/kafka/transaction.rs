@@ -8,6 +8,7 @@
 //! it, and the next producer with the same id fences it (its open transaction, if any, is
 //! aborted by the transaction coordinator when the new one initializes).
 
+use std::thread;
 use std::time::{Duration, Instant};
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -15,8 +16,9 @@ use rdkafka::producer::Producer;
 
 use crate::error::{ErrorKind, FdwError, FdwResult};
 
-use super::config::ClientSettings;
-use super::sender::{configured_producer, KafkaProducer};
+use super::config::{ClientSettings, IsolationLevel, KafkaConsumer, Refused, is_refusal, refusal};
+use super::metadata::watermarks;
+use super::sender::{configured_producer, KafkaProducer, WrittenOffsets};
 use super::{Interrupt, POLL_SLICE};
 
 /// A producer whose messages are sent inside transactions of `transactional_id`, ready
@@ -24,21 +26,32 @@ use super::{Interrupt, POLL_SLICE};
 /// its open transaction is aborted.
 pub fn transactional_producer(settings: &ClientSettings, transactional_id: &str) -> FdwResult<KafkaProducer> {
     let producer = configured_producer(settings, &[("transactional.id", transactional_id)])?;
-    in_slices(settings, settings.interrupt, "initialize Kafka transactions", |slice| producer.init_transactions(slice)).map_err(|e| e.error)?;
+    in_slices(settings, settings.interrupt, "initialize Kafka transactions", |slice| producer.init_transactions(slice)).map_err(
+        |failure| match failure.code {
+            Some(code) if is_refusal(code) => {
+                refusal(settings, Refused::TransactionalId(transactional_id), failure.error.detail.as_deref().unwrap_or_default())
+            }
+            _ => failure.error,
+        },
+    )?;
     Ok(producer)
 }
 
 /// Starts a transaction (local to the client: the coordinator hears of it with the first
 /// message).
 pub fn begin_transaction(producer: &KafkaProducer) -> FdwResult<()> {
-    producer.begin_transaction().map_err(|e| failed("begin a Kafka transaction", &e))
+    producer.begin_transaction().map_err(|e| failed("begin a Kafka transaction", &e))?;
+    // From here on the producer notes where its messages land, for `await_visible`.
+    producer.context().take_transaction_offsets();
+    Ok(())
 }
 
 /// Commits the open transaction: every message sent in it becomes visible to
-/// read_committed readers at once. Waits at most the settings' timeout and is not
-/// interrupted (an interrupt could leave a commit under way on the broker while the host
-/// rolls back). A commit that fails is aborted when it can be.
-pub fn commit_transaction(producer: &KafkaProducer, settings: &ClientSettings) -> FdwResult<()> {
+/// read_committed readers at once (once the commit markers are written: see
+/// [`await_visible`]). Waits at most the settings' timeout and is not interrupted (an
+/// interrupt could leave a commit under way on the broker while the host rolls back). A
+/// commit that fails is aborted when it can be. Returns where the transaction wrote.
+pub fn commit_transaction(producer: &KafkaProducer, settings: &ClientSettings) -> FdwResult<WrittenOffsets> {
     let committed = in_slices(settings, no_interrupt, "commit the Kafka transaction", |slice| producer.commit_transaction(slice));
     if let Err(error) = &committed {
         if error.requires_abort {
@@ -46,7 +59,55 @@ pub fn commit_transaction(producer: &KafkaProducer, settings: &ClientSettings) -
             let _ = abort_transaction(producer, settings);
         }
     }
-    committed.map_err(|error| error.error)
+    committed.map_err(|error| error.error)?;
+    Ok(producer.context().take_transaction_offsets())
+}
+
+/// Pause between two looks at the last stable offsets of a transaction just committed.
+const VISIBILITY_POLL: Duration = Duration::from_millis(5);
+
+/// Waits until read_committed readers see the messages of a transaction just committed
+/// (`written`, as [`commit_transaction`] returned it). The coordinator acknowledges a
+/// commit once it has logged it, and writes the commit markers into the partitions
+/// after that; until a partition has its marker, its last stable offset stays at the
+/// transaction's first message there, and a scan right after the commit would read
+/// nothing of it. A last stable offset below that first message belongs to an earlier
+/// transaction of another producer, still open: the messages become visible when that
+/// one ends, which is not waited for. Not interrupted (the transaction is committed
+/// already); at most the settings' timeout, with `consumer` (any of the cluster).
+pub fn await_visible(consumer: &KafkaConsumer, settings: &ClientSettings, written: &WrittenOffsets) -> FdwResult<()> {
+    let settings = ClientSettings { isolation: IsolationLevel::ReadCommitted, interrupt: no_interrupt, ..settings.clone() };
+    let deadline = Instant::now() + settings.timeout;
+    let mut pending: Vec<(&str, Vec<(i32, i64)>)> = written
+        .iter()
+        .map(|(topic, partitions)| (topic.as_str(), partitions.iter().map(|(&partition, &(first, _))| (partition, first)).collect()))
+        .collect();
+    loop {
+        for (topic, partitions) in &mut pending {
+            let ids: Vec<i32> = partitions.iter().map(|&(partition, _)| partition).collect();
+            let marks = watermarks(consumer, &settings, topic, &ids)?;
+            partitions.retain(|&(partition, first)| marks.iter().any(|m| m.partition == partition && m.high == first));
+        }
+        pending.retain(|(_, partitions)| !partitions.is_empty());
+        if pending.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            let waiting: Vec<String> = pending
+                .iter()
+                .map(|(topic, partitions)| {
+                    let ids: Vec<String> = partitions.iter().map(|(partition, _)| partition.to_string()).collect();
+                    format!("topic \"{topic}\" partition(s) {}", ids.join(", "))
+                })
+                .collect();
+            return Err(FdwError::new(
+                ErrorKind::Kafka,
+                format!("the Kafka transaction committed, but read_committed readers did not see it within {} ms", settings.timeout.as_millis()),
+            )
+            .with_detail(format!("No commit marker yet in {}.", waiting.join("; "))));
+        }
+        thread::sleep(VISIBILITY_POLL);
+    }
 }
 
 /// Aborts the open transaction: its messages never become visible to read_committed
@@ -57,10 +118,12 @@ pub fn abort_transaction(producer: &KafkaProducer, settings: &ClientSettings) ->
 
 fn no_interrupt() {}
 
-/// A transactional call's failure, and whether librdkafka wants the transaction aborted.
+/// A transactional call's failure, whether librdkafka wants the transaction aborted, and
+/// Kafka's error code.
 struct CallFailure {
     error: FdwError,
     requires_abort: bool,
+    code: Option<RDKafkaErrorCode>,
 }
 
 /// Calls `call` with short timeouts until it succeeds, fails for good, or `settings.timeout`
@@ -92,7 +155,7 @@ fn in_slices(
                 )
                 .with_detail(error.to_string());
             }
-            return Err(CallFailure { error: failure, requires_abort });
+            return Err(CallFailure { error: failure, requires_abort, code: error.rdkafka_error_code() });
         }
         interrupt();
     }
@@ -188,6 +251,20 @@ mod tests {
         let started = Instant::now();
         assert!(commit_transaction(&producer, &settings).is_err());
         assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    }
+
+    #[test]
+    fn a_transactional_id_kafka_refuses_is_a_privilege_error_naming_it() {
+        let mock = mock_cluster(1);
+        let cluster = mock.cluster();
+        let refusals = [rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED; 10];
+        cluster.request_errors(rdkafka::types::RDKafkaApiKey::InitProducerId, &refusals);
+        let error = transactional_producer(&test_settings(&cluster.bootstrap_servers()), "kafka_fdw-test-refused-id")
+            .err()
+            .expect("refused");
+        assert_eq!(error.kind, ErrorKind::InsufficientPrivilege);
+        assert_eq!(error.message, "permission denied for Kafka transactional id \"kafka_fdw-test-refused-id\"");
+        assert!(error.detail.unwrap().starts_with("Kafka refused WRITE on transactional id \"kafka_fdw-test-refused-id\""));
     }
 
     #[test]

@@ -18,8 +18,8 @@ use std::rc::Rc;
 use pgrx::{pg_guard, pg_sys, warning};
 
 use crate::error::{ErrorKind, FdwError};
-use crate::kafka::{self, ClientSettings, KafkaProducer};
-use crate::pg::clients::ClientKey;
+use crate::kafka::{self, ClientSettings, IsolationLevel, KafkaProducer};
+use crate::pg::clients::{ClientKey, PooledConsumer};
 use crate::pg::errors::{raise, OrRaise};
 
 /// The backend's transactional producer of one server and user mapping.
@@ -153,13 +153,30 @@ fn commit_open() {
                 entry.open = false;
             }
         });
-        if let Err(error) = committed {
-            drop(producer);
-            forget(&key);
-            raise(error.with_hint(
-                "The PostgreSQL transaction is rolled back. If the commit reached the broker after all, its messages are in the topic.",
-            ));
+        match committed {
+            Ok(written) => await_visible(key, &settings, &written),
+            Err(error) => {
+                drop(producer);
+                forget(&key);
+                raise(error.with_hint(
+                    "The PostgreSQL transaction is rolled back. If the commit reached the broker after all, its messages are in the topic.",
+                ));
+            }
         }
+    }
+}
+
+/// Waits until read_committed readers (this session's next scan too) see what a
+/// committed Kafka transaction wrote, so that COMMIT returns with its messages readable.
+/// The Kafka transaction is committed: a failure here is a WARNING, never an ERROR.
+fn await_visible(key: ClientKey, settings: &ClientSettings, written: &kafka::WrittenOffsets) {
+    if written.is_empty() {
+        return;
+    }
+    let settings = ClientSettings { isolation: IsolationLevel::ReadCommitted, ..settings.clone() };
+    let consumer = PooledConsumer::get(ClientKey { isolation: IsolationLevel::ReadCommitted, ..key }, &settings);
+    if let Err(error) = consumer.and_then(|consumer| kafka::await_visible(consumer.client(), &settings, written)) {
+        warning!("{}: {}", error.message, error.detail.as_deref().unwrap_or_default());
     }
 }
 

@@ -1,5 +1,6 @@
 # Creates and fills the topics the SQL regression tests read. Sourced by tests/run.sh
-# after the broker is up (needs create_topic, KAFKA_TOOL, TANSU_BROKERS, SERVICE_DIR).
+# after the brokers are up (needs create_topic, KAFKA_TOOL, KAFKA_BROKERS, MOCK_BROKERS,
+# SECURE_ADMIN_BROKERS, SERVICE_DIR).
 # Test data goes in through kafka-tool, never through the FDW under test.
 
 REGRESS_DIR="$REPO_ROOT/tests/regress"
@@ -17,7 +18,7 @@ chmod -R a+rX "$KAFKA_FDW_REGRESS_DATA"
 export KAFKA_FDW_REGRESS_DATA
 
 produce() { # produce TOPIC FILE: line i goes to partition i mod (partition count)
-    "$KAFKA_TOOL" produce --brokers "$TANSU_BROKERS" --topic "$1" --round-robin --file "$2" >/dev/null
+    "$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic "$1" --round-robin --file "$2" >/dev/null
 }
 
 create_topic contrib_regress_csv 4
@@ -32,22 +33,19 @@ produce regress_mistyped "$KAFKA_FDW_REGRESS_DATA/mistyped.csv"
 # 2023-11-14 22:13:20 UTC + i seconds; two more messages have neither key nor headers.
 seq 0 9 | awk '{ printf "key-%d|name %d,%d\n", $1, $1, $1 }' >"$KAFKA_FDW_REGRESS_DATA/keyed.txt"
 create_topic regress_meta 2
-"$KAFKA_TOOL" produce --brokers "$TANSU_BROKERS" --topic regress_meta --round-robin \
+"$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic regress_meta --round-robin \
     --file "$KAFKA_FDW_REGRESS_DATA/keyed.txt" --key-delimiter '|' \
     --header source=kafka-tool --header trace=abc \
     --timestamp-start 1700000000000 --timestamp-step 1000 >/dev/null
-printf 'plain 1,101\nplain 2,102\n' | "$KAFKA_TOOL" produce --brokers "$TANSU_BROKERS" --topic regress_meta \
+printf 'plain 1,101\nplain 2,102\n' | "$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic regress_meta \
     --partition 0 --timestamp-start 1700000100000 >/dev/null
 
-# Compressed batches: tansu serves gzip, lz4 and zstd; snappy is read from the mock
-# cluster (tansu cannot serve it).
-for codec in gzip lz4 zstd; do
+# Compressed batches of every codec librdkafka writes.
+for codec in gzip snappy lz4 zstd; do
     create_topic "regress_$codec" 2
-    "$KAFKA_TOOL" produce --brokers "$TANSU_BROKERS" --topic "regress_$codec" --round-robin \
+    "$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic "regress_$codec" --round-robin \
         --compression "$codec" --file "$KAFKA_FDW_REGRESS_DATA/numbers.csv" >/dev/null
 done
-"$KAFKA_TOOL" produce --brokers "$MOCK_BROKERS" --topic regress_snappy --round-robin \
-    --compression snappy --file "$KAFKA_FDW_REGRESS_DATA/numbers.csv" >/dev/null
 
 # Bad messages among good ones (one partition, so offsets are line numbers - 1).
 {
@@ -103,15 +101,15 @@ produce regress_import "$KAFKA_FDW_REGRESS_DATA/import_first.csv"
 # Imports straight into COPY's CSV parser (import_copy.sql): messages COPY would read
 # otherwise as they are (line breaks, `\.`, a byte-order mark, no value...), and bad ones.
 create_topic regress_import_copy 2
-"$KAFKA_TOOL" produce --brokers "$TANSU_BROKERS" --topic regress_import_copy --round-robin --unescape --tombstone TOMBSTONE \
+"$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic regress_import_copy --round-robin --unescape --tombstone TOMBSTONE \
     --file "$KAFKA_FDW_REGRESS_DATA/import_copy.csv" >/dev/null
 create_topic regress_import_copy_bad 1
-"$KAFKA_TOOL" produce --brokers "$TANSU_BROKERS" --topic regress_import_copy_bad --round-robin --unescape \
+"$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic regress_import_copy_bad --round-robin --unescape \
     --file "$KAFKA_FDW_REGRESS_DATA/import_copy_bad.csv" >/dev/null
 
 # Privileges and stored offsets (privileges.sql): 100 messages over 2 partitions, and a
-# second topic of 30 for switching the table's topic. regress_recreated, on the scratch
-# broker, is deleted and created again with fewer messages during the test.
+# second topic of 30 for switching the table's topic. regress_recreated is deleted and
+# created again with fewer messages during the test.
 seq 1 100 | awk '{ printf "%d,priv %d\n", $1, $1 }' >"$KAFKA_FDW_REGRESS_DATA/privileges.csv"
 seq 1001 1030 | awk '{ printf "%d,other %d\n", $1, $1 }' >"$KAFKA_FDW_REGRESS_DATA/privileges_other.csv"
 seq 2001 2010 | awk '{ printf "%d,recreated %d\n", $1, $1 }' >"$KAFKA_FDW_REGRESS_DATA/recreated.csv"
@@ -120,9 +118,73 @@ create_topic regress_privileges 2
 produce regress_privileges "$KAFKA_FDW_REGRESS_DATA/privileges.csv"
 create_topic regress_privileges_other 2
 produce regress_privileges_other "$KAFKA_FDW_REGRESS_DATA/privileges_other.csv"
-tansu topic create regress_recreated --partitions 2 --broker "tcp://$SCRATCH_BROKERS" >/dev/null
-"$KAFKA_TOOL" produce --brokers "$SCRATCH_BROKERS" --topic regress_recreated --round-robin \
-    --file "$KAFKA_FDW_REGRESS_DATA/privileges.csv" >/dev/null
+create_topic regress_recreated 2
+produce regress_recreated "$KAFKA_FDW_REGRESS_DATA/privileges.csv"
+
+# Security (security.sql): 1000 rows over 2 partitions on the broker that wants
+# SASL/SCRAM, which alice may read.
+grant() { # grant USER OPERATION RESOURCE_TYPE RESOURCE
+    "$KAFKA_TOOL" acl --brokers "$SECURE_ADMIN_BROKERS" --principal "User:$1" --operation "$2" --resource-type "$3" --resource "$4"
+}
+seq 1 1000 | awk '{ printf "%d,secret %d\n", $1, $1 }' >"$KAFKA_FDW_REGRESS_DATA/secure.csv"
+KAFKA_BROKERS="$SECURE_ADMIN_BROKERS" create_topic secure_topic 2
+"$KAFKA_TOOL" produce --brokers "$SECURE_ADMIN_BROKERS" --topic secure_topic --round-robin \
+    --file "$KAFKA_FDW_REGRESS_DATA/secure.csv" >/dev/null
+grant alice read topic secure_topic
+
+# ACLs (acls.sql): 20 rows over 2 partitions on the same broker, and for each Kafka user
+# the ACLs it has (what it lacks is the test).
+seq 1 20 | awk '{ printf "%d,acl %d\n", $1, $1 }' >"$KAFKA_FDW_REGRESS_DATA/acl.csv"
+KAFKA_BROKERS="$SECURE_ADMIN_BROKERS" create_topic acl_topic 2
+"$KAFKA_TOOL" produce --brokers "$SECURE_ADMIN_BROKERS" --topic acl_topic --round-robin \
+    --file "$KAFKA_FDW_REGRESS_DATA/acl.csv" >/dev/null
+grant no_read describe topic acl_topic
+grant no_write read topic acl_topic
+grant no_write idempotent_write cluster kafka-cluster
+grant no_idempotent read topic acl_topic
+grant no_txn_id write topic acl_topic
+
+# Real topic shapes (shapes.sql), made by the broker itself:
+# - regress_compacted (cleanup.policy=compact; a new segment every 100 ms, so each
+#   round below is a segment of its own; the cleaner takes any dirty segment): keys
+#   0..99 written four times, the third round deleting every tenth key (tombstones), the
+#   fourth rewriting the even keys but every twentieth; then one more message, so the
+#   last round's segment is closed too. Once cleaned: the odd keys' third values, five
+#   tombstones and the even keys' fourth values, with gaps between their offsets.
+create_topic regress_compacted 1 --config cleanup.policy=compact --config segment.ms=100 \
+    --config min.cleanable.dirty.ratio=0.01 --config min.compaction.lag.ms=0
+compaction_round() { # compaction_round ROUND: "key|key,round" lines, or tombstones
+    seq 0 99 | awk -v round="$1" '
+        round == 3 && $1 % 10 == 0 { printf "%d|DELETE\n", $1; next }
+        round == 4 && ($1 % 2 == 1 || $1 % 20 == 0) { next }
+        { printf "%d|%d,%d\n", $1, $1, round }'
+}
+for round in 1 2 3 4; do
+    compaction_round "$round" | "$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic regress_compacted \
+        --partition 0 --key-delimiter '|' --tombstone DELETE >/dev/null
+    sleep 0.3
+done
+echo 'end|1000,5' | "$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic regress_compacted --partition 0 \
+    --key-delimiter '|' >/dev/null
+# 346 messages went in; 101 remain once the cleaner has been (within a few seconds).
+for _ in $(seq 300); do
+    [[ "$("$KAFKA_TOOL" count --brokers "$KAFKA_BROKERS" --topic regress_compacted | cut -d' ' -f1)" == 101 ]] && break
+    sleep 0.2
+done
+# - regress_wide: 100 partitions, 100 messages each.
+create_topic regress_wide 100
+seq 1 10000 | awk '{ printf "%d,wide %d\n", $1, $1 }' | "$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" \
+    --topic regress_wide --round-robin >/dev/null
+# - regress_append_time (message.timestamp.type=LogAppendTime): three batches of 30
+#   messages a second or more apart; the broker stamps them, whatever the producer says
+#   (here: 2017).
+create_topic regress_append_time 3 --config message.timestamp.type=LogAppendTime
+for batch in 0 1 2; do
+    seq $((batch * 30 + 1)) $((batch * 30 + 30)) | awk -v batch="$batch" '{ printf "%d,batch %d\n", $1, batch }' |
+        "$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic regress_append_time --round-robin \
+            --timestamp-start 1500000000000 >/dev/null
+    sleep 1.1
+done
 
 # Avro (avro.sql): version 1 then version 2 of one schema in one topic, framed for
 # kafka-tool's schema registry (ids 1 and 2); bare Avro of version 2; and bad messages
@@ -134,7 +196,7 @@ chmod a+r "$KAFKA_FDW_REGRESS_DATA"/avro_*
 produce_avro() { # produce_avro TOPIC SCHEMA JSONLINES [kafka-tool options…]
     local topic="$1" schema="$2" lines="$3"
     shift 3
-    "$KAFKA_TOOL" produce-avro --brokers "$TANSU_BROKERS" --topic "$topic" \
+    "$KAFKA_TOOL" produce-avro --brokers "$KAFKA_BROKERS" --topic "$topic" \
         --schema-file "$REGRESS_DIR/data/$schema" "$@" <"$REGRESS_DIR/data/$lines" >/dev/null
 }
 create_topic regress_avro 2
@@ -157,7 +219,7 @@ create_topic regress_avro_junk 1
 # (02 02); id 8 with name "hell" cut after "he"; id 9 cut before point.y.
 printf '\x00\x00\x00\x00\x02\x0e\x00\x00\x02\x02\nnot avro at all\n\x00\x00\x00\x03\xe7\x0e\x00\x00\x02\x02\n\x00\x00\x00\x00\x02\x10\x02\x08he\n\x00\x00\x00\x00\x02\x12\x00\x00\x02\n\x00\x00\x00\x00\x02\x14\x00\x00\x04\x04\n' \
     >"$KAFKA_FDW_REGRESS_DATA/avro_junk.bin"
-"$KAFKA_TOOL" produce --brokers "$TANSU_BROKERS" --topic regress_avro_junk --partition 0 \
+"$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic regress_avro_junk --partition 0 \
     --file "$KAFKA_FDW_REGRESS_DATA/avro_junk.bin" >/dev/null
 
 # Protobuf (protobuf.sql): three orders of protobuf_order.proto in partition 0 (its
@@ -169,7 +231,7 @@ chmod a+r "$KAFKA_FDW_REGRESS_DATA"/protobuf_*
 produce_protobuf() { # produce_protobuf TOPIC MESSAGE [kafka-tool options…] <JSONLINES
     local topic="$1" message="$2"
     shift 2
-    "$KAFKA_TOOL" produce-protobuf --brokers "$TANSU_BROKERS" --topic "$topic" --message "$message" \
+    "$KAFKA_TOOL" produce-protobuf --brokers "$KAFKA_BROKERS" --topic "$topic" --message "$message" \
         --schema-file "$REGRESS_DIR/data/protobuf_order.proto" --registry "$KAFKA_REGISTRY_URL" "$@" >/dev/null
 }
 create_topic regress_protobuf 2
@@ -181,7 +243,7 @@ create_topic regress_protobuf_junk 1
 # COPY, whose value subjects hold the schemas they write with (registered by kafka-tool
 # producing nothing).
 create_topic regress_avro_out 2
-"$KAFKA_TOOL" produce-avro --brokers "$TANSU_BROKERS" --topic regress_avro_out \
+"$KAFKA_TOOL" produce-avro --brokers "$KAFKA_BROKERS" --topic regress_avro_out \
     --schema-file "$REGRESS_DIR/data/avro_event_v1.avsc" --registry "$KAFKA_REGISTRY_URL" </dev/null >/dev/null
 create_topic regress_avro_bare_out 1
 create_topic regress_protobuf_out 1

@@ -3,7 +3,6 @@
 -- in scheduler.sql).
 -- Then stored offsets: a topic switched or re-created never has messages skipped.
 \getenv brokers KAFKA_BROKERS
-\getenv scratch_brokers KAFKA_SCRATCH_BROKERS
 CREATE SERVER priv_server FOREIGN DATA WRAPPER kafka_fdw OPTIONS (brokers :'brokers');
 CREATE USER MAPPING FOR PUBLIC SERVER priv_server;
 CREATE FOREIGN TABLE priv_source (
@@ -144,8 +143,7 @@ SELECT partition, next_offset, topic, cluster IS NOT NULL AS has_cluster
 FROM kafka_fdw.import_progress WHERE target = 'switched'::regclass ORDER BY partition;
 
 -- A topic deleted and created again: the import refuses to skip the new messages, and
--- says how to go on. (On a broker of its own: tansu 0.6.0 deletes every topic when asked
--- to delete one.) Topic ids differ from run to run: reset_errors shows them as UUID.
+-- says how to go on. Topic ids differ from run to run: reset_errors shows them as UUID.
 CREATE FUNCTION pg_temp.reset_error(statement text) RETURNS TABLE (state text, message text, detail text, hint text)
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -157,7 +155,7 @@ EXCEPTION WHEN OTHERS THEN
     RETURN NEXT;
 END
 $$;
-CREATE SERVER scratch_server FOREIGN DATA WRAPPER kafka_fdw OPTIONS (brokers :'scratch_brokers');
+CREATE SERVER scratch_server FOREIGN DATA WRAPPER kafka_fdw OPTIONS (brokers :'brokers');
 CREATE USER MAPPING FOR PUBLIC SERVER scratch_server;
 CREATE FOREIGN TABLE recreated (
     part int OPTIONS (partition 'true'),
@@ -169,9 +167,9 @@ CREATE TABLE recreated_copy (part int, offs bigint, some_int int, some_text text
 SELECT kafka_fdw.import('recreated', 'recreated_copy');
 -- Created again with fewer messages (10) than were imported (100): the topic id changed,
 -- and the stored offsets are past the new high watermarks.
-\! tansu topic delete regress_recreated --broker "tcp://$KAFKA_SCRATCH_BROKERS" >/dev/null
-\! tansu topic create regress_recreated --partitions 2 --broker "tcp://$KAFKA_SCRATCH_BROKERS" >/dev/null
-\! "$KAFKA_TOOL" produce --brokers "$KAFKA_SCRATCH_BROKERS" --topic regress_recreated --round-robin --file "$KAFKA_FDW_REGRESS_DATA/recreated.csv" >/dev/null
+\! "$KAFKA_TOOL" delete-topic --brokers "$KAFKA_BROKERS" --topic regress_recreated >/dev/null
+\! "$KAFKA_TOOL" create-topic --brokers "$KAFKA_BROKERS" --topic regress_recreated --partitions 2 >/dev/null
+\! "$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic regress_recreated --round-robin --file "$KAFKA_FDW_REGRESS_DATA/recreated.csv" >/dev/null
 \x on
 SELECT * FROM pg_temp.reset_error($$SELECT kafka_fdw.import('recreated', 'recreated_copy')$$);
 \x off
@@ -187,9 +185,9 @@ SELECT kafka_fdw.reset_import('recreated', 'recreated_copy', 'newest');
 -- Created again and refilled past the stored offsets (5 per partition) before the next
 -- import: only the topic id tells. Per call, on_reset => 'earliest' starts it over
 -- (with a WARNING naming the ids).
-\! tansu topic delete regress_recreated --broker "tcp://$KAFKA_SCRATCH_BROKERS" >/dev/null
-\! tansu topic create regress_recreated --partitions 2 --broker "tcp://$KAFKA_SCRATCH_BROKERS" >/dev/null
-\! "$KAFKA_TOOL" produce --brokers "$KAFKA_SCRATCH_BROKERS" --topic regress_recreated --round-robin --file "$KAFKA_FDW_REGRESS_DATA/privileges.csv" >/dev/null
+\! "$KAFKA_TOOL" delete-topic --brokers "$KAFKA_BROKERS" --topic regress_recreated >/dev/null
+\! "$KAFKA_TOOL" create-topic --brokers "$KAFKA_BROKERS" --topic regress_recreated --partitions 2 >/dev/null
+\! "$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic regress_recreated --round-robin --file "$KAFKA_FDW_REGRESS_DATA/privileges.csv" >/dev/null
 \x on
 SELECT * FROM pg_temp.reset_error($$SELECT kafka_fdw.import('recreated', 'recreated_copy')$$);
 \x off

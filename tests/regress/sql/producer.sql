@@ -125,8 +125,8 @@ CREATE USER MAPPING FOR PUBLIC SERVER fault_server;
 CREATE FOREIGN TABLE faults (part int OPTIONS (partition 'true'), offs bigint OPTIONS (offset 'true'), x text)
 SERVER fault_server OPTIONS (topic 'regress_faults');
 INSERT INTO faults VALUES (0, NULL, 'before');
--- 29 = TOPIC_AUTHORIZATION_FAILED, which retries cannot fix.
-\! "$KAFKA_TOOL" mock-ctl --control "$KAFKA_MOCK_CONTROL" request-errors Produce 29 29 29 29 29 29 29 29 29 29
+-- 87 = INVALID_RECORD, which retries cannot fix.
+\! "$KAFKA_TOOL" mock-ctl --control "$KAFKA_MOCK_CONTROL" request-errors Produce 87 87 87 87 87 87 87 87 87 87
 INSERT INTO faults SELECT 0, NULL, 'refused ' || i FROM generate_series(1, 3) i;
 \! "$KAFKA_TOOL" mock-ctl --control "$KAFKA_MOCK_CONTROL" clear-errors Produce
 INSERT INTO faults VALUES (0, NULL, 'after');

@@ -1,4 +1,4 @@
--- Reading CSV topics from a real broker (tansu). tests/regress/load.sh put the data in
+-- Reading CSV topics from Apache Kafka. tests/regress/load.sh put the data in
 -- with kafka-tool, line i of each file into partition (i - 1) mod 4.
 \getenv brokers KAFKA_BROKERS
 \getenv datadir KAFKA_FDW_REGRESS_DATA

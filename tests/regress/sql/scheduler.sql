@@ -36,7 +36,7 @@ CREATE FUNCTION wait_for_runs(name text, n int DEFAULT 1) RETURNS boolean LANGUA
     SELECT wait_for(format('(SELECT count(*) >= %s FROM kafka_fdw.task_run_details WHERE task = %L AND status <> ''running'')', n, name));
 $$;
 
-\! tansu topic create regress_scheduler --partitions 2 --broker "tcp://$KAFKA_BROKERS" >/dev/null
+\! "$KAFKA_TOOL" create-topic --brokers "$KAFKA_BROKERS" --topic regress_scheduler --partitions 2 >/dev/null
 \! seq 1 200 | awk '{ printf "%d,task %d\n", $1, $1 }' | "$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic regress_scheduler --round-robin >/dev/null
 CREATE FOREIGN TABLE kafka_tasks (
     part int OPTIONS (partition 'true'),

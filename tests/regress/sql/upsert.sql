@@ -8,7 +8,7 @@ CREATE USER MAPPING FOR PUBLIC SERVER upsert_server;
 
 -- A keyed topic: 3000 messages over 200 keys (the key is the id), every 11th a
 -- tombstone; keyed messages go to their key's partition.
-\! tansu topic create regress_upsert --partitions 3 --broker "tcp://$KAFKA_BROKERS" >/dev/null
+\! "$KAFKA_TOOL" create-topic --brokers "$KAFKA_BROKERS" --topic regress_upsert --partitions 3 >/dev/null
 \! seq 1 3000 | awk '{ k = ($1 * 7) % 200; if ($1 % 11 == 0) printf "%d|DELETE\n", k; else printf "%d|name %d,%d\n", k, $1, $1 }' | "$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic regress_upsert --key-delimiter '|' --tombstone DELETE >/dev/null
 CREATE FOREIGN TABLE kafka_upsert (
     part int OPTIONS (partition 'true'),
@@ -39,7 +39,7 @@ SELECT * FROM upserted WHERE id = 1000;
 -- as its index does, though the import runs with search_path pinned: a tombstone of
 -- key 'ALICE' deletes the row of 'Alice'.
 CREATE EXTENSION citext;
-\! tansu topic create regress_upsert_citext --partitions 1 --broker "tcp://$KAFKA_BROKERS" >/dev/null
+\! "$KAFKA_TOOL" create-topic --brokers "$KAFKA_BROKERS" --topic regress_upsert_citext --partitions 1 >/dev/null
 \! printf 'Alice|first,1\nBob|second,2\n' | "$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic regress_upsert_citext --key-delimiter '|' --tombstone DELETE >/dev/null
 CREATE FOREIGN TABLE kafka_citext (part int OPTIONS (partition 'true'), offs bigint OPTIONS (offset 'true'),
     id text OPTIONS (key 'true'), name text, n int) SERVER upsert_server OPTIONS (topic 'regress_upsert_citext');
@@ -66,7 +66,7 @@ SELECT (SELECT count(*) FROM upserted_in_pieces) = (SELECT count(*) FROM upsert_
        (SELECT sum(lag) FROM kafka_fdw.import_status WHERE target = 'upserted_in_pieces'::regclass) AS lag;
 
 -- A composite key from the fields of a JSON message key; values in JSON.
-\! tansu topic create regress_upsert_json --partitions 2 --broker "tcp://$KAFKA_BROKERS" >/dev/null
+\! "$KAFKA_TOOL" create-topic --brokers "$KAFKA_BROKERS" --topic regress_upsert_json --partitions 2 >/dev/null
 \! seq 1 1000 | awk '{ r = ($1 % 3 == 0) ? "eu" : "us"; id = $1 % 50; if ($1 % 13 == 0) printf "{\"region\": \"%s\", \"id\": %d}|DELETE\n", r, id; else printf "{\"region\": \"%s\", \"id\": %d}|{\"name\": \"item %d\", \"qty\": %d}\n", r, id, $1, $1 }' | "$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic regress_upsert_json --key-delimiter '|' --tombstone DELETE >/dev/null
 CREATE FOREIGN TABLE kafka_upsert_json (
     part int OPTIONS (partition 'true'),
@@ -124,7 +124,7 @@ INSERT INTO customers VALUES (20, 'back again', NULL, 0, false), (40, 'back agai
 UPDATE customers SET score = NULL WHERE id = 40;
 SELECT count(*) AS events, count(*) FILTER (WHERE value = 'TOMBSTONE') AS tombstones,
        count(*) FILTER (WHERE value LIKE '{"schema"%') AS wrapped FROM customer_events;
-\! tansu topic create regress_debezium --partitions 3 --broker "tcp://$KAFKA_BROKERS" >/dev/null
+\! "$KAFKA_TOOL" create-topic --brokers "$KAFKA_BROKERS" --topic regress_debezium --partitions 3 >/dev/null
 SELECT key || '|' || value FROM customer_events ORDER BY seq
 \g (format=unaligned tuples_only=on) |"$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic regress_debezium --key-delimiter '|' --tombstone TOMBSTONE >/dev/null
 CREATE FOREIGN TABLE kafka_debezium (
@@ -155,7 +155,7 @@ SELECT kafka_fdw.import('kafka_upsert', 'only_key', mode => 'upsert');
 -- Only a message without a value deletes: one whose written column is null (n, not
 -- name) updates. A source that turns bad messages into NULLs is refused (a bad message
 -- would read as a tombstone).
-\! tansu topic create regress_upsert_sparse --partitions 1 --broker "tcp://$KAFKA_BROKERS" >/dev/null
+\! "$KAFKA_TOOL" create-topic --brokers "$KAFKA_BROKERS" --topic regress_upsert_sparse --partitions 1 >/dev/null
 \! printf '1|one,1\n2|two,2\n1|uno,\n2|DELETE\n' | "$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic regress_upsert_sparse --partition 0 --key-delimiter '|' --tombstone DELETE >/dev/null
 CREATE FOREIGN TABLE kafka_upsert_sparse (
     part int OPTIONS (partition 'true'),
@@ -184,7 +184,7 @@ CREATE FOREIGN TABLE kafka_upsert_keyless (
 SELECT kafka_fdw.import('kafka_upsert_keyless', 'upserted', mode => 'upsert');
 SELECT kafka_fdw.import('kafka_upsert', 'customers_copy', mode => 'debezium');
 -- A message without a key, and a truncate event.
-\! tansu topic create regress_upsert_bad --partitions 1 --broker "tcp://$KAFKA_BROKERS" >/dev/null
+\! "$KAFKA_TOOL" create-topic --brokers "$KAFKA_BROKERS" --topic regress_upsert_bad --partitions 1 >/dev/null
 \! printf '1|one,1\nno key,2\n' | "$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic regress_upsert_bad --partition 0 --key-delimiter '|' >/dev/null
 CREATE FOREIGN TABLE kafka_upsert_bad (
     part int OPTIONS (partition 'true'),
@@ -197,7 +197,7 @@ CREATE TABLE bad_target (id int PRIMARY KEY, name text, n int);
 SELECT kafka_fdw.import('kafka_upsert_bad', 'bad_target', mode => 'upsert');
 SELECT (SELECT count(*) FROM bad_target) AS rows,
        (SELECT count(*) FROM kafka_fdw.import_progress WHERE target = 'bad_target'::regclass) AS offsets;
-\! tansu topic create regress_debezium_bad --partitions 1 --broker "tcp://$KAFKA_BROKERS" >/dev/null
+\! "$KAFKA_TOOL" create-topic --brokers "$KAFKA_BROKERS" --topic regress_debezium_bad --partitions 1 >/dev/null
 \! printf '{"id": 1}|{"op": "c", "after": {"id": 1, "name": "one"}}\n{"id": 1}|{"op": "t"}\n' | "$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic regress_debezium_bad --partition 0 --key-delimiter '|' >/dev/null
 CREATE FOREIGN TABLE kafka_debezium_bad (
     part int OPTIONS (partition 'true'),

@@ -5,11 +5,13 @@
 //!
 //! Subcommands: `produce`, `produce-avro` (JSON lines as Avro, bare or Confluent-framed),
 //! `produce-protobuf` (JSON lines as Protobuf, Confluent-framed),
-//! `count`, `dump`, `watermarks`, `offsets-for-time`, `mock` (host a librdkafka mock
-//! cluster in this process), `mock-ctl` (send it commands: create topics, take brokers
+//! `count`, `dump`, `watermarks`, `leaders`, `offsets-for-time`, `create-topic`, `delete-topic`,
+//! `delete-records`, `acl` (grant one), `mock` (host a librdkafka mock cluster in this
+//! process), `mock-ctl` (send it commands: create topics, take brokers
 //! down and up, inject request errors and latency) and `registry` (host an in-memory
 //! Confluent-compatible Schema Registry).
 
+mod admin;
 mod avro;
 mod produce;
 mod protobuf;
@@ -86,6 +88,13 @@ enum Command {
         #[arg(long)]
         topic: String,
     },
+    /// Print `partition<TAB>leader` per partition (the leader's node id; -1: none).
+    Leaders {
+        #[arg(long)]
+        brokers: String,
+        #[arg(long)]
+        topic: String,
+    },
     /// Print `partition<TAB>offset` of the first message at or after a time (-1: none).
     OffsetsForTime {
         #[arg(long)]
@@ -96,6 +105,29 @@ enum Command {
         #[arg(long)]
         ms: i64,
     },
+    /// Create a topic (CreateTopics) and wait until the brokers' metadata shows it.
+    CreateTopic(admin::CreateTopicArgs),
+    /// Delete a topic (DeleteTopics) and wait until the brokers' metadata no longer shows it.
+    DeleteTopic {
+        #[arg(long)]
+        brokers: String,
+        #[arg(long)]
+        topic: String,
+    },
+    /// Delete a partition's records before an offset (DeleteRecords): its log start
+    /// offset moves there.
+    DeleteRecords {
+        #[arg(long)]
+        brokers: String,
+        #[arg(long)]
+        topic: String,
+        #[arg(long)]
+        partition: i32,
+        #[arg(long)]
+        before: i64,
+    },
+    /// Grant an ACL (CreateAcls; needs a broker with an authorizer).
+    Acl(admin::AclArgs),
     /// Host a librdkafka mock cluster until killed.
     Mock {
         /// Number of brokers in the cluster.
@@ -138,7 +170,14 @@ fn main() -> ExitCode {
         Command::Count { brokers, topic, passes, isolation_level } => count(&brokers, &topic, passes, &isolation_level),
         Command::Dump { brokers, topic, isolation_level } => dump(&brokers, &topic, &isolation_level),
         Command::Watermarks { brokers, topic } => print_watermarks(&brokers, &topic),
+        Command::Leaders { brokers, topic } => print_leaders(&brokers, &topic),
         Command::OffsetsForTime { brokers, topic, ms } => offsets_for_time(&brokers, &topic, ms),
+        Command::CreateTopic(args) => admin::create_topic(&args),
+        Command::DeleteTopic { brokers, topic } => admin::delete_topic(&brokers, &topic),
+        Command::DeleteRecords { brokers, topic, partition, before } => {
+            admin::delete_records(&brokers, &topic, partition, before)
+        }
+        Command::Acl(args) => admin::grant_acl(&args),
         Command::Mock { brokers, address_file, topics } => host_mock(brokers, &address_file, &topics),
         Command::MockCtl { control, command } => mock_ctl(&control, &command),
         Command::Registry { address_file, user, password } => {
@@ -202,6 +241,20 @@ fn offsets_for_time(brokers: &str, topic: &str, ms: i64) -> Result<()> {
     }
     for element in consumer.offsets_for_times(query, METADATA_TIMEOUT)?.elements() {
         println!("{}\t{}", element.partition(), element.offset().to_raw().unwrap_or(-1));
+    }
+    Ok(())
+}
+
+fn print_leaders(brokers: &str, topic: &str) -> Result<()> {
+    let metadata = consumer(brokers)?.fetch_metadata(Some(topic), METADATA_TIMEOUT)?;
+    let Some(entry) = metadata.topics().first() else { return Err("no metadata".into()) };
+    if let Some(error) = entry.error() {
+        return Err(format!("topic {topic}: {error:?}").into());
+    }
+    let mut leaders: Vec<(i32, i32)> = entry.partitions().iter().map(|p| (p.id(), p.leader())).collect();
+    leaders.sort_unstable();
+    for (partition, leader) in leaders {
+        println!("{partition}\t{leader}");
     }
     Ok(())
 }
