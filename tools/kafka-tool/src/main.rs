@@ -127,6 +127,9 @@ enum Command {
         user: Option<String>,
         #[arg(long, requires = "user")]
         password: Option<String>,
+        /// Answer every request this many milliseconds late (one request at a time).
+        #[arg(long, default_value_t = 0)]
+        delay_ms: u64,
     },
 }
 
@@ -141,9 +144,9 @@ fn main() -> ExitCode {
         Command::OffsetsForTime { brokers, topic, ms } => offsets_for_time(&brokers, &topic, ms),
         Command::Mock { brokers, address_file, topics } => host_mock(brokers, &address_file, &topics),
         Command::MockCtl { control, command } => mock_ctl(&control, &command),
-        Command::Registry { address_file, user, password } => {
+        Command::Registry { address_file, user, password, delay_ms } => {
             let credentials = user.map(|user| registry::Credentials { user, password: password.unwrap_or_default() });
-            registry::serve(&address_file, credentials)
+            registry::serve(&address_file, credentials, std::time::Duration::from_millis(delay_ms))
         }
     };
     match result {
