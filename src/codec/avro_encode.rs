@@ -907,7 +907,7 @@ mod tests {
 
     #[test]
     fn fields_the_writer_lacks_read_as_the_latest_schemas_defaults() {
-        use crate::codec::wire::{SchemaById, WriterSchema};
+        use crate::codec::wire::{CompiledSchema, SchemaById, WriterSchema};
         const V1: &str = r#"{"type":"record","name":"E","fields":[{"name":"id","type":"long"}]}"#;
         const V2: &str = r#"{"type":"record","name":"E","fields":[
             {"name":"id","type":"long"},
@@ -919,12 +919,12 @@ mod tests {
         ]}"#;
         struct Evolving;
         impl SchemaById for Evolving {
-            fn schema(&mut self, id: u32) -> Result<WriterSchema, String> {
+            fn schema(&mut self, id: u32) -> Result<CompiledSchema, String> {
                 let text = if id == 1 { V1 } else { V2 };
-                Ok(WriterSchema { schema_type: "AVRO".into(), text: text.into(), references: Vec::new() })
+                CompiledSchema::compile(&WriterSchema { schema_type: "AVRO".into(), text: text.into(), references: Vec::new() })
             }
             fn latest(&mut self) -> Option<WriterSchema> {
-                self.schema(2).ok()
+                Some(WriterSchema { schema_type: "AVRO".into(), text: V2.into(), references: Vec::new() })
             }
         }
         let mut out = Vec::new();
