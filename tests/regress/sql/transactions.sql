@@ -161,6 +161,47 @@ CREATE FOREIGN TABLE txn_mixed (part int OPTIONS (partition 'true'), offs bigint
 SERVER txn_server OPTIONS (topic 'regress_txn_mixed');
 SELECT count(*) = :raw_count AS same_count, sum(n) = :raw_sum AS same_messages FROM txn_mixed;
 
+-- A broker without Kafka transactions: tansu 0.6.0 takes a transactional id and the
+-- messages of a transaction, but offers no EndTxn to commit or abort it (librdkafka
+-- would find out at COMMIT, after sending). The first INSERT or COPY fails before
+-- anything is sent, with SQLSTATE 0A000; the topic keeps the one message written
+-- without a transaction.
+\getenv brokers KAFKA_BROKERS
+\! tansu topic create regress_txn_tansu --partitions 1 --broker "tcp://$KAFKA_BROKERS" >/dev/null
+CREATE SERVER txn_tansu FOREIGN DATA WRAPPER kafka_fdw OPTIONS (brokers :'brokers', transactional 'true');
+CREATE USER MAPPING FOR PUBLIC SERVER txn_tansu;
+CREATE FOREIGN TABLE tansu_txn_out (v text) SERVER txn_tansu OPTIONS (topic 'regress_txn_tansu');
+CREATE FOREIGN TABLE tansu_plain (v text) SERVER txn_tansu
+    OPTIONS (topic 'regress_txn_tansu', transactional 'false', isolation_level 'read_uncommitted');
+INSERT INTO tansu_plain VALUES ('without a transaction');
+\set VERBOSITY terse
+INSERT INTO tansu_txn_out VALUES ('never sent');
+BEGIN;
+INSERT INTO txn_local VALUES ('rolled back with it');
+COPY tansu_txn_out FROM STDIN;
+never sent either
+\.
+ROLLBACK;
+\set VERBOSITY default
+DO $$
+DECLARE
+    state text;
+    detail text;
+    hint text;
+BEGIN
+    INSERT INTO tansu_txn_out VALUES ('never sent');
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
+    RAISE NOTICE 'SQLSTATE %: %', state, regexp_replace(detail, '127\.0\.0\.1:[0-9]+/[0-9a-z]+', 'BROKER');
+    RAISE NOTICE 'HINT: %', hint;
+END $$;
+SELECT v FROM tansu_plain;
+-- Every message the broker holds, read by the raw client (tansu reports no high
+-- watermark for transactional messages).
+\! "$KAFKA_TOOL" count --brokers "$KAFKA_BROKERS" --topic regress_txn_tansu --isolation-level read_uncommitted | cut -d' ' -f1
+SELECT count(*) FROM txn_local WHERE v = 'rolled back with it';
+
 DROP EXTENSION dblink;
 DROP TABLE txn_local;
 DROP SERVER txn_server CASCADE;
+DROP SERVER txn_tansu CASCADE;
