@@ -422,25 +422,27 @@ start_mock() {
 }
 
 # Hosts an in-memory Confluent-compatible Schema Registry in kafka-tool; exports
-# KAFKA_REGISTRY_URL (http://127.0.0.1:PORT). With --user U --password P it requires
-# HTTP basic auth.
+# KAFKA_REGISTRY_URL (http://127.0.0.1:PORT) and KAFKA_REGISTRY_LOG (its log: a line per
+# request). Options go to `kafka-tool registry`: --user U --password P (it requires HTTP
+# basic auth), --delay-ms MS (it answers late).
 start_registry() {
     make_service_dir
-    local address_file="$SERVICE_DIR/registry.address"
-    rm -f "$address_file"
-    "$KAFKA_TOOL" registry --address-file "$address_file" "$@" >"$SERVICE_DIR/registry.log" 2>&1 &
+    local dir
+    dir="$(mktemp -d "$SERVICE_DIR/registry.XXXXXX")"
+    "$KAFKA_TOOL" registry --address-file "$dir/address" "$@" >"$dir/log" 2>&1 &
     SERVICE_PIDS+=($!)
     for _ in $(seq 100); do
-        [[ -f "$address_file" ]] && break
+        [[ -f "$dir/address" ]] && break
         sleep 0.1
     done
-    if [[ ! -s "$address_file" ]]; then
-        cat "$SERVICE_DIR/registry.log" >&2
+    if [[ ! -s "$dir/address" ]]; then
+        cat "$dir/log" >&2
         echo "the schema registry did not start" >&2
         return 1
     fi
-    KAFKA_REGISTRY_URL="$(<"$address_file")"
-    export KAFKA_REGISTRY_URL
+    KAFKA_REGISTRY_URL="$(<"$dir/address")"
+    KAFKA_REGISTRY_LOG="$dir/log"
+    export KAFKA_REGISTRY_URL KAFKA_REGISTRY_LOG
 }
 
 # Starts a throwaway PostgreSQL cluster as user postgres, listening only on a Unix

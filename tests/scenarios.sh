@@ -473,6 +473,112 @@ echo "$errors failing queries; threads $threads_before -> $threads_after, open f
 ((errors == 1010)) || scenario_fail "expected 1010 errors, got $errors"
 ((threads_after <= threads_before && fds_after <= fds_before)) || scenario_fail "threads or file descriptors grew"
 
+log "Scenario: queries cancelled while a Schema Registry request waits leave no thread behind"
+# A registry that answers each request 5 s late, one at a time: every query below is
+# cancelled (statement_timeout) while its request waits.
+open_registry_url=$KAFKA_REGISTRY_URL open_registry_log=$KAFKA_REGISTRY_LOG
+start_registry --delay-ms 5000
+slow_registry_url=$KAFKA_REGISTRY_URL
+KAFKA_REGISTRY_URL=$open_registry_url KAFKA_REGISTRY_LOG=$open_registry_log
+psql -X -q -v ON_ERROR_STOP=1 -d kafka_fdw_robust <<SQL
+CREATE SERVER slow_registry FOREIGN DATA WRAPPER kafka_fdw
+    OPTIONS (brokers '$TANSU_BROKERS', schema_registry '$slow_registry_url', timeout_ms '30000');
+CREATE USER MAPPING FOR PUBLIC SERVER slow_registry;
+CREATE FOREIGN TABLE slow_avro (id bigint) SERVER slow_registry OPTIONS (topic 'regress_avro', format 'avro');
+SQL
+{
+    echo "SET statement_timeout = '300ms';"
+    # Warm up: the pool holds the server's consumer afterwards.
+    echo "SELECT id FROM slow_avro;"
+    echo "$resources \\g $SERVICE_DIR/before.txt"
+    for _ in $(seq 20); do
+        echo "SELECT id FROM slow_avro;"
+    done
+    echo "$resources \\g $SERVICE_DIR/after.txt"
+} >"$SERVICE_DIR/cancelled.sql"
+started=$(now)
+psql -X -q -A -t -d kafka_fdw_robust -f "$SERVICE_DIR/cancelled.sql" 2>"$SERVICE_DIR/cancelled.err" >/dev/null
+took=$(elapsed_ms "$started")
+cancelled=$(grep -c "canceling statement due to statement timeout" "$SERVICE_DIR/cancelled.err" || true)
+read -r threads_before fds_before <"$SERVICE_DIR/before.txt"
+read -r threads_after fds_after <"$SERVICE_DIR/after.txt"
+echo "$cancelled queries cancelled in $took ms while their registry requests waited; threads $threads_before -> $threads_after, open files $fds_before -> $fds_after"
+((cancelled == 21)) || scenario_fail "expected 21 cancelled queries, got $cancelled: $(sort "$SERVICE_DIR/cancelled.err" | uniq -c)"
+((took < 21 * 1000)) || scenario_fail "the cancels took $took ms"
+((threads_after <= threads_before && fds_after <= fds_before)) || scenario_fail "threads or file descriptors grew"
+
+log "Scenario: a scan of messages of 100 writer schemas of 5 MB keeps the backend within kafka_fdw.schema_cache_size"
+# 100 Avro record schemas of 5 MB each (about 76,000 long fields, 69 bytes of JSON
+# each; the same fields under 100 record names), registered as versions of
+# wide_schemas-value, and one message written with each: its number in the first
+# field, zeros in the others.
+python3 - "$KAFKA_REGISTRY_URL" >"$SERVICE_DIR/wide.txt" <<'PYTHON'
+import json, sys, urllib.request
+registry = sys.argv[1]
+field = lambda i: {"name": f"field_{i:06d}_of_a_record_with_many_fields", "type": "long"}
+fields = 5 * 1024 * 1024 // len(json.dumps(field(0), separators=(",", ":")) + ",") + 1
+escapes = {0x0A: b"\\n", 0x0D: b"\\r", 0x5C: b"\\\\"}
+for n in range(1, 101):
+    schema = json.dumps({"type": "record", "name": f"wide_{n}", "fields": [field(i) for i in range(fields)]}, separators=(",", ":"))
+    request = urllib.request.Request(f"{registry}/subjects/wide_schemas-value/versions", json.dumps({"schema": schema}).encode(),
+                                     {"Content-Type": "application/vnd.schemaregistry.v1+json"})
+    schema_id = json.load(urllib.request.urlopen(request))["id"]
+    zigzag, first = 2 * n, bytearray()
+    while zigzag >= 0x80:
+        first.append(zigzag & 0x7F | 0x80)
+        zigzag >>= 7
+    first.append(zigzag)
+    message = b"\0" + schema_id.to_bytes(4, "big") + bytes(first) + bytes(fields - 1)
+    # A line for kafka-tool produce --unescape.
+    sys.stdout.buffer.write(b"".join(escapes.get(byte, bytes([byte])) for byte in message) + b"\n")
+print(f"registered 100 schemas of {len(schema)} bytes of JSON", file=sys.stderr)
+PYTHON
+create_topic wide_schemas 1
+"$KAFKA_TOOL" produce --brokers "$TANSU_BROKERS" --topic wide_schemas --partition 0 --unescape --file "$SERVICE_DIR/wide.txt" >/dev/null
+psql -X -q -v ON_ERROR_STOP=1 -d kafka_fdw_robust <<SQL
+CREATE SERVER wide_registry FOREIGN DATA WRAPPER kafka_fdw
+    OPTIONS (brokers '$TANSU_BROKERS', schema_registry '$KAFKA_REGISTRY_URL', timeout_ms '30000');
+CREATE USER MAPPING FOR PUBLIC SERVER wide_registry;
+CREATE FOREIGN TABLE wide (n bigint OPTIONS (field 'field_000000_of_a_record_with_many_fields'))
+    SERVER wide_registry OPTIONS (topic 'wide_schemas', format 'avro');
+SQL
+# In a new session with kafka_fdw.schema_cache_size = :'size': the backend's anonymous
+# memory (RssAnon) before, after one scan and after a second one, its peak resident
+# memory (VmHWM) before and after, and the scans' sums, one "name value" a line.
+cat >"$SERVICE_DIR/wide_scan.sql" <<'SQL'
+SET kafka_fdw.schema_cache_size = :'size';
+-- Loads the library and makes the consumer; decodes nothing.
+SELECT count(*) FROM wide \g /dev/null
+SELECT pg_backend_pid() AS pid \gset
+\setenv BACKEND_PID :pid
+\! awk '/^RssAnon:/ { print "anon_before", $2 } /^VmHWM:/ { print "peak_before", $2 }' /proc/$BACKEND_PID/status
+SELECT 'sum_1 ' || sum(n) FROM wide;
+\! awk '/^RssAnon:/ { print "anon_1", $2 }' /proc/$BACKEND_PID/status
+SELECT 'sum_2 ' || sum(n) FROM wide;
+\! awk '/^RssAnon:/ { print "anon_2", $2 } /^VmHWM:/ { print "peak_after", $2 }' /proc/$BACKEND_PID/status
+SQL
+for size in 0 64MB; do
+    declare -A wide=()
+    while read -r name value; do
+        wide[$name]=$value
+    done < <(psql -X -q -A -t -v size="$size" -d kafka_fdw_robust -f "$SERVICE_DIR/wide_scan.sql")
+    [[ "${wide[sum_1]:-} ${wide[sum_2]:-}" == "5050 5050" ]] || scenario_fail "schema_cache_size $size: the scans read sums ${wide[sum_1]:-none} and ${wide[sum_2]:-none}, not 5050"
+    grown=$(((wide[anon_2] - wide[anon_before]) / 1024)) peak=$(((wide[peak_after] - wide[peak_before]) / 1024))
+    echo "schema_cache_size $size: anonymous memory +$(((wide[anon_1] - wide[anon_before]) / 1024)) MB after one scan, +$grown MB after two; peak resident +$peak MB"
+    if [[ "$size" == 0 ]]; then
+        # What reading takes without a cache: the schema being read, the subject's latest
+        # (the reader's defaults) and compiling one (parse trees of 5 MB of JSON). Far less
+        # than the 500 MB of the schemas' texts, which a cache of them all would hold.
+        uncached=$peak
+        ((uncached < 500)) || scenario_fail "peak memory grew $uncached MB without a schema cache"
+    else
+        # The cache's 64 MB (its estimate of what compiled schemas hold) on top of that, with
+        # room for malloc's fragmentation. Unbounded, 100 compiled schemas hold about 2 GB.
+        ((peak <= uncached + 64 + 64)) || scenario_fail "peak memory grew $peak MB with a 64 MB cache (without one: $uncached MB)"
+        ((grown <= uncached + 64 + 64)) || scenario_fail "memory grew $grown MB with a 64 MB cache (without one: $uncached MB)"
+    fi
+done
+
 log "Scenario: brokers 300 ms and 1 s away answer as at 0 ms; a silent broker fails within timeout_ms + 1 s"
 # Each round reads, writes and imports its own copy of the same topic (mock cluster, all
 # brokers delayed by mock-ctl rtt-all), in a new session so that connections are new too.

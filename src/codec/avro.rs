@@ -13,7 +13,6 @@
 //! their bytes, each column's text from its field's bytes when it is asked for.
 
 use std::borrow::Cow;
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -22,30 +21,24 @@ use apache_avro::schema::Schema;
 use super::avro_datum::{DatumError, Node, NodeId, Plan, Reader};
 use super::avro_encode::AvroEncoder;
 use super::json::JsonPath;
-use super::wire::{frame, SchemaById, WriterSchema};
+use super::wire::{frame, CompiledSchema, LastSchema, SchemaById};
 
 /// A schema, compiled for reading messages written with it.
 pub struct AvroSchema {
     plan: Plan,
 }
 
-thread_local! {
-    /// Schemas compiled so far, by their text: each distinct text is parsed and
-    /// compiled once per backend.
-    static PARSED: RefCell<HashMap<String, Rc<AvroSchema>>> = RefCell::new(HashMap::new());
-}
-
 impl AvroSchema {
-    /// Parses a schema's JSON text; the error says why it is not one.
+    /// Parses and compiles a schema's JSON text; the error says why it is not one.
     pub fn parse(text: &str) -> Result<Rc<AvroSchema>, String> {
-        if let Some(parsed) = PARSED.with_borrow(|parsed| parsed.get(text).cloned()) {
-            return Ok(parsed);
-        }
         let schema = Schema::parse_str(text).map_err(|e| format!("invalid Avro schema: {e}"))?;
         let plan = Plan::compile(&schema).map_err(|e| format!("invalid Avro schema: {e}"))?;
-        let schema = Rc::new(AvroSchema { plan });
-        PARSED.with_borrow_mut(|parsed| parsed.insert(text.to_string(), schema.clone()));
-        Ok(schema)
+        Ok(Rc::new(AvroSchema { plan }))
+    }
+
+    /// About the bytes of memory it holds (see `CompiledSchema::heap_size`).
+    pub fn heap_size(&self) -> usize {
+        std::mem::size_of::<AvroSchema>() + self.plan.heap_size()
     }
 }
 
@@ -57,10 +50,10 @@ pub enum WriterSchemas {
     Registry(Box<dyn SchemaById>),
 }
 
-/// Decodes Avro messages, compiling each writer schema once.
+/// Decodes Avro messages.
 pub struct AvroDecoder {
     schemas: WriterSchemas,
-    by_id: HashMap<u32, Result<Rc<AvroSchema>, String>>,
+    last: LastSchema<AvroSchema>,
     /// Where the top-level fields of the last message start in its datum.
     field_starts: Vec<usize>,
     /// Messages must be records (values); keys may be of any type.
@@ -107,7 +100,7 @@ pub struct AvroRecord<'a> {
 
 impl AvroDecoder {
     pub fn new(schemas: WriterSchemas) -> Self {
-        AvroDecoder { schemas, by_id: HashMap::new(), field_starts: Vec::new(), records_only: true, reader_defaults: None }
+        AvroDecoder { schemas, last: LastSchema::default(), field_starts: Vec::new(), records_only: true, reader_defaults: None }
     }
 
     /// A decoder of keys, which may be of any type (a `"long"` or `"string"` key is read
@@ -126,13 +119,8 @@ impl AvroDecoder {
                     self.reader_defaults = Some(latest.and_then(|latest| ReaderDefaults::new(&latest.text)).map(Rc::new));
                 }
                 let (id, datum) = frame(payload)?;
-                let schema = self
-                    .by_id
-                    .entry(id)
-                    .or_insert_with(|| registry.schema(id).and_then(|writer| avro_text(id, writer)).and_then(|text| AvroSchema::parse(&text)))
-                    .clone()
-                    .map_err(|e| format!("schema id {id}: {e}"))?;
-                (schema, datum)
+                let schema = self.last.get(id, || registry.schema(id).and_then(|schema| avro_schema(id, schema)));
+                (schema.map_err(|e| format!("schema id {id}: {e}"))?, datum)
             }
         };
         schema.plan.check(datum, &mut self.field_starts).map_err(|e| e.to_string())?;
@@ -191,11 +179,11 @@ fn reread<T: std::fmt::Debug>(read: Result<T, DatumError>) -> Option<T> {
     read.ok()
 }
 
-/// The text of an Avro writer schema; another type of schema is a bad message's reason.
-fn avro_text(id: u32, writer: WriterSchema) -> Result<String, String> {
-    match writer.schema_type.as_str() {
-        "AVRO" => Ok(writer.text),
-        other => Err(format!("schema {id} is a {other} schema, not Avro")),
+/// An Avro writer schema; another type of schema is a bad message's reason.
+fn avro_schema(id: u32, schema: CompiledSchema) -> Result<Rc<AvroSchema>, String> {
+    match schema {
+        CompiledSchema::Avro(schema) => Ok(schema),
+        other => Err(format!("schema {id} is a {} schema, not Avro", other.type_name())),
     }
 }
 
@@ -248,6 +236,7 @@ mod tests {
     use serde_json::Value as Json;
 
     use crate::codec::avro_datum::decimal_text;
+    use crate::codec::wire::WriterSchema;
 
     const SCHEMA: &str = r#"{
         "type": "record", "name": "Event",
@@ -307,10 +296,10 @@ mod tests {
     struct Registry(HashMap<u32, String>);
 
     impl SchemaById for Registry {
-        fn schema(&mut self, id: u32) -> Result<WriterSchema, String> {
+        fn schema(&mut self, id: u32) -> Result<CompiledSchema, String> {
             let text = self.0.get(&id).cloned().ok_or_else(|| format!("no schema with id {id}"))?;
             let schema_type = if text.starts_with("syntax") { "PROTOBUF" } else { "AVRO" }.to_string();
-            Ok(WriterSchema { schema_type, text, references: Vec::new() })
+            CompiledSchema::compile(&WriterSchema { schema_type, text, references: Vec::new() })
         }
     }
 

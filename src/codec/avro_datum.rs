@@ -89,6 +89,40 @@ pub(super) struct Record {
     positions: HashMap<String, usize>,
 }
 
+impl Node {
+    /// What the node owns on the heap.
+    fn heap_size(&self) -> usize {
+        match self {
+            Node::Enum(symbols) => allocation(symbols.capacity() * std::mem::size_of::<String>()) + strings(symbols.iter()),
+            Node::Union(variants) => allocation(variants.capacity() * std::mem::size_of::<NodeId>()),
+            Node::Record(record) => {
+                let fields = allocation(record.fields.capacity() * std::mem::size_of::<(String, NodeId)>());
+                // A hash table's slots and their control bytes, in one allocation.
+                let positions = match record.positions.capacity() {
+                    0 => 0,
+                    slots => allocation(slots * (std::mem::size_of::<(String, usize)>() + 1)),
+                };
+                fields + strings(record.fields.iter().map(|(name, _)| name)) + positions + strings(record.positions.keys())
+            }
+            _ => 0,
+        }
+    }
+}
+
+/// The heap bytes of the strings' texts.
+fn strings<'a>(texts: impl Iterator<Item = &'a String>) -> usize {
+    texts.map(|text| allocation(text.capacity())).sum()
+}
+
+/// What an allocation of `bytes` takes from glibc's malloc: a chunk of at least 32 bytes,
+/// the size plus an 8-byte header rounded up to 16.
+fn allocation(bytes: usize) -> usize {
+    match bytes {
+        0 => 0,
+        _ => (bytes + 8).next_multiple_of(16).max(32),
+    }
+}
+
 impl Record {
     /// Up to this many fields, comparing names is quicker than hashing one.
     const FEW_FIELDS: usize = 16;
@@ -149,6 +183,13 @@ impl Plan {
 
     pub fn root(&self) -> NodeId {
         self.root
+    }
+
+    /// About the bytes of memory the plan holds: its nodes and what they own, each
+    /// allocation as malloc rounds it.
+    pub fn heap_size(&self) -> usize {
+        let own = allocation(self.nodes.capacity() * std::mem::size_of::<Node>()) + allocation(self.empty.capacity());
+        own + self.nodes.iter().map(Node::heap_size).sum::<usize>()
     }
 
     pub fn node(&self, id: NodeId) -> &Node {

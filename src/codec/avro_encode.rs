@@ -12,7 +12,6 @@
 //! type's unit (as PostgreSQL's own typmods do).
 
 use std::borrow::Cow;
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::str::FromStr;
@@ -31,29 +30,30 @@ use super::wire::frame_header;
 
 /// A writer schema, parsed for encoding, with its named types (for following references).
 struct WriterSchema {
-    root: &'static Schema,
-    names: NamesRef<'static>,
+    // `writer` and `names` borrow the schema in `root`: declared first, they are dropped
+    // first.
     writer: GenericDatumWriter<'static>,
-}
-
-thread_local! {
-    /// Writer schemas parsed so far, by their text. A writer borrows its schema, so a
-    /// schema lives as long as the backend: each distinct text is parsed (and kept) once.
-    static WRITER_SCHEMAS: RefCell<HashMap<String, Rc<WriterSchema>>> = RefCell::new(HashMap::new());
+    names: NamesRef<'static>,
+    /// The schema: never mutated, and never moved (an `Rc`'s value stays where it is
+    /// when the struct moves, and, unlike a `Box`'s, may stay borrowed meanwhile).
+    root: Rc<Schema>,
 }
 
 impl WriterSchema {
-    fn parse(text: &str) -> Result<Rc<WriterSchema>, String> {
-        if let Some(parsed) = WRITER_SCHEMAS.with_borrow(|parsed| parsed.get(text).cloned()) {
-            return Ok(parsed);
-        }
+    fn parse(text: &str) -> Result<WriterSchema, String> {
         let invalid = |e: apache_avro::Error| format!("invalid Avro schema: {e}");
-        let root: &'static Schema = Box::leak(Box::new(Schema::parse_str(text).map_err(invalid)?));
-        let names = ResolvedSchema::try_from(root).map_err(invalid)?.get_names().clone();
-        let writer = GenericDatumWriter::builder(root).build().map_err(invalid)?;
-        let schema = Rc::new(WriterSchema { root, names, writer });
-        WRITER_SCHEMAS.with_borrow_mut(|parsed| parsed.insert(text.to_string(), schema.clone()));
-        Ok(schema)
+        let root = Rc::new(Schema::parse_str(text).map_err(invalid)?);
+        // SAFETY: the schema outlives `names` and `writer`, which are dropped before
+        // `root` (see the struct), and nothing mutates it. The 'static borrows never leave
+        // the struct: its methods hand out borrows of `self`.
+        let schema: &'static Schema = unsafe { &*Rc::as_ptr(&root) };
+        let names = ResolvedSchema::try_from(schema).map_err(invalid)?.get_names().clone();
+        let writer = GenericDatumWriter::builder(schema).build().map_err(invalid)?;
+        Ok(WriterSchema { writer, names, root })
+    }
+
+    fn root(&self) -> &Schema {
+        &self.root
     }
 
     /// `schema` itself, or the named type it refers to.
@@ -67,7 +67,7 @@ impl WriterSchema {
 
 /// Encodes rows as records of one writer schema.
 pub struct AvroEncoder {
-    schema: Rc<WriterSchema>,
+    schema: WriterSchema,
     /// The registry id messages are framed with; `None` for bare datums.
     id: Option<u32>,
 }
@@ -82,7 +82,7 @@ impl AvroEncoder {
     /// The binary encoding of each top-level field's default (fields without one left
     /// out): what a reader of this schema takes for a field a message's writer lacks.
     pub fn field_defaults(&self) -> Vec<(String, Vec<u8>)> {
-        let root: &'static Schema = self.schema.root;
+        let root = self.schema.root();
         let Schema::Record(record) = self.schema.resolve(root) else { return Vec::new() };
         record
             .fields
@@ -99,7 +99,7 @@ impl AvroEncoder {
 
     /// Encodes a row into `out` (cleared first); the error names the column or field.
     pub fn encode(&self, columns: &[ColumnValue<'_>], out: &mut Vec<u8>) -> Result<(), String> {
-        let root = self.schema.resolve(self.schema.root);
+        let root = self.schema.resolve(self.schema.root());
         let value = match columns {
             [ColumnValue { path: JsonPath::Whole, cell, name }] => {
                 self.value(root, cell).map_err(|why| format!("column \"{name}\": {why}"))?
@@ -907,7 +907,7 @@ mod tests {
 
     #[test]
     fn fields_the_writer_lacks_read_as_the_latest_schemas_defaults() {
-        use crate::codec::wire::{SchemaById, WriterSchema};
+        use crate::codec::wire::{CompiledSchema, SchemaById, WriterSchema};
         const V1: &str = r#"{"type":"record","name":"E","fields":[{"name":"id","type":"long"}]}"#;
         const V2: &str = r#"{"type":"record","name":"E","fields":[
             {"name":"id","type":"long"},
@@ -919,12 +919,12 @@ mod tests {
         ]}"#;
         struct Evolving;
         impl SchemaById for Evolving {
-            fn schema(&mut self, id: u32) -> Result<WriterSchema, String> {
+            fn schema(&mut self, id: u32) -> Result<CompiledSchema, String> {
                 let text = if id == 1 { V1 } else { V2 };
-                Ok(WriterSchema { schema_type: "AVRO".into(), text: text.into(), references: Vec::new() })
+                CompiledSchema::compile(&WriterSchema { schema_type: "AVRO".into(), text: text.into(), references: Vec::new() })
             }
             fn latest(&mut self) -> Option<WriterSchema> {
-                self.schema(2).ok()
+                Some(WriterSchema { schema_type: "AVRO".into(), text: V2.into(), references: Vec::new() })
             }
         }
         let mut out = Vec::new();

@@ -6,6 +6,7 @@
 pub mod avro;
 pub mod avro_encode;
 mod avro_datum;
+pub mod cache;
 pub mod encode;
 pub mod csv;
 pub mod infer;
@@ -368,8 +369,8 @@ mod tests {
         .concat();
         struct OneSchema(String);
         impl wire::SchemaById for OneSchema {
-            fn schema(&mut self, _: u32) -> Result<wire::WriterSchema, String> {
-                Ok(wire::WriterSchema { schema_type: "PROTOBUF".into(), text: self.0.clone(), references: Vec::new() })
+            fn schema(&mut self, _: u32) -> Result<wire::CompiledSchema, String> {
+                wire::CompiledSchema::compile(&wire::WriterSchema { schema_type: "PROTOBUF".into(), text: self.0.clone(), references: Vec::new() })
             }
         }
         let rows = [

@@ -248,7 +248,7 @@ mod tests {
 
     use super::*;
     use crate::codec::protobuf::ProtobufDecoder;
-    use crate::codec::wire::{SchemaById, WriterSchema};
+    use crate::codec::wire::{CompiledSchema, SchemaById, WriterSchema};
 
     const SCHEMA: &str = r#"
         syntax = "proto3";
@@ -275,8 +275,8 @@ mod tests {
 
     struct OneSchema;
     impl SchemaById for OneSchema {
-        fn schema(&mut self, _id: u32) -> Result<WriterSchema, String> {
-            Ok(WriterSchema { schema_type: "PROTOBUF".into(), text: SCHEMA.into(), references: Vec::new() })
+        fn schema(&mut self, _id: u32) -> Result<CompiledSchema, String> {
+            CompiledSchema::compile(&WriterSchema { schema_type: "PROTOBUF".into(), text: SCHEMA.into(), references: Vec::new() })
         }
     }
 

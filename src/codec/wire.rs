@@ -2,6 +2,11 @@
 //! writer schema's 4-byte big-endian registry id, then the encoded message (for
 //! Protobuf, preceded by the indexes of its message type in the schema).
 
+use std::rc::Rc;
+
+use super::avro::AvroSchema;
+use super::protobuf::ProtobufSchema;
+
 /// The first byte of a message in Confluent's wire format.
 const MAGIC_BYTE: u8 = 0;
 /// Magic byte and schema id.
@@ -17,13 +22,74 @@ pub struct WriterSchema {
     pub references: Vec<(String, String)>,
 }
 
-/// Writer schemas by registry id, fetched by the host (over HTTP, with its credentials,
-/// timeouts and caches).
+/// A writer schema compiled for reading messages, whichever its type.
+#[derive(Clone)]
+pub enum CompiledSchema {
+    Avro(Rc<AvroSchema>),
+    Protobuf(Rc<ProtobufSchema>),
+    /// A type no format here reads (`JSON`), by name.
+    Other(String),
+}
+
+impl CompiledSchema {
+    /// Compiles a schema as its type says; the error says why it does not compile.
+    pub fn compile(writer: &WriterSchema) -> Result<CompiledSchema, String> {
+        match writer.schema_type.as_str() {
+            "AVRO" => AvroSchema::parse(&writer.text).map(CompiledSchema::Avro),
+            "PROTOBUF" => ProtobufSchema::compile(&writer.text, &writer.references).map(|schema| CompiledSchema::Protobuf(Rc::new(schema))),
+            other => Ok(CompiledSchema::Other(other.to_string())),
+        }
+    }
+
+    /// The registry's name of its type.
+    pub fn type_name(&self) -> &str {
+        match self {
+            CompiledSchema::Avro(_) => "AVRO",
+            CompiledSchema::Protobuf(_) => "PROTOBUF",
+            CompiledSchema::Other(name) => name,
+        }
+    }
+
+    /// About the bytes of memory it holds (at least those: see the tests), what a cache
+    /// of compiled schemas weighs it by.
+    pub fn heap_size(&self) -> usize {
+        match self {
+            CompiledSchema::Avro(schema) => schema.heap_size(),
+            CompiledSchema::Protobuf(schema) => schema.heap_size(),
+            CompiledSchema::Other(name) => name.len(),
+        }
+    }
+}
+
+/// The writer schema of the last message's id, as a decoder keeps it: messages come in
+/// runs of one id, and the host keeps the others (within its cache's bound).
+pub struct LastSchema<T> {
+    last: Option<(u32, Result<Rc<T>, String>)>,
+}
+
+impl<T> Default for LastSchema<T> {
+    fn default() -> Self {
+        LastSchema { last: None }
+    }
+}
+
+impl<T> LastSchema<T> {
+    /// The schema of `id`: the last one's if `id` is the last id, else `fetch`'s.
+    pub fn get(&mut self, id: u32, fetch: impl FnOnce() -> Result<Rc<T>, String>) -> Result<Rc<T>, String> {
+        match &self.last {
+            Some((last, schema)) if *last == id => schema.clone(),
+            _ => self.last.insert((id, fetch())).1.clone(),
+        }
+    }
+}
+
+/// Writer schemas by registry id, fetched and compiled by the host (over HTTP, with its
+/// credentials, timeouts and caches).
 pub trait SchemaById {
     /// The schema registered under `id`. `Err` says why messages naming this id cannot
-    /// be read (no such schema): such messages are bad messages. A registry that cannot
-    /// be asked is the host's ERROR, not an `Err`.
-    fn schema(&mut self, id: u32) -> Result<WriterSchema, String>;
+    /// be read (no such schema, or one that does not compile): such messages are bad
+    /// messages. A registry that cannot be asked is the host's ERROR, not an `Err`.
+    fn schema(&mut self, id: u32) -> Result<CompiledSchema, String>;
 
     /// The latest schema of the subject the messages are read from (the reader's
     /// schema, whose defaults fill fields a writer lacks), if the host knows one.
@@ -107,6 +173,20 @@ fn zigzag_varint(bytes: &[u8]) -> Result<(i64, &[u8]), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_decoder_asks_again_only_when_the_id_changes() {
+        let mut last = LastSchema::default();
+        let mut asked = Vec::new();
+        for id in [1, 1, 2, 2, 1, 3] {
+            let schema = last.get(id, || {
+                asked.push(id);
+                if id == 3 { Err("unknown".to_string()) } else { Ok(Rc::new(id)) }
+            });
+            assert_eq!(schema.map(|schema| *schema), if id == 3 { Err("unknown".to_string()) } else { Ok(id) });
+        }
+        assert_eq!(asked, [1, 2, 1, 3]);
+    }
 
     #[test]
     fn message_indexes_read_back_as_written() {

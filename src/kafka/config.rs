@@ -187,7 +187,7 @@ pub(super) fn apply_properties(config: &mut ClientConfig, settings: &ClientSetti
 
 /// Events served while looking for the reason of a failure. A poll serves at most one,
 /// and does not tell an empty queue from a served log event.
-const EVENTS_SERVED: usize = 1000;
+pub(super) const EVENTS_SERVED: usize = 1000;
 
 /// The last error librdkafka reported since the last call. Its error events wait in the
 /// consumer's queue until polled, which metadata and offset requests do not do, so this

@@ -2,7 +2,8 @@
 //! client creation), `metadata` (topics, watermarks, offsets by time), `reader` (offset
 //! ranges, forwards or backwards), `sender` (producing with checked delivery), and
 //! `transaction` (Kafka transactions begun, committed and aborted by the host) and
-//! `registry` (a Schema Registry client, for the writer schemas of Avro messages).
+//! `registry` (a Schema Registry client, for the writer schemas of Avro messages, over
+//! `http`'s interruptible connections).
 //!
 //! A scan is a set of [`ReadRange`]s (partition, first offset, end offset). The
 //! [`RangeReader`] assigns exactly those ranges to a librdkafka consumer and hands out
@@ -21,6 +22,7 @@
 //! hanging.
 
 mod config;
+mod http;
 mod metadata;
 mod reader;
 pub mod registry;

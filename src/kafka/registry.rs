@@ -1,13 +1,12 @@
 //! A Confluent Schema Registry client: writer schemas by id, over the registry's REST
 //! API exactly as Confluent Schema Registry, Karapace and Redpanda serve it.
 //!
-//! A request runs on a helper thread (with the host's signals blocked, as librdkafka's
-//! threads) while the calling thread waits in short slices, running the host's
-//! interrupt hook between them: a cancelled query stops waiting at once, and every
-//! request ends within the timeout.
+//! A request runs on the calling thread and waits in short slices, running the host's
+//! interrupt hook between them (see `http`): a cancelled query stops waiting at once,
+//! taking its request with it, and every request ends within the timeout.
 
-use std::sync::{mpsc, Arc};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine;
 use serde_json::Value;
@@ -15,17 +14,13 @@ use ureq::tls::{parse_pem, Certificate, PemItem, RootCerts, TlsConfig};
 
 use crate::error::{ErrorKind, FdwError, FdwResult};
 
-use super::config::with_signals_blocked;
-use super::Interrupt;
+use super::{http, Interrupt};
 
 /// Media types the registry speaks, most specific first (Confluent's documentation).
 const ACCEPT: &str = "application/vnd.schemaregistry.v1+json, application/vnd.schemaregistry+json; q=0.9, application/json; q=0.5";
 
 /// The media type of what clients send (Confluent's documentation).
 const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
-
-/// How often a waiting caller checks for interrupts.
-const WAIT_SLICE: Duration = Duration::from_millis(20);
 
 #[derive(Clone)]
 pub struct RegistrySettings {
@@ -125,8 +120,7 @@ fn lookup(settings: &RegistrySettings, path: &str, not_found: &str) -> FdwResult
 fn ask(settings: &RegistrySettings, path: &str, post: Option<String>, not_found: &str) -> FdwResult<Result<(String, String), String>> {
     let mut failures = Vec::new();
     for url in &settings.urls {
-        let answer = send(settings, &format!("{url}{path}"), post.clone())?;
-        match answer {
+        match send(settings, &format!("{url}{path}"), post.clone()) {
             Ok((200, body)) => return Ok(Ok((url.clone(), body))),
             Ok((404, body)) => return Ok(Err(error_message(&body).unwrap_or_else(|| not_found.to_string()))),
             Ok((409 | 422, body)) if post.is_some() => {
@@ -148,74 +142,36 @@ fn ask(settings: &RegistrySettings, path: &str, post: Option<String>, not_found:
 }
 
 /// One request: the status and body, or why there was no answer. Waits cancellably.
-fn send(settings: &RegistrySettings, url: &str, post: Option<String>) -> FdwResult<Result<(u16, String), String>> {
-    let (sender, answer) = mpsc::channel();
-    let request = Request {
-        url: url.to_string(),
-        post,
-        credentials: settings.credentials.clone(),
-        ca_pem: settings.ca_pem.clone(),
-        timeout: settings.timeout,
+fn send(settings: &RegistrySettings, url: &str, post: Option<String>) -> Result<(u16, String), String> {
+    let mut config = ureq::Agent::config_builder().timeout_global(Some(settings.timeout)).http_status_as_error(false);
+    if let Some(pem) = &settings.ca_pem {
+        let roots = RootCerts::Specific(Arc::new(certificates(pem)?));
+        config = config.tls_config(TlsConfig::builder().root_certs(roots).build());
+    }
+    let agent = http::agent(config.build(), settings.interrupt);
+    let authorization = settings.credentials.as_ref().map(|(user, password)| {
+        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
+    });
+    let sent = match &post {
+        None => {
+            let mut request = agent.get(url).header("Accept", ACCEPT);
+            if let Some(authorization) = &authorization {
+                request = request.header("Authorization", authorization);
+            }
+            request.call()
+        }
+        Some(body) => {
+            let mut request = agent.post(url).header("Accept", ACCEPT).header("Content-Type", CONTENT_TYPE);
+            if let Some(authorization) = &authorization {
+                request = request.header("Authorization", authorization);
+            }
+            request.send(body.as_str())
+        }
     };
-    let spawned = with_signals_blocked(|| std::thread::Builder::new().name("kafka_fdw registry".into()).spawn(move || {
-        // The caller may have stopped waiting (an interrupt): then nobody reads this.
-        let _ = sender.send(request.send());
-    }));
-    spawned.map_err(|e| FdwError::new(ErrorKind::Kafka, format!("could not start a schema registry request: {e}")))?;
-    // The request ends itself within the timeout; the grace covers the thread's start.
-    let deadline = Instant::now() + settings.timeout + Duration::from_secs(1);
-    loop {
-        (settings.interrupt)();
-        match answer.recv_timeout(WAIT_SLICE) {
-            Ok(result) => return Ok(result),
-            Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() < deadline => continue,
-            Err(_) => return Ok(Err(format!("no answer within {} ms", settings.timeout.as_millis()))),
-        }
-    }
-}
-
-/// What the helper thread needs: owned, so the caller may return before it ends.
-struct Request {
-    url: String,
-    /// A JSON body to POST; GET without.
-    post: Option<String>,
-    credentials: Option<(String, String)>,
-    ca_pem: Option<String>,
-    timeout: Duration,
-}
-
-impl Request {
-    fn send(self) -> Result<(u16, String), String> {
-        let mut config = ureq::Agent::config_builder().timeout_global(Some(self.timeout)).http_status_as_error(false);
-        if let Some(pem) = &self.ca_pem {
-            let roots = RootCerts::Specific(Arc::new(certificates(pem)?));
-            config = config.tls_config(TlsConfig::builder().root_certs(roots).build());
-        }
-        let agent = ureq::Agent::new_with_config(config.build());
-        let authorization = self.credentials.as_ref().map(|(user, password)| {
-            format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
-        });
-        let sent = match &self.post {
-            None => {
-                let mut request = agent.get(&self.url).header("Accept", ACCEPT);
-                if let Some(authorization) = &authorization {
-                    request = request.header("Authorization", authorization);
-                }
-                request.call()
-            }
-            Some(body) => {
-                let mut request = agent.post(&self.url).header("Accept", ACCEPT).header("Content-Type", CONTENT_TYPE);
-                if let Some(authorization) = &authorization {
-                    request = request.header("Authorization", authorization);
-                }
-                request.send(body.as_str())
-            }
-        };
-        let mut response = sent.map_err(|e| e.to_string())?;
-        let status = response.status().as_u16();
-        let body = response.body_mut().read_to_string().map_err(|e| e.to_string())?;
-        Ok((status, body))
-    }
+    let mut response = sent.map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    let body = response.body_mut().read_to_string().map_err(|e| e.to_string())?;
+    Ok((status, body))
 }
 
 /// Whether `pem` holds certificates (and nothing unreadable): why not, if it doesn't.
@@ -275,8 +231,10 @@ fn bad_answer(url: &str, why: &str) -> FdwError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{BufRead, BufReader, Write};
+    use std::io::{BufRead, BufReader, Read, Write};
     use std::net::TcpListener;
+    use std::sync::mpsc;
+    use std::time::Instant;
 
     fn no_interrupt() {}
 
@@ -404,7 +362,7 @@ mod tests {
     }
 
     #[test]
-    fn an_interrupt_stops_the_wait_at_once() {
+    fn an_interrupt_ends_the_request_at_once() {
         let silent = TcpListener::bind("127.0.0.1:0").unwrap();
         let mut settings = settings(vec![format!("http://{}", silent.local_addr().unwrap())], Duration::from_secs(30));
         settings.interrupt = cancel_on_third_check;
@@ -415,5 +373,11 @@ mod tests {
         // can take seconds on a loaded machine.
         let cancelled_after = CANCELLED_AT.get().expect("the interrupt ran") - started;
         assert!(cancelled_after < Duration::from_secs(1), "took {cancelled_after:?}");
+        // Nothing goes on with the request: the registry sees its connection closed.
+        let (mut connection, _) = silent.accept().unwrap();
+        connection.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut request = Vec::new();
+        connection.read_to_end(&mut request).expect("closed, not still waiting for an answer");
+        assert!(String::from_utf8_lossy(&request).starts_with("GET /schemas/ids/1 "), "{request:?}");
     }
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::bindings;
 use rdkafka::client::ClientContext;
-use rdkafka::config::ClientConfig;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{DeliveryResult, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
@@ -20,6 +20,7 @@ use crate::error::{ErrorKind, FdwError, FdwResult};
 
 use super::config::{ClientErrors, ClientSettings, Refused, apply_properties, is_refusal, refusal, unreachable_brokers, with_signals_blocked};
 use super::metadata::no_such_topic;
+use super::transaction::BrokerApis;
 
 /// What became of the messages of one statement, as far as delivery reports told.
 #[derive(Debug, Default)]
@@ -53,6 +54,8 @@ pub struct DeliveryTracker {
     /// A delivery failed because the topic does not exist.
     missing_topic: AtomicBool,
     client_errors: ClientErrors,
+    /// The APIs brokers offer, from the debug lines transactional producers ask for.
+    pub(super) broker_apis: BrokerApis,
 }
 
 impl DeliveryTracker {
@@ -77,6 +80,12 @@ impl DeliveryTracker {
 impl ClientContext for DeliveryTracker {
     fn error(&self, error: KafkaError, reason: &str) {
         self.client_errors.record(error, reason);
+    }
+
+    /// Notes the brokers' APIs; librdkafka's other log lines go nowhere, as they would
+    /// through the `log` crate, which has no logger in a backend.
+    fn log(&self, _level: RDKafkaLogLevel, facility: &str, line: &str) {
+        self.broker_apis.record(facility, line);
     }
 }
 
@@ -143,12 +152,12 @@ const TOPIC_PROPAGATION_WAIT: Duration = Duration::from_secs(1);
 /// not acknowledge them (librdkafka's default would wait five minutes). A NULL
 /// partition goes through murmur2_random, the partitioner of Java clients.
 pub fn new_producer(settings: &ClientSettings) -> FdwResult<KafkaProducer> {
-    configured_producer(settings, &[])
+    configured_producer(settings, |_| {})
 }
 
-/// A producer as [`new_producer`] makes it, with `extra` properties set over the user's
+/// A producer as [`new_producer`] makes it, with `extra` settings over the user's
 /// (kafka_fdw's own, such as a transactional id).
-pub(super) fn configured_producer(settings: &ClientSettings, extra: &[(&str, &str)]) -> FdwResult<KafkaProducer> {
+pub(super) fn configured_producer(settings: &ClientSettings, extra: impl FnOnce(&mut ClientConfig)) -> FdwResult<KafkaProducer> {
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", &settings.brokers)
@@ -161,9 +170,7 @@ pub(super) fn configured_producer(settings: &ClientSettings, extra: &[(&str, &st
         // Bounded memory for big INSERTs: sending waits while this much is queued.
         .set("queue.buffering.max.kbytes", "65536");
     apply_properties(&mut config, settings);
-    for (name, value) in extra {
-        config.set(*name, *value);
-    }
+    extra(&mut config);
     with_signals_blocked(|| config.create_with_context::<_, KafkaProducer>(DeliveryTracker::default())).map_err(|e| {
         FdwError::new(ErrorKind::Kafka, "could not create a Kafka producer").with_detail(e.to_string())
     })

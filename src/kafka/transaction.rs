@@ -8,15 +8,18 @@
 //! it, and the next producer with the same id fences it (its open transaction, if any, is
 //! aborted by the transaction coordinator when the new one initializes).
 
+use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::Producer;
 
 use crate::error::{ErrorKind, FdwError, FdwResult};
 
-use super::config::{ClientSettings, IsolationLevel, KafkaConsumer, Refused, is_refusal, refusal};
+use super::config::{ClientSettings, EVENTS_SERVED, IsolationLevel, KafkaConsumer, Refused, is_refusal, refusal};
 use super::metadata::watermarks;
 use super::sender::{configured_producer, KafkaProducer, WrittenOffsets};
 use super::{Interrupt, POLL_SLICE};
@@ -24,8 +27,21 @@ use super::{Interrupt, POLL_SLICE};
 /// A producer whose messages are sent inside transactions of `transactional_id`, ready
 /// for [`begin_transaction`]. Initializing fences any earlier producer of the same id:
 /// its open transaction is aborted.
+///
+/// A broker may take a transactional id and messages sent in its transactions without
+/// offering EndTxn, the request that commits or aborts one (tansu 0.6.0 does this):
+/// librdkafka finds out only at the commit, after the messages went out, and fails it
+/// as retriable until it times out. So the producer asks librdkafka for its debug lines
+/// about the APIs each broker offers, and is refused before it sends anything when a
+/// broker it spoke to lacks EndTxn.
 pub fn transactional_producer(settings: &ClientSettings, transactional_id: &str) -> FdwResult<KafkaProducer> {
-    let producer = configured_producer(settings, &[("transactional.id", transactional_id)])?;
+    let debug = match settings.properties.iter().rev().find(|(name, _)| name == "debug") {
+        Some((_, contexts)) => format!("{contexts},feature"),
+        None => "feature".to_string(),
+    };
+    let producer = configured_producer(settings, |config| {
+        config.set("transactional.id", transactional_id).set("debug", debug).set_log_level(RDKafkaLogLevel::Debug);
+    })?;
     in_slices(settings, settings.interrupt, "initialize Kafka transactions", |slice| producer.init_transactions(slice)).map_err(
         |failure| match failure.code {
             Some(code) if is_refusal(code) => {
@@ -34,7 +50,58 @@ pub fn transactional_producer(settings: &ClientSettings, transactional_id: &str)
             _ => failure.error,
         },
     )?;
+    // The lines wait in the producer's queue as log events, served by polls (one each).
+    for _ in 0..EVENTS_SERVED {
+        producer.poll(Duration::ZERO);
+    }
+    if let Some(broker) = producer.context().broker_apis.lacking_end_txn() {
+        return Err(FdwError::new(ErrorKind::FeatureNotSupported, "the Kafka brokers do not support transactions")
+            .with_detail(format!(
+                "Broker {broker} does not offer EndTxn (KIP-98), the request that commits or aborts a Kafka transaction; nothing was sent."
+            ))
+            .with_hint("Set transactional 'false' on the table or server, or use brokers with Kafka transactions (Apache Kafka 0.11 or later, Redpanda)."));
+    }
     Ok(producer)
+}
+
+/// Which brokers offer EndTxn, as librdkafka's debug lines (facility `APIVERSION`, context
+/// `feature`) list each broker's APIs when it connects: a `…: Broker API support:` line,
+/// then one `…:   ApiKey <name> (<key>) Versions <min>..<max>` line per API, each line
+/// starting with the broker's thread and name.
+#[derive(Default)]
+pub struct BrokerApis {
+    /// By the lines' broker prefix: whether the broker offers EndTxn.
+    end_txn: Mutex<BTreeMap<String, bool>>,
+}
+
+impl BrokerApis {
+    pub(super) fn record(&self, facility: &str, line: &str) {
+        if facility != "APIVERSION" {
+            return;
+        }
+        let mut end_txn = self.end_txn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(broker) = line.strip_suffix("Broker API support:") {
+            end_txn.entry(broker.to_string()).or_insert(false);
+        } else if let Some((broker, _)) = line.split_once("  ApiKey EndTxn (") {
+            end_txn.insert(broker.to_string(), true);
+        }
+    }
+
+    /// A broker that listed its APIs without EndTxn, by name; `None` if every broker that
+    /// listed them offers it (or none did: librdkafka asked no broker, `api.version.request`).
+    pub(super) fn lacking_end_txn(&self) -> Option<String> {
+        let end_txn = self.end_txn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (prefix, _) = end_txn.iter().find(|(_, offered)| !**offered)?;
+        // "[thrd:HOST:PORT/ID]: HOST:PORT/ID: "
+        let name = prefix.trim_end().trim_end_matches(':');
+        Some(name.rsplit("]: ").next().unwrap_or(name).to_string())
+    }
+
+    /// How many brokers listed their APIs.
+    #[cfg(test)]
+    fn brokers(&self) -> usize {
+        self.end_txn.lock().unwrap().len()
+    }
 }
 
 /// Starts a transaction (local to the client: the coordinator hears of it with the first
@@ -265,6 +332,44 @@ mod tests {
         assert_eq!(error.kind, ErrorKind::InsufficientPrivilege);
         assert_eq!(error.message, "permission denied for Kafka transactional id \"kafka_fdw-test-refused-id\"");
         assert!(error.detail.unwrap().starts_with("Kafka refused WRITE on transactional id \"kafka_fdw-test-refused-id\""));
+    }
+
+    #[test]
+    fn brokers_without_end_txn_are_refused_before_anything_is_sent() {
+        let mock = mock_cluster(1);
+        let cluster = mock.cluster();
+        cluster.create_topic("tx", 1, 1).unwrap();
+        let settings = test_settings(&cluster.bootstrap_servers());
+        // The check sees every broker's APIs (were librdkafka to word its lines
+        // otherwise, it would see none and let everything through).
+        let producer = transactional_producer(&settings, "kafka_fdw-test-apis").unwrap();
+        assert!(producer.context().broker_apis.brokers() >= 1);
+        assert_eq!(producer.context().broker_apis.lacking_end_txn(), None);
+        drop(producer);
+        // As tansu 0.6.0: transactional ids and AddPartitionsToTxn, but no EndTxn.
+        cluster.apiversion(rdkafka::types::RDKafkaApiKey::EndTxn, None, None).unwrap();
+        let error = transactional_producer(&settings, "kafka_fdw-test-no-end-txn").err().expect("refused");
+        assert_eq!(error.kind, ErrorKind::FeatureNotSupported);
+        assert!(error.detail.as_deref().unwrap().starts_with("Broker 127.0.0.1:"), "{error:?}");
+        assert!(error.detail.as_deref().unwrap().contains("does not offer EndTxn"), "{error:?}");
+    }
+
+    #[test]
+    fn broker_api_lines_are_read_per_broker() {
+        let apis = BrokerApis::default();
+        let a = "[thrd:127.0.0.1:9092/bootstrap]: 127.0.0.1:9092/bootstrap: ";
+        let b = "[thrd:127.0.0.1:9093/2]: 127.0.0.1:9093/2: ";
+        apis.record("APIVERSION", &format!("{a}Broker API support:"));
+        apis.record("APIVERSION", &format!("{b}Broker API support:"));
+        apis.record("APIVERSION", &format!("{a}  ApiKey EndTxn (26) Versions 0..3"));
+        apis.record("FEATURE", &format!("{b}  ApiKey EndTxn (26) Versions 0..3"));
+        assert_eq!(apis.lacking_end_txn().as_deref(), Some("127.0.0.1:9093/2"));
+        apis.record("APIVERSION", &format!("{b}  ApiKey Produce (0) Versions 0..9"));
+        apis.record("APIVERSION", &format!("{b}  ApiKey EndTxn (26) Versions 0..3"));
+        assert_eq!(apis.lacking_end_txn(), None);
+        // A broker that connects again lists its APIs again.
+        apis.record("APIVERSION", &format!("{a}Broker API support:"));
+        assert_eq!(apis.lacking_end_txn(), None);
     }
 
     #[test]

@@ -5,11 +5,12 @@
 
 use std::borrow::Borrow;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::ffi::c_int;
 use std::rc::Rc;
 use std::thread::LocalKey;
+use std::time::Instant;
 
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::{pg_guard, pg_sys};
 use rdkafka::producer::Producer;
 
@@ -19,7 +20,8 @@ use crate::codec::encode::{DerivedField, RecordEncoder};
 use crate::codec::protobuf::ProtobufSchema;
 use crate::codec::protobuf_encode::{self, ProtobufEncoder};
 use crate::codec::Format;
-use crate::codec::wire::{SchemaById, WriterSchema};
+use crate::codec::cache::SchemaCache;
+use crate::codec::wire::{CompiledSchema, SchemaById, WriterSchema};
 use crate::error::{capitalized, ErrorKind, FdwError, FdwResult};
 use crate::kafka::registry::{self, RegisteredSchema, RegistrySettings};
 use crate::kafka::{self, ClientSettings, IsolationLevel, KafkaConsumer, KafkaProducer, RangeReader, Watermarks};
@@ -332,11 +334,29 @@ unsafe extern "C-unwind" fn catalog_changed(_arg: pg_sys::Datum, cache_id: c_int
     }
 }
 
+/// `kafka_fdw.schema_cache_size`, in kB: the most the backend's compiled writer schemas
+/// may weigh.
+static SCHEMA_CACHE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(64 * 1024);
+
+/// Defines the settings of this module; called from `_PG_init`.
+pub fn define_settings() {
+    GucRegistry::define_int_guc(
+        c"kafka_fdw.schema_cache_size",
+        c"The most memory a backend keeps Schema Registry writer schemas in.",
+        c"Writer schemas are kept compiled, by registry, user mapping and schema id; the least recently used go first. A scan keeps the schema it reads the current message with, whatever the size.",
+        &SCHEMA_CACHE_SIZE,
+        0,
+        i32::MAX,
+        GucContext::Userset,
+        GucFlags::UNIT_KB,
+    );
+}
+
 thread_local! {
-    /// Writer schemas by (registry URLs, user mapping, id), for the backend's life: a
-    /// schema id never changes meaning. Keyed by user mapping too, so a role never reads
-    /// a schema another role's credentials fetched.
-    static REGISTRY_SCHEMAS: RefCell<HashMap<(String, pg_sys::Oid, u32), WriterSchema>> = RefCell::new(HashMap::new());
+    /// Writer schemas by registry URLs, user mapping and id, compiled, for as long as they
+    /// fit (a schema id never changes meaning). Keyed by user mapping too, so a role never
+    /// reads a schema another role's credentials fetched.
+    static REGISTRY_SCHEMAS: RefCell<SchemaCache> = RefCell::new(SchemaCache::new(0));
 }
 
 /// Where an Avro or Protobuf table's writer schemas come from: its `avro_schema`, or its server's
@@ -450,7 +470,8 @@ fn register_derived(
 pub fn registry_writer_schemas(definition: &ForeignTableDef, part: MessagePart) -> WriterSchemas {
     let (settings, user_mapping) = registry_settings(definition.server_id, &definition.server);
     let subject = format!("{}-{}", definition.table.topic, part.suffix());
-    WriterSchemas::Registry(Box::new(RegistrySchemas { user_mapping, settings, subject }))
+    let source = format!("{} {}", user_mapping.to_u32(), settings.urls.join(","));
+    WriterSchemas::Registry(Box::new(RegistrySchemas { source, settings, subject }))
 }
 
 /// How to ask a server's Schema Registry as the current user, and that user's mapping.
@@ -470,25 +491,26 @@ pub fn registry_settings(server_id: pg_sys::Oid, server: &ServerOptions) -> (Reg
     (settings, user_mapping)
 }
 
-/// Writer schemas fetched from a registry, each once per backend.
+/// Writer schemas fetched from a registry, kept in the backend's cache.
 struct RegistrySchemas {
-    user_mapping: pg_sys::Oid,
+    /// The user mapping and the registry URLs: whose schemas in the cache these are.
+    source: String,
     settings: RegistrySettings,
     /// The subject the messages are read from (TopicNameStrategy), for its latest schema.
     subject: String,
 }
 
 impl SchemaById for RegistrySchemas {
-    fn schema(&mut self, id: u32) -> Result<WriterSchema, String> {
-        let key = (self.settings.urls.join(","), self.user_mapping, id);
-        if let Some(schema) = REGISTRY_SCHEMAS.with_borrow(|cache| cache.get(&key).cloned()) {
-            return Ok(schema);
-        }
-        let registered = registry::schema_by_id(&self.settings, id).or_raise()?;
-        let references = registry::referenced_schemas(&self.settings, &registered).or_raise()?;
-        let schema = WriterSchema { schema_type: registered.schema_type, text: registered.schema, references };
-        REGISTRY_SCHEMAS.with_borrow_mut(|cache| cache.insert(key, schema.clone()));
-        Ok(schema)
+    fn schema(&mut self, id: u32) -> Result<CompiledSchema, String> {
+        let settings = &self.settings;
+        REGISTRY_SCHEMAS.with_borrow_mut(|cache| {
+            cache.set_capacity(SCHEMA_CACHE_SIZE.get() as usize * 1024);
+            cache.schema(&self.source, id, Instant::now(), || {
+                let registered = registry::schema_by_id(settings, id).or_raise()?;
+                let references = registry::referenced_schemas(settings, &registered).or_raise()?;
+                Ok(WriterSchema { schema_type: registered.schema_type, text: registered.schema, references })
+            })
+        })
     }
 
     /// Asked once per scan (a subject's latest version changes; ids never do).

@@ -234,6 +234,46 @@ SELECT v FROM txn_local ORDER BY v;
 INSERT INTO mock_txn_out (part, v) VALUES (0, 'after the refusal');
 SELECT v FROM mock_txn_out WHERE v = 'after the refusal';
 
+-- A broker without Kafka transactions: tansu 0.6.0, say, takes a transactional id and
+-- the messages of a transaction but offers no EndTxn to commit or abort it (librdkafka
+-- would find out at COMMIT, after sending). The mock cluster is told to offer no EndTxn.
+-- The first INSERT or COPY fails before anything is sent, with SQLSTATE 0A000; the topic
+-- keeps the one message written without a transaction.
+\! "$KAFKA_TOOL" mock-ctl --control "$KAFKA_MOCK_CONTROL" create-topic regress_txn_no_end 1
+\! "$KAFKA_TOOL" mock-ctl --control "$KAFKA_MOCK_CONTROL" api-versions EndTxn none
+CREATE SERVER txn_no_end FOREIGN DATA WRAPPER kafka_fdw OPTIONS (brokers :'mock_brokers', transactional 'true');
+CREATE USER MAPPING FOR PUBLIC SERVER txn_no_end;
+CREATE FOREIGN TABLE no_end_txn_out (v text) SERVER txn_no_end OPTIONS (topic 'regress_txn_no_end');
+CREATE FOREIGN TABLE no_end_plain (v text) SERVER txn_no_end
+    OPTIONS (topic 'regress_txn_no_end', transactional 'false', isolation_level 'read_uncommitted');
+INSERT INTO no_end_plain VALUES ('without a transaction');
+\set VERBOSITY terse
+INSERT INTO no_end_txn_out VALUES ('never sent');
+BEGIN;
+INSERT INTO txn_local VALUES ('rolled back with it');
+COPY no_end_txn_out FROM STDIN;
+never sent either
+\.
+ROLLBACK;
+\set VERBOSITY default
+DO $$
+DECLARE
+    state text;
+    detail text;
+    hint text;
+BEGIN
+    INSERT INTO no_end_txn_out VALUES ('never sent');
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
+    RAISE NOTICE 'SQLSTATE %: %', state, regexp_replace(detail, '127\.0\.0\.1:[0-9]+/[0-9a-z]+', 'BROKER');
+    RAISE NOTICE 'HINT: %', hint;
+END $$;
+SELECT v FROM no_end_plain;
+-- Every message the broker holds, read by the raw client.
+\! "$KAFKA_TOOL" count --brokers "$KAFKA_MOCK_BROKERS" --topic regress_txn_no_end --isolation-level read_uncommitted | cut -d' ' -f1
+SELECT count(*) FROM txn_local WHERE v = 'rolled back with it';
+\! "$KAFKA_TOOL" mock-ctl --control "$KAFKA_MOCK_CONTROL" api-versions EndTxn 0 1
+
 DROP EXTENSION dblink;
 DROP TABLE txn_local, txn_imported;
-DROP SERVER txn_server, mock_txn_server CASCADE;
+DROP SERVER txn_server, mock_txn_server, txn_no_end CASCADE;

@@ -142,7 +142,7 @@ enum Command {
     },
     /// Send one command to a `mock` process: create-topic NAME PARTITIONS, broker-down ID,
     /// broker-up ID, rtt ID MS, rtt-all MS (every broker), request-errors API_KEY ERR_CODE...,
-    /// clear-errors API_KEY.
+    /// clear-errors API_KEY, api-versions API_KEY MIN MAX | none.
     MockCtl {
         /// The mock's control address (the `control=` line of its address file).
         #[arg(long)]
@@ -159,6 +159,9 @@ enum Command {
         user: Option<String>,
         #[arg(long, requires = "user")]
         password: Option<String>,
+        /// Answer every request this many milliseconds late (one request at a time).
+        #[arg(long, default_value_t = 0)]
+        delay_ms: u64,
     },
 }
 
@@ -180,9 +183,9 @@ fn main() -> ExitCode {
         Command::Acl(args) => admin::grant_acl(&args),
         Command::Mock { brokers, address_file, topics } => host_mock(brokers, &address_file, &topics),
         Command::MockCtl { control, command } => mock_ctl(&control, &command),
-        Command::Registry { address_file, user, password } => {
+        Command::Registry { address_file, user, password, delay_ms } => {
             let credentials = user.map(|user| registry::Credentials { user, password: password.unwrap_or_default() });
-            registry::serve(&address_file, credentials)
+            registry::serve(&address_file, credentials, std::time::Duration::from_millis(delay_ms))
         }
     };
     match result {
@@ -415,6 +418,10 @@ fn mock_command(cluster: &Mock<'_>, broker_count: i32, words: &[&str]) -> Result
             cluster.request_errors(api_key(api)?, &errors)
         }
         ["clear-errors", api] => cluster.clear_request_errors(api_key(api)?),
+        // The versions of a request the brokers offer; "none" offers it not at all (as a
+        // broker without that API: tansu 0.6.0 has no EndTxn).
+        ["api-versions", api, "none"] => cluster.apiversion(api_key(api)?, None, None)?,
+        ["api-versions", api, min, max] => cluster.apiversion(api_key(api)?, Some(min.parse()?), Some(max.parse()?))?,
         _ => return Err(format!("unknown command: {}", words.join(" ")).into()),
     }
     Ok(())

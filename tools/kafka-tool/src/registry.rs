@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::Duration;
 
 use base64::Engine;
 use percent_encoding::percent_decode_str;
@@ -35,17 +36,19 @@ impl Credentials {
     }
 }
 
-/// Hosts the registry on a free loopback port until the process is killed.
-pub fn serve(address_file: &Path, credentials: Option<Credentials>) -> Result<()> {
+/// Hosts the registry on a free loopback port until the process is killed, answering
+/// each request `delay` late (a slow registry, for tests).
+pub fn serve(address_file: &Path, credentials: Option<Credentials>, delay: Duration) -> Result<()> {
     let server = Server::http("127.0.0.1:0").map_err(|e| e as Box<dyn std::error::Error>)?;
     let address = server.server_addr().to_ip().ok_or("the registry is not on an IP address")?;
     crate::write_address_file(address_file, &format!("http://{address}\n"))?;
-    run(&server, Registry::new(credentials));
+    run(&server, Registry::new(credentials), delay);
     Ok(())
 }
 
-/// Answers requests one at a time, for as long as the server lives.
-fn run(server: &Server, mut registry: Registry) {
+/// Answers requests one at a time, for as long as the server lives, and logs each to
+/// stderr (`METHOD URL STATUS`), so that tests can count what clients asked.
+fn run(server: &Server, mut registry: Registry, delay: Duration) {
     for mut request in server.incoming_requests() {
         let header = |name: &str| {
             request.headers().iter().find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name)).map(|h| h.value.as_str().to_string())
@@ -61,6 +64,8 @@ fn run(server: &Server, mut registry: Registry) {
             Ok(_) => registry.handle(&received),
             Err(error) => Reply::error(400, 400, format!("could not read the request: {error}")),
         };
+        std::thread::sleep(delay);
+        eprintln!("{} {} {}", received.method, received.url, reply.status);
         let mut response = Response::from_string(reply.body.to_string())
             .with_status_code(reply.status)
             .with_header(Header::from_bytes("Content-Type", CONTENT_TYPE).expect("a valid header"));
@@ -487,16 +492,19 @@ mod tests {
         assert_eq!(ok(registry.handle(&Request { authorization: Some(right), ..get("/subjects") })), json!([]));
     }
 
-    /// Over HTTP, through the client `produce-avro` uses.
+    /// Over HTTP, through the client `produce-avro` uses, each answer 100 ms late.
     #[test]
     fn serves_http() {
         let server = Server::http("127.0.0.1:0").unwrap();
         let base = format!("http://{}", server.server_addr().to_ip().unwrap());
         let credentials = Credentials { user: "u".into(), password: "p".into() };
-        std::thread::spawn(move || run(&server, Registry::new(Some(Credentials { user: "u".into(), password: "p".into() }))));
+        let delay = Duration::from_millis(100);
+        std::thread::spawn(move || run(&server, Registry::new(Some(Credentials { user: "u".into(), password: "p".into() })), delay));
 
         let schema = crate::registry_client::NewSchema { text: USER_SCHEMA, schema_type: None, references: Vec::new() };
+        let started = std::time::Instant::now();
         let (id, version) = crate::registry_client::register(&base, "a b/c", &schema, Some(&credentials)).unwrap();
+        assert!(started.elapsed() >= delay);
         assert_eq!(version, 1);
         assert_eq!(id, 1);
         assert_eq!(crate::registry_client::register(&base, "a b/c", &schema, Some(&credentials)).unwrap(), (1, 1));
