@@ -17,7 +17,7 @@ PG_REGRESS="$PG_ROOT/usr/lib/postgresql/15/lib/pgxs/src/test/regress/pg_regress"
 # Where cargo builds (CARGO_TARGET_DIR, if set, as cargo itself honours it).
 KAFKA_TOOL="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release/kafka-tool"
 APT_PACKAGES=(postgresql-15 postgresql-server-dev-15 libclang-dev clang sudo libssl-dev pkg-config python3 stunnel4 openssl
-    openjdk-17-jre-headless maven)
+    openjdk-17-jre-headless maven curl)
 export PATH="$HOME/.cargo/bin:$PATH"
 
 log() { printf '\n==> %s\n' "$*" >&2; }
@@ -194,10 +194,11 @@ await_kafka() {
 }
 
 # Starts one Apache Kafka node (KRaft: broker and controller in one process) on
-# loopback in a fresh directory; sets KAFKA_BROKERS.
+# loopback in a fresh directory (SERVICE_DIR/NAME, kafka by default); sets KAFKA_BROKERS:
+#   start_kafka [NAME]
 start_kafka() {
     make_service_dir
-    local dir="$SERVICE_DIR/kafka" port controller
+    local dir="$SERVICE_DIR/${1:-kafka}" port controller
     port="$(free_port)"
     controller="$(free_port)"
     mkdir -p "$dir"
@@ -389,15 +390,58 @@ CONF
     done
 }
 
-# HTTPS in front of the registry at KAFKA_REGISTRY_URL (http://127.0.0.1:PORT); exports
-# KAFKA_TLS_REGISTRY_URL and KAFKA_TLS_REGISTRY_CA (PEM file of the authority it trusts).
+# HTTPS in front of the registry at KAFKA_REGISTRY_URL (http://127.0.0.1:PORT, and a
+# path if it has one); exports KAFKA_TLS_REGISTRY_URL (the same path) and
+# KAFKA_TLS_REGISTRY_CA (PEM file of the authority it trusts).
 start_tls_registry() {
-    local tls
+    local tls address="${KAFKA_REGISTRY_URL#http://127.0.0.1:}" dir
     tls="$(free_port)"
-    tls_front "$SERVICE_DIR/tls-registry" "${KAFKA_REGISTRY_URL##*:}" "$tls"
-    KAFKA_TLS_REGISTRY_URL="https://127.0.0.1:$tls"
-    KAFKA_TLS_REGISTRY_CA="$SERVICE_DIR/tls-registry/ca.pem"
+    dir="$(mktemp -d "$SERVICE_DIR/tls-registry.XXXXXX")"
+    tls_front "$dir" "${address%%/*}" "$tls"
+    KAFKA_TLS_REGISTRY_URL="https://127.0.0.1:$tls${address#"${address%%/*}"}"
+    KAFKA_TLS_REGISTRY_CA="$dir/ca.pem"
     export KAFKA_TLS_REGISTRY_URL KAFKA_TLS_REGISTRY_CA
+}
+
+# Apicurio Registry, a second, independent implementation of the Confluent Schema
+# Registry API, for the Schema Registry tests. 3.0.9 is the newest that runs on Java 17
+# (3.3 needs Java 21). Fetched from Maven Central over HTTP: Maven itself cannot
+# resolve the artifact, whose parent POM is not published there.
+APICURIO_VERSION=3.0.9
+APICURIO_DIR="$HOME/.cache/kafka_fdw/apicurio-registry-$APICURIO_VERSION"
+
+install_apicurio() {
+    [[ -d "$APICURIO_DIR" ]] && return 0
+    log "Downloading Apicurio Registry $APICURIO_VERSION from Maven Central"
+    rm -rf "$APICURIO_DIR.partial"
+    mkdir -p "$APICURIO_DIR.partial"
+    curl -sSf "https://repo.maven.apache.org/maven2/io/apicurio/apicurio-registry-app/$APICURIO_VERSION/apicurio-registry-app-$APICURIO_VERSION-all.tar.gz" |
+        tar xz -C "$APICURIO_DIR.partial"
+    mv "$APICURIO_DIR.partial" "$APICURIO_DIR"
+}
+
+# Starts Apicurio Registry with its in-memory storage (H2) on loopback; exports
+# APICURIO_REGISTRY_URL, the base URL of its Confluent-compatible API.
+start_apicurio() {
+    make_service_dir
+    local dir="$SERVICE_DIR/apicurio" port url
+    port="$(free_port)"
+    mkdir -p "$dir"
+    url="http://127.0.0.1:$port/apis/ccompat/v7"
+    (cd "$dir" && exec java -Xmx512m -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port="$port" \
+        -jar "$APICURIO_DIR/apicurio-registry-app-$APICURIO_VERSION-runner.jar" >"$dir/apicurio.log" 2>&1) &
+    SERVICE_PIDS+=($!)
+    for _ in $(seq 600); do
+        if [[ "$(curl -s -o /dev/null -w '%{http_code}' "$url/subjects")" == 200 ]]; then
+            APICURIO_REGISTRY_URL="$url"
+            export APICURIO_REGISTRY_URL
+            return 0
+        fi
+        sleep 0.1
+    done
+    tail -n 40 "$dir/apicurio.log" >&2
+    echo "Apicurio Registry did not start" >&2
+    return 1
 }
 
 # Creates a topic on the broker at KAFKA_BROKERS and waits until it can be used:

@@ -145,10 +145,11 @@ impl MessagePosition<'_> {
     }
 }
 
-/// The error of a message that is not one of the table's format (`reason`: why).
+/// The error of a message that is not one of the table's format (`reason`: why, which may
+/// end in a schema registry's own sentence, with or without its full stop).
 pub fn malformed_message(position: &MessagePosition<'_>, reason: &str, payload: &[u8]) -> FdwError {
     FdwError::new(ErrorKind::BadMessageFormat, format!("malformed Kafka message at {}", position.describe()))
-        .with_detail(format!("{}. Message: {}", capitalized(reason), excerpt(payload)))
+        .with_detail(format!("{}. Message: {}", capitalized(reason.trim_end_matches('.')), excerpt(payload)))
 }
 
 /// The error of a message whose fields do not match the table's data columns (under the
