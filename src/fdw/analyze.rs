@@ -49,7 +49,7 @@ unsafe extern "C-unwind" fn acquire_sample_rows(
     // SAFETY: PostgreSQL calls this with pointers that are valid for the call (fdwapi.h).
     unsafe {
         let definition = catalog::foreign_table(relation);
-        let client = TopicClient::for_table(&definition);
+        let client = TopicClient::for_sample(&definition, sample::FETCH_BYTES);
         let marks = client.all_watermarks();
         let ranges = sample::sample_ranges(&marks, i64::from(targrows));
 

@@ -2,12 +2,13 @@
 //! any broker, spread over every partition and along the whole topic.
 //!
 //! Cost: a run of consecutive offsets costs one seek, and a seek is not cheap. The broker
-//! answers it with the whole record batch the offset lands in (up to librdkafka's
-//! `batch.size`, 1 MB), which librdkafka unpacks before the reader can jump again; some
-//! brokers do worse (tansu's SQLite storage computes every fetch over the partition's
-//! whole tail). So the sample is read as a few long runs per partition (at most
-//! [`MAX_RUNS`], and no more than one per [`RUN_SPAN`] messages, so that two runs rarely
-//! fetch the same batch) rather than PostgreSQL's one short read per page, and holds at
+//! answers it with at least the whole record batch the offset lands in (up to librdkafka's
+//! `batch.size`, 1 MB) and by default up to 1 MB per partition, which librdkafka unpacks
+//! before the reader can jump again (so ANALYZE's consumer fetches at most [`FETCH_BYTES`]
+//! at once); some brokers do worse (tansu's SQLite storage works through the partition's
+//! whole tail for every fetch). So the sample is read as a few long runs per partition (at
+//! most [`MAX_RUNS`], and no more than one per [`RUN_SPAN`] messages, so that two runs
+//! rarely fetch the same batch) rather than PostgreSQL's one short read per page, and holds at
 //! most a twentieth of the topic: PostgreSQL's `targrows` (300 × the statistics target)
 //! caps it, and a topic too small for that share gets fewer rows (an FDW may return fewer;
 //! `reltuples` comes from the watermarks, not from the sample's size), though never fewer
@@ -36,6 +37,12 @@ pub const MAX_RUNS: i64 = 8;
 /// A partition gets at most one run per this many messages: 10,000 messages of 100 bytes
 /// fill a 1 MB record batch, what one seek may fetch.
 pub const RUN_SPAN: i64 = 10_000;
+
+/// The most ANALYZE's consumer fetches at once, per partition and per fetch (librdkafka's
+/// default: 1 MB per partition, 50 MB per fetch): what a fetch brings past the end of a
+/// run is thrown away at the next seek, while a run of a few hundred KB still comes in a
+/// couple of round trips.
+pub const FETCH_BYTES: usize = 256 * 1024;
 
 /// The rows a sample of a topic of `total` messages holds, when PostgreSQL asks for
 /// `targrows`: a twentieth of the topic, within a tenth of `targrows` and `targrows`.
