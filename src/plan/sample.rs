@@ -7,36 +7,44 @@
 //! before the reader can jump again (so ANALYZE's consumer fetches at most [`FETCH_BYTES`]
 //! at once); some brokers do worse (tansu's SQLite storage works through the partition's
 //! whole tail for every fetch). So the sample is read as a few long runs per partition (at
-//! most [`MAX_RUNS`], and no more than one per [`RUN_SPAN`] messages, so that two runs
-//! rarely fetch the same batch) rather than PostgreSQL's one short read per page, and holds at
-//! most a twentieth of the topic: PostgreSQL's `targrows` (300 × the statistics target)
-//! caps it, and a topic too small for that share gets fewer rows (an FDW may return fewer;
-//! `reltuples` comes from the watermarks, not from the sample's size), though never fewer
-//! than a tenth of `targrows` — what a statistics target ten times smaller would take. A
-//! topic of no more than twice that is read whole, sequentially: then a sample would cost
-//! about as much.
+//! most [`MAX_RUNS`], and beyond the [`MIN_PLACES`] that spread it, no more than one per
+//! [`RUN_SPAN`] messages) rather than PostgreSQL's one short read per page. And it holds a
+//! twentieth of the topic, within a tenth of PostgreSQL's `targrows` (300 × the statistics
+//! target; a tenth is what a target ten times smaller takes) and `targrows` itself: a topic
+//! of fewer than 20 × `targrows` messages gives fewer rows than PostgreSQL asks for (an FDW
+//! may; `reltuples` comes from the watermarks, not from the sample's size). A topic of no
+//! more than twice the sample is read whole, sequentially: a sample would cost about as
+//! much.
 //!
 //! Spread: each partition's share is proportional to its messages and split into equal
 //! runs, one inside each of as many equal slices of the partition, so every partition is
-//! sampled from beginning to end. Where partitions hold one run per slice, the runs of
-//! different partitions sit at different places in their slices (staggered by the
-//! partition's rank): partitions written side by side (round robin, keys) then cover the
-//! topic's history at as many places as there are runs in all, not at the same few.
+//! sampled from beginning to end. Within its slice a run sits nearer the start or the end
+//! by its partition's rank (rank k of n at (2k + 1) / 2n of the room the run leaves), so
+//! partitions written side by side (round robin, by key) cover the topic's history at as
+//! many places as there are runs in all, not at the same few.
 
 use crate::kafka::{ReadRange, Watermarks};
 
-/// A sample holds at most this share (1/SHARE) of the topic's messages.
+/// A sample holds this share (1 / SHARE) of the topic's messages, within the bounds of
+/// [`sample_size`].
 const SHARE: i64 = 20;
 
-/// …and at least `targrows / FLOOR` rows, or the whole topic.
+/// A sample holds at least `targrows / FLOOR` rows (or the whole topic).
 const FLOOR: i64 = 10;
 
 /// The most runs (seeks) per partition: the cost bound.
 pub const MAX_RUNS: i64 = 8;
 
-/// A partition gets at most one run per this many messages: 10,000 messages of 100 bytes
-/// fill a 1 MB record batch, what one seek may fetch.
-pub const RUN_SPAN: i64 = 10_000;
+/// Beyond [`MIN_PLACES`], a partition gets at most one run per this many messages. A seek
+/// costs about what a scan spends on a few thousand messages (a round trip and the 256 KB
+/// fetched: ~2,300 messages of 100 bytes, and on tansu far more), so this keeps the seeks
+/// near a tenth of a scan's cost, and two runs rarely land in one 1 MB record batch.
+pub const RUN_SPAN: i64 = 25_000;
+
+/// The sample sits at at least this many places along the topic's history (runs in all,
+/// spread over its partitions), whatever the partitions' size: four runs place any
+/// quantile of a column that grows with the offset within an eighth of the rows.
+pub const MIN_PLACES: i64 = 4;
 
 /// The most ANALYZE's consumer fetches at once, per partition and per fetch (librdkafka's
 /// default: 1 MB per partition, 50 MB per fetch): what a fetch brings past the end of a
@@ -72,7 +80,7 @@ pub fn sample_ranges(marks: &[Watermarks], targrows: i64) -> Vec<ReadRange> {
         if share == 0 {
             continue;
         }
-        let runs = (size / RUN_SPAN).clamp(1, MAX_RUNS).min(share);
+        let runs = (size / RUN_SPAN).max((MIN_PLACES + sampled - 1) / sampled).clamp(1, MAX_RUNS).min(share);
         // Where in its slice this partition's runs sit: from the slice's start (rank 0)
         // to its end (the last rank); in the middle for a partition alone.
         let (place, places) = (2 * rank + 1, 2 * sampled);
@@ -165,22 +173,27 @@ mod tests {
 
     #[test]
     fn the_benchmark_topics_are_sampled_in_a_few_long_runs() {
-        // 1,000,000 messages round robin over 32 partitions: 30,000 rows, 3 runs of
-        // about 312 in each partition (31,250 messages: one run per 10,000), one in each
-        // third; partition 0's runs 1/64 into the room their thirds leave, partition
-        // 31's 63/64 (thirds of 10,416 or 10,417 messages).
+        // 1,000,000 messages round robin over 32 partitions: 30,000 rows, one run of 937
+        // or 938 in each partition (31,250 messages: one run per 25,000), partition 0's
+        // 1/64 into the room its run leaves, partition 31's 63/64.
         let ranges = sample_ranges(&marks(&[(0, 31_250); 32]), 30_000);
         let sums = per_partition(&ranges, 32);
         assert_eq!(sums.iter().sum::<i64>(), 30_000);
         assert!(sums.iter().all(|&n| n == 937 || n == 938), "{sums:?}");
-        assert_eq!(of_partition(&ranges, 0), vec![(157, 470), (10_573, 10_886), (20_990, 21_302)]);
-        assert_eq!(of_partition(&ranges, 31), vec![(9_945, 10_258), (20_363, 20_675), (30_780, 31_092)]);
-        // 100,000 messages in one partition: 5,000 rows in 8 runs of 625, one in the
-        // middle of each eighth.
-        let ranges = sample_ranges(&marks(&[(0, 100_000)]), 30_000);
+        assert_eq!(of_partition(&ranges, 0), vec![(473, 1_411)]);
+        assert_eq!(of_partition(&ranges, 31), vec![(29_839, 30_776)]);
+        // 1,000,000 messages in one partition: 30,000 rows in 8 runs of 3,750 (no more per
+        // partition), one in the middle of each eighth.
+        let ranges = sample_ranges(&marks(&[(0, 1_000_000)]), 30_000);
         assert_eq!(ranges.len(), 8);
-        assert_eq!(of_partition(&ranges, 0)[0], (5_937, 6_562));
-        assert_eq!(of_partition(&ranges, 0)[7], (93_437, 94_062));
+        assert_eq!(of_partition(&ranges, 0)[7], (935_625, 939_375));
+        // 100,000 messages in one partition: 5,000 rows in 4 runs of 1,250 (one per
+        // 25,000), one in the middle of each quarter.
+        let ranges = sample_ranges(&marks(&[(0, 100_000)]), 30_000);
+        assert_eq!(of_partition(&ranges, 0), vec![(11_875, 13_125), (36_875, 38_125), (61_875, 63_125), (86_875, 88_125)]);
+        // 36,000 messages (what the mock cluster keeps of one partition): 3,000 rows
+        // (a tenth of 30,000), still in 4 runs, the fewest places for a sample.
+        assert_eq!(sample_ranges(&marks(&[(0, 36_000)]), 30_000).len(), 4);
         // 100,000 messages over 32 partitions: one run of 156 in each (3,125 messages),
         // staggered from partition to partition along the topic.
         let ranges = sample_ranges(&marks(&[(0, 3_125); 32]), 30_000);
@@ -194,12 +207,14 @@ mod tests {
         let topic = marks(&[(1_000, 91_000), (0, 10_000), (500, 500)]);
         let ranges = sample_ranges(&topic, 30_000);
         assert_eq!(per_partition(&ranges, 3), vec![4_500, 500, 0]);
-        // Partition 0 (rank 0 of 2): 8 runs, each a quarter into its eighth's room.
+        // Partition 0 (rank 0 of 2): 3 runs (one per 25,000 of its 90,000 messages),
+        // each a quarter into its third's room.
         let first = of_partition(&ranges, 0);
-        assert_eq!(first.len(), 8);
-        assert_eq!(first[0], (1_000 + (11_250 - 563) / 4, 1_000 + (11_250 - 563) / 4 + 563));
-        // Partition 1 (rank 1 of 2): one run, three quarters into the partition's room.
-        assert_eq!(of_partition(&ranges, 1), vec![(7_125, 7_625)]);
+        assert_eq!(first.len(), 3);
+        assert_eq!(first[0], (1_000 + (30_000 - 1_500) / 4, 1_000 + (30_000 - 1_500) / 4 + 1_500));
+        // Partition 1 (rank 1 of 2): two runs (the four places split over two partitions),
+        // each three quarters into its half's room.
+        assert_eq!(of_partition(&ranges, 1), vec![(3_562, 3_812), (8_562, 8_812)]);
     }
 
     #[test]
@@ -216,10 +231,11 @@ mod tests {
         /// Whatever the watermarks and targrows: the whole topic if it is at most twice
         /// the sample size, else ranges inside their partition's watermarks that never
         /// overlap and hold exactly the sample size (at most a twentieth of the topic, or
-        /// a tenth of targrows, and at most targrows); at most MAX_RUNS runs per partition
-        /// and one per RUN_SPAN messages; run i of a partition's n inside the i-th of n
-        /// equal slices, so the sample reaches from its beginning to its end; and every
-        /// partition with at least 1/size of the topic sampled.
+        /// a tenth of targrows, and at most targrows); per partition its part of
+        /// MIN_PLACES runs (as its share allows), at most MAX_RUNS, and beyond that part
+        /// at most one per RUN_SPAN messages; run i of a partition's n
+        /// inside the i-th of n equal slices, so the sample reaches from its beginning to
+        /// its end; and every partition with at least 1/size of the topic sampled.
         #[test]
         fn samples_are_bounded_and_spread(
             spans in prop::collection::vec((0i64..1_000, 0i64..200_000), 1..40),
@@ -241,13 +257,16 @@ mod tests {
             for pair in sorted.windows(2) {
                 prop_assert!(pair[0].partition != pair[1].partition || pair[0].end <= pair[1].start);
             }
+            let sampled = sums.iter().filter(|&&n| n > 0).count() as i64;
+            let part = (MIN_PLACES + sampled - 1) / sampled;
             for (p, &(low, n)) in spans.iter().enumerate() {
                 let runs = of_partition(&ranges, p as i32);
                 if n * size >= total {
                     prop_assert!(!runs.is_empty(), "partition {} of {} messages unsampled", p, n);
                 }
                 let count = runs.len() as i64;
-                prop_assert!(count <= MAX_RUNS && (count <= 1 || count <= n / RUN_SPAN));
+                prop_assert!(count >= part.min(sums[p]));
+                prop_assert!(count <= MAX_RUNS && (count <= part || count <= n / RUN_SPAN));
                 for (i, &(start, end)) in runs.iter().enumerate() {
                     let slice = |i: i64| low + i * n / count;
                     prop_assert!(slice(i as i64) <= start && start < end && end <= slice(i as i64 + 1));

@@ -42,10 +42,10 @@ SELECT estimated_rows('SELECT * FROM analyze_numbers WHERE some_int <= 500') BET
 
 -- A sample: at statistics target 10 PostgreSQL asks for 3000 rows, and a tenth of that,
 -- 300 (more than a twentieth of 5000), is the sample: 75 messages from each partition,
--- in one run (its 1250 messages are fewer than the 10000 per run), placed along the
--- partition by its rank so the runs together cover the topic's history: partition 0's
--- an eighth of the way in, partition 3's seven eighths. reltuples is still the message
--- count.
+-- in one run (the four partitions share the sample's four places, and 1250 messages are
+-- fewer than the 25000 per further run), placed along the partition by its rank so the
+-- runs together cover the topic's history: partition 0's an eighth of the way in,
+-- partition 3's seven eighths. reltuples is still the message count.
 SET default_statistics_target = 10;
 ANALYZE VERBOSE analyze_numbers;
 RESET default_statistics_target;
