@@ -2,7 +2,8 @@
 # Runs every benchmark pair on this machine: kafka_fdw against the raw kafka-tool loops
 # (same librdkafka, same broker) and COPY, and prints a table of medians and ratios.
 # The main broker is librdkafka's mock cluster hosted by kafka-tool (in memory, so the
-# table shows our overhead rather than the broker's); pair 1 also runs once on Apache Kafka.
+# table shows our overhead rather than the broker's); pair 1 also runs once on Apache Kafka,
+# and pair 10 (ANALYZE) runs on both.
 # Sizes: BENCH_MESSAGES (1000000), BENCH_RSS_MESSAGES (10000000), BENCH_RUNS (5).
 # BENCH_PAIRS=5,11 runs only those pairs. The table is also drawn as docs/benchmarks.svg.
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"

@@ -141,6 +141,12 @@ impl AvroSchema {
         Some(record.fields.iter().map(|(name, field)| (name.clone(), self.sql_type(*field))).collect())
     }
 
+    /// The PostgreSQL type a whole datum reads as (a key column holds the whole key):
+    /// jsonb for records, the scalar's type otherwise.
+    pub fn whole_type(&self) -> String {
+        self.sql_type(self.plan.root())
+    }
+
     fn sql_type(&self, id: usize) -> String {
         let plan = &self.plan;
         let id = match plan.node(id) {

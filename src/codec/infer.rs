@@ -1,10 +1,14 @@
-//! Column definitions for IMPORT FOREIGN SCHEMA, inferred from sampled messages.
+//! Column definitions for IMPORT FOREIGN SCHEMA, inferred from sampled messages or
+//! read from a subject's schema in a Schema Registry.
 
 use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+use crate::codec::avro::AvroSchema;
 use crate::codec::csv::{CsvDecoder, CsvOptions};
+use crate::codec::protobuf::ProtobufSchema;
+use crate::codec::Format;
 
 /// The PostgreSQL type that holds every sampled value of a JSON key, from narrowest to
 /// widest.
@@ -106,6 +110,36 @@ pub fn csv_field_count(samples: &[Vec<u8>], options: &CsvOptions) -> usize {
     samples.iter().filter_map(|sample| decoder.decode(sample).ok().map(|record| record.len())).max().unwrap_or(1)
 }
 
+/// What a subject's schema gives an imported table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubjectColumns {
+    /// The format its messages are in.
+    pub format: Format,
+    /// The type a whole datum reads as: jsonb for records and messages.
+    pub whole_type: String,
+    /// A record's (or the first message type's) fields: names and types; `None` for a
+    /// schema that is not a record.
+    pub fields: Option<Vec<(String, String)>>,
+}
+
+/// The columns of a registered schema of type `schema_type` (the registry's `AVRO`,
+/// `PROTOBUF`; `references` the texts a Protobuf schema imports): `None` for other types
+/// (JSON Schema) and for schemas that do not compile, whose topics are imported as if
+/// they had no subject.
+pub fn subject_columns(schema_type: &str, text: &str, references: &[(String, String)]) -> Option<SubjectColumns> {
+    match schema_type {
+        "AVRO" => {
+            let schema = AvroSchema::parse(text).ok()?;
+            Some(SubjectColumns { format: Format::Avro, whole_type: schema.whole_type(), fields: schema.columns() })
+        }
+        "PROTOBUF" => {
+            let schema = ProtobufSchema::compile(text, references).ok()?;
+            Some(SubjectColumns { format: Format::Protobuf, whole_type: "jsonb".into(), fields: schema.columns() })
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,5 +181,35 @@ mod tests {
         let options = CsvOptions::default();
         assert_eq!(csv_field_count(&samples(&["a,b", "a,b,c", "x"]), &options), 3);
         assert_eq!(csv_field_count(&[], &options), 1);
+    }
+
+    #[test]
+    fn registered_schemas_give_their_format_and_fields() {
+        let record = r#"{"type": "record", "name": "k", "fields": [{"name": "id", "type": "long"}, {"name": "region", "type": ["null", "string"]}]}"#;
+        assert_eq!(
+            subject_columns("AVRO", record, &[]),
+            Some(SubjectColumns {
+                format: Format::Avro,
+                whole_type: "jsonb".into(),
+                fields: Some(vec![("id".into(), "bigint".into()), ("region".into(), "text".into())]),
+            })
+        );
+        assert_eq!(
+            subject_columns("AVRO", r#""long""#, &[]),
+            Some(SubjectColumns { format: Format::Avro, whole_type: "bigint".into(), fields: None })
+        );
+        let proto = "syntax = \"proto3\"; message K { int64 id = 1; string region = 2; }";
+        assert_eq!(
+            subject_columns("PROTOBUF", proto, &[]),
+            Some(SubjectColumns {
+                format: Format::Protobuf,
+                whole_type: "jsonb".into(),
+                fields: Some(vec![("id".into(), "bigint".into()), ("region".into(), "text".into())]),
+            })
+        );
+        // JSON Schema is not read; a schema that does not compile is as no schema.
+        assert_eq!(subject_columns("JSON", r#"{"type": "object"}"#, &[]), None);
+        assert_eq!(subject_columns("AVRO", "not avro", &[]), None);
+        assert_eq!(subject_columns("PROTOBUF", "message {", &[]), None);
     }
 }

@@ -1,7 +1,8 @@
-//! ANALYZE of a Kafka foreign table: a sample of messages spread over every partition
-//! (`plan::sample`), read by seeking as a scan reads its ranges and turned into rows by
-//! the scan's row builder, so the planner gets column statistics; the row count comes
-//! from the watermarks.
+//! ANALYZE of a Kafka foreign table: a sample of messages spread over every partition,
+//! in a few long runs whose cost is a small share of a scan's (`plan::sample`), read as a
+//! scan reads its ranges and turned into rows by the scan's row builder, so the planner
+//! gets column statistics; the row count comes from the watermarks. The sample may hold
+//! fewer rows than PostgreSQL asks for (`targrows`), as a small table's does.
 //!
 //! PostgreSQL runs the sampling function as the table's owner (as postgres_fdw's, it so
 //! uses the owner's user mapping), in ANALYZE's memory context, where the rows it
@@ -33,7 +34,7 @@ pub unsafe extern "C-unwind" fn analyze_foreign_table(
     true
 }
 
-/// Fills `rows` with up to `targrows` rows built from sampled messages, in a palloc'd
+/// Fills `rows` with at most `targrows` rows built from sampled messages, in a palloc'd
 /// array PostgreSQL provides; `totalrows` is what a full scan would return, estimated
 /// from the watermarks; Kafka has no dead rows.
 #[pg_guard]
@@ -48,9 +49,9 @@ unsafe extern "C-unwind" fn acquire_sample_rows(
     // SAFETY: PostgreSQL calls this with pointers that are valid for the call (fdwapi.h).
     unsafe {
         let definition = catalog::foreign_table(relation);
-        let client = TopicClient::for_table(&definition);
+        let client = TopicClient::for_sample(&definition, sample::FETCH_BYTES);
         let marks = client.all_watermarks();
-        let ranges = sample::sample_ranges(&marks, i64::from(targrows), sample::RUN_MESSAGES);
+        let ranges = sample::sample_ranges(&marks, i64::from(targrows));
 
         let tupdesc = (*relation).rd_att;
         let every_column = vec![true; (*tupdesc).natts as usize];
@@ -85,9 +86,10 @@ unsafe extern "C-unwind" fn acquire_sample_rows(
         ErrorReport::new(
             PgSqlErrorCode::ERRCODE_SUCCESSFUL_COMPLETION,
             format!(
-                "\"{name}\": Kafka topic \"{topic}\" holds {messages} messages in {} partitions; {sampled} rows in sample, from {} messages fetched",
+                "\"{name}\": Kafka topic \"{topic}\" holds {messages} messages in {} partitions; {sampled} rows in sample, from {} messages fetched in {} runs",
                 marks.len(),
-                reader.messages_fetched
+                reader.messages_fetched,
+                ranges.len()
             ),
             "kafka_fdw",
         )

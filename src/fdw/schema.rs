@@ -1,7 +1,9 @@
 //! IMPORT FOREIGN SCHEMA: one foreign table per topic, with the meta columns partition,
 //! offset, key and timestamp, and value columns inferred from a sample of each topic's
-//! newest messages — or, for Avro and Protobuf with a Schema Registry, from the latest
-//! schema of the topic's value subject (`<topic>-value`, Confluent's TopicNameStrategy).
+//! newest messages — or, on a server with a Schema Registry, from the latest schema of
+//! the topic's value subject (`<topic>-value`, Confluent's TopicNameStrategy), whose
+//! type (Avro, Protobuf) is then the table's format unless the import names one; the key
+//! subject (`<topic>-key`) likewise gives `key_format` and key field columns.
 
 use std::ffi::{CStr, CString};
 
@@ -10,9 +12,7 @@ use pgrx::{pg_guard, pg_sys, PgList};
 use crate::pg::catalog;
 use crate::pg::clients::PooledConsumer;
 use crate::error::{ErrorKind, FdwError};
-use crate::codec::avro::AvroSchema;
-use crate::codec::infer;
-use crate::codec::protobuf::ProtobufSchema;
+use crate::codec::infer::{self, SubjectColumns};
 use crate::kafka::registry::{self, RegistrySettings};
 use crate::kafka::{self, RangeReader, ReadRange};
 use crate::codec::Format;
@@ -71,8 +71,11 @@ pub unsafe extern "C-unwind" fn import_foreign_schema(
             _ => true,
         };
 
-        let registry = (parsed.format.has_fields() && !server_options.schema_registry.is_empty())
-            .then(|| clients::registry_settings(server_oid, &server_options).0);
+        // A format the import names wins; else the registry's subjects say, if there is one.
+        let named = |option: &str| table_options.iter().any(|(name, _)| name == option);
+        let (named_format, named_key_format) = (named("format"), named("key_format"));
+        let registry = (!server_options.schema_registry.is_empty()).then(|| clients::registry_settings(server_oid, &server_options).0);
+        let ask = |wanted: bool, subject: String| registry.as_ref().filter(|_| wanted).and_then(|settings| subject_columns(settings, &subject));
         let client = TopicClient::for_server(server_oid, &server_options);
         let topics = kafka::all_topics(client.consumer.client(), &client.settings).or_raise();
         let mut reader = client.into_reader().or_raise();
@@ -83,9 +86,21 @@ pub unsafe extern "C-unwind" fn import_foreign_schema(
                 continue;
             }
             let samples = sample(&mut reader, &topic, &partitions, sample_size);
-            let registered = registry.as_ref().and_then(|settings| registered_columns(settings, parsed.format, &topic));
-            let columns = columns_for(parsed.format, &samples, &parsed.csv, registered);
+            let value = ask(!named_format || parsed.format.has_schema(), format!("{topic}-value"));
+            let key = ask(!named_key_format || parsed.key_format.has_schema(), format!("{topic}-key"));
+            let format = if named_format { parsed.format } else { value.as_ref().map_or(parsed.format, |s| s.format) };
+            let key_format = if named_key_format { parsed.key_format } else { key.as_ref().map_or(parsed.key_format, |s| s.format) };
+            // A subject of another format than the table's says nothing about its messages.
+            let value = value.filter(|s| s.format == format);
+            let key = key.filter(|s| s.format == key_format);
+            let columns = columns_for(format, &samples, &parsed.csv, value, key);
             let mut options_sql = vec![format!("topic {}", literal(&topic))];
+            if !named_format && format != parsed.format {
+                options_sql.push(format!("format {}", literal(format.name())));
+            }
+            if !named_key_format && key_format != parsed.key_format {
+                options_sql.push(format!("key_format {}", literal(key_format.name())));
+            }
             options_sql.extend(table_options.iter().map(|(name, value)| format!("{} {}", identifier(name), literal(value))));
             let command = format!(
                 "CREATE FOREIGN TABLE {} ({}) SERVER {} OPTIONS ({})",
@@ -122,41 +137,46 @@ fn sample(reader: &mut RangeReader<PooledConsumer>, topic: &str, partitions: &[i
     samples
 }
 
-/// The columns of the latest schema of the topic's value subject, if the registry has
-/// one of the table's format (else the record is imported whole, as jsonb).
-fn registered_columns(settings: &RegistrySettings, format: Format, topic: &str) -> Option<Vec<(String, String)>> {
-    let latest = registry::schema_by_version(settings, &format!("{topic}-value"), "latest").or_raise().ok()?;
-    match (format, latest.schema_type.as_str()) {
-        (Format::Avro, "AVRO") => AvroSchema::parse(&latest.schema).ok()?.columns(),
-        (Format::Protobuf, "PROTOBUF") => {
-            let references = registry::referenced_schemas(settings, &latest).or_raise().ok()?;
-            ProtobufSchema::compile(&latest.schema, &references).ok()?.columns()
-        }
-        _ => None,
-    }
+/// The columns of the latest schema of `subject`, if the registry has one it can read
+/// (Avro, Protobuf). A registry that does not answer is an ERROR: guessing the format
+/// instead would make a table that misreads every message.
+fn subject_columns(settings: &RegistrySettings, subject: &str) -> Option<SubjectColumns> {
+    let latest = registry::schema_by_version(settings, subject, "latest").or_raise().ok()?;
+    let references = match latest.schema_type.as_str() {
+        "PROTOBUF" => registry::referenced_schemas(settings, &latest).or_raise().ok()?,
+        _ => Vec::new(),
+    };
+    infer::subject_columns(&latest.schema_type, &latest.schema, &references)
 }
 
 /// Column definitions: the meta columns, then the value columns of the format (from
-/// the registry's schema when there is one).
+/// the value subject's schema when there is one), then the key's fields (from the key
+/// subject's schema), as `key_<field>`, unless a value column has that name.
 fn columns_for(
     format: Format,
     samples: &[Sample],
     csv: &crate::codec::csv::CsvOptions,
-    registered: Option<Vec<(String, String)>>,
+    value: Option<SubjectColumns>,
+    key: Option<SubjectColumns>,
 ) -> Vec<String> {
-    let binary_keys = samples.iter().any(|s| s.key.as_deref().is_some_and(|k| std::str::from_utf8(k).is_err()));
+    let key_type = match &key {
+        Some(key) => key.whole_type.as_str(),
+        None if samples.iter().any(|s| s.key.as_deref().is_some_and(|k| std::str::from_utf8(k).is_err())) => "bytea",
+        None => "text",
+    };
     let mut columns = vec![
-        "partition integer OPTIONS (partition 'true')".to_string(),
-        "\"offset\" bigint OPTIONS (\"offset\" 'true')".to_string(),
-        format!("key {} OPTIONS (key 'true')", if binary_keys { "bytea" } else { "text" }),
-        "\"timestamp\" timestamp with time zone OPTIONS (\"timestamp\" 'true')".to_string(),
+        ("partition".to_string(), "partition integer OPTIONS (partition 'true')".to_string()),
+        ("offset".to_string(), "\"offset\" bigint OPTIONS (\"offset\" 'true')".to_string()),
+        ("key".to_string(), format!("key {key_type} OPTIONS (key 'true')")),
+        ("timestamp".to_string(), "\"timestamp\" timestamp with time zone OPTIONS (\"timestamp\" 'true')".to_string()),
     ];
     let payloads: Vec<Vec<u8>> = samples.iter().map(|s| s.payload.clone()).collect();
+    let whole = |name: &str, sql_type: &str| (name.to_string(), format!("{name} {sql_type}"));
     match format {
         Format::Json => {
             let inferred = infer::json_columns(&payloads);
             if inferred.is_empty() {
-                columns.push("value jsonb".to_string());
+                columns.push(whole("value", "jsonb"));
             }
             for (key, inferred_type) in inferred {
                 columns.push(value_column(&key, inferred_type.sql(), "json"));
@@ -164,33 +184,46 @@ fn columns_for(
         }
         Format::Csv => {
             let count = infer::csv_field_count(&payloads, csv);
-            columns.extend((1..=count).map(|n| format!("field_{n} text")));
+            columns.extend((1..=count).map(|n| whole(&format!("field_{n}"), "text")));
         }
         Format::Raw => {
             let binary = payloads.iter().any(|p| std::str::from_utf8(p).is_err());
-            columns.push(format!("value {}", if binary { "bytea" } else { "text" }));
+            columns.push(whole("value", if binary { "bytea" } else { "text" }));
         }
-        Format::Avro | Format::Protobuf => match registered {
+        Format::Avro | Format::Protobuf => match value.and_then(|value| value.fields) {
             Some(fields) if !fields.is_empty() => {
                 columns.extend(fields.iter().map(|(name, sql_type)| value_column(name, sql_type, "field")))
             }
             // No schema to read columns from: the whole record, as JSON.
-            _ => columns.push("value jsonb".to_string()),
+            _ => columns.push(whole("value", "jsonb")),
         },
     }
-    columns
+    for (field, sql_type) in key.and_then(|key| key.fields).unwrap_or_default() {
+        let name = format!("key_{field}");
+        if !columns.iter().any(|(taken, _)| *taken == name) {
+            // Always a JSON Pointer: a field named like a Boolean (`on`) is no option value.
+            let pointer = json_pointer(&field);
+            columns.push((name.clone(), format!("{} {sql_type} OPTIONS (key {})", identifier(&name), literal(&pointer))));
+        }
+    }
+    columns.into_iter().map(|(_, definition)| definition).collect()
 }
 
-/// A value column: named after its key or field, unless a meta column has that name
-/// (then `value_<name>`, with the column option `option` pointing at it).
-fn value_column(key: &str, sql_type: &str, option: &str) -> String {
+/// A value column (its name and definition): named after its key or field, unless a
+/// meta column has that name (then `value_<name>`, with the column option `option`
+/// pointing at it).
+fn value_column(key: &str, sql_type: &str, option: &str) -> (String, String) {
     // Longer names would be cut to NAMEDATALEN - 1 bytes and read nothing: they get the option too.
     if !META_COLUMNS.contains(&key) && key.len() < pg_sys::NAMEDATALEN as usize {
-        return format!("{} {}", identifier(key), sql_type);
+        return (key.to_string(), format!("{} {}", identifier(key), sql_type));
     }
-    // JSON Pointer, so that keys with dots stay one key.
-    let pointer = format!("/{}", key.replace('~', "~0").replace('/', "~1"));
-    format!("{} {} OPTIONS ({option} {})", identifier(&format!("value_{key}")), sql_type, literal(&pointer))
+    let name = format!("value_{key}");
+    (name.clone(), format!("{} {} OPTIONS ({option} {})", identifier(&name), sql_type, literal(&json_pointer(key))))
+}
+
+/// A JSON Pointer to a top-level field, so that names with dots stay one name.
+fn json_pointer(field: &str) -> String {
+    format!("/{}", field.replace('~', "~0").replace('/', "~1"))
 }
 
 fn identifier(name: &str) -> String {

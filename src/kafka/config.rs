@@ -126,6 +126,10 @@ pub struct ClientSettings {
     pub fetch_wait: Duration,
     /// What consumers read and where watermarks end (see [`IsolationLevel`]).
     pub isolation: IsolationLevel,
+    /// At most this many bytes per fetch, for consumers that read short runs and jump
+    /// between them (ANALYZE's): what a fetch brings past a run is thrown away at the
+    /// jump. `None`: librdkafka's defaults (1 MB per partition, 50 MB per fetch).
+    pub fetch_max_bytes: Option<usize>,
     pub interrupt: Interrupt,
 }
 
@@ -153,6 +157,9 @@ pub fn with_signals_blocked<T>(create: impl FnOnce() -> T) -> T {
     }
 }
 
+/// The librdkafka properties [`ClientSettings::fetch_max_bytes`] sets.
+const FETCH_SIZE_PROPERTIES: [&str; 3] = ["max.partition.fetch.bytes", "fetch.max.bytes", "message.max.bytes"];
+
 /// A consumer with no group: it reads the ranges it is assigned and commits nothing.
 pub fn new_consumer(settings: &ClientSettings) -> FdwResult<KafkaConsumer> {
     let mut config = ClientConfig::new();
@@ -173,6 +180,16 @@ pub fn new_consumer(settings: &ClientSettings) -> FdwResult<KafkaConsumer> {
         // Prefetch at most this much per client: bounds a scan's memory.
         .set("queued.max.messages.kbytes", "16384")
         .set("isolation.level", settings.isolation.property_value());
+    // Fetch sizes the server or user mapping sets are theirs to keep consistent: librdkafka
+    // refuses a fetch.max.bytes below message.max.bytes.
+    let sized_by_user = settings.properties.iter().any(|(name, _)| FETCH_SIZE_PROPERTIES.contains(&name.as_str()));
+    if let Some(bytes) = settings.fetch_max_bytes.filter(|_| !sized_by_user) {
+        // Per partition (Kafka) and per fetch (all partitions; tansu honours only this
+        // one); message.max.bytes bounds a consumer's requests, which are small.
+        for name in FETCH_SIZE_PROPERTIES {
+            config.set(name, bytes.to_string());
+        }
+    }
     apply_properties(&mut config, settings);
     with_signals_blocked(|| config.create_with_context::<_, KafkaConsumer>(ClientErrors::default())).map_err(|e| {
         FdwError::new(ErrorKind::Kafka, "could not create a Kafka consumer").with_detail(e.to_string())

@@ -473,6 +473,30 @@ mod tests {
     }
 
     #[test]
+    fn capped_fetches_read_runs_exactly() {
+        let mock = mock_cluster(1);
+        let cluster = mock.cluster();
+        cluster.create_topic("runs", 1, 1).unwrap();
+        let brokers = cluster.bootstrap_servers();
+        // 1 KB messages, fetched 4 KB at a time: every run takes several fetches.
+        let lines: Vec<String> = (0..1000).map(|i| format!("{i:04}{}", "x".repeat(1020))).collect();
+        produce(&brokers, "runs", 0, &lines);
+        let settings = ClientSettings { fetch_max_bytes: Some(4096), ..test_settings(&brokers) };
+        let consumer = new_consumer(&settings).unwrap();
+        let runs = [(100, 130), (400, 450), (900, 1000)].map(|(start, end)| ReadRange { partition: 0, start, end });
+        let mut reader = RangeReader::new(consumer, settings.clone(), "runs", &runs).unwrap();
+        let offsets: Vec<i64> = read_all(&mut reader).iter().map(|(_, offset, _)| *offset).collect();
+        assert_eq!(offsets, (100..130).chain(400..450).chain(900..1000).collect::<Vec<_>>());
+        // The cap reaches librdkafka's configuration: one below its minimum
+        // message.max.bytes (1000) is refused...
+        assert!(new_consumer(&ClientSettings { fetch_max_bytes: Some(999), ..settings.clone() }).is_err());
+        // ...unless the server's or user mapping's properties size fetches themselves
+        // (a message.max.bytes above the cap would make librdkafka refuse it).
+        let properties = vec![("message.max.bytes".to_string(), "10000000".to_string())];
+        assert!(new_consumer(&ClientSettings { fetch_max_bytes: Some(999), properties, ..settings }).is_ok());
+    }
+
+    #[test]
     fn backwards_returns_the_ranges_newest_first_growing_chunks_from_one_message() {
         let mock = mock_cluster(1);
         let cluster = mock.cluster();

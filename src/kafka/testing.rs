@@ -46,6 +46,7 @@ pub fn test_settings(brokers: &str) -> ClientSettings {
         timeout: Duration::from_secs(5),
         fetch_wait: Duration::from_millis(100),
         isolation: crate::kafka::IsolationLevel::ReadCommitted,
+        fetch_max_bytes: None,
         interrupt: no_interrupt,
     }
 }

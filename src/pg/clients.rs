@@ -59,6 +59,7 @@ fn server_client_settings(
         timeout: server.timeout,
         fetch_wait,
         isolation,
+        fetch_max_bytes: None,
         interrupt: check_interrupts,
     }
 }
@@ -68,7 +69,13 @@ fn server_client_settings(
 fn client_key(server_id: pg_sys::Oid, settings: &ClientSettings) -> ClientKey {
     // SAFETY: a catalog lookup inside a transaction; it raises if there is no mapping.
     let user_mapping = unsafe { (*catalog::current_user_mapping(server_id)).umid };
-    ClientKey { server: server_id, user_mapping, fetch_wait: settings.consumer_fetch_wait(), isolation: settings.isolation }
+    ClientKey {
+        server: server_id,
+        user_mapping,
+        fetch_wait: settings.consumer_fetch_wait(),
+        isolation: settings.isolation,
+        fetch_max_bytes: settings.fetch_max_bytes,
+    }
 }
 
 /// The producer an INSERT or COPY sends with: pooled, or the backend's transactional
@@ -120,6 +127,13 @@ impl TopicClient {
         Self::with_settings(definition.server_id, settings, definition.table.topic.clone())
     }
 
+    /// A consumer for a table's topic that fetches at most `fetch_max_bytes` at a time:
+    /// for reading a sample in runs (ANALYZE).
+    pub fn for_sample(definition: &ForeignTableDef, fetch_max_bytes: usize) -> Self {
+        let settings = ClientSettings { fetch_max_bytes: Some(fetch_max_bytes), ..table_client_settings(definition) };
+        Self::with_settings(definition.server_id, settings, definition.table.topic.clone())
+    }
+
     /// A consumer for server-wide questions (topic lists, samples of many topics).
     pub fn for_server(server_id: pg_sys::Oid, server: &ServerOptions) -> Self {
         let settings = server_client_settings(server_id, server, kafka::MAX_FETCH_WAIT, options::isolation_level(server, None));
@@ -155,6 +169,8 @@ pub struct ClientKey {
     pub fetch_wait: std::time::Duration,
     /// Part of the consumer's configuration (`isolation.level`), set per table.
     pub isolation: IsolationLevel,
+    /// Part of the consumer's configuration (fetch sizes), set for ANALYZE.
+    pub fetch_max_bytes: Option<usize>,
 }
 
 /// Idle clients by key. `generation` moves on each catalog change; a client borrowed
@@ -530,6 +546,7 @@ mod tests {
             user_mapping: pg_sys::Oid::from(1),
             fetch_wait: std::time::Duration::from_millis(10),
             isolation: IsolationLevel::ReadCommitted,
+            fetch_max_bytes: None,
         }
     }
 

@@ -1,65 +1,121 @@
-//! Which messages ANALYZE reads: about `target` messages spread over every partition in
-//! proportion to its size, as runs of consecutive offsets placed evenly along each
-//! partition. A run is Kafka's counterpart of the heap page PostgreSQL's own ANALYZE
-//! samples: one seek (a fetch request) brings it. So a sample costs about `target`
-//! messages fetched and one seek per run, whatever the topic's size.
+//! Which messages ANALYZE reads: a sample whose cost is a small share of a full scan on
+//! any broker, spread over every partition and along the whole topic.
+//!
+//! Cost: a run of consecutive offsets costs one seek, and a seek is not cheap. The broker
+//! answers it with at least the whole record batch the offset lands in (up to librdkafka's
+//! `batch.size`, 1 MB) and by default up to 1 MB per partition, which librdkafka unpacks
+//! before the reader can jump again (so ANALYZE's consumer fetches at most [`FETCH_BYTES`]
+//! at once); some brokers do worse (tansu's SQLite storage works through the partition's
+//! whole tail for every fetch). So the sample is read as a few long runs per partition (at
+//! most [`MAX_RUNS`], and beyond the [`MIN_PLACES`] that spread it, no more than one per
+//! [`RUN_SPAN`] messages) rather than PostgreSQL's one short read per page. And it holds a
+//! twentieth of the topic, within a tenth of PostgreSQL's `targrows` (300 × the statistics
+//! target; a tenth is what a target ten times smaller takes) and `targrows` itself: a topic
+//! of fewer than 20 × `targrows` messages gives fewer rows than PostgreSQL asks for (an FDW
+//! may; `reltuples` comes from the watermarks, not from the sample's size). A topic of no
+//! more than twice the sample is read whole, sequentially: a sample would cost about as
+//! much.
+//!
+//! Spread: each partition's share is proportional to its messages and split into equal
+//! runs, one inside each of as many equal slices of the partition, so every partition is
+//! sampled from beginning to end. Within its slice a run sits nearer the start or the end
+//! by its partition's rank (rank k of n at (2k + 1) / 2n of the room the run leaves), so
+//! partitions written side by side (round robin, by key) cover the topic's history at as
+//! many places as there are runs in all, not at the same few.
 
 use crate::kafka::{ReadRange, Watermarks};
 
-/// Consecutive messages per run: one fetch request brings this many at once, while
-/// `target / RUN_MESSAGES` runs still spread the sample along every partition (300 runs
-/// for the default statistics target's 30,000 rows).
-pub const RUN_MESSAGES: i64 = 100;
+/// A sample holds this share (1 / SHARE) of the topic's messages, within the bounds of
+/// [`sample_size`].
+const SHARE: i64 = 20;
 
-/// The ranges to read for a sample of at most `target` messages of the partitions
-/// `marks`, in runs of at most `run` messages: the whole topic if it holds no more than
-/// `target`. Each partition's share is proportional to its messages (largest remainders
-/// round), so every partition holding at least `1 / target` of the topic is sampled;
-/// a share is split into runs of at most `run`, one at the start of each of as many equal
-/// slices of the partition.
-pub fn sample_ranges(marks: &[Watermarks], target: i64, run: i64) -> Vec<ReadRange> {
+/// A sample holds at least `targrows / FLOOR` rows (or the whole topic).
+const FLOOR: i64 = 10;
+
+/// The most runs (seeks) per partition: the cost bound.
+pub const MAX_RUNS: i64 = 8;
+
+/// Beyond [`MIN_PLACES`], a partition gets at most one run per this many messages. A seek
+/// costs about what a scan spends on a few thousand messages (a round trip and the 256 KB
+/// fetched: ~2,300 messages of 100 bytes, and on tansu far more), so this keeps the seeks
+/// near a tenth of a scan's cost, and two runs rarely land in one 1 MB record batch.
+pub const RUN_SPAN: i64 = 25_000;
+
+/// The sample sits at at least this many places along the topic's history (runs in all,
+/// spread over its partitions), whatever the partitions' size: four runs place any
+/// quantile of a column that grows with the offset within an eighth of the rows.
+pub const MIN_PLACES: i64 = 4;
+
+/// The most ANALYZE's consumer fetches at once, per partition and per fetch (librdkafka's
+/// default: 1 MB per partition, 50 MB per fetch): what a fetch brings past the end of a
+/// run is thrown away at the next seek, while a run of a few hundred KB still comes in a
+/// couple of round trips.
+pub const FETCH_BYTES: usize = 256 * 1024;
+
+/// The rows a sample of a topic of `total` messages holds, when PostgreSQL asks for
+/// `targrows`: a twentieth of the topic, within a tenth of `targrows` and `targrows`.
+pub fn sample_size(total: i64, targrows: i64) -> i64 {
+    (total / SHARE).max(targrows / FLOOR).max(1).min(targrows).max(0)
+}
+
+/// The ranges ANALYZE reads from the partitions `marks` when PostgreSQL asks for
+/// `targrows` rows: the whole topic if it holds no more than twice [`sample_size`],
+/// else runs holding that many messages.
+pub fn sample_ranges(marks: &[Watermarks], targrows: i64) -> Vec<ReadRange> {
     let sizes: Vec<i64> = marks.iter().map(|w| (w.high - w.low).max(0)).collect();
     let total: i64 = sizes.iter().sum();
-    if total <= target {
+    let wanted = sample_size(total, targrows);
+    if total <= 2 * wanted {
         return marks
             .iter()
             .filter(|w| w.high > w.low)
             .map(|w| ReadRange { partition: w.partition, start: w.low, end: w.high })
             .collect();
     }
-    let target = target.max(0);
-    let run = run.max(1);
-    // Shares of `target`, proportional to the sizes; i128 so that target * size cannot
-    // overflow. Each is below its partition's size, since target < total.
-    let scaled: Vec<(i64, i64)> = sizes
-        .iter()
-        .map(|&size| {
-            let product = i128::from(target) * i128::from(size);
-            ((product / i128::from(total)) as i64, (product % i128::from(total)) as i64)
-        })
-        .collect();
-    let mut shares: Vec<i64> = scaled.iter().map(|&(share, _)| share).collect();
-    let left = target - shares.iter().sum::<i64>();
-    let mut by_remainder: Vec<usize> = (0..marks.len()).collect();
-    by_remainder.sort_by_key(|&i| std::cmp::Reverse(scaled[i].1));
-    for &i in by_remainder.iter().take(left as usize) {
-        shares[i] += 1;
-    }
+    let shares = shares(&sizes, total, wanted);
+    let sampled = shares.iter().filter(|&&share| share > 0).count() as i64;
     let mut ranges = Vec::new();
+    let mut rank = 0;
     for ((marks, &size), &share) in marks.iter().zip(&sizes).zip(&shares) {
         if share == 0 {
             continue;
         }
-        let runs = (share + run - 1) / run;
-        // Run i starts slice i of `runs` equal slices, and never reaches the next slice.
+        let runs = (size / RUN_SPAN).max((MIN_PLACES + sampled - 1) / sampled).clamp(1, MAX_RUNS).min(share);
+        // Where in its slice this partition's runs sit: from the slice's start (rank 0)
+        // to its end (the last rank); in the middle for a partition alone.
+        let (place, places) = (2 * rank + 1, 2 * sampled);
         let slice_start = |i: i64| marks.low + (i128::from(i) * i128::from(size) / i128::from(runs)) as i64;
         for i in 0..runs {
             let length = share / runs + i64::from(i < share % runs);
-            let start = slice_start(i);
-            ranges.push(ReadRange { partition: marks.partition, start, end: (start + length).min(slice_start(i + 1)) });
+            let room = slice_start(i + 1) - slice_start(i) - length;
+            let start = slice_start(i) + (i128::from(room) * i128::from(place) / i128::from(places)) as i64;
+            ranges.push(ReadRange { partition: marks.partition, start, end: start + length });
         }
+        rank += 1;
     }
     ranges
+}
+
+/// Shares of `wanted` proportional to `sizes` (of sum `total`, more than `wanted`),
+/// rounded by largest remainders: every partition holding at least `1 / wanted` of the
+/// topic gets some, and each share is below its partition's size.
+fn shares(sizes: &[i64], total: i64, wanted: i64) -> Vec<i64> {
+    // i128 so that wanted * size cannot overflow.
+    let scaled: Vec<(i64, i64)> = sizes
+        .iter()
+        .map(|&size| {
+            let product = i128::from(wanted) * i128::from(size);
+            ((product / i128::from(total)) as i64, (product % i128::from(total)) as i64)
+        })
+        .collect();
+    let mut shares: Vec<i64> = scaled.iter().map(|&(share, _)| share).collect();
+    let left = wanted - shares.iter().sum::<i64>();
+    let mut by_remainder: Vec<usize> = (0..sizes.len()).collect();
+    by_remainder.sort_by_key(|&i| std::cmp::Reverse(scaled[i].1));
+    for &i in by_remainder.iter().take(left as usize) {
+        shares[i] += 1;
+    }
+    shares
 }
 
 /// The rows a full scan would return, estimated from a sample: `sample_rows` rows came
@@ -90,39 +146,75 @@ mod tests {
         sums
     }
 
-    #[test]
-    fn a_small_topic_is_read_whole() {
-        let topic = marks(&[(0, 10), (5, 5), (3, 20)]);
-        assert_eq!(
-            sample_ranges(&topic, 30_000, RUN_MESSAGES),
-            vec![ReadRange { partition: 0, start: 0, end: 10 }, ReadRange { partition: 2, start: 3, end: 20 }]
-        );
-        assert_eq!(sample_ranges(&topic, 27, RUN_MESSAGES).len(), 2);
-        assert_eq!(sample_ranges(&marks(&[]), 100, 10), vec![]);
+    fn of_partition(ranges: &[ReadRange], partition: i32) -> Vec<(i64, i64)> {
+        ranges.iter().filter(|r| r.partition == partition).map(|r| (r.start, r.end)).collect()
     }
 
     #[test]
-    fn the_1m_topic_is_sampled_in_runs_spread_over_every_partition() {
-        // The benchmark's topic: 1,000,000 messages round-robin over 32 partitions.
-        let topic = marks(&[(0, 31_250); 32]);
-        let ranges = sample_ranges(&topic, 30_000, RUN_MESSAGES);
+    fn sizes_are_a_twentieth_of_the_topic_within_a_tenth_of_targrows_and_targrows() {
+        assert_eq!(sample_size(1_000_000, 30_000), 30_000);
+        assert_eq!(sample_size(100_000, 30_000), 5_000);
+        assert_eq!(sample_size(10_000, 30_000), 3_000);
+        assert_eq!(sample_size(10_000_000, 3_000), 3_000);
+        assert_eq!(sample_size(0, 30_000), 3_000);
+    }
+
+    #[test]
+    fn a_small_topic_is_read_whole() {
+        // 6,000 messages at most (twice a tenth of 30,000): read whole.
+        let topic = marks(&[(0, 10), (5, 5), (3, 5_993)]);
+        assert_eq!(
+            sample_ranges(&topic, 30_000),
+            vec![ReadRange { partition: 0, start: 0, end: 10 }, ReadRange { partition: 2, start: 3, end: 5_993 }]
+        );
+        assert_eq!(sample_ranges(&marks(&[(0, 6_001)]), 30_000).iter().map(|r| r.end - r.start).sum::<i64>(), 3_000);
+        assert_eq!(sample_ranges(&marks(&[]), 100), vec![]);
+    }
+
+    #[test]
+    fn the_benchmark_topics_are_sampled_in_a_few_long_runs() {
+        // 1,000,000 messages round robin over 32 partitions: 30,000 rows, one run of 937
+        // or 938 in each partition (31,250 messages: one run per 25,000), partition 0's
+        // 1/64 into the room its run leaves, partition 31's 63/64.
+        let ranges = sample_ranges(&marks(&[(0, 31_250); 32]), 30_000);
         let sums = per_partition(&ranges, 32);
         assert_eq!(sums.iter().sum::<i64>(), 30_000);
         assert!(sums.iter().all(|&n| n == 937 || n == 938), "{sums:?}");
-        // 938 messages in partition 0: 10 runs (8 of 94 messages, 2 of 93), one per tenth.
-        let partition_0: Vec<&ReadRange> = ranges.iter().filter(|r| r.partition == 0).collect();
-        assert_eq!(partition_0.len(), 10);
-        assert_eq!((partition_0[0].start, partition_0[0].end), (0, 94));
-        assert_eq!((partition_0[9].start, partition_0[9].end), (28_125, 28_218));
+        assert_eq!(of_partition(&ranges, 0), vec![(473, 1_411)]);
+        assert_eq!(of_partition(&ranges, 31), vec![(29_839, 30_776)]);
+        // 1,000,000 messages in one partition: 30,000 rows in 8 runs of 3,750 (no more per
+        // partition), one in the middle of each eighth.
+        let ranges = sample_ranges(&marks(&[(0, 1_000_000)]), 30_000);
+        assert_eq!(ranges.len(), 8);
+        assert_eq!(of_partition(&ranges, 0)[7], (935_625, 939_375));
+        // 100,000 messages in one partition: 5,000 rows in 4 runs of 1,250 (one per
+        // 25,000), one in the middle of each quarter.
+        let ranges = sample_ranges(&marks(&[(0, 100_000)]), 30_000);
+        assert_eq!(of_partition(&ranges, 0), vec![(11_875, 13_125), (36_875, 38_125), (61_875, 63_125), (86_875, 88_125)]);
+        // 36,000 messages (what the mock cluster keeps of one partition): 3,000 rows
+        // (a tenth of 30,000), still in 4 runs, the fewest places for a sample.
+        assert_eq!(sample_ranges(&marks(&[(0, 36_000)]), 30_000).len(), 4);
+        // 100,000 messages over 32 partitions: one run of 156 in each (3,125 messages),
+        // staggered from partition to partition along the topic.
+        let ranges = sample_ranges(&marks(&[(0, 3_125); 32]), 30_000);
+        assert_eq!(ranges.len(), 32);
+        assert_eq!(per_partition(&ranges, 32).iter().sum::<i64>(), 5_000);
+        assert_eq!((ranges[0].start, ranges[31].start), (46, 2_922));
     }
 
     #[test]
     fn shares_follow_partition_sizes_and_offsets_start_at_the_low_watermark() {
         let topic = marks(&[(1_000, 91_000), (0, 10_000), (500, 500)]);
-        let ranges = sample_ranges(&topic, 1_000, 100);
-        assert_eq!(per_partition(&ranges, 3), vec![900, 100, 0]);
-        assert_eq!(ranges.iter().filter(|r| r.partition == 0).map(|r| r.start).collect::<Vec<_>>(), (0..9).map(|i| 1_000 + i * 10_000).collect::<Vec<_>>());
-        assert_eq!(ranges.iter().filter(|r| r.partition == 1).collect::<Vec<_>>(), vec![&ReadRange { partition: 1, start: 0, end: 100 }]);
+        let ranges = sample_ranges(&topic, 30_000);
+        assert_eq!(per_partition(&ranges, 3), vec![4_500, 500, 0]);
+        // Partition 0 (rank 0 of 2): 3 runs (one per 25,000 of its 90,000 messages),
+        // each a quarter into its third's room.
+        let first = of_partition(&ranges, 0);
+        assert_eq!(first.len(), 3);
+        assert_eq!(first[0], (1_000 + (30_000 - 1_500) / 4, 1_000 + (30_000 - 1_500) / 4 + 1_500));
+        // Partition 1 (rank 1 of 2): two runs (the four places split over two partitions),
+        // each three quarters into its half's room.
+        assert_eq!(of_partition(&ranges, 1), vec![(3_562, 3_812), (8_562, 8_812)]);
     }
 
     #[test]
@@ -136,38 +228,48 @@ mod tests {
     }
 
     proptest! {
-        /// Whatever the watermarks and target: ranges lie inside their partition's
-        /// watermarks, never overlap, hold at most the target (and no fewer messages than
-        /// the target less one per run), and every partition with at least 1/target of the
-        /// topic gets some.
+        /// Whatever the watermarks and targrows: the whole topic if it is at most twice
+        /// the sample size, else ranges inside their partition's watermarks that never
+        /// overlap and hold exactly the sample size (at most a twentieth of the topic, or
+        /// a tenth of targrows, and at most targrows); per partition its part of
+        /// MIN_PLACES runs (as its share allows), at most MAX_RUNS, and beyond that part
+        /// at most one per RUN_SPAN messages; run i of a partition's n
+        /// inside the i-th of n equal slices, so the sample reaches from its beginning to
+        /// its end; and every partition with at least 1/size of the topic sampled.
         #[test]
-        fn samples_stay_inside_the_watermarks(
-            spans in prop::collection::vec((0i64..1_000, 0i64..50_000), 1..40),
-            target in 1i64..40_000,
-            run in 1i64..300,
+        fn samples_are_bounded_and_spread(
+            spans in prop::collection::vec((0i64..1_000, 0i64..200_000), 1..40),
+            targrows in 1i64..40_000,
         ) {
             let topic = marks(&spans.iter().map(|&(low, n)| (low, low + n)).collect::<Vec<_>>());
-            let ranges = sample_ranges(&topic, target, run);
+            let ranges = sample_ranges(&topic, targrows);
             let total: i64 = spans.iter().map(|&(_, n)| n).sum();
-            let sampled: i64 = ranges.iter().map(|r| r.end - r.start).sum();
-            prop_assert!(sampled <= target);
-            prop_assert!(sampled >= total.min(target) - ranges.len() as i64);
+            let size = sample_size(total, targrows);
+            let sums = per_partition(&ranges, topic.len());
+            if total <= 2 * size {
+                prop_assert_eq!(sums, spans.iter().map(|&(_, n)| n).collect::<Vec<_>>());
+                return Ok(());
+            }
+            prop_assert_eq!(sums.iter().sum::<i64>(), size);
+            prop_assert!(size <= targrows && size <= (total / 20).max(targrows / 10).max(1));
             let mut sorted = ranges.clone();
             sorted.sort_by_key(|r| (r.partition, r.start));
             for pair in sorted.windows(2) {
                 prop_assert!(pair[0].partition != pair[1].partition || pair[0].end <= pair[1].start);
             }
-            for r in &ranges {
-                let w = topic[r.partition as usize];
-                prop_assert!(w.low <= r.start && r.start < r.end && r.end <= w.high);
-                if total > target {
-                    prop_assert!(r.end - r.start <= run);
+            let sampled = sums.iter().filter(|&&n| n > 0).count() as i64;
+            let part = (MIN_PLACES + sampled - 1) / sampled;
+            for (p, &(low, n)) in spans.iter().enumerate() {
+                let runs = of_partition(&ranges, p as i32);
+                if n * size >= total {
+                    prop_assert!(!runs.is_empty(), "partition {} of {} messages unsampled", p, n);
                 }
-            }
-            let sums = per_partition(&ranges, topic.len());
-            for (p, &(_, n)) in spans.iter().enumerate() {
-                if n * target >= total {
-                    prop_assert!(sums[p] > 0, "partition {} of {} messages unsampled", p, n);
+                let count = runs.len() as i64;
+                prop_assert!(count >= part.min(sums[p]));
+                prop_assert!(count <= MAX_RUNS && (count <= part || count <= n / RUN_SPAN));
+                for (i, &(start, end)) in runs.iter().enumerate() {
+                    let slice = |i: i64| low + i * n / count;
+                    prop_assert!(slice(i as i64) <= start && start < end && end <= slice(i as i64 + 1));
                 }
             }
         }

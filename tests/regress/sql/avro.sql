@@ -312,6 +312,31 @@ IMPORT FOREIGN SCHEMA kafka LIMIT TO (regress_avro, regress_avro_bare) FROM SERV
 SELECT table_name, column_name, data_type FROM information_schema.columns
 WHERE table_schema = 'avro_imported' ORDER BY table_name, ordinal_position;
 SELECT id, name, email, point FROM avro_imported.regress_avro ORDER BY id;
+-- Without options the registry decides: regress_avro has an Avro value subject, so its
+-- table gets format 'avro' and the same columns as above, and reads the same rows;
+-- regress_avro_bare has no subject and is imported as any topic (CSV, the default). No
+-- key subject: the key stays text.
+CREATE SCHEMA avro_found;
+IMPORT FOREIGN SCHEMA kafka LIMIT TO (regress_avro, regress_avro_bare) FROM SERVER avro_server INTO avro_found;
+SELECT table_name, column_name, data_type FROM information_schema.columns
+WHERE table_schema = 'avro_found' ORDER BY table_name, ordinal_position;
+SELECT foreign_table_name, option_name, option_value FROM information_schema.foreign_table_options
+WHERE foreign_table_schema = 'avro_found' ORDER BY 1, 2;
+(SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = 'avro_found' AND table_name = 'regress_avro'
+ EXCEPT SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = 'avro_imported' AND table_name = 'regress_avro')
+UNION ALL
+(SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = 'avro_imported' AND table_name = 'regress_avro'
+ EXCEPT SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = 'avro_found' AND table_name = 'regress_avro');
+SELECT count(*) AS rows, count(DISTINCT (f.*)::text) AS distinct_rows FROM avro_found.regress_avro f;
+(SELECT * FROM avro_found.regress_avro EXCEPT ALL SELECT * FROM avro_imported.regress_avro)
+UNION ALL
+(SELECT * FROM avro_imported.regress_avro EXCEPT ALL SELECT * FROM avro_found.regress_avro);
+-- A format the import names wins over the registry's.
+CREATE SCHEMA avro_named;
+IMPORT FOREIGN SCHEMA kafka LIMIT TO (regress_avro) FROM SERVER avro_server INTO avro_named OPTIONS (format 'raw');
+SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = 'avro_named' ORDER BY ordinal_position;
+SELECT count(*) FROM avro_named.regress_avro WHERE get_byte(value, 0) = 0;
+DROP SCHEMA avro_found, avro_named CASCADE;
 
 DROP SCHEMA avro_imported CASCADE;
 DROP SERVER avro_server, avro_plain, avro_down, avro_auth CASCADE;

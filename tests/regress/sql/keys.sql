@@ -84,6 +84,31 @@ CREATE FOREIGN TABLE proto_keys (
 ) SERVER key_server OPTIONS (topic 'regress_keys_protobuf', format 'protobuf', key_format 'protobuf');
 SELECT * FROM proto_keys ORDER BY v;
 
+-- IMPORT FOREIGN SCHEMA without options: the key subject (<topic>-key) gives key_format
+-- and a column key_<field> per field of a record key (the key column holds the whole key,
+-- jsonb for records, the key's type otherwise), the value subject the format and the
+-- value columns; the tables read what the hand-made ones above read.
+CREATE SCHEMA keys_found;
+IMPORT FOREIGN SCHEMA kafka LIMIT TO (regress_keys_avro, regress_keys_avro_long, regress_keys_protobuf)
+    FROM SERVER key_server INTO keys_found;
+SELECT table_name, column_name, data_type FROM information_schema.columns
+WHERE table_schema = 'keys_found' ORDER BY table_name, ordinal_position;
+SELECT foreign_table_name, option_name, option_value FROM information_schema.foreign_table_options
+WHERE foreign_table_schema = 'keys_found' ORDER BY 1, 2;
+SELECT key, key_id, key_region, v FROM keys_found.regress_keys_avro ORDER BY v;
+(SELECT key, key_id, key_region, v FROM keys_found.regress_keys_avro EXCEPT ALL SELECT k, kid, kregion, v FROM avro_keys)
+UNION ALL
+(SELECT k, kid, kregion, v FROM avro_keys EXCEPT ALL SELECT key, key_id, key_region, v FROM keys_found.regress_keys_avro);
+SELECT key, v FROM keys_found.regress_keys_avro_long ORDER BY v;
+(SELECT key, key_id, key_region, v FROM keys_found.regress_keys_protobuf EXCEPT ALL SELECT k, kid, kregion, v FROM proto_keys)
+UNION ALL
+(SELECT k, kid, kregion, v FROM proto_keys EXCEPT ALL SELECT key, key_id, key_region, v FROM keys_found.regress_keys_protobuf);
+-- A key_format the import names wins: no key subject is asked for, no key field columns.
+CREATE SCHEMA keys_named;
+IMPORT FOREIGN SCHEMA kafka LIMIT TO (regress_keys_avro) FROM SERVER key_server INTO keys_named OPTIONS (key_format 'text');
+SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = 'keys_named' ORDER BY ordinal_position;
+DROP SCHEMA keys_found, keys_named CASCADE;
+
 -- Options: key fields need a key_format with fields; registry formats need a registry.
 CREATE FOREIGN TABLE key_field_text (kid int OPTIONS (key 'id'), v text)
     SERVER key_server OPTIONS (topic 't');
