@@ -482,7 +482,7 @@ slow_registry_url=$KAFKA_REGISTRY_URL
 KAFKA_REGISTRY_URL=$open_registry_url KAFKA_REGISTRY_LOG=$open_registry_log
 psql -X -q -v ON_ERROR_STOP=1 -d kafka_fdw_robust <<SQL
 CREATE SERVER slow_registry FOREIGN DATA WRAPPER kafka_fdw
-    OPTIONS (brokers '$TANSU_BROKERS', schema_registry '$slow_registry_url', timeout_ms '30000');
+    OPTIONS (brokers '$KAFKA_BROKERS', schema_registry '$slow_registry_url', timeout_ms '30000');
 CREATE USER MAPPING FOR PUBLIC SERVER slow_registry;
 CREATE FOREIGN TABLE slow_avro (id bigint) SERVER slow_registry OPTIONS (topic 'regress_avro', format 'avro');
 SQL
@@ -534,10 +534,10 @@ for n in range(1, 101):
 print(f"registered 100 schemas of {len(schema)} bytes of JSON", file=sys.stderr)
 PYTHON
 create_topic wide_schemas 1
-"$KAFKA_TOOL" produce --brokers "$TANSU_BROKERS" --topic wide_schemas --partition 0 --unescape --file "$SERVICE_DIR/wide.txt" >/dev/null
+"$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic wide_schemas --partition 0 --unescape --file "$SERVICE_DIR/wide.txt" >/dev/null
 psql -X -q -v ON_ERROR_STOP=1 -d kafka_fdw_robust <<SQL
 CREATE SERVER wide_registry FOREIGN DATA WRAPPER kafka_fdw
-    OPTIONS (brokers '$TANSU_BROKERS', schema_registry '$KAFKA_REGISTRY_URL', timeout_ms '30000');
+    OPTIONS (brokers '$KAFKA_BROKERS', schema_registry '$KAFKA_REGISTRY_URL', timeout_ms '30000');
 CREATE USER MAPPING FOR PUBLIC SERVER wide_registry;
 CREATE FOREIGN TABLE wide (n bigint OPTIONS (field 'field_000000_of_a_record_with_many_fields'))
     SERVER wide_registry OPTIONS (topic 'wide_schemas', format 'avro');
