@@ -241,14 +241,14 @@ SELECT offs, id, problem FROM avro_junk WHERE offs = 0;
 
 -- An id the registry does not know is believed unknown for a while (10 s): a topic full
 -- of messages naming one asks the registry once, however many scans read it meanwhile.
-\! tansu topic create regress_avro_unknown --partitions 1 --broker "tcp://$KAFKA_BROKERS" >/dev/null
+\! "$KAFKA_TOOL" create-topic --brokers "$KAFKA_BROKERS" --topic regress_avro_unknown --partitions 1 >/dev/null
 \! seq 1000 | while read -r _; do printf '\000\000\000\003\346\016\n'; done >"$KAFKA_FDW_REGRESS_DATA/avro_unknown.bin"
 \! "$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic regress_avro_unknown --partition 0 --file "$KAFKA_FDW_REGRESS_DATA/avro_unknown.bin" >/dev/null
 CREATE FOREIGN TABLE avro_unknown (id bigint) SERVER avro_server OPTIONS (topic 'regress_avro_unknown', format 'avro', on_error 'skip');
 SELECT count(*), count(id) FROM avro_unknown;
 SELECT count(*), count(id) FROM avro_unknown;
 SELECT count(*), count(id) FROM avro_unknown;
-\! grep -c 'GET /schemas/ids/998 ' "$KAFKA_REGISTRY_LOG"
+\! if [ -n "$KAFKA_REGISTRY_LOG" ]; then grep -c 'GET /schemas/ids/998 ' "$KAFKA_REGISTRY_LOG"; else echo 'not counted: this registry keeps no log of requests'; fi
 
 -- A registry that is down: an ERROR within timeout_ms, not a hang.
 CREATE SERVER avro_down FOREIGN DATA WRAPPER kafka_fdw
