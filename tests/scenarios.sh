@@ -579,7 +579,7 @@ for size in 0 64MB; do
     fi
 done
 
-log "Scenario: brokers 300 ms and 1 s away answer as at 0 ms; a silent broker fails within timeout_ms + 1 s"
+log "Scenario: brokers 300 ms and 1 s away answer as at 0 ms; a silent broker fails within timeout_ms + 1 s (an INSERT + 1.5 s)"
 # Each round reads, writes and imports its own copy of the same topic (mock cluster, all
 # brokers delayed by mock-ctl rtt-all), in a new session so that connections are new too.
 createdb kafka_fdw_distance
@@ -655,7 +655,11 @@ for statement in "SELECT count(*) FROM silent_table" "SELECT * FROM kafka_fdw.wa
     psql -X -d kafka_fdw_distance -c "$statement" >"$SERVICE_DIR/silent.out" 2>&1 && scenario_fail "\"$statement\" succeeded on a silent broker"
     took=$(elapsed_ms "$started")
     echo "silent broker, timeout_ms 2000: \"$statement\" failed after $took ms: $(grep ERROR "$SERVICE_DIR/silent.out" | head -1)"
-    ((took < 3000)) || scenario_fail "\"$statement\" took $took ms"
+    # librdkafka fails timed-out messages on a scan about once a second, so an INSERT's
+    # delivery reports may come up to a second after timeout_ms; reads answer within it.
+    limit=3000
+    [[ "$statement" == INSERT* ]] && limit=3500
+    ((took < limit)) || scenario_fail "\"$statement\" took $took ms (limit $limit ms)"
 done
 kill "$silent_pid" 2>/dev/null || true
 
