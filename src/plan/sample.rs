@@ -33,18 +33,18 @@ const SHARE: i64 = 20;
 const FLOOR: i64 = 10;
 
 /// The most runs (seeks) per partition: the cost bound.
-pub const MAX_RUNS: i64 = 8;
+const MAX_RUNS: i64 = 8;
 
 /// Beyond [`MIN_PLACES`], a partition gets at most one run per this many messages. A seek
 /// costs about what a scan spends on a few thousand messages (a round trip and the 256 KB
 /// fetched: ~2,300 messages of 100 bytes, and on tansu far more), so this keeps the seeks
 /// near a tenth of a scan's cost, and two runs rarely land in one 1 MB record batch.
-pub const RUN_SPAN: i64 = 25_000;
+const RUN_SPAN: i64 = 25_000;
 
 /// The sample sits at at least this many places along the topic's history (runs in all,
 /// spread over its partitions), whatever the partitions' size: four runs place any
 /// quantile of a column that grows with the offset within an eighth of the rows.
-pub const MIN_PLACES: i64 = 4;
+const MIN_PLACES: i64 = 4;
 
 /// The most ANALYZE's consumer fetches at once, per partition and per fetch (librdkafka's
 /// default: 1 MB per partition, 50 MB per fetch): what a fetch brings past the end of a
