@@ -27,6 +27,7 @@ fi
 
 if [[ "$LAYERS" == *2* ]]; then
     log "Layer 2: cargo pgrx test"
+    await_cargo_pgrx
     mkdir -p "$SERVICE_DIR/pgrx-data"
     chown postgres "$SERVICE_DIR" "$SERVICE_DIR/pgrx-data"
     (cd "$REPO_ROOT" && cargo pgrx test pg15 --runas postgres --pgdata "$SERVICE_DIR/pgrx-data")

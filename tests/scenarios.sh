@@ -7,6 +7,18 @@ scenario_fail() {
     exit 1
 }
 
+# await_backend DB CONDITION: the pid of a backend of pg_stat_activity matching
+# CONDITION (SQL), once there is one (within 10 s), or a scenario failure.
+await_backend() {
+    local pid=""
+    for _ in $(seq 100); do
+        pid=$(psql -X -A -t -d "$1" -c "SELECT pid FROM pg_stat_activity WHERE $2 LIMIT 1")
+        [[ -n "$pid" ]] && { echo "$pid"; return 0; }
+        sleep 0.1
+    done
+    scenario_fail "no backend where $2"
+}
+
 wait_for_server() {
     for _ in $(seq 300); do
         pg_isready -q && psql -X -q -d "$1" -c 'SELECT 1' >/dev/null 2>&1 && return 0
@@ -137,13 +149,7 @@ INSERT INTO out (n, t) SELECT i, 'killed ' || i FROM generate_series(1, 1000) i;
 SELECT pg_sleep(60);
 SQL
 victim_psql=$!
-victim=""
-for _ in $(seq 100); do
-    victim=$(psql -X -A -t -d kafka_fdw_txn -c "SELECT pid FROM pg_stat_activity WHERE application_name = 'txn_victim' AND query LIKE 'SELECT pg_sleep%'")
-    [[ -n "$victim" ]] && break
-    sleep 0.1
-done
-[[ -n "$victim" ]] || scenario_fail "the transaction to kill did not reach its sleep"
+victim=$(await_backend kafka_fdw_txn "application_name = 'txn_victim' AND query LIKE 'SELECT pg_sleep%'")
 kill -9 "$victim"
 wait "$victim_psql" 2>/dev/null || true
 wait_for_server kafka_fdw_txn
@@ -408,13 +414,8 @@ elapsed_ms() { echo $((($(now) - $1) / 1000000)); }
 
 cancel_after_wait() { # cancel_after_wait SQL: runs SQL, cancels it once it waits; prints ms from cancel to end
     PGAPPNAME=cancel_victim psql -X -d kafka_fdw_robust -c "$1" >"$SERVICE_DIR/cancel.out" 2>&1 &
-    local victim_psql=$! pid="" started
-    for _ in $(seq 100); do
-        pid=$(psql -X -A -t -d kafka_fdw_robust -c "SELECT pid FROM pg_stat_activity WHERE application_name = 'cancel_victim' AND state = 'active'")
-        [[ -n "$pid" ]] && break
-        sleep 0.05
-    done
-    [[ -n "$pid" ]] || scenario_fail "the query to cancel did not start"
+    local victim_psql=$! pid started
+    pid=$(await_backend kafka_fdw_robust "application_name = 'cancel_victim' AND state = 'active'")
     sleep 0.5
     started=$(now)
     psql -X -q -A -t -d kafka_fdw_robust -c "SELECT pg_cancel_backend($pid)" >/dev/null
