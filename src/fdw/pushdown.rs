@@ -7,6 +7,7 @@ use pgrx::{pg_guard, pg_sys, FromDatum, PgList};
 
 use crate::options::layout::ColumnSource;
 use crate::options::MetaColumn;
+use crate::pg::compat;
 use crate::plan::{Cmp, Column, Condition, Value};
 
 /// Attribute numbers of the columns conditions can be pushed on.
@@ -292,7 +293,7 @@ pub unsafe fn init_slots(fdw_exprs: *mut pg_sys::List, node: *mut pg_sys::PlanSt
             .map(|(expr, state)| SlotValue {
                 state,
                 type_oid: pg_sys::exprType(expr as *mut pg_sys::Node),
-                needs_execution: !pg_sys::bms_is_empty(pg_sys::pull_paramids(expr)),
+                needs_execution: !compat::bitmapset_is_empty(pg_sys::pull_paramids(expr)),
             })
             .collect()
     }
