@@ -611,7 +611,9 @@ pub unsafe extern "C-unwind" fn explain_foreign_scan(node: *mut pg_sys::ForeignS
         let ranges = match &state.ranges {
             Some(ranges) => describe_ranges(ranges),
             None if (*es).analyze => "none (not executed)".to_string(),
-            None if state.reader.is_some() && pushdown::known_before_execution(&state.slots) => {
+            None if state.reader.is_some()
+                && pushdown::known_before_execution(&state.slots, !(*(*node).ss.ps.state).es_param_list_info.is_null()) =>
+            {
                 // Plain EXPLAIN: plan the first pass now, as execution would.
                 ensure_pass(node, state);
                 describe_ranges(state.ranges.as_deref().unwrap_or_default())
