@@ -5,19 +5,35 @@
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-# The PostgreSQL installation to build for and test against: Debian's by default. For
-# development side by side, KAFKA_FDW_PG_ROOT may name a copy of it (PostgreSQL is
-# relocatable: `cp -a /usr/lib/postgresql/15 /usr/share/postgresql/15` into ROOT/usr/…),
-# so that installing the extension there leaves other copies alone.
-PG_ROOT="${KAFKA_FDW_PG_ROOT:-}"
-PG_CONFIG="$PG_ROOT/usr/lib/postgresql/15/bin/pg_config"
-[[ -n "$PG_ROOT" ]] || PG_CONFIG=/usr/bin/pg_config
-PG_BIN="$PG_ROOT/usr/lib/postgresql/15/bin"
-PG_REGRESS="$PG_ROOT/usr/lib/postgresql/15/lib/pgxs/src/test/regress/pg_regress"
+# The PostgreSQL major version to build for and test against (KAFKA_FDW_PG_VERSION):
+# 15 is this machine's own (Debian 12's); 17 and 18 run in Debian roots (below).
+PG_VERSION="${KAFKA_FDW_PG_VERSION:-15}"
+# The Debian release that ships each version that is not this machine's.
+declare -A DEBIAN_SUITES=([17]=trixie [18]=sid)
+# Where Debian roots are kept between runs (KAFKA_FDW_ROOTS), one directory per version.
+ROOTS_DIR="${KAFKA_FDW_ROOTS:-/var/cache/kafka_fdw/roots}"
+DEBIAN_ROOT=""
+PG_ROOT=""
+if [[ "$PG_VERSION" == 15 ]]; then
+    # For development side by side, KAFKA_FDW_PG_ROOT may name a copy of the machine's
+    # PostgreSQL (it is relocatable: `cp -a /usr/lib/postgresql/15 /usr/share/postgresql/15`
+    # into ROOT/usr/…), so that installing the extension there leaves other copies alone.
+    PG_ROOT="${KAFKA_FDW_PG_ROOT:-}"
+elif [[ -n "${DEBIAN_SUITES[$PG_VERSION]:-}" ]]; then
+    DEBIAN_ROOT="$ROOTS_DIR/${DEBIAN_SUITES[$PG_VERSION]}-pg$PG_VERSION"
+else
+    echo "KAFKA_FDW_PG_VERSION=$PG_VERSION: supported are 15, 17 and 18" >&2
+    exit 1
+fi
+# PostgreSQL's programs, as the system it runs on sees them (inside its root, if any).
+PG_BIN="$PG_ROOT/usr/lib/postgresql/$PG_VERSION/bin"
+PG_CONFIG="$PG_BIN/pg_config"
+[[ -n "$PG_ROOT$DEBIAN_ROOT" ]] || PG_CONFIG=/usr/bin/pg_config
+PG_REGRESS="$PG_ROOT/usr/lib/postgresql/$PG_VERSION/lib/pgxs/src/test/regress/pg_regress"
 # Where cargo builds (CARGO_TARGET_DIR, if set, as cargo itself honours it).
 KAFKA_TOOL="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release/kafka-tool"
 APT_PACKAGES=(postgresql-15 postgresql-server-dev-15 libclang-dev clang sudo libssl-dev pkg-config python3 stunnel4 openssl
-    openjdk-17-jre-headless maven curl)
+    openjdk-17-jre-headless maven curl debootstrap)
 export PATH="$HOME/.cargo/bin:$PATH"
 
 log() { printf '\n==> %s\n' "$*" >&2; }
@@ -83,10 +99,114 @@ await_cargo_pgrx() {
         fi
         CARGO_PGRX_BUILD=""
     fi
-    # pgrx reads the server headers through this pg_config (any copy has the same ones)
-    # and `cargo pgrx test` installs into its directories: always Debian's.
-    if ! grep -qs '^pg15' "$HOME/.pgrx/config.toml"; then
-        cargo pgrx init --pg15 /usr/bin/pg_config
+    # pgrx reads the server headers through this pg_config and `cargo pgrx test` installs
+    # into its directories: for 15 always Debian's (any copy has the same headers).
+    local config="$PG_CONFIG"
+    [[ -n "$DEBIAN_ROOT" ]] || config=/usr/bin/pg_config
+    if ! pg_system sh -c 'grep -qs "^pg$0" "${PGRX_HOME:-$HOME/.pgrx}/config.toml"' "$PG_VERSION"; then
+        pg_system cargo pgrx init "--pg$PG_VERSION" "$config"
+    fi
+}
+
+# PostgreSQL 17 and 18 run in Debian roots: a debootstrap of the Debian release that ships
+# them, in ROOTS_DIR, made once per machine and reused (a root is complete once it holds
+# .kafka_fdw-ready; what it lacks of ROOT_PACKAGES is installed on each use). Nothing of
+# trixie or sid is ever installed into this machine's own Debian 12. PostgreSQL's side
+# runs in the root: cargo builds the extension there with the machine's Rust toolchain
+# (~/.cargo and ~/.rustup; built for Debian 12's C library, it runs on newer ones) and
+# installs it into the root's PostgreSQL, whose clusters run as the root's user postgres
+# and listen on a Unix socket in a service directory under /tmp, which the root shares;
+# the clients are the root's too (pg_regress, and psql through the wrappers of
+# root_clients: psql 15 cannot COPY FROM STDIN into 18, say). Brokers, kafka-tool and
+# the test scripts run here, as for 15; the shell commands tests run through psql's `\!`
+# run in the root, which sees the paths of ROOT_SHARED at their own places.
+ROOT_SHARED=(/tmp "$HOME/.cargo" "$HOME/.rustup" "$REPO_ROOT" ${CARGO_TARGET_DIR:+"$CARGO_TARGET_DIR"})
+ROOT_PACKAGES=(postgresql-common "postgresql-$PG_VERSION" "postgresql-server-dev-$PG_VERSION"
+    libclang-dev clang build-essential pkg-config libssl-dev zlib1g-dev ca-certificates sudo)
+
+# in_root ROOT CMD…: runs CMD as root in the Debian root ROOT, in the current directory,
+# in a mount namespace of its own, so that the root's mounts (/proc, /dev, and the paths
+# of ROOT_SHARED at their own places) vanish with the last process that uses them: a
+# server started this way keeps them while it runs.
+# cargo-pgrx's settings there are the root's own (~/.pgrx, whatever PGRX_HOME says here).
+in_root() {
+    local root="$1"
+    shift
+    unshare --mount --propagation private -- bash -euc '
+        root=$1 cwd=$2 shared=$3
+        shift 3
+        mount -t proc proc "$root/proc"
+        mount --rbind /dev "$root/dev"
+        for ((; shared > 0; shared--)); do
+            mkdir -p "$root$1"
+            mount --bind "$1" "$root$1"
+            shift
+        done
+        exec chroot "$root" /usr/bin/env -u PGRX_HOME /bin/sh -c '\''cd "$0" 2>/dev/null || cd /; exec "$@"'\'' "$cwd" "$@"
+    ' in_root "$root" "$PWD" "${#ROOT_SHARED[@]}" "${ROOT_SHARED[@]}" "$@"
+}
+
+# pg_system CMD…: runs CMD (as root) on the system PostgreSQL $PG_VERSION is installed on:
+# this machine, or its Debian root.
+pg_system() {
+    if [[ -n "$DEBIAN_ROOT" ]]; then
+        in_root "$DEBIAN_ROOT" "$@"
+    else
+        "$@"
+    fi
+}
+
+# as_postgres CMD…: runs CMD as that system's user postgres, with sudo's clean
+# environment (a server must not inherit RUST_BACKTRACE, say: pgrx would add backtraces
+# to its errors' details).
+as_postgres() {
+    pg_system sudo -u postgres "$@"
+}
+
+# The mirror this machine's apt uses for Debian itself.
+debian_mirror() {
+    apt-get indextargets --format '$(SITE) $(LABEL)' | awk '$2 == "Debian" { print $1; exit }'
+}
+
+# Makes DEBIAN_ROOT unless it is there (about 3 minutes), and installs what it lacks.
+make_debian_root() {
+    local root="$DEBIAN_ROOT" partial="$DEBIAN_ROOT.partial" installed missing
+    if [[ ! -f "$root/.kafka_fdw-ready" ]]; then
+        log "Making a Debian ${DEBIAN_SUITES[$PG_VERSION]} root for PostgreSQL $PG_VERSION in $root"
+        rm -rf "$root" "$partial"
+        mkdir -p "$ROOTS_DIR"
+        debootstrap --variant=minbase "${DEBIAN_SUITES[$PG_VERSION]}" "$partial" "$(debian_mirror)" >"$root.log" 2>&1 ||
+            { tail -n 40 "$root.log" >&2; return 1; }
+        # Packages never start services in the root (one on port 5432 would be this
+        # machine's), and installing the server makes no cluster.
+        printf '#!/bin/sh\nexit 101\n' >"$partial/usr/sbin/policy-rc.d"
+        chmod 755 "$partial/usr/sbin/policy-rc.d"
+        # sid's Release files expire a week after they are signed, which a mirror that
+        # serves a snapshot (or a clock ahead of it) would refuse.
+        echo 'Acquire::Check-Valid-Until "false";' >"$partial/etc/apt/apt.conf.d/99kafka_fdw"
+        mkdir -p "$partial/etc/postgresql-common/createcluster.d"
+        echo 'create_main_cluster = false' >"$partial/etc/postgresql-common/createcluster.d/kafka_fdw.conf"
+        touch "$partial/.kafka_fdw-ready"
+        mv "$partial" "$root"
+    fi
+    installed="$(in_root "$root" dpkg-query -W -f '${db:Status-Abbrev} ${Package}\n' "${ROOT_PACKAGES[@]}" 2>/dev/null || true)"
+    # Names and name servers as this machine has them (sudo looks its host name up).
+    cp /etc/hosts /etc/resolv.conf "$root/etc/"
+    missing="$(awk '$1 == "ii" { print $2 }' <<<"$installed" | sort | comm -13 - <(printf '%s\n' "${ROOT_PACKAGES[@]}" | sort))"
+    if [[ -n "$missing" ]]; then
+        log "Installing into the root: $(echo $missing)"
+        in_root "$root" apt-get update -q
+        in_root "$root" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing
+    fi
+}
+
+# cargo ARGS… for PostgreSQL $PG_VERSION, on the system it is installed on: in a Debian
+# root with a target directory of its own (what it builds links the root's C library).
+pg_cargo() {
+    if [[ -n "$DEBIAN_ROOT" ]]; then
+        in_root "$DEBIAN_ROOT" env CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/${DEBIAN_ROOT##*/}" cargo "$@"
+    else
+        cargo "$@"
     fi
 }
 
@@ -94,6 +214,7 @@ setup_machine() {
     install_apt_packages
     install_kafka
     start_cargo_pgrx_build
+    [[ -z "$DEBIAN_ROOT" ]] || make_debian_root
 }
 
 build_tool() {
@@ -104,9 +225,9 @@ build_tool() {
 install_extension() {
     log "Building and installing the kafka_fdw extension"
     # The build that cargo pgrx install runs, made first, since it needs no cargo-pgrx.
-    (cd "$REPO_ROOT" && cargo build --release --locked --lib --features pg15 --no-default-features)
+    (cd "$REPO_ROOT" && pg_cargo build --release --locked --lib --features "pg$PG_VERSION" --no-default-features)
     await_cargo_pgrx
-    (cd "$REPO_ROOT" && cargo pgrx install --release --pg-config "$PG_CONFIG")
+    (cd "$REPO_ROOT" && pg_cargo pgrx install --release --pg-config "$PG_CONFIG")
 }
 
 # Everything started here is stopped by stop_services, which callers put in an EXIT trap.
@@ -128,7 +249,7 @@ stop_services() {
     local data
     for data in "$PG_DATA" "${EXTRA_PG_DATA[@]}"; do
         if [[ -n "$data" && -f "$data/postmaster.pid" ]]; then
-            sudo -u postgres "$PG_BIN/pg_ctl" -D "$data" -m immediate stop >/dev/null 2>&1 || true
+            as_postgres "$PG_BIN/pg_ctl" -D "$data" -m immediate stop >/dev/null 2>&1 || true
         fi
     done
     stop_kafka_cluster
@@ -514,10 +635,26 @@ start_registry() {
     export KAFKA_REGISTRY_URL KAFKA_REGISTRY_LOG
 }
 
-# Starts a throwaway PostgreSQL cluster as user postgres, listening only on a Unix
-# socket in the service directory; sets PGHOST, PGPORT, PGUSER for psql.
+# For a Debian root: puts a wrapper of each of its PostgreSQL's programs (psql, createdb,
+# pg_isready, …) first in PATH, running it in the root.
+root_clients() {
+    local bin="$SERVICE_DIR/pg-bin" program
+    mkdir -p "$bin"
+    for program in "$DEBIAN_ROOT$PG_BIN"/*; do
+        program="${program##*/}"
+        printf '#!/usr/bin/env bash\nKAFKA_FDW_PG_VERSION=%q KAFKA_FDW_ROOTS=%q source %q\nin_root "$DEBIAN_ROOT" %q "$@"\n' \
+            "$PG_VERSION" "$ROOTS_DIR" "$REPO_ROOT/scripts/lib.sh" "$PG_BIN/$program" >"$bin/$program"
+        chmod 755 "$bin/$program"
+    done
+    export PATH="$bin:$PATH"
+}
+
+# Starts a throwaway PostgreSQL $PG_VERSION cluster as user postgres, listening only on a
+# Unix socket in the service directory; sets PGHOST, PGPORT, PGUSER for psql (the
+# server's version's, see root_clients).
 start_postgres() {
     make_service_dir
+    [[ -z "$DEBIAN_ROOT" ]] || root_clients
     PG_DATA="$SERVICE_DIR/pgdata"
     init_cluster "$PG_DATA"
     export PGPORT PGHOST="$SERVICE_DIR" PGUSER=postgres
@@ -538,15 +675,15 @@ start_extra_postgres() {
 }
 
 init_cluster() { # init_cluster DATA_DIR
-    chown postgres "$SERVICE_DIR"
-    sudo -u postgres "$PG_BIN/initdb" -D "$1" -A trust -U postgres --no-sync -E UTF8 --locale=C.UTF-8 >"$1.initdb.log"
+    pg_system chown postgres "$SERVICE_DIR"
+    as_postgres "$PG_BIN/initdb" -D "$1" -A trust -U postgres --no-sync -E UTF8 --locale=C.UTF-8 >"$1.initdb.log"
 }
 
 # The scheduler works in database $SCHEDULER_DATABASE. Its runs are background workers,
 # as are parallel queries' workers: max_worker_processes leaves room for both.
 SCHEDULER_DATABASE=kafka_fdw_scheduler
 cluster_start() { # cluster_start DATA_DIR PORT LOG
-    sudo -u postgres "$PG_BIN/pg_ctl" -D "$1" -w -l "$3" \
+    as_postgres "$PG_BIN/pg_ctl" -D "$1" -w -l "$3" \
         -o "-p $2 -k $SERVICE_DIR -c listen_addresses='' -c fsync=off -c max_worker_processes=16 -c shared_preload_libraries=kafka_fdw -c kafka_fdw.scheduler_database=$SCHEDULER_DATABASE" \
         start >/dev/null
 }
@@ -557,5 +694,5 @@ pg_start() {
 }
 
 pg_stop() {
-    sudo -u postgres "$PG_BIN/pg_ctl" -D "$PG_DATA" -w -m fast stop >/dev/null
+    as_postgres "$PG_BIN/pg_ctl" -D "$PG_DATA" -w -m fast stop >/dev/null
 }

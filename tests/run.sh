@@ -1,17 +1,77 @@
 #!/usr/bin/env bash
-# The whole test suite, unattended on a fresh machine:
+# The whole test suite, unattended on a fresh machine, against each PostgreSQL version of
+# KAFKA_FDW_PG_VERSIONS (default "15 17 18"; 15 is the machine's own, 17 and 18 run in
+# Debian roots made by scripts/lib.sh), each in a run of its own with its own services:
 #   1. cargo test         module layering (tests/layout.sh), then pure Rust (options,
 #                         codecs, pools; Kafka code against an in-process librdkafka
-#                         mock cluster)
-#   2. cargo pgrx test    Rust tests inside a PostgreSQL 15 backend
+#                         mock cluster): with the first version only, as the pure layers
+#                         never use PostgreSQL
+#   2. cargo pgrx test    the Rust tests that need a PostgreSQL backend
 #   3. pg_regress         SQL regression files against Apache Kafka (and librdkafka's
-#                         mock cluster for injected faults) and a throwaway PostgreSQL 15
-#                         cluster, then tests/scenarios.sh
-# Installs what is missing first (Debian packages, Apache Kafka's jars, cargo-pgrx 0.18.0).
+#                         mock cluster for injected faults) and a throwaway PostgreSQL
+#                         cluster; on the first and the last version also the Schema
+#                         Registry files against Apicurio Registry and tests/scenarios.sh
+#                         (KAFKA_FDW_FULL_VERSIONS, default "15 18": the whole matrix
+#                         would not fit CI's time; the scenarios exercise the broker, the
+#                         scheduler and the backend, not what differs between versions)
+# Installs what is missing first (Debian packages, Apache Kafka's jars, cargo-pgrx 0.18.0,
+# the Debian roots). Ends with each version's outcome and time; fails if any failed.
 # KAFKA_FDW_TEST_LAYERS=3 runs only the SQL layer, KAFKA_FDW_REGRESS_ONLY="avro …" only
 # those regression files ("apicurio": the pass against Apicurio Registry) and no
 # scenarios (for development; CI runs all).
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
+
+if [[ -z "${KAFKA_FDW_PG_VERSION:-}" ]]; then
+    versions=(${KAFKA_FDW_PG_VERSIONS:-15 17 18})
+    install_apt_packages
+    # The Debian roots are made (downloads, mostly) while the versions before them run.
+    mkdir -p "$ROOTS_DIR"
+    declare -A making=()
+    for version in "${versions[@]}"; do
+        if [[ "$version" != 15 && -z "${making[$version]:-}" ]]; then
+            KAFKA_FDW_PG_VERSION="$version" bash -c 'source "$0"; make_debian_root' "$REPO_ROOT/scripts/lib.sh" \
+                >"$ROOTS_DIR/make-pg$version.log" 2>&1 &
+            making[$version]=$!
+        fi
+    done
+    layers="${KAFKA_FDW_TEST_LAYERS:-123}"
+    full_versions=" ${KAFKA_FDW_FULL_VERSIONS:-15 18} "
+    # What KAFKA_FDW_REGRESS_ONLY a version's run gets: as asked, else all the regression
+    # files and no more on a version that is not one of full_versions.
+    regress_only() {
+        if [[ -n "${KAFKA_FDW_REGRESS_ONLY:-}" || "$full_versions" == *" $1 "* ]]; then
+            echo "${KAFKA_FDW_REGRESS_ONLY:-}"
+        else
+            sed -n '/^test: extension$/d; s/^test: //p' "$REPO_ROOT/tests/regress/schedule" | tr '\n' ' '
+        fi
+    }
+    failed=0
+    outcomes=()
+    for version in "${versions[@]}"; do
+        started=$SECONDS
+        if [[ -z "$layers" ]]; then
+            continue
+        elif [[ -n "${making[$version]:-}" ]] && ! wait "${making[$version]}"; then
+            cat "$ROOTS_DIR/make-pg$version.log" >&2
+            outcome="FAILED (no Debian root)"
+            failed=1
+        elif KAFKA_FDW_PG_VERSION="$version" KAFKA_FDW_TEST_LAYERS="$layers" KAFKA_FDW_REGRESS_ONLY="$(regress_only "$version")" \
+            bash "${BASH_SOURCE[0]}"; then
+            outcome=passed
+        else
+            outcome=FAILED
+            failed=1
+        fi
+        took=$((SECONDS - started))
+        outcomes+=("PostgreSQL $version: $outcome (layers $layers) in $((took / 60)) min $((took % 60)) s")
+        layers="${layers//1/}"
+        making[$version]=""
+    done
+    log "Test matrix"
+    printf '%s\n' "${outcomes[@]}" >&2
+    exit "$failed"
+fi
+
 trap stop_services EXIT
 
 setup_machine
@@ -20,22 +80,24 @@ make_service_dir
 LAYERS="${KAFKA_FDW_TEST_LAYERS:-123}"
 
 if [[ "$LAYERS" == *1* ]]; then
-    log "Layer 1: module layering, cargo test"
+    log "Layer 1: module layering, cargo test (PostgreSQL $PG_VERSION)"
     bash "$REPO_ROOT/tests/layout.sh"
-    (cd "$REPO_ROOT" && cargo test --locked --workspace)
+    (cd "$REPO_ROOT" && pg_cargo test --locked --workspace --no-default-features --features "kafka_fdw/pg$PG_VERSION")
 fi
 
 if [[ "$LAYERS" == *2* ]]; then
-    log "Layer 2: cargo pgrx test"
+    log "Layer 2: cargo pgrx test (PostgreSQL $PG_VERSION)"
     await_cargo_pgrx
     mkdir -p "$SERVICE_DIR/pgrx-data"
-    chown postgres "$SERVICE_DIR" "$SERVICE_DIR/pgrx-data"
-    (cd "$REPO_ROOT" && cargo pgrx test pg15 --runas postgres --pgdata "$SERVICE_DIR/pgrx-data")
+    pg_system chown postgres "$SERVICE_DIR" "$SERVICE_DIR/pgrx-data"
+    # Only the tests that need a backend (layer 1 ran the others), in the release profile
+    # whose dependencies layer 3 builds anyway.
+    (cd "$REPO_ROOT" && pg_cargo pgrx test "pg$PG_VERSION" in_db_tests --release --runas postgres --pgdata "$SERVICE_DIR/pgrx-data")
 fi
 
 [[ "$LAYERS" == *3* ]] || exit 0
 
-log "Layer 3: SQL regression tests"
+log "Layer 3: SQL regression tests (PostgreSQL $PG_VERSION)"
 # Installed after layer 2, which installs its own test build of the extension.
 build_tool
 install_extension
@@ -67,7 +129,7 @@ if [[ -n "${KAFKA_FDW_REGRESS_ONLY:-}" ]]; then
     printf 'test: %s\n' extension ${KAFKA_FDW_REGRESS_ONLY//apicurio/} >"$schedule"
 fi
 regress() { # regress INPUTDIR NAME SCHEDULE: pg_regress of INPUTDIR's sql/ and expected/
-    if ! "$PG_REGRESS" --host="$PGHOST" --port="$PGPORT" --user=postgres \
+    if ! pg_system "$PG_REGRESS" --host="$PGHOST" --port="$PGPORT" --user=postgres \
         --inputdir="$1" --outputdir="$SERVICE_DIR/$2" --dbname="kafka_fdw_$2" --schedule="$3"; then
         cat "$SERVICE_DIR/$2/regression.diffs" >&2 || true
         exit 1
@@ -95,4 +157,4 @@ if [[ -z "${KAFKA_FDW_REGRESS_ONLY:-}" || "${KAFKA_FDW_REGRESS_ONLY:-}" == *apic
     KAFKA_BROKERS="$main_brokers" KAFKA_REGISTRY_URL="$main_registry" KAFKA_REGISTRY_LOG="$main_registry_log"
 fi
 [[ -n "${KAFKA_FDW_REGRESS_ONLY:-}" ]] || source "$REPO_ROOT/tests/scenarios.sh"
-log "All tests passed"
+log "All tests passed (PostgreSQL $PG_VERSION)"

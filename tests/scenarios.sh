@@ -371,7 +371,7 @@ SET ROLE dump_bob;
 SELECT kafka_fdw.schedule('bob_task', '1 seconds', $$INSERT INTO ran_as VALUES ('bob''s task', current_user, session_user)$$);
 RESET ROLE;
 SQL
-sudo -u postgres "$PG_BIN/pg_dump" -h "$PGHOST" -p "$PGPORT" -Fc -f "$SERVICE_DIR/scheduler.dump" kafka_fdw_scheduler
+as_postgres "$PG_BIN/pg_dump" -h "$PGHOST" -p "$PGPORT" -Fc -f "$SERVICE_DIR/scheduler.dump" kafka_fdw_scheduler
 psql -X -q -d kafka_fdw_scheduler -c "SELECT kafka_fdw.unschedule(task_id) FROM kafka_fdw.tasks WHERE owner LIKE 'dump_%'" >/dev/null
 # Both clusters' schedulers work in a database of that name; each runs its own tasks
 # into its own tables.
@@ -384,7 +384,7 @@ CREATE ROLE padding_2;
 CREATE ROLE dump_alice LOGIN;
 CREATE DATABASE kafka_fdw_scheduler;
 SQL
-sudo -u postgres "$PG_BIN/pg_restore" --exit-on-error -h "$PGHOST" -p "$restored_port" -d kafka_fdw_scheduler "$SERVICE_DIR/scheduler.dump"
+as_postgres "$PG_BIN/pg_restore" --exit-on-error -h "$PGHOST" -p "$restored_port" -d kafka_fdw_scheduler "$SERVICE_DIR/scheduler.dump"
 ran_as() { psql -X -A -t -F ' ' -p "$restored_port" -d kafka_fdw_scheduler -c "SELECT DISTINCT task, who, session FROM ran_as ORDER BY 1" 2>/dev/null; }
 for _ in $(seq 300); do
     [[ "$(ran_as | wc -l)" == 3 ]] && break
@@ -395,7 +395,7 @@ expected=$'alice\'s job dump_alice dump_alice\nalice\'s task dump_alice dump_ali
 [[ "$(ran_as)" == "$expected" ]] || scenario_fail "restored tasks and jobs ran as: $(ran_as)"
 read -r restored_oids <<<"$(psql -X -A -t -p "$restored_port" -d kafka_fdw_scheduler -c "SELECT string_agg(oid::text, ',' ORDER BY rolname) FROM pg_roles WHERE rolname LIKE 'dump_%'")"
 echo "restored: alice and bob have OIDs $restored_oids there; the tasks and the job ran as the roles of their names"
-sudo -u postgres "$PG_BIN/pg_ctl" -D "$SERVICE_DIR/restored" -w -m fast stop >/dev/null
+as_postgres "$PG_BIN/pg_ctl" -D "$SERVICE_DIR/restored" -w -m fast stop >/dev/null
 
 log "Scenario: cancel and statement_timeout end a wait on a dead broker within 1 s"
 createdb kafka_fdw_robust

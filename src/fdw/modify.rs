@@ -15,6 +15,7 @@ use crate::pg::catalog;
 use crate::codec::csv;
 use crate::codec::json::{self, JsonField, JsonPath};
 use crate::pg::clients::{self, MessagePart, TableProducer};
+use crate::pg::compat;
 use crate::kafka::{Outgoing, Sender};
 use crate::codec::encode::{Cell, ColumnValue, DerivedField, RecordEncoder, SqlType};
 use crate::codec::{ColumnType, FieldDef, Format};
@@ -109,7 +110,7 @@ unsafe fn begin(rinfo: *mut pg_sys::ResultRelInfo) {
         let relation = (*rinfo).ri_RelationDesc;
         let definition = catalog::foreign_table(relation);
         let tupdesc = (*relation).rd_att;
-        let attrs = (*tupdesc).attrs.as_slice((*tupdesc).natts as usize);
+        let attrs = compat::attributes(tupdesc);
         let mut state_fields = Vec::new();
         let mut key_fields = Vec::new();
         let (mut partition, mut offset, mut key, mut timestamp, mut headers, mut topic_column) = (None, None, None, None, None, None);

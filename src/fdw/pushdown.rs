@@ -272,9 +272,51 @@ pub unsafe fn to_value(datum: pg_sys::Datum, is_null: bool, type_oid: pg_sys::Oi
 pub struct SlotValue {
     state: *mut pg_sys::ExprState,
     type_oid: pg_sys::Oid,
-    /// Whether it depends on executor parameters (PARAM_EXEC): nested-loop outer values,
-    /// sub-plan results. Such values exist only while the query runs.
-    needs_execution: bool,
+    parameters: Parameters,
+}
+
+/// The kinds of parameters an expression refers to.
+#[derive(Default)]
+struct Parameters {
+    /// A statement's parameters (PARAM_EXTERN: `$1` of a prepared statement, PL/pgSQL
+    /// variables), known when the statement runs with their values.
+    external: bool,
+    /// Executor parameters (PARAM_EXEC): nested-loop outer values, sub-plan results,
+    /// which exist only while the query runs.
+    executor: bool,
+}
+
+/// The kinds of parameters `expr` refers to.
+///
+/// # Safety
+/// `expr` is a valid expression tree.
+unsafe fn parameters_of(expr: *mut pg_sys::Expr) -> Parameters {
+    let mut found = Parameters::default();
+    // SAFETY: the caller keeps the contract above; `found` outlives the walk.
+    unsafe { note_parameters(expr.cast(), (&mut found as *mut Parameters).cast()) };
+    found
+}
+
+/// The walker of [`parameters_of`]: notes each Param's kind in `found`.
+#[pg_guard]
+unsafe extern "C-unwind" fn note_parameters(node: *mut pg_sys::Node, found: *mut c_void) -> bool {
+    // SAFETY: `node` is a node of the tree being walked (or null), `found` the walk's
+    // Parameters (parameters_of).
+    unsafe {
+        if node.is_null() {
+            return false;
+        }
+        if (*node).type_ == pg_sys::NodeTag::T_Param {
+            let found = &mut *found.cast::<Parameters>();
+            match (*node.cast::<pg_sys::Param>()).paramkind {
+                pg_sys::ParamKind::PARAM_EXTERN => found.external = true,
+                // PARAM_SUBLINK and PARAM_MULTIEXPR never reach a plan.
+                _ => found.executor = true,
+            }
+            return false;
+        }
+        pg_sys::expression_tree_walker(node, Some(note_parameters), found)
+    }
 }
 
 /// Initializes the plan's slot expressions (`fdw_exprs`) for `node`.
@@ -292,15 +334,17 @@ pub unsafe fn init_slots(fdw_exprs: *mut pg_sys::List, node: *mut pg_sys::PlanSt
             .map(|(expr, state)| SlotValue {
                 state,
                 type_oid: pg_sys::exprType(expr as *mut pg_sys::Node),
-                needs_execution: !pg_sys::bms_is_empty(pg_sys::pull_paramids(expr)),
+                parameters: parameters_of(expr),
             })
             .collect()
     }
 }
 
-/// Whether every slot can be evaluated outside of execution (for plain EXPLAIN).
-pub fn known_before_execution(slots: &[SlotValue]) -> bool {
-    slots.iter().all(|slot| !slot.needs_execution)
+/// Whether every slot can be evaluated outside of execution (for plain EXPLAIN): none
+/// needs executor parameters, and statement parameters have values (`parameters_bound`:
+/// `EXPLAIN EXECUTE` has them, `EXPLAIN (GENERIC_PLAN)` not).
+pub fn known_before_execution(slots: &[SlotValue], parameters_bound: bool) -> bool {
+    slots.iter().all(|slot| !slot.parameters.executor && (parameters_bound || !slot.parameters.external))
 }
 
 /// Evaluates every slot in `econtext`.

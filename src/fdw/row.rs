@@ -27,6 +27,7 @@ use rdkafka::Message;
 
 use crate::pg::catalog::ForeignTableDef;
 use crate::pg::clients::{self, MessagePart};
+use crate::pg::compat;
 use crate::codec::{excerpt, malformed_message, mismatched_message, MessagePosition, PayloadDecoder};
 use crate::error::{capitalized, ErrorKind, FdwError};
 use crate::codec::{ColumnType, Decoded, FieldDef, Format};
@@ -138,7 +139,7 @@ impl RowBuilder {
         // SAFETY: the caller keeps the contract above.
         unsafe {
             let (layout, table) = (&definition.layout, &definition.table);
-            let attrs = (*tupdesc).attrs.as_slice((*tupdesc).natts as usize);
+            let attrs = compat::attributes(tupdesc);
             let collects_junk = layout.has_junk_columns();
             // Skipping or collecting bad messages checks every data column, needed or not.
             let checks_all = collects_junk || table.on_error == OnError::Skip;

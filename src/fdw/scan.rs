@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use pgrx::{pg_guard, pg_sys, PgList, PgMemoryContexts};
 
 use crate::pg::catalog::{self, ForeignTableDef};
+use crate::pg::compat;
 use crate::pg::clients::{PooledConsumer, TopicClient};
 use crate::error::FdwResult;
 use crate::kafka::{self, Backwards, RangeReader, ReadRange, Watermarks};
@@ -151,7 +152,7 @@ pub unsafe extern "C-unwind" fn get_foreign_paths(
                 pg_sys::bms_difference((*rinfo).clause_relids, (*baserel).relids),
                 (*baserel).lateral_relids,
             );
-            if pg_sys::bms_is_empty(required_outer) || seen_outer.iter().any(|&s| pg_sys::bms_equal(s, required_outer)) {
+            if compat::bitmapset_is_empty(required_outer) || seen_outer.iter().any(|&s| pg_sys::bms_equal(s, required_outer)) {
                 continue;
             }
             seen_outer.push(required_outer);
@@ -181,7 +182,7 @@ unsafe fn add_offset_ordered_path(root: *mut pg_sys::PlannerInfo, baserel: *mut 
         if !on_offset {
             return;
         }
-        let descending = (*pathkey).pk_strategy == pg_sys::BTGreaterStrategyNumber as c_int;
+        let descending = compat::pathkey_is_descending(pathkey);
         let (_, condition) = planning_condition(root, baserel, columns);
         let partitions: Vec<i32> = estimate_watermarks(definition).iter().map(|w| w.partition).collect();
         if plan::selected_partitions(&condition, &partitions).len() > 1 {
@@ -240,7 +241,7 @@ unsafe fn new_scan_path(
     // SAFETY: the caller keeps the contract above.
     unsafe {
         let total_cost = STARTUP_COST + rows * (pg_sys::cpu_tuple_cost + MESSAGE_COST);
-        pg_sys::create_foreignscan_path(
+        compat::create_foreignscan_path(
             root,
             baserel,
             std::ptr::null_mut(),
@@ -610,7 +611,9 @@ pub unsafe extern "C-unwind" fn explain_foreign_scan(node: *mut pg_sys::ForeignS
         let ranges = match &state.ranges {
             Some(ranges) => describe_ranges(ranges),
             None if (*es).analyze => "none (not executed)".to_string(),
-            None if state.reader.is_some() && pushdown::known_before_execution(&state.slots) => {
+            None if state.reader.is_some()
+                && pushdown::known_before_execution(&state.slots, !(*(*node).ss.ps.state).es_param_list_info.is_null()) =>
+            {
                 // Plain EXPLAIN: plan the first pass now, as execution would.
                 ensure_pass(node, state);
                 describe_ranges(state.ranges.as_deref().unwrap_or_default())

@@ -8,6 +8,7 @@ use pgrx::PgList;
 use crate::codec::ColumnType;
 use crate::options::layout::{self, ColumnDef, TableLayout};
 use crate::options::{self, ColumnOptions, ColumnRole, ServerOptions, TableOptions, UserMappingOptions};
+use crate::pg::compat;
 use crate::pg::errors::OrRaise;
 
 /// A foreign table's options and the source of each of its attributes.
@@ -62,8 +63,7 @@ pub unsafe fn foreign_table(relation: pg_sys::Relation) -> ForeignTableDef {
         let foreign_table = pg_sys::GetForeignTable(relid);
         let server = pg_sys::GetForeignServer((*foreign_table).serverid);
         let tupdesc = (*relation).rd_att;
-        let natts = (*tupdesc).natts as usize;
-        let attrs = (*tupdesc).attrs.as_slice(natts);
+        let attrs = compat::attributes(tupdesc);
         let columns: Vec<ColumnDef> = attrs
             .iter()
             .map(|attr| {

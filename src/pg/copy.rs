@@ -16,7 +16,7 @@
 //! says why.
 
 use std::cell::RefCell;
-use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::ffi::{c_int, c_void, CStr, CString};
 
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -43,6 +43,7 @@ use crate::options::layout::ColumnSource;
 use crate::options::{MetaColumn, OnError};
 use crate::pg::catalog::ForeignTableDef;
 use crate::pg::clients::{check_interrupts, TopicClient};
+use crate::pg::compat::{self, CopyFromStatePrefix};
 use crate::pg::errors::{raise, reported_kind, OrInternal, OrRaise};
 use crate::pg::privileges::{self, Columns};
 
@@ -89,7 +90,7 @@ pub fn insert_query_rows(target: &PgRelation, columns: &[String], query: &str) -
         // SAFETY: an open portal's tuple descriptor, valid while the portal is.
         let source_types: Vec<pg_sys::Oid> = unsafe {
             let tupdesc = (*portal).tupDesc;
-            (*tupdesc).attrs.as_slice((*tupdesc).natts as usize).iter().map(|attr| attr.atttypid).collect()
+            compat::attributes(tupdesc).iter().map(|attr| attr.atttypid).collect()
         };
         if let Some(why) = copy_refusal(client, &target, columns, &source_types).or_else(another_copy_feeding) {
             // SAFETY: the portal opened above, not used after.
@@ -247,18 +248,15 @@ unsafe fn begin_copy(target: &PgRelation, columns: &[String], options: *mut pg_s
             false,
             false,
         );
-        let rte = (*item).p_rte;
-        (*rte).requiredPerms = pg_sys::ACL_INSERT as pg_sys::AclMode;
         let mut names = std::ptr::null_mut::<pg_sys::List>();
+        let mut attnums = Vec::with_capacity(columns.len());
         for column in columns {
             let column = CString::new(column.as_str()).unwrap_or_default();
-            let attnum = pg_sys::attnameAttNum(relation, column.as_ptr(), false);
-            (*rte).insertedCols =
-                pg_sys::bms_add_member((*rte).insertedCols, attnum as c_int - pg_sys::FirstLowInvalidHeapAttributeNumber);
+            attnums.push(pg_sys::attnameAttNum(relation, column.as_ptr(), false) as i16);
             names = pg_sys::lappend(names, pg_sys::makeString(pg_sys::pstrdup(column.as_ptr())).cast());
         }
         // COPY's own privilege and read-only checks, as DoCopy makes them.
-        pg_sys::ExecCheckRTPerms((*pstate).p_rtable, true);
+        compat::check_insert_privileges(pstate, item, &attnums);
         if pg_sys::XactReadOnly && !(*relation).rd_islocaltemp {
             pg_sys::PreventCommandIfReadOnly(c"COPY FROM".as_ptr());
         }
@@ -289,9 +287,7 @@ unsafe fn copy_from_portal(target: &PgRelation, columns: &[String], portal: pg_s
     // SAFETY: the caller keeps the contract above.
     unsafe {
         let tupdesc = (*portal).tupDesc;
-        let senders = (*tupdesc)
-            .attrs
-            .as_slice((*tupdesc).natts as usize)
+        let senders = compat::attributes(tupdesc)
             .iter()
             .map(|attr| {
                 let (mut send, mut varlena) = (pg_sys::InvalidOid, false);
@@ -688,40 +684,16 @@ impl MessageLines {
     }
 }
 
-/// The leading fields of PostgreSQL 15's `CopyFromStateData` (commands/copyfrom_internal.h,
-/// not in pgrx's bindings), up to the line and column COPY's own error context reports.
-/// Read only after [`reads_copy_state`] recognized the fields before it.
-#[repr(C)]
-struct CopyStatePrefix {
-    copy_src: c_int,
-    copy_file: *mut c_void,
-    fe_msgbuf: *mut c_void,
-    eol_type: c_int,
-    file_encoding: c_int,
-    need_transcoding: bool,
-    conversion_proc: pg_sys::Oid,
-    rel: pg_sys::Relation,
-    attnumlist: *mut pg_sys::List,
-    filename: *mut c_char,
-    is_program: bool,
-    data_source_cb: pg_sys::copy_data_source_cb,
-    opts: pg_sys::CopyFormatOptions,
-    convert_select_flags: *mut bool,
-    where_clause: *mut pg_sys::Node,
-    cur_relname: *const c_char,
-    cur_lineno: u64,
-    cur_attname: *const c_char,
-}
-
 /// Whether `state`, just begun by BeginCopyFrom on `relation` with [`feed_copy`], has
-/// the layout of [`CopyStatePrefix`]: its relation, data source and CSV mode where the
-/// prefix says.
+/// the layout of [`CopyFromStatePrefix`]: its relation, data source and CSV mode where
+/// the prefix says.
 ///
 /// # Safety
 /// `state` is a live COPY FROM state.
 unsafe fn reads_copy_state(state: pg_sys::CopyFromState, relation: pg_sys::Relation) -> bool {
-    // SAFETY: the state is at least as large as the prefix in every PostgreSQL 15 build.
-    let prefix = unsafe { &*state.cast::<CopyStatePrefix>() };
+    // SAFETY: the state is at least as large as the prefix in every build of the
+    // PostgreSQL version built for.
+    let prefix = unsafe { &*state.cast::<CopyFromStatePrefix>() };
     prefix.rel == relation
         && prefix.data_source_cb.map(|f| f as *const ()) == Some(feed_copy as *const ())
         && prefix.opts.csv_mode
@@ -778,7 +750,7 @@ unsafe fn failed_at(state: pg_sys::CopyFromState, report: &ErrorReportWithLevel)
     // SAFETY: the caller keeps the contract above; COPY's state outlives the COPY's ERROR
     // (it is freed with the function's memory context).
     let (line, column) = unsafe {
-        let prefix = &*state.cast::<CopyStatePrefix>();
+        let prefix = &*state.cast::<CopyFromStatePrefix>();
         let column = (!prefix.cur_attname.is_null()).then(|| CStr::from_ptr(prefix.cur_attname).to_string_lossy().into_owned());
         (prefix.cur_lineno, column)
     };

@@ -1,9 +1,11 @@
 //! PostgreSQL glue shared by the wrapper's callbacks (`fdw`) and the SQL functions
 //! (`api`): raising errors, reading the catalogs, pooled Kafka clients per user mapping,
-//! privilege checks, Kafka transactions tied to PostgreSQL's.
+//! privilege checks, Kafka transactions tied to PostgreSQL's, and what differs between
+//! PostgreSQL versions (`compat`).
 
 pub mod catalog;
 pub mod clients;
+pub mod compat;
 pub mod copy;
 pub mod errors;
 pub mod locks;

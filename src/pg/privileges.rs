@@ -12,6 +12,7 @@ use std::ffi::{c_int, CStr, CString};
 use pgrx::pg_sys;
 
 use crate::error::{ErrorKind, FdwError};
+use crate::pg::compat;
 use crate::pg::errors::raise;
 
 /// Which columns a relation privilege must cover.
@@ -54,7 +55,7 @@ pub fn require_relation_privilege(relid: pg_sys::Oid, mode: pg_sys::AclMode, col
 pub fn require_server_usage(server: pg_sys::Oid, name: &str) {
     // SAFETY: a catalog lookup inside a transaction; aclcheck_error raises an ERROR.
     unsafe {
-        let result = pg_sys::pg_foreign_server_aclcheck(server, pg_sys::GetUserId(), pg_sys::ACL_USAGE as pg_sys::AclMode);
+        let result = compat::foreign_server_aclcheck(server, pg_sys::ACL_USAGE as pg_sys::AclMode);
         if result != pg_sys::AclResult::ACLCHECK_OK {
             let name = CString::new(name).unwrap_or_default();
             pg_sys::aclcheck_error(result, pg_sys::ObjectType::OBJECT_FOREIGN_SERVER, name.as_ptr());

@@ -8,7 +8,7 @@
 //!
 //! Each backend keeps one transactional producer per server and user mapping for its
 //! life. Its `transactional.id` names the cluster, database, server, user mapping and the
-//! backend's slot (`MyBackendId`): backends alive together never share one, and a later
+//! backend's slot (`compat::backend_slot`): backends alive together never share one, and a later
 //! backend in a dead one's slot fences it (the broker aborts what it left open).
 
 use std::cell::RefCell;
@@ -20,6 +20,7 @@ use pgrx::{pg_guard, pg_sys, warning};
 use crate::error::{ErrorKind, FdwError};
 use crate::kafka::{self, ClientSettings, IsolationLevel, KafkaProducer};
 use crate::pg::clients::{ClientKey, PooledConsumer};
+use crate::pg::compat;
 use crate::pg::errors::{raise, OrRaise};
 
 /// The backend's transactional producer of one server and user mapping.
@@ -102,7 +103,7 @@ fn same_client(old: &ClientSettings, new: &ClientSettings) -> bool {
 /// `kafka_fdw-<system identifier>-<database>-<server>-<user mapping>-<backend slot>`.
 fn transactional_id(key: &ClientKey) -> String {
     // SAFETY: plain reads of backend globals, set before any query runs.
-    let (system, database, slot) = unsafe { (pg_sys::GetSystemIdentifier(), pg_sys::MyDatabaseId, pg_sys::MyBackendId) };
+    let (system, database, slot) = unsafe { (pg_sys::GetSystemIdentifier(), pg_sys::MyDatabaseId, compat::backend_slot()) };
     format!("kafka_fdw-{system}-{}-{}-{}-{slot}", database.to_u32(), key.server.to_u32(), key.user_mapping.to_u32())
 }
 

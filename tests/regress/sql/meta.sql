@@ -45,7 +45,7 @@ BEGIN
                    tbl, condition, condition, condition, tbl, condition) INTO diff;
     same_as_full_scan := diff = 0;
     plan := '';
-    FOR line IN EXECUTE format('EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT * FROM %I WHERE %s', tbl, condition)
+    FOR line IN EXECUTE format('EXPLAIN (ANALYZE, BUFFERS OFF, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT * FROM %I WHERE %s', tbl, condition)
     LOOP
         IF line ~ 'Kafka (Ranges|Messages)' THEN
             plan := plan || trim(line) || '; ';
@@ -85,7 +85,7 @@ SELECT c.id, m.* FROM ts_conditions c, meta_check('kmeta_ordered', c.condition) 
 PREPARE since(timestamptz) AS SELECT n FROM kmeta WHERE ts >= $1 ORDER BY n;
 SET plan_cache_mode = force_generic_plan;
 EXECUTE since('2023-11-14 22:13:27+00');
-EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) EXECUTE since('2023-11-14 22:13:27+00');
+EXPLAIN (ANALYZE, BUFFERS OFF, COSTS OFF, TIMING OFF, SUMMARY OFF) EXECUTE since('2023-11-14 22:13:27+00');
 RESET plan_cache_mode;
 
 -- Compressed topics read exactly, one per codec. Each holds the 5000 rows of numbers.csv.

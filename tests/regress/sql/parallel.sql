@@ -35,11 +35,11 @@ EXPLAIN (COSTS OFF) SELECT count(*) FROM kp_domain t WHERE t IS NOT NULL;
 SELECT count(*) FROM kp_domain t WHERE t IS NOT NULL;
 ALTER FOREIGN TABLE kp_domain ALTER COLUMN some_int TYPE int;
 EXPLAIN (COSTS OFF) SELECT count(*) FROM kp_domain t WHERE t IS NOT NULL;
-EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT count(*) FROM kp;
+EXPLAIN (ANALYZE, BUFFERS OFF, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT count(*) FROM kp;
 CREATE TABLE parallel_result AS SELECT * FROM kp;
 SELECT part, count(*), sum(some_int), min(offs), max(offs) FROM kp GROUP BY part ORDER BY part;
 -- The same with pushed conditions.
-EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF)
+EXPLAIN (ANALYZE, BUFFERS OFF, COSTS OFF, TIMING OFF, SUMMARY OFF)
 SELECT count(*) FROM kp WHERE (part = 0 AND offs > 1000) OR part = 3;
 SELECT count(*), sum(some_int) FROM kp WHERE (part = 0 AND offs > 1000) OR part = 3;
 -- Other servers keep serial plans.

@@ -31,7 +31,7 @@ CREATE FUNCTION ranges_of(condition text) RETURNS SETOF text LANGUAGE plpgsql AS
 DECLARE
     line text;
 BEGIN
-    FOR line IN EXECUTE format('EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT * FROM kt WHERE %s', condition)
+    FOR line IN EXECUTE format('EXPLAIN (ANALYZE, BUFFERS OFF, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT * FROM kt WHERE %s', condition)
     LOOP
         IF line ~ 'Kafka (Ranges|Messages)' THEN
             RETURN NEXT trim(line);
@@ -84,18 +84,21 @@ EXECUTE point(3, 8);
 EXECUTE point(0, 1249);
 EXECUTE point(0, 1250);
 EXECUTE point(NULL, 1);
-EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) EXECUTE point(1, 1000);
+EXPLAIN (ANALYZE, BUFFERS OFF, COSTS OFF, TIMING OFF, SUMMARY OFF) EXECUTE point(1, 1000);
 PREPARE parts(int[]) AS SELECT part, count(*) FROM kt WHERE part = ANY ($1) AND offs < 10 GROUP BY part ORDER BY part;
 EXECUTE parts(ARRAY[1, 3]);
 EXECUTE parts(ARRAY[]::int[]);
 RESET plan_cache_mode;
+-- A plan without its parameters' values (GENERIC_PLAN, new in PostgreSQL 16) has its
+-- ranges chosen when a scan starts.
+EXPLAIN (GENERIC_PLAN, COSTS OFF) SELECT * FROM kt WHERE part = $1 AND offs < 5;
 
 -- One partition's messages come in offset order either way, so max(), min() and
 -- ORDER BY offs [DESC] LIMIT read only the messages they return.
-EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT max(offs) FROM kt WHERE part = 1;
+EXPLAIN (ANALYZE, BUFFERS OFF, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT max(offs) FROM kt WHERE part = 1;
 SELECT max(offs), min(offs) FROM kt WHERE part = 1;
 SELECT max(offs), min(offs) FROM kt_copy WHERE part = 1;
-EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT offs, some_int FROM kt WHERE part = 3 ORDER BY offs DESC LIMIT 5;
+EXPLAIN (ANALYZE, BUFFERS OFF, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT offs, some_int FROM kt WHERE part = 3 ORDER BY offs DESC LIMIT 5;
 SELECT offs, some_int FROM kt WHERE part = 3 AND offs BETWEEN 100 AND 1000 ORDER BY offs DESC LIMIT 5;
 SELECT offs, some_int FROM kt_copy WHERE part = 3 AND offs BETWEEN 100 AND 1000 ORDER BY offs DESC LIMIT 5;
 SELECT count(*) AS differences FROM (
@@ -103,7 +106,7 @@ SELECT count(*) AS differences FROM (
     EXCEPT SELECT offs, row_number() OVER () FROM (SELECT offs FROM kt_copy WHERE part = 0 ORDER BY offs DESC) b) d;
 
 -- A correlated subquery over partitions: each loop reads only its partition.
-EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF)
+EXPLAIN (ANALYZE, BUFFERS OFF, COSTS OFF, TIMING OFF, SUMMARY OFF)
 SELECT p, (SELECT count(*) FROM kt WHERE kt.part = p AND kt.offs < 5) FROM generate_series(0, 4) p;
 SELECT p, (SELECT sum(some_int) FROM kt WHERE kt.part = p AND kt.offs < 5) FROM generate_series(0, 4) p;
 SELECT p, (SELECT sum(some_int) FROM kt_copy WHERE kt_copy.part = p AND kt_copy.offs < 5) FROM generate_series(0, 4) p;
@@ -113,7 +116,7 @@ SELECT p, (SELECT sum(some_int) FROM kt_copy WHERE kt_copy.part = p AND kt_copy.
 SET enable_hashjoin = off;
 SET enable_mergejoin = off;
 SET enable_material = off;
-EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF)
+EXPLAIN (ANALYZE, BUFFERS OFF, COSTS OFF, TIMING OFF, SUMMARY OFF)
 SELECT v.p, count(*) FROM (VALUES (1), (3)) v(p) JOIN kt ON kt.part = v.p GROUP BY v.p;
 SELECT v.p, count(*), sum(kt.some_int) FROM (VALUES (1), (3)) v(p) JOIN kt ON kt.part = v.p GROUP BY v.p ORDER BY 1;
 SELECT v.p, count(*), sum(kt_copy.some_int) FROM (VALUES (1), (3)) v(p) JOIN kt_copy ON kt_copy.part = v.p GROUP BY v.p ORDER BY 1;
