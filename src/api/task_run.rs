@@ -24,6 +24,7 @@ use pgrx::{PgSqlErrorCode, PgTryBuilder};
 
 use crate::api::scheduler;
 use crate::error::{ErrorKind, FdwError};
+use crate::pg::compat;
 use crate::pg::errors::{raise, OrInternal};
 use crate::pg::{locks, privileges};
 use crate::plan::schedule::{backoff_seconds, warn_about_failure};
@@ -472,7 +473,7 @@ pub extern "C-unwind" fn kafka_fdw_task_run_main(argument: pg_sys::Datum) {
     // SAFETY: installs PostgreSQL's own handler, then lets signals in, as pg_cron's
     // workers do.
     unsafe {
-        pg_sys::pqsignal(libc::SIGTERM, Some(backend_sigterm_handler));
+        compat::set_signal_handler(libc::SIGTERM, Some(backend_sigterm_handler));
         pg_sys::BackgroundWorkerUnblockSignals();
     }
     let run = argument.value() as i64;

@@ -60,6 +60,21 @@ pub fn backend_slot() -> i32 {
     }
 }
 
+/// Installs `handler` for signal `signal` in this backend. PostgreSQL 18 named the
+/// backend's `pqsignal` `pqsignal_be` (a macro keeps the old name for C callers).
+///
+/// # Safety
+/// `handler` is safe to run in a signal handler.
+pub unsafe fn set_signal_handler(signal: c_int, handler: pg_sys::pqsigfunc) {
+    // SAFETY: the caller keeps the contract above.
+    unsafe {
+        #[cfg(not(feature = "pg18"))]
+        pg_sys::pqsignal(signal, handler);
+        #[cfg(feature = "pg18")]
+        pg_sys::pqsignal_be(signal, handler);
+    }
+}
+
 /// Whether `pathkey` sorts in descending order. PostgreSQL 18 replaced its btree
 /// strategy (`pk_strategy`, `BTGreaterStrategyNumber` for descending) by a compare type
 /// of any index method (`pk_cmptype`, `COMPARE_GT`).
