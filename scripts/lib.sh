@@ -636,14 +636,15 @@ start_registry() {
 }
 
 # For a Debian root: puts a wrapper of each of its PostgreSQL's programs (psql, createdb,
-# pg_isready, …) first in PATH, running it in the root.
+# pg_isready, …) first in PATH, running it in the root. The wrappers are in PATH in the
+# root too (tests' shell commands run there): there they run the program itself.
 root_clients() {
     local bin="$SERVICE_DIR/pg-bin" program
     mkdir -p "$bin"
     for program in "$DEBIAN_ROOT$PG_BIN"/*; do
         program="${program##*/}"
-        printf '#!/usr/bin/env bash\nKAFKA_FDW_PG_VERSION=%q KAFKA_FDW_ROOTS=%q source %q\nin_root "$DEBIAN_ROOT" %q "$@"\n' \
-            "$PG_VERSION" "$ROOTS_DIR" "$REPO_ROOT/scripts/lib.sh" "$PG_BIN/$program" >"$bin/$program"
+        printf '#!/usr/bin/env bash\n[[ ! -e /.kafka_fdw-ready ]] || exec %q "$@"\nKAFKA_FDW_PG_VERSION=%q KAFKA_FDW_ROOTS=%q source %q\nin_root "$DEBIAN_ROOT" %q "$@"\n' \
+            "$PG_BIN/$program" "$PG_VERSION" "$ROOTS_DIR" "$REPO_ROOT/scripts/lib.sh" "$PG_BIN/$program" >"$bin/$program"
         chmod 755 "$bin/$program"
     done
     export PATH="$bin:$PATH"
