@@ -64,8 +64,8 @@ kill_imports() { # kill_imports DB SCRIPT: kill -9 the backend running SCRIPT's 
         # 0 to 2 s: before, during or after the first import of the session commits.
         sleep "$((RANDOM % 2)).$((RANDOM % 10))$((RANDOM % 10))"
         victim=$(psql -X -A -t -d "$1" -c "SELECT pid FROM pg_stat_activity WHERE application_name = 'crash_victim' AND state = 'active'" 2>/dev/null | head -n 1)
-        if [[ -n "$victim" ]]; then
-            kill -9 "$victim"
+        # The session may have ended meanwhile (its imports done): no kill then.
+        if [[ -n "$victim" ]] && kill -9 "$victim" 2>/dev/null; then
             kills=$((kills + 1))
         fi
         wait "$importer" 2>/dev/null || true
