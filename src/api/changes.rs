@@ -10,7 +10,7 @@ use pgrx::spi::quote_qualified_identifier;
 use pgrx::PgRelation;
 
 use crate::api::functions::{kafka_table, meta_column_names};
-use crate::codec::ColumnType;
+use crate::codec::{debezium, ColumnType};
 use crate::error::{ErrorKind, FdwError};
 use crate::options::layout::ColumnSource;
 use crate::options::{MetaColumn, OnError};
@@ -168,4 +168,22 @@ fn apply_changes(source: PgRelation, target: PgRelation, columns: Option<Vec<Str
 #[search_path(pg_catalog, pg_temp)]
 fn key_field(key: &str, field: &str) -> Option<String> {
     changes::key_field(key, field)
+}
+
+/// A Debezium change event with its Kafka Connect schema (`{"schema": …, "payload": …}`,
+/// the JsonConverter's `schemas.enable=true`): its payload, the values of its `before` and
+/// `after` rows converted by their fields' semantic types into what PostgreSQL's input
+/// functions read (dates from days, timestamps from micro- or milliseconds, Connect
+/// decimals from their bytes; src/codec/debezium.rs). The debezium mode reads such
+/// events through it.
+#[pg_extern(schema = "kafka_fdw", immutable, parallel_safe)]
+#[search_path(pg_catalog, pg_temp)]
+fn debezium_payload(event: pgrx::JsonB) -> pgrx::JsonB {
+    match debezium::payload(&event.0) {
+        Ok(payload) => pgrx::JsonB(payload),
+        Err(reason) => raise(
+            FdwError::new(ErrorKind::BadMessageFormat, format!("invalid value in a Debezium change event: {reason}"))
+                .with_hint("The event's schema gives each field's type; see the README's Debezium conversions."),
+        ),
+    }
 }

@@ -9,6 +9,7 @@ mod avro_datum;
 pub mod cache;
 pub mod encode;
 pub mod csv;
+pub mod debezium;
 pub mod infer;
 pub mod json;
 pub mod protobuf;

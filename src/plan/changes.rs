@@ -321,7 +321,7 @@ impl ChangePlan {
             Reader::Upsert { .. } => format!("(SELECT * FROM {} WHERE ({batch_condition})) s", self.source.relation),
             Reader::Debezium { envelope_column, .. } => format!(
                 "(SELECT * FROM {source} WHERE ({batch_condition}) AND {column} IS NOT NULL) s \
-                 CROSS JOIN LATERAL (SELECT CASE WHEN v ? 'schema' AND v ? 'payload' THEN v -> 'payload' ELSE v END AS event \
+                 CROSS JOIN LATERAL (SELECT CASE WHEN v ? 'schema' AND v ? 'payload' THEN kafka_fdw.debezium_payload(v) ELSE v END AS event \
                                      FROM (SELECT CAST(s.{column} AS jsonb) AS v) raw) w \
                  CROSS JOIN LATERAL (SELECT w.event ->> 'op' AS op) e \
                  CROSS JOIN LATERAL jsonb_populate_record(NULL::{target}, \

@@ -216,3 +216,108 @@ SELECT kafka_fdw.start_import('kafka_upsert', 'no_key', mode => 'upsert');
 SELECT kafka_fdw.start_import('kafka_upsert', 'upserted', mode => 'upsert') > 0 AS started;
 SELECT source, target, mode, state FROM kafka_fdw.import_jobs_status WHERE target = 'upserted'::regclass;
 SELECT kafka_fdw.stop_import('kafka_upsert', 'upserted');
+
+-- Debezium with its defaults: the JsonConverter with schemas.enable=true,
+-- time.precision.mode=adaptive, decimal.handling.mode=precise. Each event carries the
+-- Kafka Connect schema; a date travels as days since 1970 (io.debezium.time.Date), a
+-- timestamp as microseconds (MicroTimestamp), a timestamptz as ISO text (ZonedTimestamp),
+-- a numeric(12,2) as base64 of its unscaled two's-complement bytes (Connect's Decimal,
+-- scale in the schema's parameters), jsonb as text (io.debezium.data.Json), uuid as text.
+-- The events are made here in SQL from the source table's rows, as Debezium's PostgreSQL
+-- connector writes them (an update's and a delete's "before" holds only the key, the
+-- default REPLICA IDENTITY; a delete is followed by a tombstone), and imported into a
+-- table typed as the source is; it must equal the source's final state.
+CREATE TABLE orders (id int PRIMARY KEY, placed date, stamped timestamp, zoned timestamptz,
+                     amount numeric(12,2), paid boolean, details jsonb, ref uuid);
+INSERT INTO orders SELECT i, date '1969-12-25' + i * 37, timestamp '1969-12-31 23:59:58.5' + i * interval '1 day 3.000123 s',
+                          timestamptz '2024-02-29 12:00:00+05' + i * interval '1 hour 0.25 s',
+                          CASE i % 4 WHEN 0 THEN -98765432.10 WHEN 1 THEN 9999999999.99 WHEN 2 THEN 0 ELSE i * -0.01 END,
+                          i % 3 = 0, jsonb_build_object('n', i, 'tags', jsonb_build_array('a', i)),
+                          md5(i::text)::uuid
+                   FROM generate_series(1, 60) i;
+-- Connect's Decimal: the unscaled value's shortest two's-complement bytes, base64.
+CREATE FUNCTION connect_decimal(n numeric, scale int) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    b bytea := int8send((n * power(10::numeric, scale))::bigint);
+BEGIN
+    WHILE length(b) > 1 AND ((get_byte(b, 0) = 0 AND get_byte(b, 1) < 128) OR (get_byte(b, 0) = 255 AND get_byte(b, 1) >= 128)) LOOP
+        b := substring(b FROM 2);
+    END LOOP;
+    RETURN encode(b, 'base64');
+END
+$$;
+CREATE FUNCTION order_row(o orders) RETURNS jsonb LANGUAGE sql AS $$
+    SELECT jsonb_build_object('id', o.id, 'placed', o.placed - date '1970-01-01',
+        'stamped', (extract(epoch FROM o.stamped) * 1000000)::bigint,
+        'zoned', to_char(o.zoned AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+        'amount', connect_decimal(o.amount, 2), 'paid', o.paid, 'details', o.details::text, 'ref', o.ref::text)
+$$;
+CREATE TABLE order_events (seq serial, key text, value text);
+CREATE FUNCTION order_event(op text, id int, after orders) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    row_fields jsonb := '[
+        {"type": "int32", "optional": false, "field": "id"},
+        {"type": "int32", "optional": true, "name": "io.debezium.time.Date", "version": 1, "field": "placed"},
+        {"type": "int64", "optional": true, "name": "io.debezium.time.MicroTimestamp", "version": 1, "field": "stamped"},
+        {"type": "string", "optional": true, "name": "io.debezium.time.ZonedTimestamp", "version": 1, "field": "zoned"},
+        {"type": "bytes", "optional": true, "name": "org.apache.kafka.connect.data.Decimal", "version": 1,
+         "parameters": {"scale": "2", "connect.decimal.precision": "12"}, "field": "amount"},
+        {"type": "boolean", "optional": true, "field": "paid"},
+        {"type": "string", "optional": true, "name": "io.debezium.data.Json", "version": 1, "field": "details"},
+        {"type": "string", "optional": true, "name": "io.debezium.data.Uuid", "version": 1, "field": "ref"}]';
+    schema jsonb := jsonb_build_object('type', 'struct', 'optional', false, 'name', 'dbserver1.public.orders.Envelope', 'version', 1,
+        'fields', jsonb_build_array(
+            jsonb_build_object('type', 'struct', 'fields', row_fields, 'optional', true, 'name', 'dbserver1.public.orders.Value', 'field', 'before'),
+            jsonb_build_object('type', 'struct', 'fields', row_fields, 'optional', true, 'name', 'dbserver1.public.orders.Value', 'field', 'after'),
+            jsonb_build_object('type', 'string', 'optional', false, 'field', 'op'),
+            jsonb_build_object('type', 'int64', 'optional', true, 'field', 'ts_ms')));
+    key_only jsonb := jsonb_build_object('id', id, 'placed', NULL, 'stamped', NULL, 'zoned', NULL, 'amount', NULL,
+                                         'paid', NULL, 'details', NULL, 'ref', NULL);
+    payload jsonb := jsonb_build_object('before', CASE WHEN op IN ('u', 'd') THEN key_only END,
+                                        'after', CASE WHEN op <> 'd' THEN order_row(after) END, 'op', op, 'ts_ms', 1700000000000);
+    key text := jsonb_build_object('schema', jsonb_build_object('type', 'struct', 'optional', false, 'name', 'dbserver1.public.orders.Key',
+                    'fields', jsonb_build_array(jsonb_build_object('type', 'int32', 'optional', false, 'field', 'id'))),
+                    'payload', jsonb_build_object('id', id))::text;
+BEGIN
+    INSERT INTO order_events (key, value) VALUES (key, jsonb_build_object('schema', schema, 'payload', payload)::text);
+    IF op = 'd' THEN
+        INSERT INTO order_events (key, value) VALUES (key, 'TOMBSTONE');
+    END IF;
+END
+$$;
+SELECT count(*) AS snapshot_events FROM (SELECT order_event('r', o.id, o) FROM orders o ORDER BY id) s;
+CREATE FUNCTION capture_order() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM order_event(CASE TG_OP WHEN 'INSERT' THEN 'c' WHEN 'UPDATE' THEN 'u' ELSE 'd' END,
+                        CASE WHEN TG_OP = 'DELETE' THEN OLD.id ELSE NEW.id END, CASE WHEN TG_OP <> 'DELETE' THEN NEW END);
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER capture AFTER INSERT OR UPDATE OR DELETE ON orders FOR EACH ROW EXECUTE FUNCTION capture_order();
+INSERT INTO orders SELECT i, date '2038-01-19' + i, timestamp '2038-01-19 03:14:07.999999' + i * interval '1 minute',
+                          NULL, -0.01 * i, NULL, '{}'::jsonb, NULL FROM generate_series(61, 80) i;
+UPDATE orders SET amount = -amount, paid = NOT paid, placed = placed - 36500 WHERE id % 3 = 0;
+UPDATE orders SET details = details || '{"updated": true}', zoned = zoned + interval '1 year' WHERE id % 5 = 0;
+DELETE FROM orders WHERE id % 7 = 0;
+INSERT INTO orders VALUES (14, '0001-01-01', '1900-01-01 00:00:00.000001', '1999-12-31 23:59:59.999999+00', 1234567890.12, true, '[1, "two"]', '00000000-0000-0000-0000-000000000000');
+SELECT count(*) AS events, count(*) FILTER (WHERE value = 'TOMBSTONE') AS tombstones FROM order_events;
+-- One event as it travels: no date, timestamp or number PostgreSQL would read as such.
+SELECT value::jsonb -> 'payload' -> 'after' AS after FROM order_events WHERE key::jsonb -> 'payload' ->> 'id' = '4' ORDER BY seq LIMIT 1;
+\! "$KAFKA_TOOL" create-topic --brokers "$KAFKA_BROKERS" --topic regress_debezium_defaults --partitions 3 >/dev/null
+SELECT key || '|' || value FROM order_events ORDER BY seq
+\g (format=unaligned tuples_only=on) |"$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic regress_debezium_defaults --key-delimiter '|' --tombstone TOMBSTONE >/dev/null
+CREATE FOREIGN TABLE kafka_debezium_defaults (
+    part int OPTIONS (partition 'true'),
+    offs bigint OPTIONS (offset 'true'),
+    key text OPTIONS (key 'true'),
+    value jsonb
+) SERVER upsert_server OPTIONS (topic 'regress_debezium_defaults', format 'json');
+CREATE TABLE orders_copy (LIKE orders INCLUDING ALL);
+SELECT kafka_fdw.import('kafka_debezium_defaults', 'orders_copy', mode => 'debezium') > 0 AS changed;
+SELECT (SELECT count(*) FROM orders_copy) AS rows, (SELECT count(*) FROM orders) AS source_rows,
+       (SELECT count(*) FROM (SELECT * FROM orders EXCEPT SELECT * FROM orders_copy) d) AS missing,
+       (SELECT count(*) FROM (SELECT * FROM orders_copy EXCEPT SELECT * FROM orders) d) AS extra;
+SELECT * FROM orders_copy WHERE id IN (3, 14, 61) ORDER BY id;
+-- A value its semantic type cannot hold is an ERROR naming the field.
+\! printf '{"id": 1}|{"schema": {"type": "struct", "fields": [{"field": "after", "type": "struct", "fields": [{"field": "amount", "type": "bytes", "name": "org.apache.kafka.connect.data.Decimal", "parameters": {"scale": "2"}}]}]}, "payload": {"op": "c", "after": {"id": 1, "amount": "not base64!"}}}\n' | "$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic regress_debezium_defaults --partition 0 --key-delimiter '|' >/dev/null
+SELECT kafka_fdw.import('kafka_debezium_defaults', 'orders_copy', mode => 'debezium');

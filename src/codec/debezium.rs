@@ -1,0 +1,310 @@
+//! Debezium change events as Kafka Connect's JsonConverter writes them with its schema
+//! (`schemas.enable=true`: `{"schema": …, "payload": …}`): each value of the event's
+//! `before` and `after` rows turned into what PostgreSQL's input functions read, by the
+//! semantic type (`name`) its field's schema gives: days since 1970 into a date,
+//! microseconds into a timestamp, a Connect `Decimal`'s base64 bytes into a number, a
+//! `Json` field's text into JSON, and so on. Values of fields without a semantic type
+//! stay as they are.
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+use chrono::{DateTime, NaiveDate, NaiveTime, TimeDelta};
+use serde_json::Value;
+
+/// The event's payload with its `before` and `after` rows converted along the schema.
+/// An event without a usable schema gives its payload unchanged.
+pub fn payload(event: &Value) -> Result<Value, String> {
+    let mut payload = event.get("payload").cloned().unwrap_or(Value::Null);
+    let Some(fields) = event.get("schema").and_then(|s| s.get("fields")).and_then(Value::as_array) else {
+        return Ok(payload);
+    };
+    for row_schema in fields {
+        let Some(row) = row_schema.get("field").and_then(Value::as_str).filter(|f| *f == "before" || *f == "after") else {
+            continue;
+        };
+        if let Some(value) = payload.get_mut(row) {
+            convert(value, row_schema).map_err(|e| format!("{row}.{e}"))?;
+        }
+    }
+    Ok(payload)
+}
+
+/// Converts `value` in place along `schema`; the error names the field path.
+fn convert(value: &mut Value, schema: &Value) -> Result<(), String> {
+    if value.is_null() {
+        return Ok(());
+    }
+    let kind = schema.get("type").and_then(Value::as_str).unwrap_or("");
+    if let Some(name) = schema.get("name").and_then(Value::as_str) {
+        if let Some(converted) = semantic(name, value, schema)? {
+            *value = converted;
+            return Ok(());
+        }
+    }
+    match kind {
+        "struct" => {
+            let (Some(object), Some(fields)) = (value.as_object_mut(), schema.get("fields").and_then(Value::as_array)) else {
+                return Ok(());
+            };
+            for field_schema in fields {
+                let Some(name) = field_schema.get("field").and_then(Value::as_str) else { continue };
+                if let Some(field) = object.get_mut(name) {
+                    convert(field, field_schema).map_err(|e| format!("{name}{}", dotted(&e)))?;
+                }
+            }
+        }
+        "array" => {
+            if let (Some(items), Some(item_schema)) = (value.as_array_mut(), schema.get("items")) {
+                for (i, item) in items.iter_mut().enumerate() {
+                    convert(item, item_schema).map_err(|e| format!("[{}]{}", i + 1, dotted(&e)))?;
+                }
+            }
+        }
+        // Connect's bytes travel as base64; PostgreSQL's bytea reads hex.
+        "bytes" => *value = Value::String(format!("\\x{}", hex(&base64_bytes(value)?))),
+        _ => {}
+    }
+    Ok(())
+}
+
+/// ": message" for a leaf's error, ".field…: message" or "[i]…" below it.
+fn dotted(inner: &str) -> String {
+    if inner.starts_with(':') || inner.starts_with('[') {
+        inner.to_string()
+    } else {
+        format!(".{inner}")
+    }
+}
+
+/// The value of a field of semantic type `name` as PostgreSQL input, or None for a
+/// type that needs nothing (strings such as ZonedTimestamp, Uuid, Enum).
+fn semantic(name: &str, value: &Value, schema: &Value) -> Result<Option<Value>, String> {
+    let text = |s: String| Ok(Some(Value::String(s)));
+    match name {
+        "io.debezium.time.Date" | "org.apache.kafka.connect.data.Date" => text(date(integer(value)?)?),
+        "io.debezium.time.Time" | "org.apache.kafka.connect.data.Time" => text(time_of_day(integer(value)?, 1_000_000)?),
+        "io.debezium.time.MicroTime" => text(time_of_day(integer(value)?, 1_000)?),
+        "io.debezium.time.NanoTime" => text(time_of_day(integer(value)?, 1)?),
+        "io.debezium.time.Timestamp" | "org.apache.kafka.connect.data.Timestamp" => {
+            text(timestamp(DateTime::from_timestamp_millis(integer(value)?))?)
+        }
+        "io.debezium.time.MicroTimestamp" => text(timestamp(DateTime::from_timestamp_micros(integer(value)?))?),
+        "io.debezium.time.NanoTimestamp" => text(timestamp(Some(DateTime::from_timestamp_nanos(integer(value)?)))?),
+        "org.apache.kafka.connect.data.Decimal" => {
+            // With decimal.handling.mode=string or double the value is no base64 text.
+            if !value.is_string() || schema.get("type").and_then(Value::as_str) != Some("bytes") {
+                return Ok(None);
+            }
+            let scale = schema
+                .get("parameters")
+                .and_then(|p| p.get("scale"))
+                .and_then(|s| s.as_str().map(str::to_string).or_else(|| s.as_i64().map(|n| n.to_string())))
+                .ok_or_else(|| ": a Decimal field's schema without parameters.scale".to_string())?;
+            let scale = scale.parse().map_err(|_| format!(": a Decimal field's scale \"{scale}\""))?;
+            Ok(Some(number(&decimal(&base64_bytes(value)?, scale))))
+        }
+        "io.debezium.data.VariableScaleDecimal" => {
+            let scale = value.get("scale").and_then(Value::as_i64).ok_or(": a VariableScaleDecimal without scale")?;
+            let bytes = base64_bytes(value.get("value").ok_or(": a VariableScaleDecimal without value")?)?;
+            Ok(Some(number(&decimal(&bytes, scale))))
+        }
+        "io.debezium.data.Json" => match value {
+            Value::String(json) => serde_json::from_str(json).map(Some).map_err(|e| format!(": a Json field that is not JSON ({e})")),
+            _ => Ok(None),
+        },
+        _ => Ok(None),
+    }
+}
+
+fn integer(value: &Value) -> Result<i64, String> {
+    value.as_i64().ok_or_else(|| format!(": {value} is not a whole number"))
+}
+
+fn base64_bytes(value: &Value) -> Result<Vec<u8>, String> {
+    let text = value.as_str().ok_or_else(|| format!(": {value} is not base64 text"))?;
+    BASE64.decode(text).map_err(|e| format!(": \"{text}\" is not base64 ({e})"))
+}
+
+/// A JSON number of decimal text (serde_json keeps its digits: arbitrary_precision).
+fn number(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))
+}
+
+fn date(days: i64) -> Result<String, String> {
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("a valid date");
+    TimeDelta::try_days(days)
+        .and_then(|d| epoch.checked_add_signed(d))
+        .map(|d| d.format("%Y-%m-%d").to_string())
+        .ok_or_else(|| format!(": {days} days from 1970-01-01 is out of range"))
+}
+
+/// A time of day from `count` units of `unit_nanos` nanoseconds since midnight.
+fn time_of_day(count: i64, unit_nanos: i64) -> Result<String, String> {
+    let nanos = count.checked_mul(unit_nanos).filter(|n| (0..86_400_000_000_000).contains(n));
+    nanos
+        .and_then(|n| NaiveTime::from_num_seconds_from_midnight_opt((n / 1_000_000_000) as u32, (n % 1_000_000_000) as u32))
+        .map(|t| t.format("%H:%M:%S%.f").to_string())
+        .ok_or_else(|| format!(": {count} is no time of day"))
+}
+
+fn timestamp(at: Option<DateTime<chrono::Utc>>) -> Result<String, String> {
+    at.map(|t| t.naive_utc().format("%Y-%m-%d %H:%M:%S%.f").to_string()).ok_or_else(|| ": a timestamp out of range".to_string())
+}
+
+/// The decimal text of the two's-complement big-endian integer `bytes` (Java's
+/// BigInteger.toByteArray, which Connect's Decimal holds) divided by 10^scale.
+fn decimal(bytes: &[u8], scale: i64) -> String {
+    let negative = bytes.first().is_some_and(|b| b & 0x80 != 0);
+    let mut magnitude: Vec<u8> = bytes.to_vec();
+    if negative {
+        // Two's complement: invert and add one.
+        for b in magnitude.iter_mut() {
+            *b = !*b;
+        }
+        for b in magnitude.iter_mut().rev() {
+            let (sum, carry) = b.overflowing_add(1);
+            *b = sum;
+            if !carry {
+                break;
+            }
+        }
+    }
+    let mut digits = Vec::new();
+    while magnitude.iter().any(|&b| b != 0) {
+        // Divide the base-256 number by 10, keeping the remainder as the next digit.
+        let mut remainder = 0u32;
+        for b in magnitude.iter_mut() {
+            let current = (remainder << 8) | u32::from(*b);
+            *b = (current / 10) as u8;
+            remainder = current % 10;
+        }
+        digits.push(char::from(b'0' + remainder as u8));
+    }
+    if digits.is_empty() {
+        digits.push('0');
+    }
+    let mut text: String = digits.iter().rev().collect();
+    if scale > 0 {
+        let scale = scale as usize;
+        if text.len() <= scale {
+            text = format!("{}{text}", "0".repeat(scale + 1 - text.len()));
+        }
+        text.insert(text.len() - scale, '.');
+    } else if scale < 0 {
+        text.push_str(&"0".repeat(scale.unsigned_abs() as usize));
+    }
+    if negative {
+        text.insert(0, '-');
+    }
+    text
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn field(name: &str, kind: &str, semantic: Option<&str>) -> Value {
+        let mut f = json!({"field": name, "type": kind, "optional": true});
+        if let Some(s) = semantic {
+            f["name"] = json!(s);
+        }
+        f
+    }
+
+    fn event(fields: Vec<Value>, after: Value) -> Value {
+        json!({
+            "schema": {"type": "struct", "name": "db.public.t.Envelope", "fields": [
+                {"field": "before", "type": "struct", "optional": true, "fields": fields.clone()},
+                {"field": "after", "type": "struct", "optional": true, "fields": fields},
+                {"field": "op", "type": "string"}
+            ]},
+            "payload": {"before": null, "after": after, "op": "c"}
+        })
+    }
+
+    #[test]
+    fn decimals_read_twos_complement_bytes_with_the_schemas_scale() {
+        // Java: new BigDecimal("1234.56").unscaledValue().toByteArray() = 0x01 0xE2 0x40.
+        assert_eq!(decimal(&[0x01, 0xE2, 0x40], 2), "1234.56");
+        assert_eq!(decimal(&[0xFE, 0x1D, 0xC0], 2), "-1234.56");
+        assert_eq!(decimal(&[0x00], 2), "0.00");
+        assert_eq!(decimal(&[0xFF], 3), "-0.001");
+        assert_eq!(decimal(&[0x05], 0), "5");
+        assert_eq!(decimal(&[0x05], -2), "500");
+        // 2^80 = 1208925819614629174706176, beyond 64 bits.
+        let mut big = vec![0x01];
+        big.extend([0u8; 10]);
+        assert_eq!(decimal(&big, 4), "120892581961462917470.6176");
+        // Every bigint round-trips through its minimal two's-complement bytes.
+        for n in [i64::MIN, -129, -128, -1, 1, 127, 128, 255, 256, 99_999_999, i64::MAX] {
+            let bytes = n.to_be_bytes();
+            let skip = (0..7).take_while(|&i| (bytes[i] == 0 && bytes[i + 1] < 0x80) || (bytes[i] == 0xFF && bytes[i + 1] >= 0x80)).count();
+            assert_eq!(decimal(&bytes[skip..], 0), n.to_string(), "{n}");
+        }
+    }
+
+    #[test]
+    fn times_and_dates_from_their_counts() {
+        assert_eq!(date(0).unwrap(), "1970-01-01");
+        assert_eq!(date(3652).unwrap(), "1980-01-01");
+        assert_eq!(date(-1).unwrap(), "1969-12-31");
+        assert!(date(i64::MAX).is_err());
+        assert_eq!(time_of_day(45_296_789, 1_000_000).unwrap(), "12:34:56.789");
+        assert_eq!(time_of_day(45_296_789_012, 1_000).unwrap(), "12:34:56.789012");
+        assert!(time_of_day(86_400_000, 1_000_000).is_err());
+        assert_eq!(timestamp(DateTime::from_timestamp_micros(1_700_000_000_123_456)).unwrap(), "2023-11-14 22:13:20.123456");
+        assert_eq!(timestamp(DateTime::from_timestamp_micros(-1)).unwrap(), "1969-12-31 23:59:59.999999");
+    }
+
+    #[test]
+    fn rows_convert_along_the_envelopes_schema() {
+        let fields = vec![
+            field("id", "int32", None),
+            field("born", "int32", Some("io.debezium.time.Date")),
+            field("seen", "int64", Some("io.debezium.time.MicroTimestamp")),
+            field("zoned", "string", Some("io.debezium.time.ZonedTimestamp")),
+            json!({"field": "price", "type": "bytes", "optional": true, "name": "org.apache.kafka.connect.data.Decimal",
+                   "parameters": {"scale": "2", "connect.decimal.precision": "10"}}),
+            field("doc", "string", Some("io.debezium.data.Json")),
+            field("raw", "bytes", None),
+            field("flag", "boolean", None),
+            json!({"field": "days", "type": "array", "optional": true, "items": {"type": "int32", "name": "io.debezium.time.Date"}}),
+        ];
+        let converted = payload(&event(
+            fields,
+            json!({"id": 7, "born": 3653, "seen": 1_700_000_000_123_456i64, "zoned": "2023-11-14T22:13:20.5Z",
+                   "price": "/h3A", "doc": "{\"a\": [1, 2]}", "raw": "AQL/", "flag": true, "days": [0, 1]}),
+        ))
+        .unwrap();
+        assert_eq!(
+            converted["after"],
+            json!({"id": 7, "born": "1980-01-02", "seen": "2023-11-14 22:13:20.123456", "zoned": "2023-11-14T22:13:20.5Z",
+                   "price": serde_json::from_str::<Value>("-1234.56").unwrap(), "doc": {"a": [1, 2]}, "raw": "\\x0102ff",
+                   "flag": true, "days": ["1970-01-01", "1970-01-02"]})
+        );
+        assert_eq!(converted["before"], Value::Null);
+        assert_eq!(converted["op"], "c");
+    }
+
+    #[test]
+    fn values_without_semantic_types_or_schemas_stay() {
+        // decimal.handling.mode=string: a Decimal-free string field.
+        let plain = payload(&event(vec![field("price", "string", None)], json!({"price": "12.50"}))).unwrap();
+        assert_eq!(plain["after"]["price"], "12.50");
+        let no_schema = json!({"schema": {"type": "struct"}, "payload": {"op": "c", "after": {"d": 3653}}});
+        assert_eq!(payload(&no_schema).unwrap()["after"]["d"], 3653);
+    }
+
+    #[test]
+    fn a_bad_value_names_its_field() {
+        let bad = event(vec![json!({"field": "price", "type": "bytes", "name": "org.apache.kafka.connect.data.Decimal",
+                                    "parameters": {"scale": "2"}})], json!({"price": "not base64!"}));
+        let error = payload(&bad).unwrap_err();
+        assert!(error.starts_with("after.price: \"not base64!\" is not base64"), "{error}");
+    }
+}
