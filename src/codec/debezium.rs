@@ -60,8 +60,9 @@ fn convert(value: &mut Value, schema: &Value) -> Result<(), String> {
                 }
             }
         }
-        // Connect's bytes travel as base64; PostgreSQL's bytea reads hex.
-        "bytes" => *value = Value::String(format!("\\x{}", hex(&base64_bytes(value)?))),
+        // Connect's plain bytes travel as base64; PostgreSQL's bytea reads hex. Named
+        // ones (io.debezium.data.Bits, say) stay as they are.
+        "bytes" if schema.get("name").is_none() => *value = Value::String(format!("\\x{}", hex(&base64_bytes(value)?))),
         _ => {}
     }
     Ok(())
