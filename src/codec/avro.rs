@@ -241,7 +241,7 @@ mod tests {
     use num_bigint::BigInt;
     use serde_json::Value as Json;
 
-    use crate::codec::avro_datum::decimal_text;
+    use crate::codec::text::decimal_text;
     use crate::codec::wire::WriterSchema;
 
     const SCHEMA: &str = r#"{
@@ -790,7 +790,7 @@ mod tests {
         use num_bigint::BigInt;
         use serde_json::{Map, Value as Json};
 
-        use crate::codec::avro_datum::decimal_text;
+        use crate::codec::text::decimal_text;
         use crate::codec::json::JsonPath;
         use crate::codec::text::{self, bytea_text, date_text, float_text, json_float, time_text, timestamp_text};
 

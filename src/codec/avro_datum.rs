@@ -19,7 +19,7 @@ use apache_avro::{BigDecimal, Uuid};
 use num_bigint::BigInt;
 use serde_json::Value as Json;
 
-use super::text::{self, bytea_text, date_text, float_text, json_float, time_text, timestamp_text};
+use super::text::{self, bytea_text, date_text, decimal_text, float_text, json_float, time_text, timestamp_text};
 
 /// An index into a plan's nodes.
 pub(super) type NodeId = usize;
@@ -526,18 +526,6 @@ impl<'a> Scalar<'a> {
             }
         })
     }
-}
-
-/// The exact decimal text of `unscaled` × 10^-`scale`.
-pub(super) fn decimal_text(unscaled: &BigInt, scale: usize) -> String {
-    let digits = unscaled.magnitude().to_string();
-    let sign = if unscaled.sign() == num_bigint::Sign::Minus { "-" } else { "" };
-    if scale == 0 {
-        return format!("{sign}{digits}");
-    }
-    let padded = format!("{digits:0>width$}", width = scale + 1);
-    let (whole, fraction) = padded.split_at(padded.len() - scale);
-    format!("{sign}{whole}.{fraction}")
 }
 
 /// The bytes of a message not read yet.

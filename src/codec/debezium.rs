@@ -8,8 +8,11 @@
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
-use chrono::{DateTime, NaiveDate, NaiveTime, TimeDelta};
+use chrono::DateTime;
+use num_bigint::BigInt;
 use serde_json::Value;
+
+use super::text;
 
 /// The event's payload with its `before` and `after` rows converted along the schema.
 /// An event without a usable schema gives its payload unchanged.
@@ -62,7 +65,7 @@ fn convert(value: &mut Value, schema: &Value) -> Result<(), String> {
         }
         // Connect's plain bytes travel as base64; PostgreSQL's bytea reads hex. Named
         // ones (io.debezium.data.Bits, say) stay as they are.
-        "bytes" if schema.get("name").is_none() => *value = Value::String(format!("\\x{}", hex(&base64_bytes(value)?))),
+        "bytes" if schema.get("name").is_none() => *value = Value::String(text::bytea_text(&base64_bytes(value)?)),
         _ => {}
     }
     Ok(())
@@ -86,11 +89,9 @@ fn semantic(name: &str, value: &Value, schema: &Value) -> Result<Option<Value>, 
         "io.debezium.time.Time" | "org.apache.kafka.connect.data.Time" => text(time_of_day(integer(value)?, 1_000_000)?),
         "io.debezium.time.MicroTime" => text(time_of_day(integer(value)?, 1_000)?),
         "io.debezium.time.NanoTime" => text(time_of_day(integer(value)?, 1)?),
-        "io.debezium.time.Timestamp" | "org.apache.kafka.connect.data.Timestamp" => {
-            text(timestamp(DateTime::from_timestamp_millis(integer(value)?))?)
-        }
-        "io.debezium.time.MicroTimestamp" => text(timestamp(DateTime::from_timestamp_micros(integer(value)?))?),
-        "io.debezium.time.NanoTimestamp" => text(timestamp(Some(DateTime::from_timestamp_nanos(integer(value)?)))?),
+        "io.debezium.time.Timestamp" | "org.apache.kafka.connect.data.Timestamp" => text(timestamp(integer(value)?, 1_000_000)?),
+        "io.debezium.time.MicroTimestamp" => text(timestamp(integer(value)?, 1_000)?),
+        "io.debezium.time.NanoTimestamp" => text(timestamp(integer(value)?, 1)?),
         "org.apache.kafka.connect.data.Decimal" => {
             // With decimal.handling.mode=string or double the value is no base64 text.
             if !value.is_string() || schema.get("type").and_then(Value::as_str) != Some("bytes") {
@@ -132,76 +133,43 @@ fn number(text: &str) -> Value {
 }
 
 fn date(days: i64) -> Result<String, String> {
-    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("a valid date");
-    TimeDelta::try_days(days)
-        .and_then(|d| epoch.checked_add_signed(d))
-        .map(|d| d.format("%Y-%m-%d").to_string())
-        .ok_or_else(|| format!(": {days} days from 1970-01-01 is out of range"))
+    i32::try_from(days).map(text::date_text).map_err(|_| format!(": {days} days from 1970-01-01 is out of range"))
+}
+
+/// A count of `unit_nanos`-nanosecond units as microseconds, rounded half to even as
+/// PostgreSQL rounds the fraction of a second beyond six digits.
+fn micros(count: i64, unit_nanos: i64) -> Option<i64> {
+    let nanos = i128::from(count) * i128::from(unit_nanos);
+    let (whole, rest) = (nanos.div_euclid(1000), nanos.rem_euclid(1000));
+    let rounded = if rest > 500 || (rest == 500 && whole % 2 != 0) { whole + 1 } else { whole };
+    i64::try_from(rounded).ok()
 }
 
 /// A time of day from `count` units of `unit_nanos` nanoseconds since midnight.
 fn time_of_day(count: i64, unit_nanos: i64) -> Result<String, String> {
-    let nanos = count.checked_mul(unit_nanos).filter(|n| (0..86_400_000_000_000).contains(n));
-    nanos
-        .and_then(|n| NaiveTime::from_num_seconds_from_midnight_opt((n / 1_000_000_000) as u32, (n % 1_000_000_000) as u32))
-        .map(|t| t.format("%H:%M:%S%.f").to_string())
+    micros(count, unit_nanos)
+        .filter(|m| (0..86_400_000_000).contains(m))
+        .map(text::time_text)
         .ok_or_else(|| format!(": {count} is no time of day"))
 }
 
-fn timestamp(at: Option<DateTime<chrono::Utc>>) -> Result<String, String> {
-    at.map(|t| t.naive_utc().format("%Y-%m-%d %H:%M:%S%.f").to_string()).ok_or_else(|| ": a timestamp out of range".to_string())
+/// A timestamp (without time zone) from `count` units of `unit_nanos` nanoseconds since
+/// 1970-01-01 00:00 UTC.
+fn timestamp(count: i64, unit_nanos: i64) -> Result<String, String> {
+    micros(count, unit_nanos)
+        .filter(|&m| DateTime::from_timestamp_micros(m).is_some())
+        .map(|m| text::timestamp_text(m, false))
+        .ok_or_else(|| ": a timestamp out of range".to_string())
 }
 
 /// The decimal text of the two's-complement big-endian integer `bytes` (Java's
 /// BigInteger.toByteArray, which Connect's Decimal holds) divided by 10^scale.
 fn decimal(bytes: &[u8], scale: i64) -> String {
-    let negative = bytes.first().is_some_and(|b| b & 0x80 != 0);
-    let mut magnitude: Vec<u8> = bytes.to_vec();
-    if negative {
-        // Two's complement: invert and add one.
-        for b in magnitude.iter_mut() {
-            *b = !*b;
-        }
-        for b in magnitude.iter_mut().rev() {
-            let (sum, carry) = b.overflowing_add(1);
-            *b = sum;
-            if !carry {
-                break;
-            }
-        }
+    let unscaled = BigInt::from_signed_bytes_be(bytes);
+    match usize::try_from(scale) {
+        Ok(scale) => text::decimal_text(&unscaled, scale),
+        Err(_) => text::decimal_text(&(unscaled * BigInt::from(10).pow(scale.unsigned_abs() as u32)), 0),
     }
-    let mut digits = Vec::new();
-    while magnitude.iter().any(|&b| b != 0) {
-        // Divide the base-256 number by 10, keeping the remainder as the next digit.
-        let mut remainder = 0u32;
-        for b in magnitude.iter_mut() {
-            let current = (remainder << 8) | u32::from(*b);
-            *b = (current / 10) as u8;
-            remainder = current % 10;
-        }
-        digits.push(char::from(b'0' + remainder as u8));
-    }
-    if digits.is_empty() {
-        digits.push('0');
-    }
-    let mut text: String = digits.iter().rev().collect();
-    if scale > 0 {
-        let scale = scale as usize;
-        if text.len() <= scale {
-            text = format!("{}{text}", "0".repeat(scale + 1 - text.len()));
-        }
-        text.insert(text.len() - scale, '.');
-    } else if scale < 0 {
-        text.push_str(&"0".repeat(scale.unsigned_abs() as usize));
-    }
-    if negative {
-        text.insert(0, '-');
-    }
-    text
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
@@ -255,11 +223,15 @@ mod tests {
         assert_eq!(date(3652).unwrap(), "1980-01-01");
         assert_eq!(date(-1).unwrap(), "1969-12-31");
         assert!(date(i64::MAX).is_err());
-        assert_eq!(time_of_day(45_296_789, 1_000_000).unwrap(), "12:34:56.789");
+        assert_eq!(time_of_day(45_296_789, 1_000_000).unwrap(), "12:34:56.789000");
+        assert_eq!(time_of_day(45_296_789_012_500, 1).unwrap(), "12:34:56.789012");
+        assert_eq!(time_of_day(45_296_789_013_500, 1).unwrap(), "12:34:56.789014");
         assert_eq!(time_of_day(45_296_789_012, 1_000).unwrap(), "12:34:56.789012");
         assert!(time_of_day(86_400_000, 1_000_000).is_err());
-        assert_eq!(timestamp(DateTime::from_timestamp_micros(1_700_000_000_123_456)).unwrap(), "2023-11-14 22:13:20.123456");
-        assert_eq!(timestamp(DateTime::from_timestamp_micros(-1)).unwrap(), "1969-12-31 23:59:59.999999");
+        assert_eq!(timestamp(1_700_000_000_123_456, 1_000).unwrap(), "2023-11-14 22:13:20.123456");
+        assert_eq!(timestamp(-1, 1_000).unwrap(), "1969-12-31 23:59:59.999999");
+        assert_eq!(timestamp(1_700_000_000_123, 1_000_000).unwrap(), "2023-11-14 22:13:20.123000");
+        assert!(timestamp(i64::MAX, 1_000_000).is_err());
     }
 
     #[test]

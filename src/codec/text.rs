@@ -6,6 +6,7 @@
 use std::fmt::Write;
 
 use chrono::{DateTime, NaiveDate};
+use num_bigint::{BigInt, Sign};
 use serde_json::{Number, Value as Json};
 
 pub fn json_float(x: f64) -> Json {
@@ -28,6 +29,18 @@ pub fn bytea_text(bytes: &[u8]) -> String {
         let _ = write!(text, "{byte:02x}");
     }
     text
+}
+
+/// The exact decimal text of `unscaled` × 10^-`scale`.
+pub fn decimal_text(unscaled: &BigInt, scale: usize) -> String {
+    let digits = unscaled.magnitude().to_string();
+    let sign = if unscaled.sign() == Sign::Minus { "-" } else { "" };
+    if scale == 0 {
+        return format!("{sign}{digits}");
+    }
+    let padded = format!("{digits:0>width$}", width = scale + 1);
+    let (whole, fraction) = padded.split_at(padded.len() - scale);
+    format!("{sign}{whole}.{fraction}")
 }
 
 /// Days since 1970-01-01.
