@@ -164,7 +164,8 @@ SELECT kafka_fdw.schedule('quick', '1 seconds', 'SELECT 1') IS NOT NULL AS sched
 SELECT wait_for_runs('slow') AS cancelled, wait_for_runs('quick', 2) AS quick_ran;
 SELECT status, return_message FROM kafka_fdw.task_run_details WHERE task = 'slow' ORDER BY runid LIMIT 1;
 SELECT kafka_fdw.schedule('slow', '1 seconds', 'SELECT pg_sleep(60)', time_limit => '0') IS NOT NULL AS no_limit;
-SELECT wait_for('(SELECT count(*) = 1 FROM kafka_fdw.task_run_details WHERE task = ''slow'' AND status = ''running'')') AS running;
+-- (claimed by its worker: the scheduler records a run as running before its worker starts)
+SELECT wait_for('(SELECT count(*) = 1 FROM kafka_fdw.task_run_details WHERE task = ''slow'' AND status = ''running'' AND pid IS NOT NULL)') AS running;
 SELECT clock_timestamp() AS before_unschedule \gset
 SELECT kafka_fdw.unschedule('slow'), kafka_fdw.unschedule('quick');
 SELECT clock_timestamp() - :'before_unschedule' < interval '5 seconds' AS did_not_wait,
