@@ -14,7 +14,10 @@ use crate::codec::{debezium, ColumnType};
 use crate::error::{ErrorKind, FdwError};
 use crate::options::layout::ColumnSource;
 use crate::options::{MetaColumn, OnError};
+use crate::pg::catalog::ForeignTableDef;
 use crate::pg::errors::{raise, OrInternal, OrRaise};
+use crate::pg::row_errors::{self, MessageAt};
+use crate::pg::subtransaction;
 use crate::plan::changes::{self, ChangePlan, Column, ImportMode, PrimaryKey, Problem, SourceShape, TargetShape};
 
 /// Name, type and attribute number of each live column of a relation (generated
@@ -79,8 +82,8 @@ fn qualified_name(relation: &PgRelation) -> String {
     quote_qualified_identifier(relation.namespace(), relation.name())
 }
 
-/// The plan of an import in `mode` (not append), and the source's topic.
-fn change_plan(source: &PgRelation, target: &PgRelation, columns: Option<Vec<String>>, mode: ImportMode) -> (ChangePlan, String) {
+/// The plan of an import in `mode` (not append), and the source's definition.
+fn change_plan(source: &PgRelation, target: &PgRelation, columns: Option<Vec<String>>, mode: ImportMode) -> (ChangePlan, ForeignTableDef) {
     let definition = kafka_table(source);
     if definition.table.on_error == OnError::Null || definition.layout.has_junk_columns() {
         raise(
@@ -120,7 +123,7 @@ fn change_plan(source: &PgRelation, target: &PgRelation, columns: Option<Vec<Str
         primary_key: primary_key(target.oid()),
     };
     let plan = ChangePlan::new(mode, shape, &target_shape, columns.as_deref()).or_raise();
-    (plan, definition.table.topic)
+    (plan, definition)
 }
 
 /// Checks that `source` can be imported into `target` in `mode` (the target's key, the
@@ -142,21 +145,34 @@ fn check_import_mode(source: PgRelation, target: PgRelation, columns: Option<Vec
 #[search_path(pg_catalog, pg_temp)]
 fn apply_changes(source: PgRelation, target: PgRelation, columns: Option<Vec<String>>, mode: &str, batch: &str) -> i64 {
     let mode = ImportMode::parse(mode).or_raise();
-    let (plan, topic) = change_plan(&source, &target, columns, mode);
-    let (changed, partition, offset, problem) = Spi::connect_mut(|client| {
-        let mut rows = client.update(&plan.statement(batch), None, &[])?;
-        let row = rows.next().ok_or(pgrx::spi::Error::InvalidPosition)?;
-        Ok::<_, pgrx::spi::Error>((
-            row.get::<i64>(1)?.unwrap_or_default(),
-            row.get::<i32>(2)?,
-            row.get::<i64>(3)?,
-            row.get::<String>(4)?,
-        ))
-    })
-    .or_internal("could not apply a batch of changes");
+    let (plan, definition) = change_plan(&source, &target, columns, mode);
+    row_errors::forget();
+    let applied = subtransaction::attempt(|| {
+        Spi::connect_mut(|client| {
+            let mut rows = client.update(&plan.statement(batch), None, &[])?;
+            let row = rows.next().ok_or(pgrx::spi::Error::InvalidPosition)?;
+            Ok::<_, pgrx::spi::Error>((
+                row.get::<i64>(1)?.unwrap_or_default(),
+                row.get::<i32>(2)?,
+                row.get::<i64>(3)?,
+                row.get::<String>(4)?,
+            ))
+        })
+        .or_internal("could not apply a batch of changes")
+    });
+    // A value the statement refused converting a message's row: the column is the first
+    // whose conversion fails alone.
+    let first_refused_column = |at: MessageAt| {
+        plan.conversion_probes(at.partition, at.offset)
+            .into_iter()
+            .find(|(_, probe)| subtransaction::attempt(|| Spi::run(probe)).is_err())
+            .and_then(|(column, _)| column)
+    };
+    let (changed, partition, offset, problem) =
+        applied.unwrap_or_else(|report| row_errors::raise_naming_the_message(report, first_refused_column));
     if let (Some(partition), Some(offset), Some(code)) = (partition, offset, problem) {
         let problem = Problem::from_code(&code).unwrap_or(Problem::NotAnEvent);
-        raise(plan.problem_error(mode, problem, &topic, partition, offset));
+        raise(plan.problem_error(mode, problem, &definition.table.topic, partition, offset));
     }
     changed
 }

@@ -153,6 +153,17 @@ pub fn malformed_message(position: &MessagePosition<'_>, reason: &str, payload: 
         .with_detail(format!("{}. Message: {}", capitalized(reason.trim_end_matches('.')), excerpt(payload)))
 }
 
+/// The error of a message holding a value that a column's type refuses (`cause`: the
+/// type's own words, as PostgreSQL's input function or cast said them), naming the column
+/// where it is known.
+pub fn invalid_value(kind: ErrorKind, position: &MessagePosition<'_>, column: Option<&str>, cause: &str, payload: &[u8]) -> FdwError {
+    let detail = match column {
+        Some(column) => format!("Column \"{column}\": {cause}. Message: {}", excerpt(payload)),
+        None => format!("{}. Message: {}", capitalized(cause), excerpt(payload)),
+    };
+    FdwError::new(kind, format!("invalid value in Kafka message at {}", position.describe())).with_detail(detail)
+}
+
 /// The error of a message whose fields do not match the table's data columns (under the
 /// table option strict, or an extra field with junk columns).
 pub fn mismatched_message(position: &MessagePosition<'_>, mismatch: &Mismatch, payload: &[u8]) -> FdwError {

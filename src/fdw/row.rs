@@ -20,15 +20,15 @@
 use std::ffi::c_char;
 
 use pgrx::pg_sys;
-use pgrx::pg_sys::panic::CaughtError;
-use pgrx::{IntoDatum, JsonB, PgTryBuilder};
+use pgrx::{IntoDatum, JsonB};
 use rdkafka::message::Headers;
 use rdkafka::Message;
 
 use crate::pg::catalog::ForeignTableDef;
 use crate::pg::clients::{self, MessagePart};
 use crate::pg::compat;
-use crate::codec::{excerpt, malformed_message, mismatched_message, MessagePosition, PayloadDecoder};
+use crate::pg::subtransaction;
+use crate::codec::{excerpt, invalid_value, malformed_message, mismatched_message, MessagePosition, PayloadDecoder};
 use crate::error::{capitalized, ErrorKind, FdwError};
 use crate::codec::{ColumnType, Decoded, FieldDef, Format};
 use crate::options::layout::ColumnSource;
@@ -439,10 +439,7 @@ fn convert(
         if on_error != OnError::Error {
             return Err(cause);
         }
-        raise(
-            FdwError::new(kind, format!("invalid value in Kafka message at {}", position.describe()))
-                .with_detail(format!("Column \"{}\": {cause}. Message: {}", input.field.name, excerpt(payload))),
-        )
+        raise(invalid_value(kind, position, Some(&input.field.name), &cause, payload))
     };
     if let Err(error) = std::str::from_utf8(text) {
         return fail(ErrorKind::CharacterNotInRepertoire, format!("invalid UTF-8: {error}"));
@@ -461,35 +458,10 @@ fn convert(
     // Under on_error 'error' a caught ERROR is raised again at once, and the abort that
     // follows releases whatever the function held.
     let converted = if on_error == OnError::Error || input.self_contained {
-        catch_error(call)
+        subtransaction::catch_error(call)
     } else {
-        in_subtransaction(call)
-    };
-    converted.or_else(|(code, cause)| fail(code, cause))
-}
-
-/// An ERROR raised by `run`, as SQLSTATE and message; other panics go on unwinding.
-fn catch_error<T>(run: impl FnOnce() -> T) -> Result<T, (ErrorKind, String)> {
-    // Unwind safety: after a caught ERROR nothing `run` touched is used again.
-    PgTryBuilder::new(std::panic::AssertUnwindSafe(|| Ok(run())))
-        .catch_others(|caught| match &caught {
-            CaughtError::PostgresError(report) | CaughtError::ErrorReport(report) => {
-                Err((reported_kind(report.sql_error_code()), report.message().to_string()))
-            }
-            CaughtError::RustPanic { .. } => caught.rethrow(),
-        })
-        .execute()
-}
-
-/// Runs `run` in an internal subtransaction, which is rolled back if it raises, as
-/// PL/pgSQL's EXCEPTION blocks and PL/Python's subtransactions do. `run` allocates in the
-/// caller's memory context either way.
-fn in_subtransaction<T>(run: impl FnOnce() -> T) -> Result<T, (ErrorKind, String)> {
-    // SAFETY: the sequence of PostgreSQL's PLy_spi_subtransaction_begin/commit/abort. The
-    // subtransaction begins and ends here; the caller's memory context and resource owner
-    // are restored on both paths (pgrx has copied and flushed the error before the abort).
-    unsafe {
-        if pg_sys::IsInParallelMode() {
+        // SAFETY: reads a backend global.
+        if unsafe { pg_sys::IsInParallelMode() } {
             // Only when another part of the query runs in parallel: such scans themselves
             // are not parallel-safe (converts_in_subtransactions).
             raise(
@@ -498,18 +470,7 @@ fn in_subtransaction<T>(run: impl FnOnce() -> T) -> Result<T, (ErrorKind, String
                     .with_hint("SET max_parallel_workers_per_gather = 0 for this query."),
             );
         }
-        let memory_context = pg_sys::CurrentMemoryContext;
-        let resource_owner = pg_sys::CurrentResourceOwner;
-        pg_sys::BeginInternalSubTransaction(std::ptr::null());
-        pg_sys::MemoryContextSwitchTo(memory_context);
-        let result = catch_error(run);
-        if result.is_ok() {
-            pg_sys::ReleaseCurrentSubTransaction();
-        } else {
-            pg_sys::RollbackAndReleaseCurrentSubTransaction();
-        }
-        pg_sys::MemoryContextSwitchTo(memory_context);
-        pg_sys::CurrentResourceOwner = resource_owner;
-        result
-    }
+        subtransaction::attempt(call)
+    };
+    converted.or_else(|report| fail(reported_kind(report.sql_error_code()), report.message().to_string()))
 }

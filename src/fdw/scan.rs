@@ -11,9 +11,11 @@ use std::ffi::{c_int, c_void, CString};
 use std::time::{Duration, Instant};
 
 use pgrx::{pg_guard, pg_sys, PgList, PgMemoryContexts};
+use rdkafka::Message;
 
 use crate::pg::catalog::{self, ForeignTableDef};
 use crate::pg::compat;
+use crate::pg::row_errors::{self, MessageAt};
 use crate::pg::clients::{PooledConsumer, TopicClient};
 use crate::error::FdwResult;
 use crate::kafka::{self, Backwards, RangeReader, ReadRange, Watermarks};
@@ -460,7 +462,9 @@ pub unsafe extern "C-unwind" fn iterate_foreign_scan(node: *mut pg_sys::ForeignS
         let slot = (*node).ss.ss_ScanTupleSlot;
         pg_sys::ExecClearTuple(slot);
         let state = scan_state(node);
+        let relid = (*(*node).ss.ss_currentRelation).rd_id;
         if state.reader.is_none() {
+            row_errors::forget();
             return slot;
         }
         if state.queue.is_none() {
@@ -470,21 +474,27 @@ pub unsafe extern "C-unwind" fn iterate_foreign_scan(node: *mut pg_sys::ForeignS
             let reader = state.reader.as_mut().expect("checked above");
             while let Some(message) = backwards.next(reader).or_raise() {
                 if state.row.fill(slot, &message) == Outcome::Row {
+                    row_errors::returned(MessageAt { table: relid, partition: message.partition(), offset: message.offset() });
                     pg_sys::ExecStoreVirtualTuple(slot);
                     return slot;
                 }
             }
+            row_errors::forget();
             return slot;
         }
         let reader = state.reader.as_mut().expect("checked above");
         loop {
             if reader.is_finished() {
                 // A parallel participant takes the next unit nobody has claimed yet.
-                let Some(unit) = state.queue.and_then(|queue| (*queue).claim()) else { return slot };
+                let Some(unit) = state.queue.and_then(|queue| (*queue).claim()) else {
+                    row_errors::forget();
+                    return slot;
+                };
                 reader.restart(&[unit]).or_raise();
             }
             if let Some(message) = reader.next_message().or_raise() {
                 if state.row.fill(slot, &message) == Outcome::Row {
+                    row_errors::returned(MessageAt { table: relid, partition: message.partition(), offset: message.offset() });
                     pg_sys::ExecStoreVirtualTuple(slot);
                     return slot;
                 }

@@ -13,6 +13,7 @@ use std::time::Instant;
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::{pg_guard, pg_sys};
 use rdkafka::producer::Producer;
+use rdkafka::Message;
 
 use crate::codec::avro::{AvroSchema, WriterSchemas};
 use crate::codec::avro_encode::{self, AvroEncoder};
@@ -24,7 +25,7 @@ use crate::codec::cache::SchemaCache;
 use crate::codec::wire::{CompiledSchema, SchemaById, WriterSchema};
 use crate::error::{capitalized, ErrorKind, FdwError, FdwResult};
 use crate::kafka::registry::{self, RegisteredSchema, RegistrySettings};
-use crate::kafka::{self, ClientSettings, IsolationLevel, KafkaConsumer, KafkaProducer, RangeReader, Watermarks};
+use crate::kafka::{self, ClientSettings, IsolationLevel, KafkaConsumer, KafkaProducer, RangeReader, ReadRange, Watermarks};
 use crate::options::{self, ServerOptions};
 use crate::pg::transactions;
 use crate::pg::catalog::{self, ForeignTableDef};
@@ -152,6 +153,19 @@ impl TopicClient {
     /// Low and high watermarks of every partition of the topic.
     pub fn all_watermarks(&self) -> Vec<Watermarks> {
         kafka::watermarks(self.consumer.client(), &self.settings, &self.topic, &self.partitions()).or_raise()
+    }
+
+    /// The value of the topic's message at `partition` and `offset`, read again for an
+    /// error's detail (empty if it can't be read).
+    pub fn payload_at(&self, partition: i32, offset: i64) -> Vec<u8> {
+        let range = ReadRange { partition, start: offset, end: offset + 1 };
+        let Ok(mut reader) = RangeReader::new(self.consumer.client(), self.settings.clone(), &self.topic, &[range]) else {
+            return Vec::new();
+        };
+        match reader.next_message() {
+            Ok(Some(message)) => message.payload().unwrap_or_default().to_vec(),
+            _ => Vec::new(),
+        }
     }
 
     /// A reader of the topic, reading nothing until given ranges.

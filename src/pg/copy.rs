@@ -32,20 +32,22 @@ use std::panic::AssertUnwindSafe;
 
 use pgrx::pg_sys::panic::{CaughtError, ErrorReportWithLevel};
 use rdkafka::Message;
-use pgrx::{PgSqlErrorCode, PgTryBuilder};
+use pgrx::PgTryBuilder;
 
 use crate::codec::csv::{self, CopyLines, LineError};
-use crate::codec::{excerpt, malformed_message, mismatched_message, FieldDef, MessagePosition};
-use crate::error::{capitalized, ErrorKind, FdwError};
+use crate::codec::{malformed_message, mismatched_message, FieldDef, MessagePosition};
+use crate::error::{ErrorKind, FdwError};
 use crate::kafka::{self, ClientSettings, KafkaConsumer, RangeReader, POLL_SLICE};
 use crate::kafka::ReadRange;
 use crate::options::layout::ColumnSource;
 use crate::options::{MetaColumn, OnError};
-use crate::pg::catalog::ForeignTableDef;
+use crate::pg::catalog::{self, ForeignTableDef};
 use crate::pg::clients::{check_interrupts, TopicClient};
 use crate::pg::compat::{self, CopyFromStatePrefix};
-use crate::pg::errors::{raise, reported_kind, OrInternal, OrRaise};
+use crate::pg::errors::{raise, OrInternal, OrRaise};
 use crate::pg::privileges::{self, Columns};
+use crate::pg::row_errors::{self, RefusedRow};
+use crate::pg::subtransaction;
 
 /// How the rows of one call went in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,7 +103,11 @@ pub fn insert_query_rows(target: &PgRelation, columns: &[String], query: &str) -
                 quote_qualified_identifier(target.namespace(), target.name()),
                 quoted.join(", ")
             );
-            let inserted = client.update(&insert, None, &[]).or_internal("could not insert the rows").len();
+            row_errors::forget();
+            // An ERROR about a row (a cast, a constraint) names the message the scan was at.
+            let inserted = subtransaction::attempt(|| Spi::connect_mut(|client| client.update(&insert, None, &[]).map(|rows| rows.len())))
+                .unwrap_or_else(|report| row_errors::raise_naming_the_message(report, |_| None))
+                .or_internal("could not insert the rows");
             return (inserted as u64, InsertPath::Insert(why));
         }
         // SAFETY: the relation is open and locked; the portal is open, its columns
@@ -194,6 +200,12 @@ struct Renderer {
     rendered: Vec<u8>,
     /// The send functions' results, reset after each row.
     scratch: pg_sys::MemoryContext,
+    /// Per row rendered, the partition and offset of the message a Kafka scan was at
+    /// (see row_errors), to name it in an ERROR about the row's line.
+    rows: Vec<Option<(i32, i64)>>,
+    /// The foreign table of those messages, with its topic's client: looked up at its
+    /// first row, while nothing has failed.
+    messages_of: Option<(pg_sys::Oid, ForeignTableDef, TopicClient)>,
 }
 
 /// What the data source callback reads from.
@@ -311,13 +323,25 @@ unsafe fn copy_from_portal(target: &PgRelation, columns: &[String], portal: pg_s
             rDestroy: Some(render_nothing_at_end),
             mydest: pg_sys::CommandDest::DestNone,
         };
-        let renderer = Box::new(Renderer { receiver, senders, rendered: BINARY_HEADER.to_vec(), scratch });
+        let renderer =
+            Box::new(Renderer { receiver, senders, rendered: BINARY_HEADER.to_vec(), scratch, rows: Vec::new(), messages_of: None });
         let _guard = FeedGuard;
         FEED.with(|feed| *feed.borrow_mut() = Some(Feed { source: Source::Portal { portal, renderer }, read: 0, finished: false }));
         let state = begin_copy(target, columns, copy_options(&[(c"format", b"binary")]));
-        let inserted = pg_sys::CopyFrom(state);
-        pg_sys::EndCopyFrom(state);
-        inserted
+        match copy_from(state, target, true) {
+            Ok(inserted) => inserted,
+            Err(refused) => {
+                let messages_of = FEED.with(|feed| match feed.borrow_mut().take().map(|feed| feed.source) {
+                    Some(Source::Portal { renderer, .. }) => renderer.messages_of,
+                    _ => None,
+                });
+                let Some((_, definition, client)) = messages_of else {
+                    raise(FdwError::new(ErrorKind::Internal, "a failed COPY's row has a message but no table"))
+                };
+                let payload = client.payload_at(refused.partition, refused.offset);
+                raise(refused.error(&definition.table.topic, &payload))
+            }
+        }
     }
 }
 
@@ -386,9 +410,17 @@ impl Source {
 extern "C-unwind" fn render_row(slot: *mut pg_sys::TupleTableSlot, receiver: *mut pg_sys::DestReceiver) -> bool {
     // SAFETY: `receiver` is the first field of a live Renderer (copy_from_portal), and
     // `slot` a row of the portal's descriptor, whose values live until the next row; the
-    // send functions' results live in `scratch` until its reset below.
+    // send functions' results live in `scratch` until its reset below. A table a scan of
+    // the portal's query read is locked by it.
     unsafe {
         let renderer = &mut *receiver.cast::<Renderer>();
+        let message = row_errors::current();
+        renderer.rows.push(message.map(|m| (m.partition, m.offset)));
+        if let Some(message) = message.filter(|m| renderer.messages_of.as_ref().map(|(table, ..)| *table) != Some(m.table)) {
+            let definition = catalog::foreign_table_by_id(message.table);
+            let client = TopicClient::for_table(&definition);
+            renderer.messages_of = Some((message.table, definition, client));
+        }
         pg_sys::slot_getallattrs(slot);
         let count = renderer.senders.len();
         let values = std::slice::from_raw_parts((*slot).tts_values, count);
@@ -685,57 +717,20 @@ impl MessageLines {
 }
 
 /// Whether `state`, just begun by BeginCopyFrom on `relation` with [`feed_copy`], has
-/// the layout of [`CopyFromStatePrefix`]: its relation, data source and CSV mode where
-/// the prefix says.
+/// the layout of [`CopyFromStatePrefix`]: its relation, data source and format (binary,
+/// or CSV) where the prefix says.
 ///
 /// # Safety
 /// `state` is a live COPY FROM state.
-unsafe fn reads_copy_state(state: pg_sys::CopyFromState, relation: pg_sys::Relation) -> bool {
+unsafe fn reads_copy_state(state: pg_sys::CopyFromState, relation: pg_sys::Relation, binary: bool) -> bool {
     // SAFETY: the state is at least as large as the prefix in every build of the
     // PostgreSQL version built for.
     let prefix = unsafe { &*state.cast::<CopyFromStatePrefix>() };
     prefix.rel == relation
         && prefix.data_source_cb.map(|f| f as *const ()) == Some(feed_copy as *const ())
-        && prefix.opts.csv_mode
-        && !prefix.opts.binary
+        && prefix.opts.csv_mode != binary
+        && prefix.opts.binary == binary
         && prefix.filename.is_null()
-}
-
-/// An ERROR COPY raised at a line of a message: the message, and the error to raise
-/// once its value is read again for the detail.
-struct FailedAt {
-    partition: i32,
-    offset: i64,
-    /// The column whose input function failed, if it was one.
-    column: Option<String>,
-    code: PgSqlErrorCode,
-    message: String,
-    detail: Option<String>,
-    hint: Option<String>,
-}
-
-impl FailedAt {
-    /// The scan's error for a value a column's input function refused, or a bad
-    /// encoding; the error itself, naming the message in its detail, for a constraint.
-    fn error(self, topic: &str, payload: &[u8]) -> FdwError {
-        let position = MessagePosition { topic, partition: self.partition, offset: self.offset };
-        let kind = reported_kind(self.code);
-        let is_data_exception = (self.code as i32 & 0xfff) == (PgSqlErrorCode::ERRCODE_DATA_EXCEPTION as i32 & 0xfff);
-        match self.column {
-            Some(column) => FdwError::new(kind, format!("invalid value in Kafka message at {}", position.describe()))
-                .with_detail(format!("Column \"{column}\": {}. Message: {}", self.message, excerpt(payload))),
-            None if is_data_exception => FdwError::new(kind, format!("invalid value in Kafka message at {}", position.describe()))
-                .with_detail(format!("{}. Message: {}", capitalized(&self.message), excerpt(payload))),
-            None => {
-                let named = format!("Kafka message at {}: {}.", position.describe(), excerpt(payload));
-                let error = FdwError::new(kind, self.message).with_detail(self.detail.map_or(named.clone(), |detail| format!("{detail}\n{named}")));
-                match self.hint {
-                    Some(hint) => error.with_hint(hint),
-                    None => error,
-                }
-            }
-        }
-    }
 }
 
 /// Where `report`, an ERROR COPY raised about a row (a value, an encoding, a
@@ -746,7 +741,7 @@ impl FailedAt {
 /// # Safety
 /// `state` is the state of the COPY that failed, whose prefix [`reads_copy_state`]
 /// recognized.
-unsafe fn failed_at(state: pg_sys::CopyFromState, report: &ErrorReportWithLevel) -> Option<FailedAt> {
+unsafe fn failed_at(state: pg_sys::CopyFromState, report: &ErrorReportWithLevel) -> Option<RefusedRow> {
     // SAFETY: the caller keeps the contract above; COPY's state outlives the COPY's ERROR
     // (it is freed with the function's memory context).
     let (line, column) = unsafe {
@@ -754,37 +749,42 @@ unsafe fn failed_at(state: pg_sys::CopyFromState, report: &ErrorReportWithLevel)
         let column = (!prefix.cur_attname.is_null()).then(|| CStr::from_ptr(prefix.cur_attname).to_string_lossy().into_owned());
         (prefix.cur_lineno, column)
     };
-    let class = report.sql_error_code() as i32 & 0xfff;
-    let about_the_row = [PgSqlErrorCode::ERRCODE_DATA_EXCEPTION, PgSqlErrorCode::ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION]
-        .iter()
-        .any(|&code| code as i32 & 0xfff == class);
-    if column.is_none() && !about_the_row {
-        return None; // a cancel, say: not the message's doing
-    }
     let (partition, offset) = FEED.with(|feed| {
         let feed = feed.try_borrow().ok()?;
-        let Some(Feed { source: Source::Messages(messages), .. }) = feed.as_ref() else { return None };
-        messages.message_at(line)
+        match &feed.as_ref()?.source {
+            Source::Messages(messages) => messages.message_at(line),
+            Source::Portal { renderer, .. } => renderer.rows.get((line as usize).checked_sub(1)?).copied().flatten(),
+        }
     })?;
-    Some(FailedAt {
-        partition,
-        offset,
-        column,
-        code: report.sql_error_code(),
-        message: report.message().to_string(),
-        detail: report.detail().map(str::to_string),
-        hint: report.hint().map(str::to_string),
-    })
+    RefusedRow::of(report, partition, offset, column)
 }
 
-/// The value of one message, read again for an error's detail (empty if it can't be).
-fn payload_of(consumer: &KafkaConsumer, settings: &ClientSettings, topic: &str, partition: i32, offset: i64) -> Vec<u8> {
-    let Ok(mut reader) = RangeReader::new(consumer, settings.clone(), topic, &[ReadRange { partition, start: offset, end: offset + 1 }]) else {
-        return Vec::new();
-    };
-    match reader.next_message() {
-        Ok(Some(message)) => message.payload().unwrap_or_default().to_vec(),
-        _ => Vec::new(),
+/// Runs COPY FROM begun as `state` on `target`; the rows inserted, or the row that an
+/// ERROR was about (a value, a constraint) when the feed knows the message of its line.
+///
+/// # Safety
+/// `state` a COPY FROM state begun by [`begin_copy`] with [`feed_copy`], `binary` its
+/// format; the FEED set.
+unsafe fn copy_from(state: pg_sys::CopyFromState, target: &PgRelation, binary: bool) -> Result<u64, RefusedRow> {
+    // SAFETY: the caller keeps the contract above; COPY's state lives until the
+    // function's memory context ends.
+    unsafe {
+        let names_messages = reads_copy_state(state, target.as_ptr(), binary);
+        // Unwind safety: after a caught ERROR only COPY's state and the feed are read, then
+        // an ERROR raised.
+        let copied = PgTryBuilder::new(AssertUnwindSafe(|| Ok(pg_sys::CopyFrom(state))))
+            .catch_others(|caught| {
+                let failed = match &caught {
+                    CaughtError::PostgresError(report) | CaughtError::ErrorReport(report) if names_messages => failed_at(state, report),
+                    _ => None,
+                };
+                failed.map_or_else(|| caught.rethrow(), Err)
+            })
+            .execute();
+        if copied.is_ok() {
+            pg_sys::EndCopyFrom(state);
+        }
+        copied
     }
 }
 
@@ -847,26 +847,8 @@ pub fn copy_messages(target: &PgRelation, plan: MessageCopy, ranges: &[ReadRange
         };
         FEED.with(|slot| *slot.borrow_mut() = Some(Feed { source: Source::Messages(Box::new(feed)), read: 0, finished: false }));
         // SAFETY: the relation is open and locked; the options are valid
-        // (copy_incompatibility checked the CSV ones); COPY's state lives until the
-        // function's memory context ends.
-        let copied = unsafe {
-            let state = begin_copy(&target, &plan.copy_columns, options);
-            let names_messages = reads_copy_state(state, target.as_ptr());
-            // Unwind safety: after a caught ERROR only COPY's state is read, then an ERROR raised.
-            let copied = PgTryBuilder::new(AssertUnwindSafe(|| Ok(pg_sys::CopyFrom(state))))
-                .catch_others(|caught| {
-                    let failed = match &caught {
-                        CaughtError::PostgresError(report) | CaughtError::ErrorReport(report) if names_messages => failed_at(state, report),
-                        _ => None,
-                    };
-                    failed.map_or_else(|| caught.rethrow(), Err)
-                })
-                .execute();
-            if copied.is_ok() {
-                pg_sys::EndCopyFrom(state);
-            }
-            copied
-        };
+        // (copy_incompatibility checked the CSV ones); the feed is set.
+        let copied = unsafe { copy_from(begin_copy(&target, &plan.copy_columns, options), &target, false) };
         let pending = FEED.with(|slot| match slot.borrow_mut().take().map(|feed| feed.source) {
             Some(Source::Messages(messages)) => messages.pending,
             _ => None,
@@ -877,9 +859,9 @@ pub fn copy_messages(target: &PgRelation, plan: MessageCopy, ranges: &[ReadRange
         (copied, pending)
     });
     match outcome {
-        (Err(failed), _) => {
-            let payload = payload_of(consumer, &client.settings, &table.topic, failed.partition, failed.offset);
-            raise(failed.error(&table.topic, &payload))
+        (Err(refused), _) => {
+            let payload = client.payload_at(refused.partition, refused.offset);
+            raise(refused.error(&table.topic, &payload))
         }
         (Ok(_), Some(error)) => raise(error),
         (Ok(inserted), None) => (inserted, row_by_row_reason(&target).map_or(InsertPath::Copy, InsertPath::CopyRowByRow)),

@@ -31,6 +31,12 @@ pub fn reported_kind(code: PgSqlErrorCode) -> ErrorKind {
     ErrorKind::Reported(code as i32)
 }
 
+/// Whether `code` is of the class (its first two characters) of `class`.
+pub fn is_of_class(code: PgSqlErrorCode, class: PgSqlErrorCode) -> bool {
+    // MAKE_SQLSTATE packs each character in 6 bits, the first in the lowest.
+    (code as i32 & 0xfff) == (class as i32 & 0xfff)
+}
+
 /// Raises `error` as an ERROR with its SQLSTATE, detail and hint: the one way this
 /// extension raises an error.
 pub fn raise(error: FdwError) -> ! {

@@ -1,7 +1,7 @@
 //! PostgreSQL glue shared by the wrapper's callbacks (`fdw`) and the SQL functions
 //! (`api`): raising errors, reading the catalogs, pooled Kafka clients per user mapping,
-//! privilege checks, Kafka transactions tied to PostgreSQL's, and what differs between
-//! PostgreSQL versions (`compat`).
+//! privilege checks, Kafka transactions tied to PostgreSQL's, subtransactions, errors
+//! naming the message of a row, and what differs between PostgreSQL versions (`compat`).
 
 pub mod catalog;
 pub mod clients;
@@ -10,6 +10,8 @@ pub mod copy;
 pub mod errors;
 pub mod locks;
 pub mod privileges;
+pub mod row_errors;
+pub mod subtransaction;
 pub mod transactions;
 
 /// Only `cargo pgrx test` (feature `pg_test`) builds these: they need a backend.

@@ -155,6 +155,18 @@ const OFFSET: &str = "\"kafka_fdw offset\"";
 const DELETES: &str = "\"kafka_fdw deletes\"";
 const PROBLEM: &str = "\"kafka_fdw problem\"";
 
+/// The row a Debezium event sets (`after`) or deletes (`before`), by its `op`.
+const DEBEZIUM_ROW: &str = "CASE WHEN e.op = 'd' THEN w.event -> 'before' WHEN e.op IN ('c', 'r', 'u') THEN w.event -> 'after' END";
+
+/// The value an upsert writes into `column`, cast to its type.
+fn upsert_value(column: &Column, from: &ValueSource) -> String {
+    let value = match from {
+        ValueSource::SourceColumn => format!("s.{}", quote_ident(&column.name)),
+        ValueSource::KeyField(key_column) => format!("kafka_fdw.key_field(s.{}, {})", quote_ident(key_column), quote_literal(&column.name)),
+    };
+    format!("CAST({value} AS {})", column.sql_type)
+}
+
 /// An identifier, always quoted (quoting an ordinary name changes nothing).
 pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
@@ -281,18 +293,8 @@ impl ChangePlan {
         let s = |name: &str| format!("s.{}", quote_ident(name));
         match &self.reader {
             Reader::Upsert { values, value_columns } => {
-                let mut out: Vec<String> = values
-                    .iter()
-                    .map(|(column, from)| {
-                        let value = match from {
-                            ValueSource::SourceColumn => s(&column.name),
-                            ValueSource::KeyField(key_column) => {
-                                format!("kafka_fdw.key_field({}, {})", s(key_column), quote_literal(&column.name))
-                            }
-                        };
-                        format!("CAST({value} AS {}) AS {}", column.sql_type, quote_ident(&column.name))
-                    })
-                    .collect();
+                let mut out: Vec<String> =
+                    values.iter().map(|(column, from)| format!("{} AS {}", upsert_value(column, from), quote_ident(&column.name))).collect();
                 let tombstone = value_columns.iter().map(|c| format!("{} IS NULL", s(c))).collect::<Vec<_>>().join(" AND ");
                 out.push(format!("({tombstone}) AS {DELETES}"));
                 out.push(format!("NULL::text AS {PROBLEM}"));
@@ -314,22 +316,67 @@ impl ChangePlan {
     /// The FROM clause of a batch: the source's messages that `batch_condition` selects
     /// (in a subquery, so that its names cannot clash with the target row's; PostgreSQL
     /// pulls it up, and the scan reads only the batch's ranges), and for Debezium the
-    /// event's parts. A tombstone (no value) says nothing to a Debezium import: Kafka's
-    /// log compaction uses it to drop the events of a deleted key.
+    /// event's parts (`w.event`, `e.op`) and its row as the target's (`r`).
     fn batch_from(&self, batch_condition: &str) -> String {
         match &self.reader {
             Reader::Upsert { .. } => format!("(SELECT * FROM {} WHERE ({batch_condition})) s", self.source.relation),
             Reader::Debezium { envelope_column, .. } => format!(
-                "(SELECT * FROM {source} WHERE ({batch_condition}) AND {column} IS NOT NULL) s \
-                 CROSS JOIN LATERAL (SELECT CASE WHEN v ? 'schema' AND v ? 'payload' THEN kafka_fdw.debezium_payload(v) ELSE v END AS event \
-                                     FROM (SELECT CAST(s.{column} AS jsonb) AS v) raw) w \
-                 CROSS JOIN LATERAL (SELECT w.event ->> 'op' AS op) e \
-                 CROSS JOIN LATERAL jsonb_populate_record(NULL::{target}, \
-                     CASE WHEN e.op = 'd' THEN w.event -> 'before' WHEN e.op IN ('c', 'r', 'u') THEN w.event -> 'after' END) r",
-                source = self.source.relation,
-                column = quote_ident(envelope_column),
-                target = self.target,
+                "{} CROSS JOIN LATERAL jsonb_populate_record(NULL::{}, {DEBEZIUM_ROW}) r",
+                self.events_from(envelope_column, batch_condition),
+                self.target
             ),
+        }
+    }
+
+    /// The Debezium events (in `envelope_column`) of the messages `batch_condition`
+    /// selects (`w.event`) and their `op` (`e.op`). A tombstone (no value) says nothing to
+    /// a Debezium import: Kafka's log compaction uses it to drop the events of a deleted key.
+    fn events_from(&self, envelope_column: &str, batch_condition: &str) -> String {
+        let column = quote_ident(envelope_column);
+        format!(
+            "(SELECT * FROM {source} WHERE ({batch_condition}) AND {column} IS NOT NULL) s \
+             CROSS JOIN LATERAL (SELECT CASE WHEN v ? 'schema' AND v ? 'payload' THEN kafka_fdw.debezium_payload(v) ELSE v END AS event \
+                                 FROM (SELECT CAST(s.{column} AS jsonb) AS v) raw) w \
+             CROSS JOIN LATERAL (SELECT w.event ->> 'op' AS op) e",
+            source = self.source.relation,
+        )
+    }
+
+    /// Statements that each convert one thing of the message at `partition` and
+    /// `offset` as the batch statement does: first everything but the columns (the
+    /// message read, a Debezium event unwrapped), then each written column alone, named.
+    /// When the batch statement failed converting that message, the first that fails
+    /// tells what failed (None: not a column).
+    pub fn conversion_probes(&self, partition: i32, offset: i64) -> Vec<(Option<String>, String)> {
+        let condition = format!(
+            "{} = {partition} AND {} = {offset}",
+            quote_ident(&self.source.partition_column),
+            quote_ident(&self.source.offset_column)
+        );
+        match &self.reader {
+            Reader::Upsert { values, .. } => {
+                let from = self.batch_from(&condition);
+                std::iter::once((None, format!("SELECT 1 FROM {from}")))
+                    .chain(values.iter().map(|(column, value)| {
+                        (Some(column.name.clone()), format!("SELECT {} FROM {from}", upsert_value(column, value)))
+                    }))
+                    .collect()
+            }
+            Reader::Debezium { envelope_column, .. } => {
+                let from = self.events_from(envelope_column, &condition);
+                // e.op, unlike count(*), needs the event unwrapped.
+                std::iter::once((None, format!("SELECT e.op FROM {from}")))
+                    .chain(self.written().into_iter().map(|name| {
+                        let field = quote_literal(name);
+                        let probe = format!(
+                            "SELECT (jsonb_populate_record(NULL::{}, jsonb_build_object({field}, {DEBEZIUM_ROW} -> {field}))).{} FROM {from}",
+                            self.target,
+                            quote_ident(name)
+                        );
+                        (Some(name.to_string()), probe)
+                    }))
+                    .collect()
+            }
         }
     }
 
@@ -475,6 +522,28 @@ mod tests {
         let error = ImportMode::parse("merge").unwrap_err();
         assert_eq!(error.kind, ErrorKind::InvalidParameterValue);
         assert!(error.hint.unwrap().contains("\"upsert\""));
+    }
+
+    #[test]
+    fn conversion_probes_read_one_message_and_convert_one_column_each() {
+        let t = target(&[("id", "integer"), ("amount", "numeric")], &["id"]);
+        let upsert = ChangePlan::new(ImportMode::Upsert, source(&[("amount", "text")], Some("k")), &t, None).unwrap();
+        let probes = upsert.conversion_probes(2, 41);
+        let names: Vec<Option<&str>> = probes.iter().map(|(c, _)| c.as_deref()).collect();
+        assert_eq!(names, [None, Some("amount"), Some("id")]);
+        assert!(probes.iter().all(|(_, sql)| sql.contains(r#"WHERE ("part" = 2 AND "offs" = 41)"#)), "{probes:?}");
+        assert!(probes[1].1.starts_with(r#"SELECT CAST(s."amount" AS numeric) FROM"#), "{}", probes[1].1);
+        assert!(probes[2].1.starts_with(r#"SELECT CAST(kafka_fdw.key_field(s."k", 'id') AS integer) FROM"#), "{}", probes[2].1);
+
+        let debezium = ChangePlan::new(ImportMode::Debezium, source(&[("value", "jsonb")], None), &t, None).unwrap();
+        let probes = debezium.conversion_probes(0, 7);
+        let names: Vec<Option<&str>> = probes.iter().map(|(c, _)| c.as_deref()).collect();
+        assert_eq!(names, [None, Some("id"), Some("amount")]);
+        // The first unwraps the event alone; the others populate one field each, never the whole row.
+        assert!(probes[0].1.starts_with("SELECT e.op FROM"), "{}", probes[0].1);
+        assert!(probes[2].1.contains("jsonb_build_object('amount', CASE WHEN e.op = 'd'"), "{}", probes[2].1);
+        assert!(probes[2].1.contains(r#"))."amount" FROM"#), "{}", probes[2].1);
+        assert!(probes.iter().all(|(_, sql)| !sql.contains("jsonb_populate_record(NULL::public.dst, CASE")), "{probes:?}");
     }
 
     #[test]

@@ -318,6 +318,6 @@ SELECT (SELECT count(*) FROM orders_copy) AS rows, (SELECT count(*) FROM orders)
        (SELECT count(*) FROM (SELECT * FROM orders EXCEPT SELECT * FROM orders_copy) d) AS missing,
        (SELECT count(*) FROM (SELECT * FROM orders_copy EXCEPT SELECT * FROM orders) d) AS extra;
 SELECT * FROM orders_copy WHERE id IN (3, 14, 61) ORDER BY id;
--- A value its semantic type cannot hold is an ERROR naming the field.
+-- A value its semantic type cannot hold is an ERROR naming the message and the field.
 \! printf '{"id": 1}|{"schema": {"type": "struct", "fields": [{"field": "after", "type": "struct", "fields": [{"field": "amount", "type": "bytes", "name": "org.apache.kafka.connect.data.Decimal", "parameters": {"scale": "2"}}]}]}, "payload": {"op": "c", "after": {"id": 1, "amount": "not base64!"}}}\n' | "$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic regress_debezium_defaults --partition 0 --key-delimiter '|' >/dev/null
 SELECT kafka_fdw.import('kafka_debezium_defaults', 'orders_copy', mode => 'debezium');
