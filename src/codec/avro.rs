@@ -18,8 +18,9 @@ use std::rc::Rc;
 
 use apache_avro::schema::Schema;
 
-use super::avro_datum::{DatumError, Node, NodeId, Plan, Reader};
+use super::avro_datum::{DatumError, Node, NodeId, Plan, Reader, JSON_TEXT};
 use super::avro_encode::AvroEncoder;
+use super::debezium;
 use super::json::JsonPath;
 use super::wire::{frame, CompiledSchema, LastSchema, SchemaById};
 
@@ -29,9 +30,15 @@ pub struct AvroSchema {
 }
 
 impl AvroSchema {
-    /// Parses and compiles a schema's JSON text; the error says why it is not one.
+    /// Parses and compiles a schema's JSON text; the error says why it is not one. Types
+    /// with a Kafka Connect semantic type Avro has a logical type for read as that
+    /// (Debezium's dates, times and timestamps: [`debezium::avro_logical_type`]).
     pub fn parse(text: &str) -> Result<Rc<AvroSchema>, String> {
-        let schema = Schema::parse_str(text).map_err(|e| format!("invalid Avro schema: {e}"))?;
+        let schema = match with_connect_logical_types(text) {
+            Some(rewritten) => Schema::parse(&rewritten),
+            None => Schema::parse_str(text),
+        }
+        .map_err(|e| format!("invalid Avro schema: {e}"))?;
         let plan = Plan::compile(&schema).map_err(|e| format!("invalid Avro schema: {e}"))?;
         Ok(Rc::new(AvroSchema { plan }))
     }
@@ -40,6 +47,52 @@ impl AvroSchema {
     pub fn heap_size(&self) -> usize {
         std::mem::size_of::<AvroSchema>() + self.plan.heap_size()
     }
+}
+
+/// Schema JSON `text` read along the Kafka Connect semantic types (`"connect.name"`)
+/// its types carry: a logical type added to each primitive type Avro has one for, and the
+/// fields whose strings hold JSON marked [`JSON_TEXT`]; None if there is none of them (or
+/// the text is no JSON: apache-avro says why).
+fn with_connect_logical_types(text: &str) -> Option<serde_json::Value> {
+    use serde_json::Value as Json;
+    fn connect_name(schema: &Json) -> Option<&str> {
+        schema.get("connect.name").and_then(Json::as_str)
+    }
+    fn rewrite(value: &mut Json) -> bool {
+        match value {
+            Json::Array(items) => items.iter_mut().fold(false, |changed, item| rewrite(item) | changed),
+            Json::Object(_) => {
+                let logical = match (connect_name(value), value.get("type").and_then(Json::as_str), value.get("logicalType")) {
+                    (Some(name), Some(kind), None) => debezium::avro_logical_type(name, kind),
+                    _ => None,
+                };
+                // A record field (name and type) whose type, or a branch of it, is a Json string.
+                let holds_json = value.get("name").is_some()
+                    && value.get("type").is_some_and(|kind| {
+                        let is_json = |schema: &Json| connect_name(schema) == Some(debezium::JSON);
+                        is_json(kind) || kind.as_array().is_some_and(|branches| branches.iter().any(is_json))
+                    });
+                let Json::Object(object) = value else { unreachable!("matched above") };
+                let mut changed = object.values_mut().fold(false, |changed, member| rewrite(member) | changed);
+                if let Some(logical) = logical {
+                    object.insert("logicalType".into(), logical.into());
+                    changed = true;
+                }
+                if holds_json {
+                    object.insert(JSON_TEXT.into(), true.into());
+                    changed = true;
+                }
+                changed
+            }
+            _ => false,
+        }
+    }
+    // Cheap test first: most schemas name no Connect type.
+    if !text.contains("connect.name") {
+        return None;
+    }
+    let mut schema: serde_json::Value = serde_json::from_str(text).ok()?;
+    rewrite(&mut schema).then_some(schema)
 }
 
 /// Where the writer schema of a message comes from.
@@ -164,6 +217,7 @@ impl AvroSchema {
             Node::Double => "double precision".into(),
             Node::Bytes | Node::Fixed(_) => "bytea".into(),
             Node::String | Node::Enum(_) => "text".into(),
+            Node::JsonText => "jsonb".into(),
             Node::Uuid(_) => "uuid".into(),
             Node::Date => "date".into(),
             Node::TimeMillis | Node::TimeMicros => "time".into(),
@@ -417,6 +471,53 @@ mod tests {
             ]
         );
         assert_eq!(AvroSchema::parse(r#""long""#).unwrap().columns(), None);
+    }
+
+    #[test]
+    fn debezium_semantic_types_read_as_dates_times_and_timestamps() {
+        // As Confluent's AvroConverter writes Debezium's types: the Connect name beside a
+        // primitive type, the column nullable.
+        let schema_text = r#"{"type": "record", "name": "Value", "connect.name": "db.public.orders.Value", "fields": [
+            {"name": "placed", "type": ["null", {"type": "int", "connect.version": 1, "connect.name": "io.debezium.time.Date"}]},
+            {"name": "stamped", "type": {"type": "long", "connect.name": "io.debezium.time.MicroTimestamp"}},
+            {"name": "at_ms", "type": {"type": "long", "connect.name": "io.debezium.time.Timestamp"}},
+            {"name": "clock", "type": {"type": "long", "connect.name": "io.debezium.time.MicroTime"}},
+            {"name": "count", "type": {"type": "long", "connect.name": "some.Other"}},
+            {"name": "details", "type": ["null", {"type": "string", "connect.version": 1, "connect.name": "io.debezium.data.Json"}]},
+            {"name": "not_json", "type": ["null", {"type": "string", "connect.name": "io.debezium.data.Json"}]}
+        ]}"#;
+        let schema = AvroSchema::parse(schema_text).unwrap();
+        let columns: Vec<String> = schema.columns().unwrap().into_iter().map(|(name, sql)| format!("{name} {sql}")).collect();
+        assert_eq!(columns, ["placed date", "stamped timestamp", "at_ms timestamp", "clock time", "count bigint", "details jsonb", "not_json jsonb"]);
+        let plain = parsed(schema_text);
+        let mut record = Record::new(&plain).unwrap();
+        record.put("placed", Value::Union(1, Box::new(Value::Int(3653))));
+        record.put("stamped", Value::Long(1_704_067_200_123_456));
+        record.put("at_ms", Value::Long(-1));
+        record.put("clock", Value::Long(3_723_000_004));
+        record.put("count", Value::Long(5));
+        record.put("details", Value::Union(1, Box::new(Value::String(r#"{"n": [1, "two"]}"#.into()))));
+        record.put("not_json", Value::Union(1, Box::new(Value::String("{oops".into()))));
+        let datum = datum(&plain, record).unwrap();
+        let mut decoder = AvroDecoder::new(WriterSchemas::Given(schema));
+        let decoded = decoder.decode(&datum).unwrap();
+        assert_eq!(text_of(&decoded, "placed"), "1980-01-02");
+        assert_eq!(text_of(&decoded, "stamped"), "2024-01-01 00:00:00.123456");
+        assert_eq!(text_of(&decoded, "at_ms"), "1969-12-31 23:59:59.999000");
+        assert_eq!(text_of(&decoded, "clock"), "01:02:03.000004");
+        assert_eq!(text_of(&decoded, "count"), "5");
+        let whole: serde_json::Value = serde_json::from_slice(&decoded.field(&JsonPath::Whole, true).unwrap()).unwrap();
+        assert_eq!(whole["placed"], "1980-01-02");
+        // Json fields: the JSON itself where JSON is asked for (a jsonb column, the whole
+        // record), the text otherwise; text that is no JSON stays a string.
+        assert_eq!(whole["details"], serde_json::json!({"n": [1, "two"]}));
+        assert_eq!(whole["not_json"], "{oops");
+        assert_eq!(text(&decoded, "details", true).unwrap(), r#"{"n": [1, "two"]}"#);
+        assert_eq!(text_of(&decoded, "details"), r#"{"n": [1, "two"]}"#);
+    }
+
+    fn text_of(record: &AvroRecord, path: &str) -> String {
+        text(record, path, false).unwrap()
     }
 
     #[test]

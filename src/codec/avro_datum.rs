@@ -43,6 +43,9 @@ pub(super) enum Node {
     Double,
     Bytes,
     String,
+    /// A string holding JSON text (a field marked [`JSON_TEXT`]): JSON itself where JSON
+    /// is asked for.
+    JsonText,
     /// The symbols, by index.
     Enum(Vec<String>),
     /// The size in bytes.
@@ -394,6 +397,8 @@ impl Plan {
                 Scalar::Integer(n) => json.extend_from_slice(n.to_string().as_bytes()),
                 Scalar::Float(x) => write_json_number(&json_float(f64::from(x)), json),
                 Scalar::Double(x) => write_json_number(&json_float(x), json),
+                // As it is when it is JSON.
+                Scalar::JsonText(text) if serde_json::from_str::<Json>(text).is_ok() => json.extend_from_slice(text.as_bytes()),
                 other => write_json_string(&other.text(), json),
             },
         }
@@ -412,6 +417,7 @@ impl Plan {
             Node::Bytes => Scalar::Bytes(reader.bytes()?),
             Node::Fixed(size) => Scalar::Bytes(reader.fixed(*size)?),
             Node::String => Scalar::Text(reader.string()?),
+            Node::JsonText => Scalar::JsonText(reader.string()?),
             Node::Enum(symbols) => {
                 let index = reader.int()?;
                 match usize::try_from(index).ok().and_then(|i| symbols.get(i)) {
@@ -490,6 +496,8 @@ enum Scalar<'a> {
     Bytes(&'a [u8]),
     /// A string or an enum's symbol.
     Text(&'a str),
+    /// A string holding JSON text.
+    JsonText(&'a str),
     Uuid(Uuid),
     Date(i32),
     /// Microseconds since midnight.
@@ -513,7 +521,7 @@ impl<'a> Scalar<'a> {
             Scalar::Float(x) => float_text(f64::from(*x)),
             Scalar::Double(x) => float_text(*x),
             Scalar::Bytes(bytes) => bytea_text(bytes),
-            Scalar::Text(text) => return Cow::Borrowed(text),
+            Scalar::Text(text) | Scalar::JsonText(text) => return Cow::Borrowed(text),
             Scalar::Uuid(uuid) => uuid.to_string(),
             Scalar::Date(days) => date_text(*days),
             Scalar::Time(micros) => time_text(*micros),
@@ -654,6 +662,10 @@ fn written_in_no_bytes(nodes: &[Node], id: NodeId, records_in: &mut Vec<NodeId>)
     }
 }
 
+/// The field attribute that marks a field's strings as JSON text (set by the schema's
+/// reader for Kafka Connect's `io.debezium.data.Json`; see avro.rs).
+pub(super) const JSON_TEXT: &str = "kafka_fdw.json_text";
+
 /// Compiles schemas into plan nodes, each named type once.
 struct Compiler<'s> {
     names: &'s NamesRef<'s>,
@@ -665,6 +677,18 @@ impl Compiler<'_> {
     fn push(&mut self, node: Node) -> NodeId {
         self.nodes.push(node);
         self.nodes.len() - 1
+    }
+
+    /// The node of a field marked [`JSON_TEXT`]: its strings (also in a union) hold JSON.
+    fn json_text_node(&mut self, schema: &Schema, namespace: NamespaceRef<'_>) -> Result<NodeId, String> {
+        match schema {
+            Schema::String => Ok(self.push(Node::JsonText)),
+            Schema::Union(union) => {
+                let variants = union.variants().iter().map(|variant| self.json_text_node(variant, namespace)).collect::<Result<_, _>>()?;
+                Ok(self.push(Node::Union(variants)))
+            }
+            other => self.node(other, namespace),
+        }
     }
 
     /// The node of `schema`; named types are resolved as apache-avro resolves them
@@ -725,7 +749,14 @@ impl Compiler<'_> {
                 let fields = record
                     .fields
                     .iter()
-                    .map(|field| Ok((field.name.clone(), self.node(&field.schema, name.namespace())?)))
+                    .map(|field| {
+                        let node = if field.custom_attributes.contains_key(JSON_TEXT) {
+                            self.json_text_node(&field.schema, name.namespace())?
+                        } else {
+                            self.node(&field.schema, name.namespace())?
+                        };
+                        Ok((field.name.clone(), node))
+                    })
                     .collect::<Result<Vec<_>, String>>()?;
                 let mut positions = HashMap::new();
                 if fields.len() > Record::FEW_FIELDS {

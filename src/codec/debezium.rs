@@ -14,6 +14,26 @@ use serde_json::Value;
 
 use super::text;
 
+/// The semantic type of strings holding JSON text.
+pub const JSON: &str = "io.debezium.data.Json";
+
+/// The Avro logical type that reads a value of Avro type `avro_type` carrying Kafka
+/// Connect semantic type `connect_name` (`"connect.name"`, as Confluent's AvroConverter
+/// writes Debezium's types into Avro schemas) as PostgreSQL reads it: days into a date,
+/// milli- and microseconds into times and wall-clock timestamps. Connect's own Date,
+/// Time, Timestamp and Decimal come with their Avro logical types already.
+pub fn avro_logical_type(connect_name: &str, avro_type: &str) -> Option<&'static str> {
+    Some(match (connect_name, avro_type) {
+        ("io.debezium.time.Date", "int") => "date",
+        ("io.debezium.time.Time", "int") => "time-millis",
+        ("io.debezium.time.MicroTime", "long") => "time-micros",
+        ("io.debezium.time.Timestamp", "long") => "local-timestamp-millis",
+        ("io.debezium.time.MicroTimestamp", "long") => "local-timestamp-micros",
+        ("io.debezium.time.NanoTimestamp", "long") => "local-timestamp-nanos",
+        _ => return None,
+    })
+}
+
 /// The event's payload with its `before` and `after` rows converted along the schema.
 /// An event without a usable schema gives its payload unchanged.
 pub fn payload(event: &Value) -> Result<Value, String> {
@@ -110,7 +130,7 @@ fn semantic(name: &str, value: &Value, schema: &Value) -> Result<Option<Value>, 
             let bytes = base64_bytes(value.get("value").ok_or(": a VariableScaleDecimal without value")?)?;
             Ok(Some(number(&decimal(&bytes, scale))))
         }
-        "io.debezium.data.Json" => match value {
+        JSON => match value {
             Value::String(json) => serde_json::from_str(json).map(Some).map_err(|e| format!(": a Json field that is not JSON ({e})")),
             _ => Ok(None),
         },
