@@ -10,7 +10,8 @@ use pgrx::spi::quote_qualified_identifier;
 use pgrx::PgRelation;
 
 use crate::api::functions::{kafka_table, meta_column_names};
-use crate::codec::{debezium, ColumnType};
+use crate::codec::debezium::{self, ColumnKind, TimePrecision};
+use crate::codec::ColumnType;
 use crate::error::{ErrorKind, FdwError};
 use crate::options::layout::ColumnSource;
 use crate::options::{MetaColumn, OnError};
@@ -27,7 +28,7 @@ fn columns_of(relation: pg_sys::Oid, writable: bool) -> Vec<(i16, Column)> {
         let rows = client.select(
             // The type without its modifier: an explicit cast to varchar(n) would cut
             // values (and keys) short where INSERT's assignment raises.
-            "SELECT attnum, attname::text, format_type(atttypid, NULL) FROM pg_catalog.pg_attribute
+            "SELECT attnum, attname::text, format_type(atttypid, NULL), atttypmod FROM pg_catalog.pg_attribute
              WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped AND (NOT $2 OR attgenerated = '')
              ORDER BY attnum",
             None,
@@ -36,7 +37,11 @@ fn columns_of(relation: pg_sys::Oid, writable: bool) -> Vec<(i16, Column)> {
         rows.map(|row| {
             Ok((
                 row.get::<i16>(1)?.unwrap_or_default(),
-                Column { name: row.get::<String>(2)?.unwrap_or_default(), sql_type: row.get::<String>(3)?.unwrap_or_default() },
+                Column {
+                    name: row.get::<String>(2)?.unwrap_or_default(),
+                    sql_type: row.get::<String>(3)?.unwrap_or_default(),
+                    modifier: row.get::<i32>(4)?.unwrap_or(-1),
+                },
             ))
         })
         .collect::<Result<Vec<_>, pgrx::spi::Error>>()
@@ -108,6 +113,7 @@ fn change_plan(source: &PgRelation, target: &PgRelation, columns: Option<Vec<Str
         key_column: None,
         data_columns: Vec::new(),
         columns: Vec::new(),
+        time_precision: definition.table.time_precision,
     };
     for (attnum, column) in columns_of(source.oid(), false) {
         match definition.layout.columns.get(attnum as usize - 1) {
@@ -175,6 +181,34 @@ fn apply_changes(source: PgRelation, target: PgRelation, columns: Option<Vec<Str
         raise(plan.problem_error(mode, problem, &definition.table.topic, partition, offset));
     }
     changed
+}
+
+/// A Debezium change event without its schema (the JsonConverter's
+/// `schemas.enable=false`), its `before` and `after` values converted for the columns
+/// `names` (of types `types`, as format_type names them without modifier, and type
+/// modifiers `modifiers`) that take Debezium's encodings of them: days into dates, counts
+/// of `time_precision`'s unit (Debezium's time.precision.mode) into times and
+/// timestamps, base64 into numerics and bytea, JSON text into JSON
+/// (src/codec/debezium.rs). The debezium mode reads such events through it.
+#[pg_extern(schema = "kafka_fdw", immutable, parallel_safe)]
+#[search_path(pg_catalog, pg_temp)]
+fn debezium_schemaless(event: pgrx::JsonB, names: Vec<String>, types: Vec<String>, modifiers: Vec<i32>, time_precision: &str) -> pgrx::JsonB {
+    let precision = TimePrecision::parse(time_precision).unwrap_or_else(|| {
+        raise(FdwError::new(ErrorKind::InvalidParameterValue, format!("invalid time precision mode: \"{time_precision}\""))
+            .with_hint(format!("Valid modes are {}.", TimePrecision::NAMES.map(|n| format!("\"{n}\"")).join(", "))))
+    });
+    let columns: Vec<(String, ColumnKind)> = names
+        .into_iter()
+        .zip(types.iter().zip(modifiers))
+        .filter_map(|(name, (sql_type, modifier))| Some((name, ColumnKind::of(sql_type, modifier)?)))
+        .collect();
+    match debezium::schemaless_event(&event.0, &columns, precision) {
+        Ok(converted) => pgrx::JsonB(converted),
+        Err(reason) => raise(
+            FdwError::new(ErrorKind::BadMessageFormat, format!("invalid value in a Debezium change event: {reason}"))
+                .with_hint("Without its schema, a value is read by its column's type; see the README's Debezium conversions."),
+        ),
+    }
 }
 
 /// Field `field` of a message key holding a JSON object (Debezium's `schema`/`payload`

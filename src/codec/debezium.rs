@@ -52,6 +52,118 @@ pub fn payload(event: &Value) -> Result<Value, String> {
     Ok(payload)
 }
 
+/// Debezium's `time.precision.mode`: the unit of the times and timestamps of events
+/// that travel without their schema (with it, each field's semantic type says).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TimePrecision {
+    /// Milliseconds for a column of precision 0 to 3, microseconds otherwise.
+    #[default]
+    Adaptive,
+    /// Times in microseconds, timestamps as `Adaptive`.
+    AdaptiveTimeMicroseconds,
+    /// Kafka Connect's: milliseconds.
+    Connect,
+}
+
+impl TimePrecision {
+    pub const NAMES: [&'static str; 3] = ["adaptive", "adaptive_time_microseconds", "connect"];
+
+    pub fn parse(value: &str) -> Option<TimePrecision> {
+        match value {
+            "adaptive" => Some(TimePrecision::Adaptive),
+            "adaptive_time_microseconds" => Some(TimePrecision::AdaptiveTimeMicroseconds),
+            "connect" => Some(TimePrecision::Connect),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+}
+
+/// A target column whose values an event without its schema may carry in Debezium's
+/// encodings; the precision and scale are the column's type modifier's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnKind {
+    Date,
+    Time { precision: Option<u32> },
+    Timestamp { precision: Option<u32> },
+    Numeric { scale: Option<u32> },
+    Bytea,
+    Json,
+}
+
+impl ColumnKind {
+    /// The kind of a column of type `sql_type` (as format_type names it without its
+    /// modifier) with type modifier `modifier` (atttypmod: -1 for none); None for the
+    /// types whose values Debezium writes in their own input syntax.
+    pub fn of(sql_type: &str, modifier: i32) -> Option<ColumnKind> {
+        let precision = u32::try_from(modifier).ok();
+        Some(match sql_type {
+            "date" => ColumnKind::Date,
+            "time without time zone" => ColumnKind::Time { precision },
+            "timestamp without time zone" => ColumnKind::Timestamp { precision },
+            // numeric's modifier: ((precision << 16) | scale) + VARHDRSZ.
+            "numeric" => ColumnKind::Numeric { scale: u32::try_from(modifier - 4).ok().map(|m| m & 0xffff) },
+            "bytea" => ColumnKind::Bytea,
+            "json" | "jsonb" => ColumnKind::Json,
+            _ => return None,
+        })
+    }
+
+    /// The Connect schema a value of this column travels with (`"name"` its semantic
+    /// type) when the value has the shape of Debezium's encoding of it, so that the
+    /// conversions of events with their schema apply; None for a value already in
+    /// PostgreSQL's input syntax.
+    fn schema_for(self, value: &Value, precision: TimePrecision) -> Option<Value> {
+        let named = |name: &str| Some(serde_json::json!({ "type": "int64", "name": name }));
+        let milliseconds = |column_precision: Option<u32>| match precision {
+            TimePrecision::Connect => true,
+            _ => column_precision.is_some_and(|p| p <= 3),
+        };
+        match (self, value) {
+            (ColumnKind::Date, Value::Number(_)) => named("io.debezium.time.Date"),
+            (ColumnKind::Time { precision: column }, Value::Number(_)) => {
+                let micro = precision == TimePrecision::AdaptiveTimeMicroseconds || !milliseconds(column);
+                named(if micro { "io.debezium.time.MicroTime" } else { "io.debezium.time.Time" })
+            }
+            (ColumnKind::Timestamp { precision: column }, Value::Number(_)) => {
+                named(if milliseconds(column) { "io.debezium.time.Timestamp" } else { "io.debezium.time.MicroTimestamp" })
+            }
+            // decimal.handling.mode=precise: base64 of the unscaled value, scale from
+            // the column; a number's text (mode string) stays.
+            (ColumnKind::Numeric { scale: Some(scale) }, Value::String(text)) if text.parse::<f64>().is_err() => Some(
+                serde_json::json!({ "type": "bytes", "name": "org.apache.kafka.connect.data.Decimal", "parameters": { "scale": scale.to_string() } }),
+            ),
+            (ColumnKind::Numeric { .. }, Value::Object(_)) => named("io.debezium.data.VariableScaleDecimal"),
+            (ColumnKind::Bytea, Value::String(_)) => Some(serde_json::json!({ "type": "bytes" })),
+            (ColumnKind::Json, Value::String(text)) if serde_json::from_str::<Value>(text).is_ok() => named(JSON),
+            _ => None,
+        }
+    }
+}
+
+/// The event without its schema (`schemas.enable=false`), its `before` and `after` rows'
+/// values converted for the columns of `columns` that take them, when their shape is
+/// Debezium's encoding of such a column's type: a number into a date is days, into a
+/// time or timestamp a count of `precision`'s unit, base64 text into a numeric the
+/// unscaled value at the column's scale, into bytea the bytes, JSON text into json the
+/// JSON; values already in PostgreSQL's input syntax stay.
+pub fn schemaless_event(event: &Value, columns: &[(String, ColumnKind)], precision: TimePrecision) -> Result<Value, String> {
+    let mut event = event.clone();
+    for row in ["before", "after"] {
+        let Some(values) = event.get_mut(row).and_then(Value::as_object_mut) else { continue };
+        for (column, kind) in columns {
+            let Some(value) = values.get_mut(column) else { continue };
+            if let Some(schema) = kind.schema_for(value, precision) {
+                convert(value, &schema).map_err(|e| format!("{row}.{column}{}", dotted(&e)))?;
+            }
+        }
+    }
+    Ok(event)
+}
+
 /// Converts `value` in place along `schema`; the error names the field path.
 fn convert(value: &mut Value, schema: &Value) -> Result<(), String> {
     if value.is_null() {
@@ -203,6 +315,54 @@ mod tests {
             f["name"] = json!(s);
         }
         f
+    }
+
+    #[test]
+    fn events_without_schema_convert_by_the_column_types_when_the_shape_says_so() {
+        let columns = [
+            ("day".to_string(), ColumnKind::of("date", -1).unwrap()),
+            ("at".to_string(), ColumnKind::of("timestamp without time zone", -1).unwrap()),
+            ("at_ms".to_string(), ColumnKind::of("timestamp without time zone", 3).unwrap()),
+            ("clock".to_string(), ColumnKind::of("time without time zone", 6).unwrap()),
+            // numeric(12,2): ((12 << 16) | 2) + 4
+            ("amount".to_string(), ColumnKind::of("numeric", (12 << 16 | 2) + 4).unwrap()),
+            ("amount_text".to_string(), ColumnKind::of("numeric", (12 << 16 | 2) + 4).unwrap()),
+            ("any_scale".to_string(), ColumnKind::of("numeric", -1).unwrap()),
+            ("raw".to_string(), ColumnKind::of("bytea", -1).unwrap()),
+            ("doc".to_string(), ColumnKind::of("jsonb", -1).unwrap()),
+            ("day_text".to_string(), ColumnKind::of("date", -1).unwrap()),
+        ];
+        assert_eq!(ColumnKind::of("integer", -1), None);
+        let event = json!({"op": "u", "before": {"day": 0}, "after": {
+            "day": 3653, "at": 1_704_067_200_123_456_i64, "at_ms": 1_704_067_200_123_i64, "clock": 3_723_000_004_i64,
+            "amount": "/w==", "amount_text": "12.50", "any_scale": {"scale": 3, "value": "AQ=="}, "raw": "AP8=",
+            "doc": "{\"a\": [1]}", "day_text": "2024-01-01", "other": 5}});
+        let converted = schemaless_event(&event, &columns, TimePrecision::Adaptive).unwrap();
+        assert_eq!(converted["before"]["day"], "1970-01-01");
+        let after = &converted["after"];
+        assert_eq!(after["day"], "1980-01-02");
+        assert_eq!(after["at"], "2024-01-01 00:00:00.123456");
+        assert_eq!(after["at_ms"], "2024-01-01 00:00:00.123000");
+        assert_eq!(after["clock"], "01:02:03.000004");
+        assert_eq!(after["amount"].to_string(), "-0.01");
+        assert_eq!(after["amount_text"], "12.50");
+        assert_eq!(after["any_scale"].to_string(), "0.001");
+        assert_eq!(after["raw"], "\\x00ff");
+        assert_eq!(after["doc"], json!({"a": [1]}));
+        assert_eq!(after["day_text"], "2024-01-01");
+        assert_eq!(after["other"], 5);
+        // time.precision.mode=connect: milliseconds whatever the column's precision.
+        let ms = json!({"op": "c", "after": {"at": 1_704_067_200_123_i64, "clock": 3_723_004}});
+        let connect = schemaless_event(&ms, &columns, TimePrecision::Connect).unwrap();
+        assert_eq!(connect["after"]["at"], "2024-01-01 00:00:00.123000");
+        assert_eq!(connect["after"]["clock"], "01:02:03.004000");
+        let micro_time = schemaless_event(&json!({"op": "c", "after": {"clock": 4}}), &[("clock".into(), ColumnKind::Time { precision: Some(3) })], TimePrecision::AdaptiveTimeMicroseconds).unwrap();
+        assert_eq!(micro_time["after"]["clock"], "00:00:00.000004");
+        // A value its column's encoding cannot hold names the field.
+        let bad = json!({"op": "c", "after": {"day": 1.5}});
+        assert_eq!(schemaless_event(&bad, &columns, TimePrecision::Adaptive).unwrap_err(), "after.day: 1.5 is not a whole number");
+        assert_eq!(TimePrecision::parse("adaptive_time_microseconds").map(TimePrecision::name), Some("adaptive_time_microseconds"));
+        assert_eq!(TimePrecision::parse("micro"), None);
     }
 
     fn event(fields: Vec<Value>, after: Value) -> Value {

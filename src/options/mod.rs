@@ -13,6 +13,7 @@ use std::time::Duration;
 use crate::codec::csv::CsvOptions;
 use crate::codec::json::JsonPath;
 use crate::codec::avro::AvroSchema;
+use crate::codec::debezium::TimePrecision;
 use crate::codec::Format;
 use crate::error::{capitalized, ErrorKind, FdwError, FdwResult};
 use crate::kafka;
@@ -59,6 +60,7 @@ impl OptionLevel {
                 "key_format",
                 "transactional",
                 "isolation_level",
+                "time_precision_mode",
             ],
             OptionLevel::Column => {
                 &["partition", "offset", "key", "timestamp", "headers", "topic", "junk", "junk_error", "json", "field"]
@@ -160,6 +162,9 @@ pub struct TableOptions {
     pub transactional: Option<bool>,
     /// What scans read of transactional producers' messages; `None`: as the server says.
     pub isolation_level: Option<IsolationLevel>,
+    /// Debezium's `time.precision.mode` of the topic's events, for debezium imports of
+    /// events without their schema.
+    pub time_precision: TimePrecision,
 }
 
 /// Whether a table's INSERTs are transactional: the table's option, else its server's,
@@ -486,6 +491,15 @@ pub fn parse_table(options: &[(String, String)]) -> FdwResult<TableOptions> {
         ));
     }
     let (transactional, isolation_level) = transaction_options(options)?;
+    let time_precision = match lookup(options, "time_precision_mode") {
+        None => TimePrecision::default(),
+        Some(value) => TimePrecision::parse(&value.to_ascii_lowercase()).ok_or_else(|| {
+            invalid_value("time_precision_mode", value).with_hint(format!(
+                "Valid modes are Debezium's time.precision.mode values {}.",
+                TimePrecision::NAMES.map(|n| format!("\"{n}\"")).join(", ")
+            ))
+        })?,
+    };
     Ok(TableOptions {
         topic: topic.to_string(),
         format,
@@ -501,6 +515,7 @@ pub fn parse_table(options: &[(String, String)]) -> FdwResult<TableOptions> {
         key_format,
         transactional,
         isolation_level,
+        time_precision,
     })
 }
 

@@ -8,6 +8,7 @@
 //! offset order, so the target ends as replaying the topic message by message would
 //! leave it.
 
+use crate::codec::debezium::{ColumnKind, TimePrecision};
 use crate::error::{ErrorKind, FdwError, FdwResult};
 
 /// How `kafka_fdw.import` writes the messages it reads.
@@ -42,11 +43,13 @@ impl ImportMode {
     }
 }
 
-/// A column and its type as SQL names it (`format_type`).
+/// A column and its type as SQL names it (`format_type`, without the modifier).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Column {
     pub name: String,
     pub sql_type: String,
+    /// The type modifier (atttypmod; -1 for none).
+    pub modifier: i32,
 }
 
 /// What a change import needs to know of its source, a Kafka foreign table.
@@ -62,6 +65,9 @@ pub struct SourceShape {
     pub data_columns: Vec<Column>,
     /// Every column (meta columns too), in order.
     pub columns: Vec<String>,
+    /// How Debezium events without their schema carry times (table option
+    /// time_precision_mode).
+    pub time_precision: TimePrecision,
 }
 
 /// What a change import needs to know of its target.
@@ -335,10 +341,30 @@ impl ChangePlan {
         let column = quote_ident(envelope_column);
         format!(
             "(SELECT * FROM {source} WHERE ({batch_condition}) AND {column} IS NOT NULL) s \
-             CROSS JOIN LATERAL (SELECT CASE WHEN v ? 'schema' AND v ? 'payload' THEN kafka_fdw.debezium_payload(v) ELSE v END AS event \
+             CROSS JOIN LATERAL (SELECT CASE WHEN v ? 'schema' AND v ? 'payload' THEN kafka_fdw.debezium_payload(v) ELSE {schemaless} END AS event \
                                  FROM (SELECT CAST(s.{column} AS jsonb) AS v) raw) w \
              CROSS JOIN LATERAL (SELECT w.event ->> 'op' AS op) e",
             source = self.source.relation,
+            schemaless = self.schemaless_event("v"),
+        )
+    }
+
+    /// The expression of a Debezium event without its schema (`event`) whose values go
+    /// into columns that may need Debezium's encodings undone (dates, times, numerics…:
+    /// ColumnKind), converted by kafka_fdw.debezium_schemaless; the event itself if none do.
+    fn schemaless_event(&self, event: &str) -> String {
+        let Reader::Debezium { written, .. } = &self.reader else { return event.to_string() };
+        let converted: Vec<&Column> = written.iter().filter(|c| ColumnKind::of(&c.sql_type, c.modifier).is_some()).collect();
+        if converted.is_empty() {
+            return event.to_string();
+        }
+        let texts = |values: Vec<String>| format!("ARRAY[{}]::text[]", values.join(", "));
+        format!(
+            "kafka_fdw.debezium_schemaless({event}, {}, {}, ARRAY[{}]::int[], {})",
+            texts(converted.iter().map(|c| quote_literal(&c.name)).collect()),
+            texts(converted.iter().map(|c| quote_literal(&c.sql_type)).collect()),
+            converted.iter().map(|c| c.modifier.to_string()).collect::<Vec<_>>().join(", "),
+            quote_literal(self.source.time_precision.name()),
         )
     }
 
@@ -485,7 +511,7 @@ mod tests {
     use super::*;
 
     fn column(name: &str, sql_type: &str) -> Column {
-        Column { name: name.into(), sql_type: sql_type.into() }
+        Column { name: name.into(), sql_type: sql_type.into(), modifier: -1 }
     }
 
     fn source(data: &[(&str, &str)], key_column: Option<&str>) -> SourceShape {
@@ -499,6 +525,7 @@ mod tests {
             key_column: key_column.map(String::from),
             data_columns: data.iter().map(|(n, t)| column(n, t)).collect(),
             columns,
+            time_precision: TimePrecision::Adaptive,
         }
     }
 

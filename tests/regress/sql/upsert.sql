@@ -350,6 +350,33 @@ CREATE SCHEMA debezium_avro;
 IMPORT FOREIGN SCHEMA kafka LIMIT TO (regress_debezium_avro) FROM SERVER upsert_registry INTO debezium_avro;
 SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = 'debezium_avro' ORDER BY ordinal_position;
 
+-- The same events without their schema (the JsonConverter's schemas.enable=false): the
+-- values keep Debezium's encodings, and each is read by its column's type when its shape
+-- is such an encoding (days into a date, microseconds into a timestamp: Debezium's
+-- adaptive time.precision.mode by the column's precision, base64 into a numeric at the
+-- column's scale, JSON text into jsonb).
+\! "$KAFKA_TOOL" create-topic --brokers "$KAFKA_BROKERS" --topic regress_debezium_schemaless --partitions 3 >/dev/null
+SELECT key::jsonb ->> 'payload' || '|' || CASE WHEN value = 'TOMBSTONE' THEN value ELSE (value::jsonb -> 'payload')::text END FROM order_events ORDER BY seq
+\g (format=unaligned tuples_only=on) |"$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic regress_debezium_schemaless --key-delimiter '|' --tombstone TOMBSTONE >/dev/null
+CREATE FOREIGN TABLE kafka_debezium_schemaless (part int OPTIONS (partition 'true'), offs bigint OPTIONS (offset 'true'), value jsonb)
+SERVER upsert_server OPTIONS (topic 'regress_debezium_schemaless', format 'json');
+SELECT value -> 'after' AS after FROM kafka_debezium_schemaless WHERE value -> 'after' ->> 'id' = '4' ORDER BY offs LIMIT 1;
+CREATE TABLE orders_schemaless (LIKE orders INCLUDING ALL);
+SELECT kafka_fdw.import('kafka_debezium_schemaless', 'orders_schemaless', mode => 'debezium') > 0 AS changed;
+SELECT (SELECT count(*) FROM orders_schemaless) AS rows, (SELECT count(*) FROM orders) AS source_rows,
+       (SELECT count(*) FROM (SELECT * FROM orders EXCEPT SELECT * FROM orders_schemaless) d) AS missing,
+       (SELECT count(*) FROM (SELECT * FROM orders_schemaless EXCEPT SELECT * FROM orders) d) AS extra;
+-- time.precision.mode=connect: milliseconds, whatever the column's precision; the
+-- source table says so.
+\! "$KAFKA_TOOL" create-topic --brokers "$KAFKA_BROKERS" --topic regress_debezium_connect_time --partitions 1 >/dev/null
+\! printf '{"id": 1}|{"op": "c", "after": {"id": 1, "at": 1704067200123, "clock": 3723004}}\n' | "$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic regress_debezium_connect_time --key-delimiter '|' >/dev/null
+CREATE FOREIGN TABLE kafka_debezium_connect_time (part int OPTIONS (partition 'true'), offs bigint OPTIONS (offset 'true'), value jsonb)
+SERVER upsert_server OPTIONS (topic 'regress_debezium_connect_time', format 'json', time_precision_mode 'connect');
+CREATE TABLE connect_times (id int PRIMARY KEY, at timestamp(6), clock time);
+SELECT kafka_fdw.import('kafka_debezium_connect_time', 'connect_times', mode => 'debezium');
+SELECT * FROM connect_times;
+ALTER FOREIGN TABLE kafka_debezium_connect_time OPTIONS (SET time_precision_mode 'nanos');
+
 -- A value its semantic type cannot hold is an ERROR naming the message and the field.
 \! printf '{"id": 1}|{"schema": {"type": "struct", "fields": [{"field": "after", "type": "struct", "fields": [{"field": "amount", "type": "bytes", "name": "org.apache.kafka.connect.data.Decimal", "parameters": {"scale": "2"}}]}]}, "payload": {"op": "c", "after": {"id": 1, "amount": "not base64!"}}}\n' | "$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic regress_debezium_defaults --partition 0 --key-delimiter '|' >/dev/null
 SELECT kafka_fdw.import('kafka_debezium_defaults', 'orders_copy', mode => 'debezium');
