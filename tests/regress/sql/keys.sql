@@ -66,6 +66,15 @@ SELECT get_byte(k, 0) AS magic, length(k) > 5 AS framed FROM avro_keys_raw;
 -- A key that does not fit the key schema is an ERROR naming the column.
 INSERT INTO avro_keys_in VALUES (NULL, 'x', 'no id');
 
+-- An upsert import takes the key from the key's fields: a key field column fills the
+-- target's key column of its name; the last message of each key wins.
+INSERT INTO avro_keys_in VALUES (1, 'eu', 'one again');
+CREATE FOREIGN TABLE avro_keys_source (part int OPTIONS (partition 'true'), offs bigint OPTIONS (offset 'true'),
+    id bigint OPTIONS (key 'id'), v text) SERVER key_server OPTIONS (topic 'regress_keys_avro', format 'avro', key_format 'avro');
+CREATE TABLE avro_keyed (id bigint PRIMARY KEY, v text);
+SELECT kafka_fdw.import('avro_keys_source', 'avro_keyed', mode => 'upsert') AS changed;
+SELECT * FROM avro_keyed ORDER BY id;
+
 -- A key that is not a record: the key column alone, auto_register derives "long".
 CREATE FOREIGN TABLE avro_long_keys (k bigint OPTIONS (key 'true'), v text)
     SERVER key_server OPTIONS (topic 'regress_keys_avro_long', format 'avro', key_format 'avro', auto_register 'true');
