@@ -200,9 +200,11 @@ struct Renderer {
     rendered: Vec<u8>,
     /// The send functions' results, reset after each row.
     scratch: pg_sys::MemoryContext,
-    /// Per row rendered, the partition and offset of the message a Kafka scan was at
-    /// (see row_errors), to name it in an ERROR about the row's line.
-    rows: Vec<Option<(i32, i64)>>,
+    /// Rows rendered so far.
+    rows: u64,
+    /// The message each row came from, where a Kafka scan was at one (see row_errors), to
+    /// name it in an ERROR about the row's line.
+    messages: MessageRuns,
     /// The foreign table of those messages, with its topic's client: looked up at its
     /// first row, while nothing has failed.
     messages_of: Option<(pg_sys::Oid, ForeignTableDef, TopicClient)>,
@@ -324,7 +326,7 @@ unsafe fn copy_from_portal(target: &PgRelation, columns: &[String], portal: pg_s
             mydest: pg_sys::CommandDest::DestNone,
         };
         let renderer =
-            Box::new(Renderer { receiver, senders, rendered: BINARY_HEADER.to_vec(), scratch, rows: Vec::new(), messages_of: None });
+            Box::new(Renderer { receiver, senders, rendered: BINARY_HEADER.to_vec(), scratch, rows: 0, messages: MessageRuns::default(), messages_of: None });
         let _guard = FeedGuard;
         FEED.with(|feed| *feed.borrow_mut() = Some(Feed { source: Source::Portal { portal, renderer }, read: 0, finished: false }));
         let state = begin_copy(target, columns, copy_options(&[(c"format", b"binary")]));
@@ -414,12 +416,14 @@ extern "C-unwind" fn render_row(slot: *mut pg_sys::TupleTableSlot, receiver: *mu
     // the portal's query read is locked by it.
     unsafe {
         let renderer = &mut *receiver.cast::<Renderer>();
-        let message = row_errors::current();
-        renderer.rows.push(message.map(|m| (m.partition, m.offset)));
-        if let Some(message) = message.filter(|m| renderer.messages_of.as_ref().map(|(table, ..)| *table) != Some(m.table)) {
-            let definition = catalog::foreign_table_by_id(message.table);
-            let client = TopicClient::for_table(&definition);
-            renderer.messages_of = Some((message.table, definition, client));
+        renderer.rows += 1;
+        if let Some(message) = row_errors::current() {
+            renderer.messages.record(renderer.rows, message.partition, message.offset);
+            if renderer.messages_of.as_ref().map(|(table, ..)| *table) != Some(message.table) {
+                let definition = catalog::foreign_table_by_id(message.table);
+                let client = TopicClient::for_table(&definition);
+                renderer.messages_of = Some((message.table, definition, client));
+            }
         }
         pg_sys::slot_getallattrs(slot);
         let count = renderer.senders.len();
@@ -556,13 +560,47 @@ struct MessageRun {
     count: u64,
 }
 
+/// The messages of COPY's lines, as runs (a scan's rows come in long runs of one
+/// partition's offsets, so this stays small whatever the number of lines).
+#[derive(Default)]
+struct MessageRuns(Vec<MessageRun>);
+
+impl MessageRuns {
+    /// Line `line` (counting from 1, in order) holds the message at `partition` and `offset`.
+    fn record(&mut self, line: u64, partition: i32, offset: i64) {
+        match self.0.last_mut() {
+            Some(run) if run.partition == partition && run.first_offset + run.count as i64 == offset && run.first_line + run.count == line => {
+                run.count += 1
+            }
+            _ => self.0.push(MessageRun { first_line: line, partition, first_offset: offset, count: 1 }),
+        }
+    }
+
+    fn extend(&mut self, other: MessageRuns) {
+        self.0.extend(other.0);
+    }
+
+    /// The partition and offset of the message on COPY's line `line`; with
+    /// `spanning_lines` a line past a run's last one is still its last message's (a CSV
+    /// message spanning several lines ends a run), otherwise it is none.
+    fn message_at(&self, line: u64, spanning_lines: bool) -> Option<(i32, i64)> {
+        let index = self.0.partition_point(|run| run.first_line <= line).checked_sub(1)?;
+        let run = &self.0[index];
+        let step = line - run.first_line;
+        if step >= run.count && !spanning_lines {
+            return None;
+        }
+        Some((run.partition, run.first_offset + step.min(run.count - 1) as i64))
+    }
+}
+
 /// What the fetching thread renders and hands to COPY's data source: the messages'
 /// CSV lines, in chunks.
 enum Fetched {
     Lines {
         lines: Vec<u8>,
         /// Where each message of `lines` starts (line numbers count on across chunks).
-        runs: Vec<MessageRun>,
+        runs: MessageRuns,
         messages: u64,
     },
     /// Every message is rendered.
@@ -586,7 +624,7 @@ fn fetch_lines<C: Borrow<KafkaConsumer>>(mut reader: RangeReader<C>, mut lines: 
     let mut lines_rendered = 0u64;
     loop {
         let mut chunk = Vec::with_capacity(REFILL_BYTES + 1024);
-        let mut runs: Vec<MessageRun> = Vec::new();
+        let mut runs = MessageRuns::default();
         let mut messages = 0;
         let mut failure = None;
         let mut finished = false;
@@ -620,13 +658,7 @@ fn fetch_lines<C: Borrow<KafkaConsumer>>(mut reader: RangeReader<C>, mut lines: 
             }
             match lines.render(message.payload(), &values[..trailing.len()], &mut chunk) {
                 Ok(breaks) => {
-                    let line = lines_rendered + 1;
-                    match runs.last_mut() {
-                        Some(run) if run.partition == partition && run.first_offset + run.count as i64 == offset && run.first_line + run.count == line => {
-                            run.count += 1
-                        }
-                        _ => runs.push(MessageRun { first_line: line, partition, first_offset: offset, count: 1 }),
-                    }
+                    runs.record(lines_rendered + 1, partition, offset);
                     lines_rendered += 1 + breaks as u64;
                     messages += 1;
                 }
@@ -661,7 +693,7 @@ fn fetch_lines<C: Borrow<KafkaConsumer>>(mut reader: RangeReader<C>, mut lines: 
 struct MessageLines {
     receiver: Receiver<Fetched>,
     rendered: Vec<u8>,
-    runs: Vec<MessageRun>,
+    runs: MessageRuns,
     /// The error the fetching thread ended with: raised after COPY has read the lines
     /// before it.
     pending: Option<FdwError>,
@@ -706,13 +738,10 @@ impl MessageLines {
         }
     }
 
-    /// The partition and offset of the message on COPY's line `line`.
+    /// The partition and offset of the message on COPY's line `line` (a message may span
+    /// several lines).
     fn message_at(&self, line: u64) -> Option<(i32, i64)> {
-        let index = self.runs.partition_point(|run| run.first_line <= line).checked_sub(1)?;
-        let run = &self.runs[index];
-        // Past the run's last line: that message spans several lines (runs of such
-        // messages hold one).
-        Some((run.partition, run.first_offset + (line - run.first_line).min(run.count - 1) as i64))
+        self.runs.message_at(line, true)
     }
 }
 
@@ -753,7 +782,7 @@ unsafe fn failed_at(state: pg_sys::CopyFromState, report: &ErrorReportWithLevel)
         let feed = feed.try_borrow().ok()?;
         match &feed.as_ref()?.source {
             Source::Messages(messages) => messages.message_at(line),
-            Source::Portal { renderer, .. } => renderer.rows.get((line as usize).checked_sub(1)?).copied().flatten(),
+            Source::Portal { renderer, .. } => renderer.messages.message_at(line, false),
         }
     })?;
     RefusedRow::of(report, partition, offset, column)
@@ -839,7 +868,7 @@ pub fn copy_messages(target: &PgRelation, plan: MessageCopy, ranges: &[ReadRange
         let feed = MessageLines {
             receiver,
             rendered: Vec::new(),
-            runs: Vec::new(),
+            runs: MessageRuns::default(),
             pending: None,
             source_name,
             read: 0,
@@ -865,5 +894,29 @@ pub fn copy_messages(target: &PgRelation, plan: MessageCopy, ranges: &[ReadRange
         }
         (Ok(_), Some(error)) => raise(error),
         (Ok(inserted), None) => (inserted, row_by_row_reason(&target).map_or(InsertPath::Copy, InsertPath::CopyRowByRow)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_runs_name_the_message_of_each_line() {
+        let mut runs = MessageRuns::default();
+        // Partition 0 offsets 10-12 on lines 1-3, partition 1 offset 5 on line 4, a line
+        // with no message (5), then partition 0 again from offset 20 (a gap) on 6-7.
+        for (line, partition, offset) in [(1, 0, 10), (2, 0, 11), (3, 0, 12), (4, 1, 5), (6, 0, 20), (7, 0, 21)] {
+            runs.record(line, partition, offset);
+        }
+        assert_eq!(runs.0.len(), 3);
+        assert_eq!(runs.message_at(2, false), Some((0, 11)));
+        assert_eq!(runs.message_at(4, false), Some((1, 5)));
+        assert_eq!(runs.message_at(5, false), None);
+        assert_eq!(runs.message_at(7, false), Some((0, 21)));
+        assert_eq!(runs.message_at(8, false), None);
+        assert_eq!(runs.message_at(0, false), None);
+        // A CSV message spanning lines 4 and 5 is still partition 1's offset 5 on line 5.
+        assert_eq!(runs.message_at(5, true), Some((1, 5)));
     }
 }

@@ -18,6 +18,7 @@ use crate::error::FdwError;
 use crate::pg::catalog::{self, ForeignTableDef};
 use crate::pg::clients::TopicClient;
 use crate::pg::errors::{is_of_class, raise, reported_kind};
+use crate::pg::subtransaction::raise_again;
 
 /// A message of a Kafka foreign table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,10 +115,8 @@ impl RefusedRow {
 /// `column`: finds the column of a refused value, given the message (the caller's
 /// statement converted many).
 pub fn raise_naming_the_message(report: ErrorReportWithLevel, column: impl FnOnce(MessageAt) -> Option<String>) -> ! {
-    let Some(at) = current() else { crate::pg::subtransaction::raise_again(report) };
-    let Some(mut refused) = RefusedRow::of(&report, at.partition, at.offset, None) else {
-        crate::pg::subtransaction::raise_again(report)
-    };
+    let Some(at) = current() else { raise_again(report) };
+    let Some(mut refused) = RefusedRow::of(&report, at.partition, at.offset, None) else { raise_again(report) };
     if refused.is_data_exception() {
         refused.column = column(at);
     }
