@@ -120,8 +120,11 @@ pub fn raise_naming_the_message(report: ErrorReportWithLevel, column: impl FnOnc
     if refused.is_data_exception() {
         refused.column = column(at);
     }
-    // SAFETY: a foreign table the failed statement scanned, locked by it until the
-    // transaction ends.
-    let definition = unsafe { catalog::foreign_table_by_id(at.table) };
+    // SAFETY: a foreign table the failed statement scanned; its lock went with the
+    // statement's subtransaction, so it is taken again as the scan took it.
+    let definition = unsafe {
+        pg_sys::LockRelationOid(at.table, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        catalog::foreign_table_by_id(at.table)
+    };
     refused.raise(&definition)
 }
