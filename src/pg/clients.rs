@@ -113,6 +113,10 @@ pub fn table_producer(definition: &ForeignTableDef) -> (ClientSettings, TablePro
     (settings, TableProducer::Pooled(producer))
 }
 
+/// How long a fetch of ANALYZE's consumer may wait on the broker for new messages: next
+/// to nothing, since a sample reads messages already there.
+const SAMPLE_FETCH_WAIT: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// A pooled consumer of one server for the current user, with its settings, and the
 /// topic it asks about (none for server-wide questions).
 pub struct TopicClient {
@@ -128,10 +132,16 @@ impl TopicClient {
         Self::with_settings(definition.server_id, settings, definition.table.topic.clone())
     }
 
-    /// A consumer for a table's topic that fetches at most `fetch_max_bytes` at a time:
-    /// for reading a sample in runs (ANALYZE).
+    /// A consumer for a table's topic that fetches at most `fetch_max_bytes` at a time
+    /// and never waits on the broker for more: for reading a sample in runs (ANALYZE).
+    /// (A fetch prefetching past a run can reach the end of the partition and wait there
+    /// for new messages, `buffer_delay`; the jump to the next run waits behind it.)
     pub fn for_sample(definition: &ForeignTableDef, fetch_max_bytes: usize) -> Self {
-        let settings = ClientSettings { fetch_max_bytes: Some(fetch_max_bytes), ..table_client_settings(definition) };
+        let settings = ClientSettings {
+            fetch_max_bytes: Some(fetch_max_bytes),
+            fetch_wait: SAMPLE_FETCH_WAIT,
+            ..table_client_settings(definition)
+        };
         Self::with_settings(definition.server_id, settings, definition.table.topic.clone())
     }
 
