@@ -217,10 +217,11 @@ WHERE p.target = 'txn_imported'::regclass ORDER BY p.partition;
 
 -- A commit the coordinator refuses is an ERROR at COMMIT: the PostgreSQL transaction
 -- rolls back with it (the local row is gone), and the next transaction gets a new
--- producer. (librdkafka's mock cluster, which can be told to refuse EndTxn.)
+-- producer. (librdkafka's mock cluster, which can be told to refuse EndTxn. Its leader
+-- lookups have been seen to take over 3 s once on a loaded machine: a 10-s timeout.)
 \! "$KAFKA_TOOL" mock-ctl --control "$KAFKA_MOCK_CONTROL" create-topic regress_txn 2
 CREATE SERVER mock_txn_server FOREIGN DATA WRAPPER kafka_fdw
-OPTIONS (brokers :'mock_brokers', transactional 'true', timeout_ms '3000');
+OPTIONS (brokers :'mock_brokers', transactional 'true', timeout_ms '10000');
 CREATE USER MAPPING FOR PUBLIC SERVER mock_txn_server;
 CREATE FOREIGN TABLE mock_txn_out (part int OPTIONS (partition 'true'), v text)
 SERVER mock_txn_server OPTIONS (topic 'regress_txn');
