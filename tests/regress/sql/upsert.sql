@@ -136,9 +136,18 @@ CREATE FOREIGN TABLE kafka_debezium (
 SELECT count(*) AS messages, count(*) FILTER (WHERE value IS NULL) AS tombstones FROM kafka_debezium;
 CREATE TABLE customers_copy (id int PRIMARY KEY, name text, email text, score numeric, active boolean);
 SELECT kafka_fdw.import('kafka_debezium', 'customers_copy', mode => 'debezium') > 0 AS changed;
-SELECT (SELECT count(*) FROM customers_copy) AS rows, (SELECT count(*) FROM customers) AS source_rows,
-       (SELECT count(*) FROM (SELECT * FROM customers EXCEPT SELECT * FROM customers_copy) d) AS missing,
-       (SELECT count(*) FROM (SELECT * FROM customers_copy EXCEPT SELECT * FROM customers) d) AS extra;
+-- A table imported from change events, against the table they were captured from: its
+-- rows, and rows missing or extra either way.
+CREATE FUNCTION against_source(imported regclass, source regclass, OUT rows bigint, OUT source_rows bigint, OUT missing bigint, OUT extra bigint)
+LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE format('SELECT (SELECT count(*) FROM %1$s), (SELECT count(*) FROM %2$s),
+                           (SELECT count(*) FROM (SELECT * FROM %2$s EXCEPT SELECT * FROM %1$s) d),
+                           (SELECT count(*) FROM (SELECT * FROM %1$s EXCEPT SELECT * FROM %2$s) d)', imported, source)
+    INTO rows, source_rows, missing, extra;
+END
+$$;
+SELECT * FROM against_source('customers_copy', 'customers');
 -- In pieces, into a copy with fewer columns.
 CREATE TABLE customer_names (id int PRIMARY KEY, name text);
 SELECT sum(kafka_fdw.import('kafka_debezium', 'customer_names', max_messages => 41, mode => 'debezium')) > 0 AS changed
@@ -323,26 +332,13 @@ CREATE FOREIGN TABLE kafka_debezium_defaults (
 ) SERVER upsert_server OPTIONS (topic 'regress_debezium_defaults', format 'json');
 CREATE TABLE orders_copy (LIKE orders INCLUDING ALL);
 SELECT kafka_fdw.import('kafka_debezium_defaults', 'orders_copy', mode => 'debezium') > 0 AS changed;
-SELECT (SELECT count(*) FROM orders_copy) AS rows, (SELECT count(*) FROM orders) AS source_rows,
-       (SELECT count(*) FROM (SELECT * FROM orders EXCEPT SELECT * FROM orders_copy) d) AS missing,
-       (SELECT count(*) FROM (SELECT * FROM orders_copy EXCEPT SELECT * FROM orders) d) AS extra;
+SELECT * FROM against_source('orders_copy', 'orders');
 SELECT * FROM orders_copy WHERE id IN (3, 14, 61) ORDER BY id;
 -- The same events in Avro through the Schema Registry (Confluent's framing), as most
 -- Debezium deployments write them: the source reads each whole event into one jsonb
 -- column, Debezium's dates, times and timestamps read by their Connect names and its
 -- JSON as JSON, and the import gives the same table.
 \getenv registry KAFKA_REGISTRY_URL
--- A table imported from the events, against the source table: rows, and rows missing or
--- extra either way.
-CREATE FUNCTION against_orders(imported regclass, OUT rows bigint, OUT source_rows bigint, OUT missing bigint, OUT extra bigint)
-LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE format('SELECT (SELECT count(*) FROM %1$s), (SELECT count(*) FROM orders),
-                           (SELECT count(*) FROM (SELECT * FROM orders EXCEPT SELECT * FROM %1$s) d),
-                           (SELECT count(*) FROM (SELECT * FROM %1$s EXCEPT SELECT * FROM orders) d)', imported)
-    INTO rows, source_rows, missing, extra;
-END
-$$;
 CREATE SERVER upsert_registry FOREIGN DATA WRAPPER kafka_fdw OPTIONS (brokers :'brokers', schema_registry :'registry');
 CREATE USER MAPPING FOR PUBLIC SERVER upsert_registry;
 \! "$KAFKA_TOOL" create-topic --brokers "$KAFKA_BROKERS" --topic regress_debezium_avro --partitions 1 >/dev/null
@@ -353,7 +349,7 @@ SERVER upsert_registry OPTIONS (topic 'regress_debezium_avro', format 'avro');
 SELECT value -> 'after' AS after FROM kafka_debezium_avro WHERE value -> 'after' ->> 'id' = '4' ORDER BY offs LIMIT 1;
 CREATE TABLE orders_avro (LIKE orders INCLUDING ALL);
 SELECT kafka_fdw.import('kafka_debezium_avro', 'orders_avro', mode => 'debezium') > 0 AS changed;
-SELECT * FROM against_orders('orders_avro');
+SELECT * FROM against_source('orders_avro', 'orders');
 -- IMPORT FOREIGN SCHEMA reads the envelope's subject: the rows as jsonb, op as text.
 CREATE SCHEMA debezium_avro;
 IMPORT FOREIGN SCHEMA kafka LIMIT TO (regress_debezium_avro) FROM SERVER upsert_registry INTO debezium_avro;
@@ -372,7 +368,7 @@ SERVER upsert_server OPTIONS (topic 'regress_debezium_schemaless', format 'json'
 SELECT value -> 'after' AS after FROM kafka_debezium_schemaless WHERE value -> 'after' ->> 'id' = '4' ORDER BY offs LIMIT 1;
 CREATE TABLE orders_schemaless (LIKE orders INCLUDING ALL);
 SELECT kafka_fdw.import('kafka_debezium_schemaless', 'orders_schemaless', mode => 'debezium') > 0 AS changed;
-SELECT * FROM against_orders('orders_schemaless');
+SELECT * FROM against_source('orders_schemaless', 'orders');
 -- time.precision.mode=connect: milliseconds, whatever the column's precision; the
 -- source table says so.
 \! "$KAFKA_TOOL" create-topic --brokers "$KAFKA_BROKERS" --topic regress_debezium_connect_time --partitions 1 >/dev/null
