@@ -195,7 +195,7 @@ fn apply_changes(source: PgRelation, target: PgRelation, columns: Option<Vec<Str
 fn debezium_schemaless(event: pgrx::JsonB, names: Vec<String>, types: Vec<String>, modifiers: Vec<i32>, time_precision: &str) -> pgrx::JsonB {
     let precision = TimePrecision::parse(time_precision).unwrap_or_else(|| {
         raise(FdwError::new(ErrorKind::InvalidParameterValue, format!("invalid time precision mode: \"{time_precision}\""))
-            .with_hint(format!("Valid modes are {}.", TimePrecision::NAMES.map(|n| format!("\"{n}\"")).join(", "))))
+            .with_hint(TimePrecision::valid_modes_hint()))
     });
     let columns: Vec<(String, ColumnKind)> = names
         .into_iter()

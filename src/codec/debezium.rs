@@ -80,6 +80,11 @@ impl TimePrecision {
     pub fn name(self) -> &'static str {
         Self::NAMES[self as usize]
     }
+
+    /// The HINT of an error about a mode that is none of these.
+    pub fn valid_modes_hint() -> String {
+        format!("Valid modes are Debezium's time.precision.mode values {}.", Self::NAMES.map(|n| format!("\"{n}\"")).join(", "))
+    }
 }
 
 /// A target column whose values an event without its schema may carry in Debezium's

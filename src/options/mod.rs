@@ -494,10 +494,7 @@ pub fn parse_table(options: &[(String, String)]) -> FdwResult<TableOptions> {
     let time_precision = match lookup(options, "time_precision_mode") {
         None => TimePrecision::default(),
         Some(value) => TimePrecision::parse(&value.to_ascii_lowercase()).ok_or_else(|| {
-            invalid_value("time_precision_mode", value).with_hint(format!(
-                "Valid modes are Debezium's time.precision.mode values {}.",
-                TimePrecision::NAMES.map(|n| format!("\"{n}\"")).join(", ")
-            ))
+            invalid_value("time_precision_mode", value).with_hint(TimePrecision::valid_modes_hint())
         })?,
     };
     Ok(TableOptions {
