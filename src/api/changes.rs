@@ -202,7 +202,7 @@ fn debezium_schemaless(event: pgrx::JsonB, names: Vec<String>, types: Vec<String
         .zip(types.iter().zip(modifiers))
         .filter_map(|(name, (sql_type, modifier))| Some((name, ColumnKind::of(sql_type, modifier)?)))
         .collect();
-    match debezium::schemaless_event(&event.0, &columns, precision) {
+    match debezium::schemaless_event(event.0, &columns, precision) {
         Ok(converted) => pgrx::JsonB(converted),
         Err(reason) => raise(
             FdwError::new(ErrorKind::BadMessageFormat, format!("invalid value in a Debezium change event: {reason}"))

@@ -155,8 +155,7 @@ impl ColumnKind {
 /// time or timestamp a count of `precision`'s unit, base64 text into a numeric the
 /// unscaled value at the column's scale, into bytea the bytes, JSON text into json the
 /// JSON; values already in PostgreSQL's input syntax stay.
-pub fn schemaless_event(event: &Value, columns: &[(String, ColumnKind)], precision: TimePrecision) -> Result<Value, String> {
-    let mut event = event.clone();
+pub fn schemaless_event(mut event: Value, columns: &[(String, ColumnKind)], precision: TimePrecision) -> Result<Value, String> {
     for row in ["before", "after"] {
         let Some(values) = event.get_mut(row).and_then(Value::as_object_mut) else { continue };
         for (column, kind) in columns {
@@ -342,7 +341,7 @@ mod tests {
             "day": 3653, "at": 1_704_067_200_123_456_i64, "at_ms": 1_704_067_200_123_i64, "clock": 3_723_000_004_i64,
             "amount": "/w==", "amount_text": "12.50", "any_scale": {"scale": 3, "value": "AQ=="}, "raw": "AP8=",
             "doc": "{\"a\": [1]}", "day_text": "2024-01-01", "other": 5}});
-        let converted = schemaless_event(&event, &columns, TimePrecision::Adaptive).unwrap();
+        let converted = schemaless_event(event.clone(), &columns, TimePrecision::Adaptive).unwrap();
         assert_eq!(converted["before"]["day"], "1970-01-01");
         let after = &converted["after"];
         assert_eq!(after["day"], "1980-01-02");
@@ -358,14 +357,14 @@ mod tests {
         assert_eq!(after["other"], 5);
         // time.precision.mode=connect: milliseconds whatever the column's precision.
         let ms = json!({"op": "c", "after": {"at": 1_704_067_200_123_i64, "clock": 3_723_004}});
-        let connect = schemaless_event(&ms, &columns, TimePrecision::Connect).unwrap();
+        let connect = schemaless_event(ms, &columns, TimePrecision::Connect).unwrap();
         assert_eq!(connect["after"]["at"], "2024-01-01 00:00:00.123000");
         assert_eq!(connect["after"]["clock"], "01:02:03.004000");
-        let micro_time = schemaless_event(&json!({"op": "c", "after": {"clock": 4}}), &[("clock".into(), ColumnKind::Time { precision: Some(3) })], TimePrecision::AdaptiveTimeMicroseconds).unwrap();
+        let micro_time = schemaless_event(json!({"op": "c", "after": {"clock": 4}}), &[("clock".into(), ColumnKind::Time { precision: Some(3) })], TimePrecision::AdaptiveTimeMicroseconds).unwrap();
         assert_eq!(micro_time["after"]["clock"], "00:00:00.000004");
         // A value its column's encoding cannot hold names the field.
         let bad = json!({"op": "c", "after": {"day": 1.5}});
-        assert_eq!(schemaless_event(&bad, &columns, TimePrecision::Adaptive).unwrap_err(), "after.day: 1.5 is not a whole number");
+        assert_eq!(schemaless_event(bad, &columns, TimePrecision::Adaptive).unwrap_err(), "after.day: 1.5 is not a whole number");
         assert_eq!(TimePrecision::parse("adaptive_time_microseconds").map(TimePrecision::name), Some("adaptive_time_microseconds"));
         assert_eq!(TimePrecision::parse("micro"), None);
     }
