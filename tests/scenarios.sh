@@ -585,7 +585,7 @@ for size in 0 64MB; do
     fi
 done
 
-log "Scenario: brokers 300 ms and 1 s away answer as at 0 ms; a silent broker fails within timeout_ms + 1 s (an INSERT + 1.5 s)"
+log "Scenario: brokers 300 ms and 1 s away answer as at 0 ms (an upsert import's error naming its message and column too); a silent broker fails within timeout_ms + 1 s (an INSERT + 1.5 s)"
 # Each round reads, writes and imports its own copy of the same topic (mock cluster, all
 # brokers delayed by mock-ctl rtt-all), in a new session so that connections are new too.
 createdb kafka_fdw_distance
@@ -598,10 +598,17 @@ rows 1 1000 >"$SERVICE_DIR/distance.csv"
 for rtt in 0 300 1000; do
     "$KAFKA_TOOL" mock-ctl --control "$MOCK_CONTROL" create-topic "far_$rtt" 4 >/dev/null
     "$KAFKA_TOOL" produce --brokers "$MOCK_BROKERS" --topic "far_$rtt" --round-robin --file "$SERVICE_DIR/distance.csv" >/dev/null
+    # One partition whose second message has a value an int column refuses: the import's
+    # error finds its column by reading that message again, column by column.
+    "$KAFKA_TOOL" mock-ctl --control "$MOCK_CONTROL" create-topic "far_${rtt}_bad" 1 >/dev/null
+    printf '1,1\n2,two\n3,3\n' | "$KAFKA_TOOL" produce --brokers "$MOCK_BROKERS" --topic "far_${rtt}_bad" >/dev/null
     psql -X -q -v ON_ERROR_STOP=1 -d kafka_fdw_distance <<SQL
 CREATE FOREIGN TABLE far_$rtt (part int OPTIONS (partition 'true'), offs bigint OPTIONS (offset 'true'), n int, t text)
 SERVER far OPTIONS (topic 'far_$rtt');
 CREATE TABLE far_target_$rtt (part int, offs bigint, n int, t text);
+CREATE FOREIGN TABLE far_${rtt}_bad (part int OPTIONS (partition 'true'), offs bigint OPTIONS (offset 'true'), n int, t text)
+SERVER far OPTIONS (topic 'far_${rtt}_bad');
+CREATE TABLE far_${rtt}_bad_target (n int PRIMARY KEY, t int);
 SQL
 done
 distance_round() { # distance_round RTT: the statements' output, with the round's names made alike
@@ -617,6 +624,16 @@ INSERT INTO far_$rtt (part, n, t) SELECT i % 4, 1000 + i, 'inserted ' || i FROM 
 SELECT kafka_fdw.import('far_$rtt', 'far_target_$rtt');
 SELECT count(*), count(DISTINCT (part, offs)), sum(n) FROM far_target_$rtt;
 SELECT count(*), sum(n) FROM far_$rtt;
+DO \$\$
+DECLARE
+    detail text;
+BEGIN
+    PERFORM kafka_fdw.import('far_${rtt}_bad', 'far_${rtt}_bad_target', mode => 'upsert');
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL;
+    RAISE NOTICE '% % / %', SQLSTATE, SQLERRM, detail;
+END
+\$\$;
 SQL
     echo "RTT $rtt ms: every statement done in $(elapsed_ms "$started") ms"
     sed -i "s/far_$rtt/far_RTT/g; s/far_target_$rtt/far_target_RTT/g" "$SERVICE_DIR/distance_$rtt.out"
@@ -625,6 +642,9 @@ distance_round 0
 distance_round 300
 distance_round 1000
 "$KAFKA_TOOL" mock-ctl --control "$MOCK_CONTROL" rtt-all 0 >/dev/null
+refused='22P02 invalid value in Kafka message at topic "far_RTT_bad", partition 0, offset 1 / Column "t": invalid input syntax for type integer: "two"'
+grep -qF "$refused" "$SERVICE_DIR/distance_0.out" || scenario_fail "the upsert import's error does not name the message and column: $(grep NOTICE "$SERVICE_DIR/distance_0.out")"
+grep -F "$refused" "$SERVICE_DIR/distance_0.out"
 for rtt in 300 1000; do
     diff "$SERVICE_DIR/distance_0.out" "$SERVICE_DIR/distance_$rtt.out" >&2 || scenario_fail "RTT $rtt ms answered differently from RTT 0"
 done
