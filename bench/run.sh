@@ -4,7 +4,8 @@
 # The main broker is librdkafka's mock cluster hosted by kafka-tool (in memory, so the
 # table shows our overhead rather than the broker's); pair 1 also runs once on Apache Kafka,
 # and pair 10 (ANALYZE) runs on both.
-# Sizes: BENCH_MESSAGES (1000000), BENCH_RSS_MESSAGES (10000000), BENCH_RUNS (5).
+# Sizes: BENCH_MESSAGES (1000000), BENCH_RSS_MESSAGES (5000000), BENCH_RUNS (5); others
+# in bench.py. The whole bench takes about 10 minutes once everything is built.
 # BENCH_PAIRS=5,11 runs only those pairs. The table is also drawn as docs/benchmarks.svg.
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
 trap stop_services EXIT

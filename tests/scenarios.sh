@@ -585,7 +585,7 @@ for size in 0 64MB; do
     fi
 done
 
-log "Scenario: brokers 300 ms and 1 s away answer as at 0 ms (an upsert import's error naming its message and column too); a silent broker fails within timeout_ms + 1 s (an INSERT + 1.5 s)"
+log "Scenario: brokers 300 ms and 1 s away answer as at 0 ms (a parallel scan, and an upsert import's error naming its message and column, too); a silent broker fails within timeout_ms + 1 s (an INSERT + 1.5 s)"
 # Each round reads, writes and imports its own copy of the same topic (mock cluster, all
 # brokers delayed by mock-ctl rtt-all), in a new session so that connections are new too.
 createdb kafka_fdw_distance
@@ -593,6 +593,9 @@ psql -X -q -v ON_ERROR_STOP=1 -d kafka_fdw_distance <<SQL
 CREATE EXTENSION kafka_fdw;
 CREATE SERVER far FOREIGN DATA WRAPPER kafka_fdw OPTIONS (brokers '$MOCK_BROKERS', timeout_ms '10000');
 CREATE USER MAPPING FOR PUBLIC SERVER far;
+CREATE SERVER far_parallel FOREIGN DATA WRAPPER kafka_fdw
+OPTIONS (brokers '$MOCK_BROKERS', timeout_ms '10000', mpp_execute 'all segments');
+CREATE USER MAPPING FOR PUBLIC SERVER far_parallel;
 SQL
 rows 1 1000 >"$SERVICE_DIR/distance.csv"
 for rtt in 0 300 1000; do
@@ -606,6 +609,8 @@ for rtt in 0 300 1000; do
 CREATE FOREIGN TABLE far_$rtt (part int OPTIONS (partition 'true'), offs bigint OPTIONS (offset 'true'), n int, t text)
 SERVER far OPTIONS (topic 'far_$rtt');
 CREATE TABLE far_target_$rtt (part int, offs bigint, n int, t text);
+CREATE FOREIGN TABLE far_${rtt}_parallel (part int OPTIONS (partition 'true'), offs bigint OPTIONS (offset 'true'), n int, t text)
+SERVER far_parallel OPTIONS (topic 'far_$rtt');
 CREATE FOREIGN TABLE far_${rtt}_bad (part int OPTIONS (partition 'true'), offs bigint OPTIONS (offset 'true'), n int, t text)
 SERVER far OPTIONS (topic 'far_${rtt}_bad');
 CREATE TABLE far_${rtt}_bad_target (n int PRIMARY KEY, t int);
@@ -624,6 +629,13 @@ INSERT INTO far_$rtt (part, n, t) SELECT i % 4, 1000 + i, 'inserted ' || i FROM 
 SELECT kafka_fdw.import('far_$rtt', 'far_target_$rtt');
 SELECT count(*), count(DISTINCT (part, offs)), sum(n) FROM far_target_$rtt;
 SELECT count(*), sum(n) FROM far_$rtt;
+-- A parallel plan: each worker's clients connect anew at this distance.
+SET max_parallel_workers_per_gather = 2;
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+EXPLAIN (COSTS OFF) SELECT count(*), count(DISTINCT (part, offs)), sum(n) FROM far_${rtt}_parallel;
+SELECT count(*), count(DISTINCT (part, offs)), sum(n) FROM far_${rtt}_parallel;
+RESET max_parallel_workers_per_gather;
 DO \$\$
 DECLARE
     detail text;
@@ -645,6 +657,7 @@ distance_round 1000
 refused='22P02 invalid value in Kafka message at topic "far_RTT_bad", partition 0, offset 1 / Column "t": invalid input syntax for type integer: "two"'
 grep -qF "$refused" "$SERVICE_DIR/distance_0.out" || scenario_fail "the upsert import's error does not name the message and column: $(grep NOTICE "$SERVICE_DIR/distance_0.out")"
 grep -F "$refused" "$SERVICE_DIR/distance_0.out"
+grep -q "Parallel Foreign Scan on far_RTT_parallel" "$SERVICE_DIR/distance_0.out" || scenario_fail "the scan of far_RTT_parallel was not planned parallel: $(cat "$SERVICE_DIR/distance_0.out")"
 for rtt in 300 1000; do
     diff "$SERVICE_DIR/distance_0.out" "$SERVICE_DIR/distance_$rtt.out" >&2 || scenario_fail "RTT $rtt ms answered differently from RTT 0"
 done

@@ -17,7 +17,7 @@ use crate::pg::catalog::{self, ForeignTableDef};
 use crate::pg::compat;
 use crate::pg::row_errors::{self, MessageAt};
 use crate::pg::clients::{PooledConsumer, TopicClient};
-use crate::error::FdwResult;
+use crate::error::{ErrorKind, FdwError, FdwResult};
 use crate::kafka::{self, Backwards, RangeReader, ReadRange, Watermarks};
 use crate::options::MppExecute;
 use crate::plan::parallel::{self, WorkQueue};
@@ -208,7 +208,8 @@ unsafe fn add_partial_scan_path(root: *mut pg_sys::PlannerInfo, baserel: *mut pg
     unsafe {
         let partitions_with_data = estimate_watermarks(definition).iter().filter(|w| w.high > w.low).count();
         let workers = (pg_sys::max_parallel_workers_per_gather as usize).min(partitions_with_data);
-        if workers == 0 {
+        // The shared queue holds at least one unit per partition.
+        if workers == 0 || partitions_with_data > parallel::QUEUE_CAPACITY {
             return;
         }
         // PostgreSQL's own share of work for the leader (see get_parallel_divisor).
@@ -484,13 +485,17 @@ pub unsafe extern "C-unwind" fn iterate_foreign_scan(node: *mut pg_sys::ForeignS
         }
         let reader = state.reader.as_mut().expect("checked above");
         loop {
+            if let Some(queue) = state.queue {
+                // A parallel participant keeps its share of units in flight, taking the
+                // next one nobody has claimed as soon as one of its own is read.
+                while reader.ranges_left() < (*queue).window() {
+                    let Some(unit) = (*queue).claim() else { break };
+                    reader.add(unit).or_raise();
+                }
+            }
             if reader.is_finished() {
-                // A parallel participant takes the next unit nobody has claimed yet.
-                let Some(unit) = state.queue.and_then(|queue| (*queue).claim()) else {
-                    row_errors::forget();
-                    return slot;
-                };
-                reader.restart(&[unit]).or_raise();
+                row_errors::forget();
+                return slot;
             }
             if let Some(message) = reader.next_message().or_raise() {
                 if state.row.fill(slot, &message) == Outcome::Row {
@@ -553,8 +558,20 @@ pub unsafe extern "C-unwind" fn initialize_dsm_foreign_scan(
         let values = pushdown::evaluate(&state.slots, (*node).ss.ps.ps_ExprContext);
         let ranges = state.plan_ranges(values).or_raise();
         let participants = (*pcxt).nworkers as usize + usize::from(pg_sys::parallel_leader_participation);
-        let units = parallel::plan_units(&ranges, participants, MIN_UNIT_MESSAGES, parallel::QUEUE_CAPACITY);
-        state.queue = Some(WorkQueue::init(coordinate as *mut u8, parallel::QUEUE_CAPACITY, &units));
+        let Some(units) = parallel::plan_units(&ranges, participants, MIN_UNIT_MESSAGES, parallel::QUEUE_CAPACITY) else {
+            // Partitions were added to the topic since the plan was made.
+            let message = format!(
+                "a parallel scan of Kafka topic \"{}\" cannot share more than {} partitions",
+                state.topic,
+                parallel::QUEUE_CAPACITY
+            );
+            crate::pg::errors::raise(
+                FdwError::new(ErrorKind::FeatureNotSupported, message)
+                    .with_detail("Partitions were added to the topic since the query was planned.")
+                    .with_hint("Run the query again: a new plan reads the topic serially."),
+            );
+        };
+        state.queue = Some(WorkQueue::init(coordinate as *mut u8, parallel::QUEUE_CAPACITY, &units, participants));
         state.parallel_units = Some(units.len());
         state.ranges = Some(ranges);
     }

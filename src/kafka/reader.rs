@@ -77,6 +77,8 @@ pub struct RangeReader<C: Borrow<KafkaConsumer>> {
     /// Ranges left per partition id; empty once the partition is finished.
     partitions: Vec<PartitionRanges>,
     open_count: usize,
+    /// Ranges not yet read, over every partition.
+    ranges_left: usize,
     last_client_error: Option<KafkaError>,
     /// Messages received from the client over every pass, inside the ranges or not.
     pub messages_fetched: u64,
@@ -94,6 +96,7 @@ impl<C: Borrow<KafkaConsumer>> RangeReader<C> {
             topic: topic.to_string(),
             partitions: Vec::new(),
             open_count: 0,
+            ranges_left: 0,
             last_client_error: None,
             messages_fetched: 0,
             stop: None,
@@ -119,6 +122,7 @@ impl<C: Borrow<KafkaConsumer>> RangeReader<C> {
             self.partitions[range.partition as usize].0.push_back((range.start, range.end));
         }
         self.open_count = self.partitions.iter().filter(|p| !p.0.is_empty()).count();
+        self.ranges_left = wanted.len();
         let mut assignment = TopicPartitionList::with_capacity(self.open_count);
         for (partition, ranges) in self.partitions.iter().enumerate() {
             if let Some(&(start, _)) = ranges.0.front() {
@@ -133,6 +137,43 @@ impl<C: Borrow<KafkaConsumer>> RangeReader<C> {
         self.last_client_error = None;
         self.consumer().context().take();
         Ok(())
+    }
+
+    /// Adds `range` to what is being read, leaving the rest undisturbed: a parallel scan's
+    /// participant takes more work while it reads. Ranges of one partition must come in
+    /// offset order, after the ones it was given before.
+    pub fn add(&mut self, range: ReadRange) -> FdwResult<()> {
+        if range.start >= range.end {
+            return Ok(());
+        }
+        let index = range.partition as usize;
+        if self.partitions.len() <= index {
+            self.partitions.resize(index + 1, PartitionRanges::default());
+        }
+        let ranges = &mut self.partitions[index].0;
+        if let Some(last) = ranges.back_mut() {
+            // Still being read: its fetcher gets there by itself, with a seek only over a gap.
+            if last.1 == range.start {
+                last.1 = range.end;
+            } else {
+                ranges.push_back((range.start, range.end));
+                self.ranges_left += 1;
+            }
+            return Ok(());
+        }
+        ranges.push_back((range.start, range.end));
+        self.ranges_left += 1;
+        self.open_count += 1;
+        let mut assignment = TopicPartitionList::with_capacity(1);
+        assignment
+            .add_partition_offset(&self.topic, range.partition, Offset::Offset(range.start))
+            .map_err(|e| self.client_error("build the partition assignment", e))?;
+        self.consumer().incremental_assign(&assignment).map_err(|e| self.client_error("assign partitions", e))
+    }
+
+    /// How many of the ranges given are not read yet.
+    pub fn ranges_left(&self) -> usize {
+        self.ranges_left
     }
 
     /// Makes [`next_message`](Self::next_message) fail soon after `flag` is set, while it
@@ -172,7 +213,9 @@ impl<C: Borrow<KafkaConsumer>> RangeReader<C> {
                     let Some(ranges) = self.partitions.get_mut(partition as usize).filter(|r| !r.0.is_empty()) else {
                         continue; // prefetched after the partition was closed
                     };
+                    let before = ranges.0.len();
                     let (inside, next) = ranges.on_message(message.offset());
+                    self.ranges_left -= before - ranges.0.len();
                     match next {
                         Next::Continue => {}
                         // Seeking bumps librdkafka's fetch version, so messages fetched
@@ -192,6 +235,7 @@ impl<C: Borrow<KafkaConsumer>> RangeReader<C> {
                     // The partition has nothing past this point; later ranges lie beyond
                     // the high watermark taken at scan start, so they are empty too.
                     if let Some(ranges) = self.partitions.get_mut(partition as usize).filter(|r| !r.0.is_empty()) {
+                        self.ranges_left -= ranges.0.len();
                         ranges.0.clear();
                         close(self.consumer.borrow(), &self.topic, &mut self.open_count, partition);
                     }
@@ -470,6 +514,48 @@ mod tests {
         let mut reader = RangeReader::new(consumer, test_settings(&brokers), "again", &second).unwrap();
         assert_eq!(read_all(&mut reader).len(), 4);
         assert!(started.elapsed() < Duration::from_millis(500), "took {:?}", started.elapsed());
+    }
+
+    #[test]
+    fn ranges_added_while_reading_are_read_once_each() {
+        let mock = mock_cluster(1);
+        let cluster = mock.cluster();
+        cluster.create_topic("added", 2, 1).unwrap();
+        let brokers = cluster.bootstrap_servers();
+        let lines: Vec<String> = (0..100).map(|i| format!("m{i}")).collect();
+        produce(&brokers, "added", 0, &lines);
+        produce(&brokers, "added", 1, &lines);
+        let settings = test_settings(&brokers);
+        let consumer = new_consumer(&settings).unwrap();
+        let mut reader = RangeReader::new(consumer, settings, "added", &[ReadRange { partition: 0, start: 0, end: 10 }]).unwrap();
+        let mut rows: Vec<(i32, i64)> = Vec::new();
+        for _ in 0..5 {
+            let message = reader.next_message().unwrap().unwrap();
+            rows.push((message.partition(), message.offset()));
+        }
+        // Right after the range being read: it grows. After a gap, and in a partition
+        // not yet read: two more ranges. An empty one: nothing.
+        reader.add(ReadRange { partition: 0, start: 10, end: 20 }).unwrap();
+        assert_eq!(reader.ranges_left(), 1);
+        reader.add(ReadRange { partition: 0, start: 50, end: 60 }).unwrap();
+        reader.add(ReadRange { partition: 1, start: 0, end: 5 }).unwrap();
+        reader.add(ReadRange { partition: 1, start: 7, end: 7 }).unwrap();
+        assert_eq!(reader.ranges_left(), 3);
+        while let Some(message) = reader.next_message().unwrap() {
+            rows.push((message.partition(), message.offset()));
+        }
+        assert_eq!(reader.ranges_left(), 0);
+        assert!(reader.is_finished());
+        // A partition closed before is assigned again.
+        reader.add(ReadRange { partition: 1, start: 90, end: 100 }).unwrap();
+        assert!(!reader.is_finished());
+        while let Some(message) = reader.next_message().unwrap() {
+            rows.push((message.partition(), message.offset()));
+        }
+        rows.sort();
+        let expected: Vec<(i32, i64)> =
+            (0..20).chain(50..60).map(|o| (0, o)).chain((0..5).chain(90..100).map(|o| (1, o))).collect();
+        assert_eq!(rows, expected);
     }
 
     #[test]

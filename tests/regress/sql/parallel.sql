@@ -51,3 +51,13 @@ SELECT (SELECT count(*) FROM serial_result) AS serial_rows,
        (SELECT count(*) FROM parallel_result) AS parallel_rows,
        (SELECT count(*) FROM (SELECT * FROM serial_result EXCEPT ALL SELECT * FROM parallel_result) d) AS only_serial,
        (SELECT count(*) FROM (SELECT * FROM parallel_result EXCEPT ALL SELECT * FROM serial_result) d) AS only_parallel;
+-- Fewer workers start than were planned (here none): the participants that run claim
+-- every unit the others would have read.
+SET max_parallel_workers_per_gather = 2;
+SET max_parallel_workers = 0;
+EXPLAIN (ANALYZE, BUFFERS OFF, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT count(*) FROM kp;
+CREATE TABLE leader_only_result AS SELECT * FROM kp;
+SELECT (SELECT count(*) FROM leader_only_result) AS leader_only_rows,
+       (SELECT count(*) FROM (SELECT * FROM serial_result EXCEPT ALL SELECT * FROM leader_only_result) d) AS only_serial,
+       (SELECT count(*) FROM (SELECT * FROM leader_only_result EXCEPT ALL SELECT * FROM serial_result) d) AS only_leader;
+RESET max_parallel_workers;
