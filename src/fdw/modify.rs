@@ -8,7 +8,7 @@
 
 use std::ffi::{c_int, c_void, CStr, CString};
 
-use pgrx::{pg_guard, pg_sys, FromDatum, JsonB, PgMemoryContexts};
+use pgrx::{pg_guard, pg_sys, FromDatum, PgMemoryContexts};
 use rdkafka::message::{Header, OwnedHeaders};
 
 use crate::pg::catalog;
@@ -16,6 +16,7 @@ use crate::codec::csv;
 use crate::codec::json::{self, JsonField, JsonPath};
 use crate::pg::clients::{self, MessagePart, TableProducer};
 use crate::pg::compat;
+use crate::pg::encoding;
 use crate::kafka::{Outgoing, Sender};
 use crate::codec::encode::{Cell, ColumnValue, DerivedField, RecordEncoder, SqlType};
 use crate::codec::{ColumnType, FieldDef, Format};
@@ -349,7 +350,8 @@ unsafe fn send_row(state: &mut ModifyState, values: &[pg_sys::Datum], nulls: &[b
                 let datum = value(attribute)?;
                 match column_type {
                     ColumnType::Bytea => Vec::<u8>::from_datum(datum, false),
-                    _ => String::from_datum(datum, false).map(String::into_bytes),
+                    // A non-NULL value of the key column, a text type.
+                    _ => Some(encoding::text_datum_to_utf8(datum)),
                 }
             }),
             (encoder, format) => {
@@ -380,7 +382,8 @@ unsafe fn send_row(state: &mut ModifyState, values: &[pg_sys::Datum], nulls: &[b
         };
         // Kafka timestamps are whole milliseconds: sub-millisecond digits are dropped.
         let timestamp = state.timestamp.and_then(value).map(|datum| plan::millisecond_bounds(datum.value() as i64).0);
-        let headers = state.headers.and_then(value).and_then(|d| JsonB::from_datum(d, false)).map(|JsonB(json)| headers_of(&json));
+        // The headers column is jsonb (checked at CREATE) and the value not NULL.
+        let headers = state.headers.and_then(value).map(|datum| headers_of(&encoding::jsonb_value(datum)));
 
         let payload = match &state.record_encoder {
             Some(encoder) => {
@@ -459,7 +462,7 @@ unsafe fn output_texts<'a>(fields: &[&FieldOutput], values: &[pg_sys::Datum], nu
                     return <&[u8]>::from_datum(datum, false);
                 }
                 let text = pg_sys::OutputFunctionCall(field.function.as_ref() as *const _ as *mut _, datum);
-                Some(CStr::from_ptr(text).to_bytes())
+                Some(encoding::database_to_utf8(CStr::from_ptr(text)))
             }
         })
         .collect()
@@ -471,8 +474,15 @@ fn json_message(fields: &[&FieldOutput], texts: &[Option<&[u8]>]) -> Vec<u8> {
         .iter()
         .zip(texts)
         .map(|(field, text)| {
-            // Output functions give UTF-8 in a UTF-8 database.
-            let text = text.map(|bytes| std::str::from_utf8(bytes).unwrap_or_default());
+            // Output texts are UTF-8 once converted; a raw bytea field's bytes may not be.
+            let text = text.map(|bytes| {
+                std::str::from_utf8(bytes).unwrap_or_else(|error| {
+                    raise(
+                        FdwError::new(ErrorKind::CharacterNotInRepertoire, format!("column \"{}\" holds bytes that are not UTF-8", field.name))
+                            .with_detail(format!("{}. A JSON message holds text only.", capitalized(&error.to_string()))),
+                    )
+                })
+            });
             (&field.json_path, json_field(field.json_kind, text))
         })
         .collect();
@@ -534,7 +544,7 @@ unsafe fn cell<'a>(field: &FieldOutput, datum: pg_sys::Datum) -> Cell<'a> {
     let output = || {
         // SAFETY: the caller keeps the contract above; the text lives in the row's context.
         let text = unsafe { CStr::from_ptr(pg_sys::OutputFunctionCall(field.function.as_ref() as *const _ as *mut _, datum)) };
-        text.to_string_lossy()
+        String::from_utf8_lossy(encoding::database_to_utf8(text))
     };
     let json = |text: &str| serde_json::from_str(text).map(Cell::Json).unwrap_or_else(|_| Cell::Text(text.to_string().into()));
     match field.cell_kind {
@@ -576,7 +586,7 @@ unsafe fn cell<'a>(field: &FieldOutput, datum: pg_sys::Datum) -> Cell<'a> {
                 pg_sys::OidFunctionCall1Coll(pg_sys::Oid::from(pg_sys::F_ARRAY_TO_JSON_ANYARRAY), pg_sys::InvalidOid, datum)
             };
             // SAFETY: as above.
-            json(&unsafe { String::from_datum(array_json, false) }.unwrap_or_default())
+            json(&String::from_utf8_lossy(&unsafe { encoding::text_datum_to_utf8(array_json) }))
         }
         CellKind::Number => Cell::Number(output()),
         CellKind::Text => Cell::Text(output()),

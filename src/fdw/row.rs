@@ -20,13 +20,14 @@
 use std::ffi::c_char;
 
 use pgrx::pg_sys;
-use pgrx::{IntoDatum, JsonB};
+use pgrx::IntoDatum;
 use rdkafka::message::Headers;
 use rdkafka::Message;
 
 use crate::pg::catalog::ForeignTableDef;
 use crate::pg::clients::{self, MessagePart};
 use crate::pg::compat;
+use crate::pg::encoding;
 use crate::pg::subtransaction;
 use crate::codec::{excerpt, invalid_value, malformed_message, mismatched_message, MessagePosition, PayloadDecoder};
 use crate::error::{capitalized, ErrorKind, FdwError};
@@ -304,8 +305,8 @@ impl RowBuilder {
             let errors = self.problems.join("\n");
             for (i, fill) in self.fills.iter().enumerate() {
                 let value = match fill {
-                    Fill::Meta(MetaColumn::Junk, _) => junk_text.as_ref().into_datum(),
-                    Fill::Meta(MetaColumn::JunkError, _) => errors.as_str().into_datum(),
+                    Fill::Meta(MetaColumn::Junk, _) => Some(encoding::text_datum_escaping(&junk_text)),
+                    Fill::Meta(MetaColumn::JunkError, _) => Some(encoding::text_datum_escaping(&errors)),
                     _ => continue,
                 };
                 values[i] = value.expect("text is never NULL");
@@ -373,14 +374,14 @@ fn meta_value<M: Message>(
         (MetaColumn::Offset, _) => position.offset.into_datum(),
         (MetaColumn::Topic, _) => position.topic.into_datum(),
         (MetaColumn::Key, ColumnType::Bytea) => message.key()?.into_datum(),
-        (MetaColumn::Key, _) => text(message.key()?, "key", position).into_datum(),
+        (MetaColumn::Key, _) => Some(key_text(text(message.key()?, "key", position), position)),
         (MetaColumn::Timestamp, _) => {
             let unix_ms = message.timestamp().to_millis()?;
             let postgres_micros = unix_ms.checked_mul(1000)?.checked_sub(plan::POSTGRES_EPOCH_UNIX_MICROS)?;
             // timestamptz is an i64 of microseconds since 2000-01-01, passed by value.
             Some(pg_sys::Datum::from(postgres_micros))
         }
-        (MetaColumn::Headers, _) => JsonB(headers_json(message.headers()?)).into_datum(),
+        (MetaColumn::Headers, _) => Some(encoding::jsonb_datum(&headers_json(message.headers()?))),
         // Filled after decoding, and only for messages with a problem.
         (MetaColumn::Junk | MetaColumn::JunkError, _) => None,
     }
@@ -406,6 +407,18 @@ fn headers_json(headers: &impl Headers) -> serde_json::Value {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A key's text datum in the database's encoding, or an ERROR naming the message when
+/// the database has no room for one of its characters.
+fn key_text(key: &str, position: &MessagePosition<'_>) -> pg_sys::Datum {
+    // Only an ERROR is caught, and one is raised right after it.
+    subtransaction::catch_error(|| encoding::text_datum(key)).unwrap_or_else(|report| {
+        raise(
+            FdwError::new(reported_kind(report.sql_error_code()), format!("invalid key in Kafka message at {}", position.describe()))
+                .with_detail(format!("{}.", capitalized(report.message()))),
+        )
+    })
 }
 
 /// `bytes` as text, or an ERROR naming the message when they are not UTF-8.
@@ -453,8 +466,10 @@ fn convert(
     let function = &*input.function as *const pg_sys::FmgrInfo as *mut pg_sys::FmgrInfo;
     let cstring = cstring.as_ptr() as *mut c_char;
     // SAFETY: `function` was set up by fmgr_info for this column's type, and `cstring` is
-    // NUL-terminated; both outlive the call.
-    let call = || unsafe { pg_sys::InputFunctionCall(function, cstring, input.io_param, input.typmod) };
+    // `len` bytes of UTF-8 (checked above), NUL-terminated; both outlive the call.
+    let len = text.len();
+    // The conversion to the database's encoding raises as the input function does.
+    let call = || unsafe { pg_sys::InputFunctionCall(function, encoding::utf8_to_database(cstring, len), input.io_param, input.typmod) };
     // Under on_error 'error' a caught ERROR is raised again at once, and the abort that
     // follows releases whatever the function held.
     let converted = if on_error == OnError::Error || input.self_contained {

@@ -4,6 +4,7 @@ use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::{PgLogLevel, PgSqlErrorCode};
 
 use crate::error::{ErrorKind, FdwError, FdwResult};
+use crate::pg::encoding;
 
 fn sqlstate(kind: ErrorKind) -> PgSqlErrorCode {
     match kind {
@@ -40,12 +41,12 @@ pub fn is_of_class(code: PgSqlErrorCode, class: PgSqlErrorCode) -> bool {
 /// Raises `error` as an ERROR with its SQLSTATE, detail and hint: the one way this
 /// extension raises an error.
 pub fn raise(error: FdwError) -> ! {
-    let mut report = ErrorReport::new(sqlstate(error.kind), error.message, "kafka_fdw");
+    let mut report = ErrorReport::new(sqlstate(error.kind), encoding::report_text(error.message), "kafka_fdw");
     if let Some(detail) = error.detail {
-        report = report.set_detail(detail);
+        report = report.set_detail(encoding::report_text(detail));
     }
     if let Some(hint) = error.hint {
-        report = report.set_hint(hint);
+        report = report.set_hint(encoding::report_text(hint));
     }
     report.report(PgLogLevel::ERROR);
     unreachable!("ERROR does not return")

@@ -1,12 +1,14 @@
 //! PostgreSQL glue shared by the wrapper's callbacks (`fdw`) and the SQL functions
 //! (`api`): raising errors, reading the catalogs, pooled Kafka clients per user mapping,
 //! privilege checks, Kafka transactions tied to PostgreSQL's, subtransactions, errors
-//! naming the message of a row, and what differs between PostgreSQL versions (`compat`).
+//! naming the message of a row, text in databases not encoded in UTF-8, and what differs
+//! between PostgreSQL versions (`compat`).
 
 pub mod catalog;
 pub mod clients;
 pub mod compat;
 pub mod copy;
+pub mod encoding;
 pub mod errors;
 pub mod locks;
 pub mod privileges;
