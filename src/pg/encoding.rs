@@ -13,8 +13,6 @@ use std::ffi::{c_char, c_int, CStr, CString};
 
 use pgrx::pg_sys;
 
-use crate::pg::subtransaction;
-
 /// Whether the database's text is UTF-8 already.
 pub fn database_is_utf8() -> bool {
     // SAFETY: reads a backend global, set once the backend is connected to its database.
@@ -79,8 +77,39 @@ pub fn text_datum(text: &str) -> pg_sys::Datum {
 /// of its characters, with every non-ASCII character written as `\uXXXX` (`\UXXXXXXXX`
 /// beyond the Basic Multilingual Plane), as in PostgreSQL's Unicode escapes.
 pub fn text_datum_escaping(text: &str) -> pg_sys::Datum {
-    // Only an ERROR is caught, and nothing it touched is used again.
-    subtransaction::catch_error(|| text_datum(text)).unwrap_or_else(|_| text_datum(&unicode_escaped(text)))
+    if database_is_utf8() || text.is_ascii() {
+        return text_datum(text);
+    }
+    // SAFETY: reads the catalog of conversions; a database encoding with none from UTF-8
+    // (SQL_ASCII) takes UTF-8 as it is.
+    let conversion = unsafe { pg_sys::FindDefaultConversionProc(pg_sys::pg_enc::PG_UTF8 as i32, pg_sys::GetDatabaseEncoding()) };
+    if conversion == pg_sys::InvalidOid {
+        return text_datum(text);
+    }
+    let len = c_int::try_from(text.len()).expect("a message's text is shorter than 1 GB");
+    // As PostgreSQL sizes a conversion's output (MAX_CONVERSION_GROWTH), plus the NUL.
+    let mut converted = vec![0u8; text.len() * 4 + 1];
+    // SAFETY: `text` is `len` bytes of UTF-8 (only read, whatever the signature says);
+    // `converted` has the room PostgreSQL asks for. Without noError nothing raises: the
+    // conversion stops at the first character it cannot convert and says how far it got.
+    let consumed = unsafe {
+        pg_sys::pg_do_encoding_conversion_buf(
+            conversion,
+            pg_sys::pg_enc::PG_UTF8 as c_int,
+            pg_sys::GetDatabaseEncoding(),
+            text.as_ptr() as *mut u8,
+            len,
+            converted.as_mut_ptr(),
+            converted.len() as c_int,
+            true,
+        )
+    };
+    if consumed < len {
+        return text_datum(&unicode_escaped(text));
+    }
+    let written = converted.iter().position(|&b| b == 0).expect("the conversion ends its output with a NUL");
+    // SAFETY: `converted` holds `written` bytes of the database's encoding.
+    unsafe { pg_sys::Datum::from(pg_sys::cstring_to_text_with_len(converted.as_ptr() as *const c_char, written as c_int)) }
 }
 
 /// `text` with every non-ASCII character written as `\uXXXX` (`\UXXXXXXXX` beyond the
