@@ -243,7 +243,7 @@ fn value_text(raw: &str, as_json: bool) -> Option<Cow<'_, [u8]>> {
         b'n' => None,
         // Without escapes a string's JSON text is what serde_json would write, and its
         // content the text between the quotes.
-        b'"' if !raw.contains('\\') => Some(Cow::Borrowed(if as_json { raw.as_bytes() } else { raw[1..raw.len() - 1].as_bytes() })),
+        b'"' if !raw.contains('\\') => Some(Cow::Borrowed(if as_json { raw.as_bytes() } else { &raw.as_bytes()[1..raw.len() - 1] })),
         b'"' => {
             let text: String = serde_json::from_str(raw).expect("a parsed string");
             Some(Cow::Owned(if as_json { serde_json::to_vec(&text).expect("a string serializes") } else { text.into_bytes() }))

@@ -67,7 +67,7 @@ pub fn text_datum(text: &str) -> pg_sys::Datum {
             return pg_sys::Datum::from(pg_sys::cstring_to_text_with_len(source, len));
         }
         let converted = pg_sys::pg_any_to_server(source, len, pg_sys::pg_enc::PG_UTF8 as c_int);
-        let converted_len = if converted as *const c_char == source { len } else { CStr::from_ptr(converted).to_bytes().len() as c_int };
+        let converted_len = if std::ptr::eq(converted, source) { len } else { CStr::from_ptr(converted).to_bytes().len() as c_int };
         pg_sys::Datum::from(pg_sys::cstring_to_text_with_len(converted, converted_len))
     }
 }
