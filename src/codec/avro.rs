@@ -22,6 +22,7 @@ use super::avro_datum::{DatumError, Node, NodeId, Plan, Reader, JSON_TEXT};
 use super::avro_encode::AvroEncoder;
 use super::debezium;
 use super::json::JsonPath;
+use super::native::FieldValue;
 use super::wire::{frame, CompiledSchema, LastSchema, SchemaById};
 
 /// A schema, compiled for reading messages written with it.
@@ -251,26 +252,37 @@ impl AvroRecord<'_> {
     /// The text of the field at `path` (`None` for null or a missing field); with
     /// `as_json`, for a json/jsonb column, as JSON text.
     pub fn field(&self, path: &JsonPath, as_json: bool) -> Option<Cow<'_, [u8]>> {
+        let (plan, node, reader) = self.locate(path)?;
+        reread(plan.text(node, reader, as_json))?
+    }
+
+    /// The field at `path` as [`field`](Self::field) gives it, but typed when it is a
+    /// boolean, number, string, enum, date or timestamp and no JSON is asked for.
+    pub fn value(&self, path: &JsonPath, as_json: bool) -> Option<FieldValue<'_>> {
+        let (plan, node, reader) = self.locate(path)?;
+        reread(plan.value(node, reader, as_json))?
+    }
+
+    /// Where the value at `path` starts, and the plan of the schema that wrote it (the
+    /// reader's, for a default); `None` for a field neither schema has.
+    fn locate(&self, path: &JsonPath) -> Option<(&Plan, NodeId, Reader<'_>)> {
         let plan = &self.schema.plan;
-        let (node, reader) = match path {
-            JsonPath::Whole => (plan.root(), Reader::new(self.datum)),
+        match path {
+            JsonPath::Whole => Some((plan, plan.root(), Reader::new(self.datum))),
             JsonPath::Keys(keys) => {
                 let (first, rest) = keys.split_first()?;
-                let start = match plan.record()?.position(first) {
-                    Some(position) => (plan.record()?.fields[position].1, Reader::new(&self.datum[self.field_starts[position]..])),
+                let (plan, start) = match plan.record()?.position(first) {
+                    Some(position) => (plan, (plan.record()?.fields[position].1, Reader::new(&self.datum[self.field_starts[position]..]))),
                     // A field the writer lacks: the reader's default, if it has one.
                     None => {
                         let defaults = self.defaults?;
-                        let (node, reader) = defaults.field(first)?;
-                        let plan = &defaults.schema.plan;
-                        let (node, reader) = rest.iter().try_fold((node, reader), |(node, reader), key| reread(plan.child(node, reader, key))?)?;
-                        return reread(plan.text(node, reader, as_json))?;
+                        (&defaults.schema.plan, defaults.field(first)?)
                     }
                 };
-                rest.iter().try_fold(start, |(node, reader), key| reread(plan.child(node, reader, key))?)?
+                let (node, reader) = rest.iter().try_fold(start, |(node, reader), key| reread(plan.child(node, reader, key))?)?;
+                Some((plan, node, reader))
             }
-        };
-        reread(plan.text(node, reader, as_json))?
+        }
     }
 
     /// Top-level fields no path starts with.
@@ -800,6 +812,12 @@ mod tests {
                         let want = oracle.field(&expected, path, as_json);
                         let have = record.field(path, as_json).map(|text| String::from_utf8(text.into_owned()).unwrap());
                         assert_eq!(have, want, "round {round}, attempt {attempt}, {path:?} (json: {as_json}), payload {payload:?}");
+                        // Typed, a value has the same text.
+                        let typed = record.value(path, as_json).map(|value| match value {
+                            FieldValue::Native(native) => native.text().into_owned(),
+                            FieldValue::Text(text) => String::from_utf8(text.into_owned()).unwrap(),
+                        });
+                        assert_eq!(typed, want, "round {round}, attempt {attempt}, {path:?} (json: {as_json}), typed");
                     }
                 }
                 assert_eq!(record.unmapped_fields(some_paths.iter()), oracle.unmapped_fields(&expected, some_paths.iter()));

@@ -19,7 +19,8 @@ use apache_avro::{BigDecimal, Uuid};
 use num_bigint::BigInt;
 use serde_json::Value as Json;
 
-use super::text::{self, bytea_text, date_text, decimal_text, float_text, json_float, time_text, timestamp_text};
+use super::native::{FieldValue, Native};
+use super::text::{self, bytea_text, decimal_text, json_float, time_text};
 
 /// An index into a plan's nodes.
 pub(super) type NodeId = usize;
@@ -334,6 +335,28 @@ impl Plan {
         }))
     }
 
+    /// The value at `reader` as [`text`](Self::text) gives it, but typed when it is a
+    /// [`Native`] scalar and no JSON is asked for.
+    pub fn value<'a>(&'a self, id: NodeId, reader: Reader<'a>, as_json: bool) -> Read<Option<FieldValue<'a>>> {
+        if !as_json {
+            let mut branch_reader = reader;
+            let branch = self.branches(id, &mut branch_reader)?;
+            if self.is_native(branch) {
+                if let Scalar::Native(native) = self.scalar(branch, &mut branch_reader)? {
+                    return Ok(Some(FieldValue::Native(native)));
+                }
+            }
+        }
+        Ok(self.text(id, reader, as_json)?.map(FieldValue::Text))
+    }
+
+    fn is_native(&self, id: NodeId) -> bool {
+        matches!(
+            self.node(id),
+            Node::Boolean | Node::Int | Node::Long | Node::Float | Node::Double | Node::String | Node::Enum(_) | Node::Date | Node::Timestamp { .. }
+        )
+    }
+
     fn json_text<'a>(&'a self, id: NodeId, mut reader: Reader<'a>) -> Read<Vec<u8>> {
         let mut json = Vec::new();
         self.write_json(id, &mut reader, &mut json)?;
@@ -393,10 +416,10 @@ impl Plan {
             }
             _ => match self.scalar(id, reader)? {
                 Scalar::Null => json.extend_from_slice(b"null"),
-                Scalar::Boolean(b) => json.extend_from_slice(if b { b"true" } else { b"false" }),
-                Scalar::Integer(n) => json.extend_from_slice(n.to_string().as_bytes()),
-                Scalar::Float(x) => write_json_number(&json_float(f64::from(x)), json),
-                Scalar::Double(x) => write_json_number(&json_float(x), json),
+                Scalar::Native(Native::Boolean(b)) => json.extend_from_slice(if b { b"true" } else { b"false" }),
+                Scalar::Native(Native::Integer(n)) => json.extend_from_slice(n.to_string().as_bytes()),
+                Scalar::Native(Native::Float(x)) => write_json_number(&json_float(f64::from(x)), json),
+                Scalar::Native(Native::Double(x)) => write_json_number(&json_float(x), json),
                 // As it is when it is JSON.
                 Scalar::JsonText(text) if serde_json::from_str::<Json>(text).is_ok() => json.extend_from_slice(text.as_bytes()),
                 other => write_json_string(&other.text(), json),
@@ -409,19 +432,19 @@ impl Plan {
     fn scalar<'a>(&'a self, id: NodeId, reader: &mut Reader<'a>) -> Read<Scalar<'a>> {
         Ok(match self.node(id) {
             Node::Null => Scalar::Null,
-            Node::Boolean => Scalar::Boolean(reader.boolean()?),
-            Node::Int => Scalar::Integer(i64::from(reader.int()?)),
-            Node::Long => Scalar::Integer(reader.long()?),
-            Node::Float => Scalar::Float(f32::from_le_bytes(reader.array()?)),
-            Node::Double => Scalar::Double(f64::from_le_bytes(reader.array()?)),
+            Node::Boolean => Scalar::Native(Native::Boolean(reader.boolean()?)),
+            Node::Int => Scalar::Native(Native::Integer(i64::from(reader.int()?))),
+            Node::Long => Scalar::Native(Native::Integer(reader.long()?)),
+            Node::Float => Scalar::Native(Native::Float(f32::from_le_bytes(reader.array()?))),
+            Node::Double => Scalar::Native(Native::Double(f64::from_le_bytes(reader.array()?))),
             Node::Bytes => Scalar::Bytes(reader.bytes()?),
             Node::Fixed(size) => Scalar::Bytes(reader.fixed(*size)?),
-            Node::String => Scalar::Text(reader.string()?),
+            Node::String => Scalar::Native(Native::Text(reader.string()?)),
             Node::JsonText => Scalar::JsonText(reader.string()?),
             Node::Enum(symbols) => {
                 let index = reader.int()?;
                 match usize::try_from(index).ok().and_then(|i| symbols.get(i)) {
-                    Some(symbol) => Scalar::Text(symbol),
+                    Some(symbol) => Scalar::Native(Native::Text(symbol)),
                     None => return invalid(format!("enum index {index} out of range ({} symbols)", symbols.len())),
                 }
             }
@@ -434,7 +457,7 @@ impl Plan {
                 };
                 Scalar::Uuid(uuid.or_else(|e| invalid(format!("invalid uuid: {e}")))?)
             }
-            Node::Date => Scalar::Date(reader.int()?),
+            Node::Date => Scalar::Native(Native::Date(reader.int()?)),
             Node::TimeMillis => Scalar::Time(i64::from(reader.int()?) * 1000),
             Node::TimeMicros => Scalar::Time(reader.long()?),
             Node::Timestamp { unit, utc } => {
@@ -445,7 +468,7 @@ impl Plan {
                     TimeUnit::Micros => value,
                     TimeUnit::Nanos => value.div_euclid(1000),
                 };
-                Scalar::Timestamp(micros, *utc)
+                Scalar::Native(Native::Timestamp(micros, *utc))
             }
             Node::Decimal { scale, fixed, .. } => {
                 let digits = match fixed {
@@ -487,23 +510,16 @@ fn write_json_number(number: &Json, json: &mut Vec<u8>) {
 /// A value of a type that is not a container.
 enum Scalar<'a> {
     Null,
-    Boolean(bool),
-    /// An int or a long.
-    Integer(i64),
-    Float(f32),
-    Double(f64),
+    /// A boolean, int, long, float, double, string, enum symbol (as text), date or
+    /// timestamp.
+    Native(Native<'a>),
     /// Bytes or a fixed.
     Bytes(&'a [u8]),
-    /// A string or an enum's symbol.
-    Text(&'a str),
     /// A string holding JSON text.
     JsonText(&'a str),
     Uuid(Uuid),
-    Date(i32),
     /// Microseconds since midnight.
     Time(i64),
-    /// Microseconds since the epoch, and whether in UTC.
-    Timestamp(i64, bool),
     /// Big-endian two's complement unscaled digits, and the scale.
     Decimal(&'a [u8], usize),
     BigDecimal(BigDecimal),
@@ -516,16 +532,11 @@ impl<'a> Scalar<'a> {
     fn text(&self) -> Cow<'a, str> {
         Cow::Owned(match self {
             Scalar::Null => String::new(),
-            Scalar::Boolean(b) => return Cow::Borrowed(if *b { "true" } else { "false" }),
-            Scalar::Integer(n) => n.to_string(),
-            Scalar::Float(x) => float_text(f64::from(*x)),
-            Scalar::Double(x) => float_text(*x),
+            Scalar::Native(native) => return native.text(),
             Scalar::Bytes(bytes) => bytea_text(bytes),
-            Scalar::Text(text) | Scalar::JsonText(text) => return Cow::Borrowed(text),
+            Scalar::JsonText(text) => return Cow::Borrowed(text),
             Scalar::Uuid(uuid) => uuid.to_string(),
-            Scalar::Date(days) => date_text(*days),
             Scalar::Time(micros) => time_text(*micros),
-            Scalar::Timestamp(micros, utc) => timestamp_text(*micros, *utc),
             Scalar::Decimal(digits, scale) => decimal_text(&BigInt::from_signed_bytes_be(digits), *scale),
             Scalar::BigDecimal(decimal) => decimal.to_string(),
             Scalar::Duration(bytes) => {

@@ -12,6 +12,7 @@ pub mod csv;
 pub mod debezium;
 pub mod infer;
 pub mod json;
+pub mod native;
 pub mod protobuf;
 pub mod protobuf_encode;
 pub mod text;
@@ -25,6 +26,7 @@ use avro::{AvroDecoder, AvroRecord, WriterSchemas};
 use protobuf::{ProtobufDecoder, ProtobufRecord};
 use csv::{CsvDecoder, CsvError, CsvOptions, CsvRecord};
 use json::{JsonMessage, JsonPath};
+use native::FieldValue;
 
 /// How a message's payload maps onto the data columns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -259,6 +261,15 @@ impl std::fmt::Debug for Undecodable<'_> {
 }
 
 impl Decoded<'_> {
+    /// The value of data column `index` as [`field`](Self::field) gives it, typed where
+    /// the format knows its type (Avro).
+    pub fn value(&self, index: usize, field: &FieldDef) -> Option<FieldValue<'_>> {
+        match self {
+            Decoded::Avro(record) => record.value(&field.json_path, field.column_type.holds_json()),
+            _ => self.field(index, field).map(FieldValue::Text),
+        }
+    }
+
     /// The text of data column `index` (described by `field`), `None` for NULL.
     pub fn field(&self, index: usize, field: &FieldDef) -> Option<Cow<'_, [u8]>> {
         match self {

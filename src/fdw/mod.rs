@@ -10,3 +10,7 @@ pub mod row;
 pub mod scan;
 pub mod schema;
 pub mod validator;
+
+/// Only `cargo pgrx test` (feature `pg_test`) builds these: they need a backend.
+#[cfg(feature = "pg_test")]
+mod in_db_tests;

@@ -17,6 +17,7 @@
 //! (Such scans are not parallel-safe: PostgreSQL 15 starts no subtransaction in a
 //! parallel query.)
 
+use std::borrow::Cow;
 use std::ffi::c_char;
 
 use pgrx::pg_sys;
@@ -32,6 +33,7 @@ use crate::pg::subtransaction;
 use crate::codec::{excerpt, invalid_value, malformed_message, mismatched_message, MessagePosition, PayloadDecoder};
 use crate::error::{capitalized, ErrorKind, FdwError};
 use crate::codec::{ColumnType, Decoded, FieldDef, Format};
+use crate::codec::native::{self, Cell, FieldValue, Target};
 use crate::options::layout::ColumnSource;
 use crate::options::{MetaColumn, OnError};
 use crate::pg::errors::{raise, reported_kind};
@@ -60,6 +62,8 @@ struct FieldInput {
     typmod: i32,
     /// Whether a failure may be caught without a subtransaction (see the module doc).
     self_contained: bool,
+    /// The built-in type typed values fill without the input function, if it is one.
+    target: Option<Target>,
 }
 
 /// Whether a scan of `definition` (foreign table `relid`) may convert values inside
@@ -158,6 +162,7 @@ impl RowBuilder {
                     io_param,
                     typmod: attr.atttypmod,
                     self_contained: SELF_CONTAINED_INPUT.contains(&attr.atttypid),
+                    target: native_target(attr.atttypid, attr.atttypmod),
                 }
             };
             let fills = layout
@@ -348,7 +353,25 @@ fn fill_fields(
 ) {
     for (i, fill) in fills.iter().enumerate() {
         let Some(input) = pick(fill) else { continue };
-        let Some(text) = decoded.field(input.index, &input.field) else { continue };
+        let text = match input.target {
+            None => decoded.field(input.index, &input.field),
+            Some(target) => match decoded.value(input.index, &input.field) {
+                None => None,
+                Some(FieldValue::Text(text)) => Some(text),
+                Some(FieldValue::Native(value)) => match native::cell(target, &value) {
+                    Some(cell) => {
+                        out.values[i] = cell_datum(cell);
+                        out.nulls[i] = false;
+                        continue;
+                    }
+                    None => Some(match value.text() {
+                        Cow::Borrowed(text) => Cow::Borrowed(text.as_bytes()),
+                        Cow::Owned(text) => Cow::Owned(text.into_bytes()),
+                    }),
+                },
+            },
+        };
+        let Some(text) = text else { continue };
         match convert(input, &text, cstring, on_error, bytes, position) {
             Ok(value) => {
                 out.values[i] = value;
@@ -356,6 +379,39 @@ fn fill_fields(
             }
             Err(problem) => out.problems.push(problem),
         }
+    }
+}
+
+/// The column type typed values go into as they are (see `codec::native`): a built-in
+/// type without a type modifier; text only when the database is UTF-8, as decoded text is.
+pub(super) fn native_target(type_oid: pg_sys::Oid, typmod: i32) -> Option<Target> {
+    Some(match type_oid {
+        pg_sys::INT2OID => Target::SmallInt,
+        pg_sys::INT4OID => Target::Integer,
+        pg_sys::INT8OID => Target::BigInt,
+        pg_sys::FLOAT4OID => Target::Real,
+        pg_sys::FLOAT8OID => Target::Double,
+        pg_sys::BOOLOID => Target::Boolean,
+        pg_sys::TEXTOID if encoding::database_is_utf8() => Target::Text,
+        pg_sys::DATEOID => Target::Date,
+        pg_sys::TIMESTAMPOID if typmod < 0 => Target::Timestamp,
+        pg_sys::TIMESTAMPTZOID if typmod < 0 => Target::TimestampTz,
+        _ => return None,
+    })
+}
+
+/// The datum of a column's value (pass-by-value types, or text in the current memory
+/// context).
+pub(super) fn cell_datum(cell: Cell<'_>) -> pg_sys::Datum {
+    match cell {
+        Cell::Int2(n) => pg_sys::Datum::from(n),
+        Cell::Int4(n) | Cell::Date(n) => pg_sys::Datum::from(n),
+        Cell::Int8(n) | Cell::Timestamp(n) => pg_sys::Datum::from(n),
+        // As Float4GetDatum: the bits as an int32, sign-extended.
+        Cell::Float4(x) => pg_sys::Datum::from(x.to_bits() as i32),
+        Cell::Float8(x) => x.into_datum().expect("a double is never NULL"),
+        Cell::Bool(b) => pg_sys::Datum::from(b),
+        Cell::Text(text) => encoding::text_datum(text),
     }
 }
 
