@@ -5,6 +5,7 @@
 //! one the scan can use. Nothing here touches PostgreSQL: the glue hands in
 //! `(name, value)` pairs and gets typed settings or an [`FdwError`] back.
 
+pub mod declarations;
 pub mod layout;
 pub mod properties;
 
@@ -19,6 +20,7 @@ use crate::error::{capitalized, ErrorKind, FdwError, FdwResult};
 use crate::kafka;
 use crate::kafka::registry;
 use crate::kafka::IsolationLevel;
+use declarations::DECLARATIONS;
 use properties::Access;
 
 /// The catalog an option list belongs to, as PostgreSQL's validator is told.
@@ -33,38 +35,18 @@ pub enum OptionLevel {
 
 impl OptionLevel {
     /// The option names valid at this level, in the order the hint lists them.
-    pub fn valid_names(self) -> &'static [&'static str] {
+    pub fn valid_names(self) -> Vec<&'static str> {
+        DECLARATIONS.iter().filter(|option| option.levels.contains(&self)).map(|option| option.name).collect()
+    }
+
+    /// The level's name in the README's options table.
+    pub fn name(self) -> &'static str {
         match self {
-            OptionLevel::Wrapper => &[],
-            OptionLevel::UserMapping => &[REGISTRY_USERNAME, REGISTRY_PASSWORD, REGISTRY_CA_PEM],
-            OptionLevel::Server => {
-                &["brokers", "mpp_execute", "timeout_ms", "schema_registry", REGISTRY_CA_PEM, "transactional", "isolation_level"]
-            }
-            OptionLevel::Table => &[
-                "topic",
-                "format",
-                "batch_size",
-                "buffer_delay",
-                "num_partitions",
-                "timestamps_ordered",
-                "delimiter",
-                "quote",
-                "escape",
-                "null",
-                "strict",
-                "ignore_junk",
-                "on_error",
-                "avro_schema",
-                "protobuf_message",
-                "auto_register",
-                "key_format",
-                "transactional",
-                "isolation_level",
-                "time_precision_mode",
-            ],
-            OptionLevel::Column => {
-                &["partition", "offset", "key", "timestamp", "headers", "topic", "junk", "junk_error", "json", "field"]
-            }
+            OptionLevel::Wrapper => "wrapper",
+            OptionLevel::Server => "server",
+            OptionLevel::UserMapping => "user mapping",
+            OptionLevel::Table => "table",
+            OptionLevel::Column => "column",
         }
     }
 }
@@ -323,7 +305,7 @@ fn split_properties(level: OptionLevel, options: &[(String, String)]) -> FdwResu
     let (own, properties): (Vec<_>, Vec<_>) = options.iter().cloned().partition(|(name, _)| ours.contains(&name.as_str()));
     for (name, _) in &properties {
         if !kafka::is_known_property(name) {
-            return Err(invalid_option(name, ours, true));
+            return Err(invalid_option(name, &ours, true));
         }
         if let Access::Reserved(instead) = properties::access(name) {
             return Err(FdwError::new(
@@ -606,7 +588,7 @@ pub fn parse_column(options: &[(String, String)]) -> FdwResult<ColumnOptions> {
 fn check_names(level: OptionLevel, options: &[(String, String)]) -> FdwResult<()> {
     let valid = level.valid_names();
     match options.iter().find(|(name, _)| !valid.contains(&name.as_str())) {
-        Some((name, _)) => Err(invalid_option(name, valid, false)),
+        Some((name, _)) => Err(invalid_option(name, &valid, false)),
         None => Ok(()),
     }
 }
@@ -624,10 +606,15 @@ fn invalid_option(name: &str, valid: &[&str], properties_too: bool) -> FdwError 
 }
 
 fn lookup<'a>(options: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    debug_assert!(DECLARATIONS.iter().any(|option| option.name == name), "option \"{name}\" is not declared");
     options.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
 }
 
 fn required<'a>(level: OptionLevel, options: &'a [(String, String)], name: &str) -> FdwResult<&'a str> {
+    debug_assert!(
+        DECLARATIONS.iter().any(|option| option.name == name && option.required && option.levels.contains(&level)),
+        "option \"{name}\" is not declared required at level {level:?}"
+    );
     lookup(options, name).ok_or_else(|| {
         let object = match level {
             OptionLevel::Server => "a kafka_fdw server",
