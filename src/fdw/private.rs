@@ -3,32 +3,77 @@
 //! (`ForeignScan.fdw_private`).
 //!
 //! As in postgres_fdw, the table's definition is read from the catalogs once per
-//! planning and kept on the relation. What goes into a plan must survive `copyObject`
-//! (plans are cached and copied), so it is a List of integer Lists, read and written
-//! only here, by name.
+//! planning and kept on the relation, with its clauses as they are classified. What goes
+//! into a plan must survive `copyObject` (plans are cached and copied), so it is a List
+//! of integer Lists, read and written only here, by name.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::ffi::c_void;
 
 use pgrx::{pg_sys, PgList, PgMemoryContexts};
 
 use crate::pg::catalog::{self, ForeignTableDef};
 
-/// The definition of the Kafka table `baserel` plans, read on first use and kept on the
-/// relation for the rest of this planning.
+use super::pushdown::{self, Classified, Extractor, MetaColumns};
+
+/// What the planning of a Kafka table keeps on its relation: the table's definition, and
+/// the clauses classified so far, so each is classified once (as postgres_fdw classifies
+/// its relation's clauses once into its relation info). Keyed by the `RestrictInfo`, which
+/// stays put for the whole planning.
+pub struct PlannedTable {
+    pub definition: ForeignTableDef,
+    classified: RefCell<HashMap<*mut pg_sys::RestrictInfo, Classified>>,
+}
+
+impl PlannedTable {
+    /// A clause of this relation (a restriction, or a join clause that a parameterized path
+    /// moves into it), classified.
+    ///
+    /// # Safety
+    /// `root` and `baserel` are the planner's, during the planning of this table's scan;
+    /// `rinfo` is a clause of this planning that references `baserel`.
+    pub unsafe fn clause(&self, root: *mut pg_sys::PlannerInfo, baserel: *mut pg_sys::RelOptInfo, rinfo: *mut pg_sys::RestrictInfo) -> Classified {
+        if let Some(classified) = self.classified.borrow().get(&rinfo) {
+            return classified.clone();
+        }
+        // SAFETY: the caller keeps the contract above.
+        let classified = unsafe {
+            let mut extractor = Extractor::new(root, (*baserel).relid, MetaColumns::new(&self.definition.layout.columns));
+            extractor.classify((*rinfo).clause as *mut pg_sys::Node)
+        };
+        self.classified.borrow_mut().insert(rinfo, classified.clone());
+        classified
+    }
+
+    /// The conjunction of a `List` of this relation's `RestrictInfo`s.
+    ///
+    /// # Safety
+    /// As for [`PlannedTable::clause`], for every clause of `clauses`.
+    pub unsafe fn clauses(&self, root: *mut pg_sys::PlannerInfo, baserel: *mut pg_sys::RelOptInfo, clauses: *mut pg_sys::List) -> Classified {
+        // SAFETY: the caller keeps the contract above.
+        unsafe {
+            let list = PgList::<pg_sys::RestrictInfo>::from_pg(clauses);
+            pushdown::conjunction(list.iter_ptr().map(|rinfo| self.clause(root, baserel, rinfo)).collect::<Vec<_>>())
+        }
+    }
+}
+
+/// What the planning of the Kafka table `baserel` keeps (see [`PlannedTable`]): made with
+/// the table's definition on first use, kept on the relation for the rest of the planning.
 ///
 /// # Safety
 /// `baserel` is the planner's relation for foreign table `relid`, during planning; the
 /// reference lives as long as the current (planner) memory context.
-pub unsafe fn planned_table<'a>(baserel: *mut pg_sys::RelOptInfo, relid: pg_sys::Oid) -> &'a ForeignTableDef {
+pub unsafe fn planned_table<'a>(baserel: *mut pg_sys::RelOptInfo, relid: pg_sys::Oid) -> &'a PlannedTable {
     // SAFETY: per the contract, `baserel` is valid; its fdw_private is ours (NULL until
-    // set here) and points to a ForeignTableDef allocated in the planner's context.
+    // set here) and points to a PlannedTable allocated in the planner's context.
     unsafe {
         if (*baserel).fdw_private.is_null() {
-            let definition = catalog::foreign_table_by_id(relid);
-            (*baserel).fdw_private =
-                PgMemoryContexts::CurrentMemoryContext.leak_and_drop_on_delete(definition) as *mut c_void;
+            let planned = PlannedTable { definition: catalog::foreign_table_by_id(relid), classified: RefCell::default() };
+            (*baserel).fdw_private = PgMemoryContexts::CurrentMemoryContext.leak_and_drop_on_delete(planned) as *mut c_void;
         }
-        &*((*baserel).fdw_private as *const ForeignTableDef)
+        &*((*baserel).fdw_private as *const PlannedTable)
     }
 }
 

@@ -73,6 +73,28 @@ fn is_integer_array_type(type_oid: pg_sys::Oid) -> bool {
     matches!(type_oid, pg_sys::INT2ARRAYOID | pg_sys::INT4ARRAYOID | pg_sys::INT8ARRAYOID)
 }
 
+/// A clause (or clauses) as the scan uses them: the condition on the meta columns, whose
+/// slots index `values`, the expressions compared with. Unrestricted: a clause that does
+/// not narrow the read by itself (it only filters rows).
+#[derive(Debug, Clone)]
+pub struct Classified {
+    pub condition: Condition<usize>,
+    pub values: Vec<*mut pg_sys::Expr>,
+}
+
+/// The conjunction of classified clauses (PostgreSQL ANDs a relation's clauses together),
+/// their slots renumbered into one list of values; clauses that restrict nothing bring no
+/// values.
+pub fn conjunction(clauses: impl IntoIterator<Item = Classified>) -> Classified {
+    let (mut parts, mut values) = (Vec::new(), Vec::new());
+    for clause in clauses.into_iter().filter(|clause| !clause.condition.is_unrestricted()) {
+        let first = values.len();
+        parts.push(clause.condition.bind(&mut |slot| first + slot));
+        values.extend(clause.values);
+    }
+    Classified { condition: Condition::all(parts), values }
+}
+
 /// Builds plan templates from clauses of one relation, collecting the value expressions
 /// they compare with (the template's slots index `values`).
 pub struct Extractor {
@@ -87,30 +109,16 @@ impl Extractor {
         Extractor { root, relid, columns, values: Vec::new() }
     }
 
-    /// The condition of a list of `RestrictInfo`s (which PostgreSQL ANDs together).
-    ///
-    /// # Safety
-    /// `restrictions` must be a `List` of `RestrictInfo` of this extractor's relation.
-    pub unsafe fn restrictions(&mut self, restrictions: *mut pg_sys::List) -> Condition<usize> {
-        // SAFETY: the caller keeps the contract above.
-        unsafe {
-            let list = PgList::<pg_sys::RestrictInfo>::from_pg(restrictions);
-            Condition::all(list.iter_ptr().map(|rinfo| self.condition((*rinfo).clause as *mut pg_sys::Node)).collect())
-        }
-    }
-
-    /// Whether a clause narrows the read by itself (for choosing parameterized paths and
-    /// for telling pushed clauses from the rest in estimates).
+    /// One clause classified on its own: what it restricts, and the values its slots index.
     ///
     /// # Safety
     /// `clause` must be an expression of this extractor's relation.
-    pub unsafe fn is_usable(&mut self, clause: *mut pg_sys::Node) -> bool {
+    pub unsafe fn classify(&mut self, clause: *mut pg_sys::Node) -> Classified {
         // SAFETY: the caller keeps the contract above.
         unsafe {
-            let slots = self.values.len();
-            let usable = !self.condition(clause).is_unrestricted();
-            self.values.truncate(slots);
-            usable
+            self.values.clear();
+            let condition = self.condition(clause);
+            Classified { condition, values: std::mem::take(&mut self.values) }
         }
     }
 

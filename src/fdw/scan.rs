@@ -23,8 +23,8 @@ use crate::options::MppExecute;
 use crate::plan::parallel::{self, WorkQueue};
 use crate::pg::errors::OrRaise;
 use crate::plan::{self, Column, Condition, Timestamps, Value};
-use super::pushdown::{self, Extractor, MetaColumns, SlotValue};
-use super::private::{planned_table, ScanOrder, ScanPrivate, WHOLE_ROW};
+use super::pushdown::{self, Classified, MetaColumns, SlotValue};
+use super::private::{planned_table, PlannedTable, ScanOrder, ScanPrivate, WHOLE_ROW};
 use super::row::{self, Outcome, RowBuilder};
 
 /// Per-row cost on top of PostgreSQL's tuple cost: fetching and decoding a message.
@@ -43,8 +43,9 @@ pub unsafe extern "C-unwind" fn get_foreign_rel_size(
 ) {
     // SAFETY: PostgreSQL calls this with pointers that are valid for the call (fdwapi.h).
     unsafe {
-        let definition = planned_table(baserel, foreigntableid);
-        let (mut extractor, condition) = planning_condition(root, baserel, MetaColumns::new(&definition.layout.columns));
+        let planned = planned_table(baserel, foreigntableid);
+        let definition = &planned.definition;
+        let condition = planning_condition(root, baserel, planned);
 
         // Estimates come from the watermarks, so joins with Kafka tables plan sensibly.
         let all_marks = estimate_watermarks(definition);
@@ -55,7 +56,7 @@ pub unsafe extern "C-unwind" fn get_foreign_rel_size(
         // Clauses the ranges don't cover still filter what is read.
         let mut unpushed = PgList::<pg_sys::RestrictInfo>::new();
         for rinfo in PgList::<pg_sys::RestrictInfo>::from_pg((*baserel).baserestrictinfo).iter_ptr() {
-            if !extractor.is_usable((*rinfo).clause as *mut pg_sys::Node) {
+            if planned.clause(root, baserel, rinfo).condition.is_unrestricted() {
                 unpushed.push(rinfo);
             }
         }
@@ -72,21 +73,15 @@ pub unsafe extern "C-unwind" fn get_foreign_rel_size(
 }
 
 /// The conditions of `baserel`'s restrictions on meta columns, with the values known
-/// at planning time (estimates for parameters); the extractor knows which clauses it used.
+/// at planning time (estimates for parameters).
 ///
 /// # Safety
-/// `root` and `baserel` are the planner's, during the planning of a Kafka table scan.
-unsafe fn planning_condition(
-    root: *mut pg_sys::PlannerInfo,
-    baserel: *mut pg_sys::RelOptInfo,
-    columns: MetaColumns,
-) -> (Extractor, Condition<Value>) {
+/// `root` and `baserel` are the planner's, during the planning of the scan of `planned`.
+unsafe fn planning_condition(root: *mut pg_sys::PlannerInfo, baserel: *mut pg_sys::RelOptInfo, planned: &PlannedTable) -> Condition<Value> {
     // SAFETY: the caller keeps the contract above.
     unsafe {
-        let mut extractor = Extractor::new(root, (*baserel).relid, columns);
-        let template = extractor.restrictions((*baserel).baserestrictinfo);
-        let condition = template.bind_known(&mut |slot| pushdown::estimated_value(root, extractor.values[slot]));
-        (extractor, condition)
+        let Classified { condition, values } = planned.clauses(root, baserel, (*baserel).baserestrictinfo);
+        condition.bind_known(&mut |slot| pushdown::estimated_value(root, values[slot]))
     }
 }
 
@@ -123,16 +118,16 @@ pub unsafe extern "C-unwind" fn get_foreign_paths(
     // SAFETY: PostgreSQL calls this with pointers that are valid for the call (fdwapi.h).
     unsafe {
         add_scan_path(root, baserel, std::ptr::null_mut(), (*baserel).rows);
-        let definition = planned_table(baserel, foreigntableid);
+        let planned = planned_table(baserel, foreigntableid);
+        let definition = &planned.definition;
         if (*baserel).consider_parallel {
             add_partial_scan_path(root, baserel, definition);
         }
-        add_offset_ordered_path(root, baserel, definition);
+        add_offset_ordered_path(root, baserel, planned);
 
         // Join clauses on the meta columns (`k.part = v.p`) make parameterized paths: each
         // loop of a nested loop then reads only the partition or offsets asked for.
         let mut columns = MetaColumns::new(&definition.layout.columns);
-        let mut extractor = Extractor::new(root, (*baserel).relid, columns);
         let mut clauses: Vec<*mut pg_sys::RestrictInfo> = PgList::<pg_sys::RestrictInfo>::from_pg((*baserel).joininfo)
             .iter_ptr()
             .filter(|&rinfo| pg_sys::join_clause_is_movable_to(rinfo, baserel))
@@ -147,7 +142,7 @@ pub unsafe extern "C-unwind" fn get_foreign_paths(
         clauses.extend(PgList::<pg_sys::RestrictInfo>::from_pg(implied).iter_ptr());
         let mut seen_outer: Vec<pg_sys::Relids> = Vec::new();
         for rinfo in clauses {
-            if !extractor.is_usable((*rinfo).clause as *mut pg_sys::Node) {
+            if planned.clause(root, baserel, rinfo).condition.is_unrestricted() {
                 continue;
             }
             let required_outer = pg_sys::bms_union(
@@ -171,11 +166,12 @@ pub unsafe extern "C-unwind" fn get_foreign_paths(
 ///
 /// # Safety
 /// As for [`planning_condition`].
-unsafe fn add_offset_ordered_path(root: *mut pg_sys::PlannerInfo, baserel: *mut pg_sys::RelOptInfo, definition: &ForeignTableDef) {
+unsafe fn add_offset_ordered_path(root: *mut pg_sys::PlannerInfo, baserel: *mut pg_sys::RelOptInfo, planned: &PlannedTable) {
     // SAFETY: the caller keeps the contract above.
     unsafe {
         let wanted = PgList::<pg_sys::PathKey>::from_pg((*root).query_pathkeys);
         let (Some(pathkey), 1) = (wanted.get_ptr(0), wanted.len()) else { return };
+        let definition = &planned.definition;
         let columns = MetaColumns::new(&definition.layout.columns);
         let members = PgList::<pg_sys::EquivalenceMember>::from_pg((*(*pathkey).pk_eclass).ec_members);
         let on_offset = members.iter_ptr().any(|member| {
@@ -185,7 +181,7 @@ unsafe fn add_offset_ordered_path(root: *mut pg_sys::PlannerInfo, baserel: *mut 
             return;
         }
         let descending = compat::pathkey_is_descending(pathkey);
-        let (_, condition) = planning_condition(root, baserel, columns);
+        let condition = planning_condition(root, baserel, planned);
         let partitions: Vec<i32> = estimate_watermarks(definition).iter().map(|w| w.partition).collect();
         if plan::selected_partitions(&condition, &partitions).len() > 1 {
             return;
@@ -273,12 +269,11 @@ pub unsafe extern "C-unwind" fn get_foreign_plan(
     unsafe {
         // scan_clauses holds the restrictions and, for a parameterized path, its join
         // clauses. Every clause also stays a filter, so rows are always re-checked.
-        let definition = planned_table(baserel, foreigntableid);
-        let mut extractor = Extractor::new(root, (*baserel).relid, MetaColumns::new(&definition.layout.columns));
-        let template = extractor.restrictions(scan_clauses);
+        let planned = planned_table(baserel, foreigntableid);
+        let Classified { condition: template, values: value_exprs } = planned.clauses(root, baserel, scan_clauses);
         let mut values = PgList::<pg_sys::Expr>::new();
-        for value in &extractor.values {
-            values.push(*value);
+        for value in value_exprs {
+            values.push(value);
         }
         let private = ScanPrivate {
             condition: plan::encode(&template),
@@ -532,7 +527,7 @@ pub unsafe extern "C-unwind" fn is_foreign_scan_parallel_safe(
 ) -> bool {
     // SAFETY: PostgreSQL calls this with pointers that are valid for the call (fdwapi.h).
     unsafe {
-        let definition = planned_table(rel, (*rte).relid);
+        let definition = &planned_table(rel, (*rte).relid).definition;
         definition.server.mpp_execute == MppExecute::AllSegments && !row::converts_in_subtransactions((*rte).relid, definition)
     }
 }
