@@ -1,4 +1,5 @@
-//! The error type of the pure modules.
+//! The error type of the pure modules, and the hook for a cancelled query that their
+//! waits call.
 //!
 //! Option parsing and the Kafka client report problems as [`FdwError`]: a
 //! SQLSTATE class plus message, detail and hint, in PostgreSQL's style. Only the glue
@@ -6,6 +7,11 @@
 //! server.
 
 use std::fmt;
+
+/// The host's check for a cancelled query, which the clients (Kafka, the Schema Registry)
+/// call between the short slices every wait is cut into. In a backend this is
+/// `CHECK_FOR_INTERRUPTS`, which unwinds.
+pub type Interrupt = fn();
 
 /// The SQLSTATEs this extension raises, named for what went wrong.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,7 +6,8 @@
 //! - `pg`: glue they share — errors, catalogs, pooled clients, privileges.
 //! - `plan`, `options`, `codec`: pure Rust — WHERE clauses to offset ranges and where an
 //!   import resumes; option parsing and table layout; message formats.
-//! - `kafka`: the Kafka client (librdkafka), no PostgreSQL.
+//! - `kafka`, `registry`: the Kafka client (librdkafka) and the Schema Registry client
+//!   (HTTP), no PostgreSQL.
 //! - `error`: the one error type, with its SQLSTATE classes.
 
 // Every unsafe operation sits in an `unsafe` block that says why it is sound, also
@@ -21,6 +22,7 @@ pub mod kafka;
 pub mod options;
 pub mod pg;
 pub mod plan;
+pub mod registry;
 
 ::pgrx::pg_module_magic!(name, version);
 

@@ -13,7 +13,7 @@ use crate::pg::catalog;
 use crate::pg::clients::PooledConsumer;
 use crate::error::{ErrorKind, FdwError};
 use crate::codec::infer::{self, SubjectColumns};
-use crate::kafka::registry::{self, RegistrySettings};
+use crate::registry::{self, RegistrySettings};
 use crate::kafka::{self, RangeReader, ReadRange};
 use crate::codec::Format;
 use crate::options;

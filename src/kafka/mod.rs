@@ -1,9 +1,7 @@
 //! The Kafka client, with no PostgreSQL in it: `config` (settings, property lookup,
 //! client creation), `metadata` (topics, watermarks, offsets by time), `reader` (offset
 //! ranges, forwards or backwards), `sender` (producing with checked delivery), and
-//! `transaction` (Kafka transactions begun, committed and aborted by the host) and
-//! `registry` (a Schema Registry client, for the writer schemas of Avro messages, over
-//! `http`'s interruptible connections).
+//! `transaction` (Kafka transactions begun, committed and aborted by the host).
 //!
 //! A scan is a set of [`ReadRange`]s (partition, first offset, end offset). The
 //! [`RangeReader`] assigns exactly those ranges to a librdkafka consumer and hands out
@@ -22,10 +20,8 @@
 //! hanging.
 
 mod config;
-mod http;
 mod metadata;
 mod reader;
-pub mod registry;
 mod sender;
 #[cfg(test)]
 mod testing;
@@ -51,8 +47,7 @@ pub const POLL_SLICE: Duration = Duration::from_millis(100);
 /// loop until the scan consumes its last message, so this is a few milliseconds.
 pub const MAX_FETCH_WAIT: Duration = Duration::from_millis(5);
 
-/// Called between poll slices. In a backend this is `CHECK_FOR_INTERRUPTS`.
-pub type Interrupt = fn();
+pub use crate::error::Interrupt;
 
 /// Offsets `[start, end)` of one partition. `repr(C)`: parallel scans share them in
 /// dynamic shared memory.

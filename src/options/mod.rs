@@ -18,7 +18,7 @@ use crate::codec::debezium::TimePrecision;
 use crate::codec::Format;
 use crate::error::{capitalized, ErrorKind, FdwError, FdwResult};
 use crate::kafka;
-use crate::kafka::registry;
+use crate::registry;
 use crate::kafka::IsolationLevel;
 use declarations::DECLARATIONS;
 use properties::Access;

@@ -24,7 +24,7 @@ use crate::codec::Format;
 use crate::codec::cache::SchemaCache;
 use crate::codec::wire::{CompiledSchema, SchemaById, WriterSchema};
 use crate::error::{capitalized, ErrorKind, FdwError, FdwResult};
-use crate::kafka::registry::{self, RegisteredSchema, RegistrySettings};
+use crate::registry::{self, RegisteredSchema, RegistrySettings};
 use crate::kafka::{self, ClientSettings, IsolationLevel, KafkaConsumer, KafkaProducer, RangeReader, ReadRange, Watermarks};
 use crate::options::{self, ServerOptions};
 use crate::pg::transactions;

@@ -23,7 +23,7 @@ use ureq::unversioned::transport::{
 };
 use ureq::{Agent, Error};
 
-use super::Interrupt;
+use crate::error::Interrupt;
 
 /// The longest a wait goes without running the interrupt hook.
 const WAIT_SLICE: Duration = Duration::from_millis(20);

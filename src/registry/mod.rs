@@ -12,9 +12,9 @@ use base64::Engine;
 use serde_json::Value;
 use ureq::tls::{parse_pem, Certificate, PemItem, RootCerts, TlsConfig};
 
-use crate::error::{ErrorKind, FdwError, FdwResult};
+use crate::error::{ErrorKind, FdwError, FdwResult, Interrupt};
 
-use super::{http, Interrupt};
+mod http;
 
 /// Media types the registry speaks, most specific first (Confluent's documentation).
 const ACCEPT: &str = "application/vnd.schemaregistry.v1+json, application/vnd.schemaregistry+json; q=0.9, application/json; q=0.5";
