@@ -65,7 +65,7 @@ pgrx::extension_sql_file!(
 /// when the library is preloaded.
 #[pgrx::pg_guard]
 pub extern "C-unwind" fn _PG_init() {
-    pg::clients::define_settings();
+    pg::schemas::define_settings();
     // SAFETY: reading a flag PostgreSQL sets while it loads preloaded libraries.
     if unsafe { pgrx::pg_sys::process_shared_preload_libraries_in_progress } {
         api::scheduler::register();

@@ -14,7 +14,8 @@ use rdkafka::message::{Header, OwnedHeaders};
 use crate::pg::catalog;
 use crate::codec::csv;
 use crate::codec::json::{self, JsonField, JsonPath};
-use crate::pg::clients::{self, MessagePart, TableProducer};
+use crate::pg::clients::{self, TableProducer};
+use crate::pg::schemas::{self, MessagePart};
 use crate::pg::compat;
 use crate::pg::encoding;
 use crate::kafka::{Outgoing, Sender};
@@ -163,7 +164,7 @@ unsafe fn begin(rinfo: *mut pg_sys::ResultRelInfo) {
                     }
                 })
                 .collect();
-            clients::record_encoder(&definition, part, &derived)
+            schemas::record_encoder(&definition, part, &derived)
         };
         let record_encoder = definition.table.format.has_schema().then(|| encoder(MessagePart::Value, &state_fields));
         // Only a table that writes keys needs (or registers) the key subject's schema.

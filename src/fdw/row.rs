@@ -26,7 +26,7 @@ use rdkafka::message::Headers;
 use rdkafka::Message;
 
 use crate::pg::catalog::ForeignTableDef;
-use crate::pg::clients::{self, MessagePart};
+use crate::pg::schemas::{self, MessagePart};
 use crate::pg::compat;
 use crate::pg::encoding;
 use crate::pg::subtransaction;
@@ -188,9 +188,9 @@ impl RowBuilder {
             let on_error = if collects_junk { OnError::Null } else { table.on_error };
             RowBuilder {
                 fills,
-                decoder: PayloadDecoder::new(table.format, &table.csv, || clients::writer_schemas(definition)),
+                decoder: PayloadDecoder::new(table.format, &table.csv, || schemas::writer_schemas(definition)),
                 key_decoder: decodes_key
-                    .then(|| PayloadDecoder::for_keys(table.key_format, &table.csv, || clients::registry_writer_schemas(definition, MessagePart::Key))),
+                    .then(|| PayloadDecoder::for_keys(table.key_format, &table.csv, || schemas::registry_writer_schemas(definition, MessagePart::Key))),
                 decodes_payload,
                 on_error,
                 strict: table.strict,

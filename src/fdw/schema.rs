@@ -18,7 +18,8 @@ use crate::kafka::{self, RangeReader, ReadRange};
 use crate::codec::Format;
 use crate::options;
 use crate::pg::errors::{raise, OrRaise};
-use crate::pg::clients::{self, TopicClient};
+use crate::pg::clients::TopicClient;
+use crate::pg::schemas;
 
 /// Messages sampled per topic unless the option `sample_size` says otherwise.
 const DEFAULT_SAMPLE_SIZE: i64 = 100;
@@ -74,7 +75,7 @@ pub unsafe extern "C-unwind" fn import_foreign_schema(
         // A format the import names wins; else the registry's subjects say, if there is one.
         let named = |option: &str| table_options.iter().any(|(name, _)| name == option);
         let (named_format, named_key_format) = (named("format"), named("key_format"));
-        let registry = (!server_options.schema_registry.is_empty()).then(|| clients::registry_settings(server_oid, &server_options).0);
+        let registry = (!server_options.schema_registry.is_empty()).then(|| schemas::registry_settings(server_oid, &server_options).0);
         let ask = |wanted: bool, subject: String| registry.as_ref().filter(|_| wanted).and_then(|settings| subject_columns(settings, &subject));
         let client = TopicClient::for_server(server_oid, &server_options);
         let topics = kafka::all_topics(client.consumer.client(), &client.settings).or_raise();

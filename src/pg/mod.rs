@@ -1,8 +1,9 @@
 //! PostgreSQL glue shared by the wrapper's callbacks (`fdw`) and the SQL functions
 //! (`api`): raising errors, reading the catalogs, pooled Kafka clients per user mapping,
-//! privilege checks, Kafka transactions tied to PostgreSQL's, subtransactions, errors
-//! naming the message of a row, text in databases not encoded in UTF-8, and what differs
-//! between PostgreSQL versions (`compat`).
+//! writer schemas from the Schema Registry (cached), privilege checks, Kafka transactions
+//! tied to PostgreSQL's, subtransactions, errors naming the message of a row, text in
+//! databases not encoded in UTF-8, and what differs between PostgreSQL versions
+//! (`compat`).
 
 pub mod catalog;
 pub mod clients;
@@ -13,6 +14,7 @@ pub mod errors;
 pub mod locks;
 pub mod privileges;
 pub mod row_errors;
+pub mod schemas;
 pub mod subtransaction;
 pub mod transactions;
 
