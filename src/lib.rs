@@ -41,8 +41,8 @@ pgrx::extension_sql_file!(
     name = "import",
     requires = [
         "wrapper",
-        api::functions::watermarks,
-        api::functions::meta_columns,
+        api::topics::watermarks,
+        api::topics::meta_columns,
         api::import::import_plan,
         api::import::save_import_progress,
         api::import::bulk_insert,

@@ -9,7 +9,7 @@ use pgrx::prelude::*;
 use pgrx::spi::quote_qualified_identifier;
 use pgrx::PgRelation;
 
-use crate::api::functions::{kafka_table, meta_column_names};
+use crate::api::topics::{kafka_table, meta_column_names};
 use crate::codec::debezium::{self, ColumnKind, TimePrecision};
 use crate::codec::ColumnType;
 use crate::error::{ErrorKind, FdwError};

@@ -13,7 +13,7 @@ use pgrx::PgRelation;
 
 use crate::pg::catalog::ForeignTableDef;
 use crate::pg::copy::{self, InsertPath};
-use crate::api::functions::{kafka_table, meta_column_names};
+use crate::api::topics::{kafka_table, meta_column_names};
 use crate::codec::Format;
 use crate::kafka::{self, ReadRange, Watermarks};
 use crate::error::{ErrorKind, FdwError};

@@ -2,8 +2,8 @@
 //! exactly-once import, scheduled SQL tasks and the background worker that runs both.
 
 pub mod changes;
-pub mod functions;
 pub mod import;
 pub mod scheduler;
 pub mod task_run;
 pub mod tasks;
+pub mod topics;
