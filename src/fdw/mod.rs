@@ -4,6 +4,7 @@
 pub mod analyze;
 pub mod handler;
 pub mod modify;
+mod outgoing;
 mod private;
 pub mod pushdown;
 pub mod row;
