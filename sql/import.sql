@@ -8,7 +8,7 @@
 -- The next offset to import, per source, target and partition, and the topic it belongs
 -- to (with its topic id and the brokers' cluster id, where they report them). Written in the same transaction as the rows it
 -- accounts for, so a crash or an error leaves neither duplicates nor gaps. Only the
--- extension writes it (src/api/import.rs), for roles that may run the import of that pair;
+-- extension writes it (src/api/import/), for roles that may run the import of that pair;
 -- no normal role has any privilege on it.
 CREATE TABLE kafka_fdw.import_progress (
     source regclass NOT NULL,

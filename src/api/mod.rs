@@ -1,7 +1,6 @@
 //! The extension's SQL functions beyond the wrapper itself: questions about topics, the
 //! exactly-once import, scheduled SQL tasks and the background worker that runs both.
 
-pub mod changes;
 pub mod import;
 pub mod scheduler;
 pub mod task_run;

@@ -1,7 +1,7 @@
 //! Scheduled tasks (sql/tasks.sql), pg_cron's `cron.schedule` for any SQL: the
 //! reference page's `CREATE TASK … schedule '1 seconds' AS $$…$$` is
 //! `SELECT kafka_fdw.schedule(name, '1 seconds', $$…$$)`. Import jobs are tasks too
-//! (`kafka_fdw.start_import`, in `import.rs`, checks the import's privileges and saves
+//! (`kafka_fdw.start_import`, in `import/`, checks the import's privileges and saves
 //! its task here).
 //!
 //! A task belongs to the role that scheduled it, by name, and each run is a session of

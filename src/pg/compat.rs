@@ -164,7 +164,7 @@ pub unsafe fn check_insert_privileges(pstate: *mut pg_sys::ParseState, item: *mu
 /// and column COPY's own error context reports. Identical in PostgreSQL 15 to 17 but
 /// for `CopyFormatOptions`, which the bindings give per version; PostgreSQL 18 put the
 /// format's routines (`CopyFromRoutine`, for COPY formats of extensions) first. Read
-/// only after checking the fields it can be checked by (`copy::reads_copy_state`).
+/// only after checking the fields it can be checked by (`api::import::copy::reads_copy_state`).
 #[repr(C)]
 pub struct CopyFromStatePrefix {
     #[cfg(feature = "pg18")]

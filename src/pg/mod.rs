@@ -8,7 +8,6 @@
 pub mod catalog;
 pub mod clients;
 pub mod compat;
-pub mod copy;
 pub mod encoding;
 pub mod errors;
 pub mod locks;

@@ -1,6 +1,6 @@
 //! Import modes that apply messages as changes to a keyed table: `upsert` (a message
 //! sets its key's row, a tombstone deletes it) and `debezium` (Debezium change events).
-//! No PostgreSQL in here: the glue (src/api/changes.rs) describes the source and target
+//! No PostgreSQL in here: the glue (src/api/import/changes.rs) describes the source and target
 //! from the catalogs, and runs the statement built here once per import batch.
 //!
 //! Within one batch only the last message of each key counts (highest offset; a key

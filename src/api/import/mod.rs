@@ -1,4 +1,6 @@
-//! SQL functions behind the exactly-once import (sql/import.sql) and its jobs.
+//! The exactly-once import: the SQL functions behind it (sql/import.sql) and its jobs
+//! (`tasks.rs`), the upsert and debezium modes (`changes`), and its two COPY paths
+//! (`copy`: a query's rows, `query_rows`, or CSV messages as lines, `message_lines`).
 //!
 //! `kafka_fdw.import` (PL/pgSQL) runs as its caller: PostgreSQL checks the caller's
 //! SELECT on the source and INSERT on the target as for any query. Its bookkeeping, the
@@ -12,7 +14,6 @@ use pgrx::spi::quote_qualified_identifier;
 use pgrx::PgRelation;
 
 use crate::pg::catalog::ForeignTableDef;
-use crate::pg::copy::{self, InsertPath};
 use crate::api::topics::{kafka_table, meta_column_names};
 use crate::codec::Format;
 use crate::kafka::{self, ReadRange, Watermarks};
@@ -24,6 +25,13 @@ use crate::plan::progress::{self, CurrentTopic, OnReset, StoredOffset};
 use crate::pg::clients::TopicClient;
 use crate::pg::locks;
 use crate::api::tasks::{self, Task};
+
+pub mod changes;
+mod copy;
+mod message_lines;
+mod query_rows;
+
+use copy::InsertPath;
 
 fn qualified_name(relation: &PgRelation) -> String {
     quote_qualified_identifier(relation.namespace(), relation.name())
@@ -204,12 +212,12 @@ fn save_import_progress(
 
 /// Inserts the rows of `query` into `columns` of `target` as `INSERT INTO target
 /// (columns) query` would, through COPY FROM's machinery (multi-insert buffers; see
-/// `pg::copy`); kafka_fdw.import runs it once per batch. Runs as its caller, query
+/// `query_rows`); kafka_fdw.import runs it once per batch. Runs as its caller, query
 /// included. A NOTICE says when the rows did not take the multi-insert path, and why.
 #[pg_extern(schema = "kafka_fdw")]
 #[search_path(pg_catalog, pg_temp)]
 fn bulk_insert(target: PgRelation, columns: Vec<String>, query: &str) -> i64 {
-    let (inserted, path) = copy::insert_query_rows(&target, &columns, query);
+    let (inserted, path) = query_rows::insert_query_rows(&target, &columns, query);
     let name = qualified_name(&target);
     match path {
         InsertPath::Copy => {}
@@ -222,7 +230,7 @@ fn bulk_insert(target: PgRelation, columns: Vec<String>, query: &str) -> i64 {
 /// Inserts the messages of `source` in the given offset ranges (per partition: the
 /// first offset and the end, exclusive) into `columns` of `target` by handing them to
 /// COPY FROM's own CSV parser, when that gives exactly the rows an import through the
-/// foreign table's scan gives (see `pg::copy::plan_message_copy`): one COPY for all the
+/// foreign table's scan gives (see `message_lines::plan_message_copy`): one COPY for all the
 /// ranges. Returns the number of rows, or NULL when it can't (a CSV source says why in a
 /// NOTICE) and kafka_fdw.import goes through the scan. Runs as its caller.
 #[pg_extern(schema = "kafka_fdw")]
@@ -243,7 +251,7 @@ fn copy_messages(
         raise(FdwError::new(ErrorKind::InvalidParameterValue, "kafka_fdw.copy_messages needs as many partitions as starts and ends"));
     }
     let (source_name, target_name) = (regclass_text(&source), qualified_name(&target));
-    let plan = match copy::plan_message_copy(&source, definition, &target, &columns) {
+    let plan = match message_lines::plan_message_copy(&source, definition, &target, &columns) {
         Ok(plan) => plan,
         Err(why) => {
             notice!("kafka_fdw.import: messages of \"{source_name}\" go through the foreign table's scan, not straight to COPY: {why}");
@@ -252,7 +260,7 @@ fn copy_messages(
     };
     let ranges: Vec<ReadRange> =
         partitions.into_iter().zip(starts).zip(ends).map(|((partition, start), end)| ReadRange { partition, start, end }).collect();
-    let (inserted, path) = copy::copy_messages(&target, plan, &ranges, source_name);
+    let (inserted, path) = message_lines::copy_messages(&target, plan, &ranges, source_name);
     if let InsertPath::CopyRowByRow(why) = path {
         notice!("kafka_fdw.import: COPY inserts into {target_name} one row at a time: {why}");
     }
