@@ -39,17 +39,7 @@ pgrx::extension_sql_file!(
 pgrx::extension_sql_file!(
     "../sql/import.sql",
     name = "import",
-    requires = [
-        "wrapper",
-        api::topics::watermarks,
-        api::topics::meta_columns,
-        api::import::import_plan,
-        api::import::save_import_progress,
-        api::import::bulk_insert,
-        api::import::copy_messages,
-        api::import::lock_import,
-        api::import::reset_import,
-    ],
+    requires = ["wrapper", api::topics::watermarks],
 );
 
 pgrx::extension_sql_file!(

@@ -111,7 +111,7 @@ fn topics(
 }
 
 /// The names of a foreign table's partition and offset columns (NULL where it has none),
-/// for SQL that builds queries on them (kafka_fdw.import).
+/// for SQL that builds queries on them.
 #[pg_extern(schema = "kafka_fdw")]
 #[search_path(pg_catalog, pg_temp)]
 fn meta_columns(

@@ -159,9 +159,82 @@ pub fn resume_points(
     Ok(start)
 }
 
+/// Cuts `ranges` (in the order they are imported) so that they hold at most `budget`
+/// messages in all: the first ranges whole, the next one cut, the rest emptied (an empty
+/// range still says where its partition stands).
+pub fn limit_ranges(ranges: &mut [ReadRange], budget: i64) {
+    let mut left = budget.max(0);
+    for range in ranges {
+        range.end = range.end.min(range.start.saturating_add(left));
+        left -= range.end - range.start;
+    }
+}
+
+/// A batch of an import: the pieces of ranges it reads, and how many messages they hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    pub ranges: Vec<ReadRange>,
+    pub messages: i64,
+}
+
+/// `ranges` cut into batches of `size` messages (the last one maybe fewer), in order; a
+/// batch spans as many partitions as it takes.
+pub fn batches(ranges: &[ReadRange], size: i64) -> Vec<Batch> {
+    let mut batches = Vec::new();
+    let mut current = Batch { ranges: Vec::new(), messages: 0 };
+    for range in ranges {
+        let mut start = range.start;
+        while start < range.end {
+            let end = range.end.min(start + (size - current.messages));
+            current.ranges.push(ReadRange { partition: range.partition, start, end });
+            current.messages += end - start;
+            start = end;
+            if current.messages >= size {
+                batches.push(std::mem::replace(&mut current, Batch { ranges: Vec::new(), messages: 0 }));
+            }
+        }
+    }
+    if current.messages > 0 {
+        batches.push(current);
+    }
+    batches
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn range(partition: i32, start: i64, end: i64) -> ReadRange {
+        ReadRange { partition, start, end }
+    }
+
+    #[test]
+    fn a_budget_cuts_the_ranges_in_order() {
+        let mut ranges = vec![range(0, 10, 20), range(1, 0, 30), range(2, 5, 9)];
+        limit_ranges(&mut ranges, 25);
+        assert_eq!(ranges, vec![range(0, 10, 20), range(1, 0, 15), range(2, 5, 5)]);
+        limit_ranges(&mut ranges, -3);
+        assert_eq!(ranges, vec![range(0, 10, 10), range(1, 0, 0), range(2, 5, 5)]);
+    }
+
+    #[test]
+    fn batches_are_full_but_the_last_and_span_partitions() {
+        let ranges = [range(0, 0, 7), range(1, 3, 3), range(2, 100, 105)];
+        let batches = batches(&ranges, 5);
+        assert_eq!(
+            batches,
+            vec![
+                Batch { ranges: vec![range(0, 0, 5)], messages: 5 },
+                Batch { ranges: vec![range(0, 5, 7), range(2, 100, 103)], messages: 5 },
+                Batch { ranges: vec![range(2, 103, 105)], messages: 2 },
+            ]
+        );
+        assert!(super::batches(&[range(0, 4, 4)], 5).is_empty());
+        // Every message in exactly one batch, in order.
+        let pieces: Vec<ReadRange> = batches.iter().flat_map(|b| b.ranges.clone()).collect();
+        let total: i64 = pieces.iter().map(|r| r.end - r.start).sum();
+        assert_eq!(total, 12);
+    }
 
     fn stored(partition: i32, next_offset: i64, topic: &str) -> StoredOffset {
         StoredOffset {

@@ -137,9 +137,14 @@ fn change_plan(source: &PgRelation, target: &PgRelation, columns: Option<Vec<Str
 #[pg_extern(schema = "kafka_fdw")]
 #[search_path(pg_catalog, pg_temp)]
 fn check_import_mode(source: PgRelation, target: PgRelation, columns: Option<Vec<String>>, mode: &str) {
+    check_mode(&source, &target, columns, mode);
+}
+
+/// See [`check_import_mode`].
+pub(super) fn check_mode(source: &PgRelation, target: &PgRelation, columns: Option<Vec<String>>, mode: &str) {
     let mode = ImportMode::parse(mode).or_raise();
     if mode != ImportMode::Append {
-        change_plan(&source, &target, columns, mode);
+        change_plan(source, target, columns, mode);
     }
 }
 
@@ -150,8 +155,13 @@ fn check_import_mode(source: PgRelation, target: PgRelation, columns: Option<Vec
 #[pg_extern(schema = "kafka_fdw")]
 #[search_path(pg_catalog, pg_temp)]
 fn apply_changes(source: PgRelation, target: PgRelation, columns: Option<Vec<String>>, mode: &str, batch: &str) -> i64 {
+    apply(&source, &target, columns, mode, batch)
+}
+
+/// See [`apply_changes`].
+pub(super) fn apply(source: &PgRelation, target: &PgRelation, columns: Option<Vec<String>>, mode: &str, batch: &str) -> i64 {
     let mode = ImportMode::parse(mode).or_raise();
-    let (plan, definition) = change_plan(&source, &target, columns, mode);
+    let (plan, definition) = change_plan(source, target, columns, mode);
     row_errors::forget();
     let applied = subtransaction::attempt(|| {
         Spi::connect_mut(|client| {

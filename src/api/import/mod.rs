@@ -1,12 +1,13 @@
-//! The exactly-once import: the SQL functions behind it (sql/import.sql) and its jobs
-//! (`tasks.rs`), the upsert and debezium modes (`changes`), and its two COPY paths
-//! (`copy`: a query's rows, `query_rows`, or CSV messages as lines, `message_lines`).
+//! The exactly-once import: `kafka_fdw.import` and its helpers (the progress table and
+//! status view are sql/import.sql), its jobs (a task each, `tasks.rs`), the upsert and
+//! debezium modes (`changes`), and its COPY paths (`copy`: a query's rows, `query_rows`,
+//! or CSV messages as lines, `message_lines`).
 //!
-//! `kafka_fdw.import` (PL/pgSQL) runs as its caller: PostgreSQL checks the caller's
-//! SELECT on the source and INSERT on the target as for any query. Its bookkeeping, the
-//! table `kafka_fdw.import_progress`, no normal role may write: the functions here check
-//! that the caller could run the import, then write it as the extension. A scheduled
-//! import ([`start_import`]) is a task (`tasks.rs`), each run a session of its owner.
+//! `kafka_fdw.import` runs as its caller: PostgreSQL checks the caller's SELECT on the
+//! source and INSERT on the target as for any query. Its bookkeeping, the table
+//! `kafka_fdw.import_progress`, no normal role may write: the functions here check that
+//! the caller could run the import, then write it as the extension. A scheduled import
+//! ([`start_import`]) is a task (`tasks.rs`), each run a session of its owner.
 
 use pgrx::datum::Interval;
 use pgrx::prelude::*;
@@ -164,10 +165,16 @@ fn import_plan(
         name!(cluster, Option<String>),
     ),
 > {
+    let (ranges, TopicNow { topic, topic_id, cluster, .. }) = resume_ranges(&source, &target, on_reset);
+    TableIterator::new(ranges.into_iter().map(move |r| (r.partition, r.start, r.end, topic.clone(), topic_id.clone(), cluster.clone())))
+}
+
+/// See [`import_plan`]: the ranges, and the topic they are of.
+fn resume_ranges(source: &PgRelation, target: &PgRelation, on_reset: &str) -> (Vec<ReadRange>, TopicNow) {
     let on_reset = OnReset::parse(on_reset).or_raise();
-    let now = TopicNow::of(&require_import_privileges(&source, &target));
+    let now = TopicNow::of(&require_import_privileges(source, target));
     let stored = stored_offsets(source.oid(), target.oid());
-    let (source_name, target_name) = (qualified_name(&source), qualified_name(&target));
+    let (source_name, target_name) = (qualified_name(source), qualified_name(target));
     let identity = now.identity();
     let current = CurrentTopic {
         source: &source_name,
@@ -183,10 +190,100 @@ fn import_plan(
     for warning in &start.warnings {
         warning!("{warning}");
     }
-    let TopicNow { topic, topic_id, cluster, .. } = now;
-    TableIterator::new(
-        start.ranges.into_iter().map(move |r| (r.partition, r.start, r.end, topic.clone(), topic_id.clone(), cluster.clone())),
-    )
+    (start.ranges, now)
+}
+
+/// One batch (one bulk insert of a query's rows, or one apply of changes) reads at most
+/// about this many messages, over as many partitions as it takes (partitions read
+/// together keep librdkafka's fetches busy); long imports report progress after each.
+const BATCH_MESSAGES: i64 = 100_000;
+
+/// Imports the messages of `source` not imported into `target` yet, up to the high
+/// watermarks taken when it starts (and at most `max_messages`), and returns the number
+/// of rows inserted. `columns` (default: the target's columns the source also has) name
+/// the source columns read and the target columns written. Stored offsets that no longer
+/// fit the topic (re-created or truncated) raise an ERROR, or with on_reset => 'earliest'
+/// start the topic over with a WARNING. `mode` 'upsert' or 'debezium' applies the
+/// messages as changes to the target's rows by key instead (`changes`, per batch) and
+/// returns the rows inserted, updated or deleted.
+///
+/// The write path: CSV messages straight into COPY FROM's parser when that gives the
+/// rows the scan gives (one COPY for the whole plan, `message_lines`); otherwise the
+/// scan's rows in batches, through COPY FROM's machinery (`query_rows`) or applied as
+/// changes. The stored offsets are written in the same transaction as the rows they
+/// account for, so a crash or an error leaves neither duplicates nor gaps.
+///
+/// Runs as its caller, with search_path pinned: so do the triggers, defaults and
+/// constraints of the target it fires, whose functions should name their schemas (or SET
+/// search_path), as PostgreSQL 17 asks of functions that maintenance commands run.
+#[pg_extern(schema = "kafka_fdw")]
+#[search_path(pg_catalog, pg_temp)]
+fn import(
+    source: PgRelation,
+    target: PgRelation,
+    columns: default!(Option<Vec<String>>, "NULL"),
+    max_messages: default!(Option<i64>, "NULL"),
+    on_reset: default!(&str, "'error'"),
+    mode: default!(&str, "'append'"),
+) -> i64 {
+    let definition = lock_pair(&source, &target);
+    let source_name = regclass_text(&source);
+    let (Some(partition_column), Some(offset_column)) = meta_column_names(&definition, &source) else {
+        raise(
+            FdwError::new(ErrorKind::InvalidParameterValue, format!("kafka_fdw.import needs the partition and offset columns of \"{source_name}\""))
+                .with_hint("Add columns with the options partition 'true' and offset 'true' to the foreign table."),
+        )
+    };
+    let append = mode == "append";
+    let column_names = if append {
+        import_columns(&source, &target, columns.clone())
+    } else {
+        changes::check_mode(&source, &target, columns.clone(), mode);
+        Vec::new()
+    };
+
+    // From the stored offsets (checked against the topic: see plan/progress.rs) to the
+    // high watermarks taken now.
+    let (mut ranges, now) = resume_ranges(&source, &target, on_reset);
+    ranges.sort_by_key(|range| range.partition);
+    if let Some(budget) = max_messages {
+        progress::limit_ranges(&mut ranges, budget);
+    }
+    let wanted: i64 = ranges.iter().map(|range| range.end - range.start).sum();
+
+    let copied = if append { copy_message_ranges(&source, &target, &column_names, &ranges) } else { None };
+    let total = copied.unwrap_or_else(|| {
+        let quoted: Vec<String> = column_names.iter().map(pgrx::spi::quote_identifier).collect();
+        let column_list = quoted.join(", ");
+        let (partition_column, offset_column) = (pgrx::spi::quote_identifier(&partition_column), pgrx::spi::quote_identifier(&offset_column));
+        let mut total = 0;
+        let mut done = 0;
+        for batch in progress::batches(&ranges, BATCH_MESSAGES) {
+            let condition = batch
+                .ranges
+                .iter()
+                .map(|r| format!("({partition_column} = {} AND {offset_column} >= {} AND {offset_column} < {})", r.partition, r.start, r.end))
+                .collect::<Vec<_>>()
+                .join(" OR ");
+            total += if append {
+                insert_rows(&target, &column_names, &format!("SELECT {column_list} FROM {source_name} WHERE {condition}"))
+            } else {
+                changes::apply(&source, &target, columns.clone(), mode, &condition)
+            };
+            // Every batch but the last is full; a last one cut short says nothing more.
+            if batch.messages >= BATCH_MESSAGES {
+                done += batch.messages;
+                notice!("kafka_fdw.import: {done} of {wanted} messages of \"{source_name}\"");
+            }
+        }
+        total
+    });
+
+    if !ranges.is_empty() {
+        let offsets: Vec<(i32, i64)> = ranges.iter().map(|range| (range.partition, range.end)).collect();
+        store_offsets(source.oid(), target.oid(), now.identity(), &offsets);
+    }
+    total
 }
 
 /// Stores where the next import of `source` into `target` starts, in the caller's
@@ -217,8 +314,13 @@ fn save_import_progress(
 #[pg_extern(schema = "kafka_fdw")]
 #[search_path(pg_catalog, pg_temp)]
 fn bulk_insert(target: PgRelation, columns: Vec<String>, query: &str) -> i64 {
-    let (inserted, path) = query_rows::insert_query_rows(&target, &columns, query);
-    let name = qualified_name(&target);
+    insert_rows(&target, &columns, query)
+}
+
+/// See [`bulk_insert`].
+fn insert_rows(target: &PgRelation, columns: &[String], query: &str) -> i64 {
+    let (inserted, path) = query_rows::insert_query_rows(target, columns, query);
+    let name = qualified_name(target);
     match path {
         InsertPath::Copy => {}
         InsertPath::CopyRowByRow(why) => notice!("kafka_fdw.import: COPY inserts into {name} one row at a time: {why}"),
@@ -243,24 +345,29 @@ fn copy_messages(
     starts: Vec<i64>,
     ends: Vec<i64>,
 ) -> Option<i64> {
-    let definition = require_import_privileges(&source, &target);
-    if definition.table.format != Format::Csv {
-        return None;
-    }
     if partitions.len() != starts.len() || partitions.len() != ends.len() {
         raise(FdwError::new(ErrorKind::InvalidParameterValue, "kafka_fdw.copy_messages needs as many partitions as starts and ends"));
     }
-    let (source_name, target_name) = (regclass_text(&source), qualified_name(&target));
-    let plan = match message_lines::plan_message_copy(&source, definition, &target, &columns) {
+    let ranges: Vec<ReadRange> =
+        partitions.into_iter().zip(starts).zip(ends).map(|((partition, start), end)| ReadRange { partition, start, end }).collect();
+    copy_message_ranges(&source, &target, &columns, &ranges)
+}
+
+/// See [`copy_messages`].
+fn copy_message_ranges(source: &PgRelation, target: &PgRelation, columns: &[String], ranges: &[ReadRange]) -> Option<i64> {
+    let definition = require_import_privileges(source, target);
+    if definition.table.format != Format::Csv {
+        return None;
+    }
+    let (source_name, target_name) = (regclass_text(source), qualified_name(target));
+    let plan = match message_lines::plan_message_copy(source, definition, target, columns) {
         Ok(plan) => plan,
         Err(why) => {
             notice!("kafka_fdw.import: messages of \"{source_name}\" go through the foreign table's scan, not straight to COPY: {why}");
             return None;
         }
     };
-    let ranges: Vec<ReadRange> =
-        partitions.into_iter().zip(starts).zip(ends).map(|((partition, start), end)| ReadRange { partition, start, end }).collect();
-    let (inserted, path) = message_lines::copy_messages(&target, plan, &ranges, source_name);
+    let (inserted, path) = message_lines::copy_messages(target, plan, ranges, source_name);
     if let InsertPath::CopyRowByRow(why) = path {
         notice!("kafka_fdw.import: COPY inserts into {target_name} one row at a time: {why}");
     }
@@ -281,8 +388,14 @@ fn regclass_text(relation: &PgRelation) -> String {
 #[pg_extern(schema = "kafka_fdw")]
 #[search_path(pg_catalog, pg_temp)]
 fn lock_import(source: PgRelation, target: PgRelation) {
-    require_import_privileges(&source, &target);
+    lock_pair(&source, &target);
+}
+
+/// See [`lock_import`]; the source's definition.
+fn lock_pair(source: &PgRelation, target: &PgRelation) -> ForeignTableDef {
+    let definition = require_import_privileges(source, target);
     locks::lock_import(source.oid(), target.oid());
+    definition
 }
 
 /// Where the next import of `source` into `target` starts: 'earliest' forgets the stored
@@ -307,14 +420,31 @@ fn reset_import(source: PgRelation, target: PgRelation, position: &str) -> i64 {
     now.marks.len() as i64
 }
 
-/// The columns an import of `source` into `target` reads and writes.
+/// The columns an import of `source` into `target` reads and writes: `columns`, or the
+/// target's columns the source also has.
 fn import_columns(source: &PgRelation, target: &PgRelation, columns: Option<Vec<String>>) -> Vec<String> {
-    Spi::get_one_with_args::<Vec<String>>(
-        "SELECT kafka_fdw.import_column_list($1, $2, $3)",
-        &[source.oid().into(), target.oid().into(), columns.into()],
-    )
-    .or_internal("could not list the import's columns")
-    .unwrap_or_default()
+    let names = columns.unwrap_or_else(|| {
+        Spi::get_one_with_args::<Vec<String>>(
+            "SELECT pg_catalog.array_agg(t.attname::text ORDER BY t.attnum)
+             FROM pg_catalog.pg_attribute t
+             WHERE t.attrelid = $2 AND t.attnum > 0 AND NOT t.attisdropped
+               AND EXISTS (SELECT FROM pg_catalog.pg_attribute s
+                           WHERE s.attrelid = $1 AND s.attname = t.attname AND s.attnum > 0 AND NOT s.attisdropped)",
+            &[source.oid().into(), target.oid().into()],
+        )
+        .or_internal("could not list the import's columns")
+        .unwrap_or_default()
+    });
+    if names.is_empty() {
+        raise(
+            FdwError::new(
+                ErrorKind::InvalidParameterValue,
+                format!("no columns to import from \"{}\" into \"{}\"", regclass_text(source), regclass_text(target)),
+            )
+            .with_hint("Give the columns, or give the target columns named as the source's."),
+        );
+    }
+    names
 }
 
 /// Raises PostgreSQL's permission error unless the current user may read the columns
