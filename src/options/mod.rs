@@ -13,14 +13,13 @@ use std::time::Duration;
 
 use crate::codec::csv::CsvOptions;
 use crate::codec::json::JsonPath;
-use crate::codec::avro::AvroSchema;
 use crate::codec::debezium::TimePrecision;
 use crate::codec::Format;
 use crate::error::{capitalized, ErrorKind, FdwError, FdwResult};
 use crate::kafka;
 use crate::registry;
 use crate::kafka::IsolationLevel;
-use declarations::DECLARATIONS;
+use declarations::{Declaration, DECLARATIONS};
 use properties::Access;
 
 /// The catalog an option list belongs to, as PostgreSQL's validator is told.
@@ -162,23 +161,6 @@ pub fn isolation_level(server: &ServerOptions, table: Option<&TableOptions>) -> 
     table.and_then(|t| t.isolation_level).or(server.isolation_level).unwrap_or(IsolationLevel::ReadCommitted)
 }
 
-/// `transactional` and `isolation_level`, valid at both the server and the table level.
-fn transaction_options(options: &[(String, String)]) -> FdwResult<(Option<bool>, Option<IsolationLevel>)> {
-    let transactional = lookup(options, "transactional").map(|value| boolean("transactional", value)).transpose()?;
-    let isolation_level = match lookup(options, "isolation_level") {
-        None => None,
-        Some(value) => Some(match value.to_ascii_lowercase().as_str() {
-            "read_committed" => IsolationLevel::ReadCommitted,
-            "read_uncommitted" => IsolationLevel::ReadUncommitted,
-            _ => {
-                return Err(invalid_value("isolation_level", value)
-                    .with_hint("Valid values are \"read_committed\" and \"read_uncommitted\"."))
-            }
-        }),
-    };
-    Ok((transactional, isolation_level))
-}
-
 /// A message property a column can hold instead of payload data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MetaColumn {
@@ -289,13 +271,17 @@ pub fn parse_user_mapping(options: &[(String, String)]) -> FdwResult<UserMapping
 
 /// A `schema_registry.ca.pem` option, checked to hold certificates.
 fn registry_ca_pem(options: &[(String, String)]) -> FdwResult<Option<String>> {
-    let Some(pem) = lookup(options, REGISTRY_CA_PEM) else { return Ok(None) };
+    lookup(options, REGISTRY_CA_PEM).map(check_ca_pem).transpose()
+}
+
+/// Certificates in PEM, checked.
+fn check_ca_pem(pem: &str) -> FdwResult<String> {
     registry::check_ca_pem(pem).map_err(|why| {
         FdwError::new(ErrorKind::InvalidParameterValue, format!("invalid value for option \"{REGISTRY_CA_PEM}\""))
             .with_detail(capitalized(&why))
             .with_hint("Give the certificates in PEM (-----BEGIN CERTIFICATE----- …), as for librdkafka's ssl.ca.pem.")
     })?;
-    Ok(Some(pem.to_string()))
+    Ok(pem.to_string())
 }
 
 /// Separates kafka_fdw's own options from librdkafka properties, which must exist and
@@ -319,183 +305,71 @@ fn split_properties(level: OptionLevel, options: &[(String, String)]) -> FdwResu
 }
 
 pub fn parse_server(options: &[(String, String)]) -> FdwResult<ServerOptions> {
-    let (options, properties) = split_properties(OptionLevel::Server, options)?;
-    let options = options.as_slice();
-    let brokers = required(OptionLevel::Server, options, "brokers")?;
-    if brokers.trim().is_empty() {
-        return Err(invalid_value("brokers", brokers)
-            .with_hint("Give a comma-separated list of host:port pairs."));
-    }
-    let mpp_execute = match lookup(options, "mpp_execute") {
-        None => MppExecute::Coordinator,
-        Some(value) => match value.to_ascii_lowercase().as_str() {
-            "any" => MppExecute::Any,
-            "master" | "coordinator" => MppExecute::Coordinator,
-            "all segments" => MppExecute::AllSegments,
-            _ => {
-                return Err(invalid_value("mpp_execute", value)
-                    .with_hint("Valid values are \"any\", \"master\", \"coordinator\" and \"all segments\"."))
-            }
-        },
-    };
-    let timeout = match lookup(options, "timeout_ms") {
-        None => DEFAULT_TIMEOUT,
-        Some(value) => Duration::from_millis(positive_integer("timeout_ms", value)?),
-    };
-    let schema_registry: Vec<String> = match lookup(options, "schema_registry") {
-        None => Vec::new(),
-        Some(value) => value.split(',').map(|url| url.trim().trim_end_matches('/').to_string()).collect(),
-    };
-    if let Some(bad) = schema_registry.iter().find(|url| !(url.starts_with("http://") || url.starts_with("https://"))) {
-        return Err(invalid_value("schema_registry", bad)
-            .with_hint("Give the registry's base URL (http:// or https://), or several separated by commas."));
-    }
-    let registry_ca_pem = registry_ca_pem(options)?;
-    let (transactional, isolation_level) = transaction_options(options)?;
-    Ok(ServerOptions {
-        brokers: brokers.to_string(),
+    let (own, properties) = split_properties(OptionLevel::Server, options)?;
+    let mut server = ServerOptions {
+        brokers: String::new(),
         properties,
-        mpp_execute,
-        timeout,
-        schema_registry,
-        registry_ca_pem,
-        transactional,
-        isolation_level,
-    })
+        mpp_execute: MppExecute::Coordinator,
+        timeout: DEFAULT_TIMEOUT,
+        schema_registry: Vec::new(),
+        registry_ca_pem: None,
+        transactional: None,
+        isolation_level: None,
+    };
+    read_declared(OptionLevel::Server, &own, |option, value| option.server.map_or(Ok(()), |read| read(value, &mut server)))?;
+    Ok(server)
 }
 
 pub fn parse_table(options: &[(String, String)]) -> FdwResult<TableOptions> {
     check_names(OptionLevel::Table, options)?;
-    let topic = required(OptionLevel::Table, options, "topic")?;
-    if topic.is_empty() {
-        return Err(invalid_value("topic", topic));
-    }
-    let format = match lookup(options, "format") {
-        None => Format::Csv,
-        Some(value) => match value.to_ascii_lowercase().as_str() {
-            "csv" => Format::Csv,
-            "json" => Format::Json,
-            "raw" => Format::Raw,
-            "avro" => Format::Avro,
-            "protobuf" => Format::Protobuf,
-            _ => {
-                return Err(invalid_value("format", value)
-                    .with_hint("Valid formats are \"csv\", \"json\", \"raw\", \"avro\" and \"protobuf\"."))
-            }
-        },
+    let mut table = TableOptions {
+        topic: String::new(),
+        format: Format::Csv,
+        batch_size: DEFAULT_BATCH_SIZE,
+        buffer_delay: DEFAULT_BUFFER_DELAY,
+        timestamps_ordered: false,
+        csv: CsvOptions::default(),
+        strict: false,
+        on_error: OnError::Error,
+        avro_schema: None,
+        protobuf_message: None,
+        auto_register: false,
+        key_format: Format::Raw,
+        transactional: None,
+        isolation_level: None,
+        time_precision: TimePrecision::default(),
     };
-    let key_format = match lookup(options, "key_format") {
-        None => Format::Raw,
-        Some(value) => match value.to_ascii_lowercase().as_str() {
-            "text" | "bytea" => Format::Raw,
-            "json" => Format::Json,
-            "avro" => Format::Avro,
-            "protobuf" => Format::Protobuf,
-            _ => {
-                return Err(invalid_value("key_format", value)
-                    .with_hint("Valid key formats are \"text\", \"bytea\", \"json\", \"avro\" and \"protobuf\"."))
-            }
-        },
-    };
-    let avro_schema = lookup(options, "avro_schema").map(str::to_string);
-    if let Some(schema) = &avro_schema {
-        if format != Format::Avro {
-            return Err(FdwError::new(ErrorKind::InvalidParameterValue, "option \"avro_schema\" needs format 'avro'"));
-        }
-        AvroSchema::parse(schema).map_err(|error| invalid_value("avro_schema", schema).with_detail(capitalized(&error)))?;
-    }
-    let protobuf_message = lookup(options, "protobuf_message").map(str::to_string);
-    if let Some(name) = &protobuf_message {
-        if format != Format::Protobuf {
-            return Err(FdwError::new(ErrorKind::InvalidParameterValue, "option \"protobuf_message\" needs format 'protobuf'"));
-        }
-        let is_full_name = !name.is_empty()
-            && name.split('.').all(|part| part.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
-        if !is_full_name {
-            return Err(invalid_value("protobuf_message", name).with_hint("Give the message type's full name, e.g. 'shop.Order'."));
-        }
-    }
-    let batch_size = match lookup(options, "batch_size") {
-        None => DEFAULT_BATCH_SIZE,
-        Some(value) => positive_integer("batch_size", value)? as usize,
-    };
-    let buffer_delay = match lookup(options, "buffer_delay") {
-        None => DEFAULT_BUFFER_DELAY,
-        Some(value) => Duration::from_millis(non_negative_integer("buffer_delay", value)?),
-    };
-    // adjust/kafka_fdw's partition count for its estimates: validated, then not needed,
-    // since partitions and row estimates come from the topic's metadata and watermarks.
-    if let Some(value) = lookup(options, "num_partitions") {
-        positive_integer("num_partitions", value)?;
-    }
-    let flag = |name: &str| lookup(options, name).map_or(Ok(false), |value| boolean(name, value));
-    let timestamps_ordered = flag("timestamps_ordered")?;
-    let strict = flag("strict")?;
-    let auto_register = flag("auto_register")?;
-    if auto_register && (!format.has_schema() || avro_schema.is_some()) {
-        return Err(FdwError::new(ErrorKind::InvalidParameterValue, "option \"auto_register\" needs format 'avro' or 'protobuf' with a schema registry")
-            .with_hint("It registers the schema INSERT writes with under the topic's value subject; a table with avro_schema writes bare records."));
-    }
-    let on_error = match (flag("ignore_junk")?, lookup(options, "on_error")) {
-        (false, None) => OnError::Error,
-        (true, None) => OnError::Null,
-        (ignore_junk, Some(value)) => match (ignore_junk, value.to_ascii_lowercase().as_str()) {
-            (false, "error") => OnError::Error,
-            (_, "null") => OnError::Null,
-            (false, "skip") => OnError::Skip,
-            (true, "error" | "skip") => {
-                return Err(FdwError::new(ErrorKind::InvalidParameterValue, "\"ignore_junk\" conflicts with \"on_error\"")
-                    .with_hint("ignore_junk 'true' is on_error 'null'; give one of them."))
-            }
-            _ => {
-                return Err(invalid_value("on_error", value)
-                    .with_hint("Valid values are \"error\", \"null\" (as ignore_junk) and \"skip\"."))
-            }
-        },
-    };
-    let defaults = CsvOptions::default();
-    let delimiter = csv_character(options, "delimiter", defaults.delimiter)?;
-    let quote = csv_character(options, "quote", defaults.quote)?;
-    let csv = CsvOptions {
-        delimiter,
-        quote,
-        escape: csv_character(options, "escape", quote)?,
-        null: lookup(options, "null").map_or(defaults.null, |null| null.as_bytes().to_vec()),
-    };
-    if csv.delimiter == csv.quote {
+    read_declared(OptionLevel::Table, options, |option, value| option.table.map_or(Ok(()), |read| read(value, &mut table)))?;
+    // The rules between options no single reader sees whole.
+    if table.csv.delimiter == table.csv.quote {
         return Err(FdwError::new(ErrorKind::InvalidParameterValue, "CSV delimiter and quote must be different"));
     }
-    if csv.null.iter().any(|&b| b == csv.delimiter || b == b'\n' || b == b'\r') {
+    if table.csv.null.iter().any(|&b| b == table.csv.delimiter || b == b'\n' || b == b'\r') {
         return Err(FdwError::new(
             ErrorKind::InvalidParameterValue,
             "the NULL string cannot contain the delimiter or a line break",
         ));
     }
-    let (transactional, isolation_level) = transaction_options(options)?;
-    let time_precision = match lookup(options, "time_precision_mode") {
-        None => TimePrecision::default(),
-        Some(value) => TimePrecision::parse(&value.to_ascii_lowercase()).ok_or_else(|| {
-            invalid_value("time_precision_mode", value).with_hint(TimePrecision::valid_modes_hint())
-        })?,
-    };
-    Ok(TableOptions {
-        topic: topic.to_string(),
-        format,
-        batch_size,
-        buffer_delay,
-        timestamps_ordered,
-        csv,
-        strict,
-        on_error,
-        avro_schema,
-        protobuf_message,
-        auto_register,
-        key_format,
-        transactional,
-        isolation_level,
-        time_precision,
-    })
+    Ok(table)
+}
+
+/// Checks that the options `level` requires are given, then runs `read` on each given
+/// option of the level, in declaration order.
+fn read_declared(
+    level: OptionLevel,
+    options: &[(String, String)],
+    mut read: impl FnMut(&Declaration, &str) -> FdwResult<()>,
+) -> FdwResult<()> {
+    let declared = || DECLARATIONS.iter().filter(move |option| option.levels.contains(&level));
+    for option in declared().filter(|option| option.required) {
+        required(level, options, option.name)?;
+    }
+    for option in declared() {
+        if let Some(value) = lookup(options, option.name) {
+            read(option, value)?;
+        }
+    }
+    Ok(())
 }
 
 /// The rules between a table's options and its server's.
@@ -520,15 +394,14 @@ pub fn check_table_on_server(table: &TableOptions, server: &ServerOptions) -> Fd
 }
 
 /// A CSV option that must be one single-byte character, as in COPY.
-fn csv_character(options: &[(String, String)], name: &str, default: u8) -> FdwResult<u8> {
-    match lookup(options, name) {
-        None => Ok(default),
-        Some(value) if value.len() == 1 && value != "\n" && value != "\r" => Ok(value.as_bytes()[0]),
-        Some(_) => Err(FdwError::new(
-            ErrorKind::InvalidParameterValue,
-            format!("CSV {name} must be a single one-byte character other than a line break"),
-        )),
+fn csv_character(name: &str, value: &str) -> FdwResult<u8> {
+    if value.len() == 1 && value != "\n" && value != "\r" {
+        return Ok(value.as_bytes()[0]);
     }
+    Err(FdwError::new(
+        ErrorKind::InvalidParameterValue,
+        format!("CSV {name} must be a single one-byte character other than a line break"),
+    ))
 }
 
 /// A column's options: its role, and for JSON where its value sits.
