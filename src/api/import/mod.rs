@@ -287,7 +287,7 @@ fn import(
 }
 
 /// Stores where the next import of `source` into `target` starts, in the caller's
-/// transaction (kafka_fdw.import calls it after inserting the rows).
+/// transaction (what kafka_fdw.import does after inserting the rows).
 #[pg_extern(schema = "kafka_fdw")]
 #[search_path(pg_catalog, pg_temp)]
 fn save_import_progress(
