@@ -165,14 +165,16 @@ fn import_plan(
         name!(cluster, Option<String>),
     ),
 > {
-    let (ranges, TopicNow { topic, topic_id, cluster, .. }) = resume_ranges(&source, &target, on_reset);
+    let definition = require_import_privileges(&source, &target);
+    let (ranges, TopicNow { topic, topic_id, cluster, .. }) = resume_ranges(&source, &target, &definition, on_reset);
     TableIterator::new(ranges.into_iter().map(move |r| (r.partition, r.start, r.end, topic.clone(), topic_id.clone(), cluster.clone())))
 }
 
-/// See [`import_plan`]: the ranges, and the topic they are of.
-fn resume_ranges(source: &PgRelation, target: &PgRelation, on_reset: &str) -> (Vec<ReadRange>, TopicNow) {
+/// See [`import_plan`]: the ranges, and the topic they are of. `definition` is the
+/// source's, after `require_import_privileges`.
+fn resume_ranges(source: &PgRelation, target: &PgRelation, definition: &ForeignTableDef, on_reset: &str) -> (Vec<ReadRange>, TopicNow) {
     let on_reset = OnReset::parse(on_reset).or_raise();
-    let now = TopicNow::of(&require_import_privileges(source, target));
+    let now = TopicNow::of(definition);
     let stored = stored_offsets(source.oid(), target.oid());
     let (source_name, target_name) = (qualified_name(source), qualified_name(target));
     let identity = now.identity();
@@ -244,14 +246,14 @@ fn import(
 
     // From the stored offsets (checked against the topic: see plan/progress.rs) to the
     // high watermarks taken now.
-    let (mut ranges, now) = resume_ranges(&source, &target, on_reset);
+    let (mut ranges, now) = resume_ranges(&source, &target, &definition, on_reset);
     ranges.sort_by_key(|range| range.partition);
     if let Some(budget) = max_messages {
         progress::limit_ranges(&mut ranges, budget);
     }
     let wanted: i64 = ranges.iter().map(|range| range.end - range.start).sum();
 
-    let copied = if append { copy_message_ranges(&source, &target, &column_names, &ranges) } else { None };
+    let copied = if append { copy_message_ranges(&source, &target, definition, &column_names, &ranges, &source_name) } else { None };
     let total = copied.unwrap_or_else(|| {
         let quoted: Vec<String> = column_names.iter().map(pgrx::spi::quote_identifier).collect();
         let column_list = quoted.join(", ");
@@ -345,21 +347,32 @@ fn copy_messages(
     starts: Vec<i64>,
     ends: Vec<i64>,
 ) -> Option<i64> {
+    let definition = require_import_privileges(&source, &target);
+    if definition.table.format != Format::Csv {
+        return None;
+    }
     if partitions.len() != starts.len() || partitions.len() != ends.len() {
         raise(FdwError::new(ErrorKind::InvalidParameterValue, "kafka_fdw.copy_messages needs as many partitions as starts and ends"));
     }
     let ranges: Vec<ReadRange> =
         partitions.into_iter().zip(starts).zip(ends).map(|((partition, start), end)| ReadRange { partition, start, end }).collect();
-    copy_message_ranges(&source, &target, &columns, &ranges)
+    copy_message_ranges(&source, &target, definition, &columns, &ranges, &regclass_text(&source))
 }
 
-/// See [`copy_messages`].
-fn copy_message_ranges(source: &PgRelation, target: &PgRelation, columns: &[String], ranges: &[ReadRange]) -> Option<i64> {
-    let definition = require_import_privileges(source, target);
+/// See [`copy_messages`]. `definition` is the source's, after `require_import_privileges`;
+/// `source_name` its name as regclass prints it.
+fn copy_message_ranges(
+    source: &PgRelation,
+    target: &PgRelation,
+    definition: ForeignTableDef,
+    columns: &[String],
+    ranges: &[ReadRange],
+    source_name: &str,
+) -> Option<i64> {
     if definition.table.format != Format::Csv {
         return None;
     }
-    let (source_name, target_name) = (regclass_text(source), qualified_name(target));
+    let target_name = qualified_name(target);
     let plan = match message_lines::plan_message_copy(source, definition, target, columns) {
         Ok(plan) => plan,
         Err(why) => {
@@ -367,7 +380,7 @@ fn copy_message_ranges(source: &PgRelation, target: &PgRelation, columns: &[Stri
             return None;
         }
     };
-    let (inserted, path) = message_lines::copy_messages(target, plan, ranges, source_name);
+    let (inserted, path) = message_lines::copy_messages(target, plan, ranges, source_name.to_string());
     if let InsertPath::CopyRowByRow(why) = path {
         notice!("kafka_fdw.import: COPY inserts into {target_name} one row at a time: {why}");
     }
@@ -551,18 +564,11 @@ fn job_of_pair(source: pg_sys::Oid, target: pg_sys::Oid) -> Option<Task> {
     tasks::find_task("source = $1 AND target = $2", &[source.into(), target.into()])
 }
 
-fn stop_job(found: Option<Task>) -> bool {
-    let Some(job) = found else { return false };
-    job.require_owner_rights("stop");
-    job.delete();
-    true
-}
-
 /// Stops the scheduled import of `source` into `target`; false if there is none.
 #[pg_extern(schema = "kafka_fdw")]
 #[search_path(pg_catalog, pg_temp)]
 fn stop_import(source: PgRelation, target: PgRelation) -> bool {
-    stop_job(job_of_pair(source.oid(), target.oid()))
+    tasks::end_task(job_of_pair(source.oid(), target.oid()), "stop")
 }
 
 /// Stops import job `job`, also when its source or target was dropped; false if there
@@ -570,5 +576,5 @@ fn stop_import(source: PgRelation, target: PgRelation) -> bool {
 #[pg_extern(schema = "kafka_fdw", name = "stop_import")]
 #[search_path(pg_catalog, pg_temp)]
 fn stop_import_job(job: i64) -> bool {
-    stop_job(tasks::find_task("task_id = $1 AND source IS NOT NULL", &[job.into()]))
+    tasks::end_task(tasks::find_task("task_id = $1 AND source IS NOT NULL", &[job.into()]), "stop")
 }
