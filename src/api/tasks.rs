@@ -179,9 +179,11 @@ fn schedule(name: &str, schedule: &str, command: &str, time_limit: default!(Opti
     })
 }
 
-fn unschedule_task(found: Option<Task>) -> bool {
+/// Ends `found` (`action`: "unschedule" a task, "stop" a job) if the current role may;
+/// false if there is none.
+pub fn end_task(found: Option<Task>, action: &str) -> bool {
     let Some(task) = found else { return false };
-    task.require_owner_rights("unschedule");
+    task.require_owner_rights(action);
     task.delete();
     true
 }
@@ -190,12 +192,12 @@ fn unschedule_task(found: Option<Task>) -> bool {
 #[pg_extern(schema = "kafka_fdw")]
 #[search_path(pg_catalog, pg_temp)]
 fn unschedule(name: &str) -> bool {
-    unschedule_task(find_task("name = $1", &[name.into()]))
+    end_task(find_task("name = $1", &[name.into()]), "unschedule")
 }
 
 /// Unschedules task (or import job) `task_id`; false if there is none.
 #[pg_extern(schema = "kafka_fdw", name = "unschedule")]
 #[search_path(pg_catalog, pg_temp)]
 fn unschedule_id(task_id: i64) -> bool {
-    unschedule_task(find_task("task_id = $1", &[task_id.into()]))
+    end_task(find_task("task_id = $1", &[task_id.into()]), "unschedule")
 }
