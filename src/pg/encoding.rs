@@ -90,8 +90,9 @@ pub fn text_datum_escaping(text: &str) -> pg_sys::Datum {
     // As PostgreSQL sizes a conversion's output (MAX_CONVERSION_GROWTH), plus the NUL.
     let mut converted = vec![0u8; text.len() * 4 + 1];
     // SAFETY: `text` is `len` bytes of UTF-8 (only read, whatever the signature says);
-    // `converted` has the room PostgreSQL asks for. Without noError nothing raises: the
-    // conversion stops at the first character it cannot convert and says how far it got.
+    // `converted` has the room PostgreSQL asks for. With noError (the last argument)
+    // nothing raises: the conversion stops at the first character it cannot convert and
+    // says how far it got.
     let consumed = unsafe {
         pg_sys::pg_do_encoding_conversion_buf(
             conversion,
