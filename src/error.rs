@@ -2,9 +2,11 @@
 //! waits call.
 //!
 //! Option parsing and the Kafka client report problems as [`FdwError`]: a
-//! SQLSTATE class plus message, detail and hint, in PostgreSQL's style. Only the glue
-//! (`pg::errors`) turns one into an `ereport`, so the pure modules stay testable without a
-//! server.
+//! SQLSTATE class plus message, detail and hint, in PostgreSQL's style. The codecs and
+//! the Schema Registry client have their own error types (`codec::error::CodecError`,
+//! `registry::RegistryError`), which say what went wrong; `pg::errors` gives each its
+//! SQLSTATE, DETAIL and HINT, and is the only place that turns an error into an
+//! `ereport`, so the pure modules stay testable without a server.
 
 use std::fmt;
 

@@ -13,6 +13,7 @@
 //! their bytes, each column's text from its field's bytes when it is asked for.
 
 use std::borrow::Cow;
+use super::error::CodecError;
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -34,13 +35,13 @@ impl AvroSchema {
     /// Parses and compiles a schema's JSON text; the error says why it is not one. Types
     /// with a Kafka Connect semantic type Avro has a logical type for read as that
     /// (Debezium's dates, times and timestamps: [`debezium::avro_logical_type`]).
-    pub fn parse(text: &str) -> Result<Rc<AvroSchema>, String> {
+    pub fn parse(text: &str) -> Result<Rc<AvroSchema>, CodecError> {
         let schema = match with_connect_logical_types(text) {
             Some(rewritten) => Schema::parse(&rewritten),
             None => Schema::parse_str(text),
         }
-        .map_err(|e| format!("invalid Avro schema: {e}"))?;
-        let plan = Plan::compile(&schema).map_err(|e| format!("invalid Avro schema: {e}"))?;
+        .map_err(|e| CodecError::Schema(format!("invalid Avro schema: {e}")))?;
+        let plan = Plan::compile(&schema).map_err(|e| e.within("invalid Avro schema"))?;
         Ok(Rc::new(AvroSchema { plan }))
     }
 
@@ -164,7 +165,7 @@ impl AvroDecoder {
     }
 
     /// Decodes a payload; the error says why it is not an Avro record of its schema.
-    pub fn decode<'a>(&'a mut self, payload: &'a [u8]) -> Result<AvroRecord<'a>, String> {
+    pub fn decode<'a>(&'a mut self, payload: &'a [u8]) -> Result<AvroRecord<'a>, CodecError> {
         let (schema, datum) = match &mut self.schemas {
             WriterSchemas::Given(schema) => (schema.clone(), payload),
             WriterSchemas::Registry(registry) => {
@@ -174,12 +175,13 @@ impl AvroDecoder {
                 }
                 let (id, datum) = frame(payload)?;
                 let schema = self.last.get(id, || registry.schema(id).and_then(|schema| avro_schema(id, schema)));
-                (schema.map_err(|e| format!("schema id {id}: {e}"))?, datum)
+                // A schema that cannot be had makes the message a bad one.
+                (schema.map_err(|e| CodecError::Malformed(format!("schema id {id}: {e}")))?, datum)
             }
         };
-        schema.plan.check(datum, &mut self.field_starts).map_err(|e| e.to_string())?;
+        schema.plan.check(datum, &mut self.field_starts).map_err(|e| CodecError::Malformed(e.to_string()))?;
         if self.records_only && schema.plan.record().is_none() {
-            return Err("Avro message is not a record".to_string());
+            return Err(CodecError::Malformed("Avro message is not a record".to_string()));
         }
         let defaults = self.reader_defaults.as_ref().and_then(Option::as_deref);
         Ok(AvroRecord { schema, datum, field_starts: &self.field_starts, defaults })
@@ -241,10 +243,10 @@ fn reread<T: std::fmt::Debug>(read: Result<T, DatumError>) -> Option<T> {
 }
 
 /// An Avro writer schema; another type of schema is a bad message's reason.
-fn avro_schema(id: u32, schema: CompiledSchema) -> Result<Rc<AvroSchema>, String> {
+fn avro_schema(id: u32, schema: CompiledSchema) -> Result<Rc<AvroSchema>, CodecError> {
     match schema {
         CompiledSchema::Avro(schema) => Ok(schema),
-        other => Err(format!("schema {id} is a {} schema, not Avro", other.type_name())),
+        other => Err(CodecError::Schema(format!("schema {id} is a {} schema, not Avro", other.type_name()))),
     }
 }
 
@@ -368,8 +370,8 @@ mod tests {
     struct Registry(HashMap<u32, String>);
 
     impl SchemaById for Registry {
-        fn schema(&mut self, id: u32) -> Result<CompiledSchema, String> {
-            let text = self.0.get(&id).cloned().ok_or_else(|| format!("no schema with id {id}"))?;
+        fn schema(&mut self, id: u32) -> Result<CompiledSchema, CodecError> {
+            let text = self.0.get(&id).cloned().ok_or_else(|| CodecError::Schema(format!("no schema with id {id}")))?;
             let schema_type = if text.starts_with("syntax") { "PROTOBUF" } else { "AVRO" }.to_string();
             CompiledSchema::compile(&WriterSchema { schema_type, text, references: Vec::new() })
         }
@@ -461,13 +463,13 @@ mod tests {
         ];
         for (payload, want) in cases {
             let error = decoder.decode(&payload).err().unwrap_or_else(|| panic!("{payload:?} decoded"));
-            assert!(error.contains(want), "{payload:?}: {error}");
+            assert!(matches!(&error, CodecError::Malformed(why) if why.contains(want)), "{payload:?}: {error:?}");
         }
         assert!(decoder.decode(&framed(1, &good)).is_ok());
         let not_a_record = AvroSchema::parse(r#""long""#).unwrap();
         let mut bare = AvroDecoder::new(WriterSchemas::Given(not_a_record));
-        assert_eq!(bare.decode(&[2]).err().unwrap(), "Avro message is not a record");
-        assert!(AvroSchema::parse("{\"type\": \"recordd\"}").err().unwrap().starts_with("invalid Avro schema"));
+        assert_eq!(bare.decode(&[2]).err().unwrap(), CodecError::Malformed("Avro message is not a record".to_string()));
+        assert!(matches!(AvroSchema::parse("{\"type\": \"recordd\"}").err().unwrap(), CodecError::Schema(why) if why.starts_with("invalid Avro schema")));
     }
 
     #[test]
@@ -893,7 +895,7 @@ mod tests {
             match (decoder.decode(&datum), want) {
                 (Ok(record), Ok(want)) if !want.is_empty() => assert_eq!(text(&record, "f", false).as_deref(), Some(want), "{schema} {datum:?}"),
                 (Ok(_), Ok(_)) => {}
-                (Err(error), Err(want)) => assert_eq!(error, format!("invalid Avro data: {want}"), "{schema} {datum:?}"),
+                (Err(error), Err(want)) => assert_eq!(error, CodecError::Malformed(format!("invalid Avro data: {want}")), "{schema} {datum:?}"),
                 (got, want) => panic!("{schema} {datum:?}: {:?}, not {want:?}", got.map(|_| "a record")),
             }
         }

@@ -12,6 +12,7 @@
 //! form, records, maps and other arrays as JSON.
 
 use std::borrow::Cow;
+use super::error::CodecError;
 use std::collections::HashMap;
 
 use apache_avro::schema::{InnerDecimalSchema, Name, NamesRef, NamespaceRef, ResolvedSchema, Schema, UuidSchema};
@@ -176,8 +177,8 @@ fn invalid<T>(why: String) -> Read<T> {
 impl Plan {
     /// Compiles a parsed schema; the error says why it cannot be read (a name that
     /// refers to no type).
-    pub fn compile(schema: &Schema) -> Result<Plan, String> {
-        let resolved = ResolvedSchema::try_from(schema).map_err(|e| e.to_string())?;
+    pub fn compile(schema: &Schema) -> Result<Plan, CodecError> {
+        let resolved = ResolvedSchema::try_from(schema).map_err(|e| CodecError::Schema(e.to_string()))?;
         let mut compiler = Compiler { names: resolved.get_names(), named: HashMap::new(), nodes: Vec::new() };
         let root = compiler.node(schema, None)?;
         let nodes = compiler.nodes;
@@ -691,7 +692,7 @@ impl Compiler<'_> {
     }
 
     /// The node of a field marked [`JSON_TEXT`]: its strings (also in a union) hold JSON.
-    fn json_text_node(&mut self, schema: &Schema, namespace: NamespaceRef<'_>) -> Result<NodeId, String> {
+    fn json_text_node(&mut self, schema: &Schema, namespace: NamespaceRef<'_>) -> Result<NodeId, CodecError> {
         match schema {
             Schema::String => Ok(self.push(Node::JsonText)),
             Schema::Union(union) => {
@@ -704,7 +705,7 @@ impl Compiler<'_> {
 
     /// The node of `schema`; named types are resolved as apache-avro resolves them
     /// (relative to the enclosing record's namespace).
-    fn node(&mut self, schema: &Schema, namespace: NamespaceRef<'_>) -> Result<NodeId, String> {
+    fn node(&mut self, schema: &Schema, namespace: NamespaceRef<'_>) -> Result<NodeId, CodecError> {
         let node = match schema {
             Schema::Null => Node::Null,
             Schema::Boolean => Node::Boolean,
@@ -768,7 +769,7 @@ impl Compiler<'_> {
                         };
                         Ok((field.name.clone(), node))
                     })
-                    .collect::<Result<Vec<_>, String>>()?;
+                    .collect::<Result<Vec<_>, CodecError>>()?;
                 let mut positions = HashMap::new();
                 if fields.len() > Record::FEW_FIELDS {
                     for (position, (name, _)) in fields.iter().enumerate() {
@@ -784,7 +785,7 @@ impl Compiler<'_> {
                     return Ok(id);
                 }
                 let Some(&schema) = self.names.get(&name) else {
-                    return Err(format!("the schema refers to {name}, which it does not define"));
+                    return Err(CodecError::Schema(format!("the schema refers to {name}, which it does not define")));
                 };
                 return self.node(schema, name.namespace());
             }

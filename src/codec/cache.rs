@@ -5,6 +5,7 @@
 //! tells the time; everything else is here.
 
 use std::collections::{BTreeMap, HashMap};
+use super::error::CodecError;
 use std::hash::Hash;
 use std::time::{Duration, Instant};
 
@@ -103,7 +104,7 @@ impl<K: Hash + Eq + Clone, V> ByteLru<K, V> {
 enum Cached {
     Compiled(CompiledSchema),
     /// Why messages naming the id cannot be read, believed until `until`.
-    Unknown { why: String, until: Instant },
+    Unknown { why: CodecError, until: Instant },
 }
 
 /// Compiled writer schemas by (source, id), where the host's source names the registry
@@ -136,8 +137,8 @@ impl SchemaCache {
         source: &str,
         id: u32,
         now: Instant,
-        fetch: impl FnOnce() -> Result<WriterSchema, String>,
-    ) -> Result<CompiledSchema, String> {
+        fetch: impl FnOnce() -> Result<WriterSchema, CodecError>,
+    ) -> Result<CompiledSchema, CodecError> {
         let key = (source.to_string(), id);
         match self.entries.get(&key) {
             Some(Cached::Compiled(schema)) => return Ok(schema.clone()),
@@ -151,7 +152,7 @@ impl SchemaCache {
                 Ok(schema)
             }
             Err(why) => {
-                self.entries.insert(key, Cached::Unknown { why: why.clone(), until: now + UNKNOWN_FOR }, key_weight + why.len());
+                self.entries.insert(key, Cached::Unknown { why: why.clone(), until: now + UNKNOWN_FOR }, key_weight + why.reason().len());
                 Err(why)
             }
         }
@@ -240,13 +241,13 @@ mod tests {
         let fetches = Cell::new(0);
         let missing = || {
             fetches.set(fetches.get() + 1);
-            Err("Schema 9 not found".to_string())
+            Err(CodecError::Schema("Schema 9 not found".to_string()))
         };
         let mut cache = SchemaCache::new(1 << 20);
         let start = Instant::now();
         for second in 0..10 {
             let now = start + Duration::from_secs(second) * UNKNOWN_FOR.as_secs() as u32 / 10;
-            assert_eq!(cache.schema("r", 9, now, missing).err().unwrap(), "Schema 9 not found");
+            assert_eq!(cache.schema("r", 9, now, missing).err().unwrap(), CodecError::Schema("Schema 9 not found".to_string()));
         }
         assert_eq!(fetches.get(), 1);
         // Once the while passed, the registry is asked again, and may know it now.
@@ -262,7 +263,7 @@ mod tests {
         let now = Instant::now();
         let broken = WriterSchema { schema_type: "AVRO".into(), text: "{\"type\": \"recordd\"}".into(), references: Vec::new() };
         let why = cache.schema("r", 3, now, || Ok(broken)).err().unwrap();
-        assert!(why.starts_with("invalid Avro schema"), "{why}");
+        assert!(matches!(&why, CodecError::Schema(reason) if reason.starts_with("invalid Avro schema")), "{why:?}");
         assert_eq!(cache.schema("r", 3, now, || panic!("asked again")).err(), Some(why));
     }
 

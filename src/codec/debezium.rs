@@ -7,6 +7,7 @@
 //! stay as they are.
 
 use base64::engine::general_purpose::STANDARD as BASE64;
+use super::error::CodecError;
 use base64::Engine;
 use chrono::DateTime;
 use num_bigint::BigInt;
@@ -36,7 +37,7 @@ pub fn avro_logical_type(connect_name: &str, avro_type: &str) -> Option<&'static
 
 /// The event's payload with its `before` and `after` rows converted along the schema.
 /// An event without a usable schema gives its payload unchanged.
-pub fn payload(event: &Value) -> Result<Value, String> {
+pub fn payload(event: &Value) -> Result<Value, CodecError> {
     let mut payload = event.get("payload").cloned().unwrap_or(Value::Null);
     let Some(fields) = event.get("schema").and_then(|s| s.get("fields")).and_then(Value::as_array) else {
         return Ok(payload);
@@ -46,7 +47,7 @@ pub fn payload(event: &Value) -> Result<Value, String> {
             continue;
         };
         if let Some(value) = payload.get_mut(row) {
-            convert(value, row_schema).map_err(|e| format!("{row}.{e}"))?;
+            convert(value, row_schema).map_err(|e| e.map_reason(|e| format!("{row}.{e}")))?;
         }
     }
     Ok(payload)
@@ -155,13 +156,13 @@ impl ColumnKind {
 /// time or timestamp a count of `precision`'s unit, base64 text into a numeric the
 /// unscaled value at the column's scale, into bytea the bytes, JSON text into json the
 /// JSON; values already in PostgreSQL's input syntax stay.
-pub fn schemaless_event(mut event: Value, columns: &[(String, ColumnKind)], precision: TimePrecision) -> Result<Value, String> {
+pub fn schemaless_event(mut event: Value, columns: &[(String, ColumnKind)], precision: TimePrecision) -> Result<Value, CodecError> {
     for row in ["before", "after"] {
         let Some(values) = event.get_mut(row).and_then(Value::as_object_mut) else { continue };
         for (column, kind) in columns {
             let Some(value) = values.get_mut(column) else { continue };
             if let Some(schema) = kind.schema_for(value, precision) {
-                convert(value, &schema).map_err(|e| format!("{row}.{column}{}", dotted(&e)))?;
+                convert(value, &schema).map_err(|e| e.map_reason(|e| format!("{row}.{column}{}", dotted(&e))))?;
             }
         }
     }
@@ -169,7 +170,7 @@ pub fn schemaless_event(mut event: Value, columns: &[(String, ColumnKind)], prec
 }
 
 /// Converts `value` in place along `schema`; the error names the field path.
-fn convert(value: &mut Value, schema: &Value) -> Result<(), String> {
+fn convert(value: &mut Value, schema: &Value) -> Result<(), CodecError> {
     if value.is_null() {
         return Ok(());
     }
@@ -188,14 +189,14 @@ fn convert(value: &mut Value, schema: &Value) -> Result<(), String> {
             for field_schema in fields {
                 let Some(name) = field_schema.get("field").and_then(Value::as_str) else { continue };
                 if let Some(field) = object.get_mut(name) {
-                    convert(field, field_schema).map_err(|e| format!("{name}{}", dotted(&e)))?;
+                    convert(field, field_schema).map_err(|e| e.map_reason(|e| format!("{name}{}", dotted(&e))))?;
                 }
             }
         }
         "array" => {
             if let (Some(items), Some(item_schema)) = (value.as_array_mut(), schema.get("items")) {
                 for (i, item) in items.iter_mut().enumerate() {
-                    convert(item, item_schema).map_err(|e| format!("[{}]{}", i + 1, dotted(&e)))?;
+                    convert(item, item_schema).map_err(|e| e.map_reason(|e| format!("[{}]{}", i + 1, dotted(&e))))?;
                 }
             }
         }
@@ -218,7 +219,7 @@ fn dotted(inner: &str) -> String {
 
 /// The value of a field of semantic type `name` as PostgreSQL input, or None for a
 /// type that needs nothing (strings such as ZonedTimestamp, Uuid, Enum).
-fn semantic(name: &str, value: &Value, schema: &Value) -> Result<Option<Value>, String> {
+fn semantic(name: &str, value: &Value, schema: &Value) -> Result<Option<Value>, CodecError> {
     let text = |s: String| Ok(Some(Value::String(s)));
     match name {
         "io.debezium.time.Date" | "org.apache.kafka.connect.data.Date" => text(date(integer(value)?)?),
@@ -237,30 +238,35 @@ fn semantic(name: &str, value: &Value, schema: &Value) -> Result<Option<Value>, 
                 .get("parameters")
                 .and_then(|p| p.get("scale"))
                 .and_then(|s| s.as_str().map(str::to_string).or_else(|| s.as_i64().map(|n| n.to_string())))
-                .ok_or_else(|| ": a Decimal field's schema without parameters.scale".to_string())?;
-            let scale = scale.parse().map_err(|_| format!(": a Decimal field's scale \"{scale}\""))?;
+                .ok_or_else(|| malformed(": a Decimal field's schema without parameters.scale".to_string()))?;
+            let scale = scale.parse().map_err(|_| malformed(format!(": a Decimal field's scale \"{scale}\"")))?;
             Ok(Some(number(&decimal(&base64_bytes(value)?, scale))))
         }
         "io.debezium.data.VariableScaleDecimal" => {
-            let scale = value.get("scale").and_then(Value::as_i64).ok_or(": a VariableScaleDecimal without scale")?;
-            let bytes = base64_bytes(value.get("value").ok_or(": a VariableScaleDecimal without value")?)?;
+            let scale = value.get("scale").and_then(Value::as_i64).ok_or_else(|| malformed(": a VariableScaleDecimal without scale".to_string()))?;
+            let bytes = base64_bytes(value.get("value").ok_or_else(|| malformed(": a VariableScaleDecimal without value".to_string()))?)?;
             Ok(Some(number(&decimal(&bytes, scale))))
         }
         JSON => match value {
-            Value::String(json) => serde_json::from_str(json).map(Some).map_err(|e| format!(": a Json field that is not JSON ({e})")),
+            Value::String(json) => serde_json::from_str(json).map(Some).map_err(|e| malformed(format!(": a Json field that is not JSON ({e})"))),
             _ => Ok(None),
         },
         _ => Ok(None),
     }
 }
 
-fn integer(value: &Value) -> Result<i64, String> {
-    value.as_i64().ok_or_else(|| format!(": {value} is not a whole number"))
+fn integer(value: &Value) -> Result<i64, CodecError> {
+    value.as_i64().ok_or_else(|| malformed(format!(": {value} is not a whole number")))
 }
 
-fn base64_bytes(value: &Value) -> Result<Vec<u8>, String> {
-    let text = value.as_str().ok_or_else(|| format!(": {value} is not base64 text"))?;
-    BASE64.decode(text).map_err(|e| format!(": \"{text}\" is not base64 ({e})"))
+fn base64_bytes(value: &Value) -> Result<Vec<u8>, CodecError> {
+    let text = value.as_str().ok_or_else(|| malformed(format!(": {value} is not base64 text")))?;
+    BASE64.decode(text).map_err(|e| malformed(format!(": \"{text}\" is not base64 ({e})")))
+}
+
+/// A value in a change event that is not what Debezium writes for its type.
+fn malformed(reason: String) -> CodecError {
+    CodecError::Malformed(reason)
 }
 
 /// A JSON number of decimal text (serde_json keeps its digits: arbitrary_precision).
@@ -268,8 +274,8 @@ fn number(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))
 }
 
-fn date(days: i64) -> Result<String, String> {
-    i32::try_from(days).map(text::date_text).map_err(|_| format!(": {days} days from 1970-01-01 is out of range"))
+fn date(days: i64) -> Result<String, CodecError> {
+    i32::try_from(days).map(text::date_text).map_err(|_| malformed(format!(": {days} days from 1970-01-01 is out of range")))
 }
 
 /// A count of `unit_nanos`-nanosecond units as microseconds, rounded half to even as
@@ -282,20 +288,20 @@ fn micros(count: i64, unit_nanos: i64) -> Option<i64> {
 }
 
 /// A time of day from `count` units of `unit_nanos` nanoseconds since midnight.
-fn time_of_day(count: i64, unit_nanos: i64) -> Result<String, String> {
+fn time_of_day(count: i64, unit_nanos: i64) -> Result<String, CodecError> {
     micros(count, unit_nanos)
         .filter(|m| (0..86_400_000_000).contains(m))
         .map(text::time_text)
-        .ok_or_else(|| format!(": {count} is no time of day"))
+        .ok_or_else(|| malformed(format!(": {count} is no time of day")))
 }
 
 /// A timestamp (without time zone) from `count` units of `unit_nanos` nanoseconds since
 /// 1970-01-01 00:00 UTC.
-fn timestamp(count: i64, unit_nanos: i64) -> Result<String, String> {
+fn timestamp(count: i64, unit_nanos: i64) -> Result<String, CodecError> {
     micros(count, unit_nanos)
         .filter(|&m| DateTime::from_timestamp_micros(m).is_some())
         .map(|m| text::timestamp_text(m, false))
-        .ok_or_else(|| ": a timestamp out of range".to_string())
+        .ok_or_else(|| malformed(": a timestamp out of range".to_string()))
 }
 
 /// The decimal text of the two's-complement big-endian integer `bytes` (Java's
@@ -364,7 +370,7 @@ mod tests {
         assert_eq!(micro_time["after"]["clock"], "00:00:00.000004");
         // A value its column's encoding cannot hold names the field.
         let bad = json!({"op": "c", "after": {"day": 1.5}});
-        assert_eq!(schemaless_event(bad, &columns, TimePrecision::Adaptive).unwrap_err(), "after.day: 1.5 is not a whole number");
+        assert_eq!(schemaless_event(bad, &columns, TimePrecision::Adaptive).unwrap_err(), CodecError::Malformed("after.day: 1.5 is not a whole number".to_string()));
         assert_eq!(TimePrecision::parse("adaptive_time_microseconds").map(TimePrecision::name), Some("adaptive_time_microseconds"));
         assert_eq!(TimePrecision::parse("micro"), None);
     }
@@ -462,6 +468,6 @@ mod tests {
         let bad = event(vec![json!({"field": "price", "type": "bytes", "name": "org.apache.kafka.connect.data.Decimal",
                                     "parameters": {"scale": "2"}})], json!({"price": "not base64!"}));
         let error = payload(&bad).unwrap_err();
-        assert!(error.starts_with("after.price: \"not base64!\" is not base64"), "{error}");
+        assert!(matches!(&error, CodecError::Malformed(why) if why.starts_with("after.price: \"not base64!\" is not base64")), "{error:?}");
     }
 }

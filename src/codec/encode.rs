@@ -4,6 +4,7 @@
 //! for the rest, so that nothing depends on the session's DateStyle or TimeZone.
 
 use std::borrow::Cow;
+use super::error::CodecError;
 
 use serde_json::Value as Json;
 
@@ -20,7 +21,7 @@ pub enum RecordEncoder {
 
 impl RecordEncoder {
     /// Encodes a row into `out` (cleared first); the error names the column or field.
-    pub fn encode(&self, columns: &[ColumnValue<'_>], out: &mut Vec<u8>) -> Result<(), String> {
+    pub fn encode(&self, columns: &[ColumnValue<'_>], out: &mut Vec<u8>) -> Result<(), CodecError> {
         match self {
             RecordEncoder::Avro(encoder) => encoder.encode(columns, out),
             RecordEncoder::Protobuf(encoder) => encoder.encode(columns, out),
@@ -71,21 +72,21 @@ pub struct DerivedField<'a> {
 /// The name a derived field gets: the column's (or its `field` option's) one key, which
 /// must be a valid Avro and Protobuf name. json and jsonb columns get no field: neither
 /// format has a type that reads back as JSON (a string would read back as a JSON string).
-pub fn derived_field_name<'a>(field: &DerivedField<'a>) -> Result<&'a str, String> {
+pub fn derived_field_name<'a>(field: &DerivedField<'a>) -> Result<&'a str, CodecError> {
     if field.sql_type == SqlType::Json {
-        return Err(format!(
+        return Err(CodecError::Schema(format!(
             "column \"{}\" is json or jsonb, which no field of a derived schema reads back as; register the schema yourself (a record, map or array field for it)",
             field.name
-        ));
+        )));
     }
     let name = match field.path {
         JsonPath::Keys(keys) if keys.len() == 1 => keys[0].as_str(),
-        _ => return Err(format!("column \"{}\" reads a nested field or the whole record: a schema cannot be derived for it", field.name)),
+        _ => return Err(CodecError::Schema(format!("column \"{}\" reads a nested field or the whole record: a schema cannot be derived for it", field.name))),
     };
     let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     if !valid {
-        return Err(format!("\"{name}\" is not a valid field name for a schema (letters, digits and _, not starting with a digit)"));
+        return Err(CodecError::Schema(format!("\"{name}\" is not a valid field name for a schema (letters, digits and _, not starting with a digit)")));
     }
     Ok(name)
 }

@@ -6,6 +6,7 @@
 //! JSON null and a missing key are NULL.
 
 use std::borrow::Cow;
+use super::error::CodecError;
 
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
@@ -23,18 +24,28 @@ pub enum JsonPath {
 impl JsonPath {
     /// Parses a `json` column option: a JSON Pointer (`/a/b`, RFC 6901, for keys that
     /// contain dots) or dot-separated keys (`a.b`); a plain key is a one-key path.
-    pub fn parse(option: &str) -> Result<JsonPath, String> {
+    pub fn parse(option: &str) -> Result<JsonPath, InvalidPath> {
         if option.is_empty() {
-            return Err("a JSON key cannot be empty".to_string());
+            return Err(InvalidPath("a JSON key cannot be empty".to_string()));
         }
         let keys: Vec<String> = match option.strip_prefix('/') {
             Some(pointer) => pointer.split('/').map(|key| key.replace("~1", "/").replace("~0", "~")).collect(),
             None => option.split('.').map(str::to_string).collect(),
         };
         if keys.iter().any(String::is_empty) {
-            return Err(format!("\"{option}\" has an empty key"));
+            return Err(InvalidPath(format!("\"{option}\" has an empty key")));
         }
         Ok(JsonPath::Keys(keys))
+    }
+}
+
+/// Why a `json` column option is not a path, for its option's error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidPath(pub String);
+
+impl std::fmt::Display for InvalidPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
 }
 
@@ -275,7 +286,7 @@ pub enum JsonField<'a> {
 
 /// A message object with `fields` under their keys (paths create nested objects).
 /// Fails only when embedded JSON text is not valid JSON.
-pub fn encode(fields: &[(&JsonPath, JsonField<'_>)]) -> Result<Vec<u8>, String> {
+pub fn encode(fields: &[(&JsonPath, JsonField<'_>)]) -> Result<Vec<u8>, CodecError> {
     if let [(JsonPath::Whole, field)] = fields {
         return Ok(match field {
             JsonField::Null => b"null".to_vec(),
@@ -290,7 +301,7 @@ pub fn encode(fields: &[(&JsonPath, JsonField<'_>)]) -> Result<Vec<u8>, String> 
         let value = match field {
             JsonField::Null => Value::Null,
             JsonField::Text(text) => Value::String(text.to_string()),
-            JsonField::Literal(text) | JsonField::Json(text) => serde_json::from_str(text).map_err(|e| e.to_string())?,
+            JsonField::Literal(text) | JsonField::Json(text) => serde_json::from_str(text).map_err(|e| CodecError::Unwritable(e.to_string()))?,
         };
         let (last, parents) = keys.split_last().expect("paths have a key");
         let mut object = &mut root;

@@ -8,6 +8,7 @@ pub mod avro_encode;
 mod avro_datum;
 pub mod cache;
 pub mod encode;
+pub mod error;
 pub mod csv;
 pub mod debezium;
 pub mod infer;
@@ -236,10 +237,10 @@ impl PayloadDecoder {
             }
             PayloadDecoder::Raw => Ok(Decoded::Raw(payload)),
             PayloadDecoder::Avro(decoder) => {
-                decoder.decode(payload).map(Decoded::Avro).map_err(|reason| Undecodable { reason, partial: None })
+                decoder.decode(payload).map(Decoded::Avro).map_err(|e| Undecodable { reason: e.to_string(), partial: None })
             }
             PayloadDecoder::Protobuf(decoder) => {
-                decoder.decode(payload).map(Decoded::Protobuf).map_err(|reason| Undecodable { reason, partial: None })
+                decoder.decode(payload).map(Decoded::Protobuf).map_err(|e| Undecodable { reason: e.to_string(), partial: None })
             }
         }
     }
@@ -393,7 +394,7 @@ mod tests {
         .concat();
         struct OneSchema(String);
         impl wire::SchemaById for OneSchema {
-            fn schema(&mut self, _: u32) -> Result<wire::CompiledSchema, String> {
+            fn schema(&mut self, _: u32) -> Result<wire::CompiledSchema, error::CodecError> {
                 wire::CompiledSchema::compile(&wire::WriterSchema { schema_type: "PROTOBUF".into(), text: self.0.clone(), references: Vec::new() })
             }
         }

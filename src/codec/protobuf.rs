@@ -12,6 +12,7 @@
 //! array literals, and messages, maps and other lists as JSON.
 
 use std::borrow::Cow;
+use super::error::CodecError;
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -39,18 +40,18 @@ pub struct ProtobufSchema {
 impl ProtobufSchema {
     /// Compiles `text`, whose imports are among `references` (name, text) or Google's
     /// well-known types; the error says why it is not a valid schema.
-    pub fn compile(text: &str, references: &[(String, String)]) -> Result<ProtobufSchema, String> {
+    pub fn compile(text: &str, references: &[(String, String)]) -> Result<ProtobufSchema, CodecError> {
         let mut sources: HashMap<String, String> = references.iter().cloned().collect();
         sources.insert(WRITER_FILE.to_string(), text.to_string());
         let mut resolver = ChainFileResolver::new();
         resolver.add(Sources(sources));
         resolver.add(GoogleFileResolver::new());
         let mut compiler = protox::Compiler::with_file_resolver(resolver);
-        compiler.open_file(WRITER_FILE).map_err(|e| format!("invalid Protobuf schema: {e}"))?;
+        compiler.open_file(WRITER_FILE).map_err(|e| CodecError::Schema(format!("invalid Protobuf schema: {e}")))?;
         let file = compiler
             .descriptor_pool()
             .get_file_by_name(WRITER_FILE)
-            .ok_or_else(|| "invalid Protobuf schema: not compiled".to_string())?;
+            .ok_or_else(|| CodecError::Schema("invalid Protobuf schema: not compiled".to_string()))?;
         Ok(ProtobufSchema { file })
     }
 
@@ -63,8 +64,8 @@ impl ProtobufSchema {
     }
 
     /// The message type at `indexes` (top-level, then nested, in declaration order).
-    pub(super) fn message_type(&self, indexes: &[usize]) -> Result<MessageDescriptor, String> {
-        let missing = || format!("the schema has no message type at index {indexes:?}");
+    pub(super) fn message_type(&self, indexes: &[usize]) -> Result<MessageDescriptor, CodecError> {
+        let missing = || CodecError::Schema(format!("the schema has no message type at index {indexes:?}"));
         let (first, nested) = indexes.split_first().ok_or_else(missing)?;
         let top = self.file.messages().nth(*first).ok_or_else(missing)?;
         nested.iter().try_fold(top, |message, &index| message.child_messages().nth(index).ok_or_else(missing))
@@ -74,7 +75,7 @@ impl ProtobufSchema {
 impl ProtobufSchema {
     /// The message type of full name `name` (the first top-level one without a name),
     /// with its indexes.
-    pub fn message_type_named(&self, name: Option<&str>) -> Result<(MessageDescriptor, Vec<usize>), String> {
+    pub fn message_type_named(&self, name: Option<&str>) -> Result<(MessageDescriptor, Vec<usize>), CodecError> {
         let Some(name) = name else { return Ok((self.message_type(&[0])?, vec![0])) };
         fn find(messages: impl Iterator<Item = MessageDescriptor>, name: &str, path: &mut Vec<usize>) -> Option<MessageDescriptor> {
             for (index, message) in messages.enumerate() {
@@ -90,7 +91,7 @@ impl ProtobufSchema {
             None
         }
         let mut indexes = Vec::new();
-        let message = find(self.file.messages(), name, &mut indexes).ok_or_else(|| format!("the schema has no message type {name}"))?;
+        let message = find(self.file.messages(), name, &mut indexes).ok_or_else(|| CodecError::Schema(format!("the schema has no message type {name}")))?;
         Ok((message, indexes))
     }
 
@@ -165,23 +166,25 @@ impl ProtobufDecoder {
     }
 
     /// Decodes a payload; the error says why it is not a Protobuf message of its schema.
-    pub fn decode(&mut self, payload: &[u8]) -> Result<ProtobufRecord, String> {
+    pub fn decode(&mut self, payload: &[u8]) -> Result<ProtobufRecord, CodecError> {
         let (id, rest) = frame(payload)?;
         let registry = &mut self.registry;
         let schema = self.last.get(id, || registry.schema(id).and_then(|schema| protobuf_schema(id, schema)));
-        let schema = schema.map_err(|e| format!("schema id {id}: {e}"))?;
+        // A schema that cannot be had, or lacks the message's type, makes it a bad message.
+        let unreadable = |e: CodecError| CodecError::Malformed(format!("schema id {id}: {e}"));
+        let schema = schema.map_err(unreadable)?;
         let (indexes, encoded) = message_indexes(rest)?;
-        let message_type = schema.message_type(&indexes).map_err(|e| format!("schema id {id}: {e}"))?;
-        let message = DynamicMessage::decode(message_type, encoded).map_err(|e| format!("invalid Protobuf data: {e}"))?;
+        let message_type = schema.message_type(&indexes).map_err(unreadable)?;
+        let message = DynamicMessage::decode(message_type, encoded).map_err(|e| CodecError::Malformed(format!("invalid Protobuf data: {e}")))?;
         Ok(ProtobufRecord { message })
     }
 }
 
 /// A Protobuf writer schema; another type of schema is a bad message's reason.
-fn protobuf_schema(id: u32, schema: CompiledSchema) -> Result<Rc<ProtobufSchema>, String> {
+fn protobuf_schema(id: u32, schema: CompiledSchema) -> Result<Rc<ProtobufSchema>, CodecError> {
     match schema {
         CompiledSchema::Protobuf(schema) => Ok(schema),
-        other => Err(format!("schema {id} is of type {}, not PROTOBUF", other.type_name())),
+        other => Err(CodecError::Schema(format!("schema {id} is of type {}, not PROTOBUF", other.type_name()))),
     }
 }
 
@@ -438,8 +441,8 @@ mod tests {
     struct Registry(HashMap<u32, WriterSchema>);
 
     impl SchemaById for Registry {
-        fn schema(&mut self, id: u32) -> Result<CompiledSchema, String> {
-            self.0.get(&id).ok_or_else(|| format!("no schema with id {id}")).and_then(CompiledSchema::compile)
+        fn schema(&mut self, id: u32) -> Result<CompiledSchema, CodecError> {
+            self.0.get(&id).ok_or_else(|| CodecError::Schema(format!("no schema with id {id}"))).and_then(CompiledSchema::compile)
         }
     }
 
@@ -567,7 +570,7 @@ mod tests {
         ];
         for (payload, want) in cases {
             let error = decoder.decode(&payload).err().unwrap_or_else(|| panic!("{payload:?} decoded"));
-            assert!(error.contains(want), "{payload:?}: {error}");
+            assert!(matches!(&error, CodecError::Malformed(why) if why.contains(want)), "{payload:?}: {error:?}");
         }
         assert!(decoder.decode(&good).is_ok());
     }

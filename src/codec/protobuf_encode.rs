@@ -13,6 +13,7 @@
 //! default, so a NULL there is an error.
 
 use base64::Engine;
+use super::error::CodecError;
 use prost_reflect::prost::Message;
 use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MessageDescriptor};
 use serde_json::{Map, Value as Json};
@@ -32,7 +33,7 @@ pub struct ProtobufEncoder {
 
 impl ProtobufEncoder {
     /// An encoder of the message type named `message` (its full name), or the schema's first.
-    pub fn new(schema: &ProtobufSchema, id: u32, message: Option<&str>) -> Result<Self, String> {
+    pub fn new(schema: &ProtobufSchema, id: u32, message: Option<&str>) -> Result<Self, CodecError> {
         let (message, indexes) = schema.message_type_named(message)?;
         let mut header = frame_header(id).to_vec();
         header.extend(message_indexes_bytes(&indexes));
@@ -40,34 +41,34 @@ impl ProtobufEncoder {
     }
 
     /// Encodes a row into `out` (cleared first); the error names the column.
-    pub fn encode(&self, columns: &[ColumnValue<'_>], out: &mut Vec<u8>) -> Result<(), String> {
+    pub fn encode(&self, columns: &[ColumnValue<'_>], out: &mut Vec<u8>) -> Result<(), CodecError> {
         let mut document = Json::Object(Map::new());
         let mut nested_nulls = Vec::new();
         for column in columns {
-            let placed = self.place(&mut document, column).map_err(|why| format!("column \"{}\": {why}", column.name))?;
+            let placed = self.place(&mut document, column).map_err(|why| why.within(format_args!("column \"{}\"", column.name)))?;
             nested_nulls.extend(placed.map(|parents| (column, parents)));
         }
         // A NULL inside a message is fine while that message stays unset (it reads back
         // NULL); once other columns write the message, the field would read as its default.
         for (column, parents) in nested_nulls {
             if parents.iter().try_fold(&document, |object, name| object.get(name)).is_some() {
-                return Err(format!("column \"{}\": {}", column.name, no_presence(column.path)));
+                return Err(no_presence(column.path).within(format_args!("column \"{}\"", column.name)));
             }
         }
         normalize_numbers(&mut document);
         let message = match DynamicMessage::deserialize(self.message.clone(), document) {
             Ok(message) => message,
-            Err(error) => return Err(self.culprit(columns).unwrap_or_else(|| error.to_string())),
+            Err(error) => return Err(CodecError::Unwritable(self.culprit(columns).unwrap_or_else(|| error.to_string()))),
         };
         out.clear();
         out.extend_from_slice(&self.header);
-        message.encode(out).map_err(|e| format!("could not encode the Protobuf message: {e}"))
+        message.encode(out).map_err(|e| CodecError::Unwritable(format!("could not encode the Protobuf message: {e}")))
     }
 
     /// Puts a column's value into the message's JSON form at its path. A NULL for a
     /// nested field without presence is left out; its parents' JSON names are returned,
     /// for [`Self::encode`] to check that no other column writes them.
-    fn place(&self, document: &mut Json, column: &ColumnValue<'_>) -> Result<Option<Vec<String>>, String> {
+    fn place(&self, document: &mut Json, column: &ColumnValue<'_>) -> Result<Option<Vec<String>>, CodecError> {
         let keys = match column.path {
             JsonPath::Whole => {
                 return match &column.cell {
@@ -75,21 +76,21 @@ impl ProtobufEncoder {
                         *document = whole.clone();
                         Ok(None)
                     }
-                    other => Err(format!("{} is not a JSON object, so it cannot be the whole message", other.describe())),
+                    other => Err(CodecError::Unwritable(format!("{} is not a JSON object, so it cannot be the whole message", other.describe()))),
                 }
             }
             JsonPath::Keys(keys) => keys,
         };
-        let (last, parents) = keys.split_last().ok_or("an empty path")?;
+        let (last, parents) = keys.split_last().ok_or_else(|| CodecError::Unwritable("an empty path".to_string()))?;
         let mut message = self.message.clone();
         let mut path_fields = Vec::with_capacity(parents.len());
         for key in parents {
             let field = field_of(&message, key)?;
             let Kind::Message(child) = field.kind() else {
-                return Err(format!("its path leads into field \"{key}\", which is not a message"));
+                return Err(CodecError::Unwritable(format!("its path leads into field \"{key}\", which is not a message")));
             };
             if field.is_list() || field.is_map() {
-                return Err(format!("its path leads into field \"{key}\", which is repeated"));
+                return Err(CodecError::Unwritable(format!("its path leads into field \"{key}\", which is repeated")));
             }
             path_fields.push(field);
             message = child;
@@ -105,13 +106,13 @@ impl ProtobufEncoder {
         for parent in path_fields {
             object = object
                 .as_object_mut()
-                .ok_or("another column writes the whole of a message its path leads into")?
+                .ok_or_else(|| CodecError::Unwritable("another column writes the whole of a message its path leads into".to_string()))?
                 .entry(parent.json_name())
                 .or_insert_with(|| Json::Object(Map::new()));
         }
-        let members = object.as_object_mut().ok_or("another column writes the whole of a message its path leads into")?;
+        let members = object.as_object_mut().ok_or_else(|| CodecError::Unwritable("another column writes the whole of a message its path leads into".to_string()))?;
         if members.insert(field.json_name().to_string(), value).is_some() {
-            return Err(format!("another column also writes field \"{last}\""));
+            return Err(CodecError::Unwritable(format!("another column also writes field \"{last}\"")));
         }
         Ok(None)
     }
@@ -133,7 +134,7 @@ impl ProtobufEncoder {
 /// it under `auto_register`: scalars `optional` (so NULL stays NULL), timestamptz as
 /// `google.protobuf.Timestamp`, arrays `repeated`, numeric, dates, times, timestamps
 /// and uuid as strings.
-pub fn derived_schema(topic: &str, fields: &[DerivedField<'_>]) -> Result<String, String> {
+pub fn derived_schema(topic: &str, fields: &[DerivedField<'_>]) -> Result<String, CodecError> {
     let mut lines = Vec::with_capacity(fields.len());
     let mut imports_timestamp = false;
     for (number, field) in fields.iter().enumerate() {
@@ -150,7 +151,7 @@ pub fn derived_schema(topic: &str, fields: &[DerivedField<'_>]) -> Result<String
             SqlType::Double => "double",
             SqlType::Bytea => "bytes",
             SqlType::TimestampTz => "google.protobuf.Timestamp",
-            SqlType::Array(_) => return Err(format!("column \"{}\" is an array of arrays: Protobuf has no such field", field.name)),
+            SqlType::Array(_) => return Err(CodecError::Schema(format!("column \"{}\" is an array of arrays: Protobuf has no such field", field.name))),
             // Json has no field (derived_field_name).
             SqlType::Numeric(_) | SqlType::Date | SqlType::Time | SqlType::Timestamp | SqlType::Uuid | SqlType::Json | SqlType::Text => {
                 "string"
@@ -182,11 +183,11 @@ fn normalize_numbers(json: &mut Json) {
     }
 }
 
-fn field_of(message: &MessageDescriptor, name: &str) -> Result<FieldDescriptor, String> {
+fn field_of(message: &MessageDescriptor, name: &str) -> Result<FieldDescriptor, CodecError> {
     message
         .get_field_by_name(name)
         .or_else(|| message.get_field_by_json_name(name))
-        .ok_or_else(|| format!("Protobuf message {} has no field \"{name}\"", message.full_name()))
+        .ok_or_else(|| CodecError::Unwritable(format!("Protobuf message {} has no field \"{name}\"", message.full_name())))
 }
 
 /// Whether a NULL may go to `field`: fields with presence, and lists and maps, which
@@ -195,16 +196,16 @@ fn has_null(field: &FieldDescriptor) -> bool {
     field.supports_presence() || field.is_list() || field.is_map()
 }
 
-fn no_presence(path: &JsonPath) -> String {
+fn no_presence(path: &JsonPath) -> CodecError {
     let name = match path {
         JsonPath::Keys(keys) => keys.last().map(String::as_str).unwrap_or_default(),
         JsonPath::Whole => "",
     };
-    format!("NULL does not fit Protobuf field \"{name}\", which has no presence (it would read back as its default); give it a value, or declare it optional")
+    CodecError::Unwritable(format!("NULL does not fit Protobuf field \"{name}\", which has no presence (it would read back as its default); give it a value, or declare it optional"))
 }
 
 /// A cell in the proto3 JSON form of `field`; `None` leaves the field unset.
-fn json_value(field: &FieldDescriptor, cell: &Cell<'_>) -> Result<Option<Json>, String> {
+fn json_value(field: &FieldDescriptor, cell: &Cell<'_>) -> Result<Option<Json>, CodecError> {
     let base64 = |bytes: &[u8]| Json::String(base64::engine::general_purpose::STANDARD.encode(bytes));
     Ok(Some(match cell {
         Cell::Null if has_null(field) => return Ok(None),
@@ -275,7 +276,7 @@ mod tests {
 
     struct OneSchema;
     impl SchemaById for OneSchema {
-        fn schema(&mut self, _id: u32) -> Result<CompiledSchema, String> {
+        fn schema(&mut self, _id: u32) -> Result<CompiledSchema, CodecError> {
             CompiledSchema::compile(&WriterSchema { schema_type: "PROTOBUF".into(), text: SCHEMA.into(), references: Vec::new() })
         }
     }
@@ -284,7 +285,7 @@ mod tests {
         Cell::Text(Cow::Borrowed(s))
     }
 
-    fn encode(columns: Vec<(&str, Cell<'_>)>) -> Result<Vec<u8>, String> {
+    fn encode(columns: Vec<(&str, Cell<'_>)>) -> Result<Vec<u8>, CodecError> {
         let encoder = ProtobufEncoder::new(&ProtobufSchema::compile(SCHEMA, &[]).unwrap(), 7, None).unwrap();
         let paths: Vec<JsonPath> = columns.iter().map(|(name, _)| JsonPath::parse(name).unwrap()).collect();
         let row: Vec<ColumnValue<'_>> =
@@ -350,7 +351,7 @@ mod tests {
     #[test]
     fn a_null_in_a_message_other_columns_write_is_refused() {
         let error = encode(vec![("id", text("1")), ("line.sku", Cell::Null), ("line.qty", text("2"))]).unwrap_err();
-        assert!(error.starts_with("column \"line.sku\": NULL does not fit Protobuf field \"sku\""), "{error}");
+        assert!(matches!(&error, CodecError::Unwritable(why) if why.starts_with("column \"line.sku\": NULL does not fit Protobuf field \"sku\"")), "{error:?}");
     }
 
     #[test]
@@ -359,7 +360,7 @@ mod tests {
         let line = ProtobufEncoder::new(&schema, 7, Some("shop.Line")).unwrap();
         assert_eq!(line.header, [0, 0, 0, 0, 7, 2, 2], "[1]: count 1, index 1, zigzag");
         let status = ProtobufEncoder::new(&schema, 7, Some("shop.Order.Status"));
-        assert_eq!(status.err().unwrap(), "the schema has no message type shop.Order.Status");
+        assert_eq!(status.err().unwrap(), CodecError::Schema("the schema has no message type shop.Order.Status".to_string()));
         assert!(ProtobufEncoder::new(&schema, 7, Some("shop.Nope")).is_err());
     }
 
@@ -390,14 +391,14 @@ mod tests {
     #[test]
     fn values_that_do_not_fit_are_errors_naming_the_column() {
         let error = encode(vec![("id", Cell::Null)]).unwrap_err();
-        assert!(error.starts_with("column \"id\": NULL does not fit Protobuf field \"id\", which has no presence"), "{error}");
+        assert!(matches!(&error, CodecError::Unwritable(why) if why.starts_with("column \"id\": NULL does not fit Protobuf field \"id\", which has no presence")), "{error:?}");
         let error = encode(vec![("id", text("1")), ("status", text("LOST"))]).unwrap_err();
-        assert!(error.starts_with("column \"status\": "), "{error}");
+        assert!(matches!(&error, CodecError::Unwritable(why) if why.starts_with("column \"status\": ")), "{error:?}");
         let error = encode(vec![("id", text("x1"))]).unwrap_err();
-        assert!(error.starts_with("column \"id\": "), "{error}");
+        assert!(matches!(&error, CodecError::Unwritable(why) if why.starts_with("column \"id\": ")), "{error:?}");
         let error = encode(vec![("nope", text("1"))]).unwrap_err();
-        assert_eq!(error, "column \"nope\": Protobuf message shop.Order has no field \"nope\"");
+        assert_eq!(error, CodecError::Unwritable("column \"nope\": Protobuf message shop.Order has no field \"nope\"".to_string()));
         let error = encode(vec![("id.x", text("1"))]).unwrap_err();
-        assert_eq!(error, "column \"id.x\": its path leads into field \"id\", which is not a message");
+        assert_eq!(error, CodecError::Unwritable("column \"id.x\": its path leads into field \"id\", which is not a message".to_string()));
     }
 }

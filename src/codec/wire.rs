@@ -3,6 +3,7 @@
 //! Protobuf, preceded by the indexes of its message type in the schema).
 
 use std::rc::Rc;
+use super::error::CodecError;
 
 use super::avro::AvroSchema;
 use super::protobuf::ProtobufSchema;
@@ -33,7 +34,7 @@ pub enum CompiledSchema {
 
 impl CompiledSchema {
     /// Compiles a schema as its type says; the error says why it does not compile.
-    pub fn compile(writer: &WriterSchema) -> Result<CompiledSchema, String> {
+    pub fn compile(writer: &WriterSchema) -> Result<CompiledSchema, CodecError> {
         match writer.schema_type.as_str() {
             "AVRO" => AvroSchema::parse(&writer.text).map(CompiledSchema::Avro),
             "PROTOBUF" => ProtobufSchema::compile(&writer.text, &writer.references).map(|schema| CompiledSchema::Protobuf(Rc::new(schema))),
@@ -64,7 +65,7 @@ impl CompiledSchema {
 /// The writer schema of the last message's id, as a decoder keeps it: messages come in
 /// runs of one id, and the host keeps the others (within its cache's bound).
 pub struct LastSchema<T> {
-    last: Option<(u32, Result<Rc<T>, String>)>,
+    last: Option<(u32, Result<Rc<T>, CodecError>)>,
 }
 
 impl<T> Default for LastSchema<T> {
@@ -75,7 +76,7 @@ impl<T> Default for LastSchema<T> {
 
 impl<T> LastSchema<T> {
     /// The schema of `id`: the last one's if `id` is the last id, else `fetch`'s.
-    pub fn get(&mut self, id: u32, fetch: impl FnOnce() -> Result<Rc<T>, String>) -> Result<Rc<T>, String> {
+    pub fn get(&mut self, id: u32, fetch: impl FnOnce() -> Result<Rc<T>, CodecError>) -> Result<Rc<T>, CodecError> {
         match &self.last {
             Some((last, schema)) if *last == id => schema.clone(),
             _ => self.last.insert((id, fetch())).1.clone(),
@@ -89,7 +90,7 @@ pub trait SchemaById {
     /// The schema registered under `id`. `Err` says why messages naming this id cannot
     /// be read (no such schema, or one that does not compile): such messages are bad
     /// messages. A registry that cannot be asked is the host's ERROR, not an `Err`.
-    fn schema(&mut self, id: u32) -> Result<CompiledSchema, String>;
+    fn schema(&mut self, id: u32) -> Result<CompiledSchema, CodecError>;
 
     /// The latest schema of the subject the messages are read from (the reader's
     /// schema, whose defaults fill fields a writer lacks), if the host knows one.
@@ -99,12 +100,12 @@ pub trait SchemaById {
 }
 
 /// The schema id and the rest of a message in Confluent's wire format.
-pub fn frame(payload: &[u8]) -> Result<(u32, &[u8]), String> {
+pub fn frame(payload: &[u8]) -> Result<(u32, &[u8]), CodecError> {
     match payload {
         [MAGIC_BYTE, a, b, c, d, rest @ ..] => Ok((u32::from_be_bytes([*a, *b, *c, *d]), rest)),
-        [MAGIC_BYTE, ..] => Err(format!("message shorter than the {FRAME_HEADER}-byte schema registry header")),
-        [other, ..] => Err(format!("unknown magic byte {other} (the schema registry's wire format starts with 0)")),
-        [] => Err("empty message".to_string()),
+        [MAGIC_BYTE, ..] => Err(CodecError::Malformed(format!("message shorter than the {FRAME_HEADER}-byte schema registry header"))),
+        [other, ..] => Err(CodecError::Malformed(format!("unknown magic byte {other} (the schema registry's wire format starts with 0)"))),
+        [] => Err(CodecError::Malformed("empty message".to_string())),
     }
 }
 
@@ -137,19 +138,19 @@ pub fn message_indexes_bytes(indexes: &[usize]) -> Vec<u8> {
 /// the rest: a zigzag varint count, then as many zigzag varint indexes (the first into
 /// the schema's top-level messages, the next into that one's nested messages, …); a
 /// count of 0 stands for `[0]`, the first message.
-pub fn message_indexes(rest: &[u8]) -> Result<(Vec<usize>, &[u8]), String> {
+pub fn message_indexes(rest: &[u8]) -> Result<(Vec<usize>, &[u8]), CodecError> {
     let (count, mut rest) = zigzag_varint(rest)?;
     if count == 0 {
         return Ok((vec![0], rest));
     }
     if count < 0 || count as usize > rest.len() {
-        return Err(format!("invalid Protobuf message index count {count}"));
+        return Err(CodecError::Malformed(format!("invalid Protobuf message index count {count}")));
     }
     let mut indexes = Vec::with_capacity(count as usize);
     for _ in 0..count {
         let (index, after) = zigzag_varint(rest)?;
         if index < 0 {
-            return Err(format!("invalid Protobuf message index {index}"));
+            return Err(CodecError::Malformed(format!("invalid Protobuf message index {index}")));
         }
         indexes.push(index as usize);
         rest = after;
@@ -158,7 +159,7 @@ pub fn message_indexes(rest: &[u8]) -> Result<(Vec<usize>, &[u8]), String> {
 }
 
 /// A zigzag-encoded varint (at most 10 bytes) and what follows it.
-fn zigzag_varint(bytes: &[u8]) -> Result<(i64, &[u8]), String> {
+fn zigzag_varint(bytes: &[u8]) -> Result<(i64, &[u8]), CodecError> {
     let mut value: u64 = 0;
     for (i, byte) in bytes.iter().enumerate().take(10) {
         value |= u64::from(byte & 0x7f) << (7 * i);
@@ -167,7 +168,7 @@ fn zigzag_varint(bytes: &[u8]) -> Result<(i64, &[u8]), String> {
             return Ok((decoded, &bytes[i + 1..]));
         }
     }
-    Err("message ends inside the Protobuf message indexes".to_string())
+    Err(CodecError::Malformed("message ends inside the Protobuf message indexes".to_string()))
 }
 
 #[cfg(test)]
@@ -176,14 +177,15 @@ mod tests {
 
     #[test]
     fn a_decoder_asks_again_only_when_the_id_changes() {
+        let unknown = || CodecError::Schema("unknown".to_string());
         let mut last = LastSchema::default();
         let mut asked = Vec::new();
         for id in [1, 1, 2, 2, 1, 3] {
             let schema = last.get(id, || {
                 asked.push(id);
-                if id == 3 { Err("unknown".to_string()) } else { Ok(Rc::new(id)) }
+                if id == 3 { Err(unknown()) } else { Ok(Rc::new(id)) }
             });
-            assert_eq!(schema.map(|schema| *schema), if id == 3 { Err("unknown".to_string()) } else { Ok(id) });
+            assert_eq!(schema.map(|schema| *schema), if id == 3 { Err(unknown()) } else { Ok(id) });
         }
         assert_eq!(asked, [1, 2, 1, 3]);
     }
@@ -201,9 +203,9 @@ mod tests {
     #[test]
     fn frames_and_message_indexes() {
         assert_eq!(frame(&[0, 0, 0, 1, 2, 9]).unwrap(), (258, &[9][..]));
-        assert!(frame(&[1, 0]).unwrap_err().contains("unknown magic byte 1"));
-        assert!(frame(&[0, 0]).unwrap_err().contains("shorter than"));
-        assert_eq!(frame(&[]).unwrap_err(), "empty message");
+        assert!(matches!(frame(&[1, 0]).unwrap_err(), CodecError::Malformed(why) if why.contains("unknown magic byte 1")));
+        assert!(frame(&[0, 0]).unwrap_err().reason().contains("shorter than"));
+        assert_eq!(frame(&[]).unwrap_err(), CodecError::Malformed("empty message".to_string()));
         // [0] as the single byte 0; [1] as count 1 (zigzag 2), index 1 (zigzag 2); [0, 2].
         assert_eq!(message_indexes(&[0, 7]).unwrap(), (vec![0], &[7][..]));
         assert_eq!(message_indexes(&[2, 2, 7]).unwrap(), (vec![1], &[7][..]));

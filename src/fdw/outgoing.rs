@@ -15,7 +15,7 @@ use crate::codec::{FieldDef, Format};
 use crate::error::{capitalized, ErrorKind, FdwError};
 use crate::options::TableOptions;
 use crate::pg::encoding;
-use crate::pg::errors::raise;
+use crate::pg::errors::{codec_error, raise};
 use crate::pg::schemas::MessagePart;
 use crate::plan;
 
@@ -250,9 +250,7 @@ fn json_message(fields: &[&FieldOutput], texts: &[Option<&[u8]>]) -> Vec<u8> {
             (&field.json_path, json_field(field.json_kind, text))
         })
         .collect();
-    json::encode(&fields).unwrap_or_else(|error| {
-        raise(FdwError::new(ErrorKind::InvalidTextRepresentation, format!("could not encode a JSON message: {error}")))
-    })
+    json::encode(&fields).unwrap_or_else(|error| raise(codec_error("could not encode a JSON message", error)))
 }
 
 /// A JSON key of the key field columns.
@@ -291,10 +289,7 @@ pub unsafe fn encode_record<'a>(
     encoder.encode(&columns, buffer).unwrap_or_else(|why| {
         let record = if format == Format::Avro { "an Avro record" } else { "a Protobuf message" };
         let what = if part == MessagePart::Key { "key" } else { "row" };
-        raise(
-            FdwError::new(ErrorKind::InvalidTextRepresentation, format!("could not encode the {what} as {record}"))
-                .with_detail(format!("{}.", capitalized(&why))),
-        )
+        raise(codec_error(format!("could not encode the {what} as {record}"), why))
     });
     buffer.as_slice()
 }

@@ -13,7 +13,7 @@ use crate::pg::catalog;
 use crate::pg::clients::PooledConsumer;
 use crate::error::{ErrorKind, FdwError};
 use crate::codec::infer::{self, SubjectColumns};
-use crate::registry::{self, RegistrySettings};
+use crate::registry::{self, RegistryError, RegistrySettings};
 use crate::kafka::{self, RangeReader, ReadRange};
 use crate::codec::Format;
 use crate::options;
@@ -142,9 +142,12 @@ fn sample(reader: &mut RangeReader<PooledConsumer>, topic: &str, partitions: &[i
 /// (Avro, Protobuf). A registry that does not answer is an ERROR: guessing the format
 /// instead would make a table that misreads every message.
 fn subject_columns(settings: &RegistrySettings, subject: &str) -> Option<SubjectColumns> {
-    let latest = registry::schema_by_version(settings, subject, "latest").or_raise().ok()?;
+    let latest = schemas::registry_latest(settings, subject)?;
     let references = match latest.schema_type.as_str() {
-        "PROTOBUF" => registry::referenced_schemas(settings, &latest).or_raise().ok()?,
+        "PROTOBUF" => match registry::referenced_schemas(settings, &latest) {
+            Err(RegistryError::NotFound(_)) => return None,
+            references => references.or_raise(),
+        },
         _ => Vec::new(),
     };
     infer::subject_columns(&latest.schema_type, &latest.schema, &references)

@@ -153,21 +153,21 @@ fn with_retries<T>(
     }
 }
 
-/// Awaits `request` and sorts its result: `Ok(Ok(event))` to read, `Ok(Err(reason))` to
-/// ask again (no answer in time, or a transient error), or a definite error.
+/// Awaits `request` and sorts its result: the event to read, a reason to ask again (no
+/// answer in time, or a transient error), or a definite error.
 fn await_admin(
     request: &mut AdminRequest,
     settings: &ClientSettings,
     what: &str,
     deadline: Instant,
-) -> FdwResult<Result<*mut bindings::rd_kafka_event_t, String>> {
+) -> FdwResult<Attempt<*mut bindings::rd_kafka_event_t>> {
     let Some(event) = request.wait(settings, deadline) else {
-        return Ok(Err("no answer".to_string()));
+        return Ok(Attempt::Retry("no answer".to_string()));
     };
     // SAFETY: the event is alive as long as `request`.
     match unsafe { event_error(event) } {
-        None => Ok(Ok(event)),
-        Some((code, text)) if is_transient_code(code) || leaders_unknown(code, &text) => Ok(Err(text)),
+        None => Ok(Attempt::Done(event)),
+        Some((code, text)) if is_transient_code(code) || leaders_unknown(code, &text) => Ok(Attempt::Retry(text)),
         Some((code, text)) => Err(FdwError::new(ErrorKind::Kafka, format!("could not {what}"))
             .with_detail(if text.is_empty() { code.to_string() } else { text })),
     }
@@ -291,8 +291,8 @@ fn describe_topic(
         bindings::rd_kafka_TopicCollection_destroy(collection);
     }
     let event = match await_admin(&mut request, settings, what, deadline)? {
-        Ok(event) => event,
-        Err(reason) => return Ok(Attempt::Retry(reason)),
+        Attempt::Done(event) => event,
+        Attempt::Retry(reason) => return Ok(Attempt::Retry(reason)),
     };
     // SAFETY: the result and everything read from it live as long as the event, which
     // `request` owns until the end of this function; counts bound the arrays.
@@ -397,8 +397,8 @@ fn list_offsets_result(
     deadline: Instant,
 ) -> FdwResult<Attempt<Vec<(i32, i64)>>> {
     let event = match await_admin(request, settings, what, deadline)? {
-        Ok(event) => event,
-        Err(reason) => return Ok(Attempt::Retry(reason)),
+        Attempt::Done(event) => event,
+        Attempt::Retry(reason) => return Ok(Attempt::Retry(reason)),
     };
     let mut offsets = Vec::new();
     // SAFETY: the result and everything read from it live as long as the event, which

@@ -189,7 +189,7 @@ pub const DECLARATIONS: &[Declaration] = &[
         if table.format != Format::Avro {
             return Err(FdwError::new(ErrorKind::InvalidParameterValue, "option \"avro_schema\" needs format 'avro'"));
         }
-        AvroSchema::parse(value).map_err(|error| invalid_value("avro_schema", value).with_detail(capitalized(&error)))?;
+        AvroSchema::parse(value).map_err(|error| invalid_value("avro_schema", value).with_detail(capitalized(error.reason())))?;
         table.avro_schema = Some(value.to_string());
         Ok(())
     }),

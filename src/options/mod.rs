@@ -278,7 +278,7 @@ fn registry_ca_pem(options: &[(String, String)]) -> FdwResult<Option<String>> {
 fn check_ca_pem(pem: &str) -> FdwResult<String> {
     registry::check_ca_pem(pem).map_err(|why| {
         FdwError::new(ErrorKind::InvalidParameterValue, format!("invalid value for option \"{REGISTRY_CA_PEM}\""))
-            .with_detail(capitalized(&why))
+            .with_detail(capitalized(&why.to_string()))
             .with_hint("Give the certificates in PEM (-----BEGIN CERTIFICATE----- …), as for librdkafka's ssl.ca.pem.")
     })?;
     Ok(pem.to_string())
@@ -422,7 +422,7 @@ pub fn parse_column(options: &[(String, String)]) -> FdwResult<ColumnOptions> {
             if parsed.role == ColumnRole::KeyField {
                 return Err(FdwError::new(ErrorKind::InvalidParameterValue, "a key field column has no other column option"));
             }
-            parsed.path = Some(JsonPath::parse(value).map_err(|error| invalid_value(name, value).with_detail(error))?);
+            parsed.path = Some(JsonPath::parse(value).map_err(|error| invalid_value(name, value).with_detail(error.0))?);
             continue;
         }
         // `key 'true'` is the key column; `key 'id'` reads a field of the decoded key.
@@ -431,7 +431,7 @@ pub fn parse_column(options: &[(String, String)]) -> FdwResult<ColumnOptions> {
                 return Err(FdwError::new(ErrorKind::InvalidParameterValue, "a key field column has no other column option"));
             }
             parsed.role = ColumnRole::KeyField;
-            parsed.path = Some(JsonPath::parse(value).map_err(|error| invalid_value(name, value).with_detail(error))?);
+            parsed.path = Some(JsonPath::parse(value).map_err(|error| invalid_value(name, value).with_detail(error.0))?);
             continue;
         }
         if !boolean(name, value)? {

@@ -14,15 +14,16 @@ use crate::codec::avro_encode::{self, AvroEncoder};
 use crate::codec::encode::{DerivedField, RecordEncoder};
 use crate::codec::protobuf::ProtobufSchema;
 use crate::codec::protobuf_encode::{self, ProtobufEncoder};
+use crate::codec::error::CodecError;
 use crate::codec::Format;
 use crate::codec::cache::SchemaCache;
 use crate::codec::wire::{CompiledSchema, SchemaById, WriterSchema};
-use crate::error::{capitalized, ErrorKind, FdwError};
-use crate::registry::{self, RegisteredSchema, RegistrySettings};
+use crate::error::{ErrorKind, FdwError};
+use crate::registry::{self, RegisteredSchema, RegistryError, RegistrySettings};
 use crate::options::ServerOptions;
 use crate::pg::catalog::{self, ForeignTableDef};
 use crate::pg::clients::check_interrupts;
-use crate::pg::errors::{raise, OrRaise};
+use crate::pg::errors::{codec_error, raise, sentence, OrRaise};
 
 /// `kafka_fdw.schema_cache_size`, in kB: the most the backend's compiled writer schemas
 /// may weigh.
@@ -49,11 +50,15 @@ thread_local! {
     static REGISTRY_SCHEMAS: RefCell<SchemaCache> = RefCell::new(SchemaCache::new(0));
 }
 
+/// The error of a table's `avro_schema` that the codecs refuse (checked when the table
+/// was defined, so only a schema Avro's own parser reads otherwise).
+const AVRO_SCHEMA_UNUSABLE: &str = "the table's avro_schema cannot be used";
+
 /// Where an Avro or Protobuf table's writer schemas come from: its `avro_schema`, or its server's
 /// Schema Registry, asked with the current user's credentials.
 pub fn writer_schemas(definition: &ForeignTableDef) -> WriterSchemas {
     if let Some(text) = &definition.table.avro_schema {
-        let schema = AvroSchema::parse(text).map_err(|e| FdwError::new(ErrorKind::InvalidParameterValue, e));
+        let schema = AvroSchema::parse(text).map_err(|e| codec_error(AVRO_SCHEMA_UNUSABLE, e));
         return WriterSchemas::Given(schema.or_raise());
     }
     registry_writer_schemas(definition, MessagePart::Value)
@@ -81,55 +86,49 @@ impl MessagePart {
 /// TopicNameStrategy, `<topic>-value`), asked once per statement as the current user;
 /// under `auto_register`, a subject without one gets a schema derived from `columns`.
 pub fn record_encoder(definition: &ForeignTableDef, part: MessagePart, columns: &[DerivedField<'_>]) -> RecordEncoder {
-    let refused = |e: String| FdwError::new(ErrorKind::InvalidParameterValue, e);
     let suffix = part.suffix();
     let (format, message_type) = match part {
         MessagePart::Value => (definition.table.format, definition.table.protobuf_message.as_deref()),
         MessagePart::Key => (definition.table.key_format, None),
     };
     if let (Some(text), MessagePart::Value) = (&definition.table.avro_schema, part) {
-        return RecordEncoder::Avro(AvroEncoder::new(text, None).map_err(refused).or_raise());
+        return RecordEncoder::Avro(AvroEncoder::new(text, None).map_err(|e| codec_error(AVRO_SCHEMA_UNUSABLE, e)).or_raise());
     }
     let (settings, _) = registry_settings(definition.server_id, &definition.server);
     let subject = format!("{}-{suffix}", definition.table.topic);
-    let latest = match registry::schema_by_version(&settings, &subject, "latest").or_raise() {
+    let latest = match registry::schema_by_version(&settings, &subject, "latest") {
         Ok(latest) => latest,
-        Err(_) if definition.table.auto_register => register_derived(&settings, &subject, format, definition, columns),
-        Err(why) => raise(
+        Err(RegistryError::NotFound(_)) if definition.table.auto_register => register_derived(&settings, &subject, format, definition, columns),
+        Err(RegistryError::NotFound(why)) => raise(
             FdwError::new(ErrorKind::ObjectNotInPrerequisiteState, format!("the schema registry has no schema for subject \"{subject}\""))
                 .with_detail(sentence(&why))
                 .with_hint(format!("Register the topic's {suffix} schema (subject <topic>-{suffix}), or set the table option auto_register 'true' to register one derived from the table's columns.")),
         ),
+        Err(other) => raise(other.into()),
     };
-    let schema_problem = |why: String| {
-        FdwError::new(ErrorKind::ObjectNotInPrerequisiteState, format!("cannot produce with the latest schema of subject \"{subject}\""))
-            .with_detail(sentence(&why))
-    };
-    let id = latest.id.ok_or_else(|| schema_problem("the registry's answer gives no schema id".to_string())).or_raise();
+    let schema_problem = |why: CodecError| codec_error(format!("cannot produce with the latest schema of subject \"{subject}\""), why);
+    let id = latest.id.ok_or_else(|| schema_problem(CodecError::Schema("the registry's answer gives no schema id".to_string()))).or_raise();
     let encoder = match (format, latest.schema_type.as_str()) {
         (Format::Avro, "AVRO") => {
             AvroEncoder::new(&latest.schema, Some(id)).map(RecordEncoder::Avro)
         }
         (Format::Protobuf, "PROTOBUF") => {
-            let references = registry::referenced_schemas(&settings, &latest).or_raise();
+            let references = match registry::referenced_schemas(&settings, &latest) {
+                Err(RegistryError::NotFound(why)) => Err(CodecError::Schema(why)),
+                references => Ok(references.or_raise()),
+            };
             references
                 .and_then(|references| ProtobufSchema::compile(&latest.schema, &references))
                 .and_then(|schema| ProtobufEncoder::new(&schema, id, message_type))
                 .map(RecordEncoder::Protobuf)
         }
-        (format, other) => Err(format!("it is a {other} schema, but the table's {} is '{}'", if part == MessagePart::Key { "key_format" } else { "format" }, format.name())),
+        (format, other) => Err(CodecError::Schema(format!(
+            "it is a {other} schema, but the table's {} is '{}'",
+            if part == MessagePart::Key { "key_format" } else { "format" },
+            format.name()
+        ))),
     };
     encoder.map_err(schema_problem).or_raise()
-}
-
-/// `why` as a DETAIL: capitalized, ending with a period.
-fn sentence(why: &str) -> String {
-    let why = capitalized(why);
-    if why.ends_with('.') {
-        why
-    } else {
-        format!("{why}.")
-    }
 }
 
 /// Registers a schema derived from the table's columns under `subject`; what the
@@ -146,12 +145,13 @@ fn register_derived(
         Format::Protobuf => ("PROTOBUF", protobuf_encode::derived_schema(topic, columns)),
         _ => ("AVRO", avro_encode::derived_schema(topic, columns)),
     };
-    let cannot = |why: String| {
-        FdwError::new(ErrorKind::ObjectNotInPrerequisiteState, format!("could not register a schema for subject \"{subject}\""))
-            .with_detail(sentence(&why))
-    };
+    let cannot = |why: CodecError| codec_error(format!("could not register a schema for subject \"{subject}\""), why);
     let schema = derived.map_err(cannot).or_raise();
-    let id = registry::register(settings, subject, schema_type, &schema).or_raise().map_err(cannot).or_raise();
+    let id = match registry::register(settings, subject, schema_type, &schema) {
+        Ok(id) => id,
+        Err(RegistryError::Refused(why)) => raise(cannot(CodecError::Schema(why))),
+        Err(other) => raise(other.into()),
+    };
     RegisteredSchema { schema, schema_type: schema_type.to_string(), references: Vec::new(), id: Some(id) }
 }
 
@@ -191,21 +191,34 @@ struct RegistrySchemas {
 }
 
 impl SchemaById for RegistrySchemas {
-    fn schema(&mut self, id: u32) -> Result<CompiledSchema, String> {
+    fn schema(&mut self, id: u32) -> Result<CompiledSchema, CodecError> {
         let settings = &self.settings;
         REGISTRY_SCHEMAS.with_borrow_mut(|cache| {
             cache.set_capacity(SCHEMA_CACHE_SIZE.get() as usize * 1024);
             cache.schema(&self.source, id, Instant::now(), || {
-                let registered = registry::schema_by_id(settings, id).or_raise()?;
-                let references = registry::referenced_schemas(settings, &registered).or_raise()?;
-                Ok(WriterSchema { schema_type: registered.schema_type, text: registered.schema, references })
+                let found = registry::schema_by_id(settings, id).and_then(|registered| {
+                    let references = registry::referenced_schemas(settings, &registered)?;
+                    Ok(WriterSchema { schema_type: registered.schema_type, text: registered.schema, references })
+                });
+                match found {
+                    Err(RegistryError::NotFound(why)) => Err(CodecError::Schema(why)),
+                    found => Ok(found.or_raise()),
+                }
             })
         })
     }
 
     /// Asked once per scan (a subject's latest version changes; ids never do).
     fn latest(&mut self) -> Option<WriterSchema> {
-        let latest = registry::schema_by_version(&self.settings, &self.subject, "latest").or_raise().ok()?;
+        let latest = registry_latest(&self.settings, &self.subject)?;
         Some(WriterSchema { schema_type: latest.schema_type, text: latest.schema, references: Vec::new() })
+    }
+}
+
+/// The latest version of `subject`, if the registry has the subject.
+pub fn registry_latest(settings: &RegistrySettings, subject: &str) -> Option<RegisteredSchema> {
+    match registry::schema_by_version(settings, subject, "latest") {
+        Err(RegistryError::NotFound(_)) => None,
+        latest => Some(latest.or_raise()),
     }
 }

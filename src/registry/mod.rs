@@ -5,6 +5,7 @@
 //! interrupt hook between them (see `http`): a cancelled query stops waiting at once,
 //! taking its request with it, and every request ends within the timeout.
 
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,9 +13,41 @@ use base64::Engine;
 use serde_json::Value;
 use ureq::tls::{parse_pem, Certificate, PemItem, RootCerts, TlsConfig};
 
-use crate::error::{ErrorKind, FdwError, FdwResult, Interrupt};
+use crate::error::Interrupt;
 
 mod http;
+
+/// What went wrong asking a Schema Registry; `pg::errors` says what each is as an ERROR.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegistryError {
+    /// The registry has no such schema, subject or version (HTTP 404), or one of a
+    /// schema's references does not resolve: which, in the registry's words or ours.
+    NotFound(String),
+    /// The registry refused a schema sent to it (HTTP 409 or 422: not compatible with
+    /// the subject's versions, or invalid), in its words.
+    Refused(String),
+    /// The registry at this URL refused the credentials (HTTP 401 or 403).
+    Credentials(String),
+    /// No registry answered: each URL's failure.
+    Unreachable(Vec<String>),
+    /// An answer the registry's API does not give.
+    BadAnswer { url: String, why: String },
+    /// Certificates to trust (`schema_registry.ca.pem`) that cannot be used.
+    Certificates(String),
+}
+
+impl fmt::Display for RegistryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RegistryError::NotFound(why) | RegistryError::Refused(why) | RegistryError::Certificates(why) => f.write_str(why),
+            RegistryError::Credentials(url) => write!(f, "{url} refused the credentials"),
+            RegistryError::Unreachable(failures) => write!(f, "no schema registry answered: {}", failures.join("; ")),
+            RegistryError::BadAnswer { url, why } => write!(f, "unexpected answer from the schema registry at {url}: {why}"),
+        }
+    }
+}
+
+pub type RegistryResult<T> = Result<T, RegistryError>;
 
 /// Media types the registry speaks, most specific first (Confluent's documentation).
 const ACCEPT: &str = "application/vnd.schemaregistry.v1+json, application/vnd.schemaregistry+json; q=0.9, application/json; q=0.5";
@@ -50,21 +83,21 @@ pub struct RegisteredSchema {
 /// How many schemas one writer schema may import, transitively: a bound for cycles.
 const MAX_REFERENCES: usize = 1000;
 
-/// The schema registered under `id`: `Ok(Err(why))` when the registry answers that it
-/// has none (messages naming it are bad messages), `Err` when no registry could answer.
-pub fn schema_by_id(settings: &RegistrySettings, id: u32) -> FdwResult<Result<RegisteredSchema, String>> {
+/// The schema registered under `id` (`NotFound` when the registry has none: messages
+/// naming it are bad messages).
+pub fn schema_by_id(settings: &RegistrySettings, id: u32) -> RegistryResult<RegisteredSchema> {
     lookup(settings, &format!("/schemas/ids/{id}"), &format!("schema {id} not found"))
 }
 
 /// Version `version` (a number, or `latest`) of `subject` (`GET /subjects/{subject}/versions/{version}`).
-pub fn schema_by_version(settings: &RegistrySettings, subject: &str, version: &str) -> FdwResult<Result<RegisteredSchema, String>> {
+pub fn schema_by_version(settings: &RegistrySettings, subject: &str, version: &str) -> RegistryResult<RegisteredSchema> {
     let subject_segment = percent_encoding::utf8_percent_encode(subject, percent_encoding::NON_ALPHANUMERIC);
     lookup(settings, &format!("/subjects/{subject_segment}/versions/{version}"), &format!("subject \"{subject}\" version {version} not found"))
 }
 
 /// The schemas `schema` imports, transitively, as (name, text), each once: what a
-/// Protobuf schema needs to compile. `Ok(Err(why))` when one of them is missing.
-pub fn referenced_schemas(settings: &RegistrySettings, schema: &RegisteredSchema) -> FdwResult<Result<Vec<(String, String)>, String>> {
+/// Protobuf schema needs to compile. `NotFound` when one of them is missing.
+pub fn referenced_schemas(settings: &RegistrySettings, schema: &RegisteredSchema) -> RegistryResult<Vec<(String, String)>> {
     let mut found: Vec<(String, String)> = Vec::new();
     let mut wanted: Vec<(String, String, i64)> = schema.references.clone();
     while let Some((name, subject, version)) = wanted.pop() {
@@ -72,24 +105,25 @@ pub fn referenced_schemas(settings: &RegistrySettings, schema: &RegisteredSchema
             continue;
         }
         if found.len() >= MAX_REFERENCES {
-            return Ok(Err(format!("more than {MAX_REFERENCES} referenced schemas")));
+            return Err(RegistryError::NotFound(format!("more than {MAX_REFERENCES} referenced schemas")));
         }
-        match schema_by_version(settings, &subject, &version.to_string())? {
+        match schema_by_version(settings, &subject, &version.to_string()) {
             Ok(referenced) => {
                 wanted.extend(referenced.references);
                 found.push((name, referenced.schema));
             }
-            Err(why) => return Ok(Err(format!("reference \"{name}\": {why}"))),
+            Err(RegistryError::NotFound(why)) => return Err(RegistryError::NotFound(format!("reference \"{name}\": {why}"))),
+            Err(other) => return Err(other),
         }
     }
-    Ok(Ok(found))
+    Ok(found)
 }
 
 /// Registers `schema` (of `schema_type`: AVRO, PROTOBUF) under `subject`
 /// (`POST /subjects/{subject}/versions`) and returns its id (the existing one if the
-/// subject has it already). `Ok(Err(why))` when the registry refuses it (e.g. not
-/// compatible with the subject's versions).
-pub fn register(settings: &RegistrySettings, subject: &str, schema_type: &str, schema: &str) -> FdwResult<Result<u32, String>> {
+/// subject has it already). `Refused` when the registry refuses it (e.g. not compatible
+/// with the subject's versions).
+pub fn register(settings: &RegistrySettings, subject: &str, schema_type: &str, schema: &str) -> RegistryResult<u32> {
     let subject_segment = percent_encoding::utf8_percent_encode(subject, percent_encoding::NON_ALPHANUMERIC);
     let mut body = serde_json::json!({ "schema": schema });
     // AVRO is the default; older registries know no schemaType.
@@ -97,55 +131,46 @@ pub fn register(settings: &RegistrySettings, subject: &str, schema_type: &str, s
         body["schemaType"] = Value::from(schema_type);
     }
     let path = format!("/subjects/{subject_segment}/versions");
-    let (url, body) = match ask(settings, &path, Some(body.to_string()), &format!("subject \"{subject}\" not found"))? {
-        Ok(answer) => answer,
-        Err(why) => return Ok(Err(why)),
-    };
-    let answer: Value = serde_json::from_str(&body).map_err(|e| bad_answer(&url, &format!("not JSON: {e}")))?;
+    let (url, body) = ask(settings, &path, Some(body.to_string()), &format!("subject \"{subject}\" not found"))?;
+    let answer: Value = serde_json::from_str(&body).map_err(|e| bad_answer(&url, format!("not JSON: {e}")))?;
     let id = answer.get("id").and_then(Value::as_u64).and_then(|id| u32::try_from(id).ok());
-    id.map(Ok).ok_or_else(|| bad_answer(&url, &format!("no \"id\" in {body}")))
+    id.ok_or_else(|| bad_answer(&url, format!("no \"id\" in {body}")))
 }
 
 /// A GET of a schema at `path` from the first registry that answers.
-fn lookup(settings: &RegistrySettings, path: &str, not_found: &str) -> FdwResult<Result<RegisteredSchema, String>> {
-    Ok(match ask(settings, path, None, not_found)? {
-        Ok((url, body)) => Ok(parse_schema(&body).map_err(|e| bad_answer(&url, &e))?),
-        Err(why) => Err(why),
-    })
+fn lookup(settings: &RegistrySettings, path: &str, not_found: &str) -> RegistryResult<RegisteredSchema> {
+    let (url, body) = ask(settings, path, None, not_found)?;
+    parse_schema(&url, &body)
 }
 
 /// A GET (or with `post`, a POST of that JSON) at `path` from the first registry that
-/// answers: the URL and body of a success, `Ok(Err(why))` for the registry's refusal (4xx but
-/// an authentication failure), `Err` when none could answer.
-fn ask(settings: &RegistrySettings, path: &str, post: Option<String>, not_found: &str) -> FdwResult<Result<(String, String), String>> {
+/// answers: the URL and body of a success; `NotFound`, `Refused` or `Credentials` for the
+/// registry's refusal, `Unreachable` when none could answer.
+fn ask(settings: &RegistrySettings, path: &str, post: Option<String>, not_found: &str) -> RegistryResult<(String, String)> {
     let mut failures = Vec::new();
     for url in &settings.urls {
         match send(settings, &format!("{url}{path}"), post.clone()) {
-            Ok((200, body)) => return Ok(Ok((url.clone(), body))),
-            Ok((404, body)) => return Ok(Err(error_message(&body).unwrap_or_else(|| not_found.to_string()))),
+            Ok((200, body)) => return Ok((url.clone(), body)),
+            Ok((404, body)) => return Err(RegistryError::NotFound(error_message(&body).unwrap_or_else(|| not_found.to_string()))),
             Ok((409 | 422, body)) if post.is_some() => {
-                return Ok(Err(error_message(&body).unwrap_or_else(|| "the schema registry refused the schema".to_string())))
+                return Err(RegistryError::Refused(error_message(&body).unwrap_or_else(|| "the schema registry refused the schema".to_string())))
             }
-            Ok((401 | 403, _)) => {
-                return Err(FdwError::new(ErrorKind::InsufficientPrivilege, "the schema registry refused the credentials")
-                    .with_detail(format!("{url} answered HTTP 401/403."))
-                    .with_hint("Set schema_registry.username and schema_registry.password in the user mapping."))
-            }
+            Ok((401 | 403, _)) => return Err(RegistryError::Credentials(url.clone())),
             Ok((status, body)) => {
                 failures.push(format!("{url}: HTTP {status} {}", error_message(&body).unwrap_or_default()))
             }
             Err(error) => failures.push(format!("{url}: {error}")),
         }
     }
-    Err(FdwError::new(ErrorKind::UnableToEstablishConnection, "could not reach the schema registry")
-        .with_detail(failures.join("; ")))
+    Err(RegistryError::Unreachable(failures))
 }
 
-/// One request: the status and body, or why there was no answer. Waits cancellably.
+/// One request: the status and body, or why there was no answer (a line of
+/// `Unreachable`'s list). Waits cancellably.
 fn send(settings: &RegistrySettings, url: &str, post: Option<String>) -> Result<(u16, String), String> {
     let mut config = ureq::Agent::config_builder().timeout_global(Some(settings.timeout)).http_status_as_error(false);
     if let Some(pem) = &settings.ca_pem {
-        let roots = RootCerts::Specific(Arc::new(certificates(pem)?));
+        let roots = RootCerts::Specific(Arc::new(certificates(pem).map_err(|error| error.to_string())?));
         config = config.tls_config(TlsConfig::builder().root_certs(roots).build());
     }
     let agent = http::agent(config.build(), settings.interrupt);
@@ -175,30 +200,32 @@ fn send(settings: &RegistrySettings, url: &str, post: Option<String>) -> Result<
 }
 
 /// Whether `pem` holds certificates (and nothing unreadable): why not, if it doesn't.
-pub fn check_ca_pem(pem: &str) -> Result<(), String> {
+pub fn check_ca_pem(pem: &str) -> RegistryResult<()> {
     certificates(pem).map(|_| ())
 }
 
 /// The certificates of a PEM text.
-fn certificates(pem: &str) -> Result<Vec<Certificate<'static>>, String> {
+fn certificates(pem: &str) -> RegistryResult<Vec<Certificate<'static>>> {
+    let unusable = |why: String| RegistryError::Certificates(why);
     let mut found = Vec::new();
     for item in parse_pem(pem.as_bytes()) {
-        match item.map_err(|e| format!("not PEM: {e}"))? {
+        match item.map_err(|e| unusable(format!("not PEM: {e}")))? {
             PemItem::Certificate(certificate) => found.push(certificate),
-            _ => return Err("PEM of something other than a certificate".to_string()),
+            _ => return Err(unusable("PEM of something other than a certificate".to_string())),
         }
     }
     if found.is_empty() {
-        return Err("no certificate in the PEM text".to_string());
+        return Err(unusable("no certificate in the PEM text".to_string()));
     }
     Ok(found)
 }
 
 /// `{"schema": "...", "schemaType": "...", "references": [{"name", "subject", "version"}], "id": …}`
 /// of `GET /schemas/ids/{id}` and `GET /subjects/{subject}/versions/{version}`.
-fn parse_schema(body: &str) -> Result<RegisteredSchema, String> {
-    let answer: Value = serde_json::from_str(body).map_err(|e| format!("not JSON: {e}"))?;
-    let schema = answer.get("schema").and_then(Value::as_str).ok_or("no \"schema\" in the answer")?;
+fn parse_schema(url: &str, body: &str) -> RegistryResult<RegisteredSchema> {
+    let bad = |why: String| bad_answer(url, why);
+    let answer: Value = serde_json::from_str(body).map_err(|e| bad(format!("not JSON: {e}")))?;
+    let schema = answer.get("schema").and_then(Value::as_str).ok_or_else(|| bad("no \"schema\" in the answer".to_string()))?;
     let schema_type = answer.get("schemaType").and_then(Value::as_str).unwrap_or("AVRO");
     let references = match answer.get("references") {
         None | Some(Value::Null) => Vec::new(),
@@ -208,11 +235,11 @@ fn parse_schema(body: &str) -> Result<RegisteredSchema, String> {
                 let text = |key| reference.get(key).and_then(Value::as_str).map(str::to_string);
                 match (text("name"), text("subject"), reference.get("version").and_then(Value::as_i64)) {
                     (Some(name), Some(subject), Some(version)) => Ok((name, subject, version)),
-                    _ => Err(format!("a reference without name, subject and version: {reference}")),
+                    _ => Err(bad(format!("a reference without name, subject and version: {reference}"))),
                 }
             })
             .collect::<Result<_, _>>()?,
-        Some(other) => return Err(format!("\"references\" is not an array: {other}")),
+        Some(other) => return Err(bad(format!("\"references\" is not an array: {other}"))),
     };
     let id = answer.get("id").and_then(Value::as_u64).and_then(|id| u32::try_from(id).ok());
     Ok(RegisteredSchema { schema: schema.to_string(), schema_type: schema_type.to_string(), references, id })
@@ -224,8 +251,8 @@ fn error_message(body: &str) -> Option<String> {
     answer.get("message").and_then(Value::as_str).map(str::to_string)
 }
 
-fn bad_answer(url: &str, why: &str) -> FdwError {
-    FdwError::new(ErrorKind::Kafka, format!("unexpected answer from the schema registry at {url}: {why}"))
+fn bad_answer(url: &str, why: String) -> RegistryError {
+    RegistryError::BadAnswer { url: url.to_string(), why }
 }
 
 #[cfg(test)]
@@ -280,20 +307,20 @@ mod tests {
             (404, r#"{"error_code":40403,"message":"Schema 9 not found"}"#),
         ]);
         let settings = settings(vec![url], Duration::from_secs(5));
-        let avro = schema_by_id(&settings, 1).unwrap().unwrap();
+        let avro = schema_by_id(&settings, 1).unwrap();
         assert_eq!(avro, RegisteredSchema { schema: r#"{"type":"string"}"#.into(), schema_type: "AVRO".into(), references: vec![], id: None });
         let head = requests.recv().unwrap();
         assert_eq!(head[0], "GET /schemas/ids/1 HTTP/1.1");
         assert!(head.iter().any(|h| h.eq_ignore_ascii_case("authorization: Basic dTpwIHc=")), "{head:?}");
         assert!(head.iter().any(|h| h.to_ascii_lowercase().starts_with("accept: application/vnd.schemaregistry.v1+json")));
-        assert_eq!(schema_by_id(&settings, 2).unwrap().unwrap().schema_type, "PROTOBUF");
-        assert_eq!(schema_by_id(&settings, 9).unwrap(), Err("Schema 9 not found".to_string()));
+        assert_eq!(schema_by_id(&settings, 2).unwrap().schema_type, "PROTOBUF");
+        assert_eq!(schema_by_id(&settings, 9), Err(RegistryError::NotFound("Schema 9 not found".to_string())));
     }
 
     #[test]
     fn a_subjects_latest_version_comes_with_its_id() {
         let (url, requests) = canned(vec![(200, r#"{"subject":"t-value","version":3,"id":21,"schema":"{\"type\":\"string\"}"}"#)]);
-        let latest = schema_by_version(&settings(vec![url], Duration::from_secs(5)), "t-value", "latest").unwrap().unwrap();
+        let latest = schema_by_version(&settings(vec![url], Duration::from_secs(5)), "t-value", "latest").unwrap();
         assert_eq!(latest.id, Some(21));
         assert_eq!(requests.recv().unwrap()[0], "GET /subjects/t%2Dvalue/versions/latest HTTP/1.1");
     }
@@ -305,12 +332,12 @@ mod tests {
             (409, r#"{"error_code":409,"message":"Schema being registered is incompatible"}"#),
         ]);
         let settings = settings(vec![url], Duration::from_secs(5));
-        assert_eq!(register(&settings, "t-value", "PROTOBUF", "syntax = \"proto3\";").unwrap(), Ok(7));
+        assert_eq!(register(&settings, "t-value", "PROTOBUF", "syntax = \"proto3\";"), Ok(7));
         let head = requests.recv().unwrap();
         assert_eq!(head[0], "POST /subjects/t%2Dvalue/versions HTTP/1.1");
         assert!(head.iter().any(|h| h.eq_ignore_ascii_case("content-type: application/vnd.schemaregistry.v1+json")), "{head:?}");
-        let refused = register(&settings, "t-value", "AVRO", "\"long\"").unwrap();
-        assert_eq!(refused, Err("Schema being registered is incompatible".to_string()));
+        let refused = register(&settings, "t-value", "AVRO", "\"long\"");
+        assert_eq!(refused, Err(RegistryError::Refused("Schema being registered is incompatible".to_string())));
     }
 
     #[test]
@@ -322,30 +349,30 @@ mod tests {
             (404, r#"{"error_code":40402,"message":"Version 7 not found."}"#),
         ]);
         let settings = settings(vec![url], Duration::from_secs(5));
-        let main = schema_by_id(&settings, 4).unwrap().unwrap();
+        let main = schema_by_id(&settings, 4).unwrap();
         assert_eq!(main.references.len(), 2);
-        let found = referenced_schemas(&settings, &main).unwrap().unwrap();
+        let found = referenced_schemas(&settings, &main).unwrap();
         assert_eq!(found, vec![("b.proto".into(), "import \"a.proto\";".into()), ("a.proto".into(), "message A {}".into())]);
         let paths: Vec<String> = (0..3).map(|_| requests.recv().unwrap()[0].clone()).collect();
         assert_eq!(paths[1..], ["GET /subjects/b/versions/2 HTTP/1.1", "GET /subjects/a%2Fx/versions/1 HTTP/1.1"]);
         let missing = RegisteredSchema { schema: String::new(), schema_type: "PROTOBUF".into(), references: vec![("c.proto".into(), "c".into(), 7)], id: None };
-        assert_eq!(referenced_schemas(&settings, &missing).unwrap(), Err("reference \"c.proto\": Version 7 not found.".into()));
+        assert_eq!(referenced_schemas(&settings, &missing), Err(RegistryError::NotFound("reference \"c.proto\": Version 7 not found.".into())));
     }
 
     #[test]
     fn refused_credentials_and_dead_registries_are_errors_in_time() {
         let (url, _requests) = canned(vec![(401, r#"{"error_code":401,"message":"Unauthorized"}"#)]);
-        let error = schema_by_id(&settings(vec![url], Duration::from_secs(5)), 1).unwrap_err();
-        assert_eq!(error.kind, ErrorKind::InsufficientPrivilege);
+        let error = schema_by_id(&settings(vec![url.clone()], Duration::from_secs(5)), 1);
+        assert_eq!(error, Err(RegistryError::Credentials(url)));
         // A port nobody listens on, then one that accepts and never answers.
         let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
         let silent = TcpListener::bind("127.0.0.1:0").unwrap();
         let urls = vec![format!("http://{closed}"), format!("http://{}", silent.local_addr().unwrap())];
         let started = Instant::now();
-        let error = schema_by_id(&settings(urls, Duration::from_millis(500)), 1).unwrap_err();
-        assert_eq!(error.kind, ErrorKind::UnableToEstablishConnection);
+        let error = schema_by_id(&settings(urls, Duration::from_millis(500)), 1);
         assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
-        assert!(error.detail.unwrap().contains(&closed.to_string()));
+        let Err(RegistryError::Unreachable(failures)) = error else { panic!("{error:?}") };
+        assert!(failures[0].contains(&closed.to_string()), "{failures:?}");
     }
 
     thread_local! {

@@ -16,7 +16,7 @@ use crate::error::{ErrorKind, FdwError};
 use crate::options::layout::ColumnSource;
 use crate::options::{MetaColumn, OnError};
 use crate::pg::catalog::ForeignTableDef;
-use crate::pg::errors::{raise, OrInternal, OrRaise};
+use crate::pg::errors::{codec_kind, raise, OrInternal, OrRaise};
 use crate::pg::row_errors::{self, MessageAt};
 use crate::pg::subtransaction;
 use crate::plan::changes::{self, ChangePlan, Column, ImportMode, PrimaryKey, Problem, SourceShape, TargetShape};
@@ -215,7 +215,7 @@ fn debezium_schemaless(event: pgrx::JsonB, names: Vec<String>, types: Vec<String
     match debezium::schemaless_event(event.0, &columns, precision) {
         Ok(converted) => pgrx::JsonB(converted),
         Err(reason) => raise(
-            FdwError::new(ErrorKind::BadMessageFormat, format!("invalid value in a Debezium change event: {reason}"))
+            FdwError::new(codec_kind(&reason), format!("invalid value in a Debezium change event: {reason}"))
                 .with_hint("Without its schema, a value is read by its column's type; see the README's Debezium conversions."),
         ),
     }
@@ -242,7 +242,7 @@ fn debezium_payload(event: pgrx::JsonB) -> pgrx::JsonB {
     match debezium::payload(&event.0) {
         Ok(payload) => pgrx::JsonB(payload),
         Err(reason) => raise(
-            FdwError::new(ErrorKind::BadMessageFormat, format!("invalid value in a Debezium change event: {reason}"))
+            FdwError::new(codec_kind(&reason), format!("invalid value in a Debezium change event: {reason}"))
                 .with_hint("The event's schema gives each field's type; see the README's Debezium conversions."),
         ),
     }
