@@ -263,10 +263,11 @@ stop_services() {
 }
 
 # Apache Kafka's broker runs from the jars of scripts/kafka/pom.xml (Maven Central), cached
-# per version in KAFKA_JARS; Maven's own cache (~/.m2) only saves downloads.
+# per version and content of the POM in KAFKA_JARS (a POM with another dependency gets a
+# cache of its own); Maven's own cache (~/.m2) only saves downloads.
 KAFKA_POM="$REPO_ROOT/scripts/kafka/pom.xml"
 KAFKA_VERSION="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$KAFKA_POM")"
-KAFKA_JARS="$HOME/.cache/kafka_fdw/kafka-$KAFKA_VERSION"
+KAFKA_JARS="$HOME/.cache/kafka_fdw/kafka-$KAFKA_VERSION-$(sha256sum "$KAFKA_POM" | cut -c1-12)"
 
 install_kafka() {
     [[ -d "$KAFKA_JARS" ]] && return 0

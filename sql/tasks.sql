@@ -30,13 +30,15 @@ CREATE TABLE kafka_fdw.tasks (
     every interval CHECK (every > interval '0'),
     -- The SQL of a task; NULL for an import job.
     command text,
-    -- An import job: kafka_fdw.import(source, target, columns, on_reset => …, mode => …),
-    -- and the names of source and target when it was started (to name them once dropped).
+    -- An import job: kafka_fdw.import(source, target, columns, on_reset => …, mode => …,
+    -- group_id => …), and the names of source and target when it was started (to name
+    -- them once dropped).
     source regclass,
     target regclass,
     columns text[],
     on_reset text,
     mode text,
+    group_id text,
     source_name text,
     target_name text,
     -- Longest a run may take; NULL: kafka_fdw.task_time_limit.
@@ -94,8 +96,9 @@ $$;
 -- with their last run. Import jobs show their import as the command.
 CREATE VIEW kafka_fdw.scheduled_tasks WITH (security_barrier) AS
 SELECT t.task_id, t.name, t.owner, t.schedule,
-       coalesce(t.command, pg_catalog.format('SELECT kafka_fdw.import(%L, %L, %L, on_reset => %L, mode => %L)',
-                                             t.source, t.target, t.columns, t.on_reset, t.mode)) AS command,
+       coalesce(t.command, pg_catalog.format('SELECT kafka_fdw.import(%L, %L, %L, on_reset => %L, mode => %L%s)',
+                                             t.source, t.target, t.columns, t.on_reset, t.mode,
+                                             CASE WHEN t.group_id IS NOT NULL THEN pg_catalog.format(', group_id => %L', t.group_id) ELSE '' END)) AS command,
        t.next_run, coalesce(t.time_limit, pg_catalog.current_setting('kafka_fdw.task_time_limit', true)::interval) AS time_limit,
        t.failures, last.start_time AS last_start, last.status AS last_status, last.return_message AS last_message
 FROM kafka_fdw.tasks t
@@ -115,7 +118,7 @@ GRANT SELECT ON kafka_fdw.task_run_details TO PUBLIC;
 -- The import jobs among them, as before tasks and jobs were one: state, last run and its
 -- rows or error, and the lag of the source and target.
 CREATE VIEW kafka_fdw.import_jobs_status WITH (security_barrier) AS
-SELECT t.task_id AS job_id, t.owner, t.source, t.target, t.every AS run_every, t.mode,
+SELECT t.task_id AS job_id, t.owner, t.source, t.target, t.every AS run_every, t.mode, t.group_id,
        CASE WHEN last.status = 'failed' THEN 'failing'
             WHEN last.status IS NULL THEN 'waiting'
             ELSE 'running' END AS state,

@@ -242,6 +242,78 @@ for round in 1 2 3; do
 done
 psql -X -q -d kafka_fdw_scheduler -c "SELECT kafka_fdw.stop_import('keyed_source', 'keyed_target')" >/dev/null
 
+log "Scenario: a 1-second import job with group_id shows its lag in kafka-consumer-groups, across kill -9 of its runs"
+# "partitions lag" of GROUP on the topic as Apache Kafka's kafka-consumer-groups --describe
+# shows them (the sum of its LAG column), or "0 0" when it shows no partition.
+consumer_group_lag() { # consumer_group_lag GROUP
+    "${KAFKA_JAVA[@]}" org.apache.kafka.tools.consumer.group.ConsumerGroupCommand --bootstrap-server "$KAFKA_BROKERS" \
+        --describe --group "$1" 2>"$SERVICE_DIR/consumer-groups.err" |
+        awk -v group="$1" '$1 == group && $2 == "group_source" { partitions++; lag += $6 } END { print partitions + 0, lag + 0 }'
+}
+group_counts() { # rows, distinct messages and messages in the topic; the job's lag in PostgreSQL
+    psql -X -A -t -F ' ' -d kafka_fdw_scheduler -c "SELECT (SELECT count(*) FROM group_target), (SELECT count(DISTINCT (part, offs)) FROM group_target),
+        (SELECT count(*) FROM group_src), (SELECT lag FROM kafka_fdw.import_jobs_status WHERE target = 'group_target'::regclass)"
+}
+group_converge() { # group_converge EXPECTED: the target holds the topic's EXPECTED messages once each, the group's lag 0
+    local started=$SECONDS imported distinct in_topic lag partitions group_lag
+    while ((SECONDS - started < 60)); do
+        read -r imported distinct in_topic lag <<<"$(group_counts 2>/dev/null)"
+        if [[ "$imported" == "$1" && "$distinct" == "$1" && "$in_topic" == "$1" && "$lag" == 0 ]]; then
+            read -r partitions group_lag <<<"$(consumer_group_lag kafka_fdw_group_job)"
+            if [[ "$partitions" == 3 && "$group_lag" == 0 ]]; then
+                echo "imported $1 messages once each; kafka-consumer-groups: lag 0 on 3 partitions, $((SECONDS - started)) s"
+                return 0
+            fi
+        fi
+        sleep 0.5
+    done
+    cat "$SERVICE_DIR/consumer-groups.err" >&2
+    scenario_fail "the group job did not converge to $1 messages with lag 0 ($imported rows, $distinct distinct, $in_topic in the topic, lag $lag; group: $partitions partitions, lag $group_lag)"
+}
+create_topic group_source 3
+rows 1 3000 >"$SERVICE_DIR/group1.csv"
+"$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic group_source --round-robin --file "$SERVICE_DIR/group1.csv" >/dev/null
+psql -X -q -v ON_ERROR_STOP=1 -d kafka_fdw_scheduler >/dev/null <<SQL
+CREATE FOREIGN TABLE group_src (part int OPTIONS (partition 'true'), offs bigint OPTIONS (offset 'true'), n int, t text)
+SERVER s OPTIONS (topic 'group_source');
+CREATE TABLE group_target (part int, offs bigint, n int, t text);
+SELECT kafka_fdw.start_import('group_src', 'group_target', group_id => 'kafka_fdw_group_job');
+SQL
+group_converge 3000
+# With the job stopped, a producer runs ahead: the group's lag is what is not imported.
+psql -X -q -d kafka_fdw_scheduler -c "SELECT kafka_fdw.stop_import('group_src', 'group_target')" >/dev/null
+rows 3001 4000 >"$SERVICE_DIR/group2.csv"
+"$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic group_source --round-robin --file "$SERVICE_DIR/group2.csv" >/dev/null
+read -r partitions group_lag <<<"$(consumer_group_lag kafka_fdw_group_job)"
+read -r imported _ in_topic lag <<<"$(group_counts)"
+echo "producer ahead of the stopped job: kafka-consumer-groups lag $group_lag on $partitions partitions; $imported imported of $in_topic"
+((partitions == 3 && group_lag == in_topic - imported && group_lag == 1000)) ||
+    scenario_fail "kafka-consumer-groups shows lag $group_lag on $partitions partitions, not the $((in_topic - imported)) messages not imported"
+psql -X -q -d kafka_fdw_scheduler -c "SELECT kafka_fdw.start_import('group_src', 'group_target', group_id => 'kafka_fdw_group_job')" >/dev/null
+group_converge 4000
+# kill -9 of the job's runs while they import (the server restarts after each): no
+# duplicate, no gap, and the group's offsets catch up at the next runs.
+kills=0 total=4000
+for round in 1 2 3 4 5; do
+    rows "$((total + 1))" "$((total + 30000))" >"$SERVICE_DIR/group_kill.csv"
+    "$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic group_source --round-robin --file "$SERVICE_DIR/group_kill.csv" >/dev/null
+    total=$((total + 30000))
+    for _ in $(seq 100); do
+        victim=$(psql -X -A -t -d kafka_fdw_scheduler -c "SELECT r.pid FROM kafka_fdw.task_runs r JOIN kafka_fdw.tasks t USING (task_id)
+            WHERE t.target = 'group_target'::regclass AND r.status = 'running' AND r.pid IS NOT NULL" 2>/dev/null | head -n 1)
+        [[ -n "$victim" ]] && break
+        sleep 0.02
+    done
+    if [[ -n "$victim" ]] && kill -9 "$victim" 2>/dev/null; then
+        kills=$((kills + 1))
+    fi
+    wait_for_server kafka_fdw_scheduler
+done
+echo "killed $kills runs of the job"
+((kills > 0)) || scenario_fail "no run of the group job was caught running"
+group_converge "$total"
+psql -X -q -d kafka_fdw_scheduler -c "SELECT kafka_fdw.stop_import('group_src', 'group_target')" >/dev/null
+
 log "Scenario: a scheduled SQL task runs the reference page's import_kafka_data every second, across a scheduler crash"
 create_topic task_source 2
 rows 1 1000 >"$SERVICE_DIR/task1.csv"

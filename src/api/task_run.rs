@@ -223,7 +223,7 @@ fn cut_history(task: i64) {
 /// What a run carries out.
 enum Work {
     Sql(String),
-    Import { source: pg_sys::Oid, target: pg_sys::Oid, columns: Option<Vec<String>>, on_reset: String, mode: String },
+    Import { source: pg_sys::Oid, target: pg_sys::Oid, columns: Option<Vec<String>>, on_reset: String, mode: String, group_id: Option<String> },
 }
 
 /// A run its worker claimed.
@@ -279,6 +279,7 @@ struct RunRow {
     columns: Option<Vec<String>>,
     on_reset: String,
     mode: String,
+    group_id: Option<String>,
     time_limit_seconds: Option<f64>,
     /// The name of the import job's source or target that no longer exists.
     dropped: Option<(&'static str, String)>,
@@ -289,7 +290,7 @@ struct RunRow {
 fn read_run(run: i64) -> Option<RunRow> {
     first_row(
         "SELECT t.task_id, t.owner::text, t.command, t.source::oid, t.target::oid, t.columns, t.on_reset, t.mode,
-                pg_catalog.date_part('epoch', t.time_limit),
+                pg_catalog.date_part('epoch', t.time_limit), t.group_id,
                 CASE WHEN t.source IS NOT NULL AND NOT EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.oid = t.source)
                      THEN t.source_name END,
                 CASE WHEN t.target IS NOT NULL AND NOT EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.oid = t.target)
@@ -299,7 +300,7 @@ fn read_run(run: i64) -> Option<RunRow> {
          WHERE r.runid = $1 AND r.status = 'running'",
         &[run.into()],
         |row| {
-            let dropped = match (row.get::<String>(10)?, row.get::<String>(11)?) {
+            let dropped = match (row.get::<String>(11)?, row.get::<String>(12)?) {
                 (Some(source), _) => Some(("source", source)),
                 (None, Some(target)) => Some(("target", target)),
                 (None, None) => None,
@@ -314,8 +315,9 @@ fn read_run(run: i64) -> Option<RunRow> {
                 on_reset: row.get::<String>(7)?.unwrap_or_default(),
                 mode: row.get::<String>(8)?.unwrap_or_default(),
                 time_limit_seconds: row.get(9)?,
+                group_id: row.get(10)?,
                 dropped,
-                launched_ago: row.get::<f64>(12)?.unwrap_or_default(),
+                launched_ago: row.get::<f64>(13)?.unwrap_or_default(),
             })
         },
     )
@@ -353,7 +355,7 @@ fn claim(run: i64, session_owner: &str) -> Option<Claimed> {
         let work = match (row.command, row.source, row.target) {
             (Some(command), _, _) => Work::Sql(command),
             (None, Some(source), Some(target)) => {
-                Work::Import { source, target, columns: row.columns, on_reset: row.on_reset, mode: row.mode }
+                Work::Import { source, target, columns: row.columns, on_reset: row.on_reset, mode: row.mode, group_id: row.group_id }
             }
             _ => return None,
         };
@@ -431,10 +433,10 @@ fn execute(command: &str) -> (String, i64) {
 
 /// Runs an import job's import in the owner's session: `kafka_fdw.import` checks the
 /// owner's privileges as for any call.
-fn import(source: pg_sys::Oid, target: pg_sys::Oid, columns: &Option<Vec<String>>, on_reset: &str, mode: &str) -> (String, i64) {
+fn import(source: pg_sys::Oid, target: pg_sys::Oid, columns: &Option<Vec<String>>, on_reset: &str, mode: &str, group_id: &Option<String>) -> (String, i64) {
     let rows = Spi::get_one_with_args::<i64>(
-        "SELECT kafka_fdw.import($1::pg_catalog.regclass, $2::pg_catalog.regclass, $3, on_reset => $4, mode => $5)",
-        &[source.into(), target.into(), columns.clone().into(), on_reset.into(), mode.into()],
+        "SELECT kafka_fdw.import($1::pg_catalog.regclass, $2::pg_catalog.regclass, $3, on_reset => $4, mode => $5, group_id => $6)",
+        &[source.into(), target.into(), columns.clone().into(), on_reset.into(), mode.into(), group_id.clone().into()],
     )
     .unwrap_or_else(|error| raise(FdwError::new(ErrorKind::Internal, format!("could not run kafka_fdw.import: {error}"))))
     .unwrap_or_default();
@@ -491,7 +493,7 @@ pub extern "C-unwind" fn kafka_fdw_task_run_main(argument: pg_sys::Datum) {
     let outcome = transaction(|| {
         let (message, rows) = match &claimed.work {
             Work::Sql(command) => execute(command),
-            Work::Import { source, target, columns, on_reset, mode } => import(*source, *target, columns, on_reset, mode),
+            Work::Import { source, target, columns, on_reset, mode, group_id } => import(*source, *target, columns, on_reset, mode, group_id),
         };
         record_success(&claimed, &message, rows);
     });

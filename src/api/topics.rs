@@ -43,6 +43,26 @@ fn watermarks(
     TableIterator::new(watermark_rows(&source))
 }
 
+/// The offsets Kafka consumer group `group_id` has committed for a foreign table's topic,
+/// per partition, with the high watermark and the lag between them, as `kafka-consumer-groups
+/// --describe` shows them (`committed` and `lag` NULL where the group has no offset): an
+/// import with `group_id` commits its progress there.
+#[pg_extern(schema = "kafka_fdw")]
+#[search_path(pg_catalog, pg_temp)]
+fn group_offsets(
+    source: PgRelation,
+    group_id: &str,
+) -> TableIterator<'static, (name!(partition, i32), name!(committed, Option<i64>), name!(high, i64), name!(lag, Option<i64>))> {
+    let client = TopicClient::for_table(&readable_kafka_table(&source));
+    let marks = client.all_watermarks();
+    let partitions: Vec<i32> = marks.iter().map(|w| w.partition).collect();
+    let committed = kafka::group_offsets(client.consumer.client(), &client.settings, group_id, &client.topic, &partitions).or_raise();
+    TableIterator::new(marks.into_iter().map(move |w| {
+        let offset = committed.iter().find(|(partition, _)| *partition == w.partition).map(|&(_, offset)| offset);
+        (w.partition, offset, w.high, offset.map(|offset| (w.high - offset).max(0)))
+    }))
+}
+
 /// adjust/kafka_fdw's name and columns for [`watermarks`], in the extension's schema as
 /// adjust's is (`SELECT * FROM kafka_get_watermarks('t')`).
 #[pg_extern]

@@ -246,6 +246,8 @@ pub(super) enum Refused<'a> {
     IdempotentWrite { topic: &'a str },
     /// WRITE on a transactional id.
     TransactionalId(&'a str),
+    /// READ on a consumer group, which committing its offsets needs.
+    Group(&'a str),
 }
 
 /// Whether Kafka's answer is a refusal by its authorizer.
@@ -255,6 +257,7 @@ pub(super) fn is_refusal(code: RDKafkaErrorCode) -> bool {
         RDKafkaErrorCode::TopicAuthorizationFailed
             | RDKafkaErrorCode::ClusterAuthorizationFailed
             | RDKafkaErrorCode::TransactionalIdAuthorizationFailed
+            | RDKafkaErrorCode::GroupAuthorizationFailed
     )
 }
 
@@ -289,6 +292,11 @@ pub(super) fn refusal(settings: &ClientSettings, refused: Refused<'_>, cause: &s
             format!("permission denied for Kafka transactional id \"{id}\""),
             format!("Kafka refused WRITE on transactional id \"{id}\" to {principal}: {cause}."),
             "kafka_fdw's transactional ids all begin with \"kafka_fdw-\": an ACL allowing WRITE on transactional ids with that prefix serves every backend.".to_string(),
+        ),
+        Refused::Group(group) => (
+            format!("permission denied for Kafka consumer group \"{group}\""),
+            format!("Kafka refused READ on group \"{group}\" to {principal}: {cause}."),
+            "Committing a group's offsets needs an ACL allowing READ on the group, and READ on the topic.".to_string(),
         ),
     };
     FdwError::new(ErrorKind::InsufficientPrivilege, message).with_detail(detail).with_hint(hint)

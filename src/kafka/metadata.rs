@@ -24,9 +24,9 @@ use super::{POLL_SLICE, Watermarks};
 /// through a wait. That is safe while the request is still in flight: librdkafka keeps
 /// its own reference to the queue (and copies the options and arguments into the
 /// request), and a result enqueued on a queue whose owner destroyed it is discarded.
-struct AdminRequest {
-    queue: *mut bindings::rd_kafka_queue_t,
-    options: *mut bindings::rd_kafka_AdminOptions_t,
+pub(super) struct AdminRequest {
+    pub(super) queue: *mut bindings::rd_kafka_queue_t,
+    pub(super) options: *mut bindings::rd_kafka_AdminOptions_t,
     event: *mut bindings::rd_kafka_event_t,
 }
 
@@ -42,7 +42,7 @@ const RETRY_BACKOFF_MAX: Duration = Duration::from_secs(1);
 impl AdminRequest {
     /// A request of kind `op` on `client` that librdkafka fails after `timeout`
     /// (broker lookup, sending, and the answer included).
-    fn new(client: &KafkaConsumer, op: bindings::rd_kafka_admin_op_t, timeout: Duration) -> Self {
+    pub(super) fn new(client: &KafkaConsumer, op: bindings::rd_kafka_admin_op_t, timeout: Duration) -> Self {
         let rk = client.client().native_ptr();
         let timeout_ms = timeout.as_millis().clamp(1, 3_600_000) as libc::c_int;
         let mut errstr = [0 as libc::c_char; 256];
@@ -114,7 +114,7 @@ unsafe fn event_error(event: *mut bindings::rd_kafka_event_t) -> Option<(RDKafka
 }
 
 /// What one attempt at a request came to.
-enum Attempt<T> {
+pub(super) enum Attempt<T> {
     Done(T),
     /// A transient answer ("no leader yet", "timed out"): worth asking again.
     Retry(String),
@@ -123,7 +123,7 @@ enum Attempt<T> {
 /// Runs `attempt` (one request, issued once, given its deadline) until it is done, fails
 /// for good, or `settings.timeout` has passed since the start; after a transient answer
 /// it asks again, after a backoff from [`RETRY_BACKOFF`] to [`RETRY_BACKOFF_MAX`].
-fn with_retries<T>(
+pub(super) fn with_retries<T>(
     consumer: &KafkaConsumer,
     settings: &ClientSettings,
     what: &str,
@@ -155,7 +155,7 @@ fn with_retries<T>(
 
 /// Awaits `request` and sorts its result: the event to read, a reason to ask again (no
 /// answer in time, or a transient error), or a definite error.
-fn await_admin(
+pub(super) fn await_admin(
     request: &mut AdminRequest,
     settings: &ClientSettings,
     what: &str,

@@ -1,5 +1,6 @@
 //! The Kafka client, with no PostgreSQL in it: `config` (settings, property lookup,
-//! client creation), `metadata` (topics, watermarks, offsets by time), `reader` (offset
+//! client creation), `metadata` (topics, watermarks, offsets by time), `groups`
+//! (consumer-group offsets), `reader` (offset
 //! ranges, forwards or backwards), `sender` (producing with checked delivery), and
 //! `transaction` (Kafka transactions begun, committed and aborted by the host).
 //!
@@ -20,6 +21,7 @@
 //! hanging.
 
 mod config;
+mod groups;
 mod metadata;
 mod reader;
 mod sender;
@@ -32,6 +34,7 @@ mod tests;
 use std::time::Duration;
 
 pub use config::{is_known_property, new_consumer, with_signals_blocked, ClientSettings, IsolationLevel, KafkaConsumer};
+pub use groups::{commit_group_offsets, group_offsets};
 pub use metadata::{all_topics, cluster_id, describe, offsets_for_time, topic_partitions, watermarks, TopicDescription};
 pub use reader::{clear_assignment, Backwards, RangeReader};
 pub use sender::{new_producer, DeliveryTracker, KafkaProducer, Outgoing, Sender, WrittenOffsets};

@@ -56,7 +56,7 @@ fn server_client_settings(
 
 /// The pool key of a client of `server_id` for the current user's mapping, which, as
 /// in postgres_fdw, must exist.
-fn client_key(server_id: pg_sys::Oid, settings: &ClientSettings) -> ClientKey {
+pub fn client_key(server_id: pg_sys::Oid, settings: &ClientSettings) -> ClientKey {
     // SAFETY: a catalog lookup inside a transaction; it raises if there is no mapping.
     let user_mapping = unsafe { (*catalog::current_user_mapping(server_id)).umid };
     ClientKey {

@@ -23,16 +23,18 @@ use crate::pg::errors::{raise, OrInternal, OrRaise};
 use crate::pg::privileges::{self, Columns};
 use crate::plan::changes::ImportMode;
 use crate::plan::progress::{self, CurrentTopic, OnReset, StoredOffset};
-use crate::pg::clients::TopicClient;
+use crate::pg::clients::{client_key, table_client_settings, TopicClient};
 use crate::pg::locks;
 use crate::api::tasks::{self, Task};
 
 pub mod changes;
 mod copy;
+mod group_offsets;
 mod message_lines;
 mod query_rows;
 
 use copy::InsertPath;
+use group_offsets::GroupCommit;
 
 fn qualified_name(relation: &PgRelation) -> String {
     quote_qualified_identifier(relation.namespace(), relation.name())
@@ -207,7 +209,9 @@ const BATCH_MESSAGES: i64 = 100_000;
 /// fit the topic (re-created or truncated) raise an ERROR, or with on_reset => 'earliest'
 /// start the topic over with a WARNING. `mode` 'upsert' or 'debezium' applies the
 /// messages as changes to the target's rows by key instead (`changes`, per batch) and
-/// returns the rows inserted, updated or deleted.
+/// returns the rows inserted, updated or deleted. With `group_id`, once the transaction
+/// commits, the pair's progress is committed to that Kafka consumer group too
+/// (`group_offsets`), where Kafka's tools show its lag.
 ///
 /// The write path: CSV messages straight into COPY FROM's parser when that gives the
 /// rows the scan gives (one COPY for the whole plan, `message_lines`); otherwise the
@@ -227,7 +231,9 @@ fn import(
     max_messages: default!(Option<i64>, "NULL"),
     on_reset: default!(&str, "'error'"),
     mode: default!(&str, "'append'"),
+    group_id: default!(Option<&str>, "NULL"),
 ) -> i64 {
+    check_group_id(group_id);
     let definition = lock_pair(&source, &target);
     let source_name = regclass_text(&source);
     let (Some(partition_column), Some(offset_column)) = meta_column_names(&definition, &source) else {
@@ -252,6 +258,11 @@ fn import(
         progress::limit_ranges(&mut ranges, budget);
     }
     let wanted: i64 = ranges.iter().map(|range| range.end - range.start).sum();
+    // The client the group's offsets are committed with, as the current user.
+    let group_client = group_id.map(|_| {
+        let settings = table_client_settings(&definition);
+        (client_key(definition.server_id, &settings), settings)
+    });
 
     let copied = if append { copy_message_ranges(&source, &target, definition, &column_names, &ranges, &source_name) } else { None };
     let total = copied.unwrap_or_else(|| {
@@ -285,7 +296,24 @@ fn import(
         let offsets: Vec<(i32, i64)> = ranges.iter().map(|range| (range.partition, range.end)).collect();
         store_offsets(source.oid(), target.oid(), now.identity(), &offsets);
     }
+    if let (Some(group), Some((key, settings))) = (group_id, group_client) {
+        // All of the pair's progress, not only this import's: what an earlier commit to
+        // the group failed to write is written now.
+        let offsets: Vec<(i32, i64)> = stored_offsets(source.oid(), target.oid())
+            .into_iter()
+            .filter(|stored| stored.topic == now.topic)
+            .map(|stored| (stored.partition, stored.next_offset))
+            .collect();
+        group_offsets::commit_after_transaction(GroupCommit { key, settings, group: group.to_string(), topic: now.topic, offsets });
+    }
     total
+}
+
+/// Raises unless `group_id` is absent or a consumer group's name.
+fn check_group_id(group_id: Option<&str>) {
+    if group_id.is_some_and(|group| group.is_empty() || group.contains('\0')) {
+        raise(FdwError::new(ErrorKind::InvalidParameterValue, "group_id must be a Kafka consumer group's name, or NULL"));
+    }
 }
 
 /// Stores where the next import of `source` into `target` starts, in the caller's
@@ -502,8 +530,10 @@ fn start_import(
     on_reset: default!(&str, "'error'"),
     mode: default!(&str, "'append'"),
     time_limit: default!(Option<Interval>, "NULL"),
+    group_id: default!(Option<&str>, "NULL"),
 ) -> i64 {
     OnReset::parse(on_reset).or_raise();
+    check_group_id(group_id);
     if ImportMode::parse(mode).or_raise() == ImportMode::Append {
         require_append_privileges(&source, &target, columns.clone());
     } else {
@@ -533,13 +563,13 @@ fn start_import(
     privileges::as_extension(|| {
         Spi::get_one_with_args::<i64>(
             "INSERT INTO kafka_fdw.tasks AS t (owner, schedule, every, source, target, source_name, target_name, columns,
-                                               on_reset, mode, time_limit, next_run)
-             VALUES ($1, $2::text, $2, $3, $4, $5, $6, $7, $8, $9, $10, pg_catalog.now())
+                                               on_reset, mode, time_limit, group_id, next_run)
+             VALUES ($1, $2::text, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, pg_catalog.now())
              ON CONFLICT (source, target) WHERE source IS NOT NULL DO UPDATE
                  SET owner = excluded.owner, schedule = excluded.schedule, every = excluded.every,
                      source_name = excluded.source_name, target_name = excluded.target_name, columns = excluded.columns,
                      on_reset = excluded.on_reset, mode = excluded.mode, time_limit = excluded.time_limit,
-                     next_run = excluded.next_run, failures = 0, warned_at = NULL
+                     group_id = excluded.group_id, next_run = excluded.next_run, failures = 0, warned_at = NULL
              RETURNING task_id",
             &[
                 owner.as_str().into(),
@@ -552,6 +582,7 @@ fn start_import(
                 on_reset.into(),
                 mode.into(),
                 time_limit.into(),
+                group_id.into(),
             ],
         )
         .or_internal("could not write kafka_fdw.tasks")

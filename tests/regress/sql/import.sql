@@ -120,6 +120,24 @@ DROP FUNCTION nest_logger();
 CREATE TABLE wider (part int, offs bigint, some_int numeric(10, 1), some_text varchar(40));
 SELECT kafka_fdw.import('kafka_import', 'wider') = (SELECT count(*) FROM kafka_import) AS imported_all;
 SELECT count(*) AS missing FROM (SELECT part, offs, some_int, some_text FROM kafka_import EXCEPT SELECT * FROM wider) d;
+-- With group_id, the progress also goes to that Kafka consumer group once the
+-- transaction commits (kafka-consumer-groups --describe and lag exporters read it there);
+-- an import rolled back commits nothing to it.
+CREATE TABLE grouped (part int, offs bigint, some_int int, some_text text);
+BEGIN;
+SELECT kafka_fdw.import('kafka_import', 'grouped', max_messages => 500, group_id => 'regress_import_group') AS imported;
+ROLLBACK;
+SELECT partition, committed, lag, high > 0 AS has_messages FROM kafka_fdw.group_offsets('kafka_import', 'regress_import_group') ORDER BY partition;
+SELECT kafka_fdw.import('kafka_import', 'grouped', max_messages => 500, group_id => 'regress_import_group') AS imported;
+SELECT g.partition, g.committed = s.next_offset AS committed_as_stored, g.lag = s.lag AS same_lag, g.lag
+FROM kafka_fdw.group_offsets('kafka_import', 'regress_import_group') g
+JOIN kafka_fdw.import_status s ON s.partition = g.partition AND s.target = 'grouped'::regclass ORDER BY 1;
+SELECT kafka_fdw.import('kafka_import', 'grouped', group_id => 'regress_import_group') AS imported;
+SELECT partition, committed = high AS caught_up, lag FROM kafka_fdw.group_offsets('kafka_import', 'regress_import_group') ORDER BY partition;
+-- Another group knows nothing of it; a name that is no group's is refused.
+SELECT count(committed) AS committed FROM kafka_fdw.group_offsets('kafka_import', 'regress_other_group');
+SELECT kafka_fdw.import('kafka_import', 'grouped', group_id => '');
+DROP TABLE grouped;
 -- Tables without the columns the import needs.
 CREATE FOREIGN TABLE no_meta (some_int int) SERVER import_server OPTIONS (topic 'regress_import');
 SELECT kafka_fdw.import('no_meta', 'imported');
@@ -132,5 +150,7 @@ SELECT unnest(extconfig)::regclass AS dumped FROM pg_extension WHERE extname = '
 SELECT kafka_fdw.start_import('kafka_import', 'imported');
 SELECT kafka_fdw.start_import('kafka_import', 'imported', run_every => '5 seconds');
 SELECT job_id, source, target, run_every, state FROM kafka_fdw.import_jobs_status;
+SELECT kafka_fdw.start_import('kafka_import', 'imported', group_id => 'regress_job_group');
+SELECT command FROM kafka_fdw.scheduled_tasks;
 SELECT kafka_fdw.stop_import('kafka_import', 'imported');
 SELECT kafka_fdw.stop_import('kafka_import', 'imported');
