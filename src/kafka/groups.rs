@@ -14,7 +14,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use crate::error::{ErrorKind, FdwError, FdwResult};
 
 use super::config::{is_refusal, is_transient_code, refusal, ClientSettings, KafkaConsumer, Refused};
-use super::metadata::{await_admin, with_retries, AdminRequest, Attempt};
+use super::metadata::{await_admin, with_retries, AdminRequest, Attempt, RD_KAFKA_OFFSET_INVALID};
 
 /// Commits `offsets` (partition, next offset to read) of `topic` to consumer group
 /// `group`. Kafka accepts such a commit only while no member of the group is active.
@@ -22,65 +22,71 @@ pub fn commit_group_offsets(consumer: &KafkaConsumer, settings: &ClientSettings,
     if offsets.is_empty() {
         return Ok(());
     }
-    let what = format!("commit the offsets of consumer group \"{group}\"");
-    let partitions = partition_list(topic, offsets, &what)?;
-    with_retries(consumer, settings, &what, |deadline| {
-        let mut request = issue(consumer, group, &partitions, bindings::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_ALTERCONSUMERGROUPOFFSETS, deadline)?;
-        // SAFETY: the result lives as long as the event, which `request` owns.
-        group_answer(&mut request, settings, group, topic, &what, deadline, |event| unsafe {
-            let mut count = 0;
-            let groups = bindings::rd_kafka_AlterConsumerGroupOffsets_result_groups(bindings::rd_kafka_event_AlterConsumerGroupOffsets_result(event), &mut count);
-            (groups, count)
-        })
-        .map(|answer| match answer {
-            Attempt::Done(_) => Attempt::Done(()),
-            Attempt::Retry(reason) => Attempt::Retry(reason),
-        })
-    })
+    group_request(consumer, settings, GroupOp::Commit, group, topic, offsets).map(|_| ())
 }
 
 /// The offsets consumer group `group` has committed for `partitions` of `topic`:
 /// (partition, next offset to read), leaving out partitions it has none for.
 pub fn group_offsets(consumer: &KafkaConsumer, settings: &ClientSettings, group: &str, topic: &str, partitions: &[i32]) -> FdwResult<Vec<(i32, i64)>> {
-    let what = format!("read the offsets of consumer group \"{group}\"");
-    let asked: Vec<(i32, i64)> = partitions.iter().map(|&partition| (partition, OFFSET_INVALID)).collect();
-    let partitions = partition_list(topic, &asked, &what)?;
-    with_retries(consumer, settings, &what, |deadline| {
-        let mut request = issue(consumer, group, &partitions, bindings::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS, deadline)?;
-        // SAFETY: the result lives as long as the event, which `request` owns.
-        group_answer(&mut request, settings, group, topic, &what, deadline, |event| unsafe {
-            let mut count = 0;
-            let groups = bindings::rd_kafka_ListConsumerGroupOffsets_result_groups(bindings::rd_kafka_event_ListConsumerGroupOffsets_result(event), &mut count);
-            (groups, count)
-        })
-    })
-    .map(|offsets| offsets.into_iter().filter(|&(_, offset)| offset >= 0).collect())
+    let asked: Vec<(i32, i64)> = partitions.iter().map(|&partition| (partition, RD_KAFKA_OFFSET_INVALID)).collect();
+    let offsets = group_request(consumer, settings, GroupOp::List, group, topic, &asked)?;
+    Ok(offsets.into_iter().filter(|&(_, offset)| offset >= 0).collect())
 }
 
-/// librdkafka's "no offset" (`RD_KAFKA_OFFSET_INVALID`): a partition asked about, or one
-/// the group has no offset for.
-const OFFSET_INVALID: i64 = -1001;
+/// The two requests about a group's offsets.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum GroupOp {
+    /// AlterConsumerGroupOffsets
+    Commit,
+    /// ListConsumerGroupOffsets
+    List,
+}
 
-fn partition_list(topic: &str, offsets: &[(i32, i64)], what: &str) -> FdwResult<TopicPartitionList> {
-    let mut list = TopicPartitionList::with_capacity(offsets.len());
+/// One group request about `offsets` (partition, offset: the offset to commit, or
+/// [`RD_KAFKA_OFFSET_INVALID`] to ask) of `topic`, asked again after transient answers: the group's
+/// offsets of those partitions as the broker answers them.
+fn group_request(
+    consumer: &KafkaConsumer,
+    settings: &ClientSettings,
+    op: GroupOp,
+    group: &str,
+    topic: &str,
+    offsets: &[(i32, i64)],
+) -> FdwResult<Vec<(i32, i64)>> {
+    let what = match op {
+        GroupOp::Commit => format!("commit the offsets of consumer group \"{group}\""),
+        GroupOp::List => format!("read the offsets of consumer group \"{group}\""),
+    };
+    let mut partitions = TopicPartitionList::with_capacity(offsets.len());
     for &(partition, offset) in offsets {
-        list.add_partition_offset(topic, partition, Offset::from_raw(offset))
+        partitions
+            .add_partition_offset(topic, partition, Offset::from_raw(offset))
             .map_err(|e| FdwError::new(ErrorKind::Kafka, format!("could not {what}")).with_detail(e.to_string()))?;
     }
-    Ok(list)
+    with_retries(consumer, settings, &what, |deadline| {
+        let mut request = issue(consumer, op, group, &partitions, deadline)?;
+        match await_admin(&mut request, settings, &what, deadline)? {
+            // SAFETY: the event is `request`'s, alive until it drops after this call.
+            Attempt::Done(event) => unsafe { group_answer(event, settings, op, group, topic, &what) },
+            Attempt::Retry(reason) => Ok(Attempt::Retry(reason)),
+        }
+    })
 }
 
-/// Issues one Alter- or ListConsumerGroupOffsets request (`op`) for `partitions` of
-/// `group`, without waiting.
-fn issue(consumer: &KafkaConsumer, group: &str, partitions: &TopicPartitionList, op: bindings::rd_kafka_admin_op_t, deadline: Instant) -> FdwResult<AdminRequest> {
+/// Issues one `op` request for `partitions` of `group`, without waiting.
+fn issue(consumer: &KafkaConsumer, op: GroupOp, group: &str, partitions: &TopicPartitionList, deadline: Instant) -> FdwResult<AdminRequest> {
     let group_name = CString::new(group).map_err(|_| FdwError::new(ErrorKind::InvalidParameterValue, "a consumer group's name cannot contain a zero byte"))?;
-    let request = AdminRequest::new(consumer, op, deadline.saturating_duration_since(Instant::now()));
+    let admin_op = match op {
+        GroupOp::Commit => bindings::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_ALTERCONSUMERGROUPOFFSETS,
+        GroupOp::List => bindings::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS,
+    };
+    let request = AdminRequest::new(consumer, admin_op, deadline.saturating_duration_since(Instant::now()));
     let rk = consumer.client().native_ptr();
     // SAFETY: librdkafka copies the group's name and partitions into the argument, and the
     // argument into the request, so both are freed here; the handle, options and queue are
     // alive.
     unsafe {
-        if op == bindings::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_ALTERCONSUMERGROUPOFFSETS {
+        if op == GroupOp::Commit {
             let mut argument = bindings::rd_kafka_AlterConsumerGroupOffsets_new(group_name.as_ptr(), partitions.ptr());
             bindings::rd_kafka_AlterConsumerGroupOffsets(rk, &mut argument, 1, request.options, request.queue);
             bindings::rd_kafka_AlterConsumerGroupOffsets_destroy(argument);
@@ -93,22 +99,12 @@ fn issue(consumer: &KafkaConsumer, group: &str, partitions: &TopicPartitionList,
     Ok(request)
 }
 
-/// Awaits a group request and reads its one group's answer (`groups`: the result's
-/// array of group results, and its length): (partition, offset) per partition, or the
-/// group's or a partition's error.
-fn group_answer(
-    request: &mut AdminRequest,
-    settings: &ClientSettings,
-    group: &str,
-    topic: &str,
-    what: &str,
-    deadline: Instant,
-    groups: impl FnOnce(*mut bindings::rd_kafka_event_t) -> (*mut *const bindings::rd_kafka_group_result_t, usize),
-) -> FdwResult<Attempt<Vec<(i32, i64)>>> {
-    let event = match await_admin(request, settings, what, deadline)? {
-        Attempt::Done(event) => event,
-        Attempt::Retry(reason) => return Ok(Attempt::Retry(reason)),
-    };
+/// The one group's answer in the result `event` of an `op` request: (partition, offset)
+/// per partition, or the group's or a partition's error.
+///
+/// # Safety
+/// `event` must be a live result event of an `op` request.
+unsafe fn group_answer(event: *mut bindings::rd_kafka_event_t, settings: &ClientSettings, op: GroupOp, group: &str, topic: &str, what: &str) -> FdwResult<Attempt<Vec<(i32, i64)>>> {
     let failed = |code: RDKafkaErrorCode, text: String, partition: Option<i32>| -> FdwResult<Attempt<Vec<(i32, i64)>>> {
         if is_transient_code(code) || code == RDKafkaErrorCode::NotCoordinator || code == RDKafkaErrorCode::CoordinatorLoadInProgress {
             return Ok(Attempt::Retry(text));
@@ -127,9 +123,13 @@ fn group_answer(
     };
     let mut offsets = Vec::new();
     // SAFETY: the group results, their errors and partition lists live as long as the
-    // event, which `request` owns; the count bounds the array.
+    // event (the caller's contract); the count bounds the array.
     unsafe {
-        let (results, count) = groups(event);
+        let mut count = 0;
+        let results = match op {
+            GroupOp::Commit => bindings::rd_kafka_AlterConsumerGroupOffsets_result_groups(bindings::rd_kafka_event_AlterConsumerGroupOffsets_result(event), &mut count),
+            GroupOp::List => bindings::rd_kafka_ListConsumerGroupOffsets_result_groups(bindings::rd_kafka_event_ListConsumerGroupOffsets_result(event), &mut count),
+        };
         if count != 1 {
             return Err(FdwError::new(ErrorKind::Kafka, format!("could not {what}")).with_detail(format!("The broker answered about {count} groups.")));
         }
@@ -159,13 +159,18 @@ mod tests {
     use super::*;
     use crate::kafka::testing::*;
 
+    /// A mock cluster with topic "orders" of `partitions`, and a client of it.
+    fn orders(partitions: i32) -> (Mock, ClientSettings, KafkaConsumer) {
+        let mock = mock_cluster(1);
+        mock.cluster().create_topic("orders", partitions, 1).unwrap();
+        let settings = test_settings(&mock.cluster().bootstrap_servers());
+        let consumer = crate::kafka::new_consumer(&settings).unwrap();
+        (mock, settings, consumer)
+    }
+
     #[test]
     fn committed_offsets_read_back_per_group() {
-        let mock = mock_cluster(1);
-        let brokers = mock.cluster().bootstrap_servers();
-        mock.cluster().create_topic("orders", 3, 1).unwrap();
-        let settings = test_settings(&brokers);
-        let consumer = crate::kafka::new_consumer(&settings).unwrap();
+        let (_mock, settings, consumer) = orders(3);
         assert_eq!(group_offsets(&consumer, &settings, "import-a", "orders", &[0, 1, 2]).unwrap(), []);
         commit_group_offsets(&consumer, &settings, "import-a", "orders", &[(0, 5), (2, 7)]).unwrap();
         commit_group_offsets(&consumer, &settings, "import-b", "orders", &[(0, 1)]).unwrap();
@@ -177,11 +182,7 @@ mod tests {
 
     #[test]
     fn a_refused_commit_names_the_group() {
-        let mock = mock_cluster(1);
-        let brokers = mock.cluster().bootstrap_servers();
-        mock.cluster().create_topic("orders", 1, 1).unwrap();
-        let settings = test_settings(&brokers);
-        let consumer = crate::kafka::new_consumer(&settings).unwrap();
+        let (mock, settings, consumer) = orders(1);
         // As Kafka answers a principal without READ on the group.
         mock.cluster().request_errors(
             rdkafka::types::RDKafkaApiKey::OffsetCommit,

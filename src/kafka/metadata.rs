@@ -386,7 +386,7 @@ fn issue_list_offsets(
 }
 
 /// librdkafka's "no offset" (`RD_KAFKA_OFFSET_INVALID`).
-const RD_KAFKA_OFFSET_INVALID: i64 = -1001;
+pub(super) const RD_KAFKA_OFFSET_INVALID: i64 = -1001;
 
 /// The answer of a ListOffsets request about `topic`: per partition, its offset (-1: none).
 fn list_offsets_result(
