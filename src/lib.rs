@@ -52,13 +52,14 @@ pgrx::extension_sql_file!(
 );
 
 /// Defines the settings, and registers the scheduler (scheduled tasks and import jobs)
-/// when the library is preloaded.
+/// and the foreign tables' statistics when the library is preloaded.
 #[pgrx::pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     pg::schemas::define_settings();
     // SAFETY: reading a flag PostgreSQL sets while it loads preloaded libraries.
     if unsafe { pgrx::pg_sys::process_shared_preload_libraries_in_progress } {
         api::scheduler::register();
+        pg::stats::init();
     }
 }
 

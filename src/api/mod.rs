@@ -3,6 +3,7 @@
 
 pub mod import;
 pub mod scheduler;
+pub mod stats;
 pub mod task_run;
 pub mod tasks;
 pub mod topics;

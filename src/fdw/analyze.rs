@@ -55,7 +55,7 @@ unsafe extern "C-unwind" fn acquire_sample_rows(
 
         let tupdesc = (*relation).rd_att;
         let every_column = vec![true; (*tupdesc).natts as usize];
-        let mut builder = RowBuilder::new(tupdesc, &definition, &every_column);
+        let mut builder = RowBuilder::new((*relation).rd_id, tupdesc, &definition, &every_column);
         let slot = pg_sys::MakeSingleTupleTableSlot(tupdesc, &pg_sys::TTSOpsVirtual);
         // Values are converted in a context of their own, reset after each row; the rows
         // are formed in ANALYZE's (the current one).

@@ -15,7 +15,7 @@ use crate::codec::encode::{DerivedField, RecordEncoder};
 use crate::codec::json::JsonPath;
 use crate::codec::{ColumnType, FieldDef, Format};
 use crate::error::{ErrorKind, FdwError};
-use crate::kafka::{Outgoing, Sender};
+use crate::kafka::{Counts, Outgoing, Sender};
 use crate::options::layout::ColumnSource;
 use crate::options::{MetaColumn, TableOptions};
 use crate::pg::catalog;
@@ -24,7 +24,9 @@ use crate::pg::compat;
 use crate::pg::encoding;
 use crate::pg::errors::{raise, OrRaise};
 use crate::pg::schemas::{self, MessagePart};
+use crate::pg::stats;
 use crate::plan;
+use crate::plan::stats::TableCounters;
 
 use super::outgoing::{self, FieldOutput};
 
@@ -273,6 +275,20 @@ unsafe fn send_row(state: &mut ModifyState, values: &[pg_sys::Datum], nulls: &[b
     }
 }
 
+/// Adds a statement's messages and their outcomes to the table's statistics (those
+/// still in flight when it failed count as unknown: they may be in the topic).
+fn record_statement(relation: pg_sys::Oid, counts: Counts) {
+    let counters = TableCounters {
+        inserts: 1,
+        messages_sent: counts.sent,
+        messages_delivered: counts.delivered,
+        messages_failed: counts.failed,
+        messages_unknown: counts.unknown + counts.in_flight(),
+        ..TableCounters::default()
+    };
+    stats::record(relation, &counters);
+}
+
 /// Waits until Kafka acknowledged every message of the statement, or raises.
 ///
 /// # Safety
@@ -283,9 +299,9 @@ unsafe fn finish(rinfo: *mut pg_sys::ResultRelInfo) {
         let state = (*rinfo).ri_FdwState as *mut ModifyState;
         if !state.is_null() {
             let transactional = (*state).transactional;
-            (*state)
-                .sender
-                .finish()
+            let finished = (*state).sender.finish();
+            record_statement((*(*rinfo).ri_RelationDesc).rd_id, (*state).sender.counts());
+            finished
                 .map_err(|error| {
                     if transactional {
                         error.with_hint("The Kafka transaction aborts with the PostgreSQL transaction: read_committed readers see none of its messages.")

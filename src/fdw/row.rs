@@ -27,6 +27,7 @@ use rdkafka::Message;
 
 use crate::pg::catalog::ForeignTableDef;
 use crate::pg::schemas::{self, MessagePart};
+use crate::pg::stats;
 use crate::pg::compat;
 use crate::pg::encoding;
 use crate::pg::subtransaction;
@@ -132,6 +133,8 @@ pub struct RowBuilder {
     cstring: Vec<u8>,
     problems: Vec<String>,
     topic: String,
+    /// The foreign table, whose statistics count the bad messages that raise.
+    relation: pg_sys::Oid,
     /// Messages with a problem that did not raise (NULLed, skipped or collected).
     pub bad_messages: u64,
 }
@@ -140,7 +143,7 @@ impl RowBuilder {
     /// # Safety
     /// `tupdesc` must describe the relation whose `layout` is given, and `needed[i]`
     /// says whether attribute `i + 1` is used by the query.
-    pub unsafe fn new(tupdesc: pg_sys::TupleDesc, definition: &ForeignTableDef, needed: &[bool]) -> Self {
+    pub unsafe fn new(relation: pg_sys::Oid, tupdesc: pg_sys::TupleDesc, definition: &ForeignTableDef, needed: &[bool]) -> Self {
         // SAFETY: the caller keeps the contract above.
         unsafe {
             let (layout, table) = (&definition.layout, &definition.table);
@@ -199,6 +202,7 @@ impl RowBuilder {
                 cstring: Vec::new(),
                 problems: Vec::new(),
                 topic: table.topic.clone(),
+                relation,
                 bad_messages: 0,
             }
         }
@@ -230,6 +234,7 @@ impl RowBuilder {
             let nulls = std::slice::from_raw_parts_mut((*slot).tts_isnull, natts);
             values.fill(pg_sys::Datum::from(0));
             nulls.fill(true);
+            stats::decoding(self.relation);
             let position = MessagePosition { topic: &self.topic, partition: message.partition(), offset: message.offset() };
             for (i, fill) in self.fills.iter().enumerate() {
                 if let Fill::Meta(meta, column_type) = fill {
@@ -243,7 +248,7 @@ impl RowBuilder {
             if let (Some(key_decoder), Some(key)) = (&mut self.key_decoder, message.key()) {
                 let RowBuilder { fills, on_error, cstring, problems, .. } = self;
                 match key_decoder.decode(key) {
-                    Err(undecodable) if *on_error == OnError::Error => raise(
+                    Err(undecodable) if *on_error == OnError::Error => raise_bad_message(
                         FdwError::new(ErrorKind::BadMessageFormat, format!("malformed key of Kafka message at {}", position.describe()))
                             .with_detail(format!("{}. Key: {}", capitalized(&undecodable.reason), excerpt(key))),
                     ),
@@ -264,7 +269,7 @@ impl RowBuilder {
             let decoded = match decoder.decode(payload) {
                 Err(undecodable) => {
                     if *on_error == OnError::Error {
-                        raise(malformed_message(&position, &undecodable.reason, payload));
+                        raise_bad_message(malformed_message(&position, &undecodable.reason, payload));
                     }
                     problems.push(undecodable.reason);
                     // The fields read before the problem still fill their columns.
@@ -279,7 +284,7 @@ impl RowBuilder {
                             continue;
                         }
                         if *on_error == OnError::Error {
-                            raise(mismatched_message(&position, &mismatch, payload));
+                            raise_bad_message(mismatched_message(&position, &mismatch, payload));
                         }
                         problems.push(mismatch.text().to_string());
                     }
@@ -465,12 +470,19 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Raises the error of a bad message (`on_error 'error'`), counted in the table's
+/// statistics.
+fn raise_bad_message(error: FdwError) -> ! {
+    stats::bad_message_raised();
+    raise(error)
+}
+
 /// A key's text datum in the database's encoding, or an ERROR naming the message when
 /// the database has no room for one of its characters.
 fn key_text(key: &str, position: &MessagePosition<'_>) -> pg_sys::Datum {
     // Only an ERROR is caught, and one is raised right after it.
     subtransaction::catch_error(|| encoding::text_datum(key)).unwrap_or_else(|report| {
-        raise(
+        raise_bad_message(
             FdwError::new(reported_kind(report.sql_error_code()), format!("invalid key in Kafka message at {}", position.describe()))
                 .with_detail(format!("{}.", capitalized(report.message()))),
         )
@@ -480,7 +492,7 @@ fn key_text(key: &str, position: &MessagePosition<'_>) -> pg_sys::Datum {
 /// `bytes` as text, or an ERROR naming the message when they are not UTF-8.
 fn text<'a>(bytes: &'a [u8], what: &str, position: &MessagePosition<'_>) -> &'a str {
     std::str::from_utf8(bytes).unwrap_or_else(|error| {
-        raise(
+        raise_bad_message(
             FdwError::new(
                 ErrorKind::CharacterNotInRepertoire,
                 format!("invalid UTF-8 in the {what} of Kafka message at {}", position.describe()),
@@ -508,7 +520,7 @@ fn convert(
         if on_error != OnError::Error {
             return Err(cause);
         }
-        raise(invalid_value(kind, position, Some(&input.field.name), &cause, payload))
+        raise_bad_message(invalid_value(kind, position, Some(&input.field.name), &cause, payload))
     };
     if let Err(error) = std::str::from_utf8(text) {
         return fail(ErrorKind::CharacterNotInRepertoire, format!("invalid UTF-8: {error}"));

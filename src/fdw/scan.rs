@@ -16,11 +16,13 @@ use rdkafka::Message;
 use crate::pg::catalog::{self, ForeignTableDef};
 use crate::pg::compat;
 use crate::pg::row_errors::{self, MessageAt};
+use crate::pg::stats;
 use crate::pg::clients::{PooledConsumer, TopicClient};
 use crate::error::{ErrorKind, FdwError, FdwResult};
 use crate::kafka::{self, Backwards, RangeReader, ReadRange, Watermarks};
 use crate::options::MppExecute;
 use crate::plan::parallel::{self, WorkQueue};
+use crate::plan::stats::TableCounters;
 use crate::pg::errors::OrRaise;
 use crate::plan::{self, Column, Condition, Timestamps, Value};
 use super::pushdown::{self, Classified, MetaColumns, SlotValue};
@@ -347,6 +349,11 @@ struct ScanState {
     /// Returning one partition's messages by descending offset.
     backwards: Option<Backwards>,
     row: RowBuilder,
+    /// Whether rows were asked for: the scan counts in the statistics then (EXPLAIN
+    /// without ANALYZE asks for none).
+    started: bool,
+    /// What this scan adds to the table's statistics when it ends.
+    counters: TableCounters,
 }
 
 impl ScanState {
@@ -412,7 +419,7 @@ pub unsafe extern "C-unwind" fn begin_foreign_scan(node: *mut pg_sys::ForeignSca
         // client too; nothing is fetched until rows are asked for.
         let state = ScanState {
             reader: Some(TopicClient::for_table(&definition).into_reader().or_raise()),
-            row: RowBuilder::new(tupdesc, &definition, &needed),
+            row: RowBuilder::new((*relation).rd_id, tupdesc, &definition, &needed),
             topic,
             template: plan::decode(&private.condition),
             timestamps_ordered: definition.table.timestamps_ordered,
@@ -423,9 +430,16 @@ pub unsafe extern "C-unwind" fn begin_foreign_scan(node: *mut pg_sys::ForeignSca
             queue: None,
             parallel_units: None,
             backwards: (private.order == ScanOrder::OffsetDescending).then(Backwards::default),
+            started: false,
+            counters: TableCounters::default(),
         };
         (*node).fdw_state = PgMemoryContexts::CurrentMemoryContext.leak_and_drop_on_delete(state) as *mut c_void;
     }
+}
+
+/// The bytes of a message's key and value, for the statistics.
+fn message_bytes<M: Message>(message: &M) -> u64 {
+    (message.key().map_or(0, <[u8]>::len) + message.payload().map_or(0, <[u8]>::len)) as u64
 }
 
 /// # Safety
@@ -463,13 +477,22 @@ pub unsafe extern "C-unwind" fn iterate_foreign_scan(node: *mut pg_sys::ForeignS
             row_errors::forget();
             return slot;
         }
+        if !state.started {
+            state.started = true;
+            // Counted now, so that a scan an ERROR ends counts too; a parallel scan once.
+            if pg_sys::ParallelWorkerNumber < 0 {
+                stats::record(relid, &TableCounters { scans: 1, ..TableCounters::default() });
+            }
+        }
         if state.queue.is_none() {
             ensure_pass(node, state);
         }
         if let Some(backwards) = state.backwards.as_mut() {
             let reader = state.reader.as_mut().expect("checked above");
             while let Some(message) = backwards.next(reader).or_raise() {
+                state.counters.bytes_fetched += message_bytes(&message);
                 if state.row.fill(slot, &message) == Outcome::Row {
+                    state.counters.rows_returned += 1;
                     row_errors::returned(MessageAt { table: relid, partition: message.partition(), offset: message.offset() });
                     pg_sys::ExecStoreVirtualTuple(slot);
                     return slot;
@@ -493,7 +516,9 @@ pub unsafe extern "C-unwind" fn iterate_foreign_scan(node: *mut pg_sys::ForeignS
                 return slot;
             }
             if let Some(message) = reader.next_message().or_raise() {
+                state.counters.bytes_fetched += message_bytes(&message);
                 if state.row.fill(slot, &message) == Outcome::Row {
+                    state.counters.rows_returned += 1;
                     row_errors::returned(MessageAt { table: relid, partition: message.partition(), offset: message.offset() });
                     pg_sys::ExecStoreVirtualTuple(slot);
                     return slot;
@@ -615,6 +640,15 @@ pub unsafe extern "C-unwind" fn end_foreign_scan(node: *mut pg_sys::ForeignScanS
     unsafe {
         let state = (*node).fdw_state as *mut ScanState;
         if !state.is_null() {
+            if (*state).started {
+                let mut counters = (*state).counters;
+                if let Some(reader) = &(*state).reader {
+                    counters.messages_fetched = reader.messages_fetched;
+                    counters.broker_wait_us = u64::try_from(reader.waited.as_micros()).unwrap_or(u64::MAX);
+                }
+                counters.bad_messages_skipped = (*state).row.bad_messages;
+                stats::record((*(*node).ss.ss_currentRelation).rd_id, &counters);
+            }
             // Give the client back now rather than when the query's memory goes away.
             (*state).reader = None;
             if let Some(summary) = (*state).row.bad_message_summary() {

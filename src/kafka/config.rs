@@ -257,7 +257,6 @@ pub(super) fn is_refusal(code: RDKafkaErrorCode) -> bool {
         RDKafkaErrorCode::TopicAuthorizationFailed
             | RDKafkaErrorCode::ClusterAuthorizationFailed
             | RDKafkaErrorCode::TransactionalIdAuthorizationFailed
-            | RDKafkaErrorCode::GroupAuthorizationFailed
     )
 }
 

@@ -109,7 +109,8 @@ unsafe fn group_answer(event: *mut bindings::rd_kafka_event_t, settings: &Client
         if is_transient_code(code) || code == RDKafkaErrorCode::NotCoordinator || code == RDKafkaErrorCode::CoordinatorLoadInProgress {
             return Ok(Attempt::Retry(text));
         }
-        if is_refusal(code) {
+        // (Only here is a refusal on the group one: scans never use theirs, see `reader`.)
+        if is_refusal(code) || code == RDKafkaErrorCode::GroupAuthorizationFailed {
             let refused = if code == RDKafkaErrorCode::GroupAuthorizationFailed { Refused::Group(group) } else { Refused::Topic { topic, operation: "READ" } };
             return Err(refusal(settings, refused, &text));
         }

@@ -37,7 +37,7 @@ pub use config::{is_known_property, new_consumer, with_signals_blocked, ClientSe
 pub use groups::{commit_group_offsets, group_offsets};
 pub use metadata::{all_topics, cluster_id, describe, offsets_for_time, topic_partitions, watermarks, TopicDescription};
 pub use reader::{clear_assignment, Backwards, RangeReader};
-pub use sender::{new_producer, DeliveryTracker, KafkaProducer, Outgoing, Sender, WrittenOffsets};
+pub use sender::{new_producer, Counts, DeliveryTracker, KafkaProducer, Outgoing, Sender, WrittenOffsets};
 pub use transaction::{abort_transaction, await_visible, begin_transaction, commit_transaction, transactional_producer};
 
 /// The longest single blocking call into librdkafka, so interrupts are seen quickly.

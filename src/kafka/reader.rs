@@ -82,6 +82,9 @@ pub struct RangeReader<C: Borrow<KafkaConsumer>> {
     last_client_error: Option<KafkaError>,
     /// Messages received from the client over every pass, inside the ranges or not.
     pub messages_fetched: u64,
+    /// Time spent waiting for the client to receive messages from the brokers (polls
+    /// that found none ready), over every pass.
+    pub waited: Duration,
     /// When set, a read that waits for messages ends (see [`stop_when`](Self::stop_when)).
     stop: Option<Arc<AtomicBool>>,
 }
@@ -99,6 +102,7 @@ impl<C: Borrow<KafkaConsumer>> RangeReader<C> {
             ranges_left: 0,
             last_client_error: None,
             messages_fetched: 0,
+            waited: Duration::ZERO,
             stop: None,
         };
         reader.restart(ranges)?;
@@ -206,7 +210,15 @@ impl<C: Borrow<KafkaConsumer>> RangeReader<C> {
         // than the rest of this loop.
         let mut idle_since: Option<Instant> = None;
         while self.open_count > 0 {
-            match self.consumer.borrow().poll(POLL_SLICE) {
+            // A message ready in the client's queue is taken without reading the clock
+            // (too costly per message); a wait for one is timed.
+            let polled = self.consumer.borrow().poll(Duration::ZERO).or_else(|| {
+                let started = Instant::now();
+                let polled = self.consumer.borrow().poll(POLL_SLICE);
+                self.waited += started.elapsed();
+                polled
+            });
+            match polled {
                 Some(Ok(message)) => {
                     self.messages_fetched += 1;
                     let partition = message.partition();

@@ -209,11 +209,11 @@ const DELIVERY_REPORT_GRACE: Duration = Duration::from_secs(2);
 
 /// The outcomes of a statement's messages so far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Counts {
-    sent: u64,
-    delivered: u64,
-    failed: u64,
-    unknown: u64,
+pub struct Counts {
+    pub sent: u64,
+    pub delivered: u64,
+    pub failed: u64,
+    pub unknown: u64,
 }
 
 impl Counts {
@@ -221,7 +221,7 @@ impl Counts {
         self.delivered + self.failed + self.unknown
     }
 
-    fn in_flight(&self) -> u64 {
+    pub fn in_flight(&self) -> u64 {
         self.sent.saturating_sub(self.settled())
     }
 
@@ -267,7 +267,8 @@ impl<P: Borrow<KafkaProducer>> Sender<P> {
         self.producer.borrow().context()
     }
 
-    fn counts(&self) -> Counts {
+    /// The outcomes of the messages sent so far.
+    pub fn counts(&self) -> Counts {
         let outcomes = self.tracker().outcomes();
         Counts { sent: self.sent, delivered: outcomes.delivered, failed: outcomes.failed, unknown: outcomes.unknown }
     }

@@ -226,3 +226,24 @@ fn an_interrupt_against_a_silent_broker_unwinds_at_once() {
     }
     drop(consumer);
 }
+
+#[test]
+fn a_readers_wait_for_distant_brokers_is_timed() {
+    let mock = mock_cluster(1);
+    let cluster = mock.cluster();
+    cluster.create_topic("far", 1, 1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let lines: Vec<String> = (0..10).map(|i| format!("m{i}")).collect();
+    produce(&brokers, "far", 0, &lines);
+    let settings = test_settings(&brokers);
+    let consumer = new_consumer(&settings).unwrap();
+    for broker in 0..=1 {
+        cluster.broker_round_trip_time(broker, Duration::from_millis(200)).unwrap();
+    }
+    let started = Instant::now();
+    let mut reader = RangeReader::new(consumer, settings, "far", &[ReadRange { partition: 0, start: 0, end: 10 }]).unwrap();
+    assert_eq!(read_all(&mut reader).len(), 10);
+    let took = started.elapsed();
+    // At least the fetch's round trip, and no more than the whole read.
+    assert!(reader.waited >= Duration::from_millis(200) && reader.waited <= took, "waited {:?} of {took:?}", reader.waited);
+}

@@ -14,6 +14,7 @@ pub mod locks;
 pub mod privileges;
 pub mod row_errors;
 pub mod schemas;
+pub mod stats;
 pub mod subtransaction;
 pub mod transactions;
 

@@ -15,6 +15,7 @@ pub mod parallel;
 pub mod progress;
 pub mod sample;
 pub mod schedule;
+pub mod stats;
 
 use crate::kafka::{ReadRange, Watermarks};
 

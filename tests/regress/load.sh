@@ -93,6 +93,9 @@ create_topic regress_insert_meta 1
 create_topic regress_copy 2
 create_topic regress_copy_in 1
 "$KAFKA_TOOL" mock-ctl --control "$MOCK_CONTROL" create-topic regress_faults 1
+# The statistics' test (stats.sql) writes and reads its own topics.
+create_topic regress_stats 1
+"$KAFKA_TOOL" mock-ctl --control "$MOCK_CONTROL" create-topic regress_stats_faults 1
 
 # Imports: 1000 rows now; more are produced during the test.
 create_topic regress_import 4

@@ -28,6 +28,8 @@ use crate::pg::catalog::ForeignTableDef;
 use crate::pg::clients::{check_interrupts, TopicClient};
 use crate::pg::errors::{raise, OrInternal, OrRaise};
 use crate::pg::privileges::{self, Columns};
+use crate::pg::stats;
+use crate::plan::stats::TableCounters;
 
 use super::copy::{another_copy_feeding, begin_copy, copy_from, copy_options, copy_refusal, row_by_row_reason, Feed, FeedGuard, InsertPath, MessageRuns, Source, FEED};
 
@@ -49,6 +51,8 @@ enum Trailing {
 /// What the import hands COPY's CSV parser: which messages, read how, into which target
 /// columns. Built by [`plan_message_copy`].
 pub struct MessageCopy {
+    /// The source, whose statistics count the messages read.
+    source: pg_sys::Oid,
     definition: ForeignTableDef,
     /// The target's columns in the order of a line's fields: the data fields, then the
     /// trailing properties.
@@ -116,7 +120,7 @@ pub fn plan_message_copy(source: &PgRelation, definition: ForeignTableDef, targe
     let read: Vec<i16> = columns.iter().map(|name| privileges::attnum(source.oid(), name)).collect();
     privileges::require_relation_privilege(source.oid(), pg_sys::ACL_SELECT as pg_sys::AclMode, Columns::Each(&read));
     let fields = definition.layout.fields.clone();
-    Ok(MessageCopy { definition, copy_columns: data_columns.into_iter().chain(trailing_columns).collect(), trailing, fields })
+    Ok(MessageCopy { source: source.oid(), definition, copy_columns: data_columns.into_iter().chain(trailing_columns).collect(), trailing, fields })
 }
 
 /// The type and type modifier of attribute `attnum` of `relid`, an existing one.
@@ -149,8 +153,15 @@ const CHUNKS_AHEAD: usize = 4;
 /// about [`REFILL_BYTES`], until they are all read, something fails, `stop` is set or
 /// the receiver is gone. Runs on a thread of its own beside the backend's, which
 /// meanwhile parses and inserts the previous chunks: it touches nothing of PostgreSQL
-/// (its reader's settings interrupt nothing; the backend checks for interrupts).
-fn fetch_lines<C: Borrow<KafkaConsumer>>(mut reader: RangeReader<C>, mut lines: CopyLines, trailing: &[Trailing], topic: &str, sender: SyncSender<Fetched>) {
+/// (its reader's settings interrupt nothing; the backend checks for interrupts). Returns
+/// what it read, for the source's statistics.
+fn fetch_lines<C: Borrow<KafkaConsumer>>(mut reader: RangeReader<C>, mut lines: CopyLines, trailing: &[Trailing], topic: &str, sender: SyncSender<Fetched>) -> TableCounters {
+    let mut read = TableCounters { scans: 1, ..TableCounters::default() };
+    let finish = |reader: &RangeReader<C>, mut read: TableCounters| {
+        read.messages_fetched = reader.messages_fetched;
+        read.broker_wait_us = u64::try_from(reader.waited.as_micros()).unwrap_or(u64::MAX);
+        read
+    };
     let mut topic_field = Vec::new();
     csv::encode(&[Some(topic.as_bytes())], lines.options(), &mut topic_field);
     let (mut partition_text, mut offset_text) = (Vec::with_capacity(12), Vec::with_capacity(20));
@@ -174,6 +185,7 @@ fn fetch_lines<C: Borrow<KafkaConsumer>>(mut reader: RangeReader<C>, mut lines: 
                 }
             };
             let (partition, offset) = (message.partition(), message.offset());
+            read.bytes_fetched += (message.key_len() + message.payload_len()) as u64;
             if !trailing.is_empty() {
                 partition_text.clear();
                 offset_text.clear();
@@ -194,8 +206,10 @@ fn fetch_lines<C: Borrow<KafkaConsumer>>(mut reader: RangeReader<C>, mut lines: 
                     runs.record(lines_rendered + 1, partition, offset);
                     lines_rendered += 1 + breaks as u64;
                     messages += 1;
+                    read.rows_returned += 1;
                 }
                 Err(error) => {
+                    read.bad_messages_raised += 1;
                     let position = MessagePosition { topic, partition, offset };
                     let payload = message.payload().unwrap_or_default();
                     failure = Some(match error {
@@ -209,15 +223,15 @@ fn fetch_lines<C: Borrow<KafkaConsumer>>(mut reader: RangeReader<C>, mut lines: 
         // Lines before a failure go first, so that COPY reports their own errors first, as
         // a scan would.
         if !chunk.is_empty() && sender.send(Fetched::Lines { lines: chunk, runs, messages }).is_err() {
-            return;
+            return finish(&reader, read);
         }
         if let Some(error) = failure {
             let _ = sender.send(Fetched::Failed(error));
-            return;
+            return finish(&reader, read);
         }
         if finished {
             let _ = sender.send(Fetched::End);
-            return;
+            return finish(&reader, read);
         }
     }
 }
@@ -345,10 +359,15 @@ pub fn copy_messages(target: &PgRelation, plan: MessageCopy, ranges: &[ReadRange
         });
         drop(_stop);
         // The thread has rendered everything, or stops now; it panics only on a bug.
-        let _ = fetcher.join();
-        (copied, pending)
+        let read = fetcher.join().unwrap_or_default();
+        (copied, pending, read)
     });
-    match outcome {
+    let (copied, pending, mut read) = outcome;
+    let refused = copied.as_ref().err().is_some();
+    // A line COPY refused is a message whose value the column refuses, as a scan counts it.
+    read.bad_messages_raised += u64::from(refused);
+    stats::record(plan.source, &read);
+    match (copied, pending) {
         (Err(refused), _) => {
             let payload = client.payload_at(refused.partition, refused.offset);
             raise(refused.error(&table.topic, &payload))
