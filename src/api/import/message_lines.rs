@@ -28,6 +28,7 @@ use crate::pg::catalog::ForeignTableDef;
 use crate::pg::clients::{check_interrupts, TopicClient};
 use crate::pg::errors::{raise, OrInternal, OrRaise};
 use crate::pg::privileges::{self, Columns};
+use crate::pg::row_errors::RefusedRow;
 use crate::pg::stats;
 use crate::plan::stats::TableCounters;
 
@@ -363,9 +364,9 @@ pub fn copy_messages(target: &PgRelation, plan: MessageCopy, ranges: &[ReadRange
         (copied, pending, read)
     });
     let (copied, pending, mut read) = outcome;
-    let refused = copied.as_ref().err().is_some();
-    // A line COPY refused is a message whose value the column refuses, as a scan counts it.
-    read.bad_messages_raised += u64::from(refused);
+    // A value COPY's parser refused is a bad message, as the scan's own conversion would
+    // have counted it (a constraint of the target is not the message's fault).
+    read.bad_messages_raised += u64::from(copied.as_ref().is_err_and(RefusedRow::is_data_exception));
     stats::record(plan.source, &read);
     match (copied, pending) {
         (Err(refused), _) => {
