@@ -48,6 +48,10 @@ CREATE TABLE kafka_fdw.tasks (
     -- about them was logged.
     failures int NOT NULL DEFAULT 0,
     warned_at timestamptz,
+    -- Runs finished (succeeded or failed) since the task was scheduled, and the rows the
+    -- succeeded ones processed (inserted, for an import job).
+    runs bigint NOT NULL DEFAULT 0,
+    rows_total bigint NOT NULL DEFAULT 0,
     CHECK ((command IS NULL) = (source IS NOT NULL) AND (source IS NULL) = (target IS NULL)),
     CHECK (name IS NOT NULL OR source IS NOT NULL)
 );
@@ -100,9 +104,10 @@ SELECT t.task_id, t.name, t.owner, t.schedule,
                                              t.source, t.target, t.columns, t.on_reset, t.mode,
                                              CASE WHEN t.group_id IS NOT NULL THEN pg_catalog.format(', group_id => %L', t.group_id) ELSE '' END)) AS command,
        t.next_run, coalesce(t.time_limit, pg_catalog.current_setting('kafka_fdw.task_time_limit', true)::interval) AS time_limit,
-       t.failures, last.start_time AS last_start, last.status AS last_status, last.return_message AS last_message
+       t.failures, last.start_time AS last_start, last.status AS last_status, last.return_message AS last_message,
+       last.end_time - last.start_time AS last_duration, t.runs
 FROM kafka_fdw.tasks t
-LEFT JOIN LATERAL (SELECT r.start_time, r.status, r.return_message FROM kafka_fdw.task_runs r
+LEFT JOIN LATERAL (SELECT r.start_time, r.end_time, r.status, r.return_message FROM kafka_fdw.task_runs r
                    WHERE r.task_id = t.task_id ORDER BY r.runid DESC LIMIT 1) last ON true
 WHERE kafka_fdw.acts_as(t.owner);
 GRANT SELECT ON kafka_fdw.scheduled_tasks TO PUBLIC;
@@ -116,7 +121,8 @@ JOIN kafka_fdw.scheduled_tasks s ON s.task_id = r.task_id;
 GRANT SELECT ON kafka_fdw.task_run_details TO PUBLIC;
 
 -- The import jobs among them, as before tasks and jobs were one: state, last run and its
--- rows or error, and the lag of the source and target.
+-- rows or error, the lag of the source and target, and the runs and rows since the job
+-- was started.
 CREATE VIEW kafka_fdw.import_jobs_status WITH (security_barrier) AS
 SELECT t.task_id AS job_id, t.owner, t.source, t.target, t.every AS run_every, t.mode, t.group_id,
        CASE WHEN last.status = 'failed' THEN 'failing'
@@ -124,9 +130,10 @@ SELECT t.task_id AS job_id, t.owner, t.source, t.target, t.every AS run_every, t
             ELSE 'running' END AS state,
        last.start_time AS last_run, last.rows AS last_rows,
        CASE WHEN last.status = 'failed' THEN last.return_message END AS last_error, t.failures, t.next_run,
-       (SELECT pg_catalog.sum(s.lag) FROM kafka_fdw.import_status s WHERE s.source = t.source AND s.target = t.target) AS lag
+       (SELECT pg_catalog.sum(s.lag) FROM kafka_fdw.import_status s WHERE s.source = t.source AND s.target = t.target) AS lag,
+       last.end_time - last.start_time AS last_duration, t.runs, t.rows_total AS rows
 FROM kafka_fdw.tasks t
-LEFT JOIN LATERAL (SELECT r.start_time, r.status, r.return_message, r.rows FROM kafka_fdw.task_runs r
+LEFT JOIN LATERAL (SELECT r.start_time, r.end_time, r.status, r.return_message, r.rows FROM kafka_fdw.task_runs r
                    WHERE r.task_id = t.task_id AND r.status <> 'running' ORDER BY r.runid DESC LIMIT 1) last ON true
 WHERE t.source IS NOT NULL AND kafka_fdw.acts_as(t.owner);
 GRANT SELECT ON kafka_fdw.import_jobs_status TO PUBLIC;

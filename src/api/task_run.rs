@@ -183,7 +183,7 @@ pub fn record_failure(task: i64, run: i64, why: &str) {
         let warn = warn_about_failure(failures, since_warning);
         let next = Spi::get_one_with_args::<String>(
             "UPDATE kafka_fdw.tasks
-             SET failures = $2,
+             SET failures = $2, runs = runs + 1,
                  next_run = greatest(next_run, pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => $3)),
                  warned_at = CASE WHEN $4 THEN pg_catalog.clock_timestamp() ELSE warned_at END
              WHERE task_id = $1
@@ -365,8 +365,8 @@ fn claim(run: i64, session_owner: &str) -> Option<Claimed> {
     })
 }
 
-/// Records the run as succeeded, in the transaction of its command; a task that had
-/// been failing is counted as healthy again (and says so in the log).
+/// Records the run as succeeded, in the transaction of its command, and counts it and its
+/// rows; a task that had been failing is counted as healthy again (and says so in the log).
 fn record_success(claimed: &Claimed, message: &str, rows: i64) {
     privileges::as_extension(|| {
         Spi::run_with_args(
@@ -384,9 +384,12 @@ fn record_success(claimed: &Claimed, message: &str, rows: i64) {
             delete_run(claimed.run);
             return;
         };
+        Spi::run_with_args(
+            "UPDATE kafka_fdw.tasks SET failures = 0, warned_at = NULL, runs = runs + 1, rows_total = rows_total + $2 WHERE task_id = $1",
+            &[claimed.task.into(), rows.into()],
+        )
+        .or_internal("could not write kafka_fdw.tasks");
         if failures > 0 {
-            Spi::run_with_args("UPDATE kafka_fdw.tasks SET failures = 0, warned_at = NULL WHERE task_id = $1", &[claimed.task.into()])
-                .or_internal("could not write kafka_fdw.tasks");
             let (what, owner) = describe_task(claimed.task);
             log!("kafka_fdw {what} (as role \"{owner}\") succeeded again after {failures} failed runs");
         }
