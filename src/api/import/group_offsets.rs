@@ -86,10 +86,8 @@ unsafe extern "C-unwind" fn transaction_event(event: pg_sys::XactEvent::Type, _a
                     .execute();
             }
         }
-        XACT_EVENT_PREPARE => {
-            if !PENDING.with_borrow_mut(std::mem::take).is_empty() {
-                warning!("a prepared transaction does not commit the import's offsets to its Kafka consumer group; the next import does");
-            }
+        XACT_EVENT_PREPARE if !PENDING.with_borrow_mut(std::mem::take).is_empty() => {
+            warning!("a prepared transaction does not commit the import's offsets to its Kafka consumer group; the next import does");
         }
         XACT_EVENT_ABORT => PENDING.with_borrow_mut(Vec::clear),
         _ => {}

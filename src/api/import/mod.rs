@@ -522,6 +522,7 @@ fn require_change_privileges(source: &PgRelation, target: &PgRelation, columns: 
 /// as the import runs, at every run. Returns the job's (task's) id.
 #[pg_extern(schema = "kafka_fdw")]
 #[search_path(pg_catalog, pg_temp)]
+#[allow(clippy::too_many_arguments)] // SQL's named parameters, most with defaults
 fn start_import(
     source: PgRelation,
     target: PgRelation,
