@@ -10,7 +10,7 @@ pub struct TableCounters {
     pub scans: u64,
     /// Messages the scans received from Kafka, inside their ranges or not.
     pub messages_fetched: u64,
-    /// Bytes of those messages' keys and values.
+    /// Bytes of the keys and values of the messages the scans read (inside their ranges).
     pub bytes_fetched: u64,
     /// Rows the scans returned.
     pub rows_returned: u64,
