@@ -13,7 +13,7 @@ use crate::pg::catalog;
 use crate::pg::clients::PooledConsumer;
 use crate::error::{ErrorKind, FdwError};
 use crate::codec::infer::{self, SubjectColumns};
-use crate::registry::{self, RegistryError, RegistrySettings};
+use crate::registry::{self, RegistrySettings};
 use crate::kafka::{self, RangeReader, ReadRange};
 use crate::codec::Format;
 use crate::options;
@@ -144,10 +144,7 @@ fn sample(reader: &mut RangeReader<PooledConsumer>, topic: &str, partitions: &[i
 fn subject_columns(settings: &RegistrySettings, subject: &str) -> Option<SubjectColumns> {
     let latest = schemas::registry_latest(settings, subject)?;
     let references = match latest.schema_type.as_str() {
-        "PROTOBUF" => match registry::referenced_schemas(settings, &latest) {
-            Err(RegistryError::NotFound(_)) => return None,
-            references => references.or_raise(),
-        },
+        "PROTOBUF" => schemas::or_not_found(registry::referenced_schemas(settings, &latest)).ok()?,
         _ => Vec::new(),
     };
     infer::subject_columns(&latest.schema_type, &latest.schema, &references)

@@ -96,15 +96,14 @@ pub fn record_encoder(definition: &ForeignTableDef, part: MessagePart, columns: 
     }
     let (settings, _) = registry_settings(definition.server_id, &definition.server);
     let subject = format!("{}-{suffix}", definition.table.topic);
-    let latest = match registry::schema_by_version(&settings, &subject, "latest") {
+    let latest = match or_not_found(registry::schema_by_version(&settings, &subject, "latest")) {
         Ok(latest) => latest,
-        Err(RegistryError::NotFound(_)) if definition.table.auto_register => register_derived(&settings, &subject, format, definition, columns),
-        Err(RegistryError::NotFound(why)) => raise(
+        Err(_) if definition.table.auto_register => register_derived(&settings, &subject, format, definition, columns),
+        Err(why) => raise(
             FdwError::new(ErrorKind::ObjectNotInPrerequisiteState, format!("the schema registry has no schema for subject \"{subject}\""))
                 .with_detail(sentence(&why))
                 .with_hint(format!("Register the topic's {suffix} schema (subject <topic>-{suffix}), or set the table option auto_register 'true' to register one derived from the table's columns.")),
         ),
-        Err(other) => raise(other.into()),
     };
     let schema_problem = |why: CodecError| codec_error(format!("cannot produce with the latest schema of subject \"{subject}\""), why);
     let id = latest.id.ok_or_else(|| schema_problem(CodecError::Schema("the registry's answer gives no schema id".to_string()))).or_raise();
@@ -113,11 +112,8 @@ pub fn record_encoder(definition: &ForeignTableDef, part: MessagePart, columns: 
             AvroEncoder::new(&latest.schema, Some(id)).map(RecordEncoder::Avro)
         }
         (Format::Protobuf, "PROTOBUF") => {
-            let references = match registry::referenced_schemas(&settings, &latest) {
-                Err(RegistryError::NotFound(why)) => Err(CodecError::Schema(why)),
-                references => Ok(references.or_raise()),
-            };
-            references
+            or_not_found(registry::referenced_schemas(&settings, &latest))
+                .map_err(CodecError::Schema)
                 .and_then(|references| ProtobufSchema::compile(&latest.schema, &references))
                 .and_then(|schema| ProtobufEncoder::new(&schema, id, message_type))
                 .map(RecordEncoder::Protobuf)
@@ -200,10 +196,7 @@ impl SchemaById for RegistrySchemas {
                     let references = registry::referenced_schemas(settings, &registered)?;
                     Ok(WriterSchema { schema_type: registered.schema_type, text: registered.schema, references })
                 });
-                match found {
-                    Err(RegistryError::NotFound(why)) => Err(CodecError::Schema(why)),
-                    found => Ok(found.or_raise()),
-                }
+                or_not_found(found).map_err(CodecError::Schema)
             })
         })
     }
@@ -217,8 +210,14 @@ impl SchemaById for RegistrySchemas {
 
 /// The latest version of `subject`, if the registry has the subject.
 pub fn registry_latest(settings: &RegistrySettings, subject: &str) -> Option<RegisteredSchema> {
-    match registry::schema_by_version(settings, subject, "latest") {
-        Err(RegistryError::NotFound(_)) => None,
-        latest => Some(latest.or_raise()),
+    or_not_found(registry::schema_by_version(settings, subject, "latest")).ok()
+}
+
+/// The registry's answer, or why it has none (`NotFound`: a schema, subject, version or
+/// reference it does not have); any other failure (no answer, refused credentials) raises.
+pub fn or_not_found<T>(answer: Result<T, RegistryError>) -> Result<T, String> {
+    match answer {
+        Err(RegistryError::NotFound(why)) => Err(why),
+        answer => Ok(answer.or_raise()),
     }
 }
