@@ -182,6 +182,16 @@ mod tests {
     }
 
     #[test]
+    fn a_distant_broker_changes_no_answer() {
+        let (mock, settings, consumer) = orders(2);
+        for broker in 0..=1 {
+            mock.cluster().broker_round_trip_time(broker, std::time::Duration::from_millis(300)).unwrap();
+        }
+        commit_group_offsets(&consumer, &settings, "far", "orders", &[(0, 3), (1, 4)]).unwrap();
+        assert_eq!(group_offsets(&consumer, &settings, "far", "orders", &[0, 1]).unwrap(), [(0, 3), (1, 4)]);
+    }
+
+    #[test]
     fn a_refused_commit_names_the_group() {
         let (mock, settings, consumer) = orders(1);
         // As Kafka answers a principal without READ on the group.

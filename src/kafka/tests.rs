@@ -85,6 +85,8 @@ fn a_silent_broker_fails_every_call_within_the_timeout() {
     assert_fails_in_time("watermarks", timeout, || watermarks(&consumer, &settings, "t", &[0, 1]));
     assert_fails_in_time("offsets_for_time", timeout, || offsets_for_time(&consumer, &settings, "t", &[0], 5));
     assert_fails_in_time("all_topics", timeout, || all_topics(&consumer, &settings));
+    assert_fails_in_time("commit_group_offsets", timeout, || commit_group_offsets(&consumer, &settings, "g", "t", &[(0, 1)]));
+    assert_fails_in_time("group_offsets", timeout, || group_offsets(&consumer, &settings, "g", "t", &[0]));
     let mut reader =
         RangeReader::new(&consumer, settings.clone(), "t", &[ReadRange { partition: 0, start: 0, end: 5 }]).unwrap();
     assert_fails_in_time("next_message", timeout, || reader.next_message().map(|m| m.is_some()));

@@ -96,6 +96,8 @@ create_topic regress_copy_in 1
 # The statistics' test (stats.sql) writes and reads its own topics.
 create_topic regress_stats 1
 "$KAFKA_TOOL" mock-ctl --control "$MOCK_CONTROL" create-topic regress_stats_faults 1
+# A topic whose group commits import.sql has the mock cluster refuse.
+"$KAFKA_TOOL" mock-ctl --control "$MOCK_CONTROL" create-topic regress_group_faults 1
 
 # Imports: 1000 rows now; more are produced during the test.
 create_topic regress_import 4

@@ -138,6 +138,24 @@ SELECT partition, committed = high AS caught_up, lag FROM kafka_fdw.group_offset
 SELECT count(committed) AS committed FROM kafka_fdw.group_offsets('kafka_import', 'regress_other_group');
 SELECT kafka_fdw.import('kafka_import', 'grouped', group_id => '');
 DROP TABLE grouped;
+-- A commit Kafka refuses (30 = GROUP_AUTHORIZATION_FAILED, on librdkafka's mock cluster)
+-- is a WARNING once the transaction has committed: the rows and the stored offsets stay,
+-- and the next import commits the group's offsets.
+\getenv mock_brokers KAFKA_MOCK_BROKERS
+CREATE SERVER group_fault_server FOREIGN DATA WRAPPER kafka_fdw OPTIONS (brokers :'mock_brokers', timeout_ms '3000');
+CREATE USER MAPPING FOR PUBLIC SERVER group_fault_server;
+CREATE FOREIGN TABLE group_faults (part int OPTIONS (partition 'true'), offs bigint OPTIONS (offset 'true'), x text)
+SERVER group_fault_server OPTIONS (topic 'regress_group_faults');
+INSERT INTO group_faults (part, x) SELECT 0, 'm' || i FROM generate_series(1, 5) i;
+CREATE TABLE group_faults_in (part int, offs bigint, x text);
+\! "$KAFKA_TOOL" mock-ctl --control "$KAFKA_MOCK_CONTROL" request-errors OffsetCommit 30 30 30 30 30 30 30 30 30 30
+SELECT kafka_fdw.import('group_faults', 'group_faults_in', group_id => 'regress_refused_group') AS imported;
+\! "$KAFKA_TOOL" mock-ctl --control "$KAFKA_MOCK_CONTROL" clear-errors OffsetCommit
+SELECT count(*) AS kept FROM group_faults_in;
+SELECT partition, committed FROM kafka_fdw.group_offsets('group_faults', 'regress_refused_group');
+SELECT kafka_fdw.import('group_faults', 'group_faults_in', group_id => 'regress_refused_group') AS imported;
+SELECT partition, committed, lag FROM kafka_fdw.group_offsets('group_faults', 'regress_refused_group');
+DROP TABLE group_faults_in;
 -- Tables without the columns the import needs.
 CREATE FOREIGN TABLE no_meta (some_int int) SERVER import_server OPTIONS (topic 'regress_import');
 SELECT kafka_fdw.import('no_meta', 'imported');

@@ -435,6 +435,7 @@ fn api_key(name: &str) -> Result<RDKafkaApiKey> {
         "Metadata" => RDKafkaApiKey::Metadata,
         "InitProducerId" => RDKafkaApiKey::InitProducerId,
         "EndTxn" => RDKafkaApiKey::EndTxn,
+        "OffsetCommit" => RDKafkaApiKey::OffsetCommit,
         _ => return Err(format!("unsupported API key {name}").into()),
     })
 }
@@ -452,6 +453,7 @@ fn response_error(code: &str) -> Result<RDKafkaRespErr> {
         13 => RD_KAFKA_RESP_ERR_NETWORK_EXCEPTION,
         19 => RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
         29 => RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
+        30 => RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED,
         53 => RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
         87 => RD_KAFKA_RESP_ERR_INVALID_RECORD,
         other => return Err(format!("unsupported error code {other}").into()),
