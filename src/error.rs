@@ -39,6 +39,9 @@ pub enum ErrorKind {
     InvalidTransactionState,
     /// 0A000: something Kafka or this wrapper cannot do (choosing an offset).
     FeatureNotSupported,
+    /// 23502: a row without a value it must have (the topic of a row inserted into a
+    /// table over several topics).
+    NotNullViolation,
     /// 22003: a number outside the range Kafka accepts (a partition beyond i32).
     NumericValueOutOfRange,
     /// 22P02: a value that cannot be written in the table's format.

@@ -53,7 +53,7 @@ fn group_offsets(
     source: PgRelation,
     group_id: &str,
 ) -> TableIterator<'static, (name!(partition, i32), name!(committed, Option<i64>), name!(high, i64), name!(lag, Option<i64>))> {
-    let client = TopicClient::for_table(&readable_kafka_table(&source));
+    let client = TopicClient::for_table(&readable_kafka_table(&source), "kafka_fdw.group_offsets");
     let marks = client.all_watermarks();
     let partitions: Vec<i32> = marks.iter().map(|w| w.partition).collect();
     let committed = kafka::group_offsets(client.consumer.client(), &client.settings, group_id, &client.topic, &partitions).or_raise();
@@ -76,7 +76,7 @@ fn kafka_get_watermarks(
 /// Partition, low and high watermark of every partition of a foreign table's topic, if
 /// the current user may read the table.
 fn watermark_rows(source: &PgRelation) -> Vec<(i32, i64, i64)> {
-    let marks = TopicClient::for_table(&readable_kafka_table(source)).all_watermarks();
+    let marks = TopicClient::for_table(&readable_kafka_table(source), "kafka_fdw.watermarks").all_watermarks();
     marks.into_iter().map(|w| (w.partition, w.low, w.high)).collect()
 }
 
@@ -87,7 +87,7 @@ fn offsets_for_time(
     source: PgRelation,
     at: TimestampWithTimeZone,
 ) -> TableIterator<'static, (name!(partition, i32), name!(offset, Option<i64>))> {
-    let client = TopicClient::for_table(&readable_kafka_table(&source));
+    let client = TopicClient::for_table(&readable_kafka_table(&source), "kafka_fdw.offsets_for_time");
     // Kafka timestamps are whole milliseconds: the first one at or after `at`.
     let (_, unix_ms) = plan::millisecond_bounds(at.into_inner());
     let offsets =

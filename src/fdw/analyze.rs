@@ -14,6 +14,7 @@ use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::{pg_guard, pg_sys, PgLogLevel, PgMemoryContexts, PgSqlErrorCode};
 
 use crate::fdw::row::{Outcome, RowBuilder};
+use crate::kafka::Watermarks;
 use crate::pg::catalog;
 use crate::pg::clients::TopicClient;
 use crate::pg::errors::OrRaise;
@@ -49,9 +50,22 @@ unsafe extern "C-unwind" fn acquire_sample_rows(
     // SAFETY: PostgreSQL calls this with pointers that are valid for the call (fdwapi.h).
     unsafe {
         let definition = catalog::foreign_table(relation);
-        let client = TopicClient::for_sample(&definition, sample::FETCH_BYTES);
-        let marks = client.all_watermarks();
-        let ranges = sample::sample_ranges(&marks, i64::from(targrows));
+        let client = TopicClient::for_sample(&definition, "", sample::FETCH_BYTES);
+        // A table over several topics samples each in proportion to its messages.
+        let topics: Vec<(String, Vec<Watermarks>)> = client
+            .topics_of(&definition)
+            .into_iter()
+            .map(|topic| {
+                let marks = client.watermarks_of(&topic);
+                (topic, marks)
+            })
+            .collect();
+        let totals: Vec<i64> = topics.iter().map(|(_, marks)| marks.iter().map(|w| w.high - w.low).sum()).collect();
+        let size = sample::sample_size(totals.iter().sum(), i64::from(targrows));
+        let shares = match topics.len() {
+            1 => vec![i64::from(targrows)],
+            _ => sample::split_between_topics(size, &totals),
+        };
 
         let tupdesc = (*relation).rd_att;
         let every_column = vec![true; (*tupdesc).natts as usize];
@@ -60,36 +74,44 @@ unsafe extern "C-unwind" fn acquire_sample_rows(
         // Values are converted in a context of their own, reset after each row; the rows
         // are formed in ANALYZE's (the current one).
         let mut per_row = PgMemoryContexts::new("kafka_fdw ANALYZE row");
-        let topic = client.topic.clone();
         let mut reader = client.into_reader().or_raise();
-        reader.restart(&ranges).or_raise();
-        let mut sampled = 0;
-        while sampled < targrows as usize {
-            let Some(message) = reader.next_message().or_raise() else { break };
-            pg_sys::ExecClearTuple(slot);
-            if per_row.switch_to(|_| builder.fill(slot, &message)) == Outcome::Row {
-                *rows.add(sampled) = pg_sys::heap_form_tuple(tupdesc, (*slot).tts_values, (*slot).tts_isnull);
-                sampled += 1;
+        let (mut sampled, mut runs, mut estimate) = (0, 0, 0.0);
+        for ((topic, marks), (share, messages)) in topics.iter().zip(shares.into_iter().zip(totals.iter().copied())) {
+            let ranges = sample::sample_ranges(marks, share);
+            reader.retarget(topic, &ranges).or_raise();
+            let before = sampled;
+            while sampled < targrows as usize {
+                let Some(message) = reader.next_message().or_raise() else { break };
+                pg_sys::ExecClearTuple(slot);
+                if per_row.switch_to(|_| builder.fill(slot, &message)) == Outcome::Row {
+                    *rows.add(sampled) = pg_sys::heap_form_tuple(tupdesc, (*slot).tts_values, (*slot).tts_isnull);
+                    sampled += 1;
+                }
+                per_row.reset();
             }
-            per_row.reset();
+            let sampled_offsets: i64 = ranges.iter().map(|r| r.end - r.start).sum();
+            estimate += sample::estimated_rows(messages, sampled_offsets, sampled - before);
+            runs += ranges.len();
         }
         pg_sys::ExecDropSingleTupleTableSlot(slot);
         if let Some(summary) = builder.bad_message_summary() {
             pgrx::warning!("{summary}");
         }
 
-        let messages: i64 = marks.iter().map(|w| w.high - w.low).sum();
-        let sampled_offsets: i64 = ranges.iter().map(|r| r.end - r.start).sum();
-        *totalrows = sample::estimated_rows(messages, sampled_offsets, sampled);
+        *totalrows = estimate;
         *totaldeadrows = 0.0;
         let name = std::ffi::CStr::from_ptr((*(*relation).rd_rel).relname.data.as_ptr()).to_string_lossy();
+        let source = match &topics[..] {
+            [(topic, _)] => format!("Kafka topic \"{topic}\" holds"),
+            _ => format!("{} Kafka topics hold", topics.len()),
+        };
         ErrorReport::new(
             PgSqlErrorCode::ERRCODE_SUCCESSFUL_COMPLETION,
             format!(
-                "\"{name}\": Kafka topic \"{topic}\" holds {messages} messages in {} partitions; {sampled} rows in sample, from {} messages fetched in {} runs",
-                marks.len(),
+                "\"{name}\": {source} {} messages in {} partitions; {sampled} rows in sample, from {} messages fetched in {runs} runs",
+                totals.iter().sum::<i64>(),
+                topics.iter().map(|(_, marks)| marks.len()).sum::<usize>(),
                 reader.messages_fetched,
-                ranges.len()
             ),
             "kafka_fdw",
         )

@@ -117,9 +117,23 @@ unsafe fn begin(rinfo: *mut pg_sys::ResultRelInfo) {
         let key_encoder =
             (definition.table.key_format.has_schema() && !key_fields.is_empty()).then(|| encoder(MessagePart::Key, &key_fields));
         let (settings, producer) = clients::table_producer(&definition);
+        let transactional = matches!(producer, TableProducer::Transactional(_));
+        let sender = match definition.table.topics.single() {
+            Some(topic) => Sender::new(producer, settings, topic),
+            None if topic_column.is_some() => Sender::routed(producer, settings, definition.table.topics.describe()),
+            None => raise(
+                FdwError::new(ErrorKind::FeatureNotSupported, "INSERT into a foreign table over several Kafka topics needs its topic column")
+                    .with_detail(format!(
+                        "Foreign table {} reads {}; each row goes to the topic its topic column names.",
+                        catalog::relation_name(definition.relid),
+                        definition.table.topics.describe()
+                    ))
+                    .with_hint("Add a column with option topic 'true' to the table."),
+            ),
+        };
         let state = ModifyState {
-            transactional: matches!(producer, TableProducer::Transactional(_)),
-            sender: Sender::new(producer, settings, &definition.table.topic),
+            transactional,
+            sender,
             table: definition.table,
             partition,
             offset,
@@ -204,13 +218,21 @@ unsafe fn send_row(state: &mut ModifyState, values: &[pg_sys::Datum], nulls: &[b
                     .with_hint("Kafka assigns offsets; leave the offset column out of the INSERT, or NULL."),
             );
         }
-        if let Some(topic) = state.topic_column.and_then(value).and_then(|d| String::from_datum(d, false)) {
-            if topic != state.table.topic {
-                raise(
-                    FdwError::new(ErrorKind::FeatureNotSupported, format!("cannot produce to topic \"{topic}\" through a table of topic \"{}\"", state.table.topic))
-                        .with_hint("Leave the topic column out of the INSERT, or NULL."),
-                );
-            }
+        let topic = state.topic_column.and_then(value).and_then(|d| String::from_datum(d, false));
+        let routed = state.table.topics.single().is_none();
+        match &topic {
+            Some(topic) if !state.table.topics.includes(topic) => raise(
+                FdwError::new(
+                    ErrorKind::FeatureNotSupported,
+                    format!("cannot produce to topic \"{topic}\" through a table of {}", state.table.topics.describe()),
+                )
+                .with_hint(if routed { "Give each row one of the table's topics." } else { "Leave the topic column out of the INSERT, or NULL." }),
+            ),
+            None if routed => raise(
+                FdwError::new(ErrorKind::NotNullViolation, "a row inserted into a foreign table over several Kafka topics needs its topic")
+                    .with_detail(format!("The table reads {}; the topic column says which one a row goes to.", state.table.topics.describe())),
+            ),
+            _ => {}
         }
         let partition = state.partition.and_then(|(attribute, column_type)| {
             let datum = value(attribute)?;
@@ -270,7 +292,7 @@ unsafe fn send_row(state: &mut ModifyState, values: &[pg_sys::Datum], nulls: &[b
             }
             None => outgoing::encode_payload(&state.fields, &state.table, values, nulls, &mut state.payload),
         };
-        let message = Outgoing { partition, key: key.as_deref(), payload, timestamp, headers };
+        let message = Outgoing { topic: topic.as_deref().filter(|_| routed), partition, key: key.as_deref(), payload, timestamp, headers };
         state.sender.send(message).or_raise();
     }
 }
@@ -341,7 +363,9 @@ pub unsafe extern "C-unwind" fn explain_foreign_modify(
     // SAFETY: PostgreSQL calls this with pointers that are valid for the call (fdwapi.h).
     unsafe {
         let definition = catalog::foreign_table((*rinfo).ri_RelationDesc);
-        let topic = CString::new(definition.table.topic).unwrap_or_default();
-        pg_sys::ExplainPropertyText(c"Kafka Topic".as_ptr(), topic.as_ptr(), es);
+        let (label, value) = definition.table.topics.explained();
+        let label = CString::new(label).unwrap_or_default();
+        let value = CString::new(value).unwrap_or_default();
+        pg_sys::ExplainPropertyText(label.as_ptr(), value.as_ptr(), es);
     }
 }

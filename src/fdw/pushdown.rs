@@ -15,6 +15,7 @@ pub struct MetaColumns {
     partition: Option<pg_sys::AttrNumber>,
     offset: Option<pg_sys::AttrNumber>,
     timestamp: Option<pg_sys::AttrNumber>,
+    topic: Option<pg_sys::AttrNumber>,
 }
 
 impl MetaColumns {
@@ -29,6 +30,7 @@ impl MetaColumns {
             partition: attno(MetaColumn::Partition),
             offset: attno(MetaColumn::Offset),
             timestamp: attno(MetaColumn::Timestamp),
+            topic: attno(MetaColumn::Topic),
         }
     }
 
@@ -50,6 +52,7 @@ impl MetaColumns {
                 attno if attno == self.partition => Some(Column::Partition),
                 attno if attno == self.offset => Some(Column::Offset),
                 attno if attno == self.timestamp => Some(Column::Timestamp),
+                attno if attno == self.topic => Some(Column::Topic),
                 _ => None,
             }
         }
@@ -60,14 +63,19 @@ fn is_integer_type(type_oid: pg_sys::Oid) -> bool {
     matches!(type_oid, pg_sys::INT2OID | pg_sys::INT4OID | pg_sys::INT8OID)
 }
 
-/// Whether a comparison of `column` with a value of `type_oid` is one the range
-/// arithmetic understands: integers with integers, timestamptz with timestamptz.
-fn comparable(column: Column, type_oid: pg_sys::Oid) -> bool {
+/// Whether `column <operator> value` (`value` of `type_oid`) is one the range
+/// arithmetic understands: integers with integers, timestamptz with timestamptz, and the
+/// topic only with text's own `=` (other text comparisons depend on collations).
+fn comparable(column: Column, operator: pg_sys::Oid, type_oid: pg_sys::Oid) -> bool {
     match column {
         Column::Partition | Column::Offset => is_integer_type(type_oid),
         Column::Timestamp => type_oid == pg_sys::TIMESTAMPTZOID,
+        Column::Topic => operator == TEXT_EQUAL && type_oid == pg_sys::TEXTOID,
     }
 }
+
+/// `text = text` (pg_operator.dat's texteq).
+const TEXT_EQUAL: pg_sys::Oid = pg_sys::Oid::from_u32(pg_sys::TextEqualOperator);
 
 fn is_integer_array_type(type_oid: pg_sys::Oid) -> bool {
     matches!(type_oid, pg_sys::INT2ARRAYOID | pg_sys::INT4ARRAYOID | pg_sys::INT8ARRAYOID)
@@ -166,7 +174,7 @@ impl Extractor {
                 (None, Some(column)) => (column, left, cmp.commuted()),
                 _ => return Condition::Unrestricted,
             };
-            if !comparable(column, pg_sys::exprType(value)) {
+            if !comparable(column, (*expr).opno, pg_sys::exprType(value)) {
                 return Condition::Unrestricted;
             }
             match self.slot(value) {
@@ -192,7 +200,12 @@ impl Extractor {
                 return Condition::Unrestricted;
             }
             let Some(column) = self.columns.column_of(left, self.relid) else { return Condition::Unrestricted };
-            if column == Column::Timestamp || !is_integer_array_type(pg_sys::exprType(right)) {
+            let usable = match column {
+                Column::Timestamp => false,
+                Column::Topic => (*expr).opno == TEXT_EQUAL && pg_sys::exprType(right) == pg_sys::TEXTARRAYOID,
+                Column::Partition | Column::Offset => is_integer_array_type(pg_sys::exprType(right)),
+            };
+            if !usable {
                 return Condition::Unrestricted;
             }
             match self.slot(right) {
@@ -255,7 +268,8 @@ pub unsafe fn estimated_value(root: *mut pg_sys::PlannerInfo, expr: *mut pg_sys:
 /// The value of an evaluated slot expression of type `type_oid`.
 ///
 /// # Safety
-/// `datum` must be a value of `type_oid`: an integer, integer-array or timestamptz type.
+/// `datum` must be a value of `type_oid`: an integer, integer-array, timestamptz, text or
+/// text-array type.
 pub unsafe fn to_value(datum: pg_sys::Datum, is_null: bool, type_oid: pg_sys::Oid) -> Value {
     // SAFETY: the caller keeps the contract above.
     unsafe {
@@ -271,7 +285,11 @@ pub unsafe fn to_value(datum: pg_sys::Datum, is_null: bool, type_oid: pg_sys::Oi
             pg_sys::INT2ARRAYOID => list(Vec::<Option<i16>>::from_datum(datum, is_null)),
             pg_sys::INT4ARRAYOID => list(Vec::<Option<i32>>::from_datum(datum, is_null)),
             pg_sys::INT8ARRAYOID => list(Vec::<Option<i64>>::from_datum(datum, is_null)),
-            _ => unreachable!("slot expressions are integer, integer-array or timestamptz typed"),
+            pg_sys::TEXTOID => Value::Text(String::from_datum(datum, is_null)),
+            pg_sys::TEXTARRAYOID => {
+                Value::Texts(Vec::<Option<String>>::from_datum(datum, is_null).unwrap_or_default().into_iter().flatten().collect())
+            }
+            _ => unreachable!("slot expressions are integer, integer-array, timestamptz, text or text-array typed"),
         }
     }
 }

@@ -132,7 +132,8 @@ pub struct RowBuilder {
     /// NUL-terminated copy of the field being converted, reused across rows.
     cstring: Vec<u8>,
     problems: Vec<String>,
-    topic: String,
+    /// The table's topics, for the summary of bad messages: `topic "a"`.
+    topics: String,
     /// The foreign table, whose statistics count the bad messages that raise.
     relation: pg_sys::Oid,
     /// Messages with a problem that did not raise (NULLed, skipped or collected).
@@ -201,7 +202,7 @@ impl RowBuilder {
                 all_fields: layout.fields.clone(),
                 cstring: Vec::new(),
                 problems: Vec::new(),
-                topic: table.topic.clone(),
+                topics: table.topics.describe(),
                 relation,
                 bad_messages: 0,
             }
@@ -217,7 +218,7 @@ impl RowBuilder {
             OnError::Skip => "were skipped (on_error 'skip')",
             _ => "had fields that could not be read set to NULL (ignore_junk)",
         };
-        Some(format!("{} bad messages of Kafka topic \"{}\" {what}", self.bad_messages, self.topic))
+        Some(format!("{} bad messages of Kafka {} {what}", self.bad_messages, self.topics))
     }
 
     /// Fills `slot`'s values and nulls from `message` (the caller stores the tuple unless
@@ -235,7 +236,7 @@ impl RowBuilder {
             values.fill(pg_sys::Datum::from(0));
             nulls.fill(true);
             stats::decoding(self.relation);
-            let position = MessagePosition { topic: &self.topic, partition: message.partition(), offset: message.offset() };
+            let position = MessagePosition { topic: message.topic(), partition: message.partition(), offset: message.offset() };
             for (i, fill) in self.fills.iter().enumerate() {
                 if let Fill::Meta(meta, column_type) = fill {
                     if let Some(value) = meta_value(*meta, *column_type, message, &position) {

@@ -6,6 +6,7 @@
 //! watermarks once per scan, and reads exactly the resulting offset ranges.
 
 use std::cell::RefCell;
+use std::rc::Rc;
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::{c_int, c_void, CString};
 use std::time::{Duration, Instant};
@@ -17,7 +18,8 @@ use crate::pg::catalog::{self, ForeignTableDef};
 use crate::pg::compat;
 use crate::pg::row_errors::{self, MessageAt};
 use crate::pg::stats;
-use crate::pg::clients::{PooledConsumer, TopicClient};
+use crate::options::topics::Topics;
+use crate::pg::clients::{self, PooledConsumer, TopicClient};
 use crate::error::{ErrorKind, FdwError, FdwResult};
 use crate::kafka::{self, Backwards, RangeReader, ReadRange, Watermarks};
 use crate::options::MppExecute;
@@ -50,10 +52,12 @@ pub unsafe extern "C-unwind" fn get_foreign_rel_size(
         let condition = planning_condition(root, baserel, planned);
 
         // Estimates come from the watermarks, so joins with Kafka tables plan sensibly.
-        let all_marks = estimate_watermarks(definition);
-        let messages: i64 = all_marks.iter().map(|w| w.high - w.low).sum();
-        let to_read: i64 =
-            plan::read_ranges(&condition, &all_marks, Timestamps::Unknown).iter().map(|r| r.end - r.start).sum();
+        let (mut messages, mut to_read) = (0, 0);
+        for (topic, marks) in estimate_topics(definition) {
+            messages += marks.iter().map(|w| w.high - w.low).sum::<i64>();
+            let ranges = plan::read_ranges(&condition.for_topic(&topic), &marks, Timestamps::Unknown);
+            to_read += ranges.iter().map(|r| r.end - r.start).sum::<i64>();
+        }
 
         // Clauses the ranges don't cover still filter what is read.
         let mut unpushed = PgList::<pg_sys::RestrictInfo>::new();
@@ -91,24 +95,48 @@ unsafe fn planning_condition(root: *mut pg_sys::PlannerInfo, baserel: *mut pg_sy
 /// fresh ones; estimates need only the topic's rough size.
 const ESTIMATE_MAX_AGE: Duration = Duration::from_secs(10);
 
+/// What planning asked the brokers, by server and topic (or pattern), with the time it
+/// was asked.
+type EstimateCache<T> = RefCell<HashMap<(pg_sys::Oid, String), (Instant, T)>>;
+
 thread_local! {
-    /// Watermarks for estimates by (server, topic), with the time they were taken.
-    static ESTIMATE_WATERMARKS: RefCell<HashMap<(pg_sys::Oid, String), (Instant, Vec<Watermarks>)>> =
-        RefCell::new(HashMap::new());
+    /// Watermarks for estimates by (server, topic).
+    static ESTIMATE_WATERMARKS: EstimateCache<Vec<Watermarks>> = RefCell::new(HashMap::new());
+    /// The topics a pattern matched, for estimates, by (server, pattern).
+    static ESTIMATE_MATCHES: EstimateCache<Vec<String>> = RefCell::new(HashMap::new());
 }
 
-/// Watermarks of every partition of the table's topic, at most [`ESTIMATE_MAX_AGE`] old.
-fn estimate_watermarks(definition: &ForeignTableDef) -> Vec<Watermarks> {
-    let key = (definition.server_id, definition.table.topic.clone());
-    let cached = ESTIMATE_WATERMARKS.with_borrow(|cache| {
-        cache.get(&key).filter(|(taken, _)| taken.elapsed() < ESTIMATE_MAX_AGE).map(|(_, marks)| marks.clone())
-    });
-    if let Some(marks) = cached {
-        return marks;
-    }
-    let marks = TopicClient::for_table(definition).all_watermarks();
-    ESTIMATE_WATERMARKS.with_borrow_mut(|cache| cache.insert(key, (Instant::now(), marks.clone())));
-    marks
+/// What the cache `cache` holds for `key` if it is at most [`ESTIMATE_MAX_AGE`] old, else
+/// what `fetch` gives, kept.
+fn fresh_or<T: Clone>(
+    cache: &'static std::thread::LocalKey<EstimateCache<T>>,
+    key: (pg_sys::Oid, String),
+    fetch: impl FnOnce() -> T,
+) -> T {
+    let cached = cache.with_borrow(|cache| cache.get(&key).filter(|(taken, _)| taken.elapsed() < ESTIMATE_MAX_AGE).map(|(_, v)| v.clone()));
+    cached.unwrap_or_else(|| {
+        let value = fetch();
+        cache.with_borrow_mut(|cache| cache.insert(key, (Instant::now(), value.clone())));
+        value
+    })
+}
+
+/// Watermarks of every partition of `topic`, one of the table's.
+fn estimate_watermarks(definition: &ForeignTableDef, topic: &str) -> Vec<Watermarks> {
+    fresh_or(&ESTIMATE_WATERMARKS, (definition.server_id, topic.to_string()), || {
+        TopicClient::for_topic(definition, topic).all_watermarks()
+    })
+}
+
+/// The table's topics with the watermarks of their partitions.
+fn estimate_topics(definition: &ForeignTableDef) -> Vec<(String, Vec<Watermarks>)> {
+    let topics = match &definition.table.topics {
+        Topics::Pattern(pattern) => fresh_or(&ESTIMATE_MATCHES, (definition.server_id, pattern.source().to_string()), || {
+            TopicClient::for_topic(definition, "").topics_of(definition)
+        }),
+        listed => listed.resolve(|| unreachable!("only a pattern is looked up")).or_raise(),
+    };
+    topics.into_iter().map(|topic| (topic.clone(), estimate_watermarks(definition, &topic))).collect()
 }
 
 #[pg_guard]
@@ -122,10 +150,13 @@ pub unsafe extern "C-unwind" fn get_foreign_paths(
         add_scan_path(root, baserel, std::ptr::null_mut(), (*baserel).rows);
         let planned = planned_table(baserel, foreigntableid);
         let definition = &planned.definition;
-        if (*baserel).consider_parallel {
-            add_partial_scan_path(root, baserel, definition);
+        // A table over several topics reads them one after another, in no offset order.
+        if let Some(topic) = definition.table.topics.single() {
+            if (*baserel).consider_parallel {
+                add_partial_scan_path(root, baserel, definition, topic);
+            }
+            add_offset_ordered_path(root, baserel, planned, topic);
         }
-        add_offset_ordered_path(root, baserel, planned);
 
         // Join clauses on the meta columns (`k.part = v.p`) make parameterized paths: each
         // loop of a nested loop then reads only the partition or offsets asked for.
@@ -168,7 +199,7 @@ pub unsafe extern "C-unwind" fn get_foreign_paths(
 ///
 /// # Safety
 /// As for [`planning_condition`].
-unsafe fn add_offset_ordered_path(root: *mut pg_sys::PlannerInfo, baserel: *mut pg_sys::RelOptInfo, planned: &PlannedTable) {
+unsafe fn add_offset_ordered_path(root: *mut pg_sys::PlannerInfo, baserel: *mut pg_sys::RelOptInfo, planned: &PlannedTable, topic: &str) {
     // SAFETY: the caller keeps the contract above.
     unsafe {
         let wanted = PgList::<pg_sys::PathKey>::from_pg((*root).query_pathkeys);
@@ -184,7 +215,7 @@ unsafe fn add_offset_ordered_path(root: *mut pg_sys::PlannerInfo, baserel: *mut 
         }
         let descending = compat::pathkey_is_descending(pathkey);
         let condition = planning_condition(root, baserel, planned);
-        let partitions: Vec<i32> = estimate_watermarks(definition).iter().map(|w| w.partition).collect();
+        let partitions: Vec<i32> = estimate_watermarks(definition, topic).iter().map(|w| w.partition).collect();
         if plan::selected_partitions(&condition, &partitions).len() > 1 {
             return;
         }
@@ -201,10 +232,10 @@ unsafe fn add_offset_ordered_path(root: *mut pg_sys::PlannerInfo, baserel: *mut 
 ///
 /// # Safety
 /// As for [`planning_condition`].
-unsafe fn add_partial_scan_path(root: *mut pg_sys::PlannerInfo, baserel: *mut pg_sys::RelOptInfo, definition: &ForeignTableDef) {
+unsafe fn add_partial_scan_path(root: *mut pg_sys::PlannerInfo, baserel: *mut pg_sys::RelOptInfo, definition: &ForeignTableDef, topic: &str) {
     // SAFETY: the caller keeps the contract above.
     unsafe {
-        let partitions_with_data = estimate_watermarks(definition).iter().filter(|w| w.high > w.low).count();
+        let partitions_with_data = estimate_watermarks(definition, topic).iter().filter(|w| w.high > w.low).count();
         let workers = (pg_sys::max_parallel_workers_per_gather as usize).min(partitions_with_data);
         // The shared queue holds at least one unit per partition.
         if workers == 0 || partitions_with_data > parallel::QUEUE_CAPACITY {
@@ -331,16 +362,19 @@ unsafe fn used_attributes(baserel: *mut pg_sys::RelOptInfo) -> Vec<i32> {
 struct ScanState {
     /// `None` once the client went back to the pool.
     reader: Option<RangeReader<PooledConsumer>>,
-    topic: String,
+    /// The table's topics, as its options name them.
+    table_topics: Topics,
     template: Condition<usize>,
     slots: Vec<SlotValue>,
     timestamps_ordered: bool,
-    /// The topic's partitions and the watermarks taken when this scan first needed
-    /// them: the end of every pass of this scan, rescans included.
-    partitions: Option<Vec<i32>>,
-    watermarks: BTreeMap<i32, Watermarks>,
-    /// The ranges of the current pass; `None` until the pass is planned.
-    ranges: Option<Vec<ReadRange>>,
+    /// The topics read, with their partitions and watermarks as this scan first needed
+    /// them: the end of every pass of this scan, rescans included. A pattern's topics are
+    /// those it matched when the scan first needed them.
+    topics: Option<Vec<TopicMarks>>,
+    /// The ranges of the current pass, topic by topic; `None` until the pass is planned.
+    pass: Option<Vec<TopicRanges>>,
+    /// The topic of the pass being read (an index in `pass`).
+    reading: usize,
     /// In a parallel scan, the units shared by all participants, in dynamic shared
     /// memory; `None` again once the scan is shut down and that memory is gone.
     queue: Option<*const WorkQueue>,
@@ -354,54 +388,120 @@ struct ScanState {
     started: bool,
     /// What this scan adds to the table's statistics when it ends.
     counters: TableCounters,
+    /// The topic of the last row returned, shared with the note of its message (see
+    /// `row_errors::returned`).
+    message_topic: Rc<str>,
+}
+
+/// `topic` as an `Rc`, made anew only when the topic changes from the last row's.
+fn shared_topic(last: &mut Rc<str>, topic: &str) -> Rc<str> {
+    if **last != *topic {
+        *last = Rc::from(topic);
+    }
+    last.clone()
+}
+
+/// A topic a scan reads: its partitions and the watermarks taken so far.
+struct TopicMarks {
+    name: Rc<str>,
+    partitions: Option<Vec<i32>>,
+    watermarks: BTreeMap<i32, Watermarks>,
+}
+
+/// The ranges a pass reads of one topic.
+struct TopicRanges {
+    topic: Rc<str>,
+    ranges: Vec<ReadRange>,
 }
 
 impl ScanState {
-    /// The ranges the slot values select, inside the watermarks of this scan.
-    fn plan_ranges(&mut self, values: Vec<Value>) -> FdwResult<Vec<ReadRange>> {
+    /// The ranges the slot values select of each topic the condition leaves, inside the
+    /// watermarks of this scan.
+    fn plan_pass(&mut self, values: Vec<Value>) -> FdwResult<Vec<TopicRanges>> {
         let condition = self.template.bind(&mut |slot: &usize| values[*slot].clone());
         let reader = self.reader.as_ref().expect("planned only while the reader is held");
-        let partitions = match &self.partitions {
-            Some(partitions) => partitions,
-            None => self.partitions.insert(kafka::topic_partitions(reader.consumer(), reader.settings(), &self.topic)?),
-        };
-        let missing: Vec<i32> = plan::selected_partitions(&condition, partitions)
-            .into_iter()
-            .filter(|p| !self.watermarks.contains_key(p))
-            .collect();
-        for marks in kafka::watermarks(reader.consumer(), reader.settings(), &self.topic, &missing)? {
-            self.watermarks.insert(marks.partition, marks);
-        }
-        let marks: Vec<Watermarks> = self.watermarks.values().copied().collect();
-        // Timestamp bounds become offsets through the broker's time index.
-        let mut time_index: HashMap<(i32, i64), Option<i64>> = HashMap::new();
-        let selected: Vec<i32> = marks.iter().map(|w| w.partition).collect();
-        for unix_ms in plan::timestamp_thresholds(&condition) {
-            for (partition, offset) in kafka::offsets_for_time(reader.consumer(), reader.settings(), &self.topic, &selected, unix_ms)? {
-                time_index.insert((partition, unix_ms), offset);
+        let topics = match &mut self.topics {
+            Some(topics) => topics,
+            None => {
+                let names = clients::table_topics(&self.table_topics, reader.consumer(), reader.settings())?;
+                let topics = names.into_iter().map(|name| TopicMarks { name: name.into(), partitions: None, watermarks: BTreeMap::new() });
+                self.topics.insert(topics.collect())
             }
+        };
+        let mut pass = Vec::new();
+        for topic in topics.iter_mut() {
+            let condition = condition.for_topic(&topic.name);
+            if condition.selects_nothing() {
+                continue;
+            }
+            let ranges = topic_ranges(reader, topic, &condition, self.timestamps_ordered)?;
+            pass.push(TopicRanges { topic: topic.name.clone(), ranges });
         }
-        let first_at_or_after = |partition: i32, unix_ms: i64| time_index.get(&(partition, unix_ms)).copied().flatten();
-        let timestamps = Timestamps::Indexed { ordered: self.timestamps_ordered, first_at_or_after: &first_at_or_after };
-        Ok(plan::read_ranges(&condition, &marks, timestamps))
+        Ok(pass)
     }
 
     /// Plans the current pass of a serial scan from the slot values and starts reading.
     fn start_pass(&mut self, values: Vec<Value>) -> FdwResult<()> {
-        let ranges = self.plan_ranges(values)?;
+        let pass = self.plan_pass(values)?;
         let reader = self.reader.as_mut().expect("planned only while the reader is held");
+        let first = pass.first().map_or(&[][..], |topic| &topic.ranges);
         match self.backwards.as_mut() {
-            // Read later, a chunk at a time from the end.
-            Some(backwards) => backwards.start(&ranges),
-            None => reader.restart(&ranges)?,
+            // Read later, a chunk at a time from the end (a table of one topic).
+            Some(backwards) => backwards.start(first),
+            None => match pass.first() {
+                Some(topic) => reader.retarget(&topic.topic, first)?,
+                None => reader.restart(&[])?,
+            },
         }
-        self.ranges = Some(ranges);
+        self.pass = Some(pass);
+        self.reading = 0;
         Ok(())
+    }
+
+    /// Moves a serial scan on to the pass's next topic; false when there is none.
+    fn next_topic(&mut self) -> FdwResult<bool> {
+        let Some(pass) = &self.pass else { return Ok(false) };
+        let Some(next) = pass.get(self.reading + 1) else { return Ok(false) };
+        self.reading += 1;
+        self.reader.as_mut().expect("read only while the reader is held").retarget(&next.topic, &next.ranges)?;
+        Ok(true)
     }
 
     fn messages_fetched(&self) -> u64 {
         self.reader.as_ref().map_or(0, |r| r.messages_fetched)
     }
+}
+
+/// The ranges `condition` (decided for the topic) selects of `topic`, taking the
+/// partitions and watermarks it needs that the scan has not taken yet.
+fn topic_ranges(
+    reader: &RangeReader<PooledConsumer>,
+    topic: &mut TopicMarks,
+    condition: &Condition<Value>,
+    timestamps_ordered: bool,
+) -> FdwResult<Vec<ReadRange>> {
+    let (consumer, settings, name) = (reader.consumer(), reader.settings(), &*topic.name);
+    let partitions = match &topic.partitions {
+        Some(partitions) => partitions,
+        None => topic.partitions.insert(kafka::topic_partitions(consumer, settings, name)?),
+    };
+    let missing: Vec<i32> =
+        plan::selected_partitions(condition, partitions).into_iter().filter(|p| !topic.watermarks.contains_key(p)).collect();
+    for marks in kafka::watermarks(consumer, settings, name, &missing)? {
+        topic.watermarks.insert(marks.partition, marks);
+    }
+    let marks: Vec<Watermarks> = topic.watermarks.values().copied().collect();
+    // Timestamp bounds become offsets through the broker's time index.
+    let mut time_index: HashMap<(i32, i64), Option<i64>> = HashMap::new();
+    let selected: Vec<i32> = marks.iter().map(|w| w.partition).collect();
+    for unix_ms in plan::timestamp_thresholds(condition) {
+        for (partition, offset) in kafka::offsets_for_time(consumer, settings, name, &selected, unix_ms)? {
+            time_index.insert((partition, unix_ms), offset);
+        }
+    }
+    let first_at_or_after = |partition: i32, unix_ms: i64| time_index.get(&(partition, unix_ms)).copied().flatten();
+    let timestamps = Timestamps::Indexed { ordered: timestamps_ordered, first_at_or_after: &first_at_or_after };
+    Ok(plan::read_ranges(condition, &marks, timestamps))
 }
 
 #[pg_guard]
@@ -414,19 +514,21 @@ pub unsafe extern "C-unwind" fn begin_foreign_scan(node: *mut pg_sys::ForeignSca
         let private = ScanPrivate::from_list((*plan).fdw_private);
         let tupdesc = (*relation).rd_att;
         let needed = private.needed_attributes((*tupdesc).natts as usize);
-        let topic = definition.table.topic.clone();
         // Plain EXPLAIN may still plan the ranges (see explain_foreign_scan), so it gets a
         // client too; nothing is fetched until rows are asked for.
         let state = ScanState {
-            reader: Some(TopicClient::for_table(&definition).into_reader().or_raise()),
+            // Retargeted to each topic of a pass; a parallel worker reads the one topic of
+            // its table as given.
+            reader: Some(TopicClient::for_topic(&definition, definition.table.topics.single().unwrap_or_default()).into_reader().or_raise()),
+            message_topic: Rc::from(""),
             row: RowBuilder::new((*relation).rd_id, tupdesc, &definition, &needed),
-            topic,
+            table_topics: definition.table.topics.clone(),
             template: plan::decode(&private.condition),
             timestamps_ordered: definition.table.timestamps_ordered,
             slots: pushdown::init_slots((*plan).fdw_exprs, node as *mut pg_sys::PlanState),
-            partitions: None,
-            watermarks: BTreeMap::new(),
-            ranges: None,
+            topics: None,
+            pass: None,
+            reading: 0,
             queue: None,
             parallel_units: None,
             backwards: (private.order == ScanOrder::OffsetDescending).then(Backwards::default),
@@ -458,7 +560,7 @@ unsafe fn scan_state<'a>(node: *mut pg_sys::ForeignScanState) -> &'a mut ScanSta
 unsafe fn ensure_pass(node: *mut pg_sys::ForeignScanState, state: &mut ScanState) {
     // SAFETY: the caller keeps the contract above.
     unsafe {
-        if state.ranges.is_none() {
+        if state.pass.is_none() {
             let values = pushdown::evaluate(&state.slots, (*node).ss.ps.ps_ExprContext);
             state.start_pass(values).or_raise();
         }
@@ -493,7 +595,8 @@ pub unsafe extern "C-unwind" fn iterate_foreign_scan(node: *mut pg_sys::ForeignS
                 state.counters.bytes_fetched += message_bytes(&message);
                 if state.row.fill(slot, &message) == Outcome::Row {
                     state.counters.rows_returned += 1;
-                    row_errors::returned(MessageAt { table: relid, partition: message.partition(), offset: message.offset() });
+                    let topic = shared_topic(&mut state.message_topic, message.topic());
+                    row_errors::returned(MessageAt { table: relid, topic, partition: message.partition(), offset: message.offset() });
                     pg_sys::ExecStoreVirtualTuple(slot);
                     return slot;
                 }
@@ -501,8 +604,8 @@ pub unsafe extern "C-unwind" fn iterate_foreign_scan(node: *mut pg_sys::ForeignS
             row_errors::forget();
             return slot;
         }
-        let reader = state.reader.as_mut().expect("checked above");
         loop {
+            let reader = state.reader.as_mut().expect("checked above");
             if let Some(queue) = state.queue {
                 // A parallel participant keeps its share of units in flight, taking the
                 // next one nobody has claimed as soon as one of its own is read.
@@ -512,6 +615,10 @@ pub unsafe extern "C-unwind" fn iterate_foreign_scan(node: *mut pg_sys::ForeignS
                 }
             }
             if reader.is_finished() {
+                // A table over several topics reads them one after another.
+                if state.queue.is_none() && state.next_topic().or_raise() {
+                    continue;
+                }
                 row_errors::forget();
                 return slot;
             }
@@ -519,7 +626,8 @@ pub unsafe extern "C-unwind" fn iterate_foreign_scan(node: *mut pg_sys::ForeignS
                 state.counters.bytes_fetched += message_bytes(&message);
                 if state.row.fill(slot, &message) == Outcome::Row {
                     state.counters.rows_returned += 1;
-                    row_errors::returned(MessageAt { table: relid, partition: message.partition(), offset: message.offset() });
+                    let topic = shared_topic(&mut state.message_topic, message.topic());
+                    row_errors::returned(MessageAt { table: relid, topic, partition: message.partition(), offset: message.offset() });
                     pg_sys::ExecStoreVirtualTuple(slot);
                     return slot;
                 }
@@ -537,7 +645,7 @@ pub unsafe extern "C-unwind" fn rescan_foreign_scan(node: *mut pg_sys::ForeignSc
             // The leader of a parallel scan: the queue is refilled by ReInitializeDSM.
             (Some(_), Some(reader)) => reader.restart(&[]).or_raise(),
             // Parameter values may have changed: the next row plans the pass again.
-            _ => state.ranges = None,
+            _ => state.pass = None,
         }
     }
 }
@@ -576,13 +684,15 @@ pub unsafe extern "C-unwind" fn initialize_dsm_foreign_scan(
     unsafe {
         let state = scan_state(node);
         let values = pushdown::evaluate(&state.slots, (*node).ss.ps.ps_ExprContext);
-        let ranges = state.plan_ranges(values).or_raise();
+        // Only a table of one topic plans a parallel scan: its one pass.
+        let pass = state.plan_pass(values).or_raise();
+        let ranges = pass.first().map_or(&[][..], |topic| &topic.ranges);
         let participants = (*pcxt).nworkers as usize + usize::from(pg_sys::parallel_leader_participation);
-        let Some(units) = parallel::plan_units(&ranges, participants, MIN_UNIT_MESSAGES, parallel::QUEUE_CAPACITY) else {
+        let Some(units) = parallel::plan_units(ranges, participants, MIN_UNIT_MESSAGES, parallel::QUEUE_CAPACITY) else {
             // Partitions were added to the topic since the plan was made.
             let message = format!(
-                "a parallel scan of Kafka topic \"{}\" cannot share more than {} partitions",
-                state.topic,
+                "a parallel scan of Kafka {} cannot share more than {} partitions",
+                state.table_topics.describe(),
                 parallel::QUEUE_CAPACITY
             );
             crate::pg::errors::raise(
@@ -593,7 +703,7 @@ pub unsafe extern "C-unwind" fn initialize_dsm_foreign_scan(
         };
         state.queue = Some(WorkQueue::init(coordinate as *mut u8, parallel::QUEUE_CAPACITY, &units, participants));
         state.parallel_units = Some(units.len());
-        state.ranges = Some(ranges);
+        state.pass = Some(pass);
     }
 }
 
@@ -663,16 +773,17 @@ pub unsafe extern "C-unwind" fn explain_foreign_scan(node: *mut pg_sys::ForeignS
     // SAFETY: PostgreSQL calls this with pointers that are valid for the call (fdwapi.h).
     unsafe {
         let state = scan_state(node);
-        explain_text("Kafka Topic", &state.topic, es);
-        let ranges = match &state.ranges {
-            Some(ranges) => describe_ranges(ranges),
+        let (label, topics) = state.table_topics.explained();
+        explain_text(label, &topics, es);
+        let ranges = match &state.pass {
+            Some(pass) => describe_pass(pass, state.table_topics.single().is_some()),
             None if (*es).analyze => "none (not executed)".to_string(),
             None if state.reader.is_some()
                 && pushdown::known_before_execution(&state.slots, !(*(*node).ss.ps.state).es_param_list_info.is_null()) =>
             {
                 // Plain EXPLAIN: plan the first pass now, as execution would.
                 ensure_pass(node, state);
-                describe_ranges(state.ranges.as_deref().unwrap_or_default())
+                describe_pass(state.pass.as_deref().unwrap_or_default(), state.table_topics.single().is_some())
             }
             None => "chosen when the scan starts (depends on parameters)".to_string(),
         };
@@ -705,10 +816,19 @@ unsafe fn explain_text(label: &str, value: &str, es: *mut pg_sys::ExplainState) 
     }
 }
 
-/// `0:[1001,1250) 3:[701,1250)`: per partition, the half-open offset ranges read.
-fn describe_ranges(ranges: &[ReadRange]) -> String {
-    if ranges.is_empty() {
-        return "none".to_string();
+/// `0:[1001,1250) 3:[701,1250)`: per partition, the half-open offset ranges read; for
+/// a table over several topics, per topic (`a 0:[0,10); b none`), those the condition
+/// left.
+fn describe_pass(pass: &[TopicRanges], one_topic: bool) -> String {
+    fn ranges_text(ranges: &[ReadRange]) -> String {
+        if ranges.is_empty() {
+            return "none".to_string();
+        }
+        ranges.iter().map(|r| format!("{}:[{},{})", r.partition, r.start, r.end)).collect::<Vec<_>>().join(" ")
     }
-    ranges.iter().map(|r| format!("{}:[{},{})", r.partition, r.start, r.end)).collect::<Vec<_>>().join(" ")
+    match (pass, one_topic) {
+        ([topic], true) => ranges_text(&topic.ranges),
+        ([], _) => "none".to_string(),
+        _ => pass.iter().map(|topic| format!("{} {}", topic.topic, ranges_text(&topic.ranges))).collect::<Vec<_>>().join("; "),
+    }
 }

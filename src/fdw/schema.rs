@@ -54,7 +54,10 @@ pub unsafe extern "C-unwind" fn import_foreign_schema(
                         raise(FdwError::new(ErrorKind::InvalidParameterValue, "\"sample_size\" requires a non-negative integer value"))
                     })
                 }
-                "topic" => raise(FdwError::new(ErrorKind::InvalidOptionName, "option \"topic\" is set per table by IMPORT FOREIGN SCHEMA")),
+                "topic" | "topics" | "topic_pattern" => raise(FdwError::new(
+                    ErrorKind::InvalidOptionName,
+                    format!("option \"{name}\" is set per table by IMPORT FOREIGN SCHEMA"),
+                )),
                 _ => table_options.push((name, value)),
             }
         }

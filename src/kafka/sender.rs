@@ -33,8 +33,12 @@ struct Outcomes {
     first_error: Option<String>,
     /// The failure's code, when Kafka answered one.
     first_error_code: Option<RDKafkaErrorCode>,
-    /// Per partition: messages delivered, lowest and highest offset.
-    offsets: BTreeMap<i32, (u64, i64, i64)>,
+    /// The topic of the message that failed first.
+    first_error_topic: Option<String>,
+    /// A topic whose messages failed because it does not exist.
+    missing_topic: Option<String>,
+    /// Per topic and partition: messages delivered, lowest and highest offset.
+    offsets: BTreeMap<String, BTreeMap<i32, (u64, i64, i64)>>,
     /// Of a transactional producer, the offsets delivered since its current Kafka
     /// transaction began, over its statements (see [`super::transaction`]); `None` for
     /// other producers.
@@ -51,8 +55,6 @@ pub struct DeliveryTracker {
     outcomes: Mutex<Outcomes>,
     /// Whether any message ever failed or went unanswered, over every statement.
     ever_failed: AtomicBool,
-    /// A delivery failed because the topic does not exist.
-    missing_topic: AtomicBool,
     client_errors: ClientErrors,
     /// The APIs brokers offer, from the debug lines transactional producers ask for.
     pub(super) broker_apis: BrokerApis,
@@ -107,7 +109,11 @@ impl ProducerContext for DeliveryTracker {
             Ok(message) => {
                 outcomes.delivered += 1;
                 let offset = message.offset();
-                let entry = outcomes.offsets.entry(message.partition()).or_insert((0, offset, offset));
+                let partitions = match outcomes.offsets.get_mut(message.topic()) {
+                    Some(partitions) => partitions,
+                    None => outcomes.offsets.entry(message.topic().to_string()).or_default(),
+                };
+                let entry = partitions.entry(message.partition()).or_insert((0, offset, offset));
                 *entry = (entry.0 + 1, entry.1.min(offset), entry.2.max(offset));
                 if let Some(written) = outcomes.transaction_offsets.as_mut() {
                     let partitions = match written.get_mut(message.topic()) {
@@ -129,11 +135,12 @@ impl ProducerContext for DeliveryTracker {
                     outcomes.failed += 1;
                 }
                 if matches!(code, Some(RDKafkaErrorCode::UnknownTopic | RDKafkaErrorCode::UnknownTopicOrPartition)) {
-                    self.missing_topic.store(true, Ordering::Relaxed);
+                    outcomes.missing_topic.get_or_insert_with(|| message.topic().to_string());
                 }
                 if outcomes.first_error.is_none() {
                     outcomes.first_error = Some(format!("{error} (partition {})", message.partition()));
                     outcomes.first_error_code = code;
+                    outcomes.first_error_topic = Some(message.topic().to_string());
                 }
             }
         }
@@ -176,9 +183,11 @@ pub(super) fn configured_producer(settings: &ClientSettings, extra: impl FnOnce(
     })
 }
 
-/// One message to produce. A `None` partition lets the partitioner choose.
+/// One message to produce. A `None` partition lets the partitioner choose; a `None`
+/// topic is the sender's.
 #[derive(Debug, Clone, Default)]
 pub struct Outgoing<'a> {
+    pub topic: Option<&'a str>,
     pub partition: Option<i32>,
     pub key: Option<&'a [u8]>,
     pub payload: Option<&'a [u8]>,
@@ -187,12 +196,16 @@ pub struct Outgoing<'a> {
     pub headers: Option<OwnedHeaders>,
 }
 
-/// Sends messages to one topic and, at the end, waits until Kafka acknowledged every
-/// one of them. `P` is the producer or something that lends one (a pooled client).
+/// Sends messages to a topic (or each to its own, [`Outgoing::topic`]) and, at the end,
+/// waits until Kafka acknowledged every one of them. `P` is the producer or something
+/// that lends one (a pooled client).
 pub struct Sender<P: Borrow<KafkaProducer>> {
     producer: P,
     settings: ClientSettings,
+    /// Where messages without a topic of their own go.
     topic: String,
+    /// Where the messages go, for errors: `topic "a"`, `topics "a", "b"`.
+    destination: String,
     sent: u64,
 }
 
@@ -238,13 +251,18 @@ impl Counts {
     }
 }
 
-/// "partition 0 offsets 10..57 (48 messages), partition 3 offset 4 (1 message)".
-fn delivered_offsets(offsets: &BTreeMap<i32, (u64, i64, i64)>) -> String {
+/// "partition 0 offsets 10..57 (48 messages), partition 3 offset 4 (1 message)", each
+/// partition prefixed with its topic when there are several (`topic "a" partition 0 …`).
+fn delivered_offsets(offsets: &BTreeMap<String, BTreeMap<i32, (u64, i64, i64)>>) -> String {
+    let several = offsets.len() > 1;
     offsets
         .iter()
-        .map(|(partition, &(count, low, high))| match count {
-            1 => format!("partition {partition} offset {low} (1 message)"),
-            _ => format!("partition {partition} offsets {low}..{high} ({count} messages)"),
+        .flat_map(|(topic, partitions)| {
+            let prefix = if several { format!("topic \"{topic}\" ") } else { String::new() };
+            partitions.iter().map(move |(partition, &(count, low, high))| match count {
+                1 => format!("{prefix}partition {partition} offset {low} (1 message)"),
+                _ => format!("{prefix}partition {partition} offsets {low}..{high} ({count} messages)"),
+            })
         })
         .collect::<Vec<_>>()
         .join(", ")
@@ -258,9 +276,14 @@ impl<P: Borrow<KafkaProducer>> Sender<P> {
         let mut outcomes = tracker.outcomes();
         *outcomes = Outcomes { transaction_offsets: outcomes.transaction_offsets.take(), ..Outcomes::default() };
         drop(outcomes);
-        tracker.missing_topic.store(false, Ordering::Relaxed);
         tracker.client_errors.take();
-        Sender { producer, settings, topic: topic.to_string(), sent: 0 }
+        Sender { producer, settings, topic: topic.to_string(), destination: format!("topic \"{topic}\""), sent: 0 }
+    }
+
+    /// A sender whose messages each name their topic (a table over several), described
+    /// as `destination` in errors (`topics "a", "b"`).
+    pub fn routed(producer: P, settings: ClientSettings, destination: String) -> Self {
+        Sender { destination, ..Self::new(producer, settings, "") }
     }
 
     fn tracker(&self) -> &DeliveryTracker {
@@ -274,15 +297,15 @@ impl<P: Borrow<KafkaProducer>> Sender<P> {
     }
 
     fn what(&self) -> String {
-        format!("produce to topic \"{}\"", self.topic)
+        format!("produce to {}", self.destination)
     }
 
-    /// The topic turned out not to exist (its messages fail with "unknown topic").
+    /// A topic turned out not to exist (its messages fail with "unknown topic").
     fn check_topic(&self) -> FdwResult<()> {
-        if self.tracker().missing_topic.load(Ordering::Relaxed) {
-            return Err(no_such_topic(&self.topic));
+        match &self.tracker().outcomes().missing_topic {
+            Some(topic) => Err(no_such_topic(topic)),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// A wait that made no progress for the timeout (`reason`, a sentence): says how far
@@ -298,7 +321,8 @@ impl<P: Borrow<KafkaProducer>> Sender<P> {
     /// (in short slices, checking for interrupts) until there is room.
     pub fn send(&mut self, message: Outgoing<'_>) -> FdwResult<()> {
         let producer = self.producer.borrow();
-        let mut record = BaseRecord::<[u8], [u8]>::to(&self.topic);
+        let topic = message.topic.unwrap_or(&self.topic);
+        let mut record = BaseRecord::<[u8], [u8]>::to(topic);
         record.partition = message.partition;
         record.key = message.key;
         record.payload = message.payload;
@@ -321,7 +345,7 @@ impl<P: Borrow<KafkaProducer>> Sender<P> {
                     let partition = returned.partition.map(|p| format!(" partition {p}")).unwrap_or_default();
                     return Err(FdwError::new(
                         ErrorKind::Kafka,
-                        format!("could not produce to topic \"{}\"{partition}", self.topic),
+                        format!("could not produce to topic \"{topic}\"{partition}"),
                     )
                     .with_detail(error.to_string()));
                 }
@@ -361,16 +385,17 @@ impl<P: Borrow<KafkaProducer>> Sender<P> {
             return Ok(counts.delivered);
         }
         let tracker = self.tracker();
-        let (first, first_code, offsets) = {
+        let (first, first_code, first_topic, offsets) = {
             let outcomes = tracker.outcomes();
-            (outcomes.first_error.clone().unwrap_or_default(), outcomes.first_error_code, delivered_offsets(&outcomes.offsets))
+            let first_topic = outcomes.first_error_topic.clone().unwrap_or_else(|| self.topic.clone());
+            (outcomes.first_error.clone().unwrap_or_default(), outcomes.first_error_code, first_topic, delivered_offsets(&outcomes.offsets))
         };
         let delivered = if offsets.is_empty() { "None was delivered.".to_string() } else { format!("Delivered: {offsets}.") };
         // A producer refused idempotence fails for good and purges its messages (their
         // own error says only that); a refused produce fails its messages.
         let refused = match producer.client().fatal_error() {
-            Some((code, reason)) if is_refusal(code) => Some((Refused::IdempotentWrite { topic: &self.topic }, reason)),
-            _ if first_code.is_some_and(is_refusal) => Some((Refused::Topic { topic: &self.topic, operation: "WRITE" }, first.clone())),
+            Some((code, reason)) if is_refusal(code) => Some((Refused::IdempotentWrite { topic: &first_topic }, reason)),
+            _ if first_code.is_some_and(is_refusal) => Some((Refused::Topic { topic: &first_topic, operation: "WRITE" }, first.clone())),
             _ => None,
         };
         if let Some((refused, cause)) = refused {
@@ -390,10 +415,10 @@ impl<P: Borrow<KafkaProducer>> Sender<P> {
         Err(FdwError::new(
             ErrorKind::Kafka,
             format!(
-                "{} of {} messages to Kafka topic \"{}\" were not confirmed: {} failed, {} unknown (may be in the topic), {} delivered",
+                "{} of {} messages to Kafka {} were not confirmed: {} failed, {} unknown (may be in the topic), {} delivered",
                 counts.failed + counts.unknown,
                 counts.sent,
-                self.topic,
+                self.destination,
                 counts.failed,
                 counts.unknown,
                 counts.delivered
@@ -632,7 +657,37 @@ mod tests {
 
     #[test]
     fn delivered_offsets_are_listed_compactly() {
-        let offsets: BTreeMap<i32, (u64, i64, i64)> = [(0, (3, 10, 12)), (4, (1, 7, 7))].into_iter().collect();
-        assert_eq!(delivered_offsets(&offsets), "partition 0 offsets 10..12 (3 messages), partition 4 offset 7 (1 message)");
+        let partitions: BTreeMap<i32, (u64, i64, i64)> = [(0, (3, 10, 12)), (4, (1, 7, 7))].into_iter().collect();
+        let one: BTreeMap<String, _> = [("a".to_string(), partitions.clone())].into_iter().collect();
+        assert_eq!(delivered_offsets(&one), "partition 0 offsets 10..12 (3 messages), partition 4 offset 7 (1 message)");
+        let two: BTreeMap<String, _> = [("a".to_string(), partitions), ("b".to_string(), [(1, (1, 0, 0))].into_iter().collect())].into_iter().collect();
+        assert_eq!(
+            delivered_offsets(&two),
+            "topic \"a\" partition 0 offsets 10..12 (3 messages), topic \"a\" partition 4 offset 7 (1 message), topic \"b\" partition 1 offset 0 (1 message)"
+        );
+    }
+
+    #[test]
+    fn a_routed_sender_writes_each_message_to_its_topic_and_names_the_missing_one() {
+        let mock = mock_cluster(1);
+        let cluster = mock.cluster();
+        cluster.create_topic("east", 1, 1).unwrap();
+        cluster.create_topic("west", 2, 1).unwrap();
+        let mut settings = test_settings(&cluster.bootstrap_servers());
+        settings.properties = vec![("allow.auto.create.topics".into(), "false".into())];
+        let producer = new_producer(&settings).unwrap();
+        let mut sender = Sender::routed(&producer, settings.clone(), "topics \"east\", \"west\"".into());
+        for topic in ["east", "west", "west"] {
+            sender.send(Outgoing { topic: Some(topic), partition: Some(0), payload: Some(topic.as_bytes()), ..Outgoing::default() }).unwrap();
+        }
+        assert_eq!(sender.finish().unwrap(), 3);
+        let consumer = new_consumer(&settings).unwrap();
+        assert_eq!(watermarks(&consumer, &settings, "east", &[0]).unwrap()[0].high, 1);
+        assert_eq!(watermarks(&consumer, &settings, "west", &[0]).unwrap()[0].high, 2);
+
+        let mut sender = Sender::routed(&producer, settings, "topics \"east\", \"nope\"".into());
+        sender.send(Outgoing { topic: Some("east"), payload: Some(b"x"), ..Outgoing::default() }).unwrap();
+        sender.send(Outgoing { topic: Some("nope"), payload: Some(b"y"), ..Outgoing::default() }).unwrap();
+        assert_eq!(sender.finish().unwrap_err().message, "Kafka topic \"nope\" does not exist");
     }
 }

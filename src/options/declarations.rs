@@ -17,6 +17,8 @@ use crate::codec::Format;
 use crate::error::{capitalized, ErrorKind, FdwError, FdwResult};
 use crate::kafka::IsolationLevel;
 
+use super::topics::{TopicPattern, Topics};
+
 use super::{
     boolean, check_ca_pem, csv_character, invalid_value, non_negative_integer, positive_integer, MppExecute, OnError, OptionLevel,
     ServerOptions, TableOptions, REGISTRY_CA_PEM, REGISTRY_PASSWORD, REGISTRY_USERNAME,
@@ -118,11 +120,16 @@ pub const DECLARATIONS: &[Declaration] = &[
         server.registry_ca_pem = Some(check_ca_pem(value)?);
         Ok(())
     }),
-    required_option("topic", TABLE, "the Kafka topic").table(|value, table| {
-        if value.is_empty() {
-            return Err(invalid_value("topic", value));
-        }
-        table.topic = value.to_string();
+    option("topic", TABLE, "the Kafka topic; one of `topic`, `topics` and `topic_pattern` is required").table(|value, table| {
+        table.topics = Topics::one(value)?;
+        Ok(())
+    }),
+    option("topics", TABLE, "several topics, comma-separated: scans read each (the `topic` column says which), INSERT writes each row to the one its `topic` column names; see [Tables over many topics](#tables-over-many-topics)").table(|value, table| {
+        table.topics = Topics::listed(value)?;
+        Ok(())
+    }),
+    option("topic_pattern", TABLE, "a regular expression: the topics whose whole name matches it (internal `__` topics excepted), looked up when each scan starts, so topics created later are read too; otherwise as `topics`").table(|value, table| {
+        table.topics = Topics::Pattern(TopicPattern::new(value)?);
         Ok(())
     }),
     option("format", TABLE, "`csv` (default), `json`, `raw`, `avro` or `protobuf`").table(|value, table| {

@@ -8,6 +8,7 @@
 pub mod declarations;
 pub mod layout;
 pub mod properties;
+pub mod topics;
 
 use std::time::Duration;
 
@@ -21,6 +22,7 @@ use crate::registry;
 use crate::kafka::IsolationLevel;
 use declarations::{Declaration, DECLARATIONS};
 use properties::Access;
+use topics::Topics;
 
 /// The catalog an option list belongs to, as PostgreSQL's validator is told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,7 +113,7 @@ pub enum OnError {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableOptions {
-    pub topic: String,
+    pub topics: Topics,
     pub format: Format,
     /// The reference page's batch size, validated and kept for compatibility; nothing
     /// reads it, since librdkafka batches fetches itself.
@@ -320,10 +322,14 @@ pub fn parse_server(options: &[(String, String)]) -> FdwResult<ServerOptions> {
     Ok(server)
 }
 
+/// The options that say which topics a table reads: exactly one is given.
+const TOPIC_OPTIONS: [&str; 3] = ["topic", "topics", "topic_pattern"];
+
 pub fn parse_table(options: &[(String, String)]) -> FdwResult<TableOptions> {
     check_names(OptionLevel::Table, options)?;
     let mut table = TableOptions {
-        topic: String::new(),
+        // Replaced by the one topic option given (checked below).
+        topics: Topics::Listed(Vec::new()),
         format: Format::Csv,
         batch_size: DEFAULT_BATCH_SIZE,
         buffer_delay: DEFAULT_BUFFER_DELAY,
@@ -339,6 +345,18 @@ pub fn parse_table(options: &[(String, String)]) -> FdwResult<TableOptions> {
         isolation_level: None,
         time_precision: TimePrecision::default(),
     };
+    let topic_options: Vec<&str> = TOPIC_OPTIONS.into_iter().filter(|name| lookup(options, name).is_some()).collect();
+    match topic_options[..] {
+        [] => {
+            return Err(FdwError::new(ErrorKind::OptionNameNotFound, "option \"topic\" is required for a kafka_fdw foreign table")
+                .with_hint("Or name several topics with option \"topics\" or \"topic_pattern\"."))
+        }
+        [_] => {}
+        [first, second, ..] => {
+            return Err(FdwError::new(ErrorKind::InvalidParameterValue, format!("options \"{first}\" and \"{second}\" cannot be used together"))
+                .with_hint("A table reads one topic (\"topic\"), a list of topics (\"topics\") or the topics a pattern matches (\"topic_pattern\")."))
+        }
+    }
     read_declared(OptionLevel::Table, options, |option, value| option.table.map_or(Ok(()), |read| read(value, &mut table)))?;
     // The rules between options no single reader sees whole.
     if table.csv.delimiter == table.csv.quote {
@@ -602,7 +620,7 @@ mod tests {
             ("buffer_delay", "1000"),
         ]))
         .unwrap();
-        assert_eq!(table.topic, "contrib_regress_csv");
+        assert_eq!(table.topics, Topics::One("contrib_regress_csv".into()));
         assert_eq!(table.format, Format::Csv);
         assert_eq!(table.batch_size, 1000);
         assert_eq!(table.buffer_delay, Duration::from_millis(1000));
@@ -617,6 +635,12 @@ mod tests {
         assert!(parse_table(&opts(&[("topic", "t"), ("timestamps_ordered", "on")])).unwrap().timestamps_ordered);
 
         assert_eq!(parse_table(&opts(&[("format", "csv")])).unwrap_err().kind, ErrorKind::OptionNameNotFound);
+        assert_eq!(parse_table(&opts(&[("topics", "a, b")])).unwrap().topics, Topics::listed("a,b").unwrap());
+        let pattern = parse_table(&opts(&[("topic_pattern", "a-.*")])).unwrap().topics;
+        assert!(pattern.includes("a-1") && !pattern.includes("b"));
+        let both = parse_table(&opts(&[("topic", "a"), ("topic_pattern", "a-.*")])).unwrap_err();
+        assert_eq!(both.message, "options \"topic\" and \"topic_pattern\" cannot be used together");
+        assert_eq!(parse_table(&opts(&[("topics", "a,,b")])).unwrap_err().kind, ErrorKind::InvalidParameterValue);
         assert_eq!(parse_table(&opts(&[("topic", "t"), ("num_partitions", "4")])).unwrap(), defaults);
         for (name, value) in [
             ("batch_size", "0"),

@@ -9,14 +9,46 @@ use crate::codec::ColumnType;
 use crate::options::layout::{self, ColumnDef, TableLayout};
 use crate::options::{self, ColumnOptions, ColumnRole, ServerOptions, TableOptions, UserMappingOptions};
 use crate::pg::compat;
-use crate::pg::errors::OrRaise;
+use crate::error::{ErrorKind, FdwError};
+use crate::pg::errors::{raise, OrRaise};
 
 /// A foreign table's options and the source of each of its attributes.
 pub struct ForeignTableDef {
+    pub relid: pg_sys::Oid,
     pub server_id: pg_sys::Oid,
     pub server: ServerOptions,
     pub table: TableOptions,
     pub layout: TableLayout,
+}
+
+impl ForeignTableDef {
+    /// The table's one topic (option `topic`); for a table over several (`topics`,
+    /// `topic_pattern`), an ERROR saying that `what` needs one.
+    pub fn single_topic(&self, what: &str) -> &str {
+        if let Some(topic) = self.table.topics.single() {
+            return topic;
+        }
+        // SAFETY: a foreign table this transaction has read the definition of.
+        let name = unsafe { relation_name(self.relid) };
+        raise(
+            FdwError::new(ErrorKind::FeatureNotSupported, format!("{what} needs a foreign table over one Kafka topic"))
+                .with_detail(format!("Foreign table {name} reads {}.", self.table.topics.describe()))
+                .with_hint("Use a foreign table with option \"topic\" for each topic."),
+        )
+    }
+}
+
+/// `schema.table`, quoted where needed.
+///
+/// # Safety
+/// Must run inside a transaction; `relid` is a relation.
+pub unsafe fn relation_name(relid: pg_sys::Oid) -> String {
+    // SAFETY: the caller keeps the contract above.
+    unsafe {
+        let schema = pg_sys::get_namespace_name(pg_sys::get_rel_namespace(relid));
+        let qualified = pg_sys::quote_qualified_identifier(schema, pg_sys::get_rel_name(relid));
+        CStr::from_ptr(qualified).to_string_lossy().into_owned()
+    }
 }
 
 /// `(name, value)` pairs of a `List` of `DefElem`, as catalogs store generic options.
@@ -84,6 +116,7 @@ pub unsafe fn foreign_table(relation: pg_sys::Relation) -> ForeignTableDef {
         let server_options = options::parse_server(&def_elems((*server).options)).or_raise();
         options::check_table_on_server(&table, &server_options).or_raise();
         ForeignTableDef {
+            relid,
             server_id: (*server).serverid,
             server: server_options,
             layout: layout::table_layout(&columns, &table).or_raise(),

@@ -15,6 +15,7 @@ use rdkafka::Message;
 
 use crate::error::FdwResult;
 use crate::kafka::{self, ClientSettings, IsolationLevel, KafkaConsumer, KafkaProducer, RangeReader, ReadRange, Watermarks};
+use crate::options::topics::Topics;
 use crate::options::{self, ServerOptions};
 use crate::pg::transactions;
 use crate::pg::catalog::{self, ForeignTableDef};
@@ -115,23 +116,29 @@ pub struct TopicClient {
 }
 
 impl TopicClient {
-    /// A consumer for a table's topic, with the table's fetch wait.
-    pub fn for_table(definition: &ForeignTableDef) -> Self {
+    /// A consumer for a table's one topic, with the table's fetch wait; for a table over
+    /// several topics, an ERROR saying that `what` needs one.
+    pub fn for_table(definition: &ForeignTableDef, what: &str) -> Self {
+        Self::for_topic(definition, definition.single_topic(what))
+    }
+
+    /// A consumer for `topic`, one of a table's, with the table's fetch wait.
+    pub fn for_topic(definition: &ForeignTableDef, topic: &str) -> Self {
         let settings = table_client_settings(definition);
-        Self::with_settings(definition.server_id, settings, definition.table.topic.clone())
+        Self::with_settings(definition.server_id, settings, topic.to_string())
     }
 
     /// A consumer for a table's topic that fetches at most `fetch_max_bytes` at a time
     /// and never waits on the broker for more: for reading a sample in runs (ANALYZE).
     /// (A fetch prefetching past a run can reach the end of the partition and wait there
     /// for new messages, `buffer_delay`; the jump to the next run waits behind it.)
-    pub fn for_sample(definition: &ForeignTableDef, fetch_max_bytes: usize) -> Self {
+    pub fn for_sample(definition: &ForeignTableDef, topic: &str, fetch_max_bytes: usize) -> Self {
         let settings = ClientSettings {
             fetch_max_bytes: Some(fetch_max_bytes),
             fetch_wait: SAMPLE_FETCH_WAIT,
             ..table_client_settings(definition)
         };
-        Self::with_settings(definition.server_id, settings, definition.table.topic.clone())
+        Self::with_settings(definition.server_id, settings, topic.to_string())
     }
 
     /// A consumer for server-wide questions (topic lists, samples of many topics).
@@ -145,13 +152,24 @@ impl TopicClient {
         TopicClient { settings, consumer, topic }
     }
 
+    /// The topics a table reads now: see [`table_topics`].
+    pub fn topics_of(&self, definition: &ForeignTableDef) -> Vec<String> {
+        table_topics(&definition.table.topics, self.consumer.client(), &self.settings).or_raise()
+    }
+
     pub fn partitions(&self) -> Vec<i32> {
         kafka::topic_partitions(self.consumer.client(), &self.settings, &self.topic).or_raise()
     }
 
     /// Low and high watermarks of every partition of the topic.
     pub fn all_watermarks(&self) -> Vec<Watermarks> {
-        kafka::watermarks(self.consumer.client(), &self.settings, &self.topic, &self.partitions()).or_raise()
+        self.watermarks_of(&self.topic)
+    }
+
+    /// Low and high watermarks of every partition of `topic`.
+    pub fn watermarks_of(&self, topic: &str) -> Vec<Watermarks> {
+        let partitions = kafka::topic_partitions(self.consumer.client(), &self.settings, topic).or_raise();
+        kafka::watermarks(self.consumer.client(), &self.settings, topic, &partitions).or_raise()
     }
 
     /// The value of the topic's message at `partition` and `offset`, read again for an
@@ -171,6 +189,12 @@ impl TopicClient {
     pub fn into_reader(self) -> FdwResult<RangeReader<PooledConsumer>> {
         RangeReader::new(self.consumer, self.settings, &self.topic, &[])
     }
+}
+
+/// The topics a table reads now: the one or those listed, or the cluster's topics its
+/// pattern matches (asked of the brokers each time).
+pub fn table_topics(topics: &Topics, consumer: &KafkaConsumer, settings: &ClientSettings) -> FdwResult<Vec<String>> {
+    topics.resolve(|| Ok(kafka::all_topics(consumer, settings)?.into_iter().map(|(topic, _)| topic).collect()))
 }
 
 /// What a client's configuration depends on.

@@ -7,7 +7,8 @@
 //! The note is cleared when the scan ends, so that an ERROR raised after the scan (a
 //! sorted batch written, an AFTER trigger) names no message rather than a wrong one.
 
-use std::cell::Cell;
+use std::cell::RefCell;
+use std::rc::Rc;
 
 use pgrx::pg_sys;
 use pgrx::pg_sys::panic::ErrorReportWithLevel;
@@ -21,30 +22,32 @@ use crate::pg::errors::{is_of_class, raise, reported_kind};
 use crate::pg::subtransaction::raise_again;
 
 /// A message of a Kafka foreign table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageAt {
     pub table: pg_sys::Oid,
+    /// Shared with the scan, which notes a message per row.
+    pub topic: Rc<str>,
     pub partition: i32,
     pub offset: i64,
 }
 
 thread_local! {
-    static LAST_RETURNED: Cell<Option<MessageAt>> = const { Cell::new(None) };
+    static LAST_RETURNED: RefCell<Option<MessageAt>> = const { RefCell::new(None) };
 }
 
 /// A scan returns the row of `message`.
 pub fn returned(message: MessageAt) {
-    LAST_RETURNED.with(|last| last.set(Some(message)));
+    LAST_RETURNED.with_borrow_mut(|last| *last = Some(message));
 }
 
 /// A scan returned its last row (or a caller starts afresh).
 pub fn forget() {
-    LAST_RETURNED.with(|last| last.set(None));
+    LAST_RETURNED.with_borrow_mut(|last| *last = None);
 }
 
 /// The message whose row is being processed, if a scan is between rows.
 pub fn current() -> Option<MessageAt> {
-    LAST_RETURNED.with(Cell::get)
+    LAST_RETURNED.with_borrow(Clone::clone)
 }
 
 /// An ERROR about the row of a message, to raise again naming the message.
@@ -102,11 +105,11 @@ impl RefusedRow {
         }
     }
 
-    /// Raises the error, with the message of `definition`'s topic read again for its
-    /// detail.
-    pub fn raise(self, definition: &ForeignTableDef) -> ! {
-        let payload = TopicClient::for_table(definition).payload_at(self.partition, self.offset);
-        raise(self.error(&definition.table.topic, &payload))
+    /// Raises the error, with the message (of `topic`, one of `definition`'s) read again
+    /// for its detail.
+    pub fn raise(self, definition: &ForeignTableDef, topic: &str) -> ! {
+        let payload = TopicClient::for_topic(definition, topic).payload_at(self.partition, self.offset);
+        raise(self.error(topic, &payload))
     }
 }
 
@@ -114,11 +117,11 @@ impl RefusedRow {
 /// scan was at when it was about that row ([`RefusedRow::of`]), as it was otherwise.
 /// `column`: finds the column of a refused value, given the message (the caller's
 /// statement converted many).
-pub fn raise_naming_the_message(report: ErrorReportWithLevel, column: impl FnOnce(MessageAt) -> Option<String>) -> ! {
+pub fn raise_naming_the_message(report: ErrorReportWithLevel, column: impl FnOnce(&MessageAt) -> Option<String>) -> ! {
     let Some(at) = current() else { raise_again(report) };
     let Some(mut refused) = RefusedRow::of(&report, at.partition, at.offset, None) else { raise_again(report) };
     if refused.is_data_exception() {
-        refused.column = column(at);
+        refused.column = column(&at);
     }
     // SAFETY: a foreign table the failed statement scanned; its lock went with the
     // statement's subtransaction, so it is taken again as the scan took it.
@@ -126,5 +129,5 @@ pub fn raise_naming_the_message(report: ErrorReportWithLevel, column: impl FnOnc
         pg_sys::LockRelationOid(at.table, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
         catalog::foreign_table_by_id(at.table)
     };
-    refused.raise(&definition)
+    refused.raise(&definition, &at.topic)
 }

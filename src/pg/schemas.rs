@@ -94,11 +94,12 @@ pub fn record_encoder(definition: &ForeignTableDef, part: MessagePart, columns: 
     if let (Some(text), MessagePart::Value) = (&definition.table.avro_schema, part) {
         return RecordEncoder::Avro(AvroEncoder::new(text, None).map_err(|e| codec_error(AVRO_SCHEMA_UNUSABLE, e)).or_raise());
     }
+    let topic = definition.single_topic("INSERT with the schemas of a Schema Registry");
     let (settings, _) = registry_settings(definition.server_id, &definition.server);
-    let subject = format!("{}-{suffix}", definition.table.topic);
+    let subject = format!("{topic}-{suffix}");
     let latest = match or_not_found(registry::schema_by_version(&settings, &subject, "latest")) {
         Ok(latest) => latest,
-        Err(_) if definition.table.auto_register => register_derived(&settings, &subject, format, definition, columns),
+        Err(_) if definition.table.auto_register => register_derived(&settings, &subject, format, topic, columns),
         Err(why) => raise(
             FdwError::new(ErrorKind::ObjectNotInPrerequisiteState, format!("the schema registry has no schema for subject \"{subject}\""))
                 .with_detail(sentence(&why))
@@ -133,10 +134,9 @@ fn register_derived(
     settings: &RegistrySettings,
     subject: &str,
     format: Format,
-    definition: &ForeignTableDef,
+    topic: &str,
     columns: &[DerivedField<'_>],
 ) -> RegisteredSchema {
-    let topic = &definition.table.topic;
     let (schema_type, derived) = match format {
         Format::Protobuf => ("PROTOBUF", protobuf_encode::derived_schema(topic, columns)),
         _ => ("AVRO", avro_encode::derived_schema(topic, columns)),
@@ -155,7 +155,9 @@ fn register_derived(
 /// table's value format: keys in a registry format, `key_format`, are read with them too).
 pub fn registry_writer_schemas(definition: &ForeignTableDef, part: MessagePart) -> WriterSchemas {
     let (settings, user_mapping) = registry_settings(definition.server_id, &definition.server);
-    let subject = format!("{}-{}", definition.table.topic, part.suffix());
+    // A table over several topics has no one subject: its messages are read with their
+    // writer schemas only, without defaults from a subject's latest schema.
+    let subject = definition.table.topics.single().map(|topic| format!("{topic}-{}", part.suffix()));
     let source = format!("{} {}", user_mapping.to_u32(), settings.urls.join(","));
     WriterSchemas::Registry(Box::new(RegistrySchemas { source, settings, subject }))
 }
@@ -183,7 +185,7 @@ struct RegistrySchemas {
     source: String,
     settings: RegistrySettings,
     /// The subject the messages are read from (TopicNameStrategy), for its latest schema.
-    subject: String,
+    subject: Option<String>,
 }
 
 impl SchemaById for RegistrySchemas {
@@ -203,7 +205,7 @@ impl SchemaById for RegistrySchemas {
 
     /// Asked once per scan (a subject's latest version changes; ids never do).
     fn latest(&mut self) -> Option<WriterSchema> {
-        let latest = registry_latest(&self.settings, &self.subject)?;
+        let latest = registry_latest(&self.settings, self.subject.as_deref()?)?;
         Some(WriterSchema { schema_type: latest.schema_type, text: latest.schema, references: Vec::new() })
     }
 }

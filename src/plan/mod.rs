@@ -73,6 +73,10 @@ pub enum Column {
     /// The message timestamp; values are PostgreSQL timestamptz (microseconds since
     /// 2000-01-01 UTC), Kafka's are milliseconds since 1970.
     Timestamp,
+    /// The message's topic, in a table over several: only `=` and `= ANY`, with text
+    /// values. [`Condition::for_topic`] decides them for each topic read; anywhere else
+    /// they restrict nothing.
+    Topic,
 }
 
 /// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01).
@@ -185,6 +189,10 @@ pub enum Value {
     Scalar(Option<i64>),
     /// An array for `= ANY`; NULL elements match nothing and are left out.
     List(Vec<i64>),
+    /// A topic name; `None` is SQL NULL.
+    Text(Option<String>),
+    /// Topic names for `= ANY`, NULLs left out.
+    Texts(Vec<String>),
 }
 
 impl Value {
@@ -193,11 +201,53 @@ impl Value {
         match self {
             Value::List(list) => list.clone(),
             Value::Scalar(value) => value.iter().copied().collect(),
+            Value::Text(_) | Value::Texts(_) => Vec::new(),
+        }
+    }
+
+    /// Whether a topic condition's value names `topic`.
+    fn names(&self, topic: &str) -> bool {
+        match self {
+            Value::Text(name) => name.as_deref() == Some(topic),
+            Value::Texts(names) => names.iter().any(|name| name == topic),
+            Value::Scalar(_) | Value::List(_) => false,
+        }
+    }
+}
+
+impl Condition<Value> {
+    /// The condition for the messages of `topic`: each topic comparison decided, true or
+    /// false, so that a topic the condition excludes selects no offset at all, and
+    /// `(topic = 'a' AND partition = 0) OR topic = 'b'` reads partition 0 of `a`, all of
+    /// `b`.
+    pub fn for_topic(&self, topic: &str) -> Condition<Value> {
+        let decided = |selected: bool| if selected { Condition::Unrestricted } else { Condition::nothing() };
+        match self {
+            Condition::Compare(Column::Topic, Cmp::Eq, value) | Condition::AnyOf(Column::Topic, value) => decided(value.names(topic)),
+            Condition::Compare(Column::Topic, _, _) => Condition::Unrestricted,
+            Condition::All(parts) => Condition::All(parts.iter().map(|p| p.for_topic(topic)).collect()),
+            Condition::Any(parts) => Condition::Any(parts.iter().map(|p| p.for_topic(topic)).collect()),
+            other => other.clone(),
         }
     }
 }
 
 impl<V> Condition<V> {
+    /// A condition no message satisfies: an empty disjunction.
+    fn nothing() -> Condition<V> {
+        Condition::Any(Vec::new())
+    }
+
+    /// Whether no message satisfies the condition, whatever its partition and offset: a
+    /// topic it rules out (see [`Condition::for_topic`]).
+    pub fn selects_nothing(&self) -> bool {
+        match self {
+            Condition::Any(parts) => parts.iter().all(Condition::selects_nothing),
+            Condition::All(parts) => parts.iter().any(Condition::selects_nothing),
+            _ => false,
+        }
+    }
+
     /// True when the condition cannot narrow the read at all.
     pub fn is_unrestricted(&self) -> bool {
         matches!(self, Condition::Unrestricted)
@@ -326,6 +376,8 @@ impl SpanSet {
 fn offsets_of(condition: &Condition<Value>, partition: i32, timestamps: Timestamps<'_>) -> SpanSet {
     match condition {
         Condition::Unrestricted => SpanSet::everything(),
+        // Decided per topic before (Condition::for_topic), if at all.
+        Condition::Compare(Column::Topic, _, _) | Condition::AnyOf(Column::Topic, _) => SpanSet::everything(),
         Condition::Compare(Column::Timestamp, cmp, value) => {
             let Value::Scalar(Some(value)) = value else { return SpanSet::empty() };
             timestamp_offsets(*cmp, *value, partition, timestamps)
@@ -359,6 +411,7 @@ fn restrict(column: Column, values: SpanSet, partition: i32) -> SpanSet {
         Column::Offset => values,
         Column::Partition if values.contains(partition as i64) => SpanSet::everything(),
         Column::Partition | Column::Timestamp => SpanSet::empty(),
+        Column::Topic => SpanSet::everything(),
     }
 }
 
@@ -415,6 +468,7 @@ fn column_code(column: Column) -> i32 {
         Column::Partition => 0,
         Column::Offset => 1,
         Column::Timestamp => 2,
+        Column::Topic => 3,
     }
 }
 
@@ -459,7 +513,7 @@ fn decode_from(rest: &mut &[i32]) -> Condition<usize> {
         *rest = tail;
         *first
     };
-    let column = |code: i32| [Column::Partition, Column::Offset, Column::Timestamp][code as usize];
+    let column = |code: i32| [Column::Partition, Column::Offset, Column::Timestamp, Column::Topic][code as usize];
     match next() {
         TAG_UNRESTRICTED => Condition::Unrestricted,
         TAG_COMPARE => {
@@ -609,6 +663,25 @@ mod tests {
         assert_eq!(plan_of(&cmp(Column::Partition, Cmp::Gt, i64::MIN), &topic), vec![range(0, 0, 10)]);
     }
 
+    #[test]
+    fn topic_conditions_are_decided_per_topic() {
+        let topic_is = |name: &str| Condition::Compare(Column::Topic, Cmp::Eq, Value::Text(Some(name.into())));
+        let condition = Condition::Any(vec![Condition::All(vec![topic_is("a"), cmp(Column::Partition, Cmp::Eq, 0)]), topic_is("b")]);
+        let topic = marks(&[(0, 0, 10), (1, 0, 10)]);
+        assert_eq!(plan_of(&condition.for_topic("a"), &topic), vec![range(0, 0, 10)]);
+        assert_eq!(plan_of(&condition.for_topic("b"), &topic), vec![range(0, 0, 10), range(1, 0, 10)]);
+        assert!(plan_of(&condition.for_topic("c"), &topic).is_empty());
+        assert!(condition.for_topic("c").selects_nothing() && !condition.for_topic("a").selects_nothing());
+        let listed = Condition::AnyOf(Column::Topic, Value::Texts(vec!["a".into(), "c".into()]));
+        assert!(plan_of(&listed.for_topic("b"), &topic).is_empty());
+        assert_eq!(plan_of(&listed.for_topic("c"), &topic).len(), 2);
+        // NULL names no topic; a topic condition not decided for a topic reads everything.
+        assert!(plan_of(&Condition::Compare(Column::Topic, Cmp::Eq, Value::Text(None)).for_topic("a"), &topic).is_empty());
+        assert_eq!(plan_of(&listed, &topic).len(), 2);
+        let template = Condition::All(vec![Condition::Compare(Column::Topic, Cmp::Eq, 0), Condition::AnyOf(Column::Topic, 1)]);
+        assert_eq!(decode(&encode(&template)), template);
+    }
+
     /// The synthetic topic's message timestamps: increasing within each partition.
     fn timestamp_ms(partition: i32, offset: i64) -> i64 {
         1_000_000 + 1000 * partition as i64 + 10 * offset
@@ -621,6 +694,7 @@ mod tests {
                 Column::Offset => offset,
                 // Compare in PostgreSQL microseconds, as the database does.
                 Column::Timestamp => timestamp_ms(partition as i32, offset) * 1000 - POSTGRES_EPOCH_UNIX_MICROS,
+                Column::Topic => unreachable!("the generated conditions have no topic"),
             };
             match op {
                 Cmp::Eq => x == value,
@@ -636,6 +710,7 @@ mod tests {
             Condition::Compare(_, _, _) => false,
             Condition::AnyOf(column, Value::List(list)) => list.iter().any(|v| holds(column, &Cmp::Eq, *v)),
             Condition::AnyOf(column, Value::Scalar(v)) => v.is_some_and(|v| holds(column, &Cmp::Eq, v)),
+            Condition::AnyOf(_, Value::Text(_) | Value::Texts(_)) => unreachable!("the generated conditions have no topic"),
             Condition::All(parts) => parts.iter().all(|p| truth(p, partition, offset)),
             Condition::Any(parts) => parts.iter().any(|p| truth(p, partition, offset)),
         }

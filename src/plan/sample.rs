@@ -58,6 +58,25 @@ pub fn sample_size(total: i64, targrows: i64) -> i64 {
     (total / SHARE).max(targrows / FLOOR).max(1).min(targrows).max(0)
 }
 
+/// A sample of `size` rows split between topics of `totals` messages, in proportion
+/// (largest remainders), for a table over several topics: each topic's share, given to
+/// [`sample_ranges`] as its `targrows`, is also its sample's size.
+pub fn split_between_topics(size: i64, totals: &[i64]) -> Vec<i64> {
+    let all: i64 = totals.iter().sum();
+    if all <= 0 {
+        return vec![0; totals.len()];
+    }
+    let exact: Vec<(i64, i64)> = totals.iter().map(|&t| ((size as i128 * t as i128 / all as i128) as i64, (size as i128 * t as i128 % all as i128) as i64)).collect();
+    let mut shares: Vec<i64> = exact.iter().map(|&(share, _)| share).collect();
+    let mut by_remainder: Vec<usize> = (0..totals.len()).collect();
+    by_remainder.sort_by_key(|&i| std::cmp::Reverse(exact[i].1));
+    let left = size - shares.iter().sum::<i64>();
+    for &i in by_remainder.iter().take(left.max(0) as usize) {
+        shares[i] += 1;
+    }
+    shares
+}
+
 /// The ranges ANALYZE reads from the partitions `marks` when PostgreSQL asks for
 /// `targrows` rows: the whole topic if it holds no more than twice [`sample_size`],
 /// else runs holding that many messages.
@@ -132,6 +151,19 @@ pub fn estimated_rows(total_offsets: i64, sampled_offsets: i64, sample_rows: usi
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn topics_share_a_sample_in_proportion() {
+        assert_eq!(split_between_topics(100, &[300, 100, 0]), vec![75, 25, 0]);
+        assert_eq!(split_between_topics(10, &[1, 1, 1]), vec![4, 3, 3]);
+        assert_eq!(split_between_topics(5, &[0, 0]), vec![0, 0]);
+        // Each share is what sample_size gives its topic for that share.
+        let totals = [2_000_000, 150_000, 7];
+        let size = sample_size(totals.iter().sum(), 30_000);
+        for (share, total) in split_between_topics(size, &totals).into_iter().zip(totals) {
+            assert!((sample_size(total, share) - share).abs() <= 1, "{share} of {total}");
+        }
+    }
     use proptest::prelude::*;
 
     fn marks(spans: &[(i64, i64)]) -> Vec<Watermarks> {

@@ -99,6 +99,21 @@ create_topic regress_stats 1
 # A topic whose group commits import.sql has the mock cluster refuse.
 "$KAFKA_TOOL" mock-ctl --control "$MOCK_CONTROL" create-topic regress_group_faults 1
 
+# Tables over many topics (topics.sql): three topics with data, an empty one, and two
+# that routed INSERTs write to. Messages are "n,<topic letter> n".
+create_topic regress_many_a 2
+seq 1 10 | awk '{ printf "%d,a %d\n", $1, $1 }' >"$KAFKA_FDW_REGRESS_DATA/many_a.csv"
+produce regress_many_a "$KAFKA_FDW_REGRESS_DATA/many_a.csv"
+create_topic regress_many_b 1
+seq 11 15 | awk '{ printf "%d,b %d\n", $1, $1 }' >"$KAFKA_FDW_REGRESS_DATA/many_b.csv"
+produce regress_many_b "$KAFKA_FDW_REGRESS_DATA/many_b.csv"
+create_topic regress_many_c 3
+seq 16 30 | awk '{ printf "%d,c %d\n", $1, $1 }' >"$KAFKA_FDW_REGRESS_DATA/many_c.csv"
+produce regress_many_c "$KAFKA_FDW_REGRESS_DATA/many_c.csv"
+create_topic regress_many_d 1
+create_topic regress_routed_1 1
+create_topic regress_routed_2 2
+
 # Imports: 1000 rows now; more are produced during the test.
 create_topic regress_import 4
 produce regress_import "$KAFKA_FDW_REGRESS_DATA/import_first.csv"

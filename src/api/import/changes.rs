@@ -178,7 +178,7 @@ pub(super) fn apply(source: &PgRelation, target: &PgRelation, columns: Option<Ve
     });
     // A value the statement refused converting a message's row: the column is the first
     // whose conversion fails alone.
-    let first_refused_column = |at: MessageAt| {
+    let first_refused_column = |at: &MessageAt| {
         plan.conversion_probes(at.partition, at.offset)
             .into_iter()
             .find(|(_, probe)| subtransaction::attempt(|| Spi::run(probe)).is_err())
@@ -188,7 +188,7 @@ pub(super) fn apply(source: &PgRelation, target: &PgRelation, columns: Option<Ve
         applied.unwrap_or_else(|report| row_errors::raise_naming_the_message(report, first_refused_column));
     if let (Some(partition), Some(offset), Some(code)) = (partition, offset, problem) {
         let problem = Problem::from_code(&code).unwrap_or(Problem::NotAnEvent);
-        raise(plan.problem_error(mode, problem, &definition.table.topic, partition, offset));
+        raise(plan.problem_error(mode, problem, definition.single_topic(super::IMPORT), partition, offset));
     }
     changed
 }

@@ -309,7 +309,8 @@ pub fn copy_messages(target: &PgRelation, plan: MessageCopy, ranges: &[ReadRange
     // SAFETY: opens a relation the caller has open; the lock is COPY FROM's.
     let target = unsafe { PgRelation::with_lock(target.oid(), pg_sys::RowExclusiveLock as pg_sys::LOCKMODE) };
     let table = &plan.definition.table;
-    let client = TopicClient::for_table(&plan.definition);
+    let topic = plan.definition.single_topic(super::IMPORT);
+    let client = TopicClient::for_topic(&plan.definition, topic);
     let consumer = client.consumer.client();
     // The fetching thread must not call into PostgreSQL; the backend checks for
     // interrupts while it waits for lines.
@@ -326,11 +327,11 @@ pub fn copy_messages(target: &PgRelation, plan: MessageCopy, ranges: &[ReadRange
     ]);
     let outcome = std::thread::scope(|scope| {
         let stop = Arc::new(AtomicBool::new(false));
-        let mut reader = RangeReader::new(consumer, fetch_settings, &table.topic, ranges).or_raise();
+        let mut reader = RangeReader::new(consumer, fetch_settings, topic, ranges).or_raise();
         reader.stop_when(stop.clone());
         let (sender, receiver) = sync_channel(CHUNKS_AHEAD);
         let lines = CopyLines::new(table.csv.clone(), plan.fields.clone(), table.strict);
-        let (trailing, topic) = (&plan.trailing, table.topic.as_str());
+        let trailing = &plan.trailing;
         // Spawned with every signal blocked, so that the thread inherits a mask that
         // keeps the backend's signals on the backend's thread.
         let fetcher = kafka::with_signals_blocked(|| {
@@ -371,7 +372,7 @@ pub fn copy_messages(target: &PgRelation, plan: MessageCopy, ranges: &[ReadRange
     match (copied, pending) {
         (Err(refused), _) => {
             let payload = client.payload_at(refused.partition, refused.offset);
-            raise(refused.error(&table.topic, &payload))
+            raise(refused.error(topic, &payload))
         }
         (Ok(_), Some(error)) => raise(error),
         (Ok(inserted), None) => (inserted, row_by_row_reason(&target).map_or(InsertPath::Copy, InsertPath::CopyRowByRow)),

@@ -134,7 +134,7 @@ struct TopicNow {
 
 impl TopicNow {
     fn of(definition: &ForeignTableDef) -> TopicNow {
-        let TopicClient { settings, consumer, topic } = TopicClient::for_table(definition);
+        let TopicClient { settings, consumer, topic } = TopicClient::for_table(definition, IMPORT);
         let description = kafka::describe(consumer.client(), &settings, &topic).or_raise();
         let marks = kafka::watermarks(consumer.client(), &settings, &topic, &description.partitions).or_raise();
         // Asked after the other requests, so librdkafka usually knows it already.
@@ -201,6 +201,9 @@ fn resume_ranges(source: &PgRelation, target: &PgRelation, definition: &ForeignT
 /// about this many messages, over as many partitions as it takes (partitions read
 /// together keep librdkafka's fetches busy); long imports report progress after each.
 const BATCH_MESSAGES: i64 = 100_000;
+
+/// What needs a source table over one topic (imports of many-topic tables are not built yet).
+pub(crate) const IMPORT: &str = "kafka_fdw.import";
 
 /// Imports the messages of `source` not imported into `target` yet, up to the high
 /// watermarks taken when it starts (and at most `max_messages`), and returns the number

@@ -160,7 +160,7 @@ unsafe fn copy_from_portal(target: &PgRelation, columns: &[String], portal: pg_s
                     raise(FdwError::new(ErrorKind::Internal, "a failed COPY's row has a message but no table"))
                 };
                 let payload = client.payload_at(refused.partition, refused.offset);
-                raise(refused.error(&definition.table.topic, &payload))
+                raise(refused.error(definition.single_topic(super::IMPORT), &payload))
             }
         }
     }
@@ -181,7 +181,7 @@ extern "C-unwind" fn render_row(slot: *mut pg_sys::TupleTableSlot, receiver: *mu
             renderer.messages.record(renderer.rows, message.partition, message.offset);
             if renderer.messages_of.as_ref().map(|(table, ..)| *table) != Some(message.table) {
                 let definition = catalog::foreign_table_by_id(message.table);
-                let client = TopicClient::for_table(&definition);
+                let client = TopicClient::for_table(&definition, super::IMPORT);
                 renderer.messages_of = Some((message.table, definition, client));
             }
         }

@@ -1,0 +1,136 @@
+-- Tables over many topics: a list (`topics`) or a pattern (`topic_pattern`), the topic
+-- column, `topic = …` / `topic IN (…)` pushed down to the topics read, EXPLAIN, INSERT
+-- routed by the topic column. Each topic's count comes from kafka-tool, not the FDW.
+\getenv brokers KAFKA_BROKERS
+CREATE SERVER topics_server FOREIGN DATA WRAPPER kafka_fdw OPTIONS (brokers :'brokers');
+CREATE USER MAPPING FOR PUBLIC SERVER topics_server;
+
+-- Exactly one of topic, topics and topic_pattern; names as Kafka allows them; a valid
+-- regular expression.
+CREATE FOREIGN TABLE bad (x text) SERVER topics_server;
+CREATE FOREIGN TABLE bad (x text) SERVER topics_server OPTIONS (topic 'a', topics 'b,c');
+CREATE FOREIGN TABLE bad (x text) SERVER topics_server OPTIONS (topics 'a,,b');
+CREATE FOREIGN TABLE bad (x text) SERVER topics_server OPTIONS (topics 'a, b, a');
+CREATE FOREIGN TABLE bad (x text) SERVER topics_server OPTIONS (topic 'no spaces');
+CREATE FOREIGN TABLE bad (x text) SERVER topics_server OPTIONS (topic_pattern 'regress_(');
+
+-- A list of three topics (2, 1 and 3 partitions).
+CREATE FOREIGN TABLE listed (
+    topic text OPTIONS (topic 'true'),
+    part int OPTIONS (partition 'true'),
+    offs bigint OPTIONS (offset 'true'),
+    n int,
+    t text
+) SERVER topics_server OPTIONS (topics 'regress_many_a, regress_many_b, regress_many_c');
+\set count_a `"$KAFKA_TOOL" count --brokers "$KAFKA_BROKERS" --topic regress_many_a | cut -d' ' -f1`
+\set count_b `"$KAFKA_TOOL" count --brokers "$KAFKA_BROKERS" --topic regress_many_b | cut -d' ' -f1`
+\set count_c `"$KAFKA_TOOL" count --brokers "$KAFKA_BROKERS" --topic regress_many_c | cut -d' ' -f1`
+CREATE TABLE kafka_counts (topic text, messages bigint);
+INSERT INTO kafka_counts VALUES ('regress_many_a', :count_a), ('regress_many_b', :count_b), ('regress_many_c', :count_c);
+-- Every message of every topic, each once, with the topic it came from.
+SELECT topic, count(*), count(DISTINCT (part, offs)) AS distinct_messages, min(n), max(n),
+       bool_and(t LIKE right(topic, 1) || ' %') AS own_messages
+FROM listed GROUP BY topic ORDER BY topic;
+SELECT l.topic, l.rows = k.messages AS equals_kafka_tool
+FROM (SELECT topic, count(*) AS rows FROM listed GROUP BY topic) l JOIN kafka_counts k USING (topic) ORDER BY 1;
+EXPLAIN (COSTS OFF) SELECT * FROM listed;
+
+-- Conditions on the topic read only the topics they leave: EXPLAIN's ranges, and the
+-- messages EXPLAIN ANALYZE fetched.
+CREATE FUNCTION read_by(condition text) RETURNS SETOF text LANGUAGE plpgsql AS $$
+DECLARE
+    line text;
+BEGIN
+    FOR line IN EXECUTE format('EXPLAIN (ANALYZE, BUFFERS OFF, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT * FROM listed WHERE %s', condition)
+    LOOP
+        IF line ~ 'Kafka (Ranges|Messages)' THEN
+            RETURN NEXT trim(line);
+        END IF;
+    END LOOP;
+END
+$$;
+SELECT read_by($$topic = 'regress_many_b'$$);
+SELECT read_by($$topic IN ('regress_many_a', 'regress_not_listed')$$);
+SELECT read_by($$(topic = 'regress_many_a' AND part = 1) OR (topic = 'regress_many_c' AND offs >= 4)$$);
+SELECT read_by($$topic = 'regress_not_listed'$$);
+SELECT read_by($$topic = ANY (ARRAY[NULL, 'regress_many_b'])$$);
+-- Not pushed (a pattern, an ordering comparison): every topic is read, rows filtered.
+SELECT read_by($$topic LIKE '%_b'$$);
+SELECT count(*) FROM listed WHERE topic > 'regress_many_b';
+-- The same answers as without pushdown.
+SELECT topic, count(*) FROM listed WHERE topic = 'regress_many_b' OR (topic = 'regress_many_c' AND part = 2) GROUP BY 1 ORDER BY 1;
+-- A parameter, as a prepared statement or a nested loop gives it.
+PREPARE by_topic(text) AS SELECT count(*), min(n) FROM listed WHERE topic = $1;
+EXECUTE by_topic('regress_many_c');
+EXECUTE by_topic('regress_many_a');
+SET enable_hashjoin = off;
+SET enable_mergejoin = off;
+SELECT k.topic, count(l.n) FROM kafka_counts k JOIN listed l ON l.topic = k.topic WHERE k.topic <> 'regress_many_a' GROUP BY 1 ORDER BY 1;
+RESET enable_hashjoin;
+RESET enable_mergejoin;
+
+-- A pattern: the topics whose whole name matches when each scan starts.
+CREATE FOREIGN TABLE by_pattern (topic text OPTIONS (topic 'true'), n int, t text)
+SERVER topics_server OPTIONS (topic_pattern 'regress_many_.*');
+EXPLAIN (COSTS OFF) SELECT * FROM by_pattern WHERE topic <> 'regress_many_c';
+SELECT topic, count(*), sum(n) FROM by_pattern GROUP BY topic ORDER BY topic;
+-- A fifth topic, created after the table, is read by the next scan.
+\! "$KAFKA_TOOL" create-topic --brokers "$KAFKA_BROKERS" --topic regress_many_e --partitions 2 >/dev/null
+\! printf '31,e 31\n32,e 32\n33,e 33\n34,e 34\n' | "$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic regress_many_e --round-robin >/dev/null
+\set count_e `"$KAFKA_TOOL" count --brokers "$KAFKA_BROKERS" --topic regress_many_e | cut -d' ' -f1`
+INSERT INTO kafka_counts VALUES ('regress_many_d', 0), ('regress_many_e', :count_e);
+SELECT coalesce(p.topic, k.topic) AS topic, coalesce(p.rows, 0) AS rows, k.messages, coalesce(p.rows, 0) = k.messages AS equals_kafka_tool
+FROM (SELECT topic, count(*) AS rows FROM by_pattern GROUP BY topic) p FULL JOIN kafka_counts k USING (topic) ORDER BY 1;
+SELECT count(*) FROM by_pattern WHERE topic = 'regress_many_e';
+-- Whole names only: a pattern naming a prefix matches nothing.
+CREATE FOREIGN TABLE by_prefix (n int) SERVER topics_server OPTIONS (topic_pattern 'regress_many');
+SELECT count(*) FROM by_prefix;
+EXPLAIN (COSTS OFF) SELECT * FROM by_prefix;
+
+-- ANALYZE samples every topic: the row count is the topics' total.
+ANALYZE by_pattern;
+SELECT reltuples = (SELECT sum(messages) FROM kafka_counts) AS counted_every_topic FROM pg_class WHERE relname = 'by_pattern';
+
+-- A bad message names its topic, partition and offset.
+CREATE FOREIGN TABLE mixed (topic text OPTIONS (topic 'true'), a int, b int)
+SERVER topics_server OPTIONS (topics 'regress_many_b, regress_mistyped');
+SELECT topic, sum(a) FROM mixed GROUP BY topic ORDER BY topic;
+SELECT topic, a FROM mixed WHERE topic = 'regress_mistyped' AND b IS NULL;
+-- A listed topic that does not exist is an error, as for a table of one topic.
+CREATE FOREIGN TABLE missing (n int) SERVER topics_server OPTIONS (topics 'regress_many_a, regress_never_created');
+SELECT count(*) FROM missing;
+
+-- INSERT writes each row to the topic its topic column names, one of the table's.
+CREATE FOREIGN TABLE routed (topic text OPTIONS (topic 'true'), part int OPTIONS (partition 'true'), n int, t text)
+SERVER topics_server OPTIONS (topics 'regress_routed_1,regress_routed_2');
+INSERT INTO routed (topic, n, t) VALUES ('regress_routed_1', 1, 'one'), ('regress_routed_2', 2, 'two'), ('regress_routed_2', 3, 'three');
+INSERT INTO routed (topic, part, n, t) SELECT 'regress_routed_2', 1, i, 'more' FROM generate_series(4, 6) i;
+SELECT topic, n, t FROM routed ORDER BY n;
+SELECT n, part FROM routed WHERE n >= 4 ORDER BY n;
+\! "$KAFKA_TOOL" count --brokers "$KAFKA_BROKERS" --topic regress_routed_1 | cut -d' ' -f1
+\! "$KAFKA_TOOL" count --brokers "$KAFKA_BROKERS" --topic regress_routed_2 | cut -d' ' -f1
+EXPLAIN (COSTS OFF) INSERT INTO routed (topic, n) VALUES ('regress_routed_1', 7);
+-- A row without a topic, or with one the table does not have, is an ERROR.
+INSERT INTO routed (topic, n) VALUES (NULL, 9);
+INSERT INTO routed (topic, n) VALUES ('regress_many_a', 10);
+CREATE FOREIGN TABLE routed_by_pattern (topic text OPTIONS (topic 'true'), n int, t text)
+SERVER topics_server OPTIONS (topic_pattern 'regress_routed_.*');
+INSERT INTO routed_by_pattern VALUES ('regress_routed_1', 11, 'pattern');
+INSERT INTO routed_by_pattern VALUES ('regress_many_a', 12, 'not a topic of the pattern');
+SELECT topic, n, t FROM routed_by_pattern WHERE n > 10;
+-- Without a topic column there is nowhere to send a row.
+CREATE FOREIGN TABLE routed_blind (n int) SERVER topics_server OPTIONS (topics 'regress_routed_1,regress_routed_2');
+INSERT INTO routed_blind VALUES (1);
+
+-- What needs one topic says so.
+SELECT * FROM kafka_fdw.watermarks('listed');
+SELECT * FROM kafka_fdw.group_offsets('listed', 'g');
+CREATE TABLE listed_copy (n int, t text);
+SELECT kafka_fdw.import('listed', 'listed_copy');
+-- IMPORT FOREIGN SCHEMA makes tables of one topic each.
+CREATE SCHEMA topics_import;
+IMPORT FOREIGN SCHEMA kafka FROM SERVER topics_server INTO topics_import OPTIONS (topics 'regress_many_a');
+
+DROP SCHEMA topics_import;
+DROP TABLE listed_copy, kafka_counts;
+DROP SERVER topics_server CASCADE;
