@@ -283,6 +283,12 @@ install_kafka() {
 # (a command, not a function, so that `… &` gives the JVM's own pid to signal).
 KAFKA_JAVA=(java -Xmx512m -Dlog4j2.configurationFile="$REPO_ROOT/scripts/kafka/log4j2.xml" -cp "$KAFKA_JARS/*")
 
+# A new cluster id: the tool's last line (the test logging writes INFO lines to standard
+# output before it, which must not become part of the id).
+kafka_cluster_id() {
+    "${KAFKA_JAVA[@]}" kafka.tools.StorageTool random-uuid | tail -n 1
+}
+
 # The settings every test node shares (append to its server.properties):
 #   kafka_settings DIR REPLICAS
 # Kafka's internal topics (consumer offsets, transaction state, share-group state) get
@@ -360,7 +366,7 @@ advertised.listeners=PLAINTEXT://127.0.0.1:$port
 PROPERTIES
         kafka_settings "$dir" 1
     } >"$dir/server.properties"
-    "${KAFKA_JAVA[@]}" kafka.tools.StorageTool format --standalone -t "$("${KAFKA_JAVA[@]}" kafka.tools.StorageTool random-uuid)" \
+    "${KAFKA_JAVA[@]}" kafka.tools.StorageTool format --standalone -t "$(kafka_cluster_id)" \
         -c "$dir/server.properties" >"$dir/format.log"
     launch_kafka "$dir"
     await_kafka "$dir"
@@ -374,7 +380,7 @@ PROPERTIES
 start_kafka_cluster() {
     make_service_dir
     local nodes="$1" cluster_id voters="" node ports=() controllers=() addresses=()
-    cluster_id="$("${KAFKA_JAVA[@]}" kafka.tools.StorageTool random-uuid)"
+    cluster_id="$(kafka_cluster_id)"
     for node in $(seq "$nodes"); do
         ports+=("$(free_port)")
         controllers+=("$(free_port)")
@@ -492,7 +498,7 @@ PROPERTIES
             scram+=(--add-scram "$mechanism=[name=\"${user%%:*}\",password=\"${user#*:}\"]")
         done
     done
-    "${KAFKA_JAVA[@]}" kafka.tools.StorageTool format --standalone -t "$("${KAFKA_JAVA[@]}" kafka.tools.StorageTool random-uuid)" \
+    "${KAFKA_JAVA[@]}" kafka.tools.StorageTool format --standalone -t "$(kafka_cluster_id)" \
         -c "$dir/server.properties" "${scram[@]}" >"$dir/format.log"
     launch_kafka "$dir"
     await_kafka "$dir"

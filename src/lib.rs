@@ -39,7 +39,7 @@ pgrx::extension_sql_file!(
 pgrx::extension_sql_file!(
     "../sql/import.sql",
     name = "import",
-    requires = ["wrapper", api::topics::watermarks],
+    requires = ["wrapper", api::topics::topic_watermarks],
 );
 
 pgrx::extension_sql_file!(

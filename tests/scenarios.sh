@@ -56,9 +56,9 @@ setup_import_database kafka_fdw_crash crash_source
 for _ in $(seq 200); do
     echo "SELECT kafka_fdw.import('source', 'target', max_messages => 1500);"
 done >"$SERVICE_DIR/imports.sql"
-kill_imports() { # kill_imports DB SCRIPT: kill -9 the backend running SCRIPT's imports, 20 times
+kill_imports() { # kill_imports DB SCRIPT [TIMES]: kill -9 the backend running SCRIPT's imports, TIMES (20) times
     kills=0
-    while ((kills < 20)); do
+    while ((kills < ${3:-20})); do
         PGAPPNAME=crash_victim psql -X -q -d "$1" -f "$2" >/dev/null 2>&1 &
         importer=$!
         # 0 to 2 s: before, during or after the first import of the session commits.
@@ -79,6 +79,45 @@ read -r imported distinct in_topic <<<"$(import_counts kafka_fdw_crash)"
 echo "killed $kills times; before the final run: $before_rows rows ($before_distinct distinct); after: $imported rows, $distinct distinct messages, $in_topic in the topic"
 [[ "$before_rows" == "$before_distinct" ]] || scenario_fail "duplicates after crashes"
 [[ "$imported" == "$distinct" && "$imported" == "$in_topic" ]] || scenario_fail "target differs from the topic: $imported rows, $distinct distinct, $in_topic in topic"
+
+log "Scenario: kill -9 the backend of a running import over a topic pattern, 10 times, a fifth topic created between the kills"
+many_rows() { # many_rows TOPIC FIRST LAST: rows into TOPIC, round robin
+    rows "$2" "$3" >"$SERVICE_DIR/crash_many.csv"
+    "$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic "$1" --round-robin --file "$SERVICE_DIR/crash_many.csv" >/dev/null
+}
+for i in 1 2 3 4; do
+    create_topic "crash_many_$i" "$i"
+    many_rows "crash_many_$i" $((i * 100000 + 1)) $((i * 100000 + 12000))
+done
+createdb kafka_fdw_crash_many
+psql -X -q -v ON_ERROR_STOP=1 -d kafka_fdw_crash_many <<SQL
+CREATE EXTENSION kafka_fdw;
+CREATE SERVER s FOREIGN DATA WRAPPER kafka_fdw OPTIONS (brokers '$KAFKA_BROKERS');
+CREATE USER MAPPING FOR PUBLIC SERVER s;
+CREATE FOREIGN TABLE source (topic text OPTIONS (topic 'true'), part int OPTIONS (partition 'true'), offs bigint OPTIONS (offset 'true'), n int, t text)
+SERVER s OPTIONS (topic_pattern 'crash_many_[0-9]+');
+CREATE TABLE target (topic text, part int, offs bigint, n int, t text);
+SQL
+for _ in $(seq 200); do
+    echo "SELECT kafka_fdw.import('source', 'target', max_messages => 1500);"
+done >"$SERVICE_DIR/many_imports.sql"
+kill_imports kafka_fdw_crash_many "$SERVICE_DIR/many_imports.sql" 5
+first_kills=$kills
+create_topic crash_many_5 2
+many_rows crash_many_5 500001 512000
+kill_imports kafka_fdw_crash_many "$SERVICE_DIR/many_imports.sql" 5
+read -r before_rows before_distinct <<<"$(psql -X -A -t -F ' ' -d kafka_fdw_crash_many -c "SELECT count(*), count(DISTINCT (topic, part, offs)) FROM target")"
+echo "before the final run: $before_rows rows, $before_distinct distinct messages (of 60000)"
+[[ "$before_rows" == "$before_distinct" ]] || scenario_fail "duplicates after crashes"
+psql -X -q -d kafka_fdw_crash_many -c "SELECT kafka_fdw.import('source', 'target')" >/dev/null
+# Per topic: rows of the target, distinct messages among them, messages in the topic (kafka-tool).
+for i in 1 2 3 4 5; do
+    in_topic=$("$KAFKA_TOOL" count --brokers "$KAFKA_BROKERS" --topic "crash_many_$i" | cut -d' ' -f1)
+    read -r imported distinct <<<"$(psql -X -A -t -F ' ' -d kafka_fdw_crash_many -c "SELECT count(*), count(DISTINCT (part, offs)) FROM target WHERE topic = 'crash_many_$i'")"
+    echo "crash_many_$i: $imported rows, $distinct distinct messages, $in_topic in the topic"
+    [[ "$imported" == "$distinct" && "$imported" == "$in_topic" ]] || scenario_fail "crash_many_$i: $imported rows, $distinct distinct, $in_topic in the topic"
+done
+echo "killed $((first_kills + kills)) times (5 before crash_many_5 existed, 5 after)"
 
 log "Scenario: kill -9 the backend of a running upsert import, 20 times"
 # 60000 keyed messages over 5000 keys, every 9th a tombstone; keys stay in their partition.

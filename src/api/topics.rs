@@ -43,6 +43,24 @@ fn watermarks(
     TableIterator::new(watermark_rows(&source))
 }
 
+/// Per topic the table reads now (of a list, those that exist; of a pattern, those it
+/// matches), the low and high watermarks of every partition: [`watermarks`] for tables
+/// over many topics too.
+#[pg_extern(schema = "kafka_fdw")]
+#[search_path(pg_catalog, pg_temp)]
+fn topic_watermarks(
+    source: PgRelation,
+) -> TableIterator<'static, (name!(topic, String), name!(partition, i32), name!(low, i64), name!(high, i64))> {
+    let definition = readable_kafka_table(&source);
+    let client = TopicClient::for_topic(&definition, "");
+    let (topics, _) = client.existing_topics_of(&definition);
+    let mut rows = Vec::new();
+    for topic in topics {
+        rows.extend(client.watermarks_of(&topic).into_iter().map(|w| (topic.clone(), w.partition, w.low, w.high)));
+    }
+    TableIterator::new(rows)
+}
+
 /// The offsets Kafka consumer group `group_id` has committed for a foreign table's topic,
 /// per partition, with the high watermark and the lag between them, as `kafka-consumer-groups
 /// --describe` shows them (`committed` and `lag` NULL where the group has no offset): an
@@ -142,14 +160,11 @@ fn meta_columns(
 
 /// The names of the partition and offset columns of a Kafka foreign table.
 pub(crate) fn meta_column_names(definition: &ForeignTableDef, source: &PgRelation) -> (Option<String>, Option<String>) {
-    let tupdesc = source.tuple_desc();
-    let column = |wanted: MetaColumn| {
-        definition
-            .layout
-            .columns
-            .iter()
-            .position(|c| matches!(c, ColumnSource::Meta(meta, _) if *meta == wanted))
-            .and_then(|i| tupdesc.get(i).map(|attr| attr.name().to_string()))
-    };
-    (column(MetaColumn::Partition), column(MetaColumn::Offset))
+    (meta_column_name(definition, source, MetaColumn::Partition), meta_column_name(definition, source, MetaColumn::Offset))
+}
+
+/// The name of a Kafka foreign table's `meta` column, if it has one.
+pub(crate) fn meta_column_name(definition: &ForeignTableDef, source: &PgRelation, meta: MetaColumn) -> Option<String> {
+    let position = definition.layout.columns.iter().position(|c| matches!(c, ColumnSource::Meta(m, _) if *m == meta))?;
+    source.tuple_desc().get(position).map(|attr| attr.name().to_string())
 }

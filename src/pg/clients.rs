@@ -152,6 +152,18 @@ impl TopicClient {
         TopicClient { settings, consumer, topic }
     }
 
+    /// The table's topics that exist now, and those of its list that do not (a pattern's
+    /// all exist); a table of one topic: that topic, without asking the brokers.
+    pub fn existing_topics_of(&self, definition: &ForeignTableDef) -> (Vec<String>, Vec<String>) {
+        if let Some(topic) = definition.table.topics.single() {
+            return (vec![topic.to_string()], Vec::new());
+        }
+        let cluster: Vec<String> =
+            kafka::all_topics(self.consumer.client(), &self.settings).or_raise().into_iter().map(|(topic, _)| topic).collect();
+        let wanted = definition.table.topics.resolve(|| Ok(cluster.clone())).or_raise();
+        wanted.into_iter().partition(|topic| cluster.contains(topic))
+    }
+
     /// The topics a table reads now: see [`table_topics`].
     pub fn topics_of(&self, definition: &ForeignTableDef) -> Vec<String> {
         table_topics(&definition.table.topics, self.consumer.client(), &self.settings).or_raise()

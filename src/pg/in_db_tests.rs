@@ -39,7 +39,7 @@ mod tests {
         };
         assert_eq!(definition.server.brokers, "b:1");
         assert_eq!(definition.server.timeout.as_millis(), 1234);
-        assert_eq!(definition.table.topic, "events");
+        assert_eq!(definition.table.topics.single(), Some("events"));
         assert_eq!(definition.table.format, Format::Json);
         assert_eq!(definition.table.batch_size, 7);
         assert_eq!(

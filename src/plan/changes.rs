@@ -373,12 +373,17 @@ impl ChangePlan {
     /// message read, a Debezium event unwrapped), then each written column alone, named.
     /// When the batch statement failed converting that message, the first that fails
     /// tells what failed (None: not a column).
-    pub fn conversion_probes(&self, partition: i32, offset: i64) -> Vec<(Option<String>, String)> {
-        let condition = format!(
+    /// `of_topic`: the condition that keeps to the batch's topic, of a source over many.
+    pub fn conversion_probes(&self, partition: i32, offset: i64, of_topic: Option<&str>) -> Vec<(Option<String>, String)> {
+        let message = format!(
             "{} = {partition} AND {} = {offset}",
             quote_ident(&self.source.partition_column),
             quote_ident(&self.source.offset_column)
         );
+        let condition = match of_topic {
+            Some(of_topic) => format!("{of_topic} AND {message}"),
+            None => message,
+        };
         match &self.reader {
             Reader::Upsert { values, .. } => {
                 let from = self.batch_from(&condition);
@@ -555,15 +560,18 @@ mod tests {
     fn conversion_probes_read_one_message_and_convert_one_column_each() {
         let t = target(&[("id", "integer"), ("amount", "numeric")], &["id"]);
         let upsert = ChangePlan::new(ImportMode::Upsert, source(&[("amount", "text")], Some("k")), &t, None).unwrap();
-        let probes = upsert.conversion_probes(2, 41);
+        let probes = upsert.conversion_probes(2, 41, None);
         let names: Vec<Option<&str>> = probes.iter().map(|(c, _)| c.as_deref()).collect();
         assert_eq!(names, [None, Some("amount"), Some("id")]);
         assert!(probes.iter().all(|(_, sql)| sql.contains(r#"WHERE ("part" = 2 AND "offs" = 41)"#)), "{probes:?}");
         assert!(probes[1].1.starts_with(r#"SELECT CAST(s."amount" AS numeric) FROM"#), "{}", probes[1].1);
         assert!(probes[2].1.starts_with(r#"SELECT CAST(kafka_fdw.key_field(s."k", 'id') AS integer) FROM"#), "{}", probes[2].1);
+        // Of a source over many topics, the message of the batch's topic.
+        let of_topic = upsert.conversion_probes(2, 41, Some(r#""t" = 'orders'"#));
+        assert!(of_topic.iter().all(|(_, sql)| sql.contains(r#"WHERE ("t" = 'orders' AND "part" = 2 AND "offs" = 41)"#)), "{of_topic:?}");
 
         let debezium = ChangePlan::new(ImportMode::Debezium, source(&[("value", "jsonb")], None), &t, None).unwrap();
-        let probes = debezium.conversion_probes(0, 7);
+        let probes = debezium.conversion_probes(0, 7, None);
         let names: Vec<Option<&str>> = probes.iter().map(|(c, _)| c.as_deref()).collect();
         assert_eq!(names, [None, Some("id"), Some("amount")]);
         // The first unwraps the event alone; the others populate one field each, never the whole row.

@@ -155,13 +155,23 @@ pub(super) fn check_mode(source: &PgRelation, target: &PgRelation, columns: Opti
 #[pg_extern(schema = "kafka_fdw")]
 #[search_path(pg_catalog, pg_temp)]
 fn apply_changes(source: PgRelation, target: PgRelation, columns: Option<Vec<String>>, mode: &str, batch: &str) -> i64 {
-    apply(&source, &target, columns, mode, batch)
+    let topic = kafka_table(&source).single_topic("kafka_fdw.apply_changes").to_string();
+    apply(&source, &target, columns, mode, batch, &topic, None)
 }
 
-/// See [`apply_changes`].
-pub(super) fn apply(source: &PgRelation, target: &PgRelation, columns: Option<Vec<String>>, mode: &str, batch: &str) -> i64 {
+/// See [`apply_changes`]: `batch` reads messages of `topic` only; `of_topic`, the condition
+/// on the source's topic column that keeps to them (a source over many topics).
+pub(super) fn apply(
+    source: &PgRelation,
+    target: &PgRelation,
+    columns: Option<Vec<String>>,
+    mode: &str,
+    batch: &str,
+    topic: &str,
+    of_topic: Option<&str>,
+) -> i64 {
     let mode = ImportMode::parse(mode).or_raise();
-    let (plan, definition) = change_plan(source, target, columns, mode);
+    let (plan, _) = change_plan(source, target, columns, mode);
     row_errors::forget();
     let applied = subtransaction::attempt(|| {
         Spi::connect_mut(|client| {
@@ -179,7 +189,7 @@ pub(super) fn apply(source: &PgRelation, target: &PgRelation, columns: Option<Ve
     // A value the statement refused converting a message's row: the column is the first
     // whose conversion fails alone.
     let first_refused_column = |at: &MessageAt| {
-        plan.conversion_probes(at.partition, at.offset)
+        plan.conversion_probes(at.partition, at.offset, of_topic)
             .into_iter()
             .find(|(_, probe)| subtransaction::attempt(|| Spi::run(probe)).is_err())
             .and_then(|(column, _)| column)
@@ -188,7 +198,7 @@ pub(super) fn apply(source: &PgRelation, target: &PgRelation, columns: Option<Ve
         applied.unwrap_or_else(|report| row_errors::raise_naming_the_message(report, first_refused_column));
     if let (Some(partition), Some(offset), Some(code)) = (partition, offset, problem) {
         let problem = Problem::from_code(&code).unwrap_or(Problem::NotAnEvent);
-        raise(plan.problem_error(mode, problem, definition.single_topic(super::IMPORT), partition, offset));
+        raise(plan.problem_error(mode, problem, topic, partition, offset));
     }
     changed
 }

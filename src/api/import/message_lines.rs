@@ -302,14 +302,14 @@ impl Drop for SetOnDrop {
     }
 }
 
-/// COPY FROM of the messages in `ranges` into the target as `plan` says; the number of
-/// rows and how they went in. A thread of its own reads and renders the messages
-/// meanwhile (`fetch_lines`). `source_name` is for the progress NOTICEs.
-pub fn copy_messages(target: &PgRelation, plan: MessageCopy, ranges: &[ReadRange], source_name: String) -> (u64, InsertPath) {
+/// COPY FROM of the messages of `topic` (one of the source's) in `ranges` into the
+/// target as `plan` says; the number of rows and how they went in. A thread of its own
+/// reads and renders the messages meanwhile (`fetch_lines`). `source_name` is for the
+/// progress NOTICEs.
+pub fn copy_messages(target: &PgRelation, plan: &MessageCopy, topic: &str, ranges: &[ReadRange], source_name: String) -> (u64, InsertPath) {
     // SAFETY: opens a relation the caller has open; the lock is COPY FROM's.
     let target = unsafe { PgRelation::with_lock(target.oid(), pg_sys::RowExclusiveLock as pg_sys::LOCKMODE) };
     let table = &plan.definition.table;
-    let topic = plan.definition.single_topic(super::IMPORT);
     let client = TopicClient::for_topic(&plan.definition, topic);
     let consumer = client.consumer.client();
     // The fetching thread must not call into PostgreSQL; the backend checks for

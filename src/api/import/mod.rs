@@ -15,8 +15,9 @@ use pgrx::spi::quote_qualified_identifier;
 use pgrx::PgRelation;
 
 use crate::pg::catalog::ForeignTableDef;
-use crate::api::topics::{kafka_table, meta_column_names};
+use crate::api::topics::{kafka_table, meta_column_name, meta_column_names};
 use crate::codec::Format;
+use crate::options::MetaColumn;
 use crate::kafka::{self, ReadRange, Watermarks};
 use crate::error::{ErrorKind, FdwError};
 use crate::pg::errors::{raise, OrInternal, OrRaise};
@@ -84,16 +85,30 @@ struct TopicIdentity<'a> {
     cluster: Option<&'a str>,
 }
 
-/// Replaces the stored offsets of a source and target with `offsets` (partition, next
-/// offset) of topic `of`.
-fn store_offsets(source: pg_sys::Oid, target: pg_sys::Oid, of: TopicIdentity<'_>, offsets: &[(i32, i64)]) {
+/// Whose stored offsets [`store_offsets`] replaces.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Replacing {
+    /// The pair's: a source of one topic keeps the offsets of that topic only (those of a
+    /// topic it read before go).
+    Pair,
+    /// The topic's: a source over many topics keeps each topic's.
+    Topic,
+}
+
+/// Replaces the stored offsets of a source and target (of the pair, or of topic `of`
+/// only) with `offsets` (partition, next offset) of topic `of`.
+fn store_offsets(source: pg_sys::Oid, target: pg_sys::Oid, of: TopicIdentity<'_>, offsets: &[(i32, i64)], replacing: Replacing) {
     let partitions: Vec<i32> = offsets.iter().map(|o| o.0).collect();
     let next_offsets: Vec<i64> = offsets.iter().map(|o| o.1).collect();
     privileges::as_extension(|| {
         Spi::connect_mut(|client| {
-            // Offsets of partitions (or a topic) the import no longer reads go.
+            // Offsets of partitions (or topics) the import no longer reads go.
+            let stale = match replacing {
+                Replacing::Pair => "(topic <> $3 OR partition <> ALL ($4))",
+                Replacing::Topic => "topic = $3 AND partition <> ALL ($4)",
+            };
             client.update(
-                "DELETE FROM kafka_fdw.import_progress WHERE source = $1 AND target = $2 AND (topic <> $3 OR partition <> ALL ($4))",
+                &format!("DELETE FROM kafka_fdw.import_progress WHERE source = $1 AND target = $2 AND {stale}"),
                 None,
                 &[source.into(), target.into(), of.topic.into(), partitions.clone().into()],
             )?;
@@ -133,13 +148,13 @@ struct TopicNow {
 }
 
 impl TopicNow {
-    fn of(definition: &ForeignTableDef) -> TopicNow {
-        let TopicClient { settings, consumer, topic } = TopicClient::for_table(definition, IMPORT);
-        let description = kafka::describe(consumer.client(), &settings, &topic).or_raise();
-        let marks = kafka::watermarks(consumer.client(), &settings, &topic, &description.partitions).or_raise();
+    fn of(client: &TopicClient, topic: &str) -> TopicNow {
+        let (settings, consumer) = (&client.settings, client.consumer.client());
+        let description = kafka::describe(consumer, settings, topic).or_raise();
+        let marks = kafka::watermarks(consumer, settings, topic, &description.partitions).or_raise();
         // Asked after the other requests, so librdkafka usually knows it already.
-        let cluster = kafka::cluster_id(consumer.client(), std::time::Duration::from_millis(1000));
-        TopicNow { topic, topic_id: description.topic_id, cluster, marks }
+        let cluster = kafka::cluster_id(consumer, std::time::Duration::from_millis(1000));
+        TopicNow { topic: topic.to_string(), topic_id: description.topic_id, cluster, marks }
     }
 
     fn identity(&self) -> TopicIdentity<'_> {
@@ -168,42 +183,77 @@ fn import_plan(
     ),
 > {
     let definition = require_import_privileges(&source, &target);
-    let (ranges, TopicNow { topic, topic_id, cluster, .. }) = resume_ranges(&source, &target, &definition, on_reset);
-    TableIterator::new(ranges.into_iter().map(move |r| (r.partition, r.start, r.end, topic.clone(), topic_id.clone(), cluster.clone())))
+    let mut rows = Vec::new();
+    for TopicImport { now, ranges } in resume_topics(&source, &target, &definition, on_reset) {
+        let TopicNow { topic, topic_id, cluster, .. } = now;
+        rows.extend(ranges.into_iter().map(|r| (r.partition, r.start, r.end, topic.clone(), topic_id.clone(), cluster.clone())));
+    }
+    TableIterator::new(rows)
 }
 
-/// See [`import_plan`]: the ranges, and the topic they are of. `definition` is the
-/// source's, after `require_import_privileges`.
-fn resume_ranges(source: &PgRelation, target: &PgRelation, definition: &ForeignTableDef, on_reset: &str) -> (Vec<ReadRange>, TopicNow) {
+/// One topic of an import: the topic as the cluster describes it now, and where the
+/// import starts and ends in each of its partitions.
+struct TopicImport {
+    now: TopicNow,
+    ranges: Vec<ReadRange>,
+}
+
+/// See [`import_plan`]: the ranges of each topic the source reads now. `definition` is
+/// the source's, after `require_import_privileges`. Of a source over many topics, each
+/// topic resumes from its own stored offsets (a new one from its oldest message), and a
+/// topic that is gone (or no longer one of the table's) is a WARNING, its offsets kept:
+/// the others are imported.
+fn resume_topics(source: &PgRelation, target: &PgRelation, definition: &ForeignTableDef, on_reset: &str) -> Vec<TopicImport> {
     let on_reset = OnReset::parse(on_reset).or_raise();
-    let now = TopicNow::of(definition);
+    let client = TopicClient::for_topic(definition, "");
     let stored = stored_offsets(source.oid(), target.oid());
     let (source_name, target_name) = (qualified_name(source), qualified_name(target));
-    let identity = now.identity();
-    let current = CurrentTopic {
-        source: &source_name,
-        target: &target_name,
-        topic: identity.topic,
-        topic_id: identity.topic_id,
-        cluster: identity.cluster,
-    };
-    let start = progress::resume_points(&stored, current, &now.marks, on_reset).or_raise();
-    for notice in &start.notices {
-        notice!("{notice}");
+    let (topics, missing) = client.existing_topics_of(definition);
+    let many = definition.table.topics.single().is_none();
+    if many {
+        for topic in &missing {
+            warning!("topic \"{topic}\" of \"{source_name}\" does not exist: importing the table's other topics into \"{target_name}\"");
+        }
+        let mut gone: Vec<&str> = stored.iter().map(|s| s.topic.as_str()).filter(|t| !topics.iter().any(|now| now == t)).collect();
+        gone.retain(|topic| !missing.iter().any(|m| m == topic));
+        gone.sort_unstable();
+        gone.dedup();
+        for topic in gone {
+            warning!(
+                "topic \"{topic}\" is no longer one of \"{source_name}\"'s (deleted, or the table's topics changed): its offsets stored for \"{target_name}\" are kept"
+            );
+        }
     }
-    for warning in &start.warnings {
-        warning!("{warning}");
-    }
-    (start.ranges, now)
+    topics
+        .iter()
+        .map(|topic| {
+            let now = TopicNow::of(&client, topic);
+            // A source of one topic applies no other topic's offsets (resume_points says so).
+            let stored: Vec<StoredOffset> = stored.iter().filter(|s| !many || s.topic == *topic).cloned().collect();
+            let identity = now.identity();
+            let current = CurrentTopic {
+                source: &source_name,
+                target: &target_name,
+                topic: identity.topic,
+                topic_id: identity.topic_id,
+                cluster: identity.cluster,
+            };
+            let start = progress::resume_points(&stored, current, &now.marks, on_reset).or_raise();
+            for notice in &start.notices {
+                notice!("{notice}");
+            }
+            for warning in &start.warnings {
+                warning!("{warning}");
+            }
+            TopicImport { now, ranges: start.ranges }
+        })
+        .collect()
 }
 
 /// One batch (one bulk insert of a query's rows, or one apply of changes) reads at most
 /// about this many messages, over as many partitions as it takes (partitions read
 /// together keep librdkafka's fetches busy); long imports report progress after each.
 const BATCH_MESSAGES: i64 = 100_000;
-
-/// What needs a source table over one topic (imports of many-topic tables are not built yet).
-pub(crate) const IMPORT: &str = "kafka_fdw.import";
 
 /// Imports the messages of `source` not imported into `target` yet, up to the high
 /// watermarks taken when it starts (and at most `max_messages`), and returns the number
@@ -253,61 +303,87 @@ fn import(
         Vec::new()
     };
 
-    // From the stored offsets (checked against the topic: see plan/progress.rs) to the
+    // A source over many topics: each batch reads one topic, by the topic column.
+    let many = definition.table.topics.single().is_none();
+    let topic_column = many.then(|| {
+        meta_column_name(&definition, &source, MetaColumn::Topic).unwrap_or_else(|| {
+            raise(
+                FdwError::new(ErrorKind::InvalidParameterValue, format!("kafka_fdw.import needs the topic column of \"{source_name}\""))
+                    .with_detail(format!("\"{source_name}\" reads {}.", definition.table.topics.describe()))
+                    .with_hint("Add a column with the option topic 'true' to the foreign table."),
+            )
+        })
+    });
+
+    // From the stored offsets (checked against each topic: see plan/progress.rs) to the
     // high watermarks taken now.
-    let (mut ranges, now) = resume_ranges(&source, &target, &definition, on_reset);
-    ranges.sort_by_key(|range| range.partition);
-    if let Some(budget) = max_messages {
-        progress::limit_ranges(&mut ranges, budget);
+    let mut topics = resume_topics(&source, &target, &definition, on_reset);
+    let mut budget = max_messages;
+    for topic in &mut topics {
+        topic.ranges.sort_by_key(|range| range.partition);
+        if let Some(left) = budget.as_mut() {
+            progress::limit_ranges(&mut topic.ranges, *left);
+            *left -= topic.ranges.iter().map(|range| range.end - range.start).sum::<i64>();
+        }
     }
-    let wanted: i64 = ranges.iter().map(|range| range.end - range.start).sum();
+    let wanted: i64 = topics.iter().flat_map(|topic| &topic.ranges).map(|range| range.end - range.start).sum();
     // The client the group's offsets are committed with, as the current user.
     let group_client = group_id.map(|_| {
         let settings = table_client_settings(&definition);
         (client_key(definition.server_id, &settings), settings)
     });
 
-    let copied = if append { copy_message_ranges(&source, &target, definition, &column_names, &ranges, &source_name) } else { None };
+    let copied = if append { copy_message_ranges(&source, &target, definition, &column_names, &topics, &source_name) } else { None };
     let total = copied.unwrap_or_else(|| {
         let quoted: Vec<String> = column_names.iter().map(pgrx::spi::quote_identifier).collect();
         let column_list = quoted.join(", ");
         let (partition_column, offset_column) = (pgrx::spi::quote_identifier(&partition_column), pgrx::spi::quote_identifier(&offset_column));
         let mut total = 0;
         let mut done = 0;
-        for batch in progress::batches(&ranges, BATCH_MESSAGES) {
-            let condition = batch
-                .ranges
-                .iter()
-                .map(|r| format!("({partition_column} = {} AND {offset_column} >= {} AND {offset_column} < {})", r.partition, r.start, r.end))
-                .collect::<Vec<_>>()
-                .join(" OR ");
-            total += if append {
-                insert_rows(&target, &column_names, &format!("SELECT {column_list} FROM {source_name} WHERE {condition}"))
-            } else {
-                changes::apply(&source, &target, columns.clone(), mode, &condition)
-            };
-            // Every batch but the last is full; a last one cut short says nothing more.
-            if batch.messages >= BATCH_MESSAGES {
-                done += batch.messages;
-                notice!("kafka_fdw.import: {done} of {wanted} messages of \"{source_name}\"");
+        for topic in &topics {
+            let name = topic.now.topic.as_str();
+            let of_topic = topic_column.as_ref().map(|column| format!("{} = {}", pgrx::spi::quote_identifier(column), pgrx::spi::quote_literal(name)));
+            for batch in progress::batches(&topic.ranges, BATCH_MESSAGES) {
+                let ranges = batch
+                    .ranges
+                    .iter()
+                    .map(|r| format!("({partition_column} = {} AND {offset_column} >= {} AND {offset_column} < {})", r.partition, r.start, r.end))
+                    .collect::<Vec<_>>()
+                    .join(" OR ");
+                let condition = match &of_topic {
+                    Some(of_topic) => format!("{of_topic} AND ({ranges})"),
+                    None => ranges,
+                };
+                total += if append {
+                    insert_rows(&target, &column_names, &format!("SELECT {column_list} FROM {source_name} WHERE {condition}"))
+                } else {
+                    changes::apply(&source, &target, columns.clone(), mode, &condition, name, of_topic.as_deref())
+                };
+                // Every batch but a topic's last is full; a last one cut short says nothing more.
+                if batch.messages >= BATCH_MESSAGES {
+                    done += batch.messages;
+                    notice!("kafka_fdw.import: {done} of {wanted} messages of \"{source_name}\"");
+                }
             }
         }
         total
     });
 
-    if !ranges.is_empty() {
-        let offsets: Vec<(i32, i64)> = ranges.iter().map(|range| (range.partition, range.end)).collect();
-        store_offsets(source.oid(), target.oid(), now.identity(), &offsets);
+    let replacing = if many { Replacing::Topic } else { Replacing::Pair };
+    for topic in topics.iter().filter(|topic| !topic.ranges.is_empty()) {
+        let offsets: Vec<(i32, i64)> = topic.ranges.iter().map(|range| (range.partition, range.end)).collect();
+        store_offsets(source.oid(), target.oid(), topic.now.identity(), &offsets, replacing);
     }
     if let (Some(group), Some((key, settings))) = (group_id, group_client) {
         // All of the pair's progress, not only this import's: what an earlier commit to
         // the group failed to write is written now.
-        let offsets: Vec<(i32, i64)> = stored_offsets(source.oid(), target.oid())
-            .into_iter()
-            .filter(|stored| stored.topic == now.topic)
-            .map(|stored| (stored.partition, stored.next_offset))
-            .collect();
-        group_offsets::commit_after_transaction(GroupCommit { key, settings, group: group.to_string(), topic: now.topic, offsets });
+        let stored = stored_offsets(source.oid(), target.oid());
+        for topic in topics {
+            let offsets: Vec<(i32, i64)> =
+                stored.iter().filter(|s| s.topic == topic.now.topic).map(|s| (s.partition, s.next_offset)).collect();
+            let commit = GroupCommit { key, settings: settings.clone(), group: group.to_string(), topic: topic.now.topic, offsets };
+            group_offsets::commit_after_transaction(commit);
+        }
     }
     total
 }
@@ -337,7 +413,9 @@ fn save_import_progress(
         raise(FdwError::new(ErrorKind::InvalidParameterValue, "kafka_fdw.save_import_progress needs as many partitions as offsets"));
     }
     let offsets: Vec<(i32, i64)> = partitions.into_iter().zip(next_offsets).collect();
-    store_offsets(source.oid(), target.oid(), TopicIdentity { topic, topic_id, cluster }, &offsets);
+    let definition = kafka_table(&source);
+    let replacing = if definition.table.topics.single().is_some() { Replacing::Pair } else { Replacing::Topic };
+    store_offsets(source.oid(), target.oid(), TopicIdentity { topic, topic_id, cluster }, &offsets, replacing);
 }
 
 /// Inserts the rows of `query` into `columns` of `target` as `INSERT INTO target
@@ -387,17 +465,19 @@ fn copy_messages(
     }
     let ranges: Vec<ReadRange> =
         partitions.into_iter().zip(starts).zip(ends).map(|((partition, start), end)| ReadRange { partition, start, end }).collect();
-    copy_message_ranges(&source, &target, definition, &columns, &ranges, &regclass_text(&source))
+    let client = TopicClient::for_table(&definition, "kafka_fdw.copy_messages");
+    let topic = TopicImport { now: TopicNow::of(&client, &client.topic), ranges };
+    copy_message_ranges(&source, &target, definition, &columns, &[topic], &regclass_text(&source))
 }
 
-/// See [`copy_messages`]. `definition` is the source's, after `require_import_privileges`;
-/// `source_name` its name as regclass prints it.
+/// See [`copy_messages`]: the ranges of each of `topics`. `definition` is the source's,
+/// after `require_import_privileges`; `source_name` its name as regclass prints it.
 fn copy_message_ranges(
     source: &PgRelation,
     target: &PgRelation,
     definition: ForeignTableDef,
     columns: &[String],
-    ranges: &[ReadRange],
+    topics: &[TopicImport],
     source_name: &str,
 ) -> Option<i64> {
     if definition.table.format != Format::Csv {
@@ -411,11 +491,15 @@ fn copy_message_ranges(
             return None;
         }
     };
-    let (inserted, path) = message_lines::copy_messages(target, plan, ranges, source_name.to_string());
-    if let InsertPath::CopyRowByRow(why) = path {
-        notice!("kafka_fdw.import: COPY inserts into {target_name} one row at a time: {why}");
+    let mut inserted = 0;
+    for topic in topics {
+        let (rows, path) = message_lines::copy_messages(target, &plan, &topic.now.topic, &topic.ranges, source_name.to_string());
+        if let InsertPath::CopyRowByRow(why) = path {
+            notice!("kafka_fdw.import: COPY inserts into {target_name} one row at a time: {why}");
+        }
+        inserted += rows as i64;
     }
-    Some(inserted as i64)
+    Some(inserted)
 }
 
 /// A relation's name as `regclass` prints it (schema-qualified only when not visible).
@@ -451,17 +535,29 @@ fn lock_pair(source: &PgRelation, target: &PgRelation) -> ForeignTableDef {
 fn reset_import(source: PgRelation, target: PgRelation, position: &str) -> i64 {
     let definition = require_import_privileges(&source, &target);
     locks::lock_import(source.oid(), target.oid());
-    let now = TopicNow::of(&definition);
-    let offsets: Vec<(i32, i64)> = match position {
-        "earliest" => Vec::new(),
-        "latest" => now.marks.iter().map(|w| (w.partition, w.high)).collect(),
+    let latest = match position {
+        "earliest" => false,
+        "latest" => true,
         _ => raise(
             FdwError::new(ErrorKind::InvalidParameterValue, format!("invalid position for kafka_fdw.reset_import: \"{position}\""))
                 .with_hint("Valid positions are \"earliest\" and \"latest\"."),
         ),
     };
-    store_offsets(source.oid(), target.oid(), now.identity(), &offsets);
-    now.marks.len() as i64
+    let client = TopicClient::for_topic(&definition, "");
+    let (topics, _) = client.existing_topics_of(&definition);
+    let mut partitions = 0;
+    // 'earliest' forgets every stored offset of the pair first (of topics gone too).
+    let mut replacing = Replacing::Pair;
+    for topic in topics {
+        let now = TopicNow::of(&client, &topic);
+        let offsets: Vec<(i32, i64)> = if latest { now.marks.iter().map(|w| (w.partition, w.high)).collect() } else { Vec::new() };
+        store_offsets(source.oid(), target.oid(), now.identity(), &offsets, replacing);
+        if definition.table.topics.single().is_none() {
+            replacing = Replacing::Topic;
+        }
+        partitions += now.marks.len() as i64;
+    }
+    partitions
 }
 
 /// The columns an import of `source` into `target` reads and writes: `columns`, or the

@@ -25,7 +25,7 @@ use crate::pg::catalog::{self, ForeignTableDef};
 use crate::pg::clients::TopicClient;
 use crate::pg::compat::{self};
 use crate::pg::errors::{raise, OrInternal};
-use crate::pg::row_errors::{self};
+use crate::pg::row_errors::{self, MessageAt};
 use crate::pg::subtransaction;
 
 use super::copy::{another_copy_feeding, begin_copy, copy_from, copy_options, copy_refusal, row_by_row_reason, Feed, FeedGuard, InsertPath, MessageRuns, Source, FEED};
@@ -106,9 +106,9 @@ pub(super) struct Renderer {
     /// The message each row came from, where a Kafka scan was at one (see row_errors), to
     /// name it in an ERROR about the row's line.
     pub(super) messages: MessageRuns,
-    /// The foreign table of those messages, with its topic's client: looked up at its
-    /// first row, while nothing has failed.
-    messages_of: Option<(pg_sys::Oid, ForeignTableDef, TopicClient)>,
+    /// The foreign table and topic of those messages (a message of them), with the
+    /// topic's client: looked up at its first row, while nothing has failed.
+    messages_of: Option<(MessageAt, ForeignTableDef, TopicClient)>,
 }
 
 /// COPY FROM of the portal's rows into `columns` of `target`; the number of rows.
@@ -156,11 +156,11 @@ unsafe fn copy_from_portal(target: &PgRelation, columns: &[String], portal: pg_s
                     Some(Source::Portal { renderer, .. }) => renderer.messages_of,
                     _ => None,
                 });
-                let Some((_, definition, client)) = messages_of else {
+                let Some((_, _, client)) = messages_of else {
                     raise(FdwError::new(ErrorKind::Internal, "a failed COPY's row has a message but no table"))
                 };
                 let payload = client.payload_at(refused.partition, refused.offset);
-                raise(refused.error(definition.single_topic(super::IMPORT), &payload))
+                raise(refused.error(&client.topic, &payload))
             }
         }
     }
@@ -179,10 +179,12 @@ extern "C-unwind" fn render_row(slot: *mut pg_sys::TupleTableSlot, receiver: *mu
         renderer.rows += 1;
         if let Some(message) = row_errors::current() {
             renderer.messages.record(renderer.rows, message.partition, message.offset);
-            if renderer.messages_of.as_ref().map(|(table, ..)| *table) != Some(message.table) {
+            // A batch reads one topic: a client for it, at its first row.
+            let same = |(seen, ..): &(MessageAt, ForeignTableDef, TopicClient)| seen.table == message.table && seen.topic == message.topic;
+            if !renderer.messages_of.as_ref().is_some_and(same) {
                 let definition = catalog::foreign_table_by_id(message.table);
-                let client = TopicClient::for_table(&definition, super::IMPORT);
-                renderer.messages_of = Some((message.table, definition, client));
+                let client = TopicClient::for_topic(&definition, &message.topic);
+                renderer.messages_of = Some((message, definition, client));
             }
         }
         pg_sys::slot_getallattrs(slot);
