@@ -134,6 +134,8 @@ pub struct RowBuilder {
     problems: Vec<String>,
     /// The table's topics, for the summary of bad messages: `topic "a"`.
     topics: String,
+    /// The table's topic, if it has one: every message's, without asking librdkafka.
+    one_topic: Option<String>,
     /// The foreign table, whose statistics count the bad messages that raise.
     relation: pg_sys::Oid,
     /// Messages with a problem that did not raise (NULLed, skipped or collected).
@@ -203,6 +205,7 @@ impl RowBuilder {
                 cstring: Vec::new(),
                 problems: Vec::new(),
                 topics: table.topics.describe(),
+                one_topic: table.topics.single().map(str::to_string),
                 relation,
                 bad_messages: 0,
             }
@@ -236,7 +239,8 @@ impl RowBuilder {
             values.fill(pg_sys::Datum::from(0));
             nulls.fill(true);
             stats::decoding(self.relation);
-            let position = MessagePosition { topic: message.topic(), partition: message.partition(), offset: message.offset() };
+            let topic = self.one_topic.as_deref().unwrap_or_else(|| message.topic());
+            let position = MessagePosition { topic, partition: message.partition(), offset: message.offset() };
             for (i, fill) in self.fills.iter().enumerate() {
                 if let Fill::Meta(meta, column_type) = fill {
                     if let Some(value) = meta_value(*meta, *column_type, message, &position) {

@@ -389,14 +389,16 @@ struct ScanState {
     /// What this scan adds to the table's statistics when it ends.
     counters: TableCounters,
     /// The topic of the last row returned, shared with the note of its message (see
-    /// `row_errors::returned`).
+    /// `row_errors::returned`): the table's one topic, or asked of each message.
     message_topic: Rc<str>,
+    one_topic: bool,
 }
 
-/// `topic` as an `Rc`, made anew only when the topic changes from the last row's.
-fn shared_topic(last: &mut Rc<str>, topic: &str) -> Rc<str> {
-    if **last != *topic {
-        *last = Rc::from(topic);
+/// The topic of `message`, a row of the scan whose `message_topic` and `one_topic` these
+/// are, as an `Rc` made anew only when the topic changes from the last row's.
+fn row_topic<M: Message>(last: &mut Rc<str>, one_topic: bool, message: &M) -> Rc<str> {
+    if !one_topic && **last != *message.topic() {
+        *last = Rc::from(message.topic());
     }
     last.clone()
 }
@@ -520,7 +522,8 @@ pub unsafe extern "C-unwind" fn begin_foreign_scan(node: *mut pg_sys::ForeignSca
             // Retargeted to each topic of a pass; a parallel worker reads the one topic of
             // its table as given.
             reader: Some(TopicClient::for_topic(&definition, definition.table.topics.single().unwrap_or_default()).into_reader().or_raise()),
-            message_topic: Rc::from(""),
+            message_topic: Rc::from(definition.table.topics.single().unwrap_or_default()),
+            one_topic: definition.table.topics.single().is_some(),
             row: RowBuilder::new((*relation).rd_id, tupdesc, &definition, &needed),
             table_topics: definition.table.topics.clone(),
             template: plan::decode(&private.condition),
@@ -595,7 +598,7 @@ pub unsafe extern "C-unwind" fn iterate_foreign_scan(node: *mut pg_sys::ForeignS
                 state.counters.bytes_fetched += message_bytes(&message);
                 if state.row.fill(slot, &message) == Outcome::Row {
                     state.counters.rows_returned += 1;
-                    let topic = shared_topic(&mut state.message_topic, message.topic());
+                    let topic = row_topic(&mut state.message_topic, state.one_topic, &message);
                     row_errors::returned(MessageAt { table: relid, topic, partition: message.partition(), offset: message.offset() });
                     pg_sys::ExecStoreVirtualTuple(slot);
                     return slot;
@@ -626,7 +629,7 @@ pub unsafe extern "C-unwind" fn iterate_foreign_scan(node: *mut pg_sys::ForeignS
                 state.counters.bytes_fetched += message_bytes(&message);
                 if state.row.fill(slot, &message) == Outcome::Row {
                     state.counters.rows_returned += 1;
-                    let topic = shared_topic(&mut state.message_topic, message.topic());
+                    let topic = row_topic(&mut state.message_topic, state.one_topic, &message);
                     row_errors::returned(MessageAt { table: relid, topic, partition: message.partition(), offset: message.offset() });
                     pg_sys::ExecStoreVirtualTuple(slot);
                     return slot;

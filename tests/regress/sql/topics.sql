@@ -172,6 +172,27 @@ SELECT kafka_fdw.import('raw_source', 'raw_copy');
 SELECT kafka_fdw.import('raw_source', 'raw_copy');
 SELECT topic, count(*), count(DISTINCT (part, offs)) AS distinct_messages FROM raw_copy GROUP BY topic ORDER BY topic;
 
+-- Upsert over two topics, each read in turn (per key, the last message of the topics in
+-- their order); a value the target refuses names its topic, partition, offset and column.
+\! "$KAFKA_TOOL" create-topic --brokers "$KAFKA_BROKERS" --topic regress_keyed_1 --partitions 1 >/dev/null
+\! "$KAFKA_TOOL" create-topic --brokers "$KAFKA_BROKERS" --topic regress_keyed_2 --partitions 1 >/dev/null
+\! printf '1|one,1\n2|two,2\n3|DELETE\n' | "$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic regress_keyed_1 --key-delimiter '|' --tombstone DELETE >/dev/null
+\! printf '1|uno,10\n3|tres,30\n' | "$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic regress_keyed_2 --key-delimiter '|' --tombstone DELETE >/dev/null
+CREATE FOREIGN TABLE keyed_many (
+    topic text OPTIONS (topic 'true'),
+    part int OPTIONS (partition 'true'),
+    offs bigint OPTIONS (offset 'true'),
+    id text OPTIONS (key 'true'),
+    name text,
+    n text
+) SERVER topics_server OPTIONS (topics 'regress_keyed_1, regress_keyed_2');
+CREATE TABLE keyed_copy (id int PRIMARY KEY, name text, n int);
+SELECT kafka_fdw.import('keyed_many', 'keyed_copy', mode => 'upsert');
+SELECT * FROM keyed_copy ORDER BY id;
+\! printf '4|four,4\n5|five,not a number\n' | "$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic regress_keyed_2 --key-delimiter '|' >/dev/null
+SELECT kafka_fdw.import('keyed_many', 'keyed_copy', mode => 'upsert');
+SELECT * FROM keyed_copy ORDER BY id;
+
 -- What needs one topic says so.
 SELECT * FROM kafka_fdw.watermarks('listed');
 SELECT * FROM kafka_fdw.group_offsets('listed', 'g');
@@ -180,5 +201,5 @@ CREATE SCHEMA topics_import;
 IMPORT FOREIGN SCHEMA kafka FROM SERVER topics_server INTO topics_import OPTIONS (topics 'regress_many_a');
 
 DROP SCHEMA topics_import;
-DROP TABLE listed_copy, kafka_counts, many_copy, raw_copy;
+DROP TABLE listed_copy, kafka_counts, many_copy, raw_copy, keyed_copy;
 DROP SERVER topics_server CASCADE;
