@@ -62,10 +62,7 @@ unsafe extern "C-unwind" fn acquire_sample_rows(
             .collect();
         let totals: Vec<i64> = topics.iter().map(|(_, marks)| marks.iter().map(|w| w.high - w.low).sum()).collect();
         let size = sample::sample_size(totals.iter().sum(), i64::from(targrows));
-        let shares = match topics.len() {
-            1 => vec![i64::from(targrows)],
-            _ => sample::split_between_topics(size, &totals),
-        };
+        let shares = sample::split_between_topics(size, &totals);
 
         let tupdesc = (*relation).rd_att;
         let every_column = vec![true; (*tupdesc).natts as usize];
@@ -77,7 +74,7 @@ unsafe extern "C-unwind" fn acquire_sample_rows(
         let mut reader = client.into_reader().or_raise();
         let (mut sampled, mut runs, mut estimate) = (0, 0, 0.0);
         for ((topic, marks), (share, messages)) in topics.iter().zip(shares.into_iter().zip(totals.iter().copied())) {
-            let ranges = sample::sample_ranges(marks, share);
+            let ranges = sample::ranges_of_sample(marks, share);
             reader.retarget(topic, &ranges).or_raise();
             let before = sampled;
             while sampled < targrows as usize {

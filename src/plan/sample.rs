@@ -58,9 +58,9 @@ pub fn sample_size(total: i64, targrows: i64) -> i64 {
     (total / SHARE).max(targrows / FLOOR).max(1).min(targrows).max(0)
 }
 
-/// A sample of `size` rows split between topics of `totals` messages, in proportion
-/// (largest remainders), for a table over several topics: each topic's share, given to
-/// [`sample_ranges`] as its `targrows`, is also its sample's size.
+/// A sample of `size` rows (see [`sample_size`], of all the topics' messages) split
+/// between topics of `totals` messages, in proportion (largest remainders), for a table
+/// over several topics: each topic's share is the sample [`ranges_of_sample`] reads of it.
 pub fn split_between_topics(size: i64, totals: &[i64]) -> Vec<i64> {
     let all: i64 = totals.iter().sum();
     if all <= 0 {
@@ -81,9 +81,15 @@ pub fn split_between_topics(size: i64, totals: &[i64]) -> Vec<i64> {
 /// `targrows` rows: the whole topic if it holds no more than twice [`sample_size`],
 /// else runs holding that many messages.
 pub fn sample_ranges(marks: &[Watermarks], targrows: i64) -> Vec<ReadRange> {
+    let total: i64 = marks.iter().map(|w| (w.high - w.low).max(0)).sum();
+    ranges_of_sample(marks, sample_size(total, targrows))
+}
+
+/// The ranges ANALYZE reads for a sample of `wanted` messages of the partitions `marks`:
+/// all of them if they hold no more than twice that, else runs holding that many.
+pub fn ranges_of_sample(marks: &[Watermarks], wanted: i64) -> Vec<ReadRange> {
     let sizes: Vec<i64> = marks.iter().map(|w| (w.high - w.low).max(0)).collect();
     let total: i64 = sizes.iter().sum();
-    let wanted = sample_size(total, targrows);
     if total <= 2 * wanted {
         return marks
             .iter()
@@ -157,12 +163,23 @@ mod tests {
         assert_eq!(split_between_topics(100, &[300, 100, 0]), vec![75, 25, 0]);
         assert_eq!(split_between_topics(10, &[1, 1, 1]), vec![4, 3, 3]);
         assert_eq!(split_between_topics(5, &[0, 0]), vec![0, 0]);
-        // Each share is what sample_size gives its topic for that share.
+        // Each topic's ranges hold its share, or the whole topic when it is no more than
+        // twice that, as a table of one topic of their size would be read.
         let totals = [2_000_000, 150_000, 7];
         let size = sample_size(totals.iter().sum(), 30_000);
-        for (share, total) in split_between_topics(size, &totals).into_iter().zip(totals) {
-            assert!((sample_size(total, share) - share).abs() <= 1, "{share} of {total}");
+        let shares = split_between_topics(size, &totals);
+        assert_eq!(shares.iter().sum::<i64>(), size);
+        for (&share, total) in shares.iter().zip(totals) {
+            let read: i64 = ranges_of_sample(&marks(&[(0, total)]), share).iter().map(|r| r.end - r.start).sum();
+            assert_eq!(read, if total <= 2 * share { total } else { share }, "{share} of {total}");
         }
+        // Two small topics: read whole, as one topic of both their messages would be.
+        let size = sample_size(2_000, 30_000);
+        for share in split_between_topics(size, &[1_000, 1_000]) {
+            let read: i64 = ranges_of_sample(&marks(&[(0, 1_000)]), share).iter().map(|r| r.end - r.start).sum();
+            assert_eq!(read, 1_000);
+        }
+        assert_eq!(sample_ranges(&marks(&[(0, 2_000)]), 30_000).iter().map(|r| r.end - r.start).sum::<i64>(), 2_000);
     }
     use proptest::prelude::*;
 
