@@ -95,6 +95,13 @@ enum Replacing {
     Topic,
 }
 
+impl Replacing {
+    /// What storing a topic's offsets replaces for the source `definition`.
+    fn for_source(definition: &ForeignTableDef) -> Replacing {
+        if definition.table.topics.single().is_some() { Replacing::Pair } else { Replacing::Topic }
+    }
+}
+
 /// Replaces the stored offsets of a source and target (of the pair, or of topic `of`
 /// only) with `offsets` (partition, next offset) of topic `of`.
 fn store_offsets(source: pg_sys::Oid, target: pg_sys::Oid, of: TopicIdentity<'_>, offsets: &[(i32, i64)], replacing: Replacing) {
@@ -304,8 +311,8 @@ fn import(
     };
 
     // A source over many topics: each batch reads one topic, by the topic column.
-    let many = definition.table.topics.single().is_none();
-    let topic_column = many.then(|| {
+    let replacing = Replacing::for_source(&definition);
+    let topic_column = definition.table.topics.single().is_none().then(|| {
         meta_column_name(&definition, &source, MetaColumn::Topic).unwrap_or_else(|| {
             raise(
                 FdwError::new(ErrorKind::InvalidParameterValue, format!("kafka_fdw.import needs the topic column of \"{source_name}\""))
@@ -369,7 +376,6 @@ fn import(
         total
     });
 
-    let replacing = if many { Replacing::Topic } else { Replacing::Pair };
     for topic in topics.iter().filter(|topic| !topic.ranges.is_empty()) {
         let offsets: Vec<(i32, i64)> = topic.ranges.iter().map(|range| (range.partition, range.end)).collect();
         store_offsets(source.oid(), target.oid(), topic.now.identity(), &offsets, replacing);
@@ -413,8 +419,7 @@ fn save_import_progress(
         raise(FdwError::new(ErrorKind::InvalidParameterValue, "kafka_fdw.save_import_progress needs as many partitions as offsets"));
     }
     let offsets: Vec<(i32, i64)> = partitions.into_iter().zip(next_offsets).collect();
-    let definition = kafka_table(&source);
-    let replacing = if definition.table.topics.single().is_some() { Replacing::Pair } else { Replacing::Topic };
+    let replacing = Replacing::for_source(&kafka_table(&source));
     store_offsets(source.oid(), target.oid(), TopicIdentity { topic, topic_id, cluster }, &offsets, replacing);
 }
 
@@ -552,9 +557,7 @@ fn reset_import(source: PgRelation, target: PgRelation, position: &str) -> i64 {
         let now = TopicNow::of(&client, &topic);
         let offsets: Vec<(i32, i64)> = if latest { now.marks.iter().map(|w| (w.partition, w.high)).collect() } else { Vec::new() };
         store_offsets(source.oid(), target.oid(), now.identity(), &offsets, replacing);
-        if definition.table.topics.single().is_none() {
-            replacing = Replacing::Topic;
-        }
+        replacing = Replacing::for_source(&definition);
         partitions += now.marks.len() as i64;
     }
     partitions
