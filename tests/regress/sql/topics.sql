@@ -155,6 +155,20 @@ CREATE FOREIGN TABLE only_a (n int) SERVER topics_server OPTIONS (topic 'regress
 CREATE FOREIGN TABLE only_f (n int) SERVER topics_server OPTIONS (topic 'regress_many_f');
 SELECT 'regress_many_a' AS topic, * FROM kafka_fdw.group_offsets('only_a', 'regress_many_group')
 UNION ALL SELECT 'regress_many_f', * FROM kafka_fdw.group_offsets('only_f', 'regress_many_group') ORDER BY 1, 2;
+-- A topic of the pattern deleted and created again (fewer messages than were imported):
+-- its stored offsets do not fit, an ERROR naming it; on_reset => 'earliest' imports it
+-- from its oldest message, the other topics untouched.
+\! "$KAFKA_TOOL" delete-topic --brokers "$KAFKA_BROKERS" --topic regress_many_f >/dev/null
+\! "$KAFKA_TOOL" create-topic --brokers "$KAFKA_BROKERS" --topic regress_many_f --partitions 1 >/dev/null
+\! printf '50,f 50\n' | "$KAFKA_TOOL" produce --brokers "$KAFKA_BROKERS" --topic regress_many_f >/dev/null
+SET client_min_messages = error;
+\set VERBOSITY terse
+SELECT kafka_fdw.import('many_source', 'many_copy');
+\set VERBOSITY default
+SELECT kafka_fdw.import('many_source', 'many_copy', on_reset => 'earliest');
+RESET client_min_messages;
+SELECT topic, count(*) FROM many_copy WHERE topic IN ('regress_many_a', 'regress_many_f') GROUP BY topic ORDER BY topic;
+SELECT n FROM many_copy WHERE topic = 'regress_many_f' ORDER BY n;
 -- A listed topic that does not exist is skipped with a WARNING; a batch reads its topic
 -- through the topic column, which such an import needs.
 CREATE FOREIGN TABLE listed_source (topic text OPTIONS (topic 'true'), part int OPTIONS (partition 'true'), offs bigint OPTIONS (offset 'true'), n int)
@@ -193,6 +207,46 @@ SELECT * FROM keyed_copy ORDER BY id;
 SELECT kafka_fdw.import('keyed_many', 'keyed_copy', mode => 'upsert');
 SELECT * FROM keyed_copy ORDER BY id;
 
+-- A broker 300 ms away (the mock cluster): a pattern table's scan and import give the
+-- answers they give at 0 ms; a dead broker is an ERROR within the server's timeout.
+\getenv mock_brokers KAFKA_MOCK_BROKERS
+\! "$KAFKA_TOOL" mock-ctl --control "$KAFKA_MOCK_CONTROL" create-topic regress_slow_1 2
+\! "$KAFKA_TOOL" mock-ctl --control "$KAFKA_MOCK_CONTROL" create-topic regress_slow_2 1
+\! seq 1 20 | awk '{ printf "%d,s %d\n", $1, $1 }' | "$KAFKA_TOOL" produce --brokers "$KAFKA_MOCK_BROKERS" --topic regress_slow_1 --round-robin >/dev/null
+\! seq 21 25 | awk '{ printf "%d,s %d\n", $1, $1 }' | "$KAFKA_TOOL" produce --brokers "$KAFKA_MOCK_BROKERS" --topic regress_slow_2 >/dev/null
+CREATE SERVER topics_slow FOREIGN DATA WRAPPER kafka_fdw OPTIONS (brokers :'mock_brokers', timeout_ms '5000');
+CREATE USER MAPPING FOR PUBLIC SERVER topics_slow;
+CREATE FOREIGN TABLE slow_pattern (topic text OPTIONS (topic 'true'), part int OPTIONS (partition 'true'), offs bigint OPTIONS (offset 'true'), n int, t text)
+SERVER topics_slow OPTIONS (topic_pattern 'regress_slow_.*');
+CREATE TABLE slow_copy (topic text, part int, offs bigint, n int, t text);
+\! "$KAFKA_TOOL" mock-ctl --control "$KAFKA_MOCK_CONTROL" rtt-all 300
+SELECT topic, count(*), sum(n) FROM slow_pattern GROUP BY topic ORDER BY topic;
+SELECT count(*) FROM slow_pattern WHERE topic = 'regress_slow_2';
+SELECT kafka_fdw.import('slow_pattern', 'slow_copy');
+SELECT topic, count(*), count(DISTINCT (part, offs)) FROM slow_copy GROUP BY topic ORDER BY topic;
+\! "$KAFKA_TOOL" mock-ctl --control "$KAFKA_MOCK_CONTROL" rtt-all 0
+CREATE SERVER topics_dead FOREIGN DATA WRAPPER kafka_fdw OPTIONS (brokers '127.0.0.1:1', timeout_ms '1000');
+CREATE USER MAPPING FOR PUBLIC SERVER topics_dead;
+CREATE FOREIGN TABLE dead_pattern (n int) SERVER topics_dead OPTIONS (topic_pattern 'regress_.*');
+SELECT clock_timestamp() AS started \gset
+\set VERBOSITY terse
+SELECT count(*) FROM dead_pattern;
+\set VERBOSITY default
+SELECT clock_timestamp() - :'started' < interval '5 seconds' AS bounded;
+
+-- A role without SELECT on a table gets neither its topics' watermarks nor its imports'
+-- status.
+CREATE ROLE regress_topics_role;
+GRANT USAGE ON SCHEMA kafka_fdw TO regress_topics_role;
+SET ROLE regress_topics_role;
+SELECT * FROM kafka_fdw.topic_watermarks('listed');
+SELECT count(*) AS pairs_seen FROM kafka_fdw.import_status WHERE target = 'many_copy'::regclass;
+RESET ROLE;
+GRANT SELECT ON listed TO regress_topics_role;
+SET ROLE regress_topics_role;
+SELECT topic, count(*) AS partitions FROM kafka_fdw.topic_watermarks('listed') GROUP BY topic ORDER BY topic;
+RESET ROLE;
+
 -- What needs one topic says so.
 SELECT * FROM kafka_fdw.watermarks('listed');
 SELECT * FROM kafka_fdw.group_offsets('listed', 'g');
@@ -201,5 +255,7 @@ CREATE SCHEMA topics_import;
 IMPORT FOREIGN SCHEMA kafka FROM SERVER topics_server INTO topics_import OPTIONS (topics 'regress_many_a');
 
 DROP SCHEMA topics_import;
-DROP TABLE listed_copy, kafka_counts, many_copy, raw_copy, keyed_copy;
-DROP SERVER topics_server CASCADE;
+DROP TABLE listed_copy, kafka_counts, many_copy, raw_copy, keyed_copy, slow_copy;
+DROP SERVER topics_server, topics_slow, topics_dead CASCADE;
+DROP OWNED BY regress_topics_role;
+DROP ROLE regress_topics_role;
