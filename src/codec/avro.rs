@@ -227,7 +227,7 @@ impl AvroSchema {
             Node::Timestamp { utc: true, .. } => "timestamp with time zone".into(),
             Node::Timestamp { utc: false, .. } => "timestamp".into(),
             Node::Decimal { precision, scale, .. } => format!("numeric({precision}, {scale})"),
-            Node::BigDecimal => "numeric".into(),
+            Node::BigDecimal | Node::VariableScaleDecimal => "numeric".into(),
             Node::Duration(_) => "interval".into(),
             Node::Array(items) if plan.items_are_scalars(*items) => format!("{}[]", self.sql_type(*items)),
             Node::Null | Node::Array(_) | Node::Map(_) | Node::Union(_) | Node::Record(_) => "jsonb".into(),
@@ -528,6 +528,59 @@ mod tests {
         assert_eq!(whole["not_json"], "{oops");
         assert_eq!(text(&decoded, "details", true).unwrap(), r#"{"n": [1, "two"]}"#);
         assert_eq!(text_of(&decoded, "details"), r#"{"n": [1, "two"]}"#);
+    }
+
+    #[test]
+    fn debezium_variable_scale_decimals_read_as_numbers() {
+        // As Confluent's AvroConverter writes Debezium's numeric of no fixed scale: a
+        // record of the scale and the unscaled digits, nullable; the second field names
+        // the record type again. A record of another name, or of other fields, stays JSON.
+        let schema_text = r#"{"type": "record", "name": "Value", "namespace": "db.public.totals", "fields": [
+            {"name": "total", "type": ["null", {"type": "record", "name": "VariableScaleDecimal", "namespace": "io.debezium.data",
+                "fields": [{"name": "scale", "type": "int"}, {"name": "value", "type": "bytes"}],
+                "connect.doc": "Variable scaled decimal", "connect.version": 1, "connect.name": "io.debezium.data.VariableScaleDecimal"}]},
+            {"name": "again", "type": "io.debezium.data.VariableScaleDecimal"},
+            {"name": "lookalike", "type": {"type": "record", "name": "Other", "fields": [{"name": "scale", "type": "int"}, {"name": "value", "type": "bytes"}]}}
+        ]}"#;
+        let schema = AvroSchema::parse(schema_text).unwrap();
+        let columns: Vec<String> = schema.columns().unwrap().into_iter().map(|(name, sql)| format!("{name} {sql}")).collect();
+        assert_eq!(columns, ["total numeric", "again numeric", "lookalike jsonb"]);
+        let plain = parsed(schema_text);
+        let number = |scale: i32, unscaled: &str| {
+            let digits = unscaled.parse::<BigInt>().unwrap().to_signed_bytes_be();
+            Value::Record(vec![("scale".into(), Value::Int(scale)), ("value".into(), Value::Bytes(digits))])
+        };
+        let cases = [
+            (2, "1234", "12.34"),
+            (1, "-5", "-0.5"),
+            (0, "0", "0"),
+            (3, "-128", "-0.128"),
+            (0, "123456789012345678901234567890", "123456789012345678901234567890"),
+            (-2, "5", "500"),
+        ];
+        for (scale, unscaled, want) in cases {
+            let mut record = Record::new(&plain).unwrap();
+            record.put("total", Value::Union(1, Box::new(number(scale, unscaled))));
+            record.put("again", number(scale, unscaled));
+            record.put("lookalike", Value::Record(vec![("scale".into(), Value::Int(1)), ("value".into(), Value::Bytes(vec![7]))]));
+            let datum = datum(&plain, record).unwrap();
+            let mut decoder = AvroDecoder::new(WriterSchemas::Given(schema.clone()));
+            let decoded = decoder.decode(&datum).unwrap();
+            assert_eq!(text_of(&decoded, "total"), want);
+            assert_eq!(text_of(&decoded, "again"), want);
+            // In JSON (a jsonb column of the record, Debezium's envelope): a string, as
+            // decimals are.
+            let whole: serde_json::Value = serde_json::from_slice(&decoded.field(&JsonPath::Whole, true).unwrap()).unwrap();
+            assert_eq!(whole["total"], want);
+            assert_eq!(whole["lookalike"], serde_json::json!({"scale": 1, "value": "\\x07"}));
+        }
+        let mut record = Record::new(&plain).unwrap();
+        record.put("total", Value::Union(0, Box::new(Value::Null)));
+        record.put("again", number(0, "1"));
+        record.put("lookalike", Value::Record(vec![("scale".into(), Value::Int(1)), ("value".into(), Value::Bytes(vec![7]))]));
+        let datum = datum(&plain, record).unwrap();
+        let mut decoder = AvroDecoder::new(WriterSchemas::Given(schema));
+        assert_eq!(text(&decoder.decode(&datum).unwrap(), "total", false), None);
     }
 
     fn text_of(record: &AvroRecord, path: &str) -> String {

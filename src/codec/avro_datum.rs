@@ -65,6 +65,10 @@ pub(super) enum Node {
     Decimal { precision: usize, scale: usize, fixed: Option<usize> },
     /// Bytes holding the digits' bytes and then the scale (apache-avro's big-decimal).
     BigDecimal,
+    /// Debezium's `io.debezium.data.VariableScaleDecimal` (a numeric of no fixed scale), a
+    /// record of the scale (an int) and the unscaled digits (bytes, as a decimal's): read
+    /// as the one number it is.
+    VariableScaleDecimal,
     /// A fixed of the given size (valid if 12: months, days, milliseconds).
     Duration(usize),
     Array(NodeId),
@@ -479,6 +483,18 @@ impl Plan {
                 Scalar::Decimal(digits, *scale)
             }
             Node::BigDecimal => Scalar::BigDecimal(big_decimal(reader.bytes()?)?),
+            Node::VariableScaleDecimal => {
+                let scale = reader.int()?;
+                let digits = reader.bytes()?;
+                match usize::try_from(scale) {
+                    Ok(scale) => Scalar::Decimal(digits, scale),
+                    // A negative scale multiplies: 5 at scale -2 is 500.
+                    Err(_) => {
+                        let unscaled = BigInt::from_signed_bytes_be(digits) * BigInt::from(10).pow(scale.unsigned_abs());
+                        Scalar::BigDecimal(BigDecimal::new(unscaled, 0))
+                    }
+                }
+            }
             Node::Duration(12) => Scalar::Duration(reader.array()?),
             Node::Duration(size) => return invalid(format!("a duration must be a fixed of 12 bytes, not {size}")),
             Node::Array(_) | Node::Map(_) | Node::Union(_) | Node::Record(_) => {
@@ -674,6 +690,14 @@ fn written_in_no_bytes(nodes: &[Node], id: NodeId, records_in: &mut Vec<NodeId>)
     }
 }
 
+/// Whether a record is Debezium's `io.debezium.data.VariableScaleDecimal` as Kafka
+/// Connect's Avro converter writes it: named so, of an int `scale` and bytes `value`.
+fn is_variable_scale_decimal(name: &Name, record: &apache_avro::schema::RecordSchema) -> bool {
+    let fields: Vec<(&str, &Schema)> = record.fields.iter().map(|field| (field.name.as_str(), &field.schema)).collect();
+    name.fullname(None) == "io.debezium.data.VariableScaleDecimal"
+        && matches!(fields[..], [("scale", Schema::Int), ("value", Schema::Bytes)])
+}
+
 /// The field attribute that marks a field's strings as JSON text (set by the schema's
 /// reader for Kafka Connect's `io.debezium.data.Json`; see avro.rs).
 pub(super) const JSON_TEXT: &str = "kafka_fdw.json_text";
@@ -755,6 +779,9 @@ impl Compiler<'_> {
                 let name = record.name.fully_qualified_name(namespace).into_owned();
                 if let Some(&id) = self.named.get(&name) {
                     return Ok(id);
+                }
+                if is_variable_scale_decimal(&name, record) {
+                    return Ok(self.named(&name, None, Node::VariableScaleDecimal));
                 }
                 // Registered before its fields, which may refer to it.
                 let id = self.named(&name, None, Node::Null);

@@ -7,7 +7,7 @@ REGRESS_DIR="$REPO_ROOT/tests/regress"
 # The server reads COPY files as user postgres: give it copies it can read.
 KAFKA_FDW_REGRESS_DATA="$SERVICE_DIR/regress-data"
 mkdir -p "$KAFKA_FDW_REGRESS_DATA"
-cp "$REGRESS_DIR"/data/*.csv "$REGRESS_DIR"/data/debezium_orders.avsc "$KAFKA_FDW_REGRESS_DATA/"
+cp "$REGRESS_DIR"/data/*.csv "$REGRESS_DIR"/data/debezium_*.avsc "$KAFKA_FDW_REGRESS_DATA/"
 # 5000 known rows for counting: i, "row i", a date and a timestamp.
 seq 1 5000 | awk '{ printf "%d,row %d,2020-01-%02d,2020-01-01 00:%02d:%02d\n", $1, $1, $1 % 28 + 1, $1 % 60, $1 % 60 }' \
     >"$KAFKA_FDW_REGRESS_DATA/numbers.csv"
