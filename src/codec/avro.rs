@@ -574,6 +574,18 @@ mod tests {
             assert_eq!(whole["total"], want);
             assert_eq!(whole["lookalike"], serde_json::json!({"scale": 1, "value": "\\x07"}));
         }
+        // The scale comes with each message: one that would make a number of billions
+        // of digits is a bad message.
+        for scale in [i32::MIN, -1001, 16384, i32::MAX] {
+            let mut record = Record::new(&plain).unwrap();
+            record.put("total", Value::Union(1, Box::new(number(scale, "1"))));
+            record.put("again", number(0, "1"));
+            record.put("lookalike", Value::Record(vec![("scale".into(), Value::Int(1)), ("value".into(), Value::Bytes(vec![7]))]));
+            let datum = datum(&plain, record).unwrap();
+            let mut decoder = AvroDecoder::new(WriterSchemas::Given(schema.clone()));
+            let error = decoder.decode(&datum).err().expect("a bad message").to_string();
+            assert!(error.contains(&format!("scale {scale} is out of range")), "{error}");
+        }
         let mut record = Record::new(&plain).unwrap();
         record.put("total", Value::Union(0, Box::new(Value::Null)));
         record.put("again", number(0, "1"));

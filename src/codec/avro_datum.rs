@@ -484,8 +484,17 @@ impl Plan {
             }
             Node::BigDecimal => Scalar::BigDecimal(big_decimal(reader.bytes()?)?),
             Node::VariableScaleDecimal => {
+                // The scale is the message's, not the schema's: bounded before it sizes
+                // the text (PostgreSQL's numeric takes no more digits than this).
                 let scale = reader.int()?;
                 let digits = reader.bytes()?;
+                if !VARIABLE_SCALES.contains(&scale) {
+                    return invalid(format!(
+                        "a VariableScaleDecimal's scale {scale} is out of range ({} to {})",
+                        VARIABLE_SCALES.start(),
+                        VARIABLE_SCALES.end()
+                    ));
+                }
                 match usize::try_from(scale) {
                     Ok(scale) => Scalar::Decimal(digits, scale),
                     // A negative scale multiplies: 5 at scale -2 is 500.
@@ -689,6 +698,10 @@ fn written_in_no_bytes(nodes: &[Node], id: NodeId, records_in: &mut Vec<NodeId>)
         _ => false,
     }
 }
+
+/// The scales a VariableScaleDecimal may have: PostgreSQL's numeric keeps at most 16,383
+/// digits after the point, and its typmods' scales go down to -1,000.
+const VARIABLE_SCALES: std::ops::RangeInclusive<i32> = -1000..=16383;
 
 /// Whether a record is Debezium's `io.debezium.data.VariableScaleDecimal` as Kafka
 /// Connect's Avro converter writes it: named so, of an int `scale` and bytes `value`.
