@@ -77,14 +77,6 @@ pub fn split_between_topics(size: i64, totals: &[i64]) -> Vec<i64> {
     shares
 }
 
-/// The ranges ANALYZE reads from the partitions `marks` when PostgreSQL asks for
-/// `targrows` rows: the whole topic if it holds no more than twice [`sample_size`],
-/// else runs holding that many messages.
-pub fn sample_ranges(marks: &[Watermarks], targrows: i64) -> Vec<ReadRange> {
-    let total: i64 = marks.iter().map(|w| (w.high - w.low).max(0)).sum();
-    ranges_of_sample(marks, sample_size(total, targrows))
-}
-
 /// The ranges ANALYZE reads for a sample of `wanted` messages of the partitions `marks`:
 /// all of them if they hold no more than twice that, else runs holding that many.
 pub fn ranges_of_sample(marks: &[Watermarks], wanted: i64) -> Vec<ReadRange> {
@@ -157,6 +149,15 @@ pub fn estimated_rows(total_offsets: i64, sampled_offsets: i64, sample_rows: usi
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The ranges ANALYZE reads of a table of one topic of the partitions `marks` when
+    /// PostgreSQL asks for `targrows` rows, as `fdw/analyze.rs` composes them (the
+    /// topic's share of the sample is all of it).
+    fn sample_ranges(marks: &[Watermarks], targrows: i64) -> Vec<ReadRange> {
+        let total: i64 = marks.iter().map(|w| (w.high - w.low).max(0)).sum();
+        let shares = split_between_topics(sample_size(total, targrows), &[total]);
+        ranges_of_sample(marks, shares[0])
+    }
 
     #[test]
     fn topics_share_a_sample_in_proportion() {
