@@ -1,8 +1,9 @@
-//! ANALYZE of a Kafka foreign table: a sample of messages spread over every partition,
-//! in a few long runs whose cost is a small share of a scan's (`plan::sample`), read as a
-//! scan reads its ranges and turned into rows by the scan's row builder, so the planner
-//! gets column statistics; the row count comes from the watermarks. The sample may hold
-//! fewer rows than PostgreSQL asks for (`targrows`), as a small table's does.
+//! ANALYZE of a Kafka foreign table: a sample of messages spread along the topic and over
+//! its partitions (on a topic of many partitions and few messages, some of them), in a
+//! few long runs whose cost is a small share of a scan's (`plan::sample`), read as a scan
+//! reads its ranges and turned into rows by the scan's row builder, so the planner gets
+//! column statistics; the row count comes from the watermarks. The sample may hold fewer
+//! rows than PostgreSQL asks for (`targrows`), as a small table's does.
 //!
 //! PostgreSQL runs the sampling function as the table's owner (as postgres_fdw's, it so
 //! uses the owner's user mapping), in ANALYZE's memory context, where the rows it
@@ -72,7 +73,7 @@ unsafe extern "C-unwind" fn acquire_sample_rows(
         // are formed in ANALYZE's (the current one).
         let mut per_row = PgMemoryContexts::new("kafka_fdw ANALYZE row");
         let mut reader = client.into_reader().or_raise();
-        let (mut sampled, mut runs, mut estimate) = (0, 0, 0.0);
+        let (mut sampled, mut runs, mut partitions_read, mut estimate) = (0, 0, 0, 0.0);
         for ((topic, marks), (share, messages)) in topics.iter().zip(shares.into_iter().zip(totals.iter().copied())) {
             let ranges = sample::ranges_of_sample(marks, share);
             reader.retarget(topic, &ranges).or_raise();
@@ -89,6 +90,7 @@ unsafe extern "C-unwind" fn acquire_sample_rows(
             let sampled_offsets: i64 = ranges.iter().map(|r| r.end - r.start).sum();
             estimate += sample::estimated_rows(messages, sampled_offsets, sampled - before);
             runs += ranges.len();
+            partitions_read += marks.iter().filter(|w| ranges.iter().any(|r| r.partition == w.partition)).count();
         }
         pg_sys::ExecDropSingleTupleTableSlot(slot);
         if let Some(summary) = builder.bad_message_summary() {
@@ -102,13 +104,16 @@ unsafe extern "C-unwind" fn acquire_sample_rows(
             [(topic, _)] => format!("Kafka topic \"{topic}\" holds"),
             _ => format!("{} Kafka topics hold", topics.len()),
         };
+        let counted = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
         ErrorReport::new(
             PgSqlErrorCode::ERRCODE_SUCCESSFUL_COMPLETION,
             format!(
-                "\"{name}\": {source} {} messages in {} partitions; {sampled} rows in sample, from {} messages fetched in {runs} runs",
+                "\"{name}\": {source} {} messages in {}; {sampled} rows in sample, from {} messages fetched in {} in {}",
                 totals.iter().sum::<i64>(),
-                topics.iter().map(|(_, marks)| marks.len()).sum::<usize>(),
+                counted(topics.iter().map(|(_, marks)| marks.len()).sum(), "partition"),
                 reader.messages_fetched,
+                counted(runs, "run"),
+                counted(partitions_read, "partition"),
             ),
             "kafka_fdw",
         )

@@ -1,8 +1,8 @@
 -- ANALYZE: reltuples from the watermarks, and column statistics from a sample of
 -- messages spread over every partition: the whole topic when it holds no more than twice
--- the sample size (a twentieth of the topic, but no fewer than a tenth and no more than
--- all of the 300 x statistics target rows PostgreSQL asks for), else a few long runs per
--- partition.
+-- the sample size (a fortieth of the topic, but no fewer than a thirtieth and no more
+-- than all of the 300 x statistics target rows PostgreSQL asks for), else a few long runs
+-- per partition.
 \getenv brokers KAFKA_BROKERS
 CREATE SERVER analyze_server FOREIGN DATA WRAPPER kafka_fdw OPTIONS (brokers :'brokers');
 CREATE USER MAPPING FOR PUBLIC SERVER analyze_server;
@@ -29,23 +29,26 @@ $$;
 SELECT reltuples, relpages FROM pg_class WHERE oid = 'analyze_numbers'::regclass;
 SELECT estimated_rows('SELECT * FROM analyze_numbers WHERE some_int <= 500');
 
--- The whole topic: 5000 messages, no more than twice 3000 (a tenth of 30000).
+-- The whole topic: at statistics target 300 PostgreSQL asks for 90000 rows, and 5000
+-- messages are no more than twice 3000 (a thirtieth of 90000).
+SET default_statistics_target = 300;
 ANALYZE analyze_numbers;
+RESET default_statistics_target;
 SELECT reltuples, relpages FROM pg_class WHERE oid = 'analyze_numbers'::regclass;
 SELECT attname, null_frac, n_distinct, correlation IS NOT NULL AS has_correlation,
        histogram_bounds IS NOT NULL AS has_histogram
 FROM pg_stats WHERE tablename = 'analyze_numbers' ORDER BY attname;
-SELECT (histogram_bounds::text::int[])[1] AS lowest, (histogram_bounds::text::int[])[101] AS highest
+SELECT (histogram_bounds::text::int[])[1] AS lowest, (histogram_bounds::text::int[])[301] AS highest
 FROM pg_stats WHERE tablename = 'analyze_numbers' AND attname = 'some_int';
 -- Now the estimate follows the values: 500 of 5000 rows.
 SELECT estimated_rows('SELECT * FROM analyze_numbers WHERE some_int <= 500') BETWEEN 450 AND 550 AS close_to_500;
 
--- A sample: at statistics target 10 PostgreSQL asks for 3000 rows, and a tenth of that,
--- 300 (more than a twentieth of 5000), is the sample: 75 messages from each partition,
--- in one run (the four partitions share the sample's four places, and 1250 messages are
--- fewer than the 25000 per further run), placed along the partition by its rank so the
--- runs together cover the topic's history: partition 0's an eighth of the way in,
--- partition 3's seven eighths. reltuples is still the message count.
+-- A sample: at statistics target 10 PostgreSQL asks for 3000 rows, and a fortieth of
+-- 5000, 125 (more than a thirtieth of 3000), is the sample: 31 or 32 messages from each
+-- partition, in one run (the four partitions share the sample's two places, and 1250
+-- messages are fewer than the 25000 per further run), placed along the partition by its
+-- rank so the runs together cover the topic's history: partition 0's an eighth of the
+-- way in, partition 3's seven eighths. reltuples is still the message count.
 -- Only kafka_fdw's line of ANALYZE VERBOSE is kept: PostgreSQL 18 adds the analysis's
 -- buffer, WAL and timing figures, which vary from run to run.
 SELECT current_database() AS db \gset
@@ -53,7 +56,8 @@ SELECT current_database() AS db \gset
 \! psql -X -q -c 'SET default_statistics_target = 10' -c 'ANALYZE VERBOSE analyze_numbers' 2>&1 | grep 'Kafka topic'
 SELECT reltuples FROM pg_class WHERE oid = 'analyze_numbers'::regclass;
 SELECT attname, null_frac, n_distinct FROM pg_stats WHERE tablename = 'analyze_numbers' ORDER BY attname;
--- Offsets from 1/8 (146 = 1175 / 8, the room a run of 75 leaves) to 7/8 of the way.
+-- Offsets from 1/8 (152 = 1218 / 8, the room a run of 32 leaves) to 7/8 of the way
+-- (1066 = 1219 * 7 / 8, the run of 31 ending at 1096).
 SELECT (histogram_bounds::text::int[])[1] AS lowest, (histogram_bounds::text::int[])[11] AS highest
 FROM pg_stats WHERE tablename = 'analyze_numbers' AND attname = 'offs';
 SELECT array_length(most_common_vals::text::int[], 1) AS partitions, most_common_freqs
