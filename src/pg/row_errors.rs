@@ -4,8 +4,11 @@
 //! To know the message, a Kafka scan of this backend notes the message whose row it
 //! returned last ([`returned`]): an ERROR raised converting or checking that row is about
 //! that message, since the executor finishes a row before it asks the scan for the next.
-//! The note is cleared when the scan ends, so that an ERROR raised after the scan (a
-//! sorted batch written, an AFTER trigger) names no message rather than a wrong one.
+//! The note is cleared when the scan ends, so that an ERROR raised after the scan (an
+//! AFTER trigger) names no message rather than a wrong one. The upsert and debezium
+//! imports write a batch's rows after reading all of it; their statement notes the
+//! message of each row as it writes it ([`written`], within [`writing_batch_of`]) and
+//! clears the note when the writes are done, before the statement's AFTER triggers.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -33,6 +36,9 @@ pub struct MessageAt {
 
 thread_local! {
     static LAST_RETURNED: RefCell<Option<MessageAt>> = const { RefCell::new(None) };
+    /// The source table and topic whose messages' rows an import's batch statement
+    /// writes now.
+    static WRITING: RefCell<Option<(pg_sys::Oid, Rc<str>)>> = const { RefCell::new(None) };
 }
 
 /// A scan returns the row of `message`.
@@ -43,6 +49,23 @@ pub fn returned(message: MessageAt) {
 /// A scan returned its last row (or a caller starts afresh).
 pub fn forget() {
     LAST_RETURNED.with_borrow_mut(|last| *last = None);
+}
+
+/// A batch statement of an import writes rows of messages of `table`'s `topic` (until
+/// `None`): [`written`] notes them.
+pub fn writing_batch_of(batch: Option<(pg_sys::Oid, Rc<str>)>) {
+    WRITING.with_borrow_mut(|writing| *writing = batch);
+}
+
+/// The batch statement writes the row of the message at `partition` and `offset` of its
+/// topic; nothing outside a batch statement ([`writing_batch_of`]), whose source and
+/// topic alone a message noted so can be of.
+pub fn written(partition: i32, offset: i64) {
+    WRITING.with_borrow(|writing| {
+        if let Some((table, topic)) = writing {
+            returned(MessageAt { table: *table, topic: Rc::clone(topic), partition, offset });
+        }
+    });
 }
 
 /// The message whose row is being processed, if a scan is between rows.

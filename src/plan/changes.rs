@@ -431,7 +431,11 @@ impl ChangePlan {
     /// the source's columns) to the target. It returns one row: the number of rows
     /// inserted, updated or deleted, and the partition, offset and problem code of the
     /// first message that could not be applied (NULL if none; the caller raises, which
-    /// rolls the batch back).
+    /// rolls the batch back). It notes the message of each row as it writes it
+    /// (`kafka_fdw.writing_message`, in the filter of the rows the INSERT takes), so that
+    /// a constraint the row violates names the message, and clears the note in its last
+    /// column, evaluated after the counts and so after every write, before the AFTER
+    /// triggers (foreign keys) run at the statement's end.
     pub fn statement(&self, batch_condition: &str) -> String {
         let keys: Vec<String> = self.key.iter().map(|k| quote_ident(k)).collect();
         let key_list = keys.join(", ");
@@ -452,10 +456,12 @@ impl ChangePlan {
              deleted AS (\
                  DELETE FROM {target} t USING newest WHERE newest.{DELETES} AND {key_match} RETURNING 1), \
              written AS (\
-                 INSERT INTO {target} ({written}) SELECT {written} FROM newest WHERE NOT newest.{DELETES} \
+                 INSERT INTO {target} ({written}) SELECT {written} FROM newest \
+                 WHERE NOT newest.{DELETES} AND kafka_fdw.writing_message(newest.{PARTITION}, newest.{OFFSET}) \
                  ON CONFLICT ON CONSTRAINT {constraint} {on_conflict} RETURNING 1) \
              SELECT (SELECT count(*) FROM deleted) + (SELECT count(*) FROM written), \
-                    unapplied.{PARTITION}::int, unapplied.{OFFSET}, unapplied.problem \
+                    unapplied.{PARTITION}::int, unapplied.{OFFSET}, unapplied.problem, \
+                    kafka_fdw.writing_message(NULL, NULL) \
              FROM (SELECT 1) one LEFT JOIN LATERAL (\
                  SELECT {PARTITION}, {OFFSET}, coalesce({PROBLEM}, '{no_key}') AS problem FROM batch \
                  WHERE {PROBLEM} IS NOT NULL OR ({key_missing}) ORDER BY {PARTITION}, {OFFSET} LIMIT 1) unapplied ON true",
@@ -600,6 +606,12 @@ mod tests {
         assert!(sql.contains(r#"ON CONFLICT ON CONSTRAINT "dst_pkey" DO UPDATE SET "name" = excluded."name""#), "{sql}");
         assert!(sql.contains(r#"t."region" OPERATOR(pg_catalog.=) newest."region" AND t."id" OPERATOR(pg_catalog.=) newest."id""#), "{sql}");
         assert!(sql.contains("(SELECT * FROM public.src WHERE (part = 0)) s"), "{sql}");
+        // Each row's message is noted as the INSERT takes it, the note cleared last.
+        assert!(
+            sql.contains(r#"FROM newest WHERE NOT newest."kafka_fdw deletes" AND kafka_fdw.writing_message(newest."kafka_fdw partition", newest."kafka_fdw offset") ON CONFLICT"#),
+            "{sql}"
+        );
+        assert!(sql.contains(r#"unapplied.problem, kafka_fdw.writing_message(NULL, NULL) FROM"#), "{sql}");
 
         // A source column of the key's name is read instead (here the key meta column).
         let t = target(&[("id", "integer"), ("name", "text")], &["id"]);

@@ -173,6 +173,7 @@ pub(super) fn apply(
     let mode = ImportMode::parse(mode).or_raise();
     let (plan, _) = change_plan(source, target, columns, mode);
     row_errors::forget();
+    row_errors::writing_batch_of(Some((source.oid(), topic.into())));
     let applied = subtransaction::attempt(|| {
         Spi::connect_mut(|client| {
             let mut rows = client.update(&plan.statement(batch), None, &[])?;
@@ -186,6 +187,7 @@ pub(super) fn apply(
         })
         .or_internal("could not apply a batch of changes")
     });
+    row_errors::writing_batch_of(None);
     // A value the statement refused converting a message's row: the column is the first
     // whose conversion fails alone.
     let first_refused_column = |at: &MessageAt| {
@@ -201,6 +203,22 @@ pub(super) fn apply(
         raise(plan.problem_error(mode, problem, topic, partition, offset));
     }
     changed
+}
+
+/// The row of the message at `partition` and `offset` is written now by the batch
+/// statement of an upsert or debezium import ([`apply`]), so that an ERROR raised writing
+/// it (a constraint, a BEFORE trigger) names the message; NULL: the writes are done, and
+/// an ERROR after them (a foreign key checked at the statement's end) is about no one
+/// message. Outside such a statement it notes nothing. Always true: the statement calls
+/// it as a filter of the rows it writes.
+#[pg_extern(schema = "kafka_fdw", volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn writing_message(partition: Option<i32>, offset: Option<i64>) -> bool {
+    match (partition, offset) {
+        (Some(partition), Some(offset)) => row_errors::written(partition, offset),
+        _ => row_errors::forget(),
+    }
+    true
 }
 
 /// A Debezium change event without its schema (the JsonConverter's

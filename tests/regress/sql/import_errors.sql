@@ -63,3 +63,18 @@ ALTER TABLE amounts DROP CONSTRAINT not_12345;
 INSERT INTO amounts VALUES (15000, 0);
 SELECT kafka_fdw.import('errors_json', 'amounts', max_messages => 20000);
 SELECT * FROM outcome;
+-- The upsert and debezium modes write a batch's rows after reading all its messages;
+-- a constraint a row violates names that row's message all the same.
+TRUNCATE amounts;
+ALTER TABLE amounts ADD CONSTRAINT not_12345 CHECK (id <> 12345);
+SELECT kafka_fdw.import('errors_text', 'amounts', max_messages => 20000, mode => 'upsert');
+SELECT kafka_fdw.import('errors_debezium', 'amounts', ARRAY['id', 'amount'], max_messages => 20000, mode => 'debezium');
+ALTER TABLE amounts DROP CONSTRAINT not_12345;
+-- A foreign key is checked when the batch's statement ends, once every row is written:
+-- its error is about no one message and names none (not the batch's last).
+CREATE TABLE known_ids (id int PRIMARY KEY);
+INSERT INTO known_ids SELECT generate_series(1, 10);
+ALTER TABLE amounts ADD CONSTRAINT known_id FOREIGN KEY (id) REFERENCES known_ids;
+SELECT kafka_fdw.import('errors_text', 'amounts', max_messages => 20, mode => 'upsert');
+ALTER TABLE amounts DROP CONSTRAINT known_id;
+SELECT * FROM outcome;
