@@ -58,8 +58,8 @@ pub fn writing_batch_of(batch: Option<(pg_sys::Oid, Rc<str>)>) {
 }
 
 /// The batch statement writes the row of the message at `partition` and `offset` of its
-/// topic; nothing outside a batch statement ([`writing_batch_of`]), whose source and
-/// topic alone a message noted so can be of.
+/// topic. Outside a batch statement ([`writing_batch_of`]) nothing is noted, so a message
+/// noted so is always one of the import's source and topic.
 pub fn written(partition: i32, offset: i64) {
     WRITING.with_borrow(|writing| {
         if let Some((table, topic)) = writing {

@@ -27,11 +27,11 @@
 //! run leaves), so partitions written side by side (round robin, by key) cover the topic's
 //! history at as many places as there are runs in all, not at the same few. The
 //! partitions sampled, when not all are, are spread over the partition numbers (0, 16,
-//! 8, 24, … of 32) and hold more than twice the sample. What leaving partitions out costs: a
-//! partition's keys (and the values that come with them) are seen only if it is sampled,
-//! so on a topic keyed by a column, that column's distinct values are estimated from the
-//! sampled partitions' keys (8 of 32 partitions: about a quarter of them); a larger
-//! statistics target samples more partitions.
+//! 8, 24, … of 32) and hold more than twice the sample. What leaving partitions out
+//! costs: a partition's keys (and the values that come with them) are seen only if it is
+//! sampled, so on a topic keyed by a column, that column's distinct values are estimated
+//! from the sampled partitions' keys (8 of 32 partitions: about a quarter of them); a
+//! larger statistics target samples more partitions.
 
 use crate::kafka::{ReadRange, Watermarks};
 
