@@ -435,7 +435,8 @@ impl ChangePlan {
     /// (`kafka_fdw.writing_message`, in the filter of the rows the INSERT takes), so that
     /// a constraint the row violates names the message, and clears the note in its last
     /// column, evaluated after the counts and so after every write, before the AFTER
-    /// triggers (foreign keys) run at the statement's end.
+    /// triggers (foreign keys) run at the statement's end. The batch's partition is an
+    /// integer whatever the source column's type (smallint, integer or bigint).
     pub fn statement(&self, batch_condition: &str) -> String {
         let keys: Vec<String> = self.key.iter().map(|k| quote_ident(k)).collect();
         let key_list = keys.join(", ");
@@ -448,7 +449,7 @@ impl ChangePlan {
         let on_conflict = if updates.is_empty() { "DO NOTHING".to_string() } else { format!("DO UPDATE SET {}", updates.join(", ")) };
         format!(
             "WITH batch AS MATERIALIZED (\
-                 SELECT s.{partition} AS {PARTITION}, s.{offset} AS {OFFSET}, {columns} \
+                 SELECT CAST(s.{partition} AS integer) AS {PARTITION}, s.{offset} AS {OFFSET}, {columns} \
                  FROM {from}), \
              newest AS (\
                  SELECT DISTINCT ON ({key_list}) * FROM batch WHERE {PROBLEM} IS NULL AND NOT ({key_missing}) \
@@ -460,7 +461,7 @@ impl ChangePlan {
                  WHERE NOT newest.{DELETES} AND kafka_fdw.writing_message(newest.{PARTITION}, newest.{OFFSET}) \
                  ON CONFLICT ON CONSTRAINT {constraint} {on_conflict} RETURNING 1) \
              SELECT (SELECT count(*) FROM deleted) + (SELECT count(*) FROM written), \
-                    unapplied.{PARTITION}::int, unapplied.{OFFSET}, unapplied.problem, \
+                    unapplied.{PARTITION}, unapplied.{OFFSET}, unapplied.problem, \
                     kafka_fdw.writing_message(NULL, NULL) \
              FROM (SELECT 1) one LEFT JOIN LATERAL (\
                  SELECT {PARTITION}, {OFFSET}, coalesce({PROBLEM}, '{no_key}') AS problem FROM batch \
@@ -612,6 +613,7 @@ mod tests {
             "{sql}"
         );
         assert!(sql.contains(r#"unapplied.problem, kafka_fdw.writing_message(NULL, NULL) FROM"#), "{sql}");
+        assert!(sql.contains(r#"SELECT CAST(s."part" AS integer) AS "kafka_fdw partition""#), "{sql}");
 
         // A source column of the key's name is read instead (here the key meta column).
         let t = target(&[("id", "integer"), ("name", "text")], &["id"]);

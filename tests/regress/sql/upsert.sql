@@ -35,6 +35,15 @@ SELECT (SELECT count(*) FROM upserted) AS rows,
        (SELECT count(*) FROM (SELECT * FROM upsert_reference EXCEPT SELECT * FROM upserted) d) AS missing,
        (SELECT count(*) FROM (SELECT * FROM upserted WHERE id <> 1000 EXCEPT SELECT * FROM upsert_reference) d) AS extra;
 SELECT * FROM upserted WHERE id = 1000;
+-- A partition column declared bigint (smallint, integer and bigint are allowed) imports
+-- the same.
+CREATE FOREIGN TABLE kafka_upsert_bigint_part (part bigint OPTIONS (partition 'true'), offs bigint OPTIONS (offset 'true'),
+    id text OPTIONS (key 'true'), name text, n int) SERVER upsert_server OPTIONS (topic 'regress_upsert');
+CREATE TABLE upserted_bigint_part (id int PRIMARY KEY, name text, n int);
+SELECT kafka_fdw.import('kafka_upsert_bigint_part', 'upserted_bigint_part', mode => 'upsert') > 0 AS changed;
+SELECT (SELECT count(*) FROM (SELECT * FROM upsert_reference EXCEPT SELECT * FROM upserted_bigint_part) d) AS missing,
+       (SELECT count(*) FROM (SELECT * FROM upserted_bigint_part EXCEPT SELECT * FROM upsert_reference) d) AS extra;
+DROP TABLE upserted_bigint_part;
 -- A key of a type whose operators live outside pg_catalog (citext, in public) compares
 -- as its index does, though the import runs with search_path pinned: a tombstone of
 -- key 'ALICE' deletes the row of 'Alice'.
